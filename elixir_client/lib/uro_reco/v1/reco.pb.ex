@@ -1,0 +1,291 @@
+defmodule Reco.V1.Source do
+  @moduledoc false
+
+  use Protobuf,
+    enum: true,
+    full_name: "reco.v1.Source",
+    protoc_gen_elixir_version: "0.17.0",
+    syntax: :proto3
+
+  field :SOURCE_UNSPECIFIED, 0
+  field :SOURCE_MODEL, 1
+  field :SOURCE_FOLD_IN, 2
+  field :SOURCE_POPULAR, 3
+  field :SOURCE_ANN, 4
+end
+
+defmodule Reco.V1.ModelState do
+  @moduledoc false
+
+  use Protobuf,
+    enum: true,
+    full_name: "reco.v1.ModelState",
+    protoc_gen_elixir_version: "0.17.0",
+    syntax: :proto3
+
+  field :MODEL_STATE_UNSPECIFIED, 0
+  field :MODEL_STATE_LOADING, 1
+  field :MODEL_STATE_AVAILABLE, 2
+  field :MODEL_STATE_UNLOADING, 3
+  field :MODEL_STATE_FAILED, 4
+  field :MODEL_STATE_END, 5
+end
+
+defmodule Reco.V1.ScoredItem do
+  @moduledoc false
+
+  use Protobuf,
+    full_name: "reco.v1.ScoredItem",
+    protoc_gen_elixir_version: "0.17.0",
+    syntax: :proto3
+
+  field :item_id, 1, type: :string, json_name: "itemId"
+  field :score, 2, type: :float
+  field :rank, 3, type: :uint32
+end
+
+defmodule Reco.V1.Filter do
+  @moduledoc false
+
+  use Protobuf, full_name: "reco.v1.Filter", protoc_gen_elixir_version: "0.17.0", syntax: :proto3
+
+  field :exclude_item_ids, 1, repeated: true, type: :string, json_name: "excludeItemIds"
+  field :candidate_item_ids, 2, repeated: true, type: :string, json_name: "candidateItemIds"
+  field :categories, 3, repeated: true, type: :string
+  field :tags, 4, repeated: true, type: :string
+  field :include_seen, 5, type: :bool, json_name: "includeSeen"
+end
+
+defmodule Reco.V1.RecommendRequest do
+  @moduledoc false
+
+  use Protobuf,
+    full_name: "reco.v1.RecommendRequest",
+    protoc_gen_elixir_version: "0.17.0",
+    syntax: :proto3
+
+  field :model, 1, type: :string
+  field :user_id, 2, type: :string, json_name: "userId"
+  field :n, 3, type: :int32
+  field :offset, 4, type: :int32
+  field :filter, 5, type: Reco.V1.Filter
+  field :recent_item_ids, 6, repeated: true, type: :string, json_name: "recentItemIds"
+  field :disable_fallback, 7, type: :bool, json_name: "disableFallback"
+end
+
+defmodule Reco.V1.RecommendResponse do
+  @moduledoc false
+
+  use Protobuf,
+    full_name: "reco.v1.RecommendResponse",
+    protoc_gen_elixir_version: "0.17.0",
+    syntax: :proto3
+
+  field :model, 1, type: :string
+  field :version, 2, type: :int64
+  field :user_id, 3, type: :string, json_name: "userId"
+  field :items, 4, repeated: true, type: Reco.V1.ScoredItem
+  field :source, 5, type: Reco.V1.Source, enum: true
+  field :jsonld, 6, type: :string
+end
+
+defmodule Reco.V1.SimilarRequest do
+  @moduledoc false
+
+  use Protobuf,
+    full_name: "reco.v1.SimilarRequest",
+    protoc_gen_elixir_version: "0.17.0",
+    syntax: :proto3
+
+  field :model, 1, type: :string
+  field :item_id, 2, type: :string, json_name: "itemId"
+  field :n, 3, type: :int32
+  field :offset, 4, type: :int32
+  field :filter, 5, type: Reco.V1.Filter
+end
+
+defmodule Reco.V1.SimilarResponse do
+  @moduledoc false
+
+  use Protobuf,
+    full_name: "reco.v1.SimilarResponse",
+    protoc_gen_elixir_version: "0.17.0",
+    syntax: :proto3
+
+  field :model, 1, type: :string
+  field :version, 2, type: :int64
+  field :item_id, 3, type: :string, json_name: "itemId"
+  field :items, 4, repeated: true, type: Reco.V1.ScoredItem
+  field :source, 5, type: Reco.V1.Source, enum: true
+  field :jsonld, 6, type: :string
+end
+
+defmodule Reco.V1.BatchRecommendRequest do
+  @moduledoc false
+
+  use Protobuf,
+    full_name: "reco.v1.BatchRecommendRequest",
+    protoc_gen_elixir_version: "0.17.0",
+    syntax: :proto3
+
+  field :model, 1, type: :string
+  field :user_ids, 2, repeated: true, type: :string, json_name: "userIds"
+  field :n, 3, type: :int32
+  field :filter, 4, type: Reco.V1.Filter
+  field :disable_fallback, 5, type: :bool, json_name: "disableFallback"
+  field :include_jsonld, 6, type: :bool, json_name: "includeJsonld"
+end
+
+defmodule Reco.V1.ItemError do
+  @moduledoc false
+
+  use Protobuf,
+    full_name: "reco.v1.ItemError",
+    protoc_gen_elixir_version: "0.17.0",
+    syntax: :proto3
+
+  field :code, 1, type: :string
+  field :message, 2, type: :string
+end
+
+defmodule Reco.V1.BatchRecommendResponse do
+  @moduledoc false
+
+  use Protobuf,
+    full_name: "reco.v1.BatchRecommendResponse",
+    protoc_gen_elixir_version: "0.17.0",
+    syntax: :proto3
+
+  field :model, 1, type: :string
+  field :version, 2, type: :int64
+  field :user_id, 3, type: :string, json_name: "userId"
+  field :index, 4, type: :uint32
+  field :items, 5, repeated: true, type: Reco.V1.ScoredItem
+  field :source, 6, type: Reco.V1.Source, enum: true
+  field :jsonld, 7, type: :string
+  field :error, 8, type: Reco.V1.ItemError
+end
+
+defmodule Reco.V1.ReloadRequest do
+  @moduledoc false
+
+  use Protobuf,
+    full_name: "reco.v1.ReloadRequest",
+    protoc_gen_elixir_version: "0.17.0",
+    syntax: :proto3
+
+  field :model, 1, type: :string
+  field :version, 2, type: :string
+end
+
+defmodule Reco.V1.ReloadResponse do
+  @moduledoc false
+
+  use Protobuf,
+    full_name: "reco.v1.ReloadResponse",
+    protoc_gen_elixir_version: "0.17.0",
+    syntax: :proto3
+
+  field :model, 1, type: :string
+  field :old_version, 2, type: :int64, json_name: "oldVersion"
+  field :new_version, 3, type: :int64, json_name: "newVersion"
+  field :load_seconds, 4, type: :double, json_name: "loadSeconds"
+  field :workers, 5, type: :uint32
+end
+
+defmodule Reco.V1.GetModelStatusRequest do
+  @moduledoc false
+
+  use Protobuf,
+    full_name: "reco.v1.GetModelStatusRequest",
+    protoc_gen_elixir_version: "0.17.0",
+    syntax: :proto3
+
+  field :model, 1, type: :string
+end
+
+defmodule Reco.V1.ModelVersionStatus do
+  @moduledoc false
+
+  use Protobuf,
+    full_name: "reco.v1.ModelVersionStatus",
+    protoc_gen_elixir_version: "0.17.0",
+    syntax: :proto3
+
+  field :version, 1, type: :int64
+  field :state, 2, type: Reco.V1.ModelState, enum: true
+  field :error, 3, type: :string
+end
+
+defmodule Reco.V1.WorkerInfo do
+  @moduledoc false
+
+  use Protobuf,
+    full_name: "reco.v1.WorkerInfo",
+    protoc_gen_elixir_version: "0.17.0",
+    syntax: :proto3
+
+  field :pid, 1, type: :int32
+  field :address, 2, type: :string
+end
+
+defmodule Reco.V1.GetModelStatusResponse.MetricsEntry do
+  @moduledoc false
+
+  use Protobuf,
+    full_name: "reco.v1.GetModelStatusResponse.MetricsEntry",
+    map: true,
+    protoc_gen_elixir_version: "0.17.0",
+    syntax: :proto3
+
+  field :key, 1, type: :string
+  field :value, 2, type: :double
+end
+
+defmodule Reco.V1.GetModelStatusResponse do
+  @moduledoc false
+
+  use Protobuf,
+    full_name: "reco.v1.GetModelStatusResponse",
+    protoc_gen_elixir_version: "0.17.0",
+    syntax: :proto3
+
+  field :model, 1, type: :string
+  field :version, 2, type: :int64
+  field :state, 3, type: Reco.V1.ModelState, enum: true
+  field :user_count, 4, type: :uint64, json_name: "userCount"
+  field :item_count, 5, type: :uint64, json_name: "itemCount"
+  field :factors, 6, type: :uint32
+  field :algorithm, 7, type: :string
+  field :loaded_at, 8, type: :double, json_name: "loadedAt"
+  field :load_seconds, 9, type: :double, json_name: "loadSeconds"
+  field :path, 10, type: :string
+  field :versions, 11, repeated: true, type: Reco.V1.ModelVersionStatus
+  field :worker, 12, type: Reco.V1.WorkerInfo
+  field :workers, 13, repeated: true, type: Reco.V1.WorkerInfo
+  field :shared_address, 14, type: :string, json_name: "sharedAddress"
+  field :has_item_metadata, 15, type: :bool, json_name: "hasItemMetadata"
+  field :metrics, 16, repeated: true, type: Reco.V1.GetModelStatusResponse.MetricsEntry, map: true
+end
+
+defmodule Reco.V1.Recommender.Service do
+  @moduledoc false
+
+  use GRPC.Service, name: "reco.v1.Recommender", protoc_gen_elixir_version: "0.17.0"
+
+  rpc :Recommend, Reco.V1.RecommendRequest, Reco.V1.RecommendResponse
+
+  rpc :Similar, Reco.V1.SimilarRequest, Reco.V1.SimilarResponse
+
+  rpc :BatchRecommend, Reco.V1.BatchRecommendRequest, stream(Reco.V1.BatchRecommendResponse)
+
+  rpc :Reload, Reco.V1.ReloadRequest, Reco.V1.ReloadResponse
+
+  rpc :GetModelStatus, Reco.V1.GetModelStatusRequest, Reco.V1.GetModelStatusResponse
+end
+
+defmodule Reco.V1.Recommender.Stub do
+  @moduledoc false
+
+  use GRPC.Stub, service: Reco.V1.Recommender.Service
+end

@@ -1,0 +1,3 @@
+from reco_sidecar.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The on-disk model artifact: format, writing, finding versions and loading."""

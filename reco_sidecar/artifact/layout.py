@@ -1,0 +1,32 @@
+"""File names and manifest keys of an artifact version directory (see docs/model-format.md)."""
+
+from __future__ import annotations
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+USER_FACTORS = "user_factors.npy"
+ITEM_FACTORS = "item_factors.npy"
+USER_IDS = "user_ids.msgpack"
+ITEM_IDS = "item_ids.msgpack"
+SEEN_INDPTR = "seen_indptr.npy"
+SEEN_INDICES = "seen_indices.npy"
+ITEM_POPULARITY = "item_popularity.npy"
+ANN_INDEX = "items.annoy"
+# Optional files.
+ITEM_METADATA = "item_metadata.msgpack"
+COLD_START_VECTOR = "cold_start_vector.npy"
+DEFAULT_ITEMS = "default_items.npy"
+
+REQUIRED_FILES = (
+    USER_FACTORS,
+    ITEM_FACTORS,
+    USER_IDS,
+    ITEM_IDS,
+    SEEN_INDPTR,
+    SEEN_INDICES,
+    ITEM_POPULARITY,
+    ANN_INDEX,
+)
+OPTIONAL_FILES = (ITEM_METADATA, COLD_START_VECTOR, DEFAULT_ITEMS)
+# Directories being written carry this prefix until the atomic rename; sources never list them.
+TMP_PREFIX = ".tmp-"

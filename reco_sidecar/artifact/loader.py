@@ -1,0 +1,174 @@
+"""Validates a version directory and opens it as a Model.
+
+Nothing is served from a directory until every check passed: manifest, file list, sizes,
+sha256 checksums, array dtypes and shapes, id maps, seen-item CSR, ANN item count and
+dimension. Arrays and the ANN index are memory-mapped so worker processes share pages.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import time
+from typing import Any
+
+import msgpack
+import numpy as np
+
+from reco_sidecar import ann, foldin
+from reco_sidecar.artifact import checksums, layout
+from reco_sidecar.artifact import manifest as manifest_mod
+from reco_sidecar.artifact.manifest import Manifest
+from reco_sidecar.errors import ArtifactError
+from reco_sidecar.idindex import IdIndex
+from reco_sidecar.metadata import ItemCatalog
+from reco_sidecar.model import Model
+
+
+def _file(root: pathlib.Path, name: str) -> pathlib.Path:
+    path = root / name
+    if not path.exists():
+        raise ArtifactError(path, "file listed in the manifest is missing")
+    real = path.resolve()
+    if real.parent != root.resolve():
+        raise ArtifactError(path, f"resolves outside the version directory (to {real})")
+    if not real.is_file():
+        raise ArtifactError(path, "is not a regular file")
+    return path
+
+
+def verify(version_dir: pathlib.Path, *, checksums_too: bool = True) -> Manifest:
+    """Checks the manifest against the files on disk; returns the manifest."""
+    version_dir = pathlib.Path(version_dir)
+    man = manifest_mod.read(version_dir)
+    if version_dir.name.isdigit() and int(version_dir.name) != man.version:
+        raise ArtifactError(version_dir, f"manifest says version {man.version}, directory says {version_dir.name}")
+    for name, entry in man.files.items():
+        path = _file(version_dir, name)
+        size = path.stat().st_size
+        if size != entry.bytes:
+            raise ArtifactError(path, f"size {size} bytes, manifest says {entry.bytes} (truncated or replaced)")
+        if checksums_too and checksums.digest(path) != entry.sha256:
+            raise ArtifactError(path, "sha256 does not match the manifest (corrupted or replaced)")
+    return man
+
+
+def _array(path: pathlib.Path, dtype: type, shape: tuple[int, ...]) -> np.ndarray:
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise ArtifactError(path, f"not a readable .npy array: {e}") from None
+    if arr.dtype != np.dtype(dtype):
+        raise ArtifactError(path, f"dtype {arr.dtype}, expected {np.dtype(dtype)}")
+    if arr.shape != shape:
+        raise ArtifactError(path, f"shape {arr.shape}, expected {shape}")
+    return arr
+
+
+def _ids(path: pathlib.Path, count: int, what: str) -> list[str]:
+    try:
+        ids = msgpack.unpackb(path.read_bytes())
+    except (ValueError, msgpack.UnpackException) as e:
+        raise ArtifactError(path, f"{what} id map is not valid msgpack: {e}") from None
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise ArtifactError(path, f"{what} id map must be a list of strings")
+    if len(ids) != count:
+        raise ArtifactError(path, f"{len(ids)} {what} ids, manifest says {count}")
+    if len(set(ids)) != len(ids):
+        raise ArtifactError(path, f"{what} ids are not unique")
+    return ids
+
+
+def _catalog(path: pathlib.Path, item_count: int) -> ItemCatalog:
+    try:
+        raw: Any = msgpack.unpackb(path.read_bytes())
+    except (ValueError, msgpack.UnpackException) as e:
+        raise ArtifactError(path, f"item metadata is not valid msgpack: {e}") from None
+    cats, tags = (raw.get("categories"), raw.get("tags")) if isinstance(raw, dict) else (None, None)
+    if not isinstance(cats, list) or not isinstance(tags, list) or len(cats) != item_count or len(tags) != item_count:
+        raise ArtifactError(path, f"item metadata needs 'categories' and 'tags' lists of {item_count} entries")
+    if not all(isinstance(c, str) for c in cats) or not all(
+        isinstance(t, list) and all(isinstance(x, str) for x in t) for t in tags
+    ):
+        raise ArtifactError(path, "item metadata categories must be strings and tags lists of strings")
+    return ItemCatalog(cats, tags)
+
+
+def open_model(version_dir: pathlib.Path, *, checksums_too: bool = True, warm: bool = True) -> Model:
+    """Verifies and opens a version. Raises ArtifactError saying what is wrong."""
+    started = time.perf_counter()
+    version_dir = pathlib.Path(version_dir)
+    man = verify(version_dir, checksums_too=checksums_too)
+    u, i, d = man.user_count, man.item_count, man.factors
+    user_factors = _array(version_dir / layout.USER_FACTORS, np.float32, (u, d))
+    item_factors = _array(version_dir / layout.ITEM_FACTORS, np.float32, (i, d))
+    indptr = _array(version_dir / layout.SEEN_INDPTR, np.int64, (u + 1,))
+    indices = _array(version_dir / layout.SEEN_INDICES, np.int32, (man.seen_count,))
+    popularity = _array(version_dir / layout.ITEM_POPULARITY, np.float32, (i,))
+    if not (np.isfinite(item_factors).all() and np.isfinite(user_factors).all()):
+        raise ArtifactError(version_dir, "factors contain NaN or infinity")
+    if indptr[0] != 0 or indptr[-1] != man.seen_count or (len(indptr) > 1 and np.any(np.diff(indptr) < 0)):
+        raise ArtifactError(version_dir / layout.SEEN_INDPTR, "seen-item offsets are not a valid CSR index")
+    if man.seen_count and (indices.min() < 0 or indices.max() >= i):
+        raise ArtifactError(version_dir / layout.SEEN_INDICES, "seen items name rows outside the item range")
+    users = IdIndex(_ids(version_dir / layout.USER_IDS, u, "user"))
+    items = IdIndex(_ids(version_dir / layout.ITEM_IDS, i, "item"))
+    ann_path = version_dir / layout.ANN_INDEX
+    try:
+        index = ann.open_index(ann_path, d)
+    except OSError as e:
+        raise ArtifactError(ann_path, f"annoy index does not load: {e}") from None
+    if index.get_n_items() != i:
+        raise ArtifactError(ann_path, f"annoy index holds {index.get_n_items()} items, manifest says {i}")
+    if i and index.f != d:
+        raise ArtifactError(ann_path, f"annoy index has dimension {index.f}, manifest says {d}")
+    catalog = None
+    if layout.ITEM_METADATA in man.files:
+        catalog = _catalog(version_dir / layout.ITEM_METADATA, i)
+    popular_rows = np.argsort(-popularity, kind="stable")
+    if layout.DEFAULT_ITEMS in man.files:
+        default = np.load(version_dir / layout.DEFAULT_ITEMS, allow_pickle=False).astype(np.int64)
+        if default.ndim != 1 or (len(default) and (default.min() < 0 or default.max() >= i)):
+            raise ArtifactError(version_dir / layout.DEFAULT_ITEMS, "default items are not item rows")
+        rest = popular_rows[~np.isin(popular_rows, default)]
+        popular_rows = np.concatenate([default, rest])
+    cold = None
+    if layout.COLD_START_VECTOR in man.files:
+        cold = _array(version_dir / layout.COLD_START_VECTOR, np.float32, (d,))
+    model = Model(
+        name=man.name,
+        version=man.version,
+        path=version_dir,
+        manifest=man,
+        user_factors=user_factors,
+        item_factors=item_factors,
+        users=users,
+        items=items,
+        seen_indptr=indptr,
+        seen_indices=indices,
+        popularity=popularity,
+        popular_rows=popular_rows,
+        ann=index,
+        item_norms=np.linalg.norm(item_factors, axis=1),
+        yty=foldin.gram(item_factors),
+        catalog=catalog,
+        loaded_at=time.time(),
+        load_seconds=0.0,
+        cold_start_vector=cold,
+    )
+    if warm:
+        _warm(model)
+    object.__setattr__(model, "load_seconds", time.perf_counter() - started)
+    return model
+
+
+def _warm(model: Model) -> None:
+    """Touches pages and runs real queries so the first requests do not pay for page faults."""
+    from reco_sidecar.query import RecQuery, Restriction
+
+    n_users, n_items = model.user_factors.shape[0], model.item_factors.shape[0]
+    rng = np.random.default_rng(0)
+    if n_users:
+        rows = rng.choice(n_users, size=min(8, n_users), replace=False)
+        model.recommend([RecQuery(0, 10, Restriction.none(), user_row=int(r)) for r in rows])
+    for r in rng.choice(n_items, size=min(32, n_items), replace=False):
+        model.similar(int(r), 0, min(10, max(1, n_items - 1)), Restriction.none())

@@ -1,0 +1,148 @@
+"""Writes a model version atomically: everything goes to a hidden temporary directory,
+is fsynced, and only then renamed to the next integer version, so a reader never sees
+a half-written version."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import pathlib
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+import numpy as np
+
+from reco_sidecar import ann
+from reco_sidecar.artifact import layout
+from reco_sidecar.artifact.manifest import AnnParams, FileEntry, Manifest
+from reco_sidecar.artifact.source import list_versions
+
+
+@dataclass(frozen=True)
+class ItemMetadata:
+    categories: list[str]
+    tags: list[list[str]]
+
+
+@dataclass(frozen=True)
+class ArtifactContent:
+    user_ids: list[str]
+    item_ids: list[str]
+    user_factors: np.ndarray
+    item_factors: np.ndarray
+    # CSR of each user's seen item rows.
+    seen_indptr: np.ndarray
+    seen_indices: np.ndarray
+    item_popularity: np.ndarray
+    algorithm: str
+    training: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    fold_in: dict[str, float] = field(default_factory=dict)
+    source: dict[str, Any] = field(default_factory=dict)
+    item_metadata: ItemMetadata | None = None
+    cold_start_vector: np.ndarray | None = None
+    default_items: np.ndarray | None = None
+
+
+def sha256_file(path: pathlib.Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fsync(path: pathlib.Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_files(tmp: pathlib.Path, c: ArtifactContent, ann_trees: int, ann_recall: float) -> ann.AnnBuild:
+    np.save(tmp / layout.USER_FACTORS, np.ascontiguousarray(c.user_factors, dtype=np.float32))
+    np.save(tmp / layout.ITEM_FACTORS, np.ascontiguousarray(c.item_factors, dtype=np.float32))
+    np.save(tmp / layout.SEEN_INDPTR, np.asarray(c.seen_indptr, dtype=np.int64))
+    np.save(tmp / layout.SEEN_INDICES, np.asarray(c.seen_indices, dtype=np.int32))
+    np.save(tmp / layout.ITEM_POPULARITY, np.asarray(c.item_popularity, dtype=np.float32))
+    (tmp / layout.USER_IDS).write_bytes(msgpack.packb(list(c.user_ids)))
+    (tmp / layout.ITEM_IDS).write_bytes(msgpack.packb(list(c.item_ids)))
+    if c.item_metadata is not None:
+        meta = {"categories": c.item_metadata.categories, "tags": c.item_metadata.tags}
+        (tmp / layout.ITEM_METADATA).write_bytes(msgpack.packb(meta))
+    if c.cold_start_vector is not None:
+        np.save(tmp / layout.COLD_START_VECTOR, np.asarray(c.cold_start_vector, dtype=np.float32))
+    if c.default_items is not None:
+        np.save(tmp / layout.DEFAULT_ITEMS, np.asarray(c.default_items, dtype=np.int32))
+    return ann.build(np.asarray(c.item_factors, dtype=np.float32), tmp / layout.ANN_INDEX,
+                     trees=ann_trees, target_recall=ann_recall)
+
+
+def write_version(
+    model_root: pathlib.Path,
+    name: str,
+    content: ArtifactContent,
+    *,
+    ann_trees: int = 50,
+    ann_target_recall: float = 0.98,
+) -> pathlib.Path:
+    """Writes `content` as the next version of `name` and returns the published directory."""
+    model_dir = pathlib.Path(model_root) / name
+    model_dir.mkdir(parents=True, exist_ok=True)
+    tmp = model_dir / f"{layout.TMP_PREFIX}{uuid.uuid4().hex}"
+    tmp.mkdir()
+    try:
+        built = _write_files(tmp, content, ann_trees, ann_target_recall)
+        files = {p.name: FileEntry(sha256_file(p), p.stat().st_size) for p in sorted(tmp.iterdir())}
+        for p in tmp.iterdir():
+            _fsync(p)
+        while True:
+            versions = list_versions(model_dir)
+            version = (versions[-1] + 1) if versions else 1
+            manifest = _manifest(name, version, content, files, built)
+            (tmp / layout.MANIFEST).write_text(_dumps(manifest.to_json()))
+            _fsync(tmp / layout.MANIFEST)
+            try:
+                os.rename(tmp, model_dir / str(version))
+            except OSError:
+                if (model_dir / str(version)).exists():
+                    continue  # another writer published this number first
+                raise
+            _fsync(model_dir)
+            return model_dir / str(version)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _dumps(obj: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(obj, indent=2, sort_keys=True) + "\n"
+
+
+def _manifest(
+    name: str, version: int, c: ArtifactContent, files: dict[str, FileEntry], built: ann.AnnBuild
+) -> Manifest:
+    return Manifest(
+        format_version=layout.FORMAT_VERSION,
+        name=name,
+        version=version,
+        algorithm=c.algorithm,
+        factors=int(c.item_factors.shape[1]),
+        user_count=len(c.user_ids),
+        item_count=len(c.item_ids),
+        seen_count=int(len(c.seen_indices)),
+        created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        files=files,
+        ann=AnnParams(trees=built.trees, search_k=built.search_k, recall_at_10=round(built.recall_at_10, 4)),
+        training=c.training,
+        metrics=c.metrics,
+        fold_in=c.fold_in,
+        source=c.source,
+    )

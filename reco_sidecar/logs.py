@@ -1,0 +1,37 @@
+"""structlog set-up: JSON (or console) lines on stderr, stdout kept for the ready line."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any
+
+import structlog
+
+
+def configure(level: str = "info", fmt: str = "json") -> None:
+    lvl = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+    renderer: Any = structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer()
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _add_pid,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(lvl),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+def _add_pid(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    event.setdefault("pid", os.getpid())
+    return event
+
+
+def get(name: str) -> Any:
+    return structlog.get_logger(name)

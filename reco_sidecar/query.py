@@ -1,0 +1,55 @@
+"""Domain requests: what to rank and what to leave out, in matrix rows (no proto here)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import numpy as np
+
+
+class Source(enum.Enum):
+    MODEL = "model"
+    FOLD_IN = "fold_in"
+    POPULAR = "popular"
+    ANN = "ann"
+
+
+@dataclass(frozen=True)
+class Restriction:
+    """Item rows never to return, an optional allow-list, and an optional mask from metadata."""
+
+    exclude_rows: np.ndarray
+    candidate_rows: np.ndarray | None = None
+    # True where the item passes the category/tag filter; None: every item passes.
+    allow_mask: np.ndarray | None = None
+
+    @staticmethod
+    def none() -> Restriction:
+        return Restriction(np.zeros(0, dtype=np.int64))
+
+
+@dataclass(frozen=True)
+class RecQuery:
+    """One user's ranking: by stored row (user_row) or by a solved vector (vector)."""
+
+    offset: int
+    n: int
+    restriction: Restriction
+    user_row: int | None = None
+    vector: np.ndarray | None = None
+    # Seen items of user_row are left out unless this is set.
+    include_seen: bool = False
+    # Items to leave out as "seen" for a folded-in user.
+    seen_rows: np.ndarray | None = None
+
+    @property
+    def k(self) -> int:
+        return self.offset + self.n
+
+
+@dataclass(frozen=True)
+class Ranked:
+    rows: np.ndarray
+    scores: np.ndarray
+    source: Source

@@ -1,0 +1,1 @@
+"""Training: interactions in, a published model version out."""

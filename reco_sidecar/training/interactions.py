@@ -1,0 +1,93 @@
+"""Interaction data as a weighted user x item matrix with the external ids of its rows."""
+
+from __future__ import annotations
+
+import csv
+import pathlib
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from reco_sidecar.errors import InvalidArgument
+
+
+@dataclass(frozen=True)
+class Interactions:
+    user_ids: list[str]
+    item_ids: list[str]
+    # CSR users x items; duplicate (user, item) pairs summed.
+    matrix: sp.csr_matrix
+
+    @property
+    def seen(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.matrix.indptr.astype(np.int64), self.matrix.indices.astype(np.int32)
+
+    def popularity(self) -> np.ndarray:
+        """Number of distinct users per item."""
+        return np.bincount(self.matrix.indices, minlength=len(self.item_ids)).astype(np.float32)
+
+
+class Builder:
+    """Accumulates (user, item, weight) triples, assigning rows in order of first appearance."""
+
+    def __init__(self) -> None:
+        self._users: dict[str, int] = {}
+        self._items: dict[str, int] = {}
+        self._u: list[int] = []
+        self._i: list[int] = []
+        self._w: list[float] = []
+
+    def add(self, user: str, item: str, weight: float) -> None:
+        self._u.append(self._users.setdefault(user, len(self._users)))
+        self._i.append(self._items.setdefault(item, len(self._items)))
+        self._w.append(weight)
+
+    def add_arrays(self, users: list[str], items: list[str], weights: np.ndarray) -> None:
+        us, it = self._users, self._items
+        self._u.extend(us.setdefault(u, len(us)) for u in users)
+        self._i.extend(it.setdefault(i, len(it)) for i in items)
+        self._w.extend(weights.tolist())
+
+    def build(self) -> Interactions:
+        if not self._u:
+            raise InvalidArgument("no interactions to train on", field="interactions")
+        shape = (len(self._users), len(self._items))
+        coo = sp.coo_matrix(
+            (np.asarray(self._w, dtype=np.float32), (np.asarray(self._u), np.asarray(self._i))), shape=shape
+        )
+        matrix = coo.tocsr()
+        matrix.sum_duplicates()
+        matrix.sort_indices()
+        return Interactions(list(self._users), list(self._items), matrix)
+
+
+def read_csv(path: pathlib.Path) -> Interactions:
+    """CSV with header user_id,item_id[,weight][,timestamp]; weight defaults to 1."""
+    b = Builder()
+    with pathlib.Path(path).open(newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if not header or header[:2] != ["user_id", "item_id"]:
+            raise InvalidArgument(f"{path}: header must start with user_id,item_id (got {header})", field="interactions")
+        has_weight = len(header) > 2 and header[2] == "weight"
+        for lineno, row in enumerate(reader, start=2):
+            if not row:
+                continue
+            try:
+                w = float(row[2]) if has_weight and len(row) > 2 and row[2] != "" else 1.0
+            except ValueError:
+                raise InvalidArgument(f"{path}:{lineno}: weight {row[2]!r} is not a number", field="interactions") from None
+            b.add(row[0], row[1], w)
+    return b.build()
+
+
+def read_item_metadata(path: pathlib.Path, item_ids: list[str]) -> tuple[list[str], list[list[str]]]:
+    """CSV item_id,category,tags ('|'-separated); items absent from it get no category or tags."""
+    cats: dict[str, str] = {}
+    tags: dict[str, list[str]] = {}
+    with pathlib.Path(path).open(newline="") as f:
+        for row in csv.DictReader(f):
+            cats[row["item_id"]] = row.get("category") or ""
+            tags[row["item_id"]] = [t for t in (row.get("tags") or "").split("|") if t]
+    return [cats.get(i, "") for i in item_ids], [tags.get(i, []) for i in item_ids]
