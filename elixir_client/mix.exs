@@ -1,0 +1,35 @@
+defmodule UroReco.MixProject do
+  use Mix.Project
+
+  def project do
+    [
+      app: :uro_reco,
+      version: "0.1.0",
+      elixir: "~> 1.15",
+      elixirc_paths: elixirc_paths(Mix.env()),
+      start_permanent: Mix.env() == :prod,
+      deps: deps()
+    ]
+  end
+
+  def application do
+    [extra_applications: [:logger]]
+  end
+
+  defp elixirc_paths(:test), do: ["lib", "test/support"]
+  defp elixirc_paths(_), do: ["lib"]
+
+  defp deps do
+    [
+      {:grpc, "~> 1.0"},
+      {:gun, "~> 2.4"},
+      {:protobuf, "~> 0.17"},
+      {:jason, "~> 1.4"},
+      {:telemetry, "~> 1.2"},
+      {:oban, "~> 2.19", optional: true},
+      {:ecto_sql, "~> 3.12", optional: true},
+      {:postgrex, "~> 0.19", optional: true},
+      {:flame, "~> 0.5", optional: true}
+    ]
+  end
+end
