@@ -1,40 +1,112 @@
-"""`reco-sidecar train`: train on interactions and publish a new model version."""
+"""`reco-sidecar train`: train on interactions (a CSV or uro's database), evaluate against a
+popularity baseline, publish a new model version, and optionally tell a sidecar to reload."""
 
 from __future__ import annotations
 
 import argparse
 import pathlib
+import sys
+from typing import Any
 
 from reco_sidecar.artifact.writer import ItemMetadata
-from reco_sidecar.training import als, interactions, pipeline
+from reco_sidecar.errors import InvalidArgument
+from reco_sidecar.training import algorithms, als, bpr, database, interactions, pipeline, report, weights
+from reco_sidecar.training.interactions import Interactions
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("train", help="train implicit ALS and publish a new version")
-    defaults = als.AlsParams()
-    p.add_argument("--interactions", type=pathlib.Path, required=True,
-                   help="CSV user_id,item_id[,weight][,timestamp]")
+    p = sub.add_parser("train", help="train ALS or BPR, evaluate, and publish a new version")
+    als_d, bpr_d, eval_d, tab = als.AlsParams(), bpr.BprParams(), pipeline.Evaluation(), database.TableSpec()
+    src = p.add_argument_group("data (one of --interactions, --dsn)")
+    src.add_argument("--interactions", type=pathlib.Path, help="CSV user_id,item_id[,weight][,timestamp]")
+    src.add_argument("--dsn", help="PostgreSQL/CockroachDB connection string; libpq's PG* variables "
+                     "and ~/.pgpass fill in what it leaves out (keep passwords there, not here)")
+    src.add_argument("--table", default=tab.table, help="interaction table, optionally schema.table")
+    src.add_argument("--user-column", default=tab.user_column)
+    src.add_argument("--item-column", default=tab.item_column)
+    src.add_argument("--type-column", default=tab.type_column)
+    src.add_argument("--time-column", default=tab.time_column)
+    src.add_argument("--weights", type=weights.parse, default=dict(weights.DEFAULT_TYPE_WEIGHTS),
+                     help="interaction type weights; other types are ignored (default: "
+                     + ",".join(f"{k}={v:g}" for k, v in weights.DEFAULT_TYPE_WEIGHTS.items()) + ")")
+    src.add_argument("--half-life-days", type=float, help="time decay: an interaction this old counts half")
+    src.add_argument("--batch-size", type=int, default=50_000, help="rows fetched per round trip")
     p.add_argument("--items", type=pathlib.Path, help="item metadata CSV item_id,category,tags")
     p.add_argument("--model-root", type=pathlib.Path, required=True)
     p.add_argument("--name", required=True, help="model name (directory under the model root)")
-    p.add_argument("--factors", type=int, default=defaults.factors)
-    p.add_argument("--iterations", type=int, default=defaults.iterations)
-    p.add_argument("--regularization", type=float, default=defaults.regularization)
-    p.add_argument("--alpha", type=float, default=defaults.alpha, help="confidence per unit of weight")
-    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--algorithm", choices=algorithms.NAMES, default="als")
+    p.add_argument("--factors", type=int,
+                   help=f"latent factors (default ALS {als_d.factors}, BPR {bpr_d.factors})")
+    p.add_argument("--iterations", type=int,
+                   help=f"passes over the data (default ALS {als_d.iterations}, BPR {bpr_d.iterations})")
+    p.add_argument("--regularization", type=float,
+                   help=f"(default ALS {als_d.regularization}, BPR {bpr_d.regularization})")
+    p.add_argument("--alpha", type=float, default=als_d.alpha, help="ALS: confidence per unit of weight")
+    p.add_argument("--learning-rate", type=float, default=bpr_d.learning_rate, help="BPR: SGD step size")
+    p.add_argument("--seed", type=int, default=als_d.seed, help="training and hold-out split seed")
+    ev = p.add_argument_group("evaluation")
+    ev.add_argument("--holdout", type=float, default=eval_d.holdout,
+                    help="share of each user's items held out to evaluate (0: no evaluation)")
+    ev.add_argument("--k", type=int, default=eval_d.k,
+                    help="cut-off of precision@k, recall@k, NDCG@k, coverage@k")
+    ev.add_argument("--min-user-items", type=int, default=eval_d.min_user_items,
+                    help="users with fewer items keep them all in train")
     p.add_argument("--ann-trees", type=int, default=50)
+    p.add_argument("--reload", metavar="ADDRESS",
+                   help="host:port of a running sidecar to switch to the new version")
+    p.add_argument("--reload-timeout", type=float, default=120.0)
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bars on stderr (default: when stderr is a terminal)")
     p.set_defaults(run=run)
 
 
+def _params(args: argparse.Namespace) -> algorithms.Params:
+    given = {k: v for k, v in (("factors", args.factors), ("iterations", args.iterations),
+                               ("regularization", args.regularization)) if v is not None}
+    if args.algorithm == "bpr":
+        return bpr.BprParams(learning_rate=args.learning_rate, seed=args.seed, **given)
+    return als.AlsParams(alpha=args.alpha, seed=args.seed, **given)
+
+
+def _load(args: argparse.Namespace) -> tuple[Interactions, dict[str, Any], dict[str, Any]]:
+    """The data, where it came from, and how it was read (for the manifest)."""
+    if (args.interactions is None) == (args.dsn is None):
+        raise InvalidArgument("give exactly one of --interactions CSV or --dsn", field="interactions")
+    if args.interactions is not None:
+        return interactions.read_csv(args.interactions), {"kind": "csv", "path": str(args.interactions)}, {}
+    spec = database.ReadSpec(
+        table=database.TableSpec(args.table, args.user_column, args.item_column, args.type_column,
+                                 args.time_column),
+        type_weights=args.weights,
+        half_life_days=weights.check_half_life(args.half_life_days),
+        batch_size=args.batch_size,
+    )
+    source = {"kind": "database", **database.describe_dsn(args.dsn), **spec.table.as_dict()}
+    data, as_of = database.read_interactions(args.dsn, spec, show_progress=args.progress)
+    read = {"type_weights": spec.type_weights, "half_life_days": spec.half_life_days,
+            "as_of": as_of.isoformat()}
+    return data, source, read
+
+
 def run(args: argparse.Namespace) -> int:
-    data = interactions.read_csv(args.interactions)
+    from reco_sidecar.training import reload
+
+    data, source, read = _load(args)
     meta = None
     if args.items:
         cats, tags = interactions.read_item_metadata(args.items, data.item_ids)
         meta = ItemMetadata(cats, tags)
-    params = als.AlsParams(factors=args.factors, iterations=args.iterations,
-                           regularization=args.regularization, alpha=args.alpha, seed=args.seed)
-    out = pipeline.train_als(data, args.model_root, args.name, params, item_metadata=meta,
-                             source={"kind": "csv", "path": str(args.interactions)}, ann_trees=args.ann_trees)
-    print(out)
+    evaluation = pipeline.Evaluation(args.holdout, args.k, args.seed, args.min_user_items)
+    published = pipeline.train_and_publish(
+        data, args.model_root, args.name, _params(args),
+        evaluation=evaluation if args.holdout > 0 else None,
+        item_metadata=meta, source=source, training=read, ann_trees=args.ann_trees,
+        show_progress=args.progress,
+    )
+    if published.metrics:
+        # stdout carries only the published path, for scripts.
+        print(report.table(published.metrics, args.k), file=sys.stderr)
+    if args.reload:
+        reload.request_reload(args.reload, args.name, published.version, timeout=args.reload_timeout)
+    print(published.path)
     return 0

@@ -22,7 +22,8 @@ class AlsParams:
                 "regularization": self.regularization, "alpha": self.alpha, "seed": self.seed}
 
 
-def train(matrix: sp.csr_matrix, params: AlsParams, *, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def train(matrix: sp.csr_matrix, params: AlsParams, *,
+          progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(user_factors, item_factors), float32."""
     from implicit.cpu.als import AlternatingLeastSquares
 

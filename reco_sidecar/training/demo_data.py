@@ -58,7 +58,8 @@ def item_id(row: int) -> str:
     return f"i{row:07d}"
 
 
-def write(spec: DemoSpec, out: pathlib.Path, items_out: pathlib.Path | None = None) -> tuple[pathlib.Path, pathlib.Path]:
+def write(spec: DemoSpec, out: pathlib.Path,
+          items_out: pathlib.Path | None = None) -> tuple[pathlib.Path, pathlib.Path]:
     """Writes interactions CSV and an item metadata CSV (category = taste cluster, tags)."""
     users, items, weights, ts, item_cluster = generate(spec)
     out = pathlib.Path(out)
@@ -69,8 +70,8 @@ def write(spec: DemoSpec, out: pathlib.Path, items_out: pathlib.Path | None = No
             s = slice(chunk, chunk + 200_000)
             f.writelines(
                 f"u{u:07d},i{i:07d},{w:g},{t}\n"
-                for u, i, w, t in zip(users[s].tolist(), items[s].tolist(), weights[s].tolist(), ts[s].tolist(),
-                                      strict=True)
+                for u, i, w, t in zip(users[s].tolist(), items[s].tolist(), weights[s].tolist(),
+                                      ts[s].tolist(), strict=True)
             )
     items_out = items_out or out.with_name(out.stem + "_items.csv")
     with items_out.open("w", newline="") as f:

@@ -69,7 +69,8 @@ def read_csv(path: pathlib.Path) -> Interactions:
         reader = csv.reader(f)
         header = next(reader, None)
         if not header or header[:2] != ["user_id", "item_id"]:
-            raise InvalidArgument(f"{path}: header must start with user_id,item_id (got {header})", field="interactions")
+            raise InvalidArgument(f"{path}: header must start with user_id,item_id (got {header})",
+                                  field="interactions")
         has_weight = len(header) > 2 and header[2] == "weight"
         for lineno, row in enumerate(reader, start=2):
             if not row:
@@ -77,7 +78,8 @@ def read_csv(path: pathlib.Path) -> Interactions:
             try:
                 w = float(row[2]) if has_weight and len(row) > 2 and row[2] != "" else 1.0
             except ValueError:
-                raise InvalidArgument(f"{path}:{lineno}: weight {row[2]!r} is not a number", field="interactions") from None
+                raise InvalidArgument(f"{path}:{lineno}: weight {row[2]!r} is not a number",
+                                      field="interactions") from None
             b.add(row[0], row[1], w)
     return b.build()
 

@@ -1,0 +1,85 @@
+"""Proto requests to domain queries: validation with the offending field named."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from reco_sidecar.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+from reco_sidecar.gen.reco.v1 import reco_pb2
+from reco_sidecar.model import Model
+from reco_sidecar.query import RecQuery, Restriction
+
+MAX_ID_BYTES = 512
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_n: int
+    max_offset: int
+    max_ids: int
+    max_batch_users: int
+
+
+def check_model(requested: str, served: str) -> None:
+    if requested and requested != served:
+        raise NotFound(f"this sidecar serves model {served!r}, not {requested!r}", field="model")
+
+
+def check_id(value: str, field: str) -> None:
+    if not value:
+        raise InvalidArgument("must not be empty", field=field)
+    if len(value.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES:
+        raise InvalidArgument(f"longer than {MAX_ID_BYTES} bytes", field=field)
+
+
+def check_page(n: int, offset: int, limits: Limits) -> None:
+    if not 1 <= n <= limits.max_n:
+        raise InvalidArgument(f"must be between 1 and {limits.max_n}, got {n}", field="n")
+    if not 0 <= offset <= limits.max_offset:
+        raise InvalidArgument(f"must be between 0 and {limits.max_offset}, got {offset}", field="offset")
+
+
+def check_list(values: Sequence[str], field: str, limit: int) -> None:
+    if len(values) > limit:
+        raise ResourceExhausted(f"{len(values)} ids, at most {limit} allowed", field=field)
+
+
+def restriction(model: Model, f: reco_pb2.Filter, limits: Limits) -> Restriction:
+    check_list(f.exclude_item_ids, "filter.exclude_item_ids", limits.max_ids)
+    check_list(f.candidate_item_ids, "filter.candidate_item_ids", limits.max_ids)
+    # Unknown ids cannot be recommended anyway: excluding or allowing them changes nothing.
+    exclude, _ = model.items.rows_of(f.exclude_item_ids)
+    candidates = None
+    if len(f.candidate_item_ids):
+        candidates, _ = model.items.rows_of(f.candidate_item_ids)
+    mask = None
+    if len(f.categories) or len(f.tags):
+        if model.catalog is None:
+            field = "filter.categories" if len(f.categories) else "filter.tags"
+            raise FailedPrecondition(f"model {model.name} version {model.version} has no item metadata",
+                                     field=field)
+        mask = model.catalog.mask(list(f.categories), list(f.tags))
+    return Restriction(exclude, candidates, mask)
+
+
+def recommend_query(
+    model: Model, req: reco_pb2.RecommendRequest, limits: Limits, r: Restriction
+) -> RecQuery | None:
+    """The query to score, or None when the user is unknown and popular items are the answer."""
+    check_id(req.user_id, "user_id")
+    check_list(req.recent_item_ids, "recent_item_ids", limits.max_ids)
+    user_row = model.users.row(req.user_id)
+    include_seen = req.filter.include_seen
+    if len(req.recent_item_ids):
+        recent, _ = model.items.rows_of(req.recent_item_ids)
+        if len(recent):
+            return RecQuery(req.offset, req.n, r, user_row=user_row, vector=model.fold_in(np.unique(recent)),
+                            include_seen=include_seen, seen_rows=recent)
+    if user_row is None:
+        if req.disable_fallback:
+            raise NotFound(f"unknown user {req.user_id!r}", field="user_id")
+        return None
+    return RecQuery(req.offset, req.n, r, user_row=user_row, include_seen=include_seen)

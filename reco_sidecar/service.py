@@ -1,0 +1,311 @@
+"""The gRPC servicer: proto in, domain calls, proto out. The only module that knows
+gRPC status codes; every domain error becomes a precise status naming the field."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Protocol
+
+import grpc
+
+from reco_sidecar import callinfo, logs
+from reco_sidecar import requests as rq
+from reco_sidecar.batcher import Batcher
+from reco_sidecar.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    RecoError,
+    ResourceExhausted,
+    Unavailable,
+)
+from reco_sidecar.gen.reco.v1 import reco_pb2, reco_pb2_grpc
+from reco_sidecar.jsonld import Renderer
+from reco_sidecar.manager import ModelManager, VersionState
+from reco_sidecar.model import Model
+from reco_sidecar.query import Ranked, RecQuery, Source
+
+log = logs.get(__name__)
+
+STATUS_OF: dict[type[RecoError], grpc.StatusCode] = {
+    InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    NotFound: grpc.StatusCode.NOT_FOUND,
+    FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Unavailable: grpc.StatusCode.UNAVAILABLE,
+}
+SOURCE_PB = {
+    Source.MODEL: reco_pb2.SOURCE_MODEL,
+    Source.FOLD_IN: reco_pb2.SOURCE_FOLD_IN,
+    Source.POPULAR: reco_pb2.SOURCE_POPULAR,
+    Source.ANN: reco_pb2.SOURCE_ANN,
+}
+STATE_PB = {
+    VersionState.LOADING: reco_pb2.MODEL_STATE_LOADING,
+    VersionState.AVAILABLE: reco_pb2.MODEL_STATE_AVAILABLE,
+    VersionState.UNLOADING: reco_pb2.MODEL_STATE_UNLOADING,
+    VersionState.FAILED: reco_pb2.MODEL_STATE_FAILED,
+    VersionState.END: reco_pb2.MODEL_STATE_END,
+}
+
+
+@dataclass(frozen=True)
+class ReloadOutcome:
+    old_version: int
+    new_version: int
+    load_seconds: float
+    workers: int
+
+
+class Reloader(Protocol):
+    def reload(self, version: str) -> ReloadOutcome: ...
+
+
+@dataclass(frozen=True)
+class WorkerAddress:
+    pid: int
+    address: str
+
+
+class Topology(Protocol):
+    """Where this worker and its siblings listen."""
+
+    def me(self) -> WorkerAddress: ...
+    def workers(self) -> list[WorkerAddress]: ...
+    def shared_address(self) -> str: ...
+
+
+def status_code(error: RecoError) -> grpc.StatusCode:
+    for kind, code in STATUS_OF.items():
+        if isinstance(error, kind):
+            return code
+    return grpc.StatusCode.INTERNAL
+
+
+class RecommenderService(reco_pb2_grpc.RecommenderServicer):
+    def __init__(
+        self,
+        manager: ModelManager,
+        *,
+        limits: rq.Limits,
+        renderer: Renderer,
+        reloader: Reloader,
+        topology: Topology,
+        batch_max_delay: float,
+        batch_max_size: int,
+        batch_chunk: int,
+        on_activity: Callable[[], None] = lambda: None,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
+        self._manager = manager
+        self._limits = limits
+        self._renderer = renderer
+        self._reloader = reloader
+        self._topology = topology
+        self._on_activity = on_activity
+        self._chunk = batch_chunk
+        self._batcher: Batcher[Model, RecQuery, Ranked] | None = None
+        if batch_max_size > 1:
+            self._batcher = Batcher(lambda m, qs: m.recommend(qs), max_delay=batch_max_delay,
+                                    max_size=batch_max_size, on_batch=on_batch)
+        # BatchRecommend scores two chunks at once: numpy drops the GIL in the product and top-k.
+        self._chunk_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="chunk")
+        self._reload_lock = threading.Lock()
+
+    def close(self) -> None:
+        if self._batcher is not None:
+            self._batcher.close()
+        self._chunk_pool.shutdown(wait=False, cancel_futures=True)
+
+    @contextmanager
+    def _call(self, context: grpc.ServicerContext) -> Iterator[None]:
+        self._on_activity()
+        try:
+            yield
+        except RecoError as e:
+            context.abort(status_code(e), str(e))
+        except ValueError as e:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+
+    def _items(self, model: Model, ranked: Ranked, offset: int) -> list[reco_pb2.ScoredItem]:
+        ids = model.items.ids
+        return [
+            reco_pb2.ScoredItem(item_id=ids[row], score=score, rank=offset + i + 1)
+            for i, (row, score) in enumerate(zip(ranked.rows.tolist(), ranked.scores.tolist(), strict=True))
+        ]
+
+    def _jsonld(self, model: Model, ranked: Ranked, offset: int, about: str | None = None) -> str:
+        ids = model.items.ids
+        return self._renderer.render(
+            model=model.name, version=model.version, source=ranked.source.value,
+            item_ids=[ids[r] for r in ranked.rows.tolist()], scores=ranked.scores.tolist(),
+            first_position=offset + 1, about=about,
+        )
+
+    # -- Recommend ----------------------------------------------------------------------------
+
+    def Recommend(self, request: reco_pb2.RecommendRequest, context: grpc.ServicerContext
+                  ) -> reco_pb2.RecommendResponse:
+        batcher = self._batcher
+        announced = batcher is not None
+        if batcher is not None:
+            batcher.announce()
+        try:
+            with self._call(context), self._manager.lease() as model:
+                rq.check_model(request.model, model.name)
+                rq.check_page(request.n, request.offset, self._limits)
+                restriction = rq.restriction(model, request.filter, self._limits)
+                query = rq.recommend_query(model, request, self._limits, restriction)
+                if query is None:
+                    ranked = model.popular(request.offset, request.n, restriction)
+                elif batcher is not None:
+                    announced = False
+                    ranked = batcher.submit(model, query)
+                else:
+                    ranked = model.recommend([query])[0]
+                callinfo.annotate(model=model.name, version=model.version, users=1, items=len(ranked.rows),
+                                  source=ranked.source.value)
+                return reco_pb2.RecommendResponse(
+                    model=model.name, version=model.version, user_id=request.user_id,
+                    items=self._items(model, ranked, request.offset), source=SOURCE_PB[ranked.source],
+                    jsonld=self._jsonld(model, ranked, request.offset),
+                )
+        finally:
+            if announced and batcher is not None:
+                batcher.withdraw()
+        raise AssertionError("unreachable: context.abort raises")
+
+    # -- Similar ------------------------------------------------------------------------------
+
+    def Similar(self, request: reco_pb2.SimilarRequest, context: grpc.ServicerContext) -> reco_pb2.SimilarResponse:
+        with self._call(context), self._manager.lease() as model:
+            rq.check_model(request.model, model.name)
+            rq.check_id(request.item_id, "item_id")
+            rq.check_page(request.n, request.offset, self._limits)
+            row = model.items.row(request.item_id)
+            if row is None:
+                raise NotFound(f"unknown item {request.item_id!r}", field="item_id")
+            restriction = rq.restriction(model, request.filter, self._limits)
+            ranked = model.similar(row, request.offset, request.n, restriction)
+            callinfo.annotate(model=model.name, version=model.version, items=len(ranked.rows))
+            return reco_pb2.SimilarResponse(
+                model=model.name, version=model.version, item_id=request.item_id,
+                items=self._items(model, ranked, request.offset), source=SOURCE_PB[ranked.source],
+                jsonld=self._jsonld(model, ranked, request.offset, about=request.item_id),
+            )
+        raise AssertionError("unreachable: context.abort raises")
+
+    # -- BatchRecommend -------------------------------------------------------------------------
+
+    def BatchRecommend(self, request: reco_pb2.BatchRecommendRequest, context: grpc.ServicerContext
+                       ) -> Iterator[reco_pb2.BatchRecommendResponse]:
+        with self._call(context):
+            if not len(request.user_ids):
+                raise InvalidArgument("must not be empty", field="user_ids")
+            if len(request.user_ids) > self._limits.max_batch_users:
+                raise ResourceExhausted(f"{len(request.user_ids)} users, at most "
+                                        f"{self._limits.max_batch_users} per call", field="user_ids")
+            rq.check_page(request.n, 0, self._limits)
+            with self._manager.lease() as model:
+                rq.check_model(request.model, model.name)
+                rq.restriction(model, request.filter, self._limits)  # validate once, before streaming
+            callinfo.annotate(users=len(request.user_ids))
+        ids = request.user_ids
+        starts = range(0, len(ids), self._chunk)
+        pending = []
+        for start in starts:
+            if not context.is_active():
+                return
+            pending.append(self._chunk_pool.submit(self._score_chunk, request, start))
+            if len(pending) < 2:
+                continue
+            yield from pending.pop(0).result()
+        for future in pending:
+            if not context.is_active():
+                return
+            yield from future.result()
+
+    def _score_chunk(self, request: reco_pb2.BatchRecommendRequest, start: int
+                     ) -> list[reco_pb2.BatchRecommendResponse]:
+        ids = request.user_ids[start : start + self._chunk]
+        with self._manager.lease() as model:
+            restriction = rq.restriction(model, request.filter, self._limits)
+            callinfo.annotate(model=model.name, version=model.version)
+            rows = [model.users.row(u) for u in ids]
+            known = [i for i, r in enumerate(rows) if r is not None]
+            queries = [RecQuery(0, request.n, restriction, user_row=rows[i],
+                                include_seen=request.filter.include_seen) for i in known]
+            ranked: list[Ranked | None] = [None] * len(ids)
+            for i, result in zip(known, model.recommend(queries) if queries else [], strict=True):
+                ranked[i] = result
+            popular = None
+            out = []
+            for i, user_id in enumerate(ids):
+                resp = reco_pb2.BatchRecommendResponse(model=model.name, version=model.version, user_id=user_id,
+                                                       index=start + i)
+                r = ranked[i]
+                if r is None and request.disable_fallback:
+                    resp.error.code = "NOT_FOUND"
+                    resp.error.message = f"user_id: unknown user {user_id!r}"
+                    out.append(resp)
+                    continue
+                if r is None:
+                    popular = popular or model.popular(0, request.n, restriction)
+                    r = popular
+                resp.items.extend(self._items(model, r, 0))
+                resp.source = SOURCE_PB[r.source]
+                if request.include_jsonld:
+                    resp.jsonld = self._jsonld(model, r, 0)
+                out.append(resp)
+            return out
+
+    # -- Reload and status ------------------------------------------------------------------------
+
+    def Reload(self, request: reco_pb2.ReloadRequest, context: grpc.ServicerContext) -> reco_pb2.ReloadResponse:
+        with self._call(context):
+            rq.check_model(request.model, self._manager.name)
+            version = request.version.strip() or "latest"
+            if version != "latest" and not version.isdigit():
+                raise InvalidArgument(f"must be a version number or 'latest', got {request.version!r}",
+                                      field="version")
+            outcome = self._reloader.reload(version)
+            callinfo.annotate(model=self._manager.name, version=outcome.new_version)
+            return reco_pb2.ReloadResponse(
+                model=self._manager.name, old_version=outcome.old_version, new_version=outcome.new_version,
+                load_seconds=outcome.load_seconds, workers=outcome.workers,
+            )
+        raise AssertionError("unreachable: context.abort raises")
+
+    def GetModelStatus(self, request: reco_pb2.GetModelStatusRequest, context: grpc.ServicerContext
+                       ) -> reco_pb2.GetModelStatusResponse:
+        with self._call(context):
+            rq.check_model(request.model, self._manager.name)
+            me = self._topology.me()
+            resp = reco_pb2.GetModelStatusResponse(
+                model=self._manager.name,
+                worker=reco_pb2.WorkerInfo(pid=me.pid, address=me.address),
+                workers=[reco_pb2.WorkerInfo(pid=w.pid, address=w.address) for w in self._topology.workers()],
+                shared_address=self._topology.shared_address(),
+                versions=[reco_pb2.ModelVersionStatus(version=s.version, state=STATE_PB[s.state], error=s.error)
+                          for s in self._manager.statuses()],
+            )
+            model = self._manager.current
+            if model is not None:
+                resp.version = model.version
+                resp.state = reco_pb2.MODEL_STATE_AVAILABLE
+                resp.user_count = len(model.users)
+                resp.item_count = len(model.items)
+                resp.factors = model.factors
+                resp.algorithm = model.manifest.algorithm
+                resp.loaded_at = model.loaded_at
+                resp.load_seconds = model.load_seconds
+                resp.path = str(model.path)
+                resp.has_item_metadata = model.catalog is not None
+                resp.metrics.update(model.manifest.metrics)
+            return resp
+        raise AssertionError("unreachable: context.abort raises")
+

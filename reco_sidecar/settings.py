@@ -1,0 +1,167 @@
+"""The one frozen settings object of `serve`, built from flags, with RECO_* environment
+variables as defaults (a flag wins over its variable)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import pathlib
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    model_root: pathlib.Path
+    model: str
+    version: str = "latest"
+    host: str = "127.0.0.1"
+    port: int = 50051
+    workers: int = 2
+    grace: float = 10.0
+    idle_shutdown_after: float = 0.0
+    parent_pid: int | None = None
+    exit_on_stdin_eof: bool = False
+    watch: float = 0.0
+    max_n: int = 1000
+    max_offset: int = 10_000
+    max_ids: int = 10_000
+    max_batch_users: int = 1_000_000
+    batch_chunk: int = 512
+    max_concurrent_rpcs: int = 64
+    max_message_bytes: int = 16 * 1024 * 1024
+    batch_max_delay_ms: float = 2.0
+    batch_max_size: int = 64
+    jsonld_item_iri: str = "https://uro.example/items/{id}"
+    metrics_port: int | None = None
+    tls_cert: pathlib.Path | None = None
+    tls_key: pathlib.Path | None = None
+    tls_client_ca: pathlib.Path | None = None
+    auth_tokens_file: pathlib.Path | None = None
+    admin_tokens_file: pathlib.Path | None = None
+    log_level: str = "info"
+    log_format: str = "json"
+
+    @property
+    def shared_address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number 0..65535, got {text}")
+    return value
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise argparse.ArgumentTypeError(f"must be true or false, got {text!r}")
+
+
+def add_serve_arguments(p: argparse.ArgumentParser) -> None:
+    d = ServeSettings(model_root=pathlib.Path("."), model="")
+    g = p.add_argument_group("model")
+    g.add_argument("--model-root", type=pathlib.Path, required=True, help="directory holding <model>/<version>/")
+    g.add_argument("--model", default=None, help="model name (default: the only model under the root)")
+    g.add_argument("--version", default=d.version, help="version to serve first: a number or 'latest'")
+    g.add_argument("--watch", type=_non_negative_float, default=d.watch,
+                   help="poll every SECONDS for a newer complete version and reload it (0: off)")
+    g = p.add_argument_group("network")
+    g.add_argument("--host", default=d.host, help="address to bind (shared and per-worker ports)")
+    g.add_argument("--port", type=_port, default=d.port, help="shared port; 0 picks a free one")
+    g.add_argument("--max-message-bytes", type=_positive_int, default=d.max_message_bytes)
+    g.add_argument("--max-concurrent-rpcs", type=_positive_int, default=d.max_concurrent_rpcs,
+                   help="per worker; more at once are answered RESOURCE_EXHAUSTED")
+    g = p.add_argument_group("process lifecycle")
+    g.add_argument("--workers", type=_positive_int, default=os.cpu_count() or 1, help="worker processes")
+    g.add_argument("--grace", type=_non_negative_float, default=d.grace,
+                   help="seconds in-flight RPCs get to finish on SIGTERM")
+    g.add_argument("--idle-shutdown-after", type=_non_negative_float, default=d.idle_shutdown_after,
+                   help="exit 0 after SECONDS without RPCs (0: never)")
+    g.add_argument("--parent-pid", type=_positive_int, default=None, help="exit when this process is gone")
+    g.add_argument("--exit-on-stdin-eof", type=_bool, nargs="?", const=True, default=d.exit_on_stdin_eof,
+                   help="exit when standard input closes (a BEAM Port closing)")
+    g = p.add_argument_group("limits and batching")
+    g.add_argument("--max-n", type=_positive_int, default=d.max_n, help="largest n a request may ask for")
+    g.add_argument("--max-offset", type=_positive_int, default=d.max_offset)
+    g.add_argument("--max-ids", type=_positive_int, default=d.max_ids,
+                   help="longest id list in a filter or recent_item_ids")
+    g.add_argument("--max-batch-users", type=_positive_int, default=d.max_batch_users)
+    g.add_argument("--batch-chunk", type=_positive_int, default=d.batch_chunk,
+                   help="BatchRecommend users scored per matrix product")
+    g.add_argument("--batch-max-delay-ms", type=_non_negative_float, default=d.batch_max_delay_ms,
+                   help="longest wait to gather concurrent Recommend calls into one product (0: no wait)")
+    g.add_argument("--batch-max-size", type=_positive_int, default=d.batch_max_size,
+                   help="most Recommend calls per product (1 disables dynamic batching)")
+    g.add_argument("--jsonld-item-iri", default=d.jsonld_item_iri, help="IRI template for items, with {id}")
+    g = p.add_argument_group("operations and security")
+    g.add_argument("--metrics-port", type=_port, default=None, help="Prometheus /metrics on this port")
+    g.add_argument("--tls-cert", type=pathlib.Path, default=None, help="PEM certificate chain")
+    g.add_argument("--tls-key", type=pathlib.Path, default=None, help="PEM private key")
+    g.add_argument("--tls-client-ca", type=pathlib.Path, default=None,
+                   help="PEM CA bundle; clients must present a certificate it signed (mutual TLS)")
+    g.add_argument("--auth-tokens-file", type=pathlib.Path, default=None,
+                   help="bearer tokens allowed to call (one per line)")
+    g.add_argument("--admin-tokens-file", type=pathlib.Path, default=None,
+                   help="bearer tokens allowed to call Reload too (one per line)")
+    _env_defaults(p)
+
+
+def _env_defaults(p: argparse.ArgumentParser) -> None:
+    """Every option's default comes from RECO_<OPTION> when that variable is set."""
+    for action in p._actions:
+        if not action.option_strings or action.dest == "help":
+            continue
+        env = "RECO_" + action.dest.upper()
+        action.help = f"{action.help or ''} [env {env}]".strip()
+        if env not in os.environ:
+            continue
+        raw = os.environ[env]
+        convert = action.type if callable(action.type) else str
+        try:
+            action.default = convert(raw)
+        except (argparse.ArgumentTypeError, ValueError) as e:
+            p.error(f"{env}={raw!r}: {e}")
+        action.required = False
+
+
+def from_args(args: argparse.Namespace, model: str) -> ServeSettings:
+    fields = {f.name for f in dataclasses.fields(ServeSettings)}
+    values = {k: v for k, v in vars(args).items() if k in fields and v is not None}
+    values["model"] = model
+    settings = ServeSettings(**values)
+    validate(settings)
+    return settings
+
+
+def validate(s: ServeSettings) -> None:
+    if (s.tls_cert is None) != (s.tls_key is None):
+        raise ValueError("--tls-cert and --tls-key go together")
+    if s.tls_client_ca is not None and s.tls_cert is None:
+        raise ValueError("--tls-client-ca needs --tls-cert and --tls-key")
+    if "{id}" not in s.jsonld_item_iri:
+        raise ValueError("--jsonld-item-iri must contain {id}")
+    for path in (s.tls_cert, s.tls_key, s.tls_client_ca, s.auth_tokens_file, s.admin_tokens_file):
+        if path is not None and not path.is_file():
+            raise ValueError(f"{path} is not a readable file")
+    if s.version not in ("", "latest") and not s.version.isdigit():
+        raise ValueError(f"--version must be a number or 'latest', got {s.version!r}")

@@ -1,0 +1,46 @@
+"""Bayesian Personalized Ranking via the implicit library.
+
+implicit's BPR learns an item bias as one extra factor: `user_factors` end in a column of
+ones and `item_factors` in the item biases, so the plain dot product of the stored rows
+is the model's full score and the artifact needs nothing special to serve it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
+
+
+@dataclass(frozen=True)
+class BprParams:
+    factors: int = 64
+    iterations: int = 100
+    learning_rate: float = 0.01
+    regularization: float = 0.01
+    seed: int = 7
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {"factors": self.factors, "iterations": self.iterations, "learning_rate": self.learning_rate,
+                "regularization": self.regularization, "seed": self.seed}
+
+
+def train(matrix: sp.csr_matrix, params: BprParams, *,
+          progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(user_factors, item_factors), float32, each factors + 1 wide (the bias column)."""
+    from implicit.cpu.bpr import BayesianPersonalizedRanking
+
+    with threadpool_limits(1, "blas"):
+        model = BayesianPersonalizedRanking(
+            factors=params.factors,
+            learning_rate=params.learning_rate,
+            regularization=params.regularization,
+            iterations=params.iterations,
+            random_state=params.seed,
+        )
+        # BPR only asks whether a pair was seen; the weights play no part.
+        model.fit(matrix.astype(np.float32), show_progress=progress)
+    return (np.ascontiguousarray(model.user_factors, dtype=np.float32),
+            np.ascontiguousarray(model.item_factors, dtype=np.float32))

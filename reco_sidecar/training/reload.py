@@ -1,0 +1,30 @@
+"""Tells a running sidecar to serve a newly published version (the Reload RPC)."""
+
+from __future__ import annotations
+
+import grpc
+
+from reco_sidecar import logs
+from reco_sidecar.errors import Unavailable
+from reco_sidecar.gen.reco.v1 import reco_pb2, reco_pb2_grpc
+
+log = logs.get(__name__)
+
+
+def request_reload(address: str, model: str, version: int | None, *,
+                   timeout: float = 120.0) -> reco_pb2.ReloadResponse:
+    """Blocks until every worker serves the version (None: the latest); raises Unavailable on failure."""
+    request = reco_pb2.ReloadRequest(model=model, version="latest" if version is None else str(version))
+    with grpc.insecure_channel(address) as channel:
+        try:
+            stub = reco_pb2_grpc.RecommenderStub(channel)  # type: ignore[no-untyped-call]
+            response: reco_pb2.ReloadResponse = stub.Reload(request, timeout=timeout)
+        except grpc.RpcError as e:
+            code = e.code() if isinstance(e, grpc.Call) else None
+            details = e.details() if isinstance(e, grpc.Call) else str(e)
+            raise Unavailable(f"reload at {address} failed: {getattr(code, 'name', code)}: {details}",
+                              field="reload") from None
+    log.info("reloaded", address=address, model=response.model, old_version=response.old_version,
+             new_version=response.new_version, workers=response.workers,
+             load_seconds=round(response.load_seconds, 3))
+    return response

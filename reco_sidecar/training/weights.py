@@ -1,0 +1,43 @@
+"""How much each kind of interaction counts, and how fast old interactions fade."""
+
+from __future__ import annotations
+
+import math
+
+from reco_sidecar.errors import InvalidArgument
+
+# A share says far more about taste than a view that may have been a scroll-past.
+DEFAULT_TYPE_WEIGHTS: dict[str, float] = {"view": 0.1, "click": 0.3, "like": 0.7, "share": 1.0}
+
+
+def parse(text: str) -> dict[str, float]:
+    """'view=0.1,click=0.3' -> {'view': 0.1, 'click': 0.3}; only the types named are read."""
+    out: dict[str, float] = {}
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        name, sep, value = part.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise InvalidArgument(f"{part!r} is not type=weight", field="weights")
+        try:
+            weight = float(value)
+        except ValueError:
+            raise InvalidArgument(f"weight of {name!r} is not a number: {value!r}", field="weights") from None
+        if not math.isfinite(weight) or weight <= 0:
+            raise InvalidArgument(f"weight of {name!r} must be a positive number, got {value!r}",
+                                  field="weights")
+        if name in out:
+            raise InvalidArgument(f"type {name!r} is given twice", field="weights")
+        out[name] = weight
+    if not out:
+        raise InvalidArgument("no type=weight pairs given", field="weights")
+    return out
+
+
+def check_half_life(days: float | None) -> float | None:
+    if days is not None and (not math.isfinite(days) or days <= 0):
+        raise InvalidArgument(f"half-life must be a positive number of days, got {days}",
+                              field="half_life_days")
+    return days

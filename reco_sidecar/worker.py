@@ -1,0 +1,171 @@
+"""One worker process: a gRPC server on the shared SO_REUSEPORT port and on a port of its
+own, serving the model its ModelManager holds. Started by the supervisor after fork; it
+creates every gRPC object itself (grpc/grpc#16001)."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import pathlib
+import queue
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from reco_sidecar import logs
+from reco_sidecar.artifact import loader
+from reco_sidecar.control import Channel
+from reco_sidecar.errors import FailedPrecondition
+from reco_sidecar.exit_codes import ExitCode
+from reco_sidecar.manager import ModelManager
+from reco_sidecar.model import Model
+from reco_sidecar.settings import ServeSettings
+
+log = logs.get(__name__)
+SERVICE_NAME = "reco.v1.Recommender"
+ACTIVITY_EVERY = 0.25
+PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    slot: int
+    private_port: int
+    version: int
+    supervisor_pid: int
+
+
+def _die_with_parent(supervisor_pid: int) -> None:
+    """If the supervisor is killed outright, the kernel kills us too."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != supervisor_pid:
+        os._exit(ExitCode.OK)
+
+
+def _opener(path: pathlib.Path) -> Model:
+    # The supervisor verified checksums before asking any worker to load this version.
+    return loader.open_model(path, checksums_too=False)
+
+
+def run(settings: ServeSettings, spec: WorkerSpec, channel: Channel) -> int:
+    _die_with_parent(spec.supervisor_pid)
+    from threadpoolctl import threadpool_limits
+
+    # One BLAS thread per scoring thread: the cores are shared by the worker processes.
+    threadpool_limits(1)
+    events: queue.SimpleQueue[str] = queue.SimpleQueue()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, _frame: events.put("shutdown" if signum == signal.SIGTERM else "interrupt"))
+    manager = ModelManager(settings.model_root, settings.model, _opener)
+    try:
+        manager.load(spec.version)
+    except FailedPrecondition as e:
+        log.error("worker_load_failed", slot=spec.slot, version=spec.version, error=str(e))
+        channel.send({"type": "failed", "slot": spec.slot, "error": str(e)})
+        return ExitCode.WORKER_LOAD_FAILED
+    return _serve(settings, spec, channel, manager, events)
+
+
+def _serve(settings: ServeSettings, spec: WorkerSpec, channel: Channel, manager: ModelManager,
+           events: queue.SimpleQueue[str]) -> int:
+    import grpc
+    from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+    from grpc_reflection.v1alpha import reflection
+
+    from reco_sidecar import requests as rq
+    from reco_sidecar import security
+    from reco_sidecar.gen.reco.v1 import reco_pb2, reco_pb2_grpc
+    from reco_sidecar.interceptors import LoggingInterceptor
+    from reco_sidecar.jsonld import Renderer
+    from reco_sidecar.service import RecommenderService, WorkerAddress
+    from reco_sidecar.topology import WorkerTopology
+    from reco_sidecar.worker_control import WorkerControl
+
+    address = f"{settings.host}:{spec.private_port}"
+    topology = WorkerTopology(WorkerAddress(os.getpid(), address), settings.shared_address)
+    control = WorkerControl(channel, manager, topology, events, drain_timeout=max(settings.grace, 5.0))
+    activity = _Activity()
+    service = RecommenderService(
+        manager,
+        limits=rq.Limits(settings.max_n, settings.max_offset, settings.max_ids, settings.max_batch_users),
+        renderer=Renderer(settings.jsonld_item_iri),
+        reloader=control,
+        topology=topology,
+        batch_max_delay=settings.batch_max_delay_ms / 1000.0,
+        batch_max_size=settings.batch_max_size,
+        batch_chunk=settings.batch_chunk,
+        on_activity=activity.touch,
+    )
+    options: list[tuple[str, Any]] = [
+        ("grpc.so_reuseport", 1),
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+    ]
+    server = grpc.server(
+        ThreadPoolExecutor(max_workers=settings.max_concurrent_rpcs, thread_name_prefix="rpc"),
+        options=options,
+        maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
+        interceptors=[LoggingInterceptor()],
+    )
+    reco_pb2_grpc.add_RecommenderServicer_to_server(service, server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (reco_pb2.DESCRIPTOR.services_by_name["Recommender"].full_name, health.SERVICE_NAME,
+         reflection.SERVICE_NAME), server)
+    credentials = security.server_credentials(settings)
+    for target in (settings.shared_address, address):
+        bound = (server.add_secure_port(target, credentials) if credentials
+                 else server.add_insecure_port(target))
+        if bound == 0:
+            log.error("worker_bind_failed", address=target)
+            channel.send({"type": "failed", "slot": spec.slot, "error": f"cannot bind {target}"})
+            return ExitCode.WORKERS_FAILED
+    server.start()
+    for name in ("", SERVICE_NAME):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    control.start()
+    model = manager.current
+    channel.send({"type": "ready", "slot": spec.slot, "pid": os.getpid(), "address": address,
+                  "version": model.version if model else None})
+    log.info("worker_serving", slot=spec.slot, shared=settings.shared_address, address=address,
+             version=model.version if model else None)
+    grace = settings.grace
+    last_reported = -1
+    while True:
+        try:
+            event = events.get(timeout=ACTIVITY_EVERY)
+        except queue.Empty:
+            count = activity.calls
+            if count != last_reported:
+                last_reported = count
+                control.send({"type": "activity", "slot": spec.slot, "calls": count})
+            continue
+        if event == "supervisor_gone" or event == "shutdown_fast":
+            grace = min(grace, 1.0)
+        break
+    log.info("worker_draining", slot=spec.slot, reason=event, grace=grace)
+    health_servicer.enter_graceful_shutdown()
+    started = time.monotonic()
+    server.stop(grace).wait()
+    service.close()
+    log.info("worker_exit", slot=spec.slot, drained_seconds=round(time.monotonic() - started, 3))
+    return ExitCode.OK
+
+
+
+class _Activity:
+    """Counts calls so the supervisor can tell idle from busy; a lost increment under a race
+    still changes the count, which is all idle detection needs."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def touch(self) -> None:
+        self.calls += 1

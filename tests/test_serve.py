@@ -1,0 +1,128 @@
+"""End to end through the real process tree: train, serve, query over real gRPC channels."""
+
+from __future__ import annotations
+
+import pathlib
+
+import grpc
+import numpy as np
+import pytest
+
+from reco_sidecar import ann
+from reco_sidecar.artifact import loader
+from reco_sidecar.gen.reco.v1 import reco_pb2
+from tests.support.server import Sidecar, running_sidecar
+
+
+@pytest.fixture(scope="module")
+def sidecar(demo_root: pathlib.Path) -> Sidecar:
+    with running_sidecar(demo_root, "demo", workers=1, extra_args=["--max-n", "200"]) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def arrays(demo_version_dir: pathlib.Path) -> dict[str, object]:
+    m = loader.open_model(demo_version_dir)
+    return {"users": np.array(m.user_factors), "items": np.array(m.item_factors), "user_ids": m.users.ids,
+            "item_ids": m.items.ids, "seen": [set(m.seen_rows(r).tolist()) for r in range(len(m.users))]}
+
+
+def test_recommend_returns_n_distinct_unseen_items_scored_by_dot_product(sidecar: Sidecar, arrays: dict) -> None:
+    stub = sidecar.stub()
+    item_row = {iid: r for r, iid in enumerate(arrays["item_ids"])}
+    for u in (0, 7, 123, 311):
+        uid = arrays["user_ids"][u]
+        resp = stub.Recommend(reco_pb2.RecommendRequest(user_id=uid, n=25))
+        assert resp.model == "demo" and resp.version == 1 and resp.source == reco_pb2.SOURCE_MODEL
+        rows = [item_row[it.item_id] for it in resp.items]
+        assert len(rows) == 25 and len(set(rows)) == 25
+        assert not set(rows) & arrays["seen"][u]
+        expected = arrays["items"][rows] @ arrays["users"][u]
+        np.testing.assert_allclose([it.score for it in resp.items], expected, rtol=1e-5, atol=1e-5)
+        # exactness: nothing unseen scores higher than the last returned item
+        all_scores = arrays["items"] @ arrays["users"][u]
+        all_scores[list(arrays["seen"][u])] = -np.inf
+        assert np.sort(all_scores)[::-1][24] == pytest.approx(resp.items[-1].score, abs=1e-5)
+        assert [it.rank for it in resp.items] == list(range(1, 26))
+
+
+def test_similar_never_returns_the_query_item_and_matches_exact_cosine(sidecar: Sidecar, arrays: dict,
+                                                                        demo_version_dir: pathlib.Path) -> None:
+    stub = sidecar.stub()
+    unit = ann.normalized(arrays["items"])
+    queries = np.arange(0, len(arrays["item_ids"]), 3)
+    truth = ann.exact_neighbours(unit, queries, 10)
+    hits = 0
+    for q, true_rows in zip(queries, truth, strict=True):
+        resp = stub.Similar(reco_pb2.SimilarRequest(item_id=arrays["item_ids"][q], n=10))
+        got = [arrays["item_ids"].index(it.item_id) for it in resp.items]
+        assert q not in got and len(got) == 10
+        hits += len(set(got) & set(true_rows.tolist()))
+        assert resp.source == reco_pb2.SOURCE_ANN
+    recall = hits / (10 * len(queries))
+    assert recall >= 0.9, f"recall@10 {recall:.3f}"
+    manifest = loader.verify(demo_version_dir)
+    assert manifest.ann.search_k > 0 and manifest.ann.trees > 0 and manifest.ann.recall_at_10 >= 0.9
+
+
+def test_model_status_reports_the_loaded_version(sidecar: Sidecar, demo_version_dir: pathlib.Path) -> None:
+    st = sidecar.stub().GetModelStatus(reco_pb2.GetModelStatusRequest())
+    assert (st.model, st.version, st.state) == ("demo", 1, reco_pb2.MODEL_STATE_AVAILABLE)
+    assert st.user_count == 600 or st.user_count > 500
+    assert st.item_count > 300 and st.factors == 16 and st.algorithm == "als"
+    assert st.path == str(demo_version_dir) and st.load_seconds > 0 and st.loaded_at > 0
+    assert st.has_item_metadata
+    assert [(v.version, v.state) for v in st.versions] == [(1, reco_pb2.MODEL_STATE_AVAILABLE)]
+
+
+def _code(call, request) -> tuple[grpc.StatusCode, str]:
+    with pytest.raises(grpc.RpcError) as e:
+        call(request)
+    return e.value.code(), e.value.details()
+
+
+@pytest.mark.parametrize(
+    ("request_", "code", "field"),
+    [
+        (reco_pb2.RecommendRequest(user_id="", n=5), grpc.StatusCode.INVALID_ARGUMENT, "user_id"),
+        (reco_pb2.RecommendRequest(user_id="u0000001", n=0), grpc.StatusCode.INVALID_ARGUMENT, "n"),
+        (reco_pb2.RecommendRequest(user_id="u0000001", n=-3), grpc.StatusCode.INVALID_ARGUMENT, "n"),
+        (reco_pb2.RecommendRequest(user_id="u0000001", n=201), grpc.StatusCode.INVALID_ARGUMENT, "n"),
+        (reco_pb2.RecommendRequest(user_id="u0000001", n=5, offset=-1), grpc.StatusCode.INVALID_ARGUMENT,
+         "offset"),
+        (reco_pb2.RecommendRequest(user_id="nobody", n=5, disable_fallback=True), grpc.StatusCode.NOT_FOUND,
+         "user_id"),
+        (reco_pb2.RecommendRequest(user_id="x" * 600, n=5), grpc.StatusCode.INVALID_ARGUMENT, "user_id"),
+        (reco_pb2.RecommendRequest(model="other", user_id="u0000001", n=5), grpc.StatusCode.NOT_FOUND, "model"),
+        (reco_pb2.RecommendRequest(user_id="u0000001", n=5,
+                                   filter=reco_pb2.Filter(exclude_item_ids=["i"] * 10_001)),
+         grpc.StatusCode.RESOURCE_EXHAUSTED, "filter.exclude_item_ids"),
+    ],
+)
+def test_invalid_recommend_requests_get_precise_codes(sidecar: Sidecar, request_, code, field) -> None:
+    got, details = _code(sidecar.stub().Recommend, request_)
+    assert got == code and details.startswith(field + ":"), details
+
+
+@pytest.mark.parametrize(
+    ("request_", "code", "field"),
+    [
+        (reco_pb2.SimilarRequest(item_id="", n=5), grpc.StatusCode.INVALID_ARGUMENT, "item_id"),
+        (reco_pb2.SimilarRequest(item_id="nope", n=5), grpc.StatusCode.NOT_FOUND, "item_id"),
+        (reco_pb2.SimilarRequest(item_id="i0000001", n=0), grpc.StatusCode.INVALID_ARGUMENT, "n"),
+    ],
+)
+def test_invalid_similar_requests_get_precise_codes(sidecar: Sidecar, request_, code, field) -> None:
+    got, details = _code(sidecar.stub().Similar, request_)
+    assert got == code and details.startswith(field + ":"), details
+
+
+def test_oversized_message_is_resource_exhausted(sidecar: Sidecar) -> None:
+    big = reco_pb2.RecommendRequest(user_id="u0000001", n=5, recent_item_ids=["x" * 1000] * 20_000)
+    code, _ = _code(sidecar.stub().Recommend, big)
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_the_server_still_answers_after_bad_input(sidecar: Sidecar, arrays: dict) -> None:
+    resp = sidecar.stub().Recommend(reco_pb2.RecommendRequest(user_id=arrays["user_ids"][1], n=3))
+    assert len(resp.items) == 3
