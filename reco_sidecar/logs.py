@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -28,7 +29,7 @@ def configure(level: str = "info", fmt: str = "json") -> None:
     )
 
 
-def _add_pid(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+def _add_pid(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     event.setdefault("pid", os.getpid())
     return event
 

@@ -5,6 +5,7 @@ shuts the tree down gracefully. Signal handlers only wake the loop; the loop dis
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import select
@@ -62,7 +63,7 @@ class Supervisor:
         self.slots: list[WorkerSlot] = []
         self.announced = False
         self.stopping = False
-        self.exit_code = ExitCode.OK
+        self.exit_code: int = ExitCode.OK
         self.stop_deadline = 0.0
         self.txn: Txn | None = None
         self.txn_ids = 0
@@ -110,7 +111,7 @@ class Supervisor:
         spec = worker.WorkerSpec(slot.slot, slot.private_port, self.version, os.getpid())
         pid = os.fork()
         if pid == 0:  # child
-            code = ExitCode.WORKERS_FAILED
+            code: int = ExitCode.WORKERS_FAILED
             try:
                 parent_end.close()
                 signal.set_wakeup_fd(-1)
@@ -435,7 +436,5 @@ def _is_zombie(pid: int) -> bool:
 
 
 def _signal(pid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
-    except ProcessLookupError:
-        pass

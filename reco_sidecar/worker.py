@@ -113,7 +113,7 @@ def _serve(settings: ServeSettings, spec: WorkerSpec, channel: Channel, manager:
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
         interceptors=[LoggingInterceptor()],
     )
-    reco_pb2_grpc.add_RecommenderServicer_to_server(service, server)
+    reco_pb2_grpc.add_RecommenderServicer_to_server(service, server)  # type: ignore[no-untyped-call]
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -54,7 +54,7 @@ def verify(version_dir: pathlib.Path, *, checksums_too: bool = True) -> Manifest
 
 def _array(path: pathlib.Path, dtype: type, shape: tuple[int, ...]) -> np.ndarray:
     try:
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        arr: np.ndarray = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
         raise ArtifactError(path, f"not a readable .npy array: {e}") from None
     if arr.dtype != np.dtype(dtype):
