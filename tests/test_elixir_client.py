@@ -1,0 +1,47 @@
+"""Runs the Elixir client's pure-OTP ExUnit suite (UroReco.Sidecar, UroReco.SidecarPool)
+against the real sidecar, with a plain Elixir and no hex packages.
+
+The suite boots `python -m reco_sidecar serve` through BEAM ports; the interpreter
+is this one unless RECO_SIDECAR_PYTHON says otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "elixir_client" / "scripts" / "test_otp.sh"
+SUMMARY = re.compile(r"^(\d+) tests?, (\d+) failures?", re.M)
+
+
+@pytest.mark.elixir
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("elixir") is None, reason="needs elixir on PATH")
+def test_otp_suite_passes_against_the_real_sidecar() -> None:
+    env = {**os.environ, "RECO_SIDECAR_PYTHON": os.environ.get("RECO_SIDECAR_PYTHON", sys.executable)}
+    # A session of its own, so the BEAM and any sidecar it started can be killed as a group.
+    proc = subprocess.Popen(["bash", str(SCRIPT)], cwd=SCRIPT.parent.parent, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        output, _ = proc.communicate(timeout=600)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+    summary = SUMMARY.findall(output)
+    assert summary, f"no ExUnit summary in:\n{output[-5000:]}"
+    tests, failures = map(int, summary[-1])
+    assert proc.returncode == 0, output[-5000:]
+    assert tests > 0
+    assert failures == 0, output[-5000:]
