@@ -4,6 +4,7 @@ popularity baseline, publish a new model version, and optionally tell a sidecar 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import pathlib
 import sys
 from typing import Any
@@ -26,10 +27,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     src.add_argument("--item-column", default=tab.item_column)
     src.add_argument("--type-column", default=tab.type_column)
     src.add_argument("--time-column", default=tab.time_column)
-    src.add_argument("--weights", type=weights.parse, default=dict(weights.DEFAULT_TYPE_WEIGHTS),
+    src.add_argument("--weights", type=_weights, default=dict(weights.DEFAULT_TYPE_WEIGHTS),
                      help="interaction type weights; other types are ignored (default: "
                      + ",".join(f"{k}={v:g}" for k, v in weights.DEFAULT_TYPE_WEIGHTS.items()) + ")")
     src.add_argument("--half-life-days", type=float, help="time decay: an interaction this old counts half")
+    src.add_argument("--as-of", type=_timestamp,
+                     help="ISO time that ages are measured from (default: now); fixes a re-run's weights")
     src.add_argument("--batch-size", type=int, default=50_000, help="rows fetched per round trip")
     p.add_argument("--items", type=pathlib.Path, help="item metadata CSV item_id,category,tags")
     p.add_argument("--model-root", type=pathlib.Path, required=True)
@@ -55,9 +58,27 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--reload", metavar="ADDRESS",
                    help="host:port of a running sidecar to switch to the new version")
     p.add_argument("--reload-timeout", type=float, default=120.0)
+    p.add_argument("--reload-token-file", type=pathlib.Path,
+                   help="file with a bearer token the sidecar accepts for Reload")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bars on stderr (default: when stderr is a terminal)")
     p.set_defaults(run=run)
+
+
+def _weights(text: str) -> dict[str, float]:
+    try:
+        return weights.parse(text)
+    except InvalidArgument as e:
+        raise argparse.ArgumentTypeError(e.message) from None
+
+
+def _timestamp(text: str) -> dt.datetime:
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
+    # A time without a zone is taken as UTC, as the database's timestamptz would be compared.
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
 def _params(args: argparse.Namespace) -> algorithms.Params:
@@ -79,6 +100,7 @@ def _load(args: argparse.Namespace) -> tuple[Interactions, dict[str, Any], dict[
                                  args.time_column),
         type_weights=args.weights,
         half_life_days=weights.check_half_life(args.half_life_days),
+        as_of=args.as_of,
         batch_size=args.batch_size,
     )
     source = {"kind": "database", **database.describe_dsn(args.dsn), **spec.table.as_dict()}
@@ -107,6 +129,8 @@ def run(args: argparse.Namespace) -> int:
         # stdout carries only the published path, for scripts.
         print(report.table(published.metrics, args.k), file=sys.stderr)
     if args.reload:
-        reload.request_reload(args.reload, args.name, published.version, timeout=args.reload_timeout)
+        token = reload.read_token(args.reload_token_file) if args.reload_token_file else None
+        reload.request_reload(args.reload, args.name, published.version, timeout=args.reload_timeout,
+                              token=token)
     print(published.path)
     return 0

@@ -2,23 +2,38 @@
 
 from __future__ import annotations
 
+import pathlib
+
 import grpc
 
 from reco_sidecar import logs
-from reco_sidecar.errors import Unavailable
+from reco_sidecar.errors import InvalidArgument, Unavailable
 from reco_sidecar.gen.reco.v1 import reco_pb2, reco_pb2_grpc
 
 log = logs.get(__name__)
 
 
-def request_reload(address: str, model: str, version: int | None, *,
-                   timeout: float = 120.0) -> reco_pb2.ReloadResponse:
+def read_token(path: pathlib.Path) -> str:
+    """The first non-empty line of a token file (the sidecar's admin tokens file format)."""
+    try:
+        lines = [line.strip() for line in path.read_text().splitlines()]
+    except OSError as e:
+        raise InvalidArgument(f"cannot read token file {path}: {e.strerror}", field="reload_token_file") from None
+    token = next((line for line in lines if line and not line.startswith("#")), None)
+    if token is None:
+        raise InvalidArgument(f"token file {path} holds no token", field="reload_token_file")
+    return token
+
+
+def request_reload(address: str, model: str, version: int | None, *, timeout: float = 120.0,
+                   token: str | None = None) -> reco_pb2.ReloadResponse:
     """Blocks until every worker serves the version (None: the latest); raises Unavailable on failure."""
     request = reco_pb2.ReloadRequest(model=model, version="latest" if version is None else str(version))
+    metadata = (("authorization", f"Bearer {token}"),) if token else None
     with grpc.insecure_channel(address) as channel:
         try:
             stub = reco_pb2_grpc.RecommenderStub(channel)  # type: ignore[no-untyped-call]
-            response: reco_pb2.ReloadResponse = stub.Reload(request, timeout=timeout)
+            response: reco_pb2.ReloadResponse = stub.Reload(request, timeout=timeout, metadata=metadata)
         except grpc.RpcError as e:
             code = e.code() if isinstance(e, grpc.Call) else None
             details = e.details() if isinstance(e, grpc.Call) else str(e)

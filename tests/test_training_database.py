@@ -1,0 +1,145 @@
+"""Training straight from a PostgreSQL interaction table (needs RECO_TEST_DSN; CI starts one)."""
+
+import datetime as dt
+import os
+import uuid
+
+import numpy as np
+import pytest
+
+from reco_sidecar import cli, logs
+from reco_sidecar.artifact import loader
+from reco_sidecar.artifact import manifest as manifest_mod
+from reco_sidecar.errors import InvalidArgument
+from reco_sidecar.query import RecQuery, Restriction
+from reco_sidecar.training import database
+
+pytestmark = pytest.mark.postgres
+
+DSN = os.environ.get("RECO_TEST_DSN")
+AS_OF = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
+
+
+@pytest.fixture(autouse=True)
+def _keep_test_logging(monkeypatch):
+    # cli.main points structlog at the current (captured) stderr, which pytest closes after the test.
+    monkeypatch.setattr(logs, "configure", lambda *args, **kwargs: None)
+
+
+@pytest.fixture
+def conn():
+    if not DSN:
+        pytest.skip("RECO_TEST_DSN is not set")
+    import psycopg
+
+    with psycopg.connect(DSN, autocommit=True) as c:
+        yield c
+
+
+@pytest.fixture
+def table(conn):
+    """A fresh interaction table shaped like uro's (UUID keys), dropped afterwards."""
+    name = f"interactions_{uuid.uuid4().hex[:12]}"
+    conn.execute(f"CREATE TABLE {name} (id bigserial PRIMARY KEY, user_id uuid NOT NULL, post_id uuid NOT NULL,"
+                 " interaction_type text NOT NULL, created_at timestamptz NOT NULL)")
+    yield name
+    conn.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+def _insert(conn, table, rows):
+    with conn.cursor() as cur, cur.copy(
+        f"COPY {table} (user_id, post_id, interaction_type, created_at) FROM STDIN"
+    ) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def _planted(seed=5, users=90, posts=120, groups=3, per_user=14):
+    """Users of group g mostly like, share and click posts of group g, and view anything."""
+    rng = np.random.default_rng(seed)
+    user_ids = [uuid.UUID(int=int(rng.integers(1 << 62)) << 64 | u) for u in range(users)]
+    post_ids = [uuid.UUID(int=int(rng.integers(1 << 62)) << 64 | p) for p in range(posts)]
+    user_group = np.arange(users) % groups
+    post_group = np.arange(posts) % groups
+    rows = []
+    for u in range(users):
+        own = np.flatnonzero(post_group == user_group[u])
+        for p in rng.choice(own, size=per_user, replace=False):
+            kind = str(rng.choice(["like", "share", "click"]))
+            rows.append((user_ids[u], post_ids[p], kind, AS_OF - dt.timedelta(days=int(rng.integers(0, 60)))))
+        for p in rng.choice(posts, size=3, replace=False):
+            rows.append((user_ids[u], post_ids[p], "view", AS_OF - dt.timedelta(days=1)))
+    return rows, user_ids, post_ids, user_group, post_group
+
+
+def test_train_from_dsn_recommends_each_users_planted_taste(conn, table, tmp_path, capsys):
+    rows, user_ids, post_ids, user_group, post_group = _planted()
+    _insert(conn, table, rows)
+    code = cli.main(["train", "--dsn", DSN, "--table", table, "--model-root", str(tmp_path), "--name", "uro",
+                     "--factors", "8", "--iterations", "10", "--regularization", "0.5", "--alpha", "10",
+                     "--half-life-days", "30", "--as-of", AS_OF.isoformat(), "--batch-size", "100",
+                     "--holdout", "0.2", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    model = loader.open_model(tmp_path / "uro" / "1")
+    # ids come back as canonical UUID strings, every user and post present
+    assert sorted(model.users.ids) == sorted(str(u) for u in user_ids)
+    assert set(model.items.ids) <= {str(p) for p in post_ids}
+    group_of_post = {str(p): g for p, g in zip(post_ids, post_group, strict=True)}
+    in_taste = []
+    for u, g in zip(user_ids, user_group, strict=True):
+        row = model.users.row(str(u))
+        ranked = model.recommend([RecQuery(0, 5, Restriction.none(), user_row=row)])[0]
+        in_taste.extend(group_of_post[model.items.ids[r]] == g for r in ranked.rows.tolist())
+    assert np.mean(in_taste) > 0.9
+    man = manifest_mod.read(tmp_path / "uro" / "1")
+    assert man.source["kind"] == "database" and man.source["table"] == table
+    assert "password" not in json_text(man)
+    assert man.training["half_life_days"] == 30
+    assert man.metrics["ndcg_at_10"] > man.metrics["baseline_ndcg_at_10"]
+
+
+def json_text(man):
+    import json
+
+    return json.dumps(man.to_json())
+
+
+def test_weights_decay_duplicates_and_unknown_types(conn, table):
+    u, p, q = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    _insert(conn, table, [
+        (u, p, "view", AS_OF), (u, p, "view", AS_OF), (u, p, "share", AS_OF - dt.timedelta(days=10)),
+        (u, q, "like", AS_OF - dt.timedelta(days=20)), (u, q, "bookmark", AS_OF),
+        (u, q, "click", AS_OF + dt.timedelta(days=3)),  # from the future: no bonus
+    ])
+    spec = database.ReadSpec(table=database.TableSpec(table=table), half_life_days=10.0, as_of=AS_OF, batch_size=1)
+    data, as_of = database.read_interactions(DSN, spec)
+    assert as_of == AS_OF
+    assert data.user_ids == [str(u)]
+    w = dict(zip(data.item_ids, data.matrix.toarray()[0].tolist(), strict=True))
+    assert w[str(p)] == pytest.approx(0.1 + 0.1 + 1.0 * 0.5, rel=1e-6)
+    assert w[str(q)] == pytest.approx(0.7 * 0.25 + 0.3, rel=1e-6)
+
+    custom = database.ReadSpec(table=database.TableSpec(table=table), type_weights={"bookmark": 2.0})
+    data, _ = database.read_interactions(DSN, custom)
+    assert data.item_ids == [str(q)] and data.matrix.toarray().tolist() == [[2.0]]
+
+
+def test_configurable_schema_table_and_columns(conn):
+    schema, name = f"s_{uuid.uuid4().hex[:8]}", "events"
+    conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        conn.execute(f"CREATE TABLE {schema}.{name} (who uuid, what uuid, kind text, at timestamptz)")
+        u, p = uuid.uuid4(), uuid.uuid4()
+        conn.execute(f"INSERT INTO {schema}.{name} VALUES (%s, %s, 'like', now())", (u, p))
+        spec = database.ReadSpec(table=database.TableSpec(f"{schema}.{name}", "who", "what", "kind", "at"))
+        data, _ = database.read_interactions(DSN, spec)
+        assert (data.user_ids, data.item_ids) == ([str(u)], [str(p)])
+    finally:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def test_missing_table_is_a_clear_error(conn):
+    spec = database.ReadSpec(table=database.TableSpec(table="no_such_table_here"))
+    with pytest.raises(InvalidArgument, match="not found"):
+        database.read_interactions(DSN, spec)

@@ -1,0 +1,64 @@
+"""Publishing tells a running sidecar to switch to the new version (the Reload RPC)."""
+
+import socket
+
+import pytest
+
+from reco_sidecar import cli, logs
+from reco_sidecar.errors import InvalidArgument, Unavailable
+from reco_sidecar.gen.reco.v1 import reco_pb2
+from reco_sidecar.training import demo_data, reload
+from tests.support.server import running_sidecar
+
+
+@pytest.fixture(autouse=True)
+def _keep_test_logging(monkeypatch):
+    monkeypatch.setattr(logs, "configure", lambda *args, **kwargs: None)
+
+
+@pytest.fixture(scope="module")
+def csv(tmp_path_factory):
+    out = tmp_path_factory.mktemp("data") / "demo.csv"
+    demo_data.write(demo_data.DemoSpec(users=300, items=150, interactions=6_000, clusters=4, seed=8), out)
+    return out
+
+
+def _train(csv, root, *extra):
+    return cli.main(["train", "--interactions", str(csv), "--model-root", str(root), "--name", "demo",
+                     "--factors", "8", "--iterations", "4", "--holdout", "0", "--ann-trees", "5", *extra])
+
+
+def test_train_with_reload_switches_the_running_sidecar(csv, tmp_path, capsys):
+    assert _train(csv, tmp_path) == 0
+    with running_sidecar(tmp_path, "demo", workers=1) as sidecar:
+        stub = sidecar.stub()
+        assert stub.GetModelStatus(reco_pb2.GetModelStatusRequest(), timeout=10).version == 1
+        assert _train(csv, tmp_path, "--holdout", "0.2", "--reload", sidecar.address) == 0
+        status = stub.GetModelStatus(reco_pb2.GetModelStatusRequest(), timeout=10)
+    assert status.version == 2
+    assert "ndcg_at_10" in status.metrics
+    assert capsys.readouterr().out.split() == [str(tmp_path / "demo" / "1"), str(tmp_path / "demo" / "2")]
+
+
+def test_reload_of_a_model_the_sidecar_does_not_serve_fails_clearly(csv, tmp_path):
+    assert _train(csv, tmp_path) == 0
+    with running_sidecar(tmp_path, "demo", workers=1) as sidecar, pytest.raises(Unavailable) as e:
+        reload.request_reload(sidecar.address, "other", 1, timeout=10)
+    assert "reload at" in str(e.value) and sidecar.address in str(e.value)
+
+
+def test_reload_with_nothing_listening_fails_within_the_timeout():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(Unavailable, match=r"reload at 127\.0\.0\.1"):
+        reload.request_reload(f"127.0.0.1:{port}", "demo", 1, timeout=2)
+
+
+def test_token_file_gives_its_first_token(tmp_path):
+    path = tmp_path / "tokens"
+    path.write_text("\n# admin\n  s3cret  \nother\n")
+    assert reload.read_token(path) == "s3cret"
+    path.write_text("# nothing\n")
+    with pytest.raises(InvalidArgument, match="no token"):
+        reload.read_token(path)
