@@ -1,0 +1,57 @@
+"""Client load for process-tree tests: threads calling the server until told to stop."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+
+
+@dataclass
+class LoadResult:
+    ok: int = 0
+    failed: Counter[str] = field(default_factory=Counter)
+    seen: Counter[Any] = field(default_factory=Counter)
+
+    @property
+    def failures(self) -> int:
+        return sum(self.failed.values())
+
+
+class Load:
+    """`threads` threads each run `call(i)` in a loop; the return value is tallied in `seen`."""
+
+    def __init__(self, call: Callable[[int], Any], threads: int = 4) -> None:
+        self._call = call
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self.result = LoadResult()
+        self._threads = [threading.Thread(target=self._run, args=(t,), daemon=True) for t in range(threads)]
+
+    def _run(self, t: int) -> None:
+        i = t
+        while not self._stop.is_set():
+            try:
+                value = self._call(i)
+            except grpc.RpcError as e:
+                with self._lock:
+                    self.result.failed[e.code().name] += 1
+            else:
+                with self._lock:
+                    self.result.ok += 1
+                    self.result.seen[value] += 1
+            i += len(self._threads)
+
+    def __enter__(self) -> Load:
+        for th in self._threads:
+            th.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for th in self._threads:
+            th.join(timeout=30)
