@@ -126,7 +126,7 @@ def test_offset_pages_do_not_overlap_and_concatenate_to_the_full_list(sidecar: S
     user = model.users.ids[9]
     full = _ids(stub.Recommend(reco_pb2.RecommendRequest(user_id=user, n=30)))
     pages = [stub.Recommend(reco_pb2.RecommendRequest(user_id=user, n=10, offset=o)) for o in (0, 10, 20)]
-    assert sum((_ids(p) for p in pages), []) == full
+    assert [i for p in pages for i in _ids(p)] == full
     assert [p.items[0].rank for p in pages] == [1, 11, 21]
     sims = [_ids(stub.Similar(reco_pb2.SimilarRequest(item_id=model.items.ids[4], n=5, offset=o))) for o in (0, 5)]
     assert not set(sims[0]) & set(sims[1])
