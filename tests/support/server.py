@@ -132,7 +132,12 @@ def running_sidecar(
         )
     sidecar = None
     try:
-        sidecar = Sidecar(proc, wait_ready(proc), stderr_path)
+        try:
+            ready = wait_ready(proc)
+        except (RuntimeError, TimeoutError) as e:
+            tail = stderr_path.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"{e}; sidecar stderr ends with:\n{tail}") from None
+        sidecar = Sidecar(proc, ready, stderr_path)
         yield sidecar
     finally:
         if sidecar is not None:

@@ -1,0 +1,184 @@
+"""Hot reload through the real process tree: all workers, all or nothing, nothing dropped."""
+
+from __future__ import annotations
+
+import pathlib
+import threading
+import time
+
+import grpc
+import pytest
+
+from reco_sidecar.gen.reco.v1 import reco_pb2
+from reco_sidecar.training import als
+from tests.support.models import train_demo
+from tests.support.server import Sidecar, running_sidecar
+from tests.support.versions import copy_version, flip_byte, truncate
+
+pytestmark = pytest.mark.slow
+
+
+class Recorder:
+    """Client threads over several connections to every worker, recording each answer's version."""
+
+    def __init__(self, sc: Sidecar, threads: int = 6) -> None:
+        self.stubs = [sc.stub(a) for a in sc.worker_addresses for _ in range(2)] + [sc.stub()]
+        self.calls: list[tuple[float, float, int, int]] = []  # start, end, version, worker slot
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, args=(t,), daemon=True) for t in range(threads)]
+
+    def _run(self, t: int) -> None:
+        i = t
+        while not self._stop.is_set():
+            stub = self.stubs[i % len(self.stubs)]
+            started = time.monotonic()
+            try:
+                if i % 3 == 2:
+                    resp = stub.Similar(reco_pb2.SimilarRequest(item_id=f"i{i % 300:07d}", n=5), timeout=10)
+                else:
+                    resp = stub.Recommend(reco_pb2.RecommendRequest(user_id=f"u{i % 500:07d}", n=10), timeout=10)
+                self.calls.append((started, time.monotonic(), resp.version, i % len(self.stubs)))
+            except grpc.RpcError as e:
+                self.failures.append(f"{e.code().name}: {e.details()}")
+            i += len(self._threads)
+
+    def __enter__(self) -> Recorder:
+        for th in self._threads:
+            th.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for th in self._threads:
+            th.join(30)
+
+
+@pytest.fixture
+def two_versions(demo_copy: pathlib.Path, tmp_path: pathlib.Path) -> pathlib.Path:
+    train_demo(demo_copy, params=als.AlsParams(factors=16, iterations=8, seed=99), data_dir=tmp_path)
+    return demo_copy
+
+
+def test_twenty_reloads_under_load_drop_nothing_and_switch_every_worker(two_versions: pathlib.Path) -> None:
+    with running_sidecar(two_versions, "demo", workers=2, extra_args=["--version", "1"]) as sc:
+        admin = sc.stub()
+        returned: list[tuple[float, float, int]] = []  # sent, returned, version
+        with Recorder(sc) as rec:
+            time.sleep(0.3)
+            for i in range(20):
+                target = 2 if i % 2 == 0 else 1
+                sent = time.monotonic()
+                resp = admin.Reload(reco_pb2.ReloadRequest(model="demo", version=str(target)), timeout=60)
+                assert (resp.old_version, resp.new_version, resp.workers) == (3 - target, target, 2)
+                assert resp.load_seconds > 0
+                returned.append((sent, time.monotonic(), target))
+                time.sleep(0.15)
+            time.sleep(0.3)
+        assert rec.failures == []
+        assert len(rec.calls) > 200
+        assert {v for _, _, v, _ in rec.calls} == {1, 2}
+        # a call that started after Reload(v) returned, and before the next one was sent, answers v
+        for (_, done, target), nxt in zip(returned, [*returned[1:], (float("inf"), 0.0, 0)], strict=True):
+            window = [c for c in rec.calls if done < c[0] and c[1] < nxt[0]]
+            assert window, "no calls observed between reloads"
+            stale = [c for c in window if c[2] != target]
+            assert stale == [], f"after Reload({target}) returned, answers came from {stale[:3]}"
+        st = admin.GetModelStatus(reco_pb2.GetModelStatusRequest())
+        assert st.version == 1
+        states = {v.version: v.state for v in st.versions}
+        assert states[1] == reco_pb2.MODEL_STATE_AVAILABLE and states[2] == reco_pb2.MODEL_STATE_END
+
+
+@pytest.mark.parametrize("damage", ["bad checksum", "truncated array", "wrong counts"])
+def test_a_broken_version_is_refused_while_the_old_one_serves_every_request(
+        demo_copy: pathlib.Path, damage: str) -> None:
+    model_dir = demo_copy / "demo"
+    if damage == "wrong counts":
+        # checksums still match: only the workers' shape checks can catch it, so every worker
+        # fails to prepare and none may switch
+        bad = copy_version(model_dir, 1, user_count=12345)
+    else:
+        bad = copy_version(model_dir, 1)
+        (flip_byte if damage == "bad checksum" else truncate)(model_dir / str(bad) / "item_factors.npy")
+    with running_sidecar(demo_copy, "demo", workers=2, extra_args=["--version", "1"]) as sc:
+        with Recorder(sc) as rec:
+            time.sleep(0.2)
+            with pytest.raises(grpc.RpcError) as e:
+                sc.stub().Reload(reco_pb2.ReloadRequest(version=str(bad)), timeout=60)
+            time.sleep(0.3)
+        assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        details = e.value.details()
+        assert details.startswith("version:") and f"version {bad}" in details
+        expected = {"bad checksum": "sha256", "truncated array": "size", "wrong counts": "shape"}[damage]
+        assert expected in details, details
+        assert rec.failures == [] and {v for _, _, v, _ in rec.calls} == {1}
+        for address in sc.worker_addresses:
+            st = sc.stub(address).GetModelStatus(reco_pb2.GetModelStatusRequest())
+            assert st.version == 1
+            if damage == "wrong counts":
+                failed = [v for v in st.versions if v.version == bad]
+                assert failed and failed[0].state == reco_pb2.MODEL_STATE_FAILED and failed[0].error
+
+
+def test_reload_input_errors(demo_root: pathlib.Path) -> None:
+    with running_sidecar(demo_root, "demo") as sc:
+        stub = sc.stub()
+        for request, code, field in [
+            (reco_pb2.ReloadRequest(version="seven"), grpc.StatusCode.INVALID_ARGUMENT, "version"),
+            (reco_pb2.ReloadRequest(version="99"), grpc.StatusCode.NOT_FOUND, "version"),
+            (reco_pb2.ReloadRequest(model="other"), grpc.StatusCode.NOT_FOUND, "model"),
+        ]:
+            with pytest.raises(grpc.RpcError) as e:
+                stub.Reload(request, timeout=30)
+            assert e.value.code() == code and e.value.details().startswith(field + ":")
+        same = stub.Reload(reco_pb2.ReloadRequest(version="latest"), timeout=30)
+        assert (same.old_version, same.new_version) == (1, 1)
+
+
+def test_rollback_is_a_reload_to_an_older_version(two_versions: pathlib.Path) -> None:
+    with running_sidecar(two_versions, "demo", workers=2) as sc:
+        assert sc.ready["version"] == 2
+        resp = sc.stub().Reload(reco_pb2.ReloadRequest(version="1"), timeout=60)
+        assert (resp.old_version, resp.new_version) == (2, 1)
+        assert {sc.stub(a).Recommend(reco_pb2.RecommendRequest(user_id="u0000001", n=3)).version
+                for a in sc.worker_addresses} == {1}
+
+
+def test_watch_picks_up_a_version_published_by_train_under_load(demo_copy: pathlib.Path,
+                                                                 tmp_path: pathlib.Path) -> None:
+    with running_sidecar(demo_copy, "demo", workers=2, extra_args=["--watch", "0.3"]) as sc:
+        with Recorder(sc) as rec:
+            time.sleep(0.3)
+            train_demo(demo_copy, params=als.AlsParams(factors=16, iterations=8, seed=5), data_dir=tmp_path)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                if {sc.stub(a).GetModelStatus(reco_pb2.GetModelStatusRequest()).version
+                        for a in sc.worker_addresses} == {2}:
+                    break
+                time.sleep(0.1)
+            time.sleep(0.3)
+        assert rec.failures == []
+        assert {v for _, _, v, _ in rec.calls} == {1, 2}
+        assert rec.calls[-1][2] == 2
+        assert any(e.get("event") == "watch_found_version" for e in sc.log_events())
+
+
+def test_a_restarted_worker_boots_with_the_reloaded_version(two_versions: pathlib.Path) -> None:
+    import os
+    import signal
+
+    with running_sidecar(two_versions, "demo", workers=2, extra_args=["--version", "1"]) as sc:
+        sc.stub().Reload(reco_pb2.ReloadRequest(version="2"), timeout=60)
+        victim = sc.stub(sc.worker_addresses[1]).GetModelStatus(reco_pb2.GetModelStatusRequest()).worker.pid
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                st = sc.stub(sc.worker_addresses[1]).GetModelStatus(reco_pb2.GetModelStatusRequest(), timeout=2)
+                if st.worker.pid != victim:
+                    break
+            except grpc.RpcError:
+                pass
+            time.sleep(0.1)
+        assert st.worker.pid != victim and st.version == 2
