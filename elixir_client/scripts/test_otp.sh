@@ -17,6 +17,7 @@ elixirc --warnings-as-errors -o "$build" \
   lib/uro_reco/error.ex \
   lib/uro_reco/sidecar.ex \
   lib/uro_reco/sidecar_pool.ex \
+  lib/uro_reco/training.ex \
   lib/uro_reco/sidecar/*.ex \
   test/support/sidecar_helpers.ex
 

@@ -1,0 +1,3 @@
+import Config
+
+if config_env() == :test, do: import_config("test.exs")

@@ -1,0 +1,114 @@
+defmodule UroReco.WorkersTest do
+  # Needs the hex dependencies; the :db tests also PostgreSQL or CockroachDB at
+  # DATABASE_URL: `mix test --include db`.
+  use ExUnit.Case, async: false
+  use Oban.Testing, repo: UroReco.TestRepo
+
+  import Ecto.Query
+
+  alias UroReco.Schemas.{UserInteraction, UserRecommendation}
+  alias UroReco.Test.ServedModel
+  alias UroReco.{Client, TestRepo}
+  alias UroReco.Workers.{BatchRecommend, Retrain}
+
+  @moduletag :hex
+  @moduletag timeout: 180_000
+
+  setup do
+    dir = UroReco.Test.SidecarHelpers.tmp_dir!("uro_reco_workers")
+    on_exit(fn -> File.rm_rf!(dir) end)
+    ctx = ServedModel.start!(dir)
+
+    Application.put_env(:uro_reco, :training,
+      model_root: ctx.sidecar_opts[:model_root],
+      model: "demo",
+      python: ctx.sidecar_opts[:python],
+      env: ctx.sidecar_opts[:env],
+      workdir: dir
+    )
+
+    on_exit(fn -> Application.delete_env(:uro_reco, :training) end)
+    ctx
+  end
+
+  test "Retrain trains the next version from a CSV and reloads it", %{pool: pool, csv: csv} do
+    assert :ok = perform_job(Retrain, %{"interactions" => csv})
+    assert {:ok, %{version: 2}} = Client.status(pool)
+  end
+
+  describe "with a database" do
+    @describetag :db
+
+    setup do
+      start_supervised!(TestRepo)
+      Ecto.Migrator.run(TestRepo, Ecto.Migrator.migrations_path(TestRepo), :up, all: true, log: false)
+      TestRepo.delete_all(UserInteraction)
+      TestRepo.delete_all(UserRecommendation)
+      start_supervised!({Oban, repo: TestRepo, testing: :manual})
+      :ok
+    end
+
+    test "BatchRecommend upserts one row per user with an expiry" do
+      users = [Ecto.UUID.generate(), Ecto.UUID.generate()]
+
+      assert :ok = perform_job(BatchRecommend, %{"user_ids" => users})
+      assert :ok = perform_job(BatchRecommend, %{"user_ids" => users, "n" => 3})
+
+      rows = TestRepo.all(from r in UserRecommendation, order_by: r.user_id)
+      assert Enum.map(rows, & &1.user_id) == Enum.sort(users)
+
+      for row <- rows do
+        assert %{source: "popular", model: "demo", version: 1} = row
+        assert length(row.item_ids) == 3 and length(row.scores) == 3
+        assert DateTime.compare(row.expires_at, DateTime.utc_now()) == :gt
+      end
+    end
+
+    test "a sweep refreshes one page and enqueues the next" do
+      now = DateTime.utc_now()
+
+      users =
+        for _ <- 1..3 do
+          user = Ecto.UUID.generate()
+
+          TestRepo.insert!(%UserInteraction{
+            user_id: user,
+            post_id: Ecto.UUID.generate(),
+            interaction_type: :like,
+            created_at: now
+          })
+
+          user
+        end
+
+      Application.put_env(:uro_reco, :batch, n: 2, page_size: 2)
+      on_exit(fn -> Application.put_env(:uro_reco, :batch, n: 5, page_size: 100, timeout: 30_000) end)
+
+      assert :ok = perform_job(BatchRecommend, %{"after" => nil})
+
+      [_first, second, _third] = Enum.sort(users)
+      assert TestRepo.aggregate(UserRecommendation, :count) == 2
+      assert_enqueued worker: BatchRecommend, args: %{"after" => second}
+    end
+
+    test "Retrain exports user_interactions for training", %{pool: pool} do
+      now = DateTime.utc_now()
+
+      posts = Enum.map(1..10, fn _ -> Ecto.UUID.generate() end)
+
+      for user <- Enum.map(1..30, fn _ -> Ecto.UUID.generate() end),
+          {post, i} <- Enum.with_index(posts),
+          rem(:erlang.phash2(user) + i, 3) == 0 do
+        TestRepo.insert!(%UserInteraction{
+          user_id: user,
+          post_id: post,
+          interaction_type: Enum.at([:view, :click, :like, :share], rem(i, 4)),
+          created_at: now
+        })
+      end
+
+      assert :ok = perform_job(Retrain, %{})
+      assert {:ok, %{version: 2}} = Client.status(pool)
+    end
+  end
+end
