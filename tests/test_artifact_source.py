@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+import pathlib
+
+from reco_sidecar.artifact import source
+
+
+def test_only_complete_integer_directories_are_versions(tmp_path: pathlib.Path) -> None:
+    model = tmp_path / "m"
+    for name, manifest in [("1", True), ("3", True), ("2", False), (".tmp-abc", True), ("latest", True)]:
+        (model / name).mkdir(parents=True)
+        if manifest:
+            (model / name / "manifest.json").write_text("{}")
+    (model / "7").write_text("a file, not a directory")
+    assert source.list_versions(model) == [1, 3]
+    assert source.latest_version(model) == 3
+    assert source.list_models(tmp_path) == ["m"]
+    assert source.latest_version(tmp_path / "absent") is None

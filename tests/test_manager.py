@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import pathlib
+import threading
+
+import pytest
+
+from reco_sidecar.artifact import loader
+from reco_sidecar.errors import FailedPrecondition, NotFound, Unavailable
+from reco_sidecar.manager import ModelManager, VersionState
+from reco_sidecar.query import RecQuery, Restriction
+from tests.support.versions import copy_version, truncate
+
+
+@pytest.fixture
+def manager(demo_copy: pathlib.Path) -> ModelManager:
+    copy_version(demo_copy / "demo", 1)
+    m = ModelManager(demo_copy, "demo", loader.open_model)
+    m.load(1)
+    return m
+
+
+def test_nothing_is_served_before_a_load(demo_copy: pathlib.Path) -> None:
+    m = ModelManager(demo_copy, "demo", loader.open_model)
+    with pytest.raises(Unavailable), m.lease():
+        pass
+
+
+def test_a_lease_keeps_its_model_across_a_swap_and_commit_waits_for_it(manager: ModelManager) -> None:
+    committed = threading.Event()
+    with manager.lease() as held:
+        assert held.version == 1
+        manager.prepare(2)
+        t = threading.Thread(target=lambda: (manager.commit(2), committed.set()))
+        t.start()
+        # new leases get the new model at once, while the old lease is still running
+        for _ in range(100):
+            if manager.current is not None and manager.current.version == 2:
+                break
+            threading.Event().wait(0.01)
+        with manager.lease() as fresh:
+            assert fresh.version == 2
+        assert held.version == 1 and not committed.wait(0.2)
+        assert {s.version: s.state for s in manager.statuses()}[1] == VersionState.UNLOADING
+        # the old model still answers while leased
+        assert len(held.recommend([RecQuery(0, 5, Restriction.none(), user_row=0)])[0].rows) == 5
+    assert committed.wait(5)
+    t.join()
+    assert {s.version: s.state for s in manager.statuses()} == {1: VersionState.END, 2: VersionState.AVAILABLE}
+
+
+def test_a_failed_load_is_a_state_and_the_serving_version_stays(manager: ModelManager,
+                                                                 demo_copy: pathlib.Path) -> None:
+    bad = copy_version(demo_copy / "demo", 1)
+    truncate(demo_copy / "demo" / str(bad) / "seen_indices.npy")
+    with pytest.raises(FailedPrecondition) as e:
+        manager.prepare(bad)
+    assert "seen_indices.npy" in str(e.value)
+    status = {s.version: s for s in manager.statuses()}
+    assert status[bad].state == VersionState.FAILED and "size" in status[bad].error
+    assert manager.current is not None and manager.current.version == 1
+
+
+def test_commit_without_prepare_is_refused(manager: ModelManager) -> None:
+    with pytest.raises(FailedPrecondition):
+        manager.commit(2)
+    assert manager.current is not None and manager.current.version == 1
+
+
+def test_abort_drops_a_prepared_version(manager: ModelManager) -> None:
+    manager.prepare(2)
+    manager.abort(2)
+    with pytest.raises(FailedPrecondition):
+        manager.commit(2)
+    assert {s.version: s.state for s in manager.statuses()}[2] == VersionState.END
+
+
+def test_resolve(manager: ModelManager) -> None:
+    assert manager.resolve("latest") == 2 and manager.resolve("1") == 1
+    with pytest.raises(NotFound):
+        manager.resolve("7")
+    with pytest.raises(ValueError):
+        manager.resolve("x")
