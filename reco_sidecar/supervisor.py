@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from reco_sidecar import logs, ports, worker
+from reco_sidecar import logs, metrics, ports, worker
 from reco_sidecar.artifact import loader, source
 from reco_sidecar.control import Channel, pair
 from reco_sidecar.errors import ArtifactError
@@ -79,6 +79,8 @@ class Supervisor:
         try:
             port = ports.probe(self.s.host, self.s.port)
             privates = [ports.probe(self.s.host, 0) for _ in range(self.s.workers)]
+            # Before the first fork: workers inherit the metrics directory.
+            exporter = metrics.Exporter.start(self.s.host, self.s.metrics_port)
         except ports.PortInUse as e:
             log.error("port_in_use", error=str(e))
             print(f"reco-sidecar serve: {e}", file=sys.stderr)
@@ -95,6 +97,7 @@ class Supervisor:
             return self._loop()
         finally:
             self._kill_all(signal.SIGKILL)
+            exporter.close()
 
     def _install_signals(self) -> None:
         self._wake_r, self._wake_w = os.pipe()
@@ -182,6 +185,7 @@ class Supervisor:
             for slot in self.slots:
                 if slot.pid == pid:
                     self._worker_exited(slot, status)
+            metrics.process_dead(pid)
 
     def _worker_exited(self, slot: WorkerSlot, status: int) -> None:
         code = os.waitstatus_to_exitcode(status)
@@ -302,6 +306,7 @@ class Supervisor:
 
     def _fail(self, requester: tuple[int, int] | None, code: str, message: str, field: str | None = None) -> None:
         log.warning("reload_failed", code=code, error=message)
+        metrics.reload_finished(code)
         self._reply(requester, ok=False, code=code, message=message, field=field)
 
     def _next_reload(self) -> None:
@@ -381,6 +386,7 @@ class Supervisor:
             return
         else:
             self.txn = None
+            metrics.reload_finished("ok", time.monotonic() - txn.started)
             workers = sum(1 for s in self.slots if s.ready and s.version == txn.version)
             log.info("reload_done", txn=txn.id, version=txn.version, old_version=txn.old_version,
                      load_seconds=round(txn.load_seconds, 4), workers=workers)

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from reco_sidecar import logs
+from reco_sidecar import logs, metrics
 from reco_sidecar.artifact import loader
 from reco_sidecar.control import Channel
 from reco_sidecar.errors import FailedPrecondition
@@ -81,7 +81,7 @@ def _serve(settings: ServeSettings, spec: WorkerSpec, channel: Channel, manager:
     from reco_sidecar import requests as rq
     from reco_sidecar import security
     from reco_sidecar.gen.reco.v1 import reco_pb2, reco_pb2_grpc
-    from reco_sidecar.interceptors import LoggingInterceptor
+    from reco_sidecar.interceptors import server_interceptors
     from reco_sidecar.jsonld import Renderer
     from reco_sidecar.service import RecommenderService, WorkerAddress
     from reco_sidecar.topology import WorkerTopology
@@ -101,6 +101,7 @@ def _serve(settings: ServeSettings, spec: WorkerSpec, channel: Channel, manager:
         batch_max_size=settings.batch_max_size,
         batch_chunk=settings.batch_chunk,
         on_activity=activity.touch,
+        on_batch=metrics.observe_batch,
     )
     options: list[tuple[str, Any]] = [
         ("grpc.so_reuseport", 1),
@@ -111,7 +112,7 @@ def _serve(settings: ServeSettings, spec: WorkerSpec, channel: Channel, manager:
         ThreadPoolExecutor(max_workers=settings.max_concurrent_rpcs, thread_name_prefix="rpc"),
         options=options,
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
-        interceptors=[LoggingInterceptor()],
+        interceptors=server_interceptors(settings),
     )
     reco_pb2_grpc.add_RecommenderServicer_to_server(service, server)  # type: ignore[no-untyped-call]
     health_servicer = health.HealthServicer()
@@ -132,6 +133,7 @@ def _serve(settings: ServeSettings, spec: WorkerSpec, channel: Channel, manager:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     control.start()
     model = manager.current
+    metrics.track_model(model)
     channel.send({"type": "ready", "slot": spec.slot, "pid": os.getpid(), "address": address,
                   "version": model.version if model else None})
     log.info("worker_serving", slot=spec.slot, shared=settings.shared_address, address=address,
@@ -142,6 +144,7 @@ def _serve(settings: ServeSettings, spec: WorkerSpec, channel: Channel, manager:
         try:
             event = events.get(timeout=ACTIVITY_EVERY)
         except queue.Empty:
+            metrics.track_model(manager.current)
             count = activity.calls
             if count != last_reported:
                 last_reported = count

@@ -1,0 +1,135 @@
+"""Optional bearer-token authentication (`authorization: Bearer <token>` metadata).
+
+Tokens from --auth-tokens-file may call every Recommender method but Reload; tokens from
+--admin-tokens-file may call Reload too. Health and reflection stay open so that
+orchestrators and tools can probe without a secret. Tokens are compared as sha256 digests
+with hmac.compare_digest, against every known token, so the time taken tells neither how
+much of a token matched nor which one.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import pathlib
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import grpc
+
+from reco_sidecar.interceptors import ServerInterceptorBase
+from reco_sidecar.settings import ServeSettings
+
+OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+ADMIN_METHODS = frozenset({"/reco.v1.Recommender/Reload"})
+SCHEME = "bearer"
+
+
+class Role(enum.Enum):
+    CALLER = "caller"
+    ADMIN = "admin"
+
+
+def read_tokens(path: pathlib.Path) -> list[str]:
+    """One token a line; blank lines and lines starting with # are ignored."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: cannot read tokens: {e}") from None
+    tokens = [line.strip() for line in text.splitlines()]
+    tokens = [t for t in tokens if t and not t.startswith("#")]
+    if not tokens:
+        raise ValueError(f"{path}: holds no tokens")
+    for t in tokens:
+        if any(c.isspace() for c in t):
+            raise ValueError(f"{path}: a token contains whitespace")
+    return tokens
+
+
+def _digest(token: str | bytes) -> bytes:
+    raw = token.encode("utf-8", "surrogateescape") if isinstance(token, str) else token
+    return hashlib.sha256(raw).digest()
+
+
+def _known(digest: bytes, known: Iterable[bytes]) -> bool:
+    found = False
+    for k in known:
+        # No short cut: every token is compared whatever matched before.
+        found |= hmac.compare_digest(digest, k)
+    return found
+
+
+class Authenticator:
+    def __init__(self, callers: Iterable[str], admins: Iterable[str]) -> None:
+        self._admins = [_digest(t) for t in admins]
+        self._callers = [_digest(t) for t in callers]
+
+    def role(self, token: str | bytes) -> Role | None:
+        digest = _digest(token)
+        is_admin = _known(digest, self._admins)
+        is_caller = _known(digest, self._callers)
+        if is_admin:
+            return Role.ADMIN
+        return Role.CALLER if is_caller else None
+
+    def check(self, method: str, authorization: str | bytes | None) -> tuple[grpc.StatusCode, str] | None:
+        """None when the call may proceed, else the status and message to refuse it with."""
+        if method.startswith(OPEN_PREFIXES):
+            return None
+        if isinstance(authorization, bytes):
+            authorization = authorization.decode("latin-1")
+        scheme, _, token = (authorization or "").strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != SCHEME or not token:
+            return grpc.StatusCode.UNAUTHENTICATED, "authorization metadata with a bearer token is required"
+        role = self.role(token)
+        if role is None:
+            return grpc.StatusCode.UNAUTHENTICATED, "unknown bearer token"
+        if method in ADMIN_METHODS and role is not Role.ADMIN:
+            return grpc.StatusCode.PERMISSION_DENIED, "this method needs an admin token"
+        return None
+
+
+def from_settings(settings: ServeSettings) -> Authenticator | None:
+    """None when no token file is configured (authentication off)."""
+    if settings.auth_tokens_file is None and settings.admin_tokens_file is None:
+        return None
+    callers = read_tokens(settings.auth_tokens_file) if settings.auth_tokens_file else []
+    admins = read_tokens(settings.admin_tokens_file) if settings.admin_tokens_file else []
+    return Authenticator(callers, admins)
+
+
+def _refusal(handler: grpc.RpcMethodHandler[Any, Any], code: grpc.StatusCode, message: str
+             ) -> grpc.RpcMethodHandler[Any, Any]:
+    """A handler of the same kind as `handler` that refuses every call."""
+
+    def refuse(_request: Any, context: grpc.ServicerContext) -> Any:
+        context.abort(code, message)
+
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(refuse, handler.request_deserializer,
+                                                    handler.response_serializer)
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(refuse, handler.request_deserializer,
+                                                   handler.response_serializer)
+    if handler.stream_unary is not None:
+        return grpc.stream_unary_rpc_method_handler(refuse, handler.request_deserializer,
+                                                    handler.response_serializer)
+    return grpc.stream_stream_rpc_method_handler(refuse, handler.request_deserializer,
+                                                 handler.response_serializer)
+
+
+class AuthInterceptor(ServerInterceptorBase):
+    def __init__(self, authenticator: Authenticator) -> None:
+        self._auth = authenticator
+
+    def intercept_service(self, continuation: Callable[[Any], Any], details: Any) -> Any:
+        handler = continuation(details)
+        if handler is None:
+            return None
+        authorization = next((v for k, v in details.invocation_metadata or () if k == "authorization"), None)
+        refused = self._auth.check(details.method, authorization)
+        if refused is None:
+            return handler
+        return _refusal(handler, *refused)

@@ -1,0 +1,203 @@
+"""Prometheus metrics for the whole process tree, in prometheus_client's multiprocess mode.
+
+Every process (supervisor and workers) writes its values to files in a private directory
+that the supervisor creates before it forks; the supervisor's one HTTP endpoint sums them.
+prometheus_client decides between in-memory and file-backed values when it is first
+imported, so this module imports it lazily, after `Exporter.start` has set
+PROMETHEUS_MULTIPROC_DIR, and the other modules only call the functions below.
+Without --metrics-port every recording function is a no-op.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import errno
+import os
+import pathlib
+import shutil
+import tempfile
+import threading
+from typing import Any
+
+import numpy as np
+
+from reco_sidecar import logs, ports
+from reco_sidecar.artifact import layout
+
+log = logs.get(__name__)
+
+ENV = "PROMETHEUS_MULTIPROC_DIR"
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+RELOAD_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+
+
+class _Metrics:
+    def __init__(self) -> None:
+        from prometheus_client import Counter, Gauge, Histogram
+
+        # Registered nowhere: in multiprocess mode the exporter reads the files, not a registry.
+        none: Any = None
+        self.rpcs = Counter("reco_rpcs", "Recommender RPCs finished, by method and status code.",
+                            ["method", "code"], registry=none)
+        self.rpc_seconds = Histogram("reco_rpc_duration_seconds", "Recommender RPC latency in the server.",
+                                     ["method", "code"], buckets=LATENCY_BUCKETS, registry=none)
+        self.responses = Counter(
+            "reco_responses", "Answers by where their items came from (model, fold_in, popular, ann; "
+            "error for a BatchRecommend user that could not be answered). popular is the fallback.",
+            ["method", "source"], registry=none)
+        self.batch_size = Histogram("reco_batch_size", "Recommend calls scored together by the dynamic batcher.",
+                                    buckets=BATCH_BUCKETS, registry=none)
+        # One series per live worker (pid label): a reload in progress shows mixed versions.
+        self.model_version = Gauge("reco_model_version", "Model version each worker serves.", ["model"],
+                                   multiprocess_mode="liveall", registry=none)
+        # Workers memory-map the same files, so the pages are shared: max, not sum.
+        self.model_bytes = Gauge("reco_model_bytes", "Bytes of the serving model's arrays and ANN index.",
+                                 ["model"], multiprocess_mode="livemax", registry=none)
+        self.reloads = Counter("reco_reloads", "Reloads finished, by outcome (ok or a status code name).",
+                               ["outcome"], registry=none)
+        self.reload_seconds = Histogram("reco_reload_duration_seconds",
+                                        "Successful reloads, from request to every worker serving.",
+                                        buckets=RELOAD_BUCKETS, registry=none)
+        self.worker_exits = Counter("reco_worker_exits", "Worker processes that exited (restarts included).",
+                                    registry=none)
+
+
+_lock = threading.Lock()
+_state: dict[str, Any] = {"metrics": None, "decided": False, "model": None}
+
+
+def _get() -> _Metrics | None:
+    if _state["decided"]:
+        return _state["metrics"]  # type: ignore[no-any-return]
+    with _lock:
+        if not _state["decided"]:
+            _state["metrics"] = _Metrics() if os.environ.get(ENV) else None
+            _state["decided"] = True
+    return _state["metrics"]  # type: ignore[no-any-return]
+
+
+# -- recording, from any process of the tree ------------------------------------------------------
+
+def observe_rpc(method: str, code: str, seconds: float, sources: dict[str, int]) -> None:
+    m = _get()
+    if m is None:
+        return
+    m.rpcs.labels(method, code).inc()
+    m.rpc_seconds.labels(method, code).observe(seconds)
+    for source, count in sources.items():
+        m.responses.labels(method, source).inc(count)
+
+
+def observe_batch(size: int) -> None:
+    m = _get()
+    if m is not None:
+        m.batch_size.observe(size)
+
+
+def model_bytes(model: Any) -> int:
+    """Bytes of every array the model holds, plus its ANN index file."""
+    total = sum(getattr(model, f.name).nbytes for f in dataclasses.fields(model)
+                if isinstance(getattr(model, f.name), np.ndarray))
+    with contextlib.suppress(OSError):
+        total += (pathlib.Path(model.path) / layout.ANN_INDEX).stat().st_size
+    return int(total)
+
+
+def track_model(model: Any) -> None:
+    """Publishes the serving model; cheap to call often, it only writes when the model changed."""
+    m = _get()
+    if m is None or model is None or _state["model"] is model:
+        return
+    _state["model"] = model
+    m.model_version.labels(model.name).set(model.version)
+    m.model_bytes.labels(model.name).set(model_bytes(model))
+
+
+def reload_finished(outcome: str, seconds: float | None = None) -> None:
+    m = _get()
+    if m is None:
+        return
+    m.reloads.labels(outcome).inc()
+    if seconds is not None:
+        m.reload_seconds.observe(seconds)
+
+
+def process_dead(pid: int) -> None:
+    """Drops a dead worker's live gauges; its counters stay in the sums."""
+    m = _get()
+    if m is None:
+        return
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+    m.worker_exits.inc()
+
+
+# -- the supervisor's endpoint -----------------------------------------------------------------------
+
+class Exporter:
+    """The multiprocess directory and the /metrics HTTP server, owned by the supervisor."""
+
+    def __init__(self, directory: pathlib.Path | None, server: Any = None, thread: threading.Thread | None = None):
+        self.directory = directory
+        self._server = server
+        self._thread = thread
+
+    @property
+    def port(self) -> int | None:
+        return int(self._server.server_port) if self._server is not None else None
+
+    @classmethod
+    def start(cls, host: str, port: int | None) -> Exporter:
+        """Call before forking any worker and before anything records a metric.
+
+        Raises ports.PortInUse when the metrics port is taken.
+        """
+        _state.update(metrics=None, decided=False, model=None)
+        if port is None:
+            # A directory inherited from our own environment must not collect our values.
+            os.environ.pop(ENV, None)
+            return cls(None)
+        directory = pathlib.Path(tempfile.mkdtemp(prefix="reco-metrics-"))
+        os.environ[ENV] = str(directory)
+        from prometheus_client import CollectorRegistry, multiprocess, start_http_server, values
+
+        # Decided at import: redo it in case something imported the library earlier.
+        values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=str(directory))  # type: ignore[no-untyped-call]
+        # The server thread lives on while the supervisor forks (re)started workers. That is
+        # safe because the thread holds nothing a worker needs: fork re-creates the GIL and
+        # the import lock, the request handler never logs, and collecting reads the files
+        # without prometheus_client's value lock (which only the supervisor's main thread,
+        # the one that forks, takes). The child closes its copy of the listening socket so a
+        # worker never keeps the metrics port bound.
+        try:
+            server, thread = start_http_server(port, addr=host.strip("[]"), registry=registry)
+        except OSError as e:
+            shutil.rmtree(directory, ignore_errors=True)
+            os.environ.pop(ENV, None)
+            if e.errno == errno.EADDRINUSE:
+                raise ports.PortInUse(f"metrics port {host}:{port} is already in use") from None
+            raise
+        exporter = cls(directory, server, thread)
+        os.register_at_fork(after_in_child=exporter._forget_in_child)
+        log.info("metrics_serving", host=host, port=exporter.port, directory=str(directory))
+        return exporter
+
+    def _forget_in_child(self) -> None:
+        if self._server is not None:
+            self._server.socket.close()
+            self._server = None
+        self.directory = None
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self.directory is not None:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            self.directory = None
