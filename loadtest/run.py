@@ -1,0 +1,418 @@
+"""Load test of the sidecar with ghz: fixed-rate steps and a find-the-maximum run per RPC, the
+in-process ceiling, and a reload storm under load, with a summary JSON and a Markdown report.
+
+    python -m loadtest.run                 # the benchmark model (200k users x 100k items x 64)
+    python -m loadtest.run --smoke         # the CI smoke profile (small model, a few seconds per RPC)
+
+Use loadtest/run.sh (hard time bound, ghz install). Every run has a time limit; the sidecar's
+process group is killed at the end whatever happens. Results go to loadtest/results/<stamp>/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+from loadtest import lib
+from loadtest.lib import GhzRun, log
+
+RESULTS = lib.ROOT / "loadtest" / "results"
+CALLS = ("Recommend", "Similar", "BatchRecommend")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--smoke", action="store_true", help="small model, short runs, exit 1 on any non-OK status")
+    p.add_argument("--work-dir", type=pathlib.Path, default=RESULTS / "work", help="cached models live here")
+    p.add_argument("--out-dir", type=pathlib.Path, help="default: loadtest/results/<UTC stamp>")
+    p.add_argument("--time-limit", type=float, default=2700.0, help="hard bound on the whole run, seconds")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    p.add_argument("--connections", type=int, help="ghz connections (default 4 x workers)")
+    p.add_argument("--calls", default=",".join(CALLS))
+    p.add_argument("--rates", default="250,500,1000,2000", help="fixed-rate steps, requests/s")
+    p.add_argument("--step-seconds", type=float, default=12.0)
+    p.add_argument("--step-concurrency", type=int, default=50, help="ghz -c for fixed-rate steps")
+    p.add_argument("--max-concurrency", default="4,16,48", help="ghz -c of the unthrottled runs ('' skips)")
+    p.add_argument("--max-seconds", type=float, default=10.0)
+    p.add_argument("--unknown-user-share", type=float, default=0.05,
+                   help="share of unknown user ids (answered with popular items, status OK)")
+    p.add_argument("--unknown-item-share", type=float, default=0.0,
+                   help="share of unknown item ids in Similar (answered NOT_FOUND, counted as expected)")
+    p.add_argument("--batch-users", type=int, default=10, help="users per BatchRecommend request")
+    p.add_argument("--reload-rate", type=int, default=1000, help="Recommend rate of the reload runs (0 skips)")
+    p.add_argument("--reload-seconds", type=float, default=24.0)
+    p.add_argument("--reload-every", type=float, default=3.0)
+    p.add_argument("--ceiling-seconds", type=float, default=4.0, help="per measurement (0 skips)")
+    p.add_argument("--profile", action=argparse.BooleanOptionalAction, default=True,
+                   help="py-spy a worker during the top unthrottled Recommend run")
+    p.add_argument("--server-log-level", default="info")
+    p.add_argument("--serve-arg", action="append", default=[], help="extra argument for `serve` (repeatable)")
+    args = p.parse_args(argv)
+    if args.smoke:
+        p.set_defaults(rates="200", step_seconds=3.0, max_concurrency="", reload_rate=200, reload_seconds=4.0,
+                       reload_every=1.5, ceiling_seconds=0.0, profile=False, time_limit=240.0,
+                       unknown_item_share=0.0, step_concurrency=10)
+        args = p.parse_args(argv)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    lib.install_signal_handlers()
+    signal.alarm(int(args.time_limit))
+    deadline = lib.Deadline(args.time_limit - 20)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + ("-smoke" if args.smoke else "")
+    out = args.out_dir or RESULTS / stamp
+    out.mkdir(parents=True, exist_ok=True)
+    log("loadtest_start", out=str(out), smoke=args.smoke)
+    summary: dict[str, Any] = {"kind": "smoke" if args.smoke else "full", "started": time.time(),
+                               "git": lib.git_info(), "machine": lib.machine_info(),
+                               "command": " ".join(["loadtest/run.sh", *(argv if argv is not None else sys.argv[1:])]),
+                               "settings": {k: str(v) if isinstance(v, pathlib.Path) else v
+                                            for k, v in vars(args).items()},
+                               "runs": [], "failures": []}
+    try:
+        run_all(args, out, deadline, summary)
+    except BaseException as e:
+        summary["failures"].append(f"{type(e).__name__}: {e}")
+        log("loadtest_failed", error=f"{type(e).__name__}: {e}")
+        if not isinstance(e, Exception | lib.TimeUp):
+            raise
+    finally:
+        signal.alarm(0)
+        summary["finished"] = time.time()
+        summary["targets"] = targets(summary)
+        lib.write_json(out / "summary.json", summary)
+        with contextlib.suppress(Exception):
+            from loadtest import report
+
+            report.write(summary, out)
+        latest = RESULTS / ("latest-smoke" if args.smoke else "latest")
+        with contextlib.suppress(OSError):
+            if latest.is_symlink() or latest.exists():
+                latest.unlink()
+            latest.symlink_to(out.resolve())
+        log("loadtest_done", out=str(out), failures=summary["failures"])
+    non_ok = [r["label"] for r in summary["runs"] if r.get("errors") or (args.smoke and r.get("expected_non_ok"))]
+    if summary["failures"]:
+        return 2
+    if args.smoke and non_ok:
+        log("smoke_non_ok", runs=non_ok)
+        return 1
+    return 0
+
+
+def run_all(args: argparse.Namespace, out: pathlib.Path, deadline: lib.Deadline, summary: dict[str, Any]) -> None:
+    ghz = lib.find_ghz(install=True)
+    if ghz is None:
+        raise RuntimeError("ghz is not installed and go is not available to install it")
+    summary["ghz"] = {"path": ghz, "module": lib.GHZ_MODULE}
+    spec = lib.SMOKE_SPEC if args.smoke else lib.ModelSpec()
+    model = lib.ensure_model(args.work_dir, spec, deadline)
+    summary["model"] = {"spec": spec.__dict__, "version_dir": str(model.version_dir),
+                        "bytes_on_disk": model.bytes_on_disk(), "build_seconds": model.build_seconds}
+    data = lib.write_data_files(model.version_dir, out / "data", unknown_user_share=args.unknown_user_share,
+                                unknown_item_share=args.unknown_item_share, batch_users=args.batch_users)
+    if args.ceiling_seconds > 0:
+        summary["ceiling"] = ceiling(model, args, out, deadline)
+    connections = args.connections or 4 * args.workers
+    calls = [c for c in args.calls.split(",") if c]
+    rates = [int(r) for r in args.rates.split(",") if r]
+    concurrencies = [int(c) for c in args.max_concurrency.split(",") if c]
+    with lib.running_sidecar(model, workers=args.workers, log_path=out / "sidecar.log", extra=args.serve_arg,
+                             log_level=args.server_log_level) as sc:
+        summary["sidecar"] = {"ready": sc.ready, "start_to_ready_s": round(sc.ready_seconds, 3),
+                              "memory_after_ready": lib.tree_memory(sc.pgid)}
+        flags, source = lib.descriptor_source(ghz, sc.address, out)
+        summary["ghz"].update(source)
+
+        def ghz_run(run: GhzRun, kind: str, **extra: Any) -> dict[str, Any]:
+            with lib.CpuMeter(sc.pgid) as cpu:
+                result = lib.run_ghz(ghz, flags, sc.address, run, out / f"ghz-{run.label}.json", deadline)
+            result.update(kind=kind, cpu=cpu.summary(result["client_cpu_s"]), **extra)
+            result["ratio_to_ceiling"] = ratio_to_ceiling(result, summary.get("ceiling"), args.batch_users)
+            summary["runs"].append(result)
+            return result
+
+        for call in calls:
+            expected = ("NOT_FOUND",) if call == "Similar" and args.unknown_item_share > 0 else ()
+            common = dict(call=call, data_file=data[call], connections=connections, expected_codes=expected)
+            if not args.smoke:  # warm-up, not recorded
+                lib.run_ghz(ghz, flags, sc.address, GhzRun(f"warmup-{call}", rps=300, concurrency=16,
+                                                           duration_s=3, **common),
+                            out / f"ghz-warmup-{call}.json", deadline)
+            for rate in rates:
+                ghz_run(GhzRun(f"{call}-rps{rate}", rps=rate, concurrency=args.step_concurrency,
+                               duration_s=args.step_seconds, **common), "fixed_rate")
+            for conc in concurrencies:
+                run = GhzRun(f"{call}-max-c{conc}", rps=0, concurrency=conc, duration_s=args.max_seconds, **common)
+                profiling = args.profile and call == "Recommend" and conc == max(concurrencies)
+                with profiler(sc, out, run.duration_s, enabled=profiling) as prof:
+                    result = ghz_run(run, "unthrottled")
+                if prof:
+                    result["profile"] = prof
+                    summary["profile"] = prof
+        if args.reload_rate > 0 and "Recommend" in calls:
+            summary["reload"] = reload_storm(sc, model, args, out, deadline, ghz_run, data["Recommend"],
+                                             connections)
+
+
+def ceiling(model: lib.BenchModel, args: argparse.Namespace, out: pathlib.Path,
+            deadline: lib.Deadline) -> dict[str, Any]:
+    path = out / "ceiling.json"
+    cmd = [sys.executable, "-m", "loadtest.ceiling", "--version-dir", str(model.version_dir),
+           "--seconds", str(args.ceiling_seconds), "--workers", str(args.workers),
+           "--batch-users", str(args.batch_users), "--out", str(path)]
+    log("ceiling_start")
+    code, _, err, _ = lib.run_bounded(cmd, deadline.bound(300), env=lib.python_env(), cwd=lib.ROOT)
+    if code != 0:
+        raise RuntimeError(f"ceiling measurement failed: {err[-2000:]}")
+    result: dict[str, Any] = json.loads(path.read_text())
+    log("ceiling_done", recommend_rps=result["recommend"]["ceiling_rps"], similar_rps=result["similar"]["ceiling_rps"])
+    return result
+
+
+def ratio_to_ceiling(result: dict[str, Any], ceil: dict[str, Any] | None, batch_users: int) -> float | None:
+    if not ceil:
+        return None
+    if result["call"] == "Recommend":
+        base = ceil["recommend"]["ceiling_rps"]
+    elif result["call"] == "Similar":
+        base = ceil["similar"]["ceiling_rps"]
+    else:
+        base = ceil["batch_recommend"]["ceiling_calls_per_s"]
+    return round(result["rps"] / base, 3) if base else None
+
+
+# -- profiling -------------------------------------------------------------------------------------
+
+
+def find_py_spy() -> str | None:
+    found = shutil.which("py-spy")
+    if found:
+        return found
+    code, _, err, _ = lib.run_bounded([sys.executable, "-m", "pip", "install", "--quiet", "py-spy"], 300)
+    if code != 0:
+        log("py_spy_unavailable", error=err[-500:])
+        return None
+    return shutil.which("py-spy") or str(pathlib.Path(sys.executable).parent / "py-spy")
+
+
+@contextlib.contextmanager
+def profiler(sc: lib.Sidecar, out: pathlib.Path, seconds: float, *, enabled: bool):  # type: ignore[no-untyped-def]
+    """py-spy record (raw collapsed stacks) of the first worker while the body runs."""
+    result: dict[str, Any] = {}
+    if not enabled:
+        yield None
+        return
+    spy = find_py_spy()
+    pids = sc.worker_pids()
+    if spy is None or not pids:
+        yield None
+        return
+    raw = out / "profile-recommend-worker.txt"
+    duration = max(2, int(seconds) - 2)
+    cmd = [spy, "record", "--pid", str(pids[0]), "--duration", str(duration), "--rate", "200",
+           "--format", "raw", "--output", str(raw), "--nonblocking"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        time.sleep(0.5)
+        yield result
+    finally:
+        try:
+            proc.wait(timeout=duration + 20)
+        except subprocess.TimeoutExpired:
+            lib.kill_group(proc.pid, grace=1.0)
+        finally:
+            if proc.poll() is None:
+                lib.kill_group(proc.pid, grace=1.0)
+    if raw.is_file():
+        result.update(summarize_profile(raw))
+        result["pid"] = pids[0]
+        result["raw"] = raw.name
+    else:
+        result["error"] = (proc.stderr.read().decode(errors="replace") if proc.stderr else "")[-500:]
+
+
+def summarize_profile(raw: pathlib.Path, top: int = 20) -> dict[str, Any]:
+    """Self time per function, and inclusive time of the frames that tell where a request goes."""
+    self_counts: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    by_thread: dict[str, int] = {}
+    total = 0
+    for line in raw.read_text(errors="replace").splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        total += count
+        frames = [f.split(" (")[0] + " (" + f.split(" (")[-1].split(":")[0].rsplit("/", 1)[-1] + ")"
+                  if " (" in f else f for f in stack.split(";")]
+        by_thread[frames[0]] = by_thread.get(frames[0], 0) + count
+        self_counts[frames[-1]] = self_counts.get(frames[-1], 0) + count
+        for f in set(frames):
+            inclusive[f] = inclusive.get(f, 0) + count
+
+    def share(d: dict[str, int]) -> list[list[Any]]:
+        return [[k, round(v / total, 3)] for k, v in sorted(d.items(), key=lambda kv: -kv[1])[:top]] if total else []
+
+    return {"samples": total, "self": share(self_counts), "inclusive": share(inclusive),
+            "threads": share(by_thread)}
+
+
+# -- reloads under load ------------------------------------------------------------------------------
+
+
+def reload_storm(sc: lib.Sidecar, model: lib.BenchModel, args: argparse.Namespace, out: pathlib.Path,
+                 deadline: lib.Deadline, ghz_run: Any, data_file: pathlib.Path, connections: int) -> dict[str, Any]:
+    """A steady run, then the same run with Reload every few seconds alternating 1 <-> 2."""
+    lib.publish_copy(model, 2)
+    runs = {}
+    for phase in ("steady", "reloading"):
+        run = GhzRun(f"Recommend-reload-{phase}-rps{args.reload_rate}", call="Recommend", data_file=data_file,
+                     rps=args.reload_rate, concurrency=args.step_concurrency, connections=connections,
+                     duration_s=args.reload_seconds)
+        reloads: list[dict[str, Any]] = []
+        stop = threading.Event()
+        thread = None
+        if phase == "reloading":
+            thread = threading.Thread(target=_reloader, args=(sc.address, args.reload_every, stop, reloads),
+                                      daemon=True)
+        with lib.MemorySampler(sc.pgid, interval=0.2) as mem:
+            if thread:
+                thread.start()
+            try:
+                result = ghz_run(run, f"reload_{phase}")
+            finally:
+                stop.set()
+                if thread:
+                    thread.join(120)
+        result["memory"] = mem.summary()
+        if phase == "reloading":
+            result["reloads"] = reloads
+        runs[phase] = result
+    steady, storm = runs["steady"], runs["reloading"]
+    reload_errors = [r for r in storm["reloads"] if not r.get("ok")]
+    p99_ratio = (storm["latency_ms"]["p99"] / steady["latency_ms"]["p99"]) if steady["latency_ms"]["p99"] else None
+    return {
+        "rate": args.reload_rate, "seconds": args.reload_seconds, "every_s": args.reload_every,
+        "reloads": len(storm["reloads"]), "reload_failures": len(reload_errors),
+        "load_seconds": [r.get("load_seconds") for r in storm["reloads"] if r.get("ok")],
+        "reload_rpc_seconds": [r["rpc_s"] for r in storm["reloads"]],
+        "steady": {"p99_ms": steady["latency_ms"]["p99"], "p50_ms": steady["latency_ms"]["p50"],
+                   "errors": steady["errors"], "rps": steady["rps"], "memory": steady["memory"]},
+        "reloading": {"p99_ms": storm["latency_ms"]["p99"], "p50_ms": storm["latency_ms"]["p50"],
+                      "errors": storm["errors"], "rps": storm["rps"], "memory": storm["memory"]},
+        "p99_ratio": round(p99_ratio, 3) if p99_ratio else None,
+        "peak_pss_ratio": _ratio(storm["memory"].get("pss_mib_peak"), steady["memory"].get("pss_mib_peak")),
+        "peak_rss_ratio": _ratio(storm["memory"].get("rss_mib_peak"), steady["memory"].get("rss_mib_peak")),
+        "version_bytes_on_disk": model.bytes_on_disk(),
+    }
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a and b else None
+
+
+def _reloader(address: str, every: float, stop: threading.Event, out: list[dict[str, Any]]) -> None:
+    from reco_sidecar.gen.reco.v1 import reco_pb2
+
+    s = lib.stub(address)
+    t0 = time.monotonic()
+    version = 2
+    try:
+        stop.wait(min(every, 2.0))
+        while not stop.is_set():
+            started = time.monotonic()
+            entry: dict[str, Any] = {"at_s": round(started - t0, 2), "version": version}
+            try:
+                r = s.Reload(reco_pb2.ReloadRequest(version=str(version)), timeout=120)
+                entry.update(ok=True, old=r.old_version, new=r.new_version, load_seconds=round(r.load_seconds, 3),
+                             workers=r.workers)
+            except Exception as e:  # any failure is a result to report
+                entry.update(ok=False, error=str(e)[:300])
+            entry["rpc_s"] = round(time.monotonic() - started, 3)
+            out.append(entry)
+            log("reload", **entry)
+            version = 1 if version == 2 else 2
+            stop.wait(max(0.0, every - (time.monotonic() - started)))
+    finally:
+        s.channel.close()
+
+
+# -- targets ----------------------------------------------------------------------------------------
+
+
+def _run(summary: dict[str, Any], label: str) -> dict[str, Any] | None:
+    return next((r for r in summary["runs"] if r["label"] == label), None)
+
+
+def best_sustained(summary: dict[str, Any], call: str) -> dict[str, Any] | None:
+    """The highest rate served with zero errors: unthrottled runs, or fixed steps that reached
+    at least 97 % of their target."""
+    best = None
+    for r in summary["runs"]:
+        if r["call"] != call or r["errors"] or r["kind"] not in ("unthrottled", "fixed_rate"):
+            continue
+        if r["kind"] == "fixed_rate" and r["rps"] < 0.97 * r["target_rps"]:
+            continue
+        if best is None or r["rps"] > best["rps"]:
+            best = r
+    return best
+
+
+def targets(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+
+    def add(name: str, value: Any, target: str, met: bool | None, detail: str = "") -> None:
+        out.append({"target": name, "value": value, "goal": target, "met": met, "detail": detail})
+
+    r = _run(summary, "Recommend-rps1000")
+    if r:
+        add("Recommend p99 at 1,000 RPS, zero errors", r["latency_ms"]["p99"], "<= 10 ms, 0 errors",
+            r["latency_ms"]["p99"] <= 10 and r["errors"] == 0 and r["rps"] >= 970,
+            f"achieved {r['rps']} RPS, {r['errors']} errors")
+    best = best_sustained(summary, "Recommend")
+    ceil = summary.get("ceiling")
+    if best and ceil:
+        ratio = best["rps"] / ceil["recommend"]["ceiling_rps"]
+        add("highest sustained Recommend rate / in-process ceiling", round(ratio, 3), ">= 0.70", ratio >= 0.7,
+            f"{best['rps']} RPS ({best['label']}, p99 {best['latency_ms']['p99']} ms) vs ceiling "
+            f"{ceil['recommend']['ceiling_rps']} RPS")
+    r = _run(summary, "Similar-rps2000")
+    if r:
+        add("Similar p99 at 2,000 RPS", r["latency_ms"]["p99"], "<= 5 ms",
+            r["latency_ms"]["p99"] <= 5 and r["errors"] == 0 and r["rps"] >= 1940,
+            f"achieved {r['rps']} RPS, {r['errors']} errors")
+    sc = summary.get("sidecar")
+    if sc:
+        add("start to ready (this run, page cache warm)", sc["start_to_ready_s"], "<= 2 s",
+            sc["start_to_ready_s"] <= 2.0)
+    rl = summary.get("reload")
+    if rl:
+        add("errors during reloads", rl["reloading"]["errors"] + rl["reload_failures"], "0",
+            rl["reloading"]["errors"] == 0 and rl["reload_failures"] == 0,
+            f"{rl['reloads']} reloads, {rl['reload_failures']} failed")
+        add("reload-storm p99 / steady p99", rl["p99_ratio"], "<= 1.5",
+            rl["p99_ratio"] is not None and rl["p99_ratio"] <= 1.5,
+            f"{rl['reloading']['p99_ms']} ms vs {rl['steady']['p99_ms']} ms at {rl['rate']} RPS")
+    best = best_sustained(summary, "BatchRecommend")
+    if best:
+        users_s = best["rps"] * int(summary["settings"]["batch_users"])
+        add(f"BatchRecommend users/s ({summary['settings']['batch_users']} users per call, ghz)", round(users_s),
+            ">= 5,000", users_s >= 5000, best["label"])
+    return out
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
