@@ -25,6 +25,7 @@ SUMMARY = re.compile(r"^(\d+) tests?, (\d+) failures?", re.M)
 
 @pytest.mark.elixir
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 @pytest.mark.skipif(shutil.which("elixir") is None, reason="needs elixir on PATH")
 def test_otp_suite_passes_against_the_real_sidecar() -> None:
     env = {**os.environ, "RECO_SIDECAR_PYTHON": os.environ.get("RECO_SIDECAR_PYTHON", sys.executable)}
@@ -33,7 +34,7 @@ def test_otp_suite_passes_against_the_real_sidecar() -> None:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     try:
-        output, _ = proc.communicate(timeout=600)
+        output, _ = proc.communicate(timeout=840)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)

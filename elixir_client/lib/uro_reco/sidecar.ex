@@ -11,7 +11,8 @@ defmodule UroReco.Sidecar do
   subscribers get `{UroReco.Sidecar, pid, :down}` and, once it serves again,
   `{UroReco.Sidecar, pid, {:ready, ready}}` with its new addresses. A clean exit
   (status 0, e.g. after `--idle-shutdown-after`) or a configuration error
-  (status 2) stops this server instead.
+  (status 2) stops this server instead; use `restart: :transient` in the child
+  spec when the sidecar may shut itself down when idle.
 
   Stopping the server closes the port (the sidecar sees EOF on stdin and
   drains), sends SIGTERM as well, waits for the process to exit and kills it
@@ -65,8 +66,12 @@ defmodule UroReco.Sidecar do
     GenServer.start_link(__MODULE__, opts, if(name, do: [name: name], else: []))
   end
 
-  @doc "Waits until the sidecar serves and returns its ready line."
-  @spec await_ready(server(), timeout()) :: {:ok, Ready.t()} | {:error, :timeout}
+  @doc """
+  Waits until the sidecar serves and returns its ready line. Restarts in between
+  are waited out; a sidecar that exits for good returns its exit status.
+  """
+  @spec await_ready(server(), timeout()) ::
+          {:ok, Ready.t()} | {:error, :timeout | {:exit_status, 0 | 2}}
   def await_ready(server, timeout \\ 60_000) do
     GenServer.call(server, :await_ready, timeout)
   catch
@@ -143,11 +148,11 @@ defmodule UroReco.Sidecar do
     cond do
       status == 0 ->
         Logger.info("reco sidecar exited cleanly, stopping")
-        {:stop, :normal, state}
+        {:stop, :normal, fail_waiters(state, status)}
 
       status == @config_error_status ->
         Logger.error("reco sidecar rejected its configuration (exit status 2), not restarting")
-        {:stop, {:shutdown, {:sidecar_exit, status}}, state}
+        {:stop, {:shutdown, {:sidecar_exit, status}}, fail_waiters(state, status)}
 
       true ->
         Logger.warning("reco sidecar exited with status #{status}, restarting")
@@ -213,6 +218,11 @@ defmodule UroReco.Sidecar do
     Enum.each(state.waiters, &GenServer.reply(&1, {:ok, ready}))
     broadcast(state, {:ready, ready})
     %{state | ready: ready, boot_timer: nil, attempt: 0, waiters: []}
+  end
+
+  defp fail_waiters(state, status) do
+    Enum.each(state.waiters, &GenServer.reply(&1, {:error, {:exit_status, status}}))
+    %{state | waiters: []}
   end
 
   defp exited(state) do

@@ -143,6 +143,10 @@ defmodule UroReco.SidecarPool do
     {:noreply, release(state, ref)}
   end
 
+  # A configuration the sidecar rejects will not heal: booting more would only loop.
+  def handle_info({:EXIT, _pid, {:shutdown, {:sidecar_exit, _}} = reason}, state),
+    do: {:stop, reason, state}
+
   def handle_info({:EXIT, pid, _reason}, %{sidecars: sidecars} = state)
       when is_map_key(sidecars, pid) do
     state = %{state | sidecars: Map.delete(sidecars, pid)}

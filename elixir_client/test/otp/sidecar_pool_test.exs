@@ -118,4 +118,11 @@ defmodule UroReco.SidecarPoolTest do
 
     assert_gone(pids)
   end
+
+  test "stops when the sidecar rejects its configuration", %{sidecar: sidecar} do
+    Process.flag(:trap_exit, true)
+    {:ok, pool} = SidecarPool.start_link(sidecar: Keyword.put(sidecar, :workers, 0), min: 1)
+
+    assert_receive {:EXIT, ^pool, {:shutdown, {:sidecar_exit, 2}}}, 30_000
+  end
 end

@@ -101,6 +101,7 @@ defmodule UroReco.SidecarTest do
   test "a configuration the sidecar rejects (exit status 2) stops the server", %{opts: opts} do
     {pid, _} = start_sidecar(Keyword.put(opts, :workers, 0), restart: :temporary)
     ref = Process.monitor(pid)
+    assert {:error, {:exit_status, 2}} = Sidecar.await_ready(pid, 30_000)
 
     assert_receive {:DOWN, ^ref, :process, ^pid, reason}, 30_000
     assert reason == {:shutdown, {:sidecar_exit, 2}}
