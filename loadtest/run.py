@@ -223,7 +223,7 @@ def profiler(sc: lib.Sidecar, out: pathlib.Path, seconds: float, *, enabled: boo
     raw = out / "profile-recommend-worker.txt"
     duration = max(2, int(seconds) - 2)
     cmd = [spy, "record", "--pid", str(pids[0]), "--duration", str(duration), "--rate", "200",
-           "--format", "raw", "--output", str(raw), "--nonblocking"]
+           "--format", "raw", "--output", str(raw), "--nonblocking", "--threads"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     try:
         time.sleep(0.5)
