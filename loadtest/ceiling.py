@@ -20,20 +20,23 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 
-def _rate(fn, seconds: float) -> tuple[float, int]:  # type: ignore[no-untyped-def]
-    """Calls fn() repeatedly for `seconds` (after a short warm-up); (calls per second, calls)."""
+def _rate(fn, seconds: float) -> tuple[float, int, float]:  # type: ignore[no-untyped-def]
+    """Calls fn() repeatedly for `seconds` (after a short warm-up); (calls per wall second, calls,
+    CPU milliseconds per call). On a machine shared with other work the CPU cost is the steadier
+    number: calls per wall second fall with the share of a core this process gets."""
     end = time.perf_counter() + min(0.5, seconds / 4)
     while time.perf_counter() < end:
         fn()
     calls = 0
     started = time.perf_counter()
+    cpu0 = time.process_time()
     end = started + seconds
     while True:
         fn()
         calls += 1
         now = time.perf_counter()
         if now >= end:
-            return calls / (now - started), calls
+            return calls / (now - started), calls, (time.process_time() - cpu0) * 1e3 / calls
 
 
 def measure(version_dir: pathlib.Path, seconds: float, workers: int, batch_users: int, n: int = 10) -> dict:
@@ -67,16 +70,19 @@ def measure(version_dir: pathlib.Path, seconds: float, workers: int, batch_users
 
     out: dict = {"version_dir": str(version_dir), "workers": workers, "n": n, "seconds_each": seconds,
                  "blas_threads": 1, "users": len(model.users), "items": len(model.items), "factors": model.factors}
-    rate, calls = _rate(one_recommend, seconds)
-    out["recommend"] = {"per_process_rps": round(rate, 1), "calls": calls,
+    rate, calls, cpu_ms = _rate(one_recommend, seconds)
+    out["recommend"] = {"per_process_rps": round(rate, 1), "calls": calls, "cpu_ms_per_call": round(cpu_ms, 3),
+                        "cpu_ceiling_rps": round(workers * 1e3 / cpu_ms, 1),
                         "ceiling_rps": round(rate * workers, 1),
                         "what": "model.recommend([one query]) per call"}
-    rate, calls = _rate(one_similar, seconds)
+    rate, calls, cpu_ms = _rate(one_similar, seconds)
     out["similar"] = {"per_process_rps": round(rate, 1), "calls": calls, "ceiling_rps": round(rate * workers, 1),
+                      "cpu_ms_per_call": round(cpu_ms, 3), "cpu_ceiling_rps": round(workers * 1e3 / cpu_ms, 1),
                       "what": "model.similar(row, 0, n) per call"}
     for size, key in ((batch_users, "batch_recommend"), (64, "recommend_batched_64")):
-        rate, calls = _rate(batch(size), seconds)
+        rate, calls, cpu_ms = _rate(batch(size), seconds)
         out[key] = {"batch_users": size, "per_process_calls_per_s": round(rate, 1), "calls": calls,
+                    "cpu_ms_per_call": round(cpu_ms, 3), "cpu_ceiling_calls_per_s": round(workers * 1e3 / cpu_ms, 1),
                     "per_process_users_per_s": round(rate * size, 1),
                     "ceiling_calls_per_s": round(rate * workers, 1),
                     "ceiling_users_per_s": round(rate * size * workers, 1),

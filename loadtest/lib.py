@@ -351,6 +351,8 @@ def summarize_ghz(report: dict[str, Any], run: GhzRun) -> dict[str, Any]:
 
 def run_ghz(ghz: str, descriptor_flags: Sequence[str], target: str, run: GhzRun, out_json: pathlib.Path,
             deadline: Deadline) -> dict[str, Any]:
+    # ghz refuses more connections than concurrent workers.
+    run = dataclasses.replace(run, connections=min(run.connections, run.concurrency))
     cmd = [ghz, "--insecure", *descriptor_flags, "--call", f"{SERVICE}.{run.call}", "-D", str(run.data_file),
            "--connections", str(run.connections), "-c", str(run.concurrency), "-z", f"{run.duration_s:g}s",
            "--duration-stop", "wait", "-t", f"{run.call_timeout_s:g}s", "-O", "json", "-o", str(out_json)]

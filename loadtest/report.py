@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import pathlib
 import sys
@@ -63,6 +64,23 @@ def plot(summary: dict[str, Any], path: pathlib.Path) -> pathlib.Path | None:
     return path
 
 
+def ceiling_lines(ceil: dict[str, Any]) -> list[str]:
+    return [
+        "## In-process ceiling (one process, 1 BLAS thread, x workers)", "",
+        f"- Recommend: {ceil['recommend']['per_process_rps']:,.0f}/s per process, "
+        f"ceiling {ceil['recommend']['ceiling_rps']:,.0f}/s; "
+        f"{ceil['recommend']['cpu_ms_per_call']} ms CPU per call "
+        f"(CPU ceiling {ceil['recommend']['cpu_ceiling_rps']:,.0f}/s)",
+        f"- Similar: {ceil['similar']['per_process_rps']:,.0f}/s per process, "
+        f"ceiling {ceil['similar']['ceiling_rps']:,.0f}/s; {ceil['similar']['cpu_ms_per_call']} ms CPU "
+        f"per call (CPU ceiling {ceil['similar']['cpu_ceiling_rps']:,.0f}/s)",
+        f"- BatchRecommend of {ceil['batch_recommend']['batch_users']} users: ceiling "
+        f"{ceil['batch_recommend']['ceiling_calls_per_s']:,.0f} calls/s "
+        f"({ceil['batch_recommend']['ceiling_users_per_s']:,.0f} users/s)",
+        f"- recommend() of 64 queries at once: {ceil['recommend_batched_64']['ceiling_users_per_s']:,.0f} "
+        "users/s (what dynamic batching can reach)", ""]
+
+
 def markdown(summary: dict[str, Any], png: pathlib.Path | None) -> str:
     lines = [f"# Load test ({summary['kind']})", ""]
     g = summary["git"]
@@ -86,19 +104,12 @@ def markdown(summary: dict[str, Any], png: pathlib.Path | None) -> str:
         lines.append("")
     ceil = summary.get("ceiling")
     if ceil:
-        lines += ["## In-process ceiling (one process, 1 BLAS thread, x workers)", "",
-                  f"- Recommend: {ceil['recommend']['per_process_rps']:,.0f}/s per process, "
-                  f"ceiling {ceil['recommend']['ceiling_rps']:,.0f}/s",
-                  f"- Similar: {ceil['similar']['per_process_rps']:,.0f}/s per process, "
-                  f"ceiling {ceil['similar']['ceiling_rps']:,.0f}/s",
-                  f"- BatchRecommend of {ceil['batch_recommend']['batch_users']} users: ceiling "
-                  f"{ceil['batch_recommend']['ceiling_calls_per_s']:,.0f} calls/s "
-                  f"({ceil['batch_recommend']['ceiling_users_per_s']:,.0f} users/s)",
-                  f"- recommend() of 64 queries at once: {ceil['recommend_batched_64']['ceiling_users_per_s']:,.0f} "
-                  "users/s (what dynamic batching can reach)", ""]
+        with contextlib.suppress(KeyError, TypeError):
+            lines += ceiling_lines(ceil)
     lines += ["## Runs", "", "| run | target RPS | -c | achieved RPS | p50 ms | p90 ms | p99 ms | p99.9 ms | "
-              "errors | codes | / ceiling | sidecar CPU s | client CPU s | other CPU s |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "errors | codes | / ceiling | sidecar CPU ms/req | scoring share of CPU | sidecar CPU s | "
+              "client CPU s | other CPU s |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in summary["runs"]:
         lat = r["latency_ms"]
         cpu = r.get("cpu", {})
@@ -107,6 +118,7 @@ def markdown(summary: dict[str, Any], png: pathlib.Path | None) -> str:
             f"{_fmt(lat['p50'])} | "
             f"{_fmt(lat['p90'])} | {_fmt(lat['p99'])} | {_fmt(lat['p99.9'])} | {r['errors']} | "
             f"{', '.join(f'{k} {v}' for k, v in r['status_codes'].items())} | {_fmt(r.get('ratio_to_ceiling'))} | "
+            f"{_fmt(r.get('sidecar_cpu_ms_per_request'))} | {_fmt(r.get('cpu_efficiency'))} | "
             f"{_fmt(cpu.get('sidecar_cpu_s'))} | {_fmt(cpu.get('client_cpu_s'))} | {_fmt(cpu.get('other_cpu_s'))} |")
     lines.append("")
     if png:

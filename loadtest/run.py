@@ -140,7 +140,10 @@ def run_all(args: argparse.Namespace, out: pathlib.Path, deadline: lib.Deadline,
             with lib.CpuMeter(sc.pgid) as cpu:
                 result = lib.run_ghz(ghz, flags, sc.address, run, out / f"ghz-{run.label}.json", deadline)
             result.update(kind=kind, cpu=cpu.summary(result["client_cpu_s"]), **extra)
-            result["ratio_to_ceiling"] = ratio_to_ceiling(result, summary.get("ceiling"), args.batch_users)
+            result["sidecar_cpu_ms_per_request"] = (round(result["cpu"]["sidecar_cpu_s"] * 1e3 / result["count"], 3)
+                                                    if result["count"] else None)
+            result["ratio_to_ceiling"] = ratio_to_ceiling(result, summary.get("ceiling"))
+            result["cpu_efficiency"] = cpu_efficiency(result, summary.get("ceiling"))
             summary["runs"].append(result)
             return result
 
@@ -182,16 +185,24 @@ def ceiling(model: lib.BenchModel, args: argparse.Namespace, out: pathlib.Path,
     return result
 
 
-def ratio_to_ceiling(result: dict[str, Any], ceil: dict[str, Any] | None, batch_users: int) -> float | None:
+CEILING_KEY = {"Recommend": "recommend", "Similar": "similar", "BatchRecommend": "batch_recommend"}
+
+
+def ratio_to_ceiling(result: dict[str, Any], ceil: dict[str, Any] | None) -> float | None:
+    """Achieved rate / the in-process rate (wall clock) x workers."""
     if not ceil:
         return None
-    if result["call"] == "Recommend":
-        base = ceil["recommend"]["ceiling_rps"]
-    elif result["call"] == "Similar":
-        base = ceil["similar"]["ceiling_rps"]
-    else:
-        base = ceil["batch_recommend"]["ceiling_calls_per_s"]
+    c = ceil[CEILING_KEY[result["call"]]]
+    base = c.get("ceiling_rps") or c.get("ceiling_calls_per_s")
     return round(result["rps"] / base, 3) if base else None
+
+
+def cpu_efficiency(result: dict[str, Any], ceil: dict[str, Any] | None) -> float | None:
+    """CPU per call of the in-process scoring / the sidecar's CPU per request: the share of the
+    sidecar's CPU that is scoring. Steadier than wall-clock rates on a shared machine."""
+    if not ceil or not result.get("sidecar_cpu_ms_per_request"):
+        return None
+    return round(ceil[CEILING_KEY[result["call"]]]["cpu_ms_per_call"] / result["sidecar_cpu_ms_per_request"], 3)
 
 
 # -- profiling -------------------------------------------------------------------------------------
