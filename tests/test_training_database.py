@@ -143,3 +143,13 @@ def test_missing_table_is_a_clear_error(conn):
     spec = database.ReadSpec(table=database.TableSpec(table="no_such_table_here"))
     with pytest.raises(InvalidArgument, match="not found"):
         database.read_interactions(DSN, spec)
+
+
+def test_rows_come_out_in_id_order_whatever_the_insertion_order(conn, table):
+    ids = [uuid.uuid4() for _ in range(30)]
+    _insert(conn, table, [(u, p, "like", AS_OF) for u in reversed(ids) for p in ids[:5]])
+    spec = database.ReadSpec(table=database.TableSpec(table=table), batch_size=7)
+    data, _ = database.read_interactions(DSN, spec)
+    assert data.user_ids == sorted(str(u) for u in ids)
+    assert data.item_ids == sorted(str(p) for p in ids[:5])
+    assert data.matrix.nnz == 150 and data.matrix.sum() == pytest.approx(150 * 0.7)

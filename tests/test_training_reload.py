@@ -60,5 +60,18 @@ def test_token_file_gives_its_first_token(tmp_path):
     path.write_text("\n# admin\n  s3cret  \nother\n")
     assert reload.read_token(path) == "s3cret"
     path.write_text("# nothing\n")
-    with pytest.raises(InvalidArgument, match="no token"):
+    with pytest.raises(InvalidArgument, match="no tokens"):
         reload.read_token(path)
+
+
+def test_reload_sends_the_admin_token_the_sidecar_asks_for(csv, tmp_path, capsys):
+    tokens = tmp_path / "admin-tokens"
+    tokens.write_text("# reload\nadm1n-t0ken\n")
+    root = tmp_path / "models"
+    assert _train(csv, root) == 0
+    with running_sidecar(root, "demo", workers=1, extra_args=["--admin-tokens-file", str(tokens)]) as sidecar:
+        with pytest.raises(Unavailable, match="UNAUTHENTICATED"):
+            reload.request_reload(sidecar.address, "demo", 1, timeout=10)
+        assert _train(csv, root, "--reload", sidecar.address, "--reload-token-file", str(tokens)) == 0
+        response = reload.request_reload(sidecar.address, "demo", None, timeout=10, token="adm1n-t0ken")
+    assert response.new_version == 2

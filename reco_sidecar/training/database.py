@@ -80,8 +80,8 @@ def build_query(spec: ReadSpec, as_of: dt.datetime) -> sql.Composed:
     return sql.SQL(
         "SELECT {user}::text, {item}::text, sum({weight})::float8 FROM {table}"
         " WHERE {kind}::text IN ({types}) AND {user} IS NOT NULL AND {item} IS NOT NULL"
-        # Ordered so that rows, and so a seeded training run, come out the same every time.
-        " GROUP BY {user}, {item} ORDER BY {user}, {item}"
+        # No ORDER BY: sorting millions of pairs costs the server more than sorting the ids here.
+        " GROUP BY {user}, {item}"
     ).format(user=user, item=item, weight=weight, table=_table(t.table), kind=kind, types=types)
 
 
@@ -121,7 +121,8 @@ def read_interactions(dsn: str, spec: ReadSpec, *,
         raise Unavailable(f"cannot read from the database: {e}".strip(), field="dsn") from None
     except psycopg.Error as e:
         raise RecoError(f"reading interactions failed: {e}".strip()) from None
-    data = builder.build()
+    # Rows in id order, whatever order the server sent: a seeded training run is then reproducible.
+    data = builder.build().sorted_by_id()
     log.info("interactions_read", pairs=pairs, users=len(data.user_ids), items=len(data.item_ids),
              as_of=as_of.isoformat(), half_life_days=spec.half_life_days)
     return data, as_of

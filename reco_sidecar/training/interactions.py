@@ -23,6 +23,14 @@ class Interactions:
     def seen(self) -> tuple[np.ndarray, np.ndarray]:
         return self.matrix.indptr.astype(np.int64), self.matrix.indices.astype(np.int32)
 
+    def sorted_by_id(self) -> Interactions:
+        """The same data with users and items in lexicographic id order."""
+        users = sorted(range(len(self.user_ids)), key=self.user_ids.__getitem__)
+        items = sorted(range(len(self.item_ids)), key=self.item_ids.__getitem__)
+        matrix = self.matrix[users][:, items].tocsr()
+        matrix.sort_indices()
+        return Interactions([self.user_ids[u] for u in users], [self.item_ids[i] for i in items], matrix)
+
     def popularity(self) -> np.ndarray:
         """Number of distinct users per item."""
         return np.bincount(self.matrix.indices, minlength=len(self.item_ids)).astype(np.float32)

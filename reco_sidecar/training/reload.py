@@ -14,15 +14,13 @@ log = logs.get(__name__)
 
 
 def read_token(path: pathlib.Path) -> str:
-    """The first non-empty line of a token file (the sidecar's admin tokens file format)."""
+    """The first token of a tokens file, in the format of the sidecar's own --admin-tokens-file."""
+    from reco_sidecar.auth import read_tokens
+
     try:
-        lines = [line.strip() for line in path.read_text().splitlines()]
-    except OSError as e:
-        raise InvalidArgument(f"cannot read token file {path}: {e.strerror}", field="reload_token_file") from None
-    token = next((line for line in lines if line and not line.startswith("#")), None)
-    if token is None:
-        raise InvalidArgument(f"token file {path} holds no token", field="reload_token_file")
-    return token
+        return read_tokens(path)[0]
+    except ValueError as e:
+        raise InvalidArgument(str(e), field="reload_token_file") from None
 
 
 def request_reload(address: str, model: str, version: int | None, *, timeout: float = 120.0,
