@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
 import numpy as np
 
+# Building the map holds the GIL; a reload builds it beside live traffic, so it yields
+# between chunks instead of stalling request threads for the whole map.
+_CHUNK = 16_384
+
 
 class IdIndex:
-    __slots__ = ("ids", "rows")
+    __slots__ = ("__weakref__", "ids", "rows")
 
     def __init__(self, ids: list[str]) -> None:
         self.ids = ids
-        self.rows = {id_: row for row, id_ in enumerate(ids)}
+        self.rows: dict[str, int] = {}
+        for start in range(0, len(ids), _CHUNK):
+            self.rows.update(zip(ids[start : start + _CHUNK], range(start, start + _CHUNK), strict=False))
+            time.sleep(0)
 
     def __len__(self) -> int:
         return len(self.ids)

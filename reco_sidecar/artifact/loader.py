@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pathlib
 import time
+import weakref
 from typing import Any
 
 import msgpack
@@ -64,6 +65,20 @@ def _array(path: pathlib.Path, dtype: type, shape: tuple[int, ...]) -> np.ndarra
     return arr
 
 
+# Id maps by content: a retrained version usually keeps the same users and items, and
+# reusing the serving version's map saves the reload its largest pure-Python cost.
+_id_maps: weakref.WeakValueDictionary[str, IdIndex] = weakref.WeakValueDictionary()
+
+
+def _id_index(path: pathlib.Path, sha256: str, count: int, what: str) -> IdIndex:
+    cached = _id_maps.get(sha256)
+    if cached is not None and len(cached) == count:
+        return cached
+    index = IdIndex(_ids(path, count, what))
+    _id_maps[sha256] = index
+    return index
+
+
 def _ids(path: pathlib.Path, count: int, what: str) -> list[str]:
     try:
         ids = msgpack.unpackb(path.read_bytes())
@@ -110,8 +125,8 @@ def open_model(version_dir: pathlib.Path, *, checksums_too: bool = True, warm: b
         raise ArtifactError(version_dir / layout.SEEN_INDPTR, "seen-item offsets are not a valid CSR index")
     if man.seen_count and (indices.min() < 0 or indices.max() >= i):
         raise ArtifactError(version_dir / layout.SEEN_INDICES, "seen items name rows outside the item range")
-    users = IdIndex(_ids(version_dir / layout.USER_IDS, u, "user"))
-    items = IdIndex(_ids(version_dir / layout.ITEM_IDS, i, "item"))
+    users = _id_index(version_dir / layout.USER_IDS, man.files[layout.USER_IDS].sha256, u, "user")
+    items = _id_index(version_dir / layout.ITEM_IDS, man.files[layout.ITEM_IDS].sha256, i, "item")
     ann_path = version_dir / layout.ANN_INDEX
     try:
         index = ann.open_index(ann_path, d)
