@@ -75,7 +75,9 @@ defmodule UroReco.ChannelPool do
 
   @impl true
   def init(opts) do
-    table = :ets.new(Keyword.fetch!(opts, :name), [:named_table, :protected, read_concurrency: true])
+    table =
+      :ets.new(Keyword.fetch!(opts, :name), [:named_table, :protected, read_concurrency: true])
+
     :ets.insert(table, {:slots, {}, :atomics.new(1, signed: false)})
     {min, max} = Keyword.get(opts, :backoff, {100, 5_000})
 
@@ -193,7 +195,13 @@ defmodule UroReco.ChannelPool do
   defp schedule_connect(state, index) do
     slot = state.slots[index]
     generation = slot.generation + 1
-    Process.send_after(self(), {:connect, index, generation}, Backoff.delay(state.backoff, slot.attempt))
+
+    Process.send_after(
+      self(),
+      {:connect, index, generation},
+      Backoff.delay(state.backoff, slot.attempt)
+    )
+
     slot = %{slot | attempt: slot.attempt + 1, generation: generation}
     %{state | slots: Map.put(state.slots, index, slot)}
   end

@@ -32,7 +32,9 @@ defmodule UroReco.Config do
   @doc "Training settings: `:model_root`, `:model`, `:python`, `:workdir`."
   @spec training() :: keyword()
   def training do
-    Keyword.merge([python: "python3", workdir: System.tmp_dir!()],
-      Application.fetch_env!(:uro_reco, :training))
+    Keyword.merge(
+      [python: "python3", workdir: System.tmp_dir!()],
+      Application.fetch_env!(:uro_reco, :training)
+    )
   end
 end

@@ -32,7 +32,8 @@ if Code.ensure_loaded?(Ecto.Query) do
     Inserts or replaces the recommendations of each user (one row per user),
     valid for `ttl_seconds`. Returns how many rows were written.
     """
-    @spec upsert(Ecto.Repo.t(), [UroReco.Client.recommendation()], pos_integer()) :: non_neg_integer()
+    @spec upsert(Ecto.Repo.t(), [UroReco.Client.recommendation()], pos_integer()) ::
+            non_neg_integer()
     def upsert(_repo, [], _ttl_seconds), do: 0
 
     def upsert(repo, recommendations, ttl_seconds) do
@@ -83,8 +84,10 @@ if Code.ensure_loaded?(Ecto.Query) do
               query
               |> repo.stream(max_rows: 5_000)
               |> Enum.each(fn {user, post, type, at} ->
-                IO.write(file, [user, ?,, post, ?,, to_string(weights[type]), ?,,
-                                Integer.to_string(DateTime.to_unix(at)), ?\n])
+                IO.write(file, [
+                  Enum.join([user, post, weights[type], DateTime.to_unix(at)], ","),
+                  ?\n
+                ])
               end)
             end,
             timeout: :infinity

@@ -191,7 +191,13 @@ defmodule UroReco.Sidecar do
 
     {:os_pid, os_pid} = Port.info(port, :os_pid)
     timer = make_ref()
-    Process.send_after(self(), {:boot_timeout, timer}, Keyword.get(state.opts, :boot_timeout, 60_000))
+
+    Process.send_after(
+      self(),
+      {:boot_timeout, timer},
+      Keyword.get(state.opts, :boot_timeout, 60_000)
+    )
+
     %{state | port: port, os_pid: os_pid, boot_timer: timer, buffer: ""}
   end
 

@@ -71,7 +71,8 @@ defmodule UroReco.SidecarPool do
   def checkin(pool, ref), do: GenServer.cast(pool, {:checkin, ref})
 
   @doc "Runs `fun` with a checked-out sidecar's ready line and checks it in afterwards."
-  @spec with_sidecar(pool(), (Ready.t() -> result), timeout() | nil) :: result | {:error, :timeout}
+  @spec with_sidecar(pool(), (Ready.t() -> result), timeout() | nil) ::
+          result | {:error, :timeout}
         when result: term()
   def with_sidecar(pool, fun, timeout \\ nil) when is_function(fun, 1) do
     with {:ok, ref, ready} <- checkout(pool, timeout) do
@@ -117,7 +118,11 @@ defmodule UroReco.SidecarPool do
         {:reply, {:ok, ref, state.sidecars[pid].ready}, state}
 
       :none ->
-        state = %{state | waiting: :queue.in({from, deadline(timeout || state.boot_timeout)}, state.waiting)}
+        state = %{
+          state
+          | waiting: :queue.in({from, deadline(timeout || state.boot_timeout)}, state.waiting)
+        }
+
         {:noreply, maybe_grow(state)}
     end
   end
@@ -144,8 +149,8 @@ defmodule UroReco.SidecarPool do
   end
 
   # A configuration the sidecar rejects will not heal: booting more would only loop.
-  def handle_info({:EXIT, _pid, {:shutdown, {:sidecar_exit, _}} = reason}, state),
-    do: {:stop, reason, state}
+  def handle_info({:EXIT, pid, {:shutdown, {:sidecar_exit, _}} = reason}, state),
+    do: {:stop, reason, %{state | sidecars: Map.delete(state.sidecars, pid)}}
 
   def handle_info({:EXIT, pid, _reason}, %{sidecars: sidecars} = state)
       when is_map_key(sidecars, pid) do
@@ -244,7 +249,9 @@ defmodule UroReco.SidecarPool do
     now = now()
 
     {expired, waiting} =
-      state.waiting |> :queue.to_list() |> Enum.split_with(fn {_, deadline} -> deadline <= now end)
+      state.waiting
+      |> :queue.to_list()
+      |> Enum.split_with(fn {_, deadline} -> deadline <= now end)
 
     for {from, _} <- expired, do: GenServer.reply(from, {:error, :timeout})
     %{state | waiting: :queue.from_list(waiting)}

@@ -20,7 +20,12 @@ defmodule UroReco.Training do
 
     args =
       ["-m", "reco_sidecar", "train", "--interactions", interactions_csv] ++
-        ["--model-root", Keyword.fetch!(opts, :model_root), "--name", Keyword.fetch!(opts, :model)] ++
+        [
+          "--model-root",
+          Keyword.fetch!(opts, :model_root),
+          "--name",
+          Keyword.fetch!(opts, :model)
+        ] ++
         Keyword.get(opts, :extra_args, [])
 
     case System.cmd(python, args, env: Keyword.get(opts, :env, [])) do

@@ -74,7 +74,8 @@ defmodule UroReco.ClientTest do
   end
 
   test "reload swaps to a newly trained version", %{pool: pool, csv: csv, sidecar_opts: opts} do
-    {:ok, 2} = UroReco.Training.train(csv, Keyword.take(opts, [:model_root, :model, :python, :env]))
+    {:ok, 2} =
+      UroReco.Training.train(csv, Keyword.take(opts, [:model_root, :model, :python, :env]))
 
     assert {:ok, %{old_version: 1, new_version: 2, workers: 2}} = Client.reload(pool, "latest")
     assert {:ok, %{version: 2}} = Client.status(pool)
@@ -84,7 +85,8 @@ defmodule UroReco.ClientTest do
     attach_telemetry()
     Client.recommend(pool, "nobody", disable_fallback: true, request_id: "req-42")
 
-    assert_received {:telemetry, [:uro_reco, :call, :start], %{request_id: "req-42", rpc: :recommend}}
+    assert_received {:telemetry, [:uro_reco, :call, :start],
+                     %{request_id: "req-42", rpc: :recommend}}
 
     assert_received {:telemetry, [:uro_reco, :call, :stop],
                      %{request_id: "req-42", result: :error, code: :not_found}}
@@ -92,7 +94,9 @@ defmodule UroReco.ClientTest do
 
   test "a call whose deadline has passed is not sent", %{pool: pool, user_id: user} do
     past = DateTime.add(DateTime.utc_now(), -1, :second)
-    assert {:error, %Error{code: :deadline_exceeded}} = Client.recommend(pool, user, deadline: past)
+
+    assert {:error, %Error{code: :deadline_exceeded}} =
+             Client.recommend(pool, user, deadline: past)
   end
 
   test "retries through a sidecar restart within the deadline", ctx do

@@ -41,7 +41,12 @@ defmodule UroReco.WorkersTest do
 
     setup do
       start_supervised!(TestRepo)
-      Ecto.Migrator.run(TestRepo, Ecto.Migrator.migrations_path(TestRepo), :up, all: true, log: false)
+
+      Ecto.Migrator.run(TestRepo, Ecto.Migrator.migrations_path(TestRepo), :up,
+        all: true,
+        log: false
+      )
+
       TestRepo.delete_all(UserInteraction)
       TestRepo.delete_all(UserRecommendation)
       start_supervised!({Oban, repo: TestRepo, testing: :manual})
@@ -82,7 +87,10 @@ defmodule UroReco.WorkersTest do
         end
 
       Application.put_env(:uro_reco, :batch, n: 2, page_size: 2)
-      on_exit(fn -> Application.put_env(:uro_reco, :batch, n: 5, page_size: 100, timeout: 30_000) end)
+
+      on_exit(fn ->
+        Application.put_env(:uro_reco, :batch, n: 5, page_size: 100, timeout: 30_000)
+      end)
 
       assert :ok = perform_job(BatchRecommend, %{"after" => nil})
 

@@ -25,8 +25,12 @@ defmodule UroReco.Sidecar.ReadyTest do
 
   test "rejects other events, malformed fields and non-JSON" do
     assert {:error, :not_a_ready_event} = Ready.parse(~s({"event": "draining"}))
-    assert {:error, :malformed_ready_event} = Ready.parse(String.replace(@line, "50051,", "\"x\","))
-    assert {:error, :malformed_ready_event} = Ready.parse(String.replace(@line, ~s("pid": 4242, ), ""))
+
+    assert {:error, :malformed_ready_event} =
+             Ready.parse(String.replace(@line, "50051,", "\"x\","))
+
+    assert {:error, :malformed_ready_event} =
+             Ready.parse(String.replace(@line, ~s("pid": 4242, ), ""))
 
     assert {:error, {:malformed_ready_event, :worker_addresses}} =
              Ready.parse(String.replace(@line, ~s("127.0.0.1:40002"), "7"))
@@ -52,8 +56,22 @@ defmodule UroReco.Sidecar.ReadyTest do
     end
 
     test "rejects what is not JSON" do
-      for bad <- ["", "{", "[1,]", ~s({"a":1,}), ~s({"a" 1}), ~s({a: 1}), "01", "1 2", "-",
-                  ~s("\\ud800"), ~s("\\x"), ~s("tab\there"), "nul", ~s("open)] do
+      for bad <- [
+            "",
+            "{",
+            "[1,]",
+            ~s({"a":1,}),
+            ~s({"a" 1}),
+            ~s({a: 1}),
+            "01",
+            "1 2",
+            "-",
+            ~s("\\ud800"),
+            ~s("\\x"),
+            ~s("tab\there"),
+            "nul",
+            ~s("open)
+          ] do
         assert {:error, _} = MiniJSON.decode(bad), "accepted #{inspect(bad)}"
       end
     end

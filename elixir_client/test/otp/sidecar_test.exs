@@ -67,7 +67,10 @@ defmodule UroReco.SidecarTest do
   test "closing the port alone stops the sidecar (stdin EOF)", %{opts: opts} do
     {exe, args} = Command.build(opts)
     env = for {k, v} <- opts[:env], do: {String.to_charlist(k), String.to_charlist(v)}
-    port = Port.open({:spawn_executable, exe}, [:binary, {:line, 65_536}, {:args, args}, {:env, env}])
+
+    port =
+      Port.open({:spawn_executable, exe}, [:binary, {:line, 65_536}, {:args, args}, {:env, env}])
+
     assert_receive {^port, {:data, {:eol, line}}}, 60_000
     assert {:ok, ready} = Ready.parse(line)
     pids = track(ready)

@@ -74,7 +74,7 @@ defmodule UroReco.Test.SidecarHelpers do
   end
 
   @doc "Asserts that `fun` returns truthy within `timeout` ms."
-  @spec eventually((-> as_boolean(term())), String.t(), pos_integer()) :: :ok
+  @spec eventually((() -> as_boolean(term())), String.t(), pos_integer()) :: :ok
   def eventually(fun, what, timeout \\ 10_000) do
     deadline = System.monotonic_time(:millisecond) + timeout
     wait(fun, what, deadline)
@@ -97,8 +97,11 @@ defmodule UroReco.Test.SidecarHelpers do
   @doc "Asserts that none of these OS processes is left, within `timeout` ms."
   @spec assert_gone([pos_integer()], pos_integer()) :: :ok
   def assert_gone(os_pids, timeout \\ 10_000) do
-    eventually(fn -> Enum.all?(os_pids, &(not OSProcess.alive?(&1))) end,
-      "OS processes #{inspect(os_pids)} are gone", timeout)
+    eventually(
+      fn -> Enum.all?(os_pids, &(not OSProcess.alive?(&1))) end,
+      "OS processes #{inspect(os_pids)} are gone",
+      timeout
+    )
   end
 
   @doc """

@@ -42,7 +42,8 @@ defmodule UroReco.Client.Call do
     %{
       request_id: request_id,
       deadline: deadline(opts, default_timeout),
-      metadata: Map.merge(Map.new(Keyword.get(opts, :metadata, %{})), %{"x-request-id" => request_id}),
+      metadata:
+        Map.merge(Map.new(Keyword.get(opts, :metadata, %{})), %{"x-request-id" => request_id}),
       max_attempts: Keyword.get(opts, :max_attempts, 4),
       backoff: Backoff.new(min, max)
     }
@@ -50,8 +51,11 @@ defmodule UroReco.Client.Call do
 
   defp deadline(opts, default_timeout) do
     case Keyword.fetch(opts, :deadline) do
-      {:ok, %DateTime{} = at} -> now() + max(DateTime.diff(at, DateTime.utc_now(), :millisecond), 0)
-      :error -> now() + Keyword.get(opts, :timeout, default_timeout)
+      {:ok, %DateTime{} = at} ->
+        now() + max(DateTime.diff(at, DateTime.utc_now(), :millisecond), 0)
+
+      :error ->
+        now() + Keyword.get(opts, :timeout, default_timeout)
     end
   end
 

@@ -63,7 +63,8 @@ defmodule UroReco.Client.Response do
     ])
     |> Map.merge(%{
       state: state(s.state),
-      versions: Enum.map(s.versions, &%{version: &1.version, state: state(&1.state), error: &1.error}),
+      versions:
+        Enum.map(s.versions, &%{version: &1.version, state: state(&1.state), error: &1.error}),
       worker: s.worker && worker(s.worker),
       workers: Enum.map(s.workers, &worker/1)
     })

@@ -47,7 +47,8 @@ defmodule UroReco.Sidecar.Command do
 
       {:file, path} ->
         # `exec` keeps the sidecar's OS pid equal to the port's.
-        {"/bin/sh", ["-c", ~s(log="$1"; shift; exec "$@" 2>>"$log"), "sh", to_string(path) | serve]}
+        {"/bin/sh",
+         ["-c", ~s(log="$1"; shift; exec "$@" 2>>"$log"), "sh", to_string(path) | serve]}
     end
   end
 
@@ -67,7 +68,9 @@ defmodule UroReco.Sidecar.Command do
   defp seconds_flag(_flag, nil), do: []
 
   defp seconds_flag(flag, ms) when is_integer(ms) and ms > 0 do
-    seconds = if rem(ms, 1000) == 0, do: Integer.to_string(div(ms, 1000)), else: to_string(ms / 1000)
+    seconds =
+      if rem(ms, 1000) == 0, do: Integer.to_string(div(ms, 1000)), else: to_string(ms / 1000)
+
     [flag, seconds]
   end
 end

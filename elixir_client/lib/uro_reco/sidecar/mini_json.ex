@@ -90,7 +90,9 @@ defmodule UroReco.Sidecar.MiniJSON do
     end
   end
 
-  defp string(<<c::utf8, rest::binary>>, acc) when c >= 0x20, do: string(rest, [<<c::utf8>> | acc])
+  defp string(<<c::utf8, rest::binary>>, acc) when c >= 0x20,
+    do: string(rest, [<<c::utf8>> | acc])
+
   defp string(_, _), do: {:error, "unterminated or invalid string"}
 
   defp surrogate_pair(high, "\\u" <> <<code::binary-size(4), rest::binary>>)
