@@ -40,7 +40,10 @@ if [[ $(id -u) -eq 0 ]]; then
 fi
 
 port=${RECO_TEST_PG_PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
-dir=$(mktemp -d "${TMPDIR:-/tmp}/reco-pg.XXXXXX")
+# As root, /tmp rather than $TMPDIR: the postgres user must be able to reach the directory.
+base=${TMPDIR:-/tmp}
+[[ ${#as_owner[@]} -eq 0 ]] || base=/tmp
+dir=$(mktemp -d "$base/reco-pg.XXXXXX")
 chmod 755 "$dir"
 [[ ${#as_owner[@]} -eq 0 ]] || chown postgres: "$dir"
 
