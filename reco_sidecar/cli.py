@@ -48,3 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     except (RecoError, ArtifactError) as e:
         print(f"reco-sidecar {args.command}: {e}", file=sys.stderr)
         return ExitCode.CONFIG
+    except OSError as e:
+        # A missing or unreadable input file is the user's to fix, not a crash to debug.
+        print(f"reco-sidecar {args.command}: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
+        return ExitCode.CONFIG

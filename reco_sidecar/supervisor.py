@@ -278,8 +278,13 @@ class Supervisor:
                 "model": self.s.model, "version": self.version, "address": self.s.shared_address,
                 "worker_addresses": [s.address for s in self.slots],
             }
-            sys.stdout.write(json.dumps(line) + "\n")
-            sys.stdout.flush()
+            try:
+                sys.stdout.write(json.dumps(line) + "\n")
+                sys.stdout.flush()
+            except (BrokenPipeError, ValueError):
+                # Whoever started us stopped listening before we were ready: nobody will use us.
+                self._stop("stdout closed before ready", fast=True)
+                return
             log.info("ready", **{k: v for k, v in line.items() if k != "event"})
 
     def _broadcast_topology(self) -> None:

@@ -260,3 +260,15 @@ def _killpg(pgid: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGKILL)
 
+
+
+def test_a_host_that_stops_reading_before_ready_gets_a_clean_exit(demo_root: pathlib.Path) -> None:
+    proc = subprocess.Popen(command(demo_root, "demo", 2, []), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()
+        assert proc.wait(30) == 0
+        assert b"Traceback" not in proc.stderr.read()
+    finally:
+        stop_tree(proc)
