@@ -8,7 +8,9 @@ after the first start.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import pathlib
 import statistics
 from typing import Any
 
@@ -28,9 +30,72 @@ def worker_load_seconds(address: str) -> float | None:
         s.channel.close()
 
 
+def _open_model_breakdown(version_dir: str) -> dict[str, Any]:
+    """cProfile of loader.open_model (what a worker does at boot and on reload, checksums
+    excluded: the supervisor checks those), in a fresh process with one BLAS thread."""
+    import cProfile
+    import pstats
+    import time
+
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+    from reco_sidecar.artifact import checksums, loader
+
+    started = time.perf_counter()
+    loader.verify(pathlib.Path(version_dir))
+    for name in loader.manifest_mod.read(pathlib.Path(version_dir)).files:
+        checksums.digest(pathlib.Path(version_dir) / name)
+    verify_s = time.perf_counter() - started
+    prof = cProfile.Profile()
+    started = time.perf_counter()
+    prof.enable()
+    loader.open_model(pathlib.Path(version_dir), checksums_too=False)
+    prof.disable()
+    wall = time.perf_counter() - started
+    stats = pstats.Stats(prof)
+    rows = []
+    for (file, line, func), (_cc, nc, tt, ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        short = f"{func} ({file.rsplit('/', 1)[-1]}:{line})" if line else func
+        rows.append((ct, tt, nc, short))
+    rows.sort(reverse=True)
+    return {"open_model_s": round(wall, 3), "sha256_all_files_s": round(verify_s, 3),
+            "top_cumulative": [{"function": f, "cumulative_s": round(ct, 3), "self_s": round(tt, 3), "calls": nc}
+                               for ct, tt, nc, f in rows[:25]]}
+
+
+def open_model_breakdown(version_dir: pathlib.Path) -> dict[str, Any]:
+    import multiprocessing as mp
+    import os
+
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    with mp.get_context("spawn").Pool(1) as pool:
+        result: dict[str, Any] = pool.apply(_open_model_breakdown, (str(version_dir),))
+    return result
+
+
+def profile_start(model: lib.BenchModel, workers: int, out: pathlib.Path) -> dict[str, Any]:
+    """py-spy (with --subprocesses) over one start of the sidecar, which exits when idle."""
+    from loadtest import run as loadtest_run
+
+    spy = loadtest_run.find_py_spy()
+    if spy is None:
+        return {"error": "py-spy unavailable"}
+    cmd = [spy, "record", "--subprocesses", "--rate", "250", "--format", "raw", "--output", str(out),
+           "--duration", "40", "--", *lib.sidecar_command(model, workers, ["--idle-shutdown-after", "1"], "warning")]
+    code, _, err, _ = lib.run_bounded(cmd, 90, env=lib.python_env(OMP_NUM_THREADS="1"), cwd=lib.ROOT)
+    if not out.is_file():
+        return {"error": f"py-spy exit {code}: {err[-500:]}"}
+    summary = loadtest_run.summarize_profile(out, top=25)
+    summary["raw"] = str(out)
+    return summary
+
+
 def main(argv: list[str] | None = None) -> int:
     p = common.parser(__doc__, time_limit=600)
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--profile", action=argparse.BooleanOptionalAction, default=True,
+                   help="also record one start with py-spy")
     p.add_argument("--workers", default="2,1", help="worker counts to measure")
     args = p.parse_args(argv)
 
@@ -58,6 +123,11 @@ def main(argv: list[str] | None = None) -> int:
                 "worker_model_load_s_median": round(statistics.median(loads), 3) if loads else None,
             }
             lib.log("startup", workers=workers, median_s=result["runs"][str(workers)]["median_s"])
+        result["open_model"] = open_model_breakdown(model.version_dir)
+        lib.log("open_model", seconds=result["open_model"]["open_model_s"],
+                sha256_s=result["open_model"]["sha256_all_files_s"])
+        if args.profile:
+            result["profile"] = profile_start(model, 2, common.RESULTS / "startup-profile.txt")
         two = result["runs"].get("2")
         if two:
             result["target"] = {"goal_s": 2.0, "median_s": two["median_s"], "met": two["median_s"] <= 2.0}

@@ -490,6 +490,7 @@ def write_data_files(version_dir: pathlib.Path, out_dir: pathlib.Path, *, reques
     out_dir.mkdir(parents=True, exist_ok=True)
     data = {
         "Recommend": [{"user_id": user(), "n": n} for _ in range(requests)],
+        "Recommend-unknown": [{"user_id": f"unknown-user-{i}", "n": n} for i in range(1000)],
         "Similar": [{"item_id": item(), "n": n} for _ in range(requests)],
         "BatchRecommend": [{"user_ids": [user() for _ in range(batch_users)], "n": n}
                            for _ in range(max(1, requests // max(1, batch_users // 4)))],

@@ -123,6 +123,11 @@ def markdown(summary: dict[str, Any], png: pathlib.Path | None) -> str:
     lines.append("")
     if png:
         lines += [f"![latency vs throughput]({png.name})", ""]
+    an = summary.get("analysis")
+    if an:
+        lines += ["## CPU cost per request (steadier than rates on a shared machine)", ""]
+        lines += [f"- {k.replace('_', ' ')}: {_fmt(v)}" for k, v in an.items()]
+        lines.append("")
     rl = summary.get("reload")
     if rl:
         lines += ["## Reloads under load", "",

@@ -92,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         signal.alarm(0)
         summary["finished"] = time.time()
         summary["targets"] = targets(summary)
+        with contextlib.suppress(Exception):
+            summary["analysis"] = analysis(summary)
         lib.write_json(out / "summary.json", summary)
         with contextlib.suppress(Exception):
             from loadtest import report
@@ -157,6 +159,11 @@ def run_all(args: argparse.Namespace, out: pathlib.Path, deadline: lib.Deadline,
             for rate in rates:
                 ghz_run(GhzRun(f"{call}-rps{rate}", rps=rate, concurrency=args.step_concurrency,
                                duration_s=args.step_seconds, **common), "fixed_rate")
+            if call == "Recommend" and concurrencies:
+                # Unknown users only: popular items, no scoring. What a request costs besides scoring.
+                probe = dict(common, data_file=data["Recommend-unknown"])
+                ghz_run(GhzRun("Recommend-unknown-users-max-c16", rps=0, concurrency=16,
+                               duration_s=min(args.max_seconds, 8), **probe), "overhead_probe")
             for conc in concurrencies:
                 run = GhzRun(f"{call}-max-c{conc}", rps=0, concurrency=conc, duration_s=args.max_seconds, **common)
                 profiling = args.profile and call == "Recommend" and conc == max(concurrencies)
@@ -255,6 +262,14 @@ def profiler(sc: lib.Sidecar, out: pathlib.Path, seconds: float, *, enabled: boo
         result["error"] = (proc.stderr.read().decode(errors="replace") if proc.stderr else "")[-500:]
 
 
+def _frame(f: str) -> str:
+    """'func (path/file.py:123)' -> 'func (file.py)'; thread and process frames stay as they are."""
+    name, sep, where = f.rpartition(" (")
+    if not sep or ".py" not in where:
+        return f
+    return f"{name} ({where.split(':')[0].rsplit('/', 1)[-1].rstrip(')')})"
+
+
 def summarize_profile(raw: pathlib.Path, top: int = 20) -> dict[str, Any]:
     """Self time per function, and inclusive time of the frames that tell where a request goes."""
     self_counts: dict[str, int] = {}
@@ -267,8 +282,7 @@ def summarize_profile(raw: pathlib.Path, top: int = 20) -> dict[str, Any]:
             continue
         count = int(count_text)
         total += count
-        frames = [f.split(" (")[0] + " (" + f.split(" (")[-1].split(":")[0].rsplit("/", 1)[-1] + ")"
-                  if " (" in f else f for f in stack.split(";")]
+        frames = [_frame(f) for f in stack.split(";")]
         by_thread[frames[0]] = by_thread.get(frames[0], 0) + count
         self_counts[frames[-1]] = self_counts.get(frames[-1], 0) + count
         for f in set(frames):
@@ -380,6 +394,41 @@ def best_sustained(summary: dict[str, Any], call: str) -> dict[str, Any] | None:
         if best is None or r["rps"] > best["rps"]:
             best = r
     return best
+
+
+def analysis(summary: dict[str, Any]) -> dict[str, Any]:
+    """CPU cost per Recommend split into serving overhead (unknown users: no scoring) and the
+    rest, and the rate two whole cores would sustain at that cost, the client's share removed.
+    On a machine shared with other work this is steadier than the achieved rates."""
+    probe = _run(summary, "Recommend-unknown-users-max-c16")
+    best = best_sustained(summary, "Recommend")
+    if not probe or not best:
+        return {}
+    cores = summary["machine"]["cpus"] or 2
+    total = best["sidecar_cpu_ms_per_request"]
+    overhead = probe["sidecar_cpu_ms_per_request"]
+    client_cores = best["cpu"]["client_cpu_s"] / best["cpu"]["wall_s"]
+    out = {
+        "recommend_best_run": best["label"],
+        "recommend_sidecar_cpu_ms_per_request": total,
+        "overhead_cpu_ms_per_request_without_scoring": overhead,
+        "scoring_cpu_ms_per_request": round(total - overhead, 3),
+        "client_cores_at_best": round(client_cores, 2),
+        "sidecar_cores_at_best": round(best["cpu"]["sidecar_cpu_s"] / best["cpu"]["wall_s"], 2),
+        "other_cores_at_best": round(best["cpu"].get("other_cpu_s", 0.0) / best["cpu"]["wall_s"], 2),
+        "projected_recommend_rps_on_idle_machine": round((cores - client_cores) * 1e3 / total),
+    }
+    ceil = summary.get("ceiling")
+    if ceil:
+        out["in_process_cpu_ms_single_query"] = ceil["recommend"]["cpu_ms_per_call"]
+        out["in_process_cpu_ms_per_user_batched_64"] = round(ceil["recommend_batched_64"]["cpu_ms_per_call"] / 64, 3)
+        out["similar_in_process_cpu_ms"] = ceil["similar"]["cpu_ms_per_call"]
+    sim = best_sustained(summary, "Similar")
+    if sim:
+        out["similar_sidecar_cpu_ms_per_request"] = sim["sidecar_cpu_ms_per_request"]
+        out["projected_similar_rps_on_idle_machine"] = round(
+            (cores - sim["cpu"]["client_cpu_s"] / sim["cpu"]["wall_s"]) * 1e3 / sim["sidecar_cpu_ms_per_request"])
+    return out
 
 
 def targets(summary: dict[str, Any]) -> list[dict[str, Any]]:
