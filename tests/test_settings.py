@@ -152,3 +152,10 @@ def test_the_variables_in_help_are_the_ones_read(monkeypatch: pytest.MonkeyPatch
     for action in serve_options():
         convert = action.type if callable(action.type) else str
         assert getattr(args, action.dest) == convert(sample(action))
+
+
+def test_the_operations_guide_lists_every_option_and_variable() -> None:
+    guide = (pathlib.Path(__file__).resolve().parent.parent / "docs" / "operations.md").read_text()
+    for action in serve_options():
+        assert f"`{action.option_strings[0]}`" in guide, action.dest
+        assert f"`{env_name(action)}`" in guide, action.dest
