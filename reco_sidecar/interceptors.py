@@ -156,6 +156,3 @@ class ObservingInterceptor(ServerInterceptorBase):
             observed.info["responses"] = sent
             observed.finish(context, error)
 
-
-# The name the worker used before metrics joined the log line.
-LoggingInterceptor = ObservingInterceptor
