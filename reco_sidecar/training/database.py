@@ -111,7 +111,7 @@ def read_interactions(dsn: str, spec: ReadSpec, *,
                 cur.execute(query)
                 while rows := cur.fetchmany(spec.batch_size):
                     users, items, weights = zip(*rows, strict=True)
-                    builder.add_arrays(list(users), list(items), np.asarray(weights, dtype=np.float64))
+                    builder.add_arrays(users, items, np.asarray(weights, dtype=np.float64))
                     pairs += len(rows)
                     bar.update(len(rows))
     except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn,

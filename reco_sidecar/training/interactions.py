@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import pathlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,11 +38,16 @@ class Interactions:
 
 
 class Builder:
-    """Accumulates (user, item, weight) triples, assigning rows in order of first appearance."""
+    """Accumulates (user, item, weight) triples, assigning rows in order of first appearance.
+
+    Rows are kept as numpy chunks, not Python lists: millions of interactions would
+    otherwise cost tens of bytes each in int and float objects.
+    """
 
     def __init__(self) -> None:
         self._users: dict[str, int] = {}
         self._items: dict[str, int] = {}
+        self._chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._u: list[int] = []
         self._i: list[int] = []
         self._w: list[float] = []
@@ -51,23 +57,38 @@ class Builder:
         self._i.append(self._items.setdefault(item, len(self._items)))
         self._w.append(weight)
 
-    def add_arrays(self, users: list[str], items: list[str], weights: np.ndarray) -> None:
-        us, it = self._users, self._items
-        self._u.extend(us.setdefault(u, len(us)) for u in users)
-        self._i.extend(it.setdefault(i, len(it)) for i in items)
-        self._w.extend(weights.tolist())
+    def add_arrays(self, users: Sequence[str], items: Sequence[str], weights: np.ndarray) -> None:
+        self._flush()
+        self._chunks.append((_rows(self._users, users), _rows(self._items, items),
+                             np.asarray(weights, dtype=np.float32)))
+
+    def _flush(self) -> None:
+        if self._u:
+            self._chunks.append((np.asarray(self._u, dtype=np.int64), np.asarray(self._i, dtype=np.int64),
+                                 np.asarray(self._w, dtype=np.float32)))
+            self._u, self._i, self._w = [], [], []
 
     def build(self) -> Interactions:
-        if not self._u:
+        self._flush()
+        if not self._chunks or not sum(len(c[0]) for c in self._chunks):
             raise InvalidArgument("no interactions to train on", field="interactions")
-        shape = (len(self._users), len(self._items))
-        coo = sp.coo_matrix(
-            (np.asarray(self._w, dtype=np.float32), (np.asarray(self._u), np.asarray(self._i))), shape=shape
-        )
+        u, i, w = (np.concatenate(parts) for parts in zip(*self._chunks, strict=True))
+        coo = sp.coo_matrix((w, (u, i)), shape=(len(self._users), len(self._items)))
         matrix = coo.tocsr()
         matrix.sum_duplicates()
         matrix.sort_indices()
         return Interactions(list(self._users), list(self._items), matrix)
+
+
+def _rows(index: dict[str, int], ids: Sequence[str]) -> np.ndarray:
+    """Rows of ids, new ids appended to the index in order of first appearance."""
+    # Known ids are looked up in C; only a batch with new ids pays for a Python loop.
+    rows: list[int | None] = list(map(index.get, ids))
+    if None in rows:
+        for k, r in enumerate(rows):
+            if r is None:
+                rows[k] = index.setdefault(ids[k], len(index))
+    return np.array(rows, dtype=np.int64)
 
 
 def read_csv(path: pathlib.Path) -> Interactions:
