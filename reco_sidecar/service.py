@@ -269,7 +269,8 @@ class RecommenderService(reco_pb2_grpc.RecommenderServicer):
         with self._call(context):
             rq.check_model(request.model, self._manager.name)
             version = request.version.strip() or "latest"
-            if version != "latest" and not version.isdigit():
+            # isdigit() alone admits '²' and other digits int() refuses
+            if version != "latest" and not (version.isascii() and version.isdigit()):
                 raise InvalidArgument(f"must be a version number or 'latest', got {request.version!r}",
                                       field="version")
             outcome = self._reloader.reload(version)

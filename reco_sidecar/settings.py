@@ -163,5 +163,10 @@ def validate(s: ServeSettings) -> None:
     for path in (s.tls_cert, s.tls_key, s.tls_client_ca, s.auth_tokens_file, s.admin_tokens_file):
         if path is not None and not path.is_file():
             raise ValueError(f"{path} is not a readable file")
-    if s.version not in ("", "latest") and not s.version.isdigit():
+    from reco_sidecar.auth import read_tokens
+
+    for tokens in (s.auth_tokens_file, s.admin_tokens_file):
+        if tokens is not None:
+            read_tokens(tokens)  # raises ValueError naming the file: fail at start, not in every worker
+    if s.version not in ("", "latest") and not (s.version.isascii() and s.version.isdigit()):
         raise ValueError(f"--version must be a number or 'latest', got {s.version!r}")

@@ -324,6 +324,10 @@ class Supervisor:
                     self._fail(requester, "NOT_FOUND", "no complete version exists", "version")
                     continue
                 version = latest
+            elif not (wanted.isascii() and wanted.isdigit()):
+                self._fail(requester, "INVALID_ARGUMENT", f"must be a version number or 'latest', got {wanted!r}",
+                           "version")
+                continue
             else:
                 version = int(wanted)
                 if version not in source.list_versions(model_dir):

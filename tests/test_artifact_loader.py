@@ -104,22 +104,23 @@ class Case:
     damage: Callable[[pathlib.Path], None]
     message: str
     where: str  # the file the error names
-    # Found by verify() (manifest, files, sizes, checksums) or only when the arrays are opened.
+    # Found by verify() (manifest, files, sizes, checksums, array headers, index counts) or only
+    # when the contents are read.
     by_verify: bool
 
 
 CASES = {
     "truncated array": Case(truncate, "(truncated or replaced)", layout.USER_FACTORS, True),
     "truncated array, manifest re-signed": Case(truncate_and_resign, "not a readable .npy array",
-                                                layout.USER_FACTORS, False),
-    "wrong dtype": Case(wrong_dtype, "dtype float64, expected float32", layout.ITEM_FACTORS, False),
-    "wrong shape": Case(wrong_shape, "shape (594, 16), expected (595, 16)", layout.USER_FACTORS, False),
+                                                layout.USER_FACTORS, True),
+    "wrong dtype": Case(wrong_dtype, "dtype float64, expected float32", layout.ITEM_FACTORS, True),
+    "wrong shape": Case(wrong_shape, "shape (594, 16), expected (595, 16)", layout.USER_FACTORS, True),
     "NaN factor": Case(nan_factor, "factors contain NaN or infinity", "", False),
     "bad JSON manifest": Case(bad_json, "manifest.json is not valid JSON", layout.MANIFEST, True),
     "manifest lacks a key": Case(manifest_lacks_a_key, "manifest lacks 'item_count'", "", True),
     "checksum mismatch": Case(checksum_mismatch, "sha256 does not match the manifest", layout.ITEM_POPULARITY,
                               True),
-    "annoy wrong item count": Case(annoy_wrong_count, "annoy index holds", layout.ANN_INDEX, False),
+    "annoy wrong item count": Case(annoy_wrong_count, "annoy index holds", layout.ANN_INDEX, True),
     "symlink leaving the version": Case(symlink_outside, "resolves outside the version directory",
                                         layout.ITEM_IDS, True),
     "missing file": Case(missing_file, "file listed in the manifest is missing", layout.SEEN_INDICES, True),
@@ -175,14 +176,9 @@ def serve_exit(model_root: pathlib.Path) -> tuple[int, str]:
 
 SERVE_CASES = ["truncated array", "wrong dtype", "bad JSON manifest", "checksum mismatch", "annoy wrong item count",
                "symlink leaving the version", "missing file"]
-# serve checks a version with verify() before it forks; these are only found when a worker
-# opens the arrays, and a worker that cannot open its model is restarted until the
-# supervisor gives up (exit 5) instead of refusing at once with exit 4.
-NOT_BEFORE_FORK = pytest.mark.xfail(strict=True, reason="serve runs verify(), not a full open, before forking")
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=NOT_BEFORE_FORK) if not CASES[n].by_verify else n
-                                  for n in SERVE_CASES])
+@pytest.mark.parametrize("name", SERVE_CASES)
 def test_serve_refuses_a_malformed_version_with_exit_code_4(name: str, demo_copy: pathlib.Path) -> None:
     CASES[name].damage(demo_copy / "demo" / "1")
     code, err = serve_exit(demo_copy)

@@ -12,6 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from reco_sidecar import auth
+from reco_sidecar.exit_codes import ExitCode
 from reco_sidecar.gen.reco.v1 import reco_pb2
 from tests.support.server import Sidecar, command, running_sidecar, stop_tree
 
@@ -141,7 +142,7 @@ def test_a_tokens_file_without_tokens_stops_the_sidecar(demo_root: pathlib.Path,
         out, err = proc.communicate(timeout=120)
     finally:
         stop_tree(proc)
-    assert proc.returncode != 0 and b'"ready"' not in out
+    assert proc.returncode == ExitCode.CONFIG and b'"ready"' not in out
     assert f"{empty}: holds no tokens" in err.decode()
 
 

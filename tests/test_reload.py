@@ -13,7 +13,7 @@ from reco_sidecar.gen.reco.v1 import reco_pb2
 from reco_sidecar.training import als
 from tests.support.models import train_demo
 from tests.support.server import Sidecar, running_sidecar
-from tests.support.versions import copy_version, flip_byte, truncate
+from tests.support.versions import copy_version, flip_byte, poison_factors, truncate
 
 pytestmark = pytest.mark.slow
 
@@ -90,14 +90,17 @@ def test_twenty_reloads_under_load_drop_nothing_and_switch_every_worker(two_vers
         assert states[1] == reco_pb2.MODEL_STATE_AVAILABLE and states[2] == reco_pb2.MODEL_STATE_END
 
 
-@pytest.mark.parametrize("damage", ["bad checksum", "truncated array", "wrong counts"])
+@pytest.mark.parametrize("damage", ["bad checksum", "truncated array", "wrong counts", "NaN factors"])
 def test_a_broken_version_is_refused_while_the_old_one_serves_every_request(
         demo_copy: pathlib.Path, damage: str) -> None:
     model_dir = demo_copy / "demo"
     if damage == "wrong counts":
-        # checksums still match: only the workers' shape checks can catch it, so every worker
-        # fails to prepare and none may switch
         bad = copy_version(model_dir, 1, user_count=12345)
+    elif damage == "NaN factors":
+        # the manifest vouches for the file: only the workers' full open finds it, so every
+        # worker fails to prepare and none may switch
+        bad = copy_version(model_dir, 1)
+        poison_factors(model_dir / str(bad))
     else:
         bad = copy_version(model_dir, 1)
         (flip_byte if damage == "bad checksum" else truncate)(model_dir / str(bad) / "item_factors.npy")
@@ -110,13 +113,14 @@ def test_a_broken_version_is_refused_while_the_old_one_serves_every_request(
         assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
         details = e.value.details()
         assert details.startswith("version:") and f"version {bad}" in details
-        expected = {"bad checksum": "sha256", "truncated array": "size", "wrong counts": "shape"}[damage]
+        expected = {"bad checksum": "sha256", "truncated array": "size", "wrong counts": "shape",
+                    "NaN factors": "NaN"}[damage]
         assert expected in details, details
         assert rec.failures == [] and {v for _, _, v, _ in rec.calls} == {1}
         for address in sc.worker_addresses:
             st = sc.stub(address).GetModelStatus(reco_pb2.GetModelStatusRequest())
             assert st.version == 1
-            if damage == "wrong counts":
+            if damage == "NaN factors":
                 failed = [v for v in st.versions if v.version == bad]
                 assert failed and failed[0].state == reco_pb2.MODEL_STATE_FAILED and failed[0].error
 

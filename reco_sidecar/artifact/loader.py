@@ -14,6 +14,7 @@ from typing import Any
 
 import msgpack
 import numpy as np
+from annoy import AnnoyIndex
 
 from reco_sidecar import ann, foldin
 from reco_sidecar.artifact import checksums, layout
@@ -50,7 +51,38 @@ def verify(version_dir: pathlib.Path, *, checksums_too: bool = True) -> Manifest
             raise ArtifactError(path, f"size {size} bytes, manifest says {entry.bytes} (truncated or replaced)")
         if checksums_too and checksums.digest(path) != entry.sha256:
             raise ArtifactError(path, "sha256 does not match the manifest (corrupted or replaced)")
+    # Headers and index counts are cheap to read: checking them here lets the supervisor
+    # refuse a bad version before any worker tries (and fails) to open it.
+    _arrays(version_dir, man)
+    _ann(version_dir, man).unload()
     return man
+
+
+def _arrays(version_dir: pathlib.Path, man: Manifest) -> dict[str, np.ndarray]:
+    u, i, d = man.user_count, man.item_count, man.factors
+    expected: dict[str, tuple[type, tuple[int, ...]]] = {
+        layout.USER_FACTORS: (np.float32, (u, d)),
+        layout.ITEM_FACTORS: (np.float32, (i, d)),
+        layout.SEEN_INDPTR: (np.int64, (u + 1,)),
+        layout.SEEN_INDICES: (np.int32, (man.seen_count,)),
+        layout.ITEM_POPULARITY: (np.float32, (i,)),
+    }
+    if layout.COLD_START_VECTOR in man.files:
+        expected[layout.COLD_START_VECTOR] = (np.float32, (d,))
+    return {name: _array(version_dir / name, dtype, shape) for name, (dtype, shape) in expected.items()}
+
+
+def _ann(version_dir: pathlib.Path, man: Manifest) -> AnnoyIndex:
+    path = version_dir / layout.ANN_INDEX
+    try:
+        index = ann.open_index(path, man.factors)
+    except OSError as e:
+        raise ArtifactError(path, f"annoy index does not load: {e}") from None
+    if index.get_n_items() != man.item_count:
+        raise ArtifactError(path, f"annoy index holds {index.get_n_items()} items, manifest says {man.item_count}")
+    if man.item_count and index.f != man.factors:
+        raise ArtifactError(path, f"annoy index has dimension {index.f}, manifest says {man.factors}")
+    return index
 
 
 def _array(path: pathlib.Path, dtype: type, shape: tuple[int, ...]) -> np.ndarray:
@@ -113,12 +145,11 @@ def open_model(version_dir: pathlib.Path, *, checksums_too: bool = True, warm: b
     started = time.perf_counter()
     version_dir = pathlib.Path(version_dir)
     man = verify(version_dir, checksums_too=checksums_too)
-    u, i, d = man.user_count, man.item_count, man.factors
-    user_factors = _array(version_dir / layout.USER_FACTORS, np.float32, (u, d))
-    item_factors = _array(version_dir / layout.ITEM_FACTORS, np.float32, (i, d))
-    indptr = _array(version_dir / layout.SEEN_INDPTR, np.int64, (u + 1,))
-    indices = _array(version_dir / layout.SEEN_INDICES, np.int32, (man.seen_count,))
-    popularity = _array(version_dir / layout.ITEM_POPULARITY, np.float32, (i,))
+    u, i = man.user_count, man.item_count
+    arrays = _arrays(version_dir, man)
+    user_factors, item_factors = arrays[layout.USER_FACTORS], arrays[layout.ITEM_FACTORS]
+    indptr, indices = arrays[layout.SEEN_INDPTR], arrays[layout.SEEN_INDICES]
+    popularity = arrays[layout.ITEM_POPULARITY]
     if not (np.isfinite(item_factors).all() and np.isfinite(user_factors).all()):
         raise ArtifactError(version_dir, "factors contain NaN or infinity")
     if indptr[0] != 0 or indptr[-1] != man.seen_count or (len(indptr) > 1 and np.any(np.diff(indptr) < 0)):
@@ -127,15 +158,7 @@ def open_model(version_dir: pathlib.Path, *, checksums_too: bool = True, warm: b
         raise ArtifactError(version_dir / layout.SEEN_INDICES, "seen items name rows outside the item range")
     users = _id_index(version_dir / layout.USER_IDS, man.files[layout.USER_IDS].sha256, u, "user")
     items = _id_index(version_dir / layout.ITEM_IDS, man.files[layout.ITEM_IDS].sha256, i, "item")
-    ann_path = version_dir / layout.ANN_INDEX
-    try:
-        index = ann.open_index(ann_path, d)
-    except OSError as e:
-        raise ArtifactError(ann_path, f"annoy index does not load: {e}") from None
-    if index.get_n_items() != i:
-        raise ArtifactError(ann_path, f"annoy index holds {index.get_n_items()} items, manifest says {i}")
-    if i and index.f != d:
-        raise ArtifactError(ann_path, f"annoy index has dimension {index.f}, manifest says {d}")
+    index = _ann(version_dir, man)
     catalog = None
     if layout.ITEM_METADATA in man.files:
         catalog = _catalog(version_dir / layout.ITEM_METADATA, i)
@@ -146,9 +169,7 @@ def open_model(version_dir: pathlib.Path, *, checksums_too: bool = True, warm: b
             raise ArtifactError(version_dir / layout.DEFAULT_ITEMS, "default items are not item rows")
         rest = popular_rows[~np.isin(popular_rows, default)]
         popular_rows = np.concatenate([default, rest])
-    cold = None
-    if layout.COLD_START_VECTOR in man.files:
-        cold = _array(version_dir / layout.COLD_START_VECTOR, np.float32, (d,))
+    cold = arrays.get(layout.COLD_START_VECTOR)
     model = Model(
         name=man.name,
         version=man.version,
