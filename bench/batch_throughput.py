@@ -50,6 +50,7 @@ def _kernel(args: tuple[str, str, list[int], int, float]) -> dict[str, Any]:
     if delay > 0:
         time.sleep(delay)
     started = time.perf_counter()
+    cpu0 = time.process_time()
     done = 0
     for block in blocks:
         if what == "sidecar_kernel":
@@ -63,7 +64,7 @@ def _kernel(args: tuple[str, str, list[int], int, float]) -> dict[str, Any]:
                 order = np.argsort(-vals, axis=1)
                 np.take_along_axis(top, order, axis=1)
         done += len(block)
-    return {"users": done, "seconds": time.perf_counter() - started}
+    return {"users": done, "seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu0}
 
 
 def ceiling(what: str, version_dir: pathlib.Path, rows: list[int], n: int, processes: int) -> dict[str, Any]:
@@ -76,8 +77,10 @@ def ceiling(what: str, version_dir: pathlib.Path, rows: list[int], n: int, proce
         parts = pool.map(_kernel, jobs)
     users = sum(p["users"] for p in parts)
     wall = max(p["seconds"] for p in parts)
+    cpu = sum(p["cpu_seconds"] for p in parts)
     return {"what": what, "processes": processes, "blas_threads_each": 1, "block_users": BLOCK, "users": users,
-            "wall_s": round(wall, 3), "users_per_s": round(users / wall, 1)}
+            "wall_s": round(wall, 3), "users_per_s": round(users / wall, 1), "cpu_s": round(cpu, 3),
+            "users_per_cpu_s": round(users / cpu, 1)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=10)
     p.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     p.add_argument("--ceiling-users", type=int, default=20_000, help="users per ceiling measurement")
+    p.add_argument("--serve-arg", action="append", default=[], help="extra argument for `serve` (repeatable)")
+    p.add_argument("--shapes", default="one_call_shared_port,one_call_per_worker,two_calls_per_worker")
+    p.add_argument("--no-ceilings", action="store_true")
     args = p.parse_args(argv)
 
     def body(model: lib.BenchModel, deadline: lib.Deadline, result: dict[str, Any]) -> None:
@@ -97,32 +103,40 @@ def main(argv: list[str] | None = None) -> int:
         result["settings"] = {"users": len(chosen), "n": args.n, "workers": args.workers,
                               "ceiling_users": len(rows)}
         ceilings = {}
-        for what in ("product_only", "product_argpartition", "sidecar_kernel"):
+        for what in () if args.no_ceilings else ("product_only", "product_argpartition", "sidecar_kernel"):
             deadline.bound(300)
             ceilings[what] = ceiling(what, model.version_dir, rows, args.n, args.workers)
             lib.log("batch_ceiling", what=what, users_per_s=ceilings[what]["users_per_s"])
         result["ceilings"] = ceilings
         grpc_runs = {}
         with lib.running_sidecar(model, workers=args.workers, log_path=common.RESULTS / "logs" / "batch.log",
-                                 log_level="warning") as sc:
+                                 log_level="warning", extra=args.serve_arg) as sc:
             shapes = {
                 "one_call_shared_port": ([sc.address], 1, 1),
                 "one_call_per_worker": (sc.worker_addresses, args.workers, 1),
                 "two_calls_per_worker": (sc.worker_addresses, 2 * args.workers, 1),
             }
+            wanted = args.shapes.split(",")
             for name, (addresses, processes, calls) in shapes.items():
+                if name not in wanted:
+                    continue
                 deadline.bound(300)
                 with lib.CpuMeter(sc.pgid) as cpu:
                     run = loadgen.batch_recommend(addresses, chosen, processes=processes, n=args.n,
                                                   calls_per_process=calls)
                 run["cpu"] = cpu.summary()
+                run["users_per_sidecar_cpu_s"] = round(run["responses"] / run["cpu"]["sidecar_cpu_s"], 1)
                 run.pop("parts")
                 grpc_runs[name] = run
                 lib.log("batch_grpc", shape=name, users_per_s=run["users_per_s"], statuses=run["statuses"])
         result["grpc"] = grpc_runs
+        result["settings"]["serve_args"] = args.serve_arg
         best_name, best = max(grpc_runs.items(), key=lambda kv: kv[1]["users_per_s"] or 0)
         result["best"] = {"shape": best_name, "users_per_s": best["users_per_s"],
                           **{f"ratio_to_{k}": round(best["users_per_s"] / c["users_per_s"], 3)
+                             for k, c in ceilings.items()},
+                          # CPU-normalized: users per CPU second, sidecar vs the kernel alone.
+                          **{f"cpu_ratio_to_{k}": round(best["users_per_sidecar_cpu_s"] / c["users_per_cpu_s"], 3)
                              for k, c in ceilings.items()}}
         result["target"] = {"goal_users_per_s": 5000, "met": best["users_per_s"] >= 5000
                             and all(r["statuses"] == ["OK"] for r in grpc_runs.values())}
