@@ -75,3 +75,23 @@ def test_reload_sends_the_admin_token_the_sidecar_asks_for(csv, tmp_path, capsys
         assert _train(csv, root, "--reload", sidecar.address, "--reload-token-file", str(tokens)) == 0
         response = reload.request_reload(sidecar.address, "demo", None, timeout=10, token="adm1n-t0ken")
     assert response.new_version == 2
+
+
+def test_a_failed_reload_still_names_the_published_version(csv, tmp_path, capsys):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code = _train(csv, tmp_path, "--reload", f"127.0.0.1:{port}", "--reload-timeout", "2")
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert out.strip() == str(tmp_path / "demo" / "1")
+    assert "reload at 127.0.0.1" in err
+
+
+def test_a_bad_token_file_fails_before_training(csv, tmp_path, capsys):
+    empty = tmp_path / "tokens"
+    empty.write_text("\n")
+    code = _train(csv, tmp_path / "models", "--reload", "127.0.0.1:1", "--reload-token-file", str(empty))
+    assert code == 2
+    assert "holds no tokens" in capsys.readouterr().err
+    assert not (tmp_path / "models").exists()

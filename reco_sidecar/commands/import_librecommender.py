@@ -36,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from reco_sidecar.librecommender import imported, model_save, save_embed
     from reco_sidecar.training import reload
 
+    token = reload.read_token(args.reload_token_file) if args.reload and args.reload_token_file else None
     if args.save_embed is not None:
         if args.path is not None or args.model_name is not None:
             raise InvalidArgument("--save-embed cannot be combined with --path/--model-name", field="save_embed")
@@ -50,8 +51,7 @@ def run(args: argparse.Namespace) -> int:
     log.info("imported", model=args.name, version=int(out.name), algorithm=model.algorithm,
              users=len(model.user_ids), items=len(model.item_ids), factors=int(model.item_vectors.shape[1]),
              form=model.source.get("form"))
+    print(out, flush=True)
     if args.reload:
-        token = reload.read_token(args.reload_token_file) if args.reload_token_file else None
         reload.request_reload(args.reload, args.name, int(out.name), timeout=args.reload_timeout, token=token)
-    print(out)
     return 0

@@ -77,7 +77,7 @@ def _timestamp(text: str) -> dt.datetime:
         when = dt.datetime.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
-    # A time without a zone is taken as UTC, as the database's timestamptz would be compared.
+    # A naive time is read as UTC, so that it compares unambiguously with timestamptz values.
     return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
@@ -113,6 +113,8 @@ def _load(args: argparse.Namespace) -> tuple[Interactions, dict[str, Any], dict[
 def run(args: argparse.Namespace) -> int:
     from reco_sidecar.training import reload
 
+    # A bad token file should fail now, not after the training it was meant to publish.
+    token = reload.read_token(args.reload_token_file) if args.reload and args.reload_token_file else None
     data, source, read = _load(args)
     meta = None
     if args.items:
@@ -128,9 +130,9 @@ def run(args: argparse.Namespace) -> int:
     if published.metrics:
         # stdout carries only the published path, for scripts.
         print(report.table(published.metrics, args.k), file=sys.stderr)
+    # Printed before the reload: if that fails, the version is still published and named.
+    print(published.path, flush=True)
     if args.reload:
-        token = reload.read_token(args.reload_token_file) if args.reload_token_file else None
         reload.request_reload(args.reload, args.name, published.version, timeout=args.reload_timeout,
                               token=token)
-    print(published.path)
     return 0
