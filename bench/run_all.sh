@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export PATH="$PATH:$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bin"
 status=0
-for bench in memory startup batch_throughput batching_gain similar_ann; do
+for bench in memory startup batch_throughput batching_gain similar_ann serving_overhead; do
   echo "bench: $bench" >&2
   timeout --kill-after=30 1500 python -m "bench.$bench" "$@" || status=$?
 done

@@ -1,0 +1,124 @@
+"""Where a Recommend request's CPU goes besides scoring: ghz sends Recommend for unknown users
+only (popular items, no matrix product) and for known users, unthrottled, with the server
+logging at `info` (one line per RPC, the default) and at `warning`; sidecar CPU per request
+from /proc, and a py-spy profile (`--gil`: the thread holding the GIL, i.e. Python work) of one
+worker grouped by layer.
+
+    python -m bench.serving_overhead   # writes bench/results/serving_overhead.json
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from typing import Any
+
+from bench import common
+from loadtest import lib
+from loadtest.lib import GhzRun
+
+# Inclusive frames that name a layer of the request path (first match from the leaf wins).
+LAYERS = (
+    ("scoring (Model.recommend)", ("Model.recommend (",)),
+    ("popular fallback (Model.popular)", ("Model.popular (",)),
+    ("JSON-LD rendering", ("RecommenderService._jsonld (", "Renderer.render (")),
+    ("response protos (ScoredItem list)", ("RecommenderService._items (",)),
+    ("request validation", ("restriction (requests.py", "recommend_query (", "check_")),
+    ("logging (structlog)", ("structlog", "_log (interceptors", "logs.py")),
+    ("interceptors / metrics", ("interceptors.py",)),
+    ("batcher hand-off", ("Batcher.",)),
+    ("gRPC Python server", ("_server.py", "grpc/")),
+    ("thread pool", ("thread.py",)),
+)
+
+
+def layer_shares(raw_path: Any) -> dict[str, float]:
+    counts: dict[str, int] = {}
+    total = 0
+    for line in raw_path.read_text(errors="replace").splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not count_text.isdigit():
+            continue
+        count = int(count_text)
+        total += count
+        frames = stack.split(";")
+        name = "other"
+        for frame in reversed(frames):
+            hit = next((layer for layer, keys in LAYERS if any(k in frame for k in keys)), None)
+            if hit:
+                name = hit
+                break
+        counts[name] = counts.get(name, 0) + count
+    return {k: round(v / total, 3) for k, v in sorted(counts.items(), key=lambda kv: -kv[1])} if total else {}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = common.parser(__doc__, time_limit=900)
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--concurrency", type=int, default=16)
+    args = p.parse_args(argv)
+
+    def body(model: lib.BenchModel, deadline: lib.Deadline, result: dict[str, Any]) -> None:
+        from loadtest import run as loadtest_run
+
+        ghz = lib.find_ghz()
+        if ghz is None:
+            raise RuntimeError("ghz is not installed and go is not available to install it")
+        spy = loadtest_run.find_py_spy()
+        out = common.RESULTS / "serving_overhead"
+        data = lib.write_data_files(model.version_dir, out, unknown_user_share=0.0)
+        runs = []
+        for level in ("info", "warning"):
+            with lib.running_sidecar(model, workers=args.workers, log_level=level,
+                                     log_path=common.RESULTS / "logs" / f"overhead-{level}.log") as sc:
+                flags, source = lib.descriptor_source(ghz, sc.address, out)
+                result["ghz_descriptors"] = source
+                lib.run_ghz(ghz, flags, sc.address, GhzRun("warmup", "Recommend", data["Recommend"], rps=300,
+                                                           concurrency=16, connections=8, duration_s=3),
+                            out / "warmup.json", deadline)
+                for users in ("unknown", "known"):
+                    file = data["Recommend-unknown"] if users == "unknown" else data["Recommend"]
+                    run = GhzRun(f"{users}-users-log-{level}", "Recommend", file, rps=0,
+                                 concurrency=args.concurrency, connections=4 * args.workers,
+                                 duration_s=args.seconds)
+                    spy_proc = None
+                    raw = out / f"profile-{run.label}.txt"
+                    if spy and level == "info":
+                        spy_proc = subprocess.Popen(
+                            [spy, "record", "--pid", str(sc.worker_pids()[0]), "--gil", "--rate", "250",
+                             "--duration", str(int(args.seconds) - 2), "--format", "raw", "--output", str(raw),
+                             "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+                        time.sleep(0.3)
+                    try:
+                        with lib.CpuMeter(sc.pgid) as cpu:
+                            s = lib.run_ghz(ghz, flags, sc.address, run, out / f"ghz-{run.label}.json", deadline)
+                    finally:
+                        if spy_proc is not None:
+                            try:
+                                spy_proc.wait(timeout=args.seconds + 20)
+                            except subprocess.TimeoutExpired:
+                                lib.kill_group(spy_proc.pid, grace=1.0)
+                    s["cpu"] = cpu.summary(s["client_cpu_s"])
+                    s["sidecar_cpu_ms_per_request"] = round(s["cpu"]["sidecar_cpu_s"] * 1e3 / s["count"], 3)
+                    s["log_level"] = level
+                    s["users"] = users
+                    if raw.is_file():
+                        s["gil_profile_layers"] = layer_shares(raw)
+                        s["gil_profile_top"] = loadtest_run.summarize_profile(raw, top=15)["self"]
+                    runs.append(s)
+                    lib.log("overhead", label=run.label, rps=s["rps"],
+                            cpu_ms=s["sidecar_cpu_ms_per_request"], layers=s.get("gil_profile_layers"))
+        result["runs"] = runs
+        by = {(r["users"], r["log_level"]): r["sidecar_cpu_ms_per_request"] for r in runs}
+        result["cpu_ms_per_request"] = {f"{u} users, log {lv}": v for (u, lv), v in by.items()}
+        if ("unknown", "info") in by and ("unknown", "warning") in by:
+            result["logging_cpu_ms_per_request"] = round(by[("unknown", "info")] - by[("unknown", "warning")], 3)
+
+    return common.run("serving_overhead", args, body)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
