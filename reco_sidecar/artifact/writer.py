@@ -137,7 +137,7 @@ def _manifest(
         factors=int(c.item_factors.shape[1]),
         user_count=len(c.user_ids),
         item_count=len(c.item_ids),
-        seen_count=int(len(c.seen_indices)),
+        seen_count=len(c.seen_indices),
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         files=files,
         ann=AnnParams(trees=built.trees, search_k=built.search_k, recall_at_10=round(built.recall_at_10, 4)),
