@@ -19,7 +19,7 @@ RESULTS = lib.ROOT / "bench" / "results"
 
 def parser(doc: str | None, time_limit: float) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--work-dir", type=pathlib.Path, default=lib.ROOT / "loadtest" / "results" / "work",
+    p.add_argument("--work-dir", type=pathlib.Path, default=lib.WORK,
                    help="where the benchmark model is cached (shared with loadtest/)")
     p.add_argument("--small", action="store_true", help="use the small smoke model (to try the script)")
     p.add_argument("--out", type=pathlib.Path, help="result JSON (default bench/results/<name>.json)")

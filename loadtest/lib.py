@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+# Cached benchmark models (shared by loadtest/ and bench/; at_commit.sh points it at the work tree's).
+WORK = pathlib.Path(os.environ.get("RECO_BENCH_WORK") or ROOT / "loadtest" / "results" / "work")
 GHZ_MODULE = "github.com/bojand/ghz/cmd/ghz@v0.121.0"
 SERVICE = "reco.v1.Recommender"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -75,14 +77,21 @@ def python_env(**extra: str) -> dict[str, str]:
 
 
 def git_info() -> dict[str, Any]:
+    """The commit measured. Under loadtest/at_commit.sh (a clean export of one commit) it comes
+    from RECO_BENCH_COMMIT; in a work tree, uncommitted or untracked files under reco_sidecar/
+    (which the sidecar would run) are listed."""
+    if os.environ.get("RECO_BENCH_COMMIT"):
+        return {"commit": os.environ["RECO_BENCH_COMMIT"], "subject": os.environ.get("RECO_BENCH_SUBJECT", ""),
+                "source": "clean export (git archive)", "serving_code_dirty": False, "dirty_files": []}
+
     def git(*args: str) -> str:
         try:
             return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=20).stdout.strip()
         except (OSError, subprocess.TimeoutExpired):
             return ""
 
-    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "reco_sidecar")
-    return {"commit": git("rev-parse", "HEAD"), "subject": git("log", "-1", "--format=%s"),
+    dirty = git("status", "--porcelain", "--", "reco_sidecar")
+    return {"commit": git("rev-parse", "HEAD"), "subject": git("log", "-1", "--format=%s"), "source": "work tree",
             "serving_code_dirty": bool(dirty), "dirty_files": dirty.splitlines()[:20]}
 
 

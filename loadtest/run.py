@@ -33,7 +33,7 @@ CALLS = ("Recommend", "Similar", "BatchRecommend")
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--smoke", action="store_true", help="small model, short runs, exit 1 on any non-OK status")
-    p.add_argument("--work-dir", type=pathlib.Path, default=RESULTS / "work", help="cached models live here")
+    p.add_argument("--work-dir", type=pathlib.Path, default=lib.WORK, help="cached models live here")
     p.add_argument("--out-dir", type=pathlib.Path, help="default: loadtest/results/<UTC stamp>")
     p.add_argument("--time-limit", type=float, default=2700.0, help="hard bound on the whole run, seconds")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 2)
