@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from annoy import AnnoyIndex
 
-from reco_sidecar import foldin
+from reco_sidecar import foldin, scoring
 from reco_sidecar.artifact.manifest import Manifest
 from reco_sidecar.idindex import IdIndex
 from reco_sidecar.metadata import ItemCatalog
@@ -46,10 +46,22 @@ class Model:
     load_seconds: float
     cold_start_vector: np.ndarray | None = None
     extra: dict[str, object] = field(default_factory=dict)
+    # Item factors in descending-norm order for pruned exact scoring: a private copy, as
+    # big as item_factors, built by the loader (or on first use).
+    norm_order: scoring.NormOrder | None = None
 
     @property
     def factors(self) -> int:
         return int(self.item_factors.shape[1])
+
+    @property
+    def scoring_order(self) -> scoring.NormOrder:
+        order = self.norm_order
+        if order is None:
+            # two threads may both build it; either copy is the same
+            order = scoring.NormOrder.build(self.item_factors)
+            object.__setattr__(self, "norm_order", order)
+        return order
 
     def seen_rows(self, user_row: int) -> np.ndarray:
         return np.asarray(self.seen_indices[self.seen_indptr[user_row] : self.seen_indptr[user_row + 1]])
@@ -67,18 +79,20 @@ class Model:
     # -- recommendation -------------------------------------------------------------------
 
     def recommend(self, queries: Sequence[RecQuery]) -> list[Ranked]:
-        """Exact top-(offset+n) per query; full-catalogue queries share one matrix product."""
+        """Exact top-(offset+n) per query; full-catalogue queries are scored together, skipping
+        items that cannot make a list (scoring.top_k)."""
         out: list[Ranked | None] = [None] * len(queries)
-        full = [i for i, q in enumerate(queries) if q.restriction.candidate_rows is None]
+        full = [q for q in queries if q.restriction.candidate_rows is None]
         if full:
-            vectors = np.stack([self._vector(queries[i]) for i in full])
-            scores = vectors @ self.item_factors.T
-            for j, i in enumerate(full):
-                self._mask(scores[j], queries[i])
-            kmax = max(queries[i].k for i in full)
-            rows, vals = top_k(scores, kmax)
-            for j, i in enumerate(full):
-                out[i] = self._page(rows[j], vals[j], queries[i])
+            vectors = np.stack([self._vector(q) for q in full])
+            ks = np.fromiter((q.k for q in full), dtype=np.int64, count=len(full))
+            rows, vals, counts = scoring.top_k(self.scoring_order, vectors, ks, self._masks(full))
+            j = 0
+            for i, q in enumerate(queries):
+                if q.restriction.candidate_rows is None:
+                    c = int(counts[j])
+                    out[i] = self._page(rows[j, :c], vals[j, :c], q)
+                    j += 1
         for i, q in enumerate(queries):
             if out[i] is None:
                 out[i] = self._recommend_candidates(q)
@@ -90,16 +104,28 @@ class Model:
         assert q.user_row is not None
         return np.asarray(self.user_factors[q.user_row])
 
-    def _mask(self, row_scores: np.ndarray, q: RecQuery) -> None:
-        r = q.restriction
-        if q.user_row is not None and not q.include_seen:
-            row_scores[self.seen_rows(q.user_row)] = NEG_INF
-        if q.seen_rows is not None and not q.include_seen:
-            row_scores[q.seen_rows] = NEG_INF
-        if len(r.exclude_rows):
-            row_scores[r.exclude_rows] = NEG_INF
-        if r.allow_mask is not None:
-            row_scores[~r.allow_mask] = NEG_INF
+    def _masks(self, queries: Sequence[RecQuery]) -> scoring.Masks:
+        """Each query's left-out items as (query index, item row) pairs, plus allow-masks."""
+        rows: list[np.ndarray] = []
+        items: list[np.ndarray] = []
+        with_seen = [(j, q.user_row) for j, q in enumerate(queries) if q.user_row is not None and not q.include_seen]
+        if with_seen:
+            # all stored users' seen items in one gather from the CSR arrays
+            js, users = np.array(with_seen, dtype=np.int64).T
+            starts, ends = self.seen_indptr[users], self.seen_indptr[users + 1]
+            lens = ends - starts
+            offsets = np.arange(int(lens.sum())) + np.repeat(starts - (np.cumsum(lens) - lens), lens)
+            rows.append(np.repeat(js, lens))
+            items.append(np.asarray(self.seen_indices[offsets], dtype=np.int64))
+        for j, q in enumerate(queries):
+            for extra in (None if q.include_seen else q.seen_rows, q.restriction.exclude_rows):
+                if extra is not None and len(extra):
+                    rows.append(np.full(len(extra), j, dtype=np.int64))
+                    items.append(np.asarray(extra, dtype=np.int64))
+        allow = [q.restriction.allow_mask for q in queries]
+        if not rows:
+            return scoring.Masks.from_pairs(np.zeros(0, np.int64), np.zeros(0, np.int64), allow)
+        return scoring.Masks.from_pairs(np.concatenate(rows), np.concatenate(items), allow)
 
     def _page(self, rows: np.ndarray, vals: np.ndarray, q: RecQuery) -> Ranked:
         rows, vals = rows[: q.k], vals[: q.k]
@@ -109,10 +135,18 @@ class Model:
 
     def _recommend_candidates(self, q: RecQuery) -> Ranked:
         cand = np.unique(np.asarray(q.restriction.candidate_rows, dtype=np.int64))
-        scores = np.full(self.item_factors.shape[0], NEG_INF, dtype=np.float32)
-        scores[cand] = np.asarray(self.item_factors[cand]) @ self._vector(q)
-        self._mask(scores, q)
-        rows, vals = top_k(scores[cand][None, :], q.k)
+        scores = np.asarray(self.item_factors[cand]) @ self._vector(q)
+        left_out = [q.restriction.exclude_rows]
+        if not q.include_seen:
+            if q.user_row is not None:
+                left_out.append(self.seen_rows(q.user_row))
+            if q.seen_rows is not None:
+                left_out.append(np.asarray(q.seen_rows))
+        drop = np.isin(cand, np.concatenate([np.asarray(x, dtype=np.int64) for x in left_out]))
+        if q.restriction.allow_mask is not None:
+            drop |= ~q.restriction.allow_mask[cand]
+        scores[drop] = NEG_INF
+        rows, vals = top_k(scores[None, :], q.k)
         return self._page(cand[rows[0]], vals[0], q)
 
     def popular(self, offset: int, n: int, restriction: Restriction) -> Ranked:

@@ -16,7 +16,7 @@ import msgpack
 import numpy as np
 from annoy import AnnoyIndex
 
-from reco_sidecar import ann, foldin
+from reco_sidecar import ann, foldin, scoring
 from reco_sidecar.artifact import checksums, layout
 from reco_sidecar.artifact import manifest as manifest_mod
 from reco_sidecar.artifact.manifest import Manifest
@@ -190,6 +190,7 @@ def open_model(version_dir: pathlib.Path, *, checksums_too: bool = True, warm: b
         loaded_at=time.time(),
         load_seconds=0.0,
         cold_start_vector=cold,
+        norm_order=scoring.NormOrder.build(item_factors),
     )
     if warm:
         _warm(model)

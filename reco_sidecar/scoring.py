@@ -1,0 +1,305 @@
+"""Exact top-k recommendation scoring that skips items which cannot make the list.
+
+Items are kept sorted by norm, largest first, and scored in blocks. A row's score for any
+item at or after position p is at most |u| * norm[p] (Cauchy–Schwarz), so once that bound
+falls below the row's current k-th best score no later item can enter its top k and the
+row stops. On ALS factors item norms are spread widely (popular items are long), so most
+rows stop after the first few thousand items.
+
+Per row the best k so far are kept as int64 keys that sort like (-score, item row): the
+k-th key gives the threshold, and ties go to the lower item row exactly as a stable sort
+of the negated scores would order them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+NEG_INF = np.float32(-np.inf)
+# Below every finite float32, above -inf: "score >= FLOOR" means "not masked".
+FLOOR = np.float32(-np.finfo(np.float32).max)
+EMPTY = np.iinfo(np.int64).max
+# A float32 dot product of d terms is within about d * 2**-24 * |u| * |v| of the real one
+# (summation order is BLAS's business); the bound is widened well past that so rounding
+# can never make a skipped item beat the threshold.
+SLACK = 1e-4
+# Scores per group whose maxima bound a block's k-th best from below.
+GROUP = 8
+
+
+@dataclass(frozen=True, eq=False)
+class NormOrder:
+    """Item factors in descending-norm order, and the maps between order and item row."""
+
+    items: np.ndarray  # (n, d) float32, C-contiguous, rows in norm order
+    norms: np.ndarray  # (n,) float64, descending
+    rows: np.ndarray  # (n,) int64: position -> item row
+    positions: np.ndarray  # (n,) int64: item row -> position
+
+    @staticmethod
+    def build(item_factors: np.ndarray) -> NormOrder:
+        factors = np.asarray(item_factors, dtype=np.float32)
+        norms = np.empty(len(factors), dtype=np.float64)
+        for s in range(0, len(factors), 1 << 13):  # float64 a chunk at a time: no 2x-size temporary
+            norms[s : s + (1 << 13)] = np.linalg.norm(factors[s : s + (1 << 13)].astype(np.float64), axis=1)
+        rows = np.argsort(-norms, kind="stable")
+        positions = np.empty_like(rows)
+        positions[rows] = np.arange(len(rows))
+        return NormOrder(np.ascontiguousarray(factors[rows]), norms[rows], rows, positions)
+
+    @property
+    def n(self) -> int:
+        return int(self.items.shape[0])
+
+
+@dataclass(frozen=True)
+class Masks:
+    """What each batch row must not be shown: (batch row, item row) pairs and allow-lists.
+
+    allow holds distinct boolean masks over item rows; allow_of[r] is row r's index into it
+    or -1 when the row has none.
+    """
+
+    pair_rows: np.ndarray
+    pair_items: np.ndarray
+    allow: np.ndarray | None = None
+    allow_of: np.ndarray | None = None
+
+    @staticmethod
+    def none() -> Masks:
+        empty = np.zeros(0, dtype=np.int64)
+        return Masks(empty, empty)
+
+    @staticmethod
+    def build(excluded: Sequence[np.ndarray | None], allow: Sequence[np.ndarray | None] | None = None) -> Masks:
+        """From each row's excluded item rows (None: none) and allow-mask (None: all)."""
+        lens = [0 if e is None else len(e) for e in excluded]
+        pair_rows = np.repeat(np.arange(len(excluded), dtype=np.int64), lens)
+        parts = [np.asarray(e, dtype=np.int64) for e in excluded if e is not None and len(e)]
+        pair_items = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        return Masks.from_pairs(pair_rows, pair_items, allow)
+
+    @staticmethod
+    def from_pairs(pair_rows: np.ndarray, pair_items: np.ndarray,
+                   allow: Sequence[np.ndarray | None] | None = None) -> Masks:
+        pair_rows = np.asarray(pair_rows, dtype=np.int64)
+        pair_items = np.asarray(pair_items, dtype=np.int64)
+        if allow is None or all(a is None for a in allow):
+            return Masks(pair_rows, pair_items)
+        # Batches usually share one filter: stack each distinct mask once.
+        index: dict[int, int] = {}
+        distinct: list[np.ndarray] = []
+        allow_of = np.full(len(allow), -1, dtype=np.int64)
+        for r, a in enumerate(allow):
+            if a is None:
+                continue
+            j = index.setdefault(id(a), len(distinct))
+            if j == len(distinct):
+                distinct.append(np.asarray(a, dtype=bool))
+            allow_of[r] = j
+        return Masks(pair_rows, pair_items, np.stack(distinct), allow_of)
+
+
+def _keys(vals: np.ndarray, item_rows: np.ndarray) -> np.ndarray:
+    """int64 keys ordering like (-score, item row); + 0.0 folds -0.0 into 0.0 as == does."""
+    neg = (-vals + np.float32(0.0)).astype(np.float32, copy=False).view(np.int32)
+    ordered = neg ^ ((neg >> 31) & np.int32(0x7FFFFFFF))
+    keys: np.ndarray = (ordered.astype(np.int64) << 32) | item_rows
+    return keys
+
+
+def _decode(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    ordered = (keys >> 32).astype(np.int32)
+    neg = (ordered ^ ((ordered >> 31) & np.int32(0x7FFFFFFF))).view(np.float32)
+    return keys & np.int64(0xFFFFFFFF), -neg
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Block schedule knobs (measured in bench/bench_scoring.py).
+
+    The first block is large enough to hold most rows' top k; later blocks grow
+    geometrically (few rows left: few calls) but hold about `target` scores at most so a
+    block of scores stays in L2 while it is masked and thresholded.
+    """
+
+    first_per_k: int = 64
+    first_min: int = 2048
+    growth: float = 2.0
+    min_block: int = 1024
+    target: int = 1 << 18
+    rows: int = 1 << 30
+
+
+def top_k(order: NormOrder, vectors: np.ndarray, ks: np.ndarray, masks: Masks,
+          plan: Plan = Plan()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(item rows, scores, counts): rows (B, kmax) best first; row r's first counts[r] are valid.
+
+    counts[r] = min(ks[r], unmasked items); masked items are never returned.
+    """
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    b = vectors.shape[0]
+    ks = np.minimum(np.asarray(ks, dtype=np.int64), order.n)
+    kmax = int(ks.max()) if b else 0
+    if kmax <= 0:
+        return np.zeros((b, 0), np.int64), np.zeros((b, 0), np.float32), np.zeros(b, np.int64)
+    st = _State(order, vectors, ks, kmax, masks)
+    # rows asking for nothing need no scoring at all
+    todo = np.flatnonzero(ks > 0)
+    for g in range(0, len(todo), plan.rows):
+        st.run(todo[g : g + plan.rows], plan)
+    rows, vals = _decode(st.best)
+    counts = np.minimum((st.best != EMPTY).sum(axis=1), ks)
+    valid = np.arange(kmax)[None, :] < counts[:, None]
+    return np.where(valid, rows, -1), np.where(valid, vals, NEG_INF), counts
+
+
+class _State:
+    """Per-batch running state: each row's best keys, threshold and norm bound."""
+
+    def __init__(self, order: NormOrder, vectors: np.ndarray, ks: np.ndarray, kmax: int, masks: Masks):
+        b = vectors.shape[0]
+        self.order, self.vectors, self.ks, self.kmax, self.masks = order, vectors, ks, kmax, masks
+        self.best = np.full((b, kmax), EMPTY, dtype=np.int64)
+        # FLOOR until a row holds k keys, then its k-th best score and that item's row
+        self.thresh = np.full(b, FLOOR, dtype=np.float32)
+        self.kth_item = np.full(b, EMPTY, dtype=np.int64)
+        self.bound = np.linalg.norm(vectors.astype(np.float64), axis=1) * (1.0 + SLACK)
+        # exclusions sorted by position so that each block takes one slice of them, and as
+        # sorted keys (batch row, position) to drop hits from blocks that were not masked
+        pos = order.positions[masks.pair_items]
+        by_pos = np.argsort(pos, kind="stable")
+        self.ex_pos, self.ex_row = pos[by_pos], masks.pair_rows[by_pos]
+        self.ex_key = np.sort(masks.pair_rows * order.n + pos)
+        self.where = np.full(b, -1, dtype=np.int64)
+        # scores computed, for the benchmark's account of what pruning saved
+        self.scored = 0
+
+    def run(self, live: np.ndarray, plan: Plan) -> None:
+        order = self.order
+        size = max(plan.first_min, plan.first_per_k * self.kmax)
+        s = 0
+        while s < order.n:
+            if s:
+                # rows whose bound still reaches their k-th best (FLOOR: always)
+                live = live[self.bound[live] * order.norms[s] + 1e-30 >= self.thresh[live]]
+                if not len(live):
+                    break
+                size = min(int(size * plan.growth), max(plan.min_block, plan.target // len(live)))
+            e = min(order.n, s + size)
+            scores = self.vectors[live] @ order.items[s:e].T
+            self.scored += scores.size
+            t = self.thresh[live]
+            need = t == FLOOR
+            # Rows still short of k keys take a threshold from this block, so masked
+            # items must be out of it first; otherwise masking waits for the few hits.
+            masked = bool(need.any())
+            if masked:
+                self._mask(scores, live, s, e)
+                t[need] = np.maximum(t[need], _block_kth(scores[need], self.ks[live[need]], self.kmax))
+            # only rows whose block maximum reaches the threshold have anything to add
+            some = np.flatnonzero(scores.max(axis=1) >= t)
+            if len(some):
+                self._hits(scores, live, some, t, s, masked)
+            s = e
+
+    def _hits(self, scores: np.ndarray, live: np.ndarray, some: np.ndarray, t: np.ndarray, s: int,
+              masked: bool) -> None:
+        sub = scores if len(some) == len(live) else scores[some]
+        # flat nonzero is several times faster than the 2-D form
+        flat = np.flatnonzero(sub >= t[some, None])
+        n = scores.shape[1]
+        hit, vals, pos = flat // n, sub.ravel()[flat], s + flat % n
+        rows = live[some]
+        items = self.order.rows[pos]
+        # a tie with the k-th best only enters from a lower item row (many ties: zero vectors)
+        enter = (vals > t[some][hit]) | (items < self.kth_item[rows][hit])
+        if not masked:
+            enter &= self._allowed(rows[hit], pos, items)
+        if not enter.all():
+            hit, vals, items = hit[enter], vals[enter], items[enter]
+        if len(hit):
+            self._merge(rows, hit, vals, items)
+
+    def _allowed(self, rows: np.ndarray, pos: np.ndarray, items: np.ndarray) -> np.ndarray:
+        ok = np.ones(len(rows), dtype=bool)
+        if len(self.ex_key):
+            key = rows * self.order.n + pos
+            at = np.minimum(np.searchsorted(self.ex_key, key), len(self.ex_key) - 1)
+            ok = self.ex_key[at] != key
+        masks = self.masks
+        if masks.allow is not None and masks.allow_of is not None:
+            of = masks.allow_of[rows]
+            ok &= (of < 0) | masks.allow[np.maximum(of, 0), items]
+        return ok
+
+    def _mask(self, scores: np.ndarray, live: np.ndarray, s: int, e: int) -> None:
+        lo, hi = np.searchsorted(self.ex_pos, (s, e))
+        if hi > lo:
+            self.where[live] = np.arange(len(live))
+            at = self.where[self.ex_row[lo:hi]]
+            self.where[live] = -1
+            sel = at >= 0
+            scores[at[sel], self.ex_pos[lo:hi][sel] - s] = NEG_INF
+        masks = self.masks
+        if masks.allow is not None and masks.allow_of is not None:
+            of = masks.allow_of[live]
+            sel = np.flatnonzero(of >= 0)
+            if len(sel):
+                allowed = masks.allow[:, self.order.rows[s:e]][of[sel]]
+                scores[sel] = np.where(allowed, scores[sel], NEG_INF)
+
+    def _merge(self, rows: np.ndarray, hit: np.ndarray, vals: np.ndarray, items: np.ndarray) -> None:
+        """Adds hits (hit: index into rows, ascending) to the rows' best keys; updates thresholds."""
+        keys = _keys(vals, items)
+        starts = np.flatnonzero(np.diff(hit, prepend=-1))
+        counts = np.diff(starts, append=len(hit))
+        target = rows[hit[starts]]
+        kmax = self.kmax
+        width = int(counts.max())
+        if width > 4 * kmax + 64:
+            # rows with masses of hits (ties of a zero vector) are cut to their best kmax first
+            keys, counts = _cut(keys, starts, counts, kmax)
+            starts = np.cumsum(counts) - counts
+            width = int(counts.max())
+        dense = np.full((len(starts), kmax + width), EMPTY, dtype=np.int64)
+        slot = np.arange(len(keys)) - np.repeat(starts, counts)
+        dense[np.repeat(np.arange(len(starts)), counts), kmax + slot] = keys
+        dense[:, :kmax] = self.best[target]
+        dense.sort(axis=1)
+        self.best[target] = dense[:, :kmax]
+        kth = dense[np.arange(len(target)), self.ks[target] - 1]
+        ok = kth != EMPTY
+        self.kth_item[target[ok]], self.thresh[target[ok]] = _decode(kth[ok])
+
+
+def _cut(keys: np.ndarray, starts: np.ndarray, counts: np.ndarray, kmax: int) -> tuple[np.ndarray, np.ndarray]:
+    parts = []
+    for st, c in zip(starts.tolist(), counts.tolist(), strict=True):
+        seg = keys[st : st + c]
+        parts.append(np.partition(seg, kmax - 1)[:kmax] if c > kmax else seg)
+    return np.concatenate(parts), np.array([len(p) for p in parts], dtype=np.int64)
+
+
+def _block_kth(scores: np.ndarray, ks: np.ndarray, kmax: int) -> np.ndarray:
+    """A lower bound on each row's ks-th best in this block (FLOOR if it has fewer unmasked).
+
+    The ks-th largest of group maxima is one: ks groups each hold a score that large.
+    Strided groups make the maxima one pass of SIMD maximum over contiguous rows, and
+    partitioning n / GROUP maxima costs a fraction of partitioning all n scores.
+    """
+    b, n = scores.shape
+    groups = n // GROUP
+    top = np.max(scores[:, : groups * GROUP].reshape(b, GROUP, groups), axis=1) if groups >= 4 * kmax else scores
+    m = top.shape[1]
+    if kmax < m:
+        top = np.partition(top, m - kmax, axis=1)[:, m - kmax :]
+    top = np.sort(top, axis=1)
+    m = top.shape[1]
+    kth = top[np.arange(b), m - np.minimum(ks, m)]
+    kth[ks > m] = FLOOR
+    out: np.ndarray = np.maximum(kth, FLOOR)
+    return out
