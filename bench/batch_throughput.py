@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
                 with lib.CpuMeter(sc.pgid) as cpu:
                     run = loadgen.batch_recommend(addresses, chosen, processes=processes, n=args.n,
                                                   calls_per_process=calls)
-                run["cpu"] = cpu.summary()
+                run["cpu"] = cpu.summary(run["client_cpu_s"])
                 run["users_per_sidecar_cpu_s"] = round(run["responses"] / run["cpu"]["sidecar_cpu_s"], 1)
                 run.pop("parts")
                 grpc_runs[name] = run

@@ -35,6 +35,7 @@ def _batch_worker(job: BatchJob) -> dict[str, Any]:
         if delay > 0:
             time.sleep(delay)
         started = time.time()
+        cpu0 = time.process_time()
         responses = items = item_errors = 0
         status = "OK"
         size = -(-len(job.user_ids) // job.calls)
@@ -55,6 +56,7 @@ def _batch_worker(job: BatchJob) -> dict[str, Any]:
             status = e.code().name
         return {"address": job.address, "users": len(job.user_ids), "responses": responses, "items": items,
                 "item_errors": item_errors, "status": status, "started": started, "finished": time.time(),
+                "client_cpu_s": time.process_time() - cpu0,
                 "first_response_s": (first_response - started) if first_response else None}
     finally:
         channel.close()
@@ -81,5 +83,6 @@ def batch_recommend(addresses: Sequence[str], user_ids: Sequence[str], *, proces
             "users_per_s": round(responses / wall, 1) if wall > 0 else None, "responses": responses,
             "item_errors": sum(p["item_errors"] for p in parts),
             "statuses": sorted({p["status"] for p in parts}),
+            "client_cpu_s": round(sum(p["client_cpu_s"] for p in parts), 2),
             "first_response_s": [round(p["first_response_s"], 3) if p["first_response_s"] else None for p in parts],
             "parts": parts}
