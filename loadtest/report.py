@@ -22,13 +22,18 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+TARGET_P99_MS = {"Recommend": 10.0, "Similar": 5.0}
+
+
 def plot(summary: dict[str, Any], path: pathlib.Path) -> pathlib.Path | None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    calls = sorted({r["call"] for r in summary["runs"] if r["kind"] in ("fixed_rate", "unthrottled")})
+    order = ["Recommend", "Similar", "BatchRecommend"]
+    calls = sorted({r["call"] for r in summary["runs"] if r["kind"] in ("fixed_rate", "unthrottled")},
+                   key=lambda c: order.index(c) if c in order else len(order))
     if not calls:
         return None
     fig, axes = plt.subplots(1, len(calls), figsize=(5.5 * len(calls), 4.5), squeeze=False)
@@ -51,6 +56,9 @@ def plot(summary: dict[str, Any], path: pathlib.Path) -> pathlib.Path | None:
         base = c.get("ceiling_rps") or c.get("ceiling_calls_per_s")
         if base:
             ax.axvline(base, color="grey", linestyle=":", label=f"in-process ceiling {base:,.0f}/s")
+        goal = TARGET_P99_MS.get(call)
+        if goal:
+            ax.axhline(goal, color="red", linestyle=":", linewidth=1, label=f"target p99 {goal:g} ms")
         ax.set_title(call + (f" ({summary['settings']['batch_users']} users/call)" if call == "BatchRecommend" else ""))
         ax.set_xlabel("achieved requests/s")
         ax.set_ylabel("latency, ms")
