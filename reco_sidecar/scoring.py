@@ -126,9 +126,9 @@ class Plan:
     block of scores stays in L2 while it is masked and thresholded.
     """
 
-    first_per_k: int = 64
-    first_min: int = 2048
-    growth: float = 2.0
+    first_per_k: int = 24
+    first_min: int = 1024
+    growth: float = 1.5
     min_block: int = 1024
     target: int = 1 << 18
     rows: int = 1 << 30
@@ -255,6 +255,17 @@ class _State:
     def _merge(self, rows: np.ndarray, hit: np.ndarray, vals: np.ndarray, items: np.ndarray) -> None:
         """Adds hits (hit: index into rows, ascending) to the rows' best keys; updates thresholds."""
         keys = _keys(vals, items)
+        if hit[0] == hit[-1]:
+            # one row (always so for B=1): fewer, cheaper steps
+            r = int(rows[hit[0]])
+            merged = np.concatenate((self.best[r], keys))
+            merged.sort()
+            self.best[r] = merged[: self.kmax]
+            kth = merged[self.ks[r] - 1 : self.ks[r]]
+            if kth[0] != EMPTY:
+                item, score = _decode(kth)
+                self.kth_item[r], self.thresh[r] = item[0], score[0]
+            return
         starts = np.flatnonzero(np.diff(hit, prepend=-1))
         counts = np.diff(starts, append=len(hit))
         target = rows[hit[starts]]
