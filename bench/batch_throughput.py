@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     p.add_argument("--ceiling-users", type=int, default=20_000, help="users per ceiling measurement")
     p.add_argument("--serve-arg", action="append", default=[], help="extra argument for `serve` (repeatable)")
-    p.add_argument("--shapes", default="one_call_shared_port,one_call_per_worker,two_calls_per_worker")
+    p.add_argument("--shapes",
+                   default="one_call_shared_port,one_call_per_worker,two_calls_per_worker,four_calls_per_worker")
     p.add_argument("--no-ceilings", action="store_true")
     args = p.parse_args(argv)
 
@@ -115,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
                 "one_call_shared_port": ([sc.address], 1, 1),
                 "one_call_per_worker": (sc.worker_addresses, args.workers, 1),
                 "two_calls_per_worker": (sc.worker_addresses, 2 * args.workers, 1),
+                "four_calls_per_worker": (sc.worker_addresses, 4 * args.workers, 1),
             }
             wanted = args.shapes.split(",")
             for name, (addresses, processes, calls) in shapes.items():
