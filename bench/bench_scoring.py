@@ -7,8 +7,10 @@ out), for batches of B users: ms/user and users/s of
 - argpartition: product + masking seen items + `np.argpartition` top-k + sorting the k;
 - partition_threshold: product + masking + `np.partition` k-th value, then the scores at
   or above it sorted (exact with ties);
-- topk_before: product + masking + reco_sidecar.topk.top_k (what Model.recommend did before
-  scoring.py);
+- topk_before: product + masking + the chunk-maxima top_k Model.recommend used before
+  scoring.py (a frozen copy below, so this baseline does not move with topk.py);
+- topk_now: product + masking + today's reco_sidecar.topk.top_k (still used by evaluation and
+  candidate-list queries);
 - kernel: reco_sidecar.scoring.top_k (norm-sorted blocks, Cauchy–Schwarz pruning), with
   building its masks from the seen-item CSR;
 - recommend: Model.recommend end to end (query objects in, Ranked out).
@@ -57,6 +59,27 @@ def _partition_threshold(scores: np.ndarray, k: int) -> list[np.ndarray]:
     return [cols[starts[j] : starts[j + 1]][:k] for j in range(len(scores))]
 
 
+def _topk_before(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """reco_sidecar.topk.top_k as of commit 43bc774 (chunk maxima, 2-D nonzero, lexsort)."""
+    b, n = scores.shape
+    chunk = 128
+    chunks = n // chunk
+    if chunks < k or n <= 4 * chunk:  # small catalogues (only --small): plain stable sort
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        return order, np.take_along_axis(scores, order, axis=1)
+    maxima = scores[:, : chunks * chunk].reshape(b, chunks, chunk).max(axis=2)
+    if chunks * chunk < n:
+        maxima = np.concatenate([maxima, scores[:, chunks * chunk :].max(axis=1, keepdims=True)], axis=1)
+    m = maxima.shape[1]
+    threshold = np.partition(maxima, m - k, axis=1)[:, m - k]
+    rows, cols = np.nonzero(scores >= threshold[:, None])
+    vals = scores[rows, cols]
+    order = np.lexsort((cols, -vals, rows))
+    rows, cols, vals = rows[order], cols[order], vals[order]
+    take = np.searchsorted(rows, np.arange(b))[:, None] + np.arange(k)[None, :]
+    return cols[take], vals[take]
+
+
 def _time(fn: Callable[[np.ndarray], object], batches: list[np.ndarray], passes: int) -> dict[str, float]:
     best_cpu = [float("inf")] * len(batches)
     best_wall = [float("inf")] * len(batches)
@@ -98,7 +121,8 @@ def measure(model: Any, users: np.ndarray, k: int, b: int, passes: int) -> dict[
         "product": product,
         "argpartition": lambda u: _argpartition(masked(u), k),
         "partition_threshold": lambda u: _partition_threshold(masked(u), k),
-        "topk_before": lambda u: topk.top_k(masked(u), k),
+        "topk_before": lambda u: _topk_before(masked(u), k),
+        "topk_now": lambda u: topk.top_k(masked(u), k),
         "kernel": kernel,
         "recommend": lambda u: model.recommend([RecQuery(0, k, none, user_row=int(x)) for x in u.tolist()]),
     }

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from reco_sidecar.topk import EMPTY, decode_keys, sort_keys
+
 NEG_INF = np.float32(-np.inf)
 # Below every finite float32, above -inf: "score >= FLOOR" means "not masked".
 FLOOR = np.float32(-np.finfo(np.float32).max)
-EMPTY = np.iinfo(np.int64).max
 # A float32 dot product of d terms is within about d * 2**-24 * |u| * |v| of the real one
 # (summation order is BLAS's business); the bound is widened well past that so rounding
 # can never make a skipped item beat the threshold.
@@ -103,20 +104,6 @@ class Masks:
         return Masks(pair_rows, pair_items, np.stack(distinct), allow_of)
 
 
-def _keys(vals: np.ndarray, item_rows: np.ndarray) -> np.ndarray:
-    """int64 keys ordering like (-score, item row); + 0.0 folds -0.0 into 0.0 as == does."""
-    neg = (-vals + np.float32(0.0)).astype(np.float32, copy=False).view(np.int32)
-    ordered = neg ^ ((neg >> 31) & np.int32(0x7FFFFFFF))
-    keys: np.ndarray = (ordered.astype(np.int64) << 32) | item_rows
-    return keys
-
-
-def _decode(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    ordered = (keys >> 32).astype(np.int32)
-    neg = (ordered ^ ((ordered >> 31) & np.int32(0x7FFFFFFF))).view(np.float32)
-    return keys & np.int64(0xFFFFFFFF), -neg
-
-
 @dataclass(frozen=True)
 class Plan:
     """Block schedule knobs (measured in bench/bench_scoring.py).
@@ -151,7 +138,7 @@ def top_k(order: NormOrder, vectors: np.ndarray, ks: np.ndarray, masks: Masks,
     todo = np.flatnonzero(ks > 0)
     for g in range(0, len(todo), plan.rows):
         st.run(todo[g : g + plan.rows], plan)
-    rows, vals = _decode(st.best)
+    rows, vals = decode_keys(st.best)
     counts = np.minimum((st.best != EMPTY).sum(axis=1), ks)
     valid = np.arange(kmax)[None, :] < counts[:, None]
     return np.where(valid, rows, -1), np.where(valid, vals, NEG_INF), counts
@@ -254,7 +241,7 @@ class _State:
 
     def _merge(self, rows: np.ndarray, hit: np.ndarray, vals: np.ndarray, items: np.ndarray) -> None:
         """Adds hits (hit: index into rows, ascending) to the rows' best keys; updates thresholds."""
-        keys = _keys(vals, items)
+        keys = sort_keys(vals, items)
         if hit[0] == hit[-1]:
             # one row (always so for B=1): fewer, cheaper steps
             r = int(rows[hit[0]])
@@ -263,7 +250,7 @@ class _State:
             self.best[r] = merged[: self.kmax]
             kth = merged[self.ks[r] - 1 : self.ks[r]]
             if kth[0] != EMPTY:
-                item, score = _decode(kth)
+                item, score = decode_keys(kth)
                 self.kth_item[r], self.thresh[r] = item[0], score[0]
             return
         starts = np.flatnonzero(np.diff(hit, prepend=-1))
@@ -284,7 +271,7 @@ class _State:
         self.best[target] = dense[:, :kmax]
         kth = dense[np.arange(len(target)), self.ks[target] - 1]
         ok = kth != EMPTY
-        self.kth_item[target[ok]], self.thresh[target[ok]] = _decode(kth[ok])
+        self.kth_item[target[ok]], self.thresh[target[ok]] = decode_keys(kth[ok])
 
 
 def _cut(keys: np.ndarray, starts: np.ndarray, counts: np.ndarray, kmax: int) -> tuple[np.ndarray, np.ndarray]:
