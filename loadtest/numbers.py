@@ -46,9 +46,9 @@ def loadtest_tables(s: dict[str, Any]) -> list[str]:
                 f"{c['batch_recommend']['ceiling_calls_per_s']:,.0f} calls/s, of 64 users "
                 f"{c['recommend_batched_64']['ceiling_users_per_s']:,.0f} users/s "
                 f"({c['recommend_batched_64']['cpu_ms_per_call'] / 64:.2f} ms CPU per user)."]
-    rl = s.get("reload")
-    if rl:
-        out += ["", f"Reloads: {rl['reloads']} in {rl['seconds']:g} s, {rl['reload_failures']} failed, "
+    for rl in s.get("reload_runs") or ([s["reload"]] if s.get("reload") else []):
+        out += ["", f"Reloads at {rl['rate']} RPS offered: {rl['reloads']} in {rl['seconds']:g} s, "
+                f"{rl['reload_failures']} failed, "
                 f"errors {rl['reloading']['errors']} (steady {rl['steady']['errors']}); "
                 f"p99 {rl['reloading']['p99_ms']} "
                 f"vs {rl['steady']['p99_ms']} ms steady (ratio {rl['p99_ratio']}); achieved {rl['reloading']['rps']} "

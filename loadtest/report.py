@@ -136,9 +136,8 @@ def markdown(summary: dict[str, Any], png: pathlib.Path | None) -> str:
         lines += ["## CPU cost per request (steadier than rates on a shared machine)", ""]
         lines += [f"- {k.replace('_', ' ')}: {_fmt(v)}" for k, v in an.items()]
         lines.append("")
-    rl = summary.get("reload")
-    if rl:
-        lines += ["## Reloads under load", "",
+    for rl in summary.get("reload_runs") or ([summary["reload"]] if summary.get("reload") else []):
+        lines += [f"## Reloads under load, {rl['rate']} RPS", "",
                   f"Recommend at {rl['rate']} RPS for {rl['seconds']} s, steady, then with Reload every "
                   f"{rl['every_s']} s alternating versions 1 and 2 (a full copy, "
                   f"{rl['version_bytes_on_disk'] / 2**20:,.0f} MiB).", "",
