@@ -143,6 +143,9 @@ def run_all(args: argparse.Namespace, out: pathlib.Path, deadline: lib.Deadline,
             with lib.CpuMeter(sc.pgid) as cpu:
                 result = lib.run_ghz(ghz, flags, sc.address, run, out / f"ghz-{run.label}.json", deadline)
             result.update(kind=kind, cpu=cpu.summary(result["client_cpu_s"]), **extra)
+            workers = [v for pid, v in result["cpu"]["sidecar_cpu_per_pid"].items() if int(pid) != sc.pgid]
+            # SO_REUSEPORT spreads connections by hash: how evenly the workers were loaded.
+            result["worker_cpu_balance"] = round(min(workers) / max(workers), 3) if workers and max(workers) else None
             result["sidecar_cpu_ms_per_request"] = (round(result["cpu"]["sidecar_cpu_s"] * 1e3 / result["count"], 3)
                                                     if result["count"] else None)
             result["ratio_to_ceiling"] = ratio_to_ceiling(result, summary.get("ceiling"))
