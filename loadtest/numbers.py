@@ -31,13 +31,14 @@ def loadtest_tables(s: dict[str, Any]) -> list[str]:
     out = [f"Load test: commit `{s['git']['commit'][:12]}`, ghz descriptors: {s['ghz'].get('descriptors')}, "
            f"load average at start {' '.join(s['machine']['loadavg'])}.", "",
            "| run | achieved RPS | p50 ms | p90 ms | p99 ms | errors | / in-process ceiling | sidecar CPU ms/req | "
-           "sidecar cores | client cores | other cores |",
-           "|---|---|---|---|---|---|---|---|---|---|---|"]
+           "sidecar cores | client cores | other cores | worker balance |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in s["runs"]:
         lat = r["latency_ms"]
         out.append(f"| {r['label']} | {r['rps']:,.0f} | {lat['p50']:,.1f} | {lat['p90']:,.1f} | {lat['p99']:,.1f} | "
                    f"{r['errors']} | {r.get('ratio_to_ceiling') or '–'} | {r.get('sidecar_cpu_ms_per_request')} | "
-                   f"{_cores(r, 'sidecar_cpu_s')} | {_cores(r, 'client_cpu_s')} | {_cores(r, 'other_cpu_s')} |")
+                   f"{_cores(r, 'sidecar_cpu_s')} | {_cores(r, 'client_cpu_s')} | {_cores(r, 'other_cpu_s')} | "
+                   f"{r.get('worker_cpu_balance', '–')} |")
     c = s.get("ceiling")
     if c:
         out += ["", f"In-process ceiling (× {c['workers']} workers): Recommend {c['recommend']['ceiling_rps']:,.0f}/s "
