@@ -251,10 +251,13 @@ def profiler(sc: lib.Sidecar, out: pathlib.Path, seconds: float, *, enabled: boo
     cmd = [spy, "record", "--pid", str(pids[0]), "--duration", str(duration), "--rate", "200",
            "--format", "raw", "--output", str(raw), "--nonblocking", "--threads"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    dump = threading.Timer(seconds / 2, _dump_stacks, args=(spy, pids[0], out / "profile-recommend-worker-dump.txt"))
     try:
         time.sleep(0.5)
+        dump.start()
         yield result
     finally:
+        dump.cancel()
         try:
             proc.wait(timeout=duration + 20)
         except subprocess.TimeoutExpired:
@@ -266,8 +269,15 @@ def profiler(sc: lib.Sidecar, out: pathlib.Path, seconds: float, *, enabled: boo
         result.update(summarize_profile(raw))
         result["pid"] = pids[0]
         result["raw"] = raw.name
+        result["dump"] = "profile-recommend-worker-dump.txt"
     else:
         result["error"] = (proc.stderr.read().decode(errors="replace") if proc.stderr else "")[-500:]
+
+
+def _dump_stacks(spy: str, pid: int, path: pathlib.Path) -> None:
+    """`py-spy dump` of every thread of a worker at one instant, mid-run."""
+    code, out, err, _ = lib.run_bounded([spy, "dump", "--pid", str(pid), "--nonblocking"], 30)
+    path.write_text(out if code == 0 else f"py-spy dump failed ({code}): {err}")
 
 
 def _frame(f: str) -> str:
