@@ -276,7 +276,8 @@ def find_ghz(install: bool = True, timeout: float = 600.0) -> str | None:
         return shutil.which("ghz")
     go = shutil.which("go")
     if go is None:
-        return None
+        default = pathlib.Path.home() / "go" / "bin" / "ghz"
+        return str(default) if default.is_file() and os.access(default, os.X_OK) else None
     gopath = subprocess.run([go, "env", "GOPATH"], capture_output=True, text=True, timeout=60).stdout.strip()
     candidate = pathlib.Path(gopath.split(os.pathsep)[0] or pathlib.Path.home() / "go") / "bin" / "ghz"
     if candidate.is_file() and os.access(candidate, os.X_OK):
