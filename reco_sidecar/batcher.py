@@ -2,7 +2,8 @@
 
 A single scorer thread takes every query already queued. It waits (up to max_delay) for
 more only while other Recommend calls have started but not yet queued theirs, so a lone
-request at low load is never held back for company that is not coming.
+request at low load is never held back for company that is not coming; when nothing else
+is queued, coming or being scored, the caller scores its query itself.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ class Batcher(Generic[K, Q, R]):
         self._queue: queue.SimpleQueue[_Slot[K, Q, R] | None] = queue.SimpleQueue()
         self._coming = 0
         self._coming_lock = threading.Lock()
+        self._busy = False
+        self._inline = 0
         self._thread = threading.Thread(target=self._run, name="batcher", daemon=True)
         self._thread.start()
 
@@ -63,9 +66,23 @@ class Batcher(Generic[K, Q, R]):
             self._coming -= 1
 
     def submit(self, key: K, query: Q, *, announced: bool = True) -> R:
-        slot: _Slot[K, Q, R] = _Slot(key, query)
         if announced:
             self.withdraw()
+        with self._coming_lock:
+            # Nobody to batch with: handing over to the scorer thread would only add latency.
+            inline = self._coming <= 0 and not self._busy and self._inline == 0 and self._queue.empty()
+            if inline:
+                self._inline += 1
+        if inline:
+            try:
+                result = self._score(key, [query])[0]
+            finally:
+                with self._coming_lock:
+                    self._inline -= 1
+            if self._on_batch is not None:
+                self._on_batch(1)
+            return result
+        slot: _Slot[K, Q, R] = _Slot(key, query)
         self._queue.put(slot)
         slot.done.wait()
         if slot.error is not None:
@@ -104,12 +121,14 @@ class Batcher(Generic[K, Q, R]):
             first = self._queue.get()
             if first is None:
                 return
+            self._busy = True
             batch = self._gather(first) or [first]
             groups: dict[int, list[_Slot[K, Q, R]]] = {}
             for slot in batch:
                 groups.setdefault(id(slot.key), []).append(slot)
             for slots in groups.values():
                 self._score_group(slots)
+            self._busy = False
 
     def _score_group(self, slots: list[_Slot[K, Q, R]]) -> None:
         try:

@@ -80,3 +80,17 @@ def test_a_lone_request_is_not_held_for_the_full_delay() -> None:
     # nobody else announced a call, so the scorer must not wait out its 2 s delay
     assert time.monotonic() - started < 1.0
     b.close()
+
+
+def test_a_lone_request_is_scored_in_the_callers_thread() -> None:
+    threads: list[str] = []
+
+    def score(key: str, queries: Sequence[int]) -> list[int]:
+        threads.append(threading.current_thread().name)
+        return list(queries)
+
+    b: Batcher[str, int, int] = Batcher(score, max_delay=0.002, max_size=8)
+    b.announce()
+    assert b.submit("m", 3) == 3
+    b.close()
+    assert threads == [threading.current_thread().name]

@@ -7,6 +7,7 @@ consumer expands it without fetching anything.
 from __future__ import annotations
 
 import json
+import math
 import pathlib
 from collections.abc import Sequence
 
@@ -14,6 +15,8 @@ CONTEXT_PATH = pathlib.Path(__file__).with_name("context.jsonld")
 _CONTEXT = json.loads(CONTEXT_PATH.read_text())["@context"]
 # Serialized once: every response splices the same bytes in.
 _PREFIX = '{"@context":' + json.dumps(_CONTEXT, separators=(",", ":")) + ","
+# Bounds the memoized IRIs of one process (a catalogue of this size costs ~10 MB).
+_CACHE_LIMIT = 200_000
 
 
 class Renderer:
@@ -21,6 +24,7 @@ class Renderer:
         if "{id}" not in item_iri_template:
             raise ValueError("the item IRI template must contain {id}")
         self._template = item_iri_template
+        self._cache: dict[str, str] = {}
 
     def item_iri(self, item_id: str) -> str:
         from urllib.parse import quote
@@ -38,20 +42,27 @@ class Renderer:
         first_position: int,
         about: str | None = None,
     ) -> str:
-        elements = [
-            {"@type": "ListItem", "position": first_position + i, "item": {"@id": self.item_iri(iid)},
-             "score": float(s)}
+        # Rendered on every response: string pieces and memoized IRIs instead of json.dumps
+        # over nested dicts, which was a sixth of a Recommend call's CPU.
+        elements = ",".join(
+            f'{{"@type":"ListItem","position":{first_position + i},"item":{{"@id":{self._iri_json(iid)}}},'
+            f'"score":{_number(s)}}}'
             for i, (iid, s) in enumerate(zip(item_ids, scores, strict=True))
-        ]
-        body: dict[str, object] = {
-            "@type": "ItemList",
-            "itemListOrder": "ItemListOrderDescending",
-            "numberOfItems": len(elements),
-            "model": model,
-            "modelVersion": version,
-            "source": source,
-            "itemListElement": elements,
-        }
-        if about is not None:
-            body["about"] = {"@id": self.item_iri(about)}
-        return _PREFIX + json.dumps(body, separators=(",", ":"))[1:]
+        )
+        about_part = f',"about":{{"@id":{self._iri_json(about)}}}' if about is not None else ""
+        return (f'{_PREFIX}"@type":"ItemList","itemListOrder":"ItemListOrderDescending",'
+                f'"numberOfItems":{len(item_ids)},"model":{json.dumps(model)},"modelVersion":{int(version)},'
+                f'"source":{json.dumps(source)},"itemListElement":[{elements}]{about_part}}}')
+
+    def _iri_json(self, item_id: str) -> str:
+        cached = self._cache.get(item_id)
+        if cached is None:
+            cached = json.dumps(self.item_iri(item_id))
+            if len(self._cache) < _CACHE_LIMIT:
+                self._cache[item_id] = cached
+        return cached
+
+
+def _number(value: float) -> str:
+    """A JSON number; JSON has no infinity or NaN, so those become null."""
+    return repr(float(value)) if math.isfinite(value) else "null"
