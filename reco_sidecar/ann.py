@@ -20,6 +20,7 @@ class AnnBuild:
     trees: int
     search_k: int
     recall_at_10: float
+    exact_neighbours: int = 0
 
 
 def normalized(factors: np.ndarray) -> np.ndarray:
@@ -72,6 +73,29 @@ def build(
             break
     index.unload()
     return AnnBuild(trees, best[0], best[1])
+
+
+def exact_table(item_factors: np.ndarray, k: int, block: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Every item's k most cosine-similar items (itself excluded), nearest first, exactly.
+
+    Where trained factors have little cluster structure annoy needs a search_k that makes
+    it slower than exact scoring to reach a useful recall; a table costs one blocked
+    all-pairs product at build time and makes Similar a row lookup.
+    """
+    from reco_sidecar.topk import top_k
+
+    unit = normalized(item_factors)
+    n = len(unit)
+    k = min(k, n - 1)
+    rows = np.empty((n, k), dtype=np.int32)
+    sims = np.empty((n, k), dtype=np.float32)
+    for start in range(0, n, block):
+        part = unit[start : start + block] @ unit.T
+        part[np.arange(len(part)), np.arange(start, start + len(part))] = -np.inf
+        r, v = top_k(part, k)
+        rows[start : start + block] = r
+        sims[start : start + block] = v
+    return rows, sims
 
 
 def open_index(path: pathlib.Path, dim: int) -> AnnoyIndex:

@@ -45,6 +45,9 @@ class Model:
     loaded_at: float
     load_seconds: float
     cold_start_vector: np.ndarray | None = None
+    # Exact neighbour table (item rows and cosine), when the artifact has one.
+    neighbours: np.ndarray | None = None
+    neighbour_scores: np.ndarray | None = None
     extra: dict[str, object] = field(default_factory=dict)
     # Item factors in descending-norm order for pruned exact scoring: a private copy, as
     # big as item_factors, built by the loader (or on first use).
@@ -177,9 +180,20 @@ class Model:
     # -- similar items ----------------------------------------------------------------------
 
     def similar(self, item_row: int, offset: int, n: int, restriction: Restriction) -> Ranked:
-        """Neighbours by cosine from the ANN index, never the item itself, filters applied."""
+        """Neighbours by cosine, never the item itself, filters applied: from the exact table
+        when it holds enough of them, otherwise from the ANN index."""
         total = self.item_factors.shape[0]
         want = offset + n
+        if self.neighbours is not None and self.neighbour_scores is not None and restriction.candidate_rows is None:
+            r = np.asarray(self.neighbours[item_row], dtype=np.int64)
+            keep = np.ones(len(r), dtype=bool)
+            if len(restriction.exclude_rows):
+                keep &= ~np.isin(r, restriction.exclude_rows)
+            if restriction.allow_mask is not None:
+                keep &= restriction.allow_mask[r]
+            if int(keep.sum()) >= want:
+                cos = np.asarray(self.neighbour_scores[item_row])
+                return Ranked(r[keep][offset:want], cos[keep][offset:want], Source.ANN)
         ask = min(total, want + 1 + len(restriction.exclude_rows))
         search_k = self.manifest.ann.search_k
         while True:

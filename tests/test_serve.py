@@ -11,6 +11,7 @@ import pytest
 from reco_sidecar import ann
 from reco_sidecar.artifact import loader
 from reco_sidecar.gen.reco.v1 import reco_pb2
+from reco_sidecar.query import Restriction
 from tests.support.server import Sidecar, running_sidecar
 
 
@@ -49,6 +50,15 @@ def test_recommend_returns_n_distinct_unseen_items_scored_by_dot_product(sidecar
 def test_similar_never_returns_the_query_item_and_matches_exact_cosine(sidecar: Sidecar, arrays: dict,
                                                                         demo_version_dir: pathlib.Path) -> None:
     stub = sidecar.stub()
+    # the index alone, at the manifest's search_k, must reach the recall it claims
+    index_model = loader.open_model(demo_version_dir, warm=False)
+    object.__setattr__(index_model, "neighbours", None)
+    unit_all = ann.normalized(arrays["items"])
+    sample = np.arange(0, len(arrays["item_ids"]), 5)
+    truth_all = ann.exact_neighbours(unit_all, sample, 10)
+    got_all = [index_model.similar(int(q), 0, 10, Restriction.none()).rows.tolist() for q in sample]
+    index_recall = np.mean([len(set(g) & set(t.tolist())) / 10 for g, t in zip(got_all, truth_all, strict=True)])
+    assert index_recall >= 0.9, f"annoy recall@10 {index_recall:.3f}"
     unit = ann.normalized(arrays["items"])
     queries = np.arange(0, len(arrays["item_ids"]), 3)
     truth = ann.exact_neighbours(unit, queries, 10)
@@ -63,6 +73,30 @@ def test_similar_never_returns_the_query_item_and_matches_exact_cosine(sidecar: 
     assert recall >= 0.9, f"recall@10 {recall:.3f}"
     manifest = loader.verify(demo_version_dir)
     assert manifest.ann.search_k > 0 and manifest.ann.trees > 0 and manifest.ann.recall_at_10 >= 0.9
+
+
+def test_similar_from_the_exact_table_is_the_exact_cosine_ranking(sidecar: Sidecar, arrays: dict,
+                                                                 demo_version_dir: pathlib.Path) -> None:
+    width = loader.verify(demo_version_dir).ann.exact_neighbours
+    assert width >= 20
+    unit = ann.normalized(arrays["items"])
+    queries = np.arange(1, len(arrays["item_ids"]), 37)
+    truth = ann.exact_neighbours(unit, queries, 20)
+    stub = sidecar.stub()
+    for q, true_rows in zip(queries, truth, strict=True):
+        resp = stub.Similar(reco_pb2.SimilarRequest(item_id=arrays["item_ids"][q], n=20))
+        assert [it.item_id for it in resp.items] == [arrays["item_ids"][r] for r in true_rows]
+        expected = unit[true_rows] @ unit[q]
+        np.testing.assert_allclose([it.score for it in resp.items], expected, atol=1e-5)
+
+
+def test_similar_past_the_table_uses_the_index_and_still_excludes_the_item(sidecar: Sidecar, arrays: dict,
+                                                                           demo_version_dir: pathlib.Path) -> None:
+    width = loader.verify(demo_version_dir).ann.exact_neighbours
+    item = arrays["item_ids"][5]
+    resp = sidecar.stub().Similar(reco_pb2.SimilarRequest(item_id=item, n=width + 30))
+    ids = [it.item_id for it in resp.items]
+    assert len(ids) == width + 30 and item not in ids and len(set(ids)) == len(ids)
 
 
 def test_model_status_reports_the_loaded_version(sidecar: Sidecar, demo_version_dir: pathlib.Path) -> None:

@@ -16,6 +16,9 @@ ANN_INDEX = "items.annoy"
 ITEM_METADATA = "item_metadata.msgpack"
 COLD_START_VECTOR = "cold_start_vector.npy"
 DEFAULT_ITEMS = "default_items.npy"
+# Exact cosine neighbours of every item (rows and similarities), nearest first.
+ITEM_NEIGHBOURS = "item_neighbours.npy"
+ITEM_NEIGHBOUR_SCORES = "item_neighbour_scores.npy"
 
 REQUIRED_FILES = (
     USER_FACTORS,
@@ -27,6 +30,6 @@ REQUIRED_FILES = (
     ITEM_POPULARITY,
     ANN_INDEX,
 )
-OPTIONAL_FILES = (ITEM_METADATA, COLD_START_VECTOR, DEFAULT_ITEMS)
+OPTIONAL_FILES = (ITEM_METADATA, COLD_START_VECTOR, DEFAULT_ITEMS, ITEM_NEIGHBOURS, ITEM_NEIGHBOUR_SCORES)
 # Directories being written carry this prefix until the atomic rename; sources never list them.
 TMP_PREFIX = ".tmp-"

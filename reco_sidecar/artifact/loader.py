@@ -69,6 +69,9 @@ def _arrays(version_dir: pathlib.Path, man: Manifest) -> dict[str, np.ndarray]:
     }
     if layout.COLD_START_VECTOR in man.files:
         expected[layout.COLD_START_VECTOR] = (np.float32, (d,))
+    if man.ann.exact_neighbours:
+        expected[layout.ITEM_NEIGHBOURS] = (np.int32, (i, man.ann.exact_neighbours))
+        expected[layout.ITEM_NEIGHBOUR_SCORES] = (np.float32, (i, man.ann.exact_neighbours))
     return {name: _array(version_dir / name, dtype, shape) for name, (dtype, shape) in expected.items()}
 
 
@@ -170,6 +173,9 @@ def open_model(version_dir: pathlib.Path, *, checksums_too: bool = True, warm: b
         rest = popular_rows[~np.isin(popular_rows, default)]
         popular_rows = np.concatenate([default, rest])
     cold = arrays.get(layout.COLD_START_VECTOR)
+    neighbours = arrays.get(layout.ITEM_NEIGHBOURS)
+    if neighbours is not None and len(neighbours) and (neighbours.min() < 0 or neighbours.max() >= i):
+        raise ArtifactError(version_dir / layout.ITEM_NEIGHBOURS, "neighbour table names rows outside the items")
     model = Model(
         name=man.name,
         version=man.version,
@@ -190,6 +196,8 @@ def open_model(version_dir: pathlib.Path, *, checksums_too: bool = True, warm: b
         loaded_at=time.time(),
         load_seconds=0.0,
         cold_start_vector=cold,
+        neighbours=neighbours,
+        neighbour_scores=arrays.get(layout.ITEM_NEIGHBOUR_SCORES),
         norm_order=scoring.NormOrder.build(item_factors),
     )
     if warm:

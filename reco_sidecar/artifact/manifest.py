@@ -23,6 +23,8 @@ class AnnParams:
     search_k: int
     recall_at_10: float
     metric: str = "angular"
+    # Width of the exact neighbour table (0: none; Similar then uses the index alone).
+    exact_neighbours: int = 0
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class Manifest:
                 "trees": self.ann.trees,
                 "search_k": self.ann.search_k,
                 "recall_at_10": self.ann.recall_at_10,
+                "exact_neighbours": self.ann.exact_neighbours,
             },
             "training": self.training,
             "metrics": self.metrics,
@@ -113,6 +116,7 @@ def parse(raw: dict[str, Any], where: object) -> Manifest:
             search_k=_get(ann, "search_k", int, where),
             recall_at_10=float(_get(ann, "recall_at_10", (int, float), where)),
             metric=str(ann.get("metric", "angular")),
+            exact_neighbours=int(ann.get("exact_neighbours", 0) or 0),
         ),
         training=dict(raw.get("training") or {}),
         metrics={k: float(v) for k, v in (raw.get("metrics") or {}).items() if isinstance(v, int | float)},

@@ -64,7 +64,12 @@ def _fsync(path: pathlib.Path) -> None:
         os.close(fd)
 
 
-def _write_files(tmp: pathlib.Path, c: ArtifactContent, ann_trees: int, ann_recall: float) -> ann.AnnBuild:
+# Above this many items the all-pairs product for the exact table gets too slow to build.
+EXACT_TABLE_MAX_ITEMS = 300_000
+
+
+def _write_files(tmp: pathlib.Path, c: ArtifactContent, ann_trees: int, ann_recall: float,
+                 neighbours: int) -> ann.AnnBuild:
     np.save(tmp / layout.USER_FACTORS, np.ascontiguousarray(c.user_factors, dtype=np.float32))
     np.save(tmp / layout.ITEM_FACTORS, np.ascontiguousarray(c.item_factors, dtype=np.float32))
     np.save(tmp / layout.SEEN_INDPTR, np.asarray(c.seen_indptr, dtype=np.int64))
@@ -79,8 +84,14 @@ def _write_files(tmp: pathlib.Path, c: ArtifactContent, ann_trees: int, ann_reca
         np.save(tmp / layout.COLD_START_VECTOR, np.asarray(c.cold_start_vector, dtype=np.float32))
     if c.default_items is not None:
         np.save(tmp / layout.DEFAULT_ITEMS, np.asarray(c.default_items, dtype=np.int32))
-    return ann.build(np.asarray(c.item_factors, dtype=np.float32), tmp / layout.ANN_INDEX,
-                     trees=ann_trees, target_recall=ann_recall)
+    factors = np.asarray(c.item_factors, dtype=np.float32)
+    built = ann.build(factors, tmp / layout.ANN_INDEX, trees=ann_trees, target_recall=ann_recall)
+    if neighbours > 0 and 1 < len(factors) <= EXACT_TABLE_MAX_ITEMS:
+        rows, sims = ann.exact_table(factors, neighbours)
+        np.save(tmp / layout.ITEM_NEIGHBOURS, rows)
+        np.save(tmp / layout.ITEM_NEIGHBOUR_SCORES, sims)
+        built = ann.AnnBuild(built.trees, built.search_k, built.recall_at_10, int(rows.shape[1]))
+    return built
 
 
 def write_version(
@@ -90,6 +101,7 @@ def write_version(
     *,
     ann_trees: int = 50,
     ann_target_recall: float = 0.98,
+    exact_neighbours: int = 50,
 ) -> pathlib.Path:
     """Writes `content` as the next version of `name` and returns the published directory."""
     model_dir = pathlib.Path(model_root) / name
@@ -97,7 +109,7 @@ def write_version(
     tmp = model_dir / f"{layout.TMP_PREFIX}{uuid.uuid4().hex}"
     tmp.mkdir()
     try:
-        built = _write_files(tmp, content, ann_trees, ann_target_recall)
+        built = _write_files(tmp, content, ann_trees, ann_target_recall, exact_neighbours)
         files = {p.name: FileEntry(sha256_file(p), p.stat().st_size) for p in sorted(tmp.iterdir())}
         for p in tmp.iterdir():
             _fsync(p)
@@ -140,7 +152,8 @@ def _manifest(
         seen_count=len(c.seen_indices),
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         files=files,
-        ann=AnnParams(trees=built.trees, search_k=built.search_k, recall_at_10=round(built.recall_at_10, 4)),
+        ann=AnnParams(trees=built.trees, search_k=built.search_k, recall_at_10=round(built.recall_at_10, 4),
+                      exact_neighbours=built.exact_neighbours),
         training=c.training,
         metrics=c.metrics,
         fold_in=c.fold_in,

@@ -55,6 +55,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     ev.add_argument("--min-user-items", type=int, default=eval_d.min_user_items,
                     help="users with fewer items keep them all in train")
     p.add_argument("--ann-trees", type=int, default=50)
+    p.add_argument("--exact-neighbours", type=int, default=50,
+                   help="width of the exact similar-items table built beside the ANN index (0: none)")
     p.add_argument("--reload", metavar="ADDRESS",
                    help="host:port of a running sidecar to switch to the new version")
     p.add_argument("--reload-timeout", type=float, default=120.0)
@@ -125,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
         data, args.model_root, args.name, _params(args),
         evaluation=evaluation if args.holdout > 0 else None,
         item_metadata=meta, source=source, training=read, ann_trees=args.ann_trees,
+        exact_neighbours=args.exact_neighbours,
         show_progress=args.progress,
     )
     if published.metrics:

@@ -87,6 +87,7 @@ def train_and_publish(
     source: dict[str, Any] | None = None,
     training: dict[str, Any] | None = None,
     ann_trees: int = 50,
+    exact_neighbours: int = 50,
     show_progress: bool | None = None,
 ) -> Published:
     """Evaluates (unless evaluation is None or its holdout is 0), trains on everything, publishes."""
@@ -116,7 +117,7 @@ def train_and_publish(
         source=source,
     )
     with progress.bar(show_progress, desc="publishing (ANN index, checksums)", total=1) as bar:
-        path = write_version(model_root, name, content, ann_trees=ann_trees)
+        path = write_version(model_root, name, content, ann_trees=ann_trees, exact_neighbours=exact_neighbours)
         bar.update(1)
     log.info("published", model=name, version=int(path.name), path=str(path), algorithm=algorithm)
     return Published(path, metrics)
