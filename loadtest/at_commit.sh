@@ -31,6 +31,7 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT HUP  # exit runs the EXIT trap: results are copied back, the export removed
 git archive "$commit" | tar -x -C "$tmp"
 echo "at_commit: $commit in $tmp" >&2
 export RECO_BENCH_COMMIT="$commit"

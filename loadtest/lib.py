@@ -421,11 +421,15 @@ class BenchModel:
         return sum(p.stat().st_size for p in d.iterdir() if p.is_file())
 
 
-def ensure_model(work: pathlib.Path, spec: ModelSpec, deadline: Deadline) -> BenchModel:
-    """The trained model for `spec`, built once with the CLI (make-demo-data, train) and cached."""
+def ensure_model(work: pathlib.Path, spec: ModelSpec, deadline: Deadline, *, rebuild: bool = False) -> BenchModel:
+    """The trained model for `spec`, built once with the CLI (make-demo-data, train) and cached.
+    `rebuild` trains it again with the current code (after the artifact format or the trainer
+    changed: the cache is keyed by the data and training parameters only)."""
     base = work / f"model-{spec.key}"
     root = base / "root"
     stamp = base / "built.json"
+    if rebuild:
+        shutil.rmtree(base, ignore_errors=True)
     if stamp.is_file() and (root / spec.name / "1" / "manifest.json").is_file():
         built = json.loads(stamp.read_text())
         log("model_cached", path=str(root / spec.name / "1"))

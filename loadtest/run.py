@@ -34,6 +34,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--smoke", action="store_true", help="small model, short runs, exit 1 on any non-OK status")
     p.add_argument("--work-dir", type=pathlib.Path, default=lib.WORK, help="cached models live here")
+    p.add_argument("--rebuild-model", action="store_true",
+                   help="train the cached model again with this code (after a format or trainer change)")
     p.add_argument("--out-dir", type=pathlib.Path, help="default: loadtest/results/<UTC stamp>")
     p.add_argument("--time-limit", type=float, default=2700.0, help="hard bound on the whole run, seconds")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 2)
@@ -121,7 +123,7 @@ def run_all(args: argparse.Namespace, out: pathlib.Path, deadline: lib.Deadline,
         raise RuntimeError("ghz is not installed and go is not available to install it")
     summary["ghz"] = {"path": ghz, "module": lib.GHZ_MODULE}
     spec = lib.SMOKE_SPEC if args.smoke else lib.ModelSpec()
-    model = lib.ensure_model(args.work_dir, spec, deadline)
+    model = lib.ensure_model(args.work_dir, spec, deadline, rebuild=args.rebuild_model)
     summary["model"] = {"spec": spec.__dict__, "version_dir": str(model.version_dir),
                         "bytes_on_disk": model.bytes_on_disk(), "build_seconds": model.build_seconds}
     data = lib.write_data_files(model.version_dir, out / "data", unknown_user_share=args.unknown_user_share,
