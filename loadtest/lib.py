@@ -424,18 +424,34 @@ class BenchModel:
 def ensure_model(work: pathlib.Path, spec: ModelSpec, deadline: Deadline, *, rebuild: bool = False) -> BenchModel:
     """The trained model for `spec`, built once with the CLI (make-demo-data, train) and cached.
     `rebuild` trains it again with the current code (after the artifact format or the trainer
-    changed: the cache is keyed by the data and training parameters only)."""
+    changed: the cache is keyed by the data and training parameters only). A model is built in
+    a private directory and renamed into place, so a reader of the cache (another benchmark)
+    never sees a half-built one; processes still mapping the old files keep them."""
     base = work / f"model-{spec.key}"
     root = base / "root"
     stamp = base / "built.json"
-    if rebuild:
-        shutil.rmtree(base, ignore_errors=True)
-    if stamp.is_file() and (root / spec.name / "1" / "manifest.json").is_file():
+    if not rebuild and stamp.is_file() and (root / spec.name / "1" / "manifest.json").is_file():
         built = json.loads(stamp.read_text())
         log("model_cached", path=str(root / spec.name / "1"))
         return BenchModel(spec, root, spec.name, 1, built.get("seconds", {}))
-    shutil.rmtree(base, ignore_errors=True)
-    base.mkdir(parents=True)
+    tmp = work / f".building-{spec.key}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        seconds = _build_model(tmp, spec, deadline)
+        (tmp / "built.json").write_text(json.dumps({"spec": dataclasses.asdict(spec), "seconds": seconds}, indent=2))
+        old = work / f".old-{spec.key}-{os.getpid()}"
+        if base.exists():
+            os.rename(base, old)
+        os.rename(tmp, base)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return BenchModel(spec, root, spec.name, 1, seconds)
+
+
+def _build_model(base: pathlib.Path, spec: ModelSpec, deadline: Deadline) -> dict[str, float]:
+    root = base / "root"
     csv_path = base / "interactions.csv"
     env = python_env()
     seconds: dict[str, float] = {}
@@ -457,8 +473,7 @@ def ensure_model(work: pathlib.Path, spec: ModelSpec, deadline: Deadline, *, reb
         seconds[step] = round(time.monotonic() - started, 1)
     if not (root / spec.name / "1" / "manifest.json").is_file():
         raise RuntimeError(f"training published no version 1 under {root / spec.name}")
-    stamp.write_text(json.dumps({"spec": dataclasses.asdict(spec), "seconds": seconds}, indent=2))
-    return BenchModel(spec, root, spec.name, 1, seconds)
+    return seconds
 
 
 def publish_copy(model: BenchModel, version: int) -> pathlib.Path:
