@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from reco_sidecar.artifact import layout, loader, writer
+from reco_sidecar.errors import ArtifactError
 
 
 def _content(n_users: int = 30, n_items: int = 50, d: int = 4) -> writer.ArtifactContent:
@@ -44,3 +45,11 @@ def test_a_failed_write_leaves_no_version_and_no_temporary_directory(tmp_path: p
     with pytest.raises((ValueError, IndexError, TypeError)):
         writer.write_version(tmp_path, "m", bad)
     assert list((tmp_path / "m").iterdir()) == []
+
+
+def test_duplicate_ids_are_refused_at_load(tmp_path: pathlib.Path) -> None:
+    content = _content()
+    dup = [*content.user_ids[:-1], content.user_ids[0]]
+    path = writer.write_version(tmp_path, "m", writer.ArtifactContent(**{**content.__dict__, "user_ids": dup}))
+    with pytest.raises(ArtifactError, match="user ids are not unique"):
+        loader.open_model(path)

@@ -110,6 +110,9 @@ def _id_index(path: pathlib.Path, sha256: str, count: int, what: str) -> IdIndex
     if cached is not None and len(cached) == count:
         return cached
     index = IdIndex(_ids(path, count, what))
+    # The map has fewer keys than the list exactly when an id repeats: no separate set needed.
+    if len(index.rows) != len(index.ids):
+        raise ArtifactError(path, f"{what} ids are not unique")
     _id_maps[sha256] = index
     return index
 
@@ -119,12 +122,10 @@ def _ids(path: pathlib.Path, count: int, what: str) -> list[str]:
         ids = msgpack.unpackb(path.read_bytes())
     except (ValueError, msgpack.UnpackException) as e:
         raise ArtifactError(path, f"{what} id map is not valid msgpack: {e}") from None
-    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+    if not isinstance(ids, list) or not all(type(i) is str for i in ids):
         raise ArtifactError(path, f"{what} id map must be a list of strings")
     if len(ids) != count:
         raise ArtifactError(path, f"{len(ids)} {what} ids, manifest says {count}")
-    if len(set(ids)) != len(ids):
-        raise ArtifactError(path, f"{what} ids are not unique")
     return ids
 
 
