@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pathlib
-import threading
 import time
 
 import grpc
@@ -11,6 +10,7 @@ import pytest
 
 from reco_sidecar.gen.reco.v1 import reco_pb2
 from reco_sidecar.training import als
+from tests.support.load import Load
 from tests.support.models import train_demo
 from tests.support.server import Sidecar, running_sidecar
 from tests.support.versions import copy_version, flip_byte, poison_factors, truncate
@@ -18,40 +18,31 @@ from tests.support.versions import copy_version, flip_byte, poison_factors, trun
 pytestmark = pytest.mark.slow
 
 
-class Recorder:
+class Recorder(Load):
     """Client threads over several connections to every worker, recording each answer's version."""
 
     def __init__(self, sc: Sidecar, threads: int = 6) -> None:
-        self.stubs = [sc.stub(a) for a in sc.worker_addresses for _ in range(2)] + [sc.stub()]
-        self.calls: list[tuple[float, float, int, int]] = []  # start, end, version, worker slot
-        self.failures: list[str] = []
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, args=(t,), daemon=True) for t in range(threads)]
+        stubs = [sc.stub(a) for a in sc.worker_addresses for _ in range(2)] + [sc.stub()]
 
-    def _run(self, t: int) -> None:
-        i = t
-        while not self._stop.is_set():
-            stub = self.stubs[i % len(self.stubs)]
+        def call(i: int) -> tuple[float, float, int, int]:
+            stub = stubs[i % len(stubs)]
             started = time.monotonic()
-            try:
-                if i % 3 == 2:
-                    resp = stub.Similar(reco_pb2.SimilarRequest(item_id=f"i{i % 300:07d}", n=5), timeout=10)
-                else:
-                    resp = stub.Recommend(reco_pb2.RecommendRequest(user_id=f"u{i % 500:07d}", n=10), timeout=10)
-                self.calls.append((started, time.monotonic(), resp.version, i % len(self.stubs)))
-            except grpc.RpcError as e:
-                self.failures.append(f"{e.code().name}: {e.details()}")
-            i += len(self._threads)
+            if i % 3 == 2:
+                resp = stub.Similar(reco_pb2.SimilarRequest(item_id=f"i{i % 300:07d}", n=5), timeout=10)
+            else:
+                resp = stub.Recommend(reco_pb2.RecommendRequest(user_id=f"u{i % 500:07d}", n=10), timeout=10)
+            return started, time.monotonic(), resp.version, i % len(stubs)
 
-    def __enter__(self) -> Recorder:
-        for th in self._threads:
-            th.start()
-        return self
+        super().__init__(call, threads)
 
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for th in self._threads:
-            th.join(30)
+    @property
+    def calls(self) -> list[tuple[float, float, int, int]]:
+        """start, end, version, connection of every answered call"""
+        return self.result.values
+
+    @property
+    def failures(self) -> list[str]:
+        return self.result.errors
 
 
 @pytest.fixture

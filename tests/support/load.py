@@ -16,6 +16,9 @@ class LoadResult:
     ok: int = 0
     failed: Counter[str] = field(default_factory=Counter)
     seen: Counter[Any] = field(default_factory=Counter)
+    # Every successful call's return value, and every failure as "CODE: details", in order.
+    values: list[Any] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
 
     @property
     def failures(self) -> int:
@@ -40,10 +43,12 @@ class Load:
             except grpc.RpcError as e:
                 with self._lock:
                     self.result.failed[e.code().name] += 1
+                    self.result.errors.append(f"{e.code().name}: {e.details()}")
             else:
                 with self._lock:
                     self.result.ok += 1
                     self.result.seen[value] += 1
+                    self.result.values.append(value)
             i += len(self._threads)
 
     def __enter__(self) -> Load:
