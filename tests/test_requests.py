@@ -203,3 +203,13 @@ def test_metadata_filters_without_metadata_fail_precondition(tmp_path: pathlib.P
                                                           filter=reco_pb2.Filter(tags=["even"])))
         assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
         assert e.value.details().startswith("filter.tags:")
+
+
+def test_popular_fallback_with_filters_pages_through_the_popularity_order(sidecar: Sidecar, model) -> None:
+    stub = sidecar.stub()
+    top = [model.items.ids[r] for r in model.popular_rows[:60]]
+    resp = stub.Recommend(reco_pb2.RecommendRequest(
+        user_id="stranger", n=10, offset=5, filter=reco_pb2.Filter(exclude_item_ids=top[:20], categories=["cat3"])))
+    expected = [i for i in (model.items.ids[r] for r in model.popular_rows)
+                if i not in top[:20] and model.catalog.categories[model.items.row(i)] == "cat3"][5:15]
+    assert _ids(resp) == expected and resp.source == reco_pb2.SOURCE_POPULAR
