@@ -14,7 +14,6 @@ import os
 import pathlib
 import random
 import resource
-import selectors
 import shutil
 import signal
 import subprocess
@@ -24,6 +23,8 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from reco_sidecar.readyline import wait_ready
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 # Cached benchmark models (shared by loadtest/ and bench/; at_commit.sh points it at the work tree's).
@@ -565,27 +566,6 @@ def sidecar_command(model: BenchModel, workers: int, extra: Sequence[str], log_l
             "--parent-pid", str(os.getpid()), "--exit-on-stdin-eof", *extra]
 
 
-def _wait_ready(proc: subprocess.Popen[bytes], timeout: float) -> dict[str, Any]:
-    assert proc.stdout is not None
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    end = time.monotonic() + timeout
-    buf = b""
-    while time.monotonic() < end:
-        if not sel.select(timeout=0.05):
-            if proc.poll() is not None:
-                raise RuntimeError(f"sidecar exited with {proc.returncode} before ready")
-            continue
-        chunk = os.read(proc.stdout.fileno(), 65536)
-        if not chunk:
-            raise RuntimeError(f"sidecar closed stdout before ready (exit {proc.wait(5)})")
-        buf += chunk
-        if b"\n" in buf:
-            ready: dict[str, Any] = json.loads(buf.split(b"\n", 1)[0])
-            return ready
-    raise TimeoutError(f"sidecar not ready within {timeout:.0f} s")
-
-
 @contextlib.contextmanager
 def running_sidecar(model: BenchModel, *, workers: int, log_path: pathlib.Path, extra: Sequence[str] = (),
                     log_level: str = "info", ready_timeout: float = 120.0) -> Iterator[Sidecar]:
@@ -598,7 +578,7 @@ def running_sidecar(model: BenchModel, *, workers: int, log_path: pathlib.Path, 
                                 stderr=err, stdin=subprocess.PIPE, start_new_session=True,
                                 env=python_env(OMP_NUM_THREADS="1"), cwd=ROOT)
     try:
-        ready = _wait_ready(proc, ready_timeout)
+        ready = wait_ready(proc, ready_timeout)
         sidecar = Sidecar(proc, ready, log_path, time.monotonic() - started)
         log("sidecar_ready", workers=workers, address=sidecar.address, seconds=round(sidecar.ready_seconds, 3),
             extra=list(extra))

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 
+from reco_sidecar.readyline import wait_ready
 from reco_sidecar.training import demo_data
 
 READY_TIMEOUT = 60
@@ -30,11 +31,11 @@ def _serve(root: pathlib.Path, workers: int) -> tuple[subprocess.Popen[bytes], d
          "--port", "0", "--workers", str(workers), "--exit-on-stdin-eof"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True,
     )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line:
-        raise RuntimeError(f"serve exited with {proc.wait()} before it was ready")
-    return proc, json.loads(line)
+    try:
+        return proc, wait_ready(proc, READY_TIMEOUT)
+    except (RuntimeError, TimeoutError):
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,12 +10,10 @@ import contextlib
 import json
 import os
 import pathlib
-import selectors
 import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +21,7 @@ from typing import Any
 import grpc
 
 from reco_sidecar.gen.reco.v1 import reco_pb2_grpc
+from reco_sidecar.readyline import wait_ready
 
 READY_TIMEOUT = 60.0
 
@@ -82,28 +81,6 @@ def command(model_root: pathlib.Path, model: str, workers: int, extra_args: Sequ
             "--port", "0", "--workers", str(workers), *extra_args]
 
 
-def wait_ready(proc: subprocess.Popen[bytes], timeout: float = READY_TIMEOUT) -> dict[str, Any]:
-    assert proc.stdout is not None
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    deadline = time.monotonic() + timeout
-    buf = b""
-    while time.monotonic() < deadline:
-        if not sel.select(timeout=0.1):
-            if proc.poll() is not None:
-                raise RuntimeError(f"sidecar exited with {proc.returncode} before ready")
-            continue
-        chunk = os.read(proc.stdout.fileno(), 65536)
-        if not chunk:
-            raise RuntimeError(f"sidecar closed stdout before ready (exit {proc.wait(5)})")
-        buf += chunk
-        if b"\n" in buf:
-            line = buf.split(b"\n", 1)[0]
-            ready: dict[str, Any] = json.loads(line)
-            return ready
-    raise TimeoutError("sidecar not ready in time")
-
-
 def stop_tree(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, sig)
@@ -133,7 +110,7 @@ def running_sidecar(
     sidecar = None
     try:
         try:
-            ready = wait_ready(proc)
+            ready = wait_ready(proc, READY_TIMEOUT)
         except (RuntimeError, TimeoutError) as e:
             tail = stderr_path.read_text(errors="replace")[-3000:]
             raise RuntimeError(f"{e}; sidecar stderr ends with:\n{tail}") from None
