@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.requires import require
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "elixir_client" / "scripts" / "test_otp.sh"
 SUMMARY = re.compile(r"^(\d+) tests?, (\d+) failures?", re.M)
@@ -26,8 +28,8 @@ SUMMARY = re.compile(r"^(\d+) tests?, (\d+) failures?", re.M)
 @pytest.mark.elixir
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-@pytest.mark.skipif(shutil.which("elixir") is None, reason="needs elixir on PATH")
 def test_otp_suite_passes_against_the_real_sidecar() -> None:
+    require(shutil.which("elixir") is not None, "elixir on PATH")
     env = {**os.environ, "RECO_SIDECAR_PYTHON": os.environ.get("RECO_SIDECAR_PYTHON", sys.executable)}
     # A session of its own, so the BEAM and any sidecar it started can be killed as a group.
     proc = subprocess.Popen(["bash", str(SCRIPT)], cwd=SCRIPT.parent.parent, env=env,

@@ -19,6 +19,7 @@ import pytest
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor, FileDescriptor
 
 from reco_sidecar.gen.reco.v1 import reco_pb2
+from tests.support.requires import require
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIENT = ROOT / "elixir_client"
@@ -308,8 +309,8 @@ System.halt(if failed == 0, do: 0, else: 1)
 
 
 @pytest.mark.elixir
-@pytest.mark.skipif(shutil.which("elixir") is None, reason="needs elixir on PATH")
 def test_every_elixir_file_parses() -> None:
+    require(shutil.which("elixir") is not None, "elixir on PATH")
     sources = _elixir_sources()
     assert STUBS in sources and len(sources) > 10
     run = subprocess.run(["elixir", "-e", PARSE_ALL, "--", *map(str, sources)],

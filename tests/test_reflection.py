@@ -8,9 +8,9 @@ import pathlib
 import shutil
 import subprocess
 
-import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from tests.support.requires import require
 from tests.support.server import running_sidecar
 
 
@@ -39,8 +39,8 @@ def test_file_containing_a_method_symbol(demo_root: pathlib.Path) -> None:
 
 def test_ghz_calls_through_reflection_alone(demo_root: pathlib.Path) -> None:
     ghz = _ghz()
-    if ghz is None:
-        pytest.skip("ghz is not installed (scripts/test installs it)")
+    require(ghz is not None, "ghz")
+    assert ghz is not None
     with running_sidecar(demo_root, "demo", workers=2) as sc:
         out = subprocess.run(
             [ghz, "--insecure", "--call", "reco.v1.Recommender.Recommend", "-d",

@@ -13,6 +13,7 @@ from reco_sidecar.artifact import manifest as manifest_mod
 from reco_sidecar.errors import InvalidArgument
 from reco_sidecar.query import RecQuery, Restriction
 from reco_sidecar.training import database
+from tests.support.requires import require
 
 pytestmark = pytest.mark.postgres
 
@@ -28,8 +29,7 @@ def _keep_test_logging(monkeypatch):
 
 @pytest.fixture
 def conn():
-    if not DSN:
-        pytest.skip("RECO_TEST_DSN is not set")
+    require(bool(DSN), "a PostgreSQL server (RECO_TEST_DSN)")
     import psycopg
 
     with psycopg.connect(DSN, autocommit=True) as c:
