@@ -28,7 +28,7 @@ COPY reco_sidecar ./reco_sidecar
 # grpcio-tools is only needed to generate the stubs and leaves the venv afterwards.
 RUN python -m venv /opt/venv \
     && /opt/venv/bin/pip install --no-cache-dir "grpcio-tools==${GRPCIO_TOOLS_VERSION}" \
-    && /opt/venv/bin/python -m reco_sidecar.protogen \
+    && /opt/venv/bin/python -m reco_sidecar.serving.protogen \
     && /opt/venv/bin/pip install --no-cache-dir . \
     && /opt/venv/bin/pip uninstall -y grpcio-tools \
     && /opt/venv/bin/python -c "import reco_sidecar.gen.reco.v1.reco_pb2_grpc, annoy, implicit"
@@ -55,7 +55,7 @@ EXPOSE 50051 9464
 # Asks grpc.health.v1 on the local port. With TLS, set RECO_HEALTHCHECK_TLS_CA (and, for
 # mutual TLS, RECO_HEALTHCHECK_TLS_CERT and RECO_HEALTHCHECK_TLS_KEY).
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["python", "-m", "reco_sidecar.healthcheck"]
+    CMD ["python", "-m", "reco_sidecar.runtime.healthcheck"]
 # The supervisor is PID 1: it handles SIGTERM (graceful drain) and reaps its workers itself.
 ENTRYPOINT ["reco-sidecar"]
 CMD ["serve"]

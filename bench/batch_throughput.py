@@ -38,7 +38,7 @@ def _kernel(args: tuple[str, str, list[int], int, float]) -> dict[str, Any]:
     model = None
     if what == "sidecar_kernel":
         from reco_sidecar.artifact import loader
-        from reco_sidecar.query import RecQuery, Restriction
+        from reco_sidecar.engine.query import RecQuery, Restriction
 
         model = loader.open_model(pathlib.Path(version_dir), checksums_too=False)
         none = Restriction.none()

@@ -9,9 +9,9 @@ out), for batches of B users: ms/user and users/s of
   or above it sorted (exact with ties);
 - topk_before: product + masking + the chunk-maxima top_k Model.recommend used before
   scoring.py (a frozen copy below, so this baseline does not move with topk.py);
-- topk_now: product + masking + today's reco_sidecar.topk.top_k (still used by evaluation and
+- topk_now: product + masking + today's reco_sidecar.engine.topk.top_k (still used by evaluation and
   candidate-list queries);
-- kernel: reco_sidecar.scoring.top_k (norm-sorted blocks, Cauchy–Schwarz pruning), with
+- kernel: reco_sidecar.engine.scoring.top_k (norm-sorted blocks, Cauchy–Schwarz pruning), with
   building its masks from the seen-item CSR;
 - recommend: Model.recommend end to end (query objects in, Ranked out).
 
@@ -60,7 +60,7 @@ def _partition_threshold(scores: np.ndarray, k: int) -> list[np.ndarray]:
 
 
 def _topk_before(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """reco_sidecar.topk.top_k as of commit 43bc774 (chunk maxima, 2-D nonzero, lexsort)."""
+    """reco_sidecar.engine.topk.top_k as of commit 43bc774 (chunk maxima, 2-D nonzero, lexsort)."""
     b, n = scores.shape
     chunk = 128
     chunks = n // chunk
@@ -96,8 +96,8 @@ def _time(fn: Callable[[np.ndarray], object], batches: list[np.ndarray], passes:
 
 
 def measure(model: Any, users: np.ndarray, k: int, b: int, passes: int) -> dict[str, Any]:
-    from reco_sidecar import scoring, topk
-    from reco_sidecar.query import RecQuery, Restriction
+    from reco_sidecar.engine import scoring, topk
+    from reco_sidecar.engine.query import RecQuery, Restriction
 
     uf, items = np.asarray(model.user_factors), np.asarray(model.item_factors)
     indptr, indices = np.asarray(model.seen_indptr), np.asarray(model.seen_indices)
@@ -169,8 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     def body(bench_model: lib.BenchModel, deadline: lib.Deadline, result: dict[str, Any]) -> None:
-        from reco_sidecar import scoring
         from reco_sidecar.artifact import loader
+        from reco_sidecar.engine import scoring
 
         with threadpool_limits(1, "blas"):
             print("bench_scoring: BLAS limited to 1 thread per process with threadpoolctl", flush=True)

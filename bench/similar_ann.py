@@ -26,7 +26,7 @@ def _table_block(args: tuple[str, int, int, int]) -> float:
     threadpool_limits(1)
     import numpy as np
 
-    from reco_sidecar import ann
+    from reco_sidecar.engine import ann
 
     unit = ann.normalized(np.load(pathlib.Path(version_dir) / "item_factors.npy"))
     started = time.perf_counter()
@@ -47,8 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         import numpy as np
         from threadpoolctl import threadpool_limits
 
-        from reco_sidecar import ann
         from reco_sidecar.artifact import manifest as manifest_mod
+        from reco_sidecar.engine import ann
 
         threadpool_limits(1)
         man = manifest_mod.read(model.version_dir)

@@ -43,7 +43,7 @@ def measure(version_dir: pathlib.Path, seconds: float, workers: int, batch_users
     from threadpoolctl import threadpool_limits
 
     from reco_sidecar.artifact import loader
-    from reco_sidecar.query import RecQuery, Restriction
+    from reco_sidecar.engine.query import RecQuery, Restriction
 
     threadpool_limits(1)
     model = loader.open_model(version_dir)

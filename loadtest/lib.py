@@ -24,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from reco_sidecar.readyline import wait_ready
+from reco_sidecar.runtime.readyline import wait_ready
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 # Cached benchmark models (shared by loadtest/ and bench/; at_commit.sh points it at the work tree's).

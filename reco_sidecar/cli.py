@@ -6,9 +6,9 @@ import argparse
 import importlib
 import sys
 
-from reco_sidecar import logs
-from reco_sidecar.errors import ArtifactError, RecoError
-from reco_sidecar.exit_codes import ExitCode
+from reco_sidecar.common import logs
+from reco_sidecar.common.errors import ArtifactError, RecoError
+from reco_sidecar.runtime.exit_codes import ExitCode
 
 # Imported lazily so that `serve` does not pay for training imports and vice versa.
 COMMANDS = (

@@ -9,6 +9,8 @@ import os
 import pathlib
 from dataclasses import dataclass
 
+from reco_sidecar.common.tokens import read_tokens
+
 
 @dataclass(frozen=True)
 class ServeSettings:
@@ -163,8 +165,6 @@ def validate(s: ServeSettings) -> None:
     for path in (s.tls_cert, s.tls_key, s.tls_client_ca, s.auth_tokens_file, s.admin_tokens_file):
         if path is not None and not path.is_file():
             raise ValueError(f"{path} is not a readable file")
-    from reco_sidecar.auth import read_tokens
-
     for tokens in (s.auth_tokens_file, s.admin_tokens_file):
         if tokens is not None:
             read_tokens(tokens)  # raises ValueError naming the file: fail at start, not in every worker

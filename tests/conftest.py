@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from reco_sidecar import logs
+from reco_sidecar.common import logs
 from tests.support.models import train_demo
 
 logs.configure("warning")

@@ -14,9 +14,9 @@ import pytest
 from annoy import AnnoyIndex
 
 from reco_sidecar.artifact import layout, loader
-from reco_sidecar.artifact.writer import sha256_file
-from reco_sidecar.errors import ArtifactError
-from reco_sidecar.exit_codes import ExitCode
+from reco_sidecar.artifact.checksums import sha256_file
+from reco_sidecar.common.errors import ArtifactError
+from reco_sidecar.runtime.exit_codes import ExitCode
 from tests.support.server import command, stop_tree
 
 
@@ -134,7 +134,7 @@ def version_dir(demo_copy: pathlib.Path) -> pathlib.Path:
 
 
 def test_the_undamaged_copy_loads(version_dir: pathlib.Path) -> None:
-    model = loader.open_model(version_dir, warm=False)
+    model = loader.open_model(version_dir, )
     assert (model.name, model.version, model.user_factors.shape) == ("demo", 1, (595, 16))
     # The shapes in CASES are those of this model.
     assert model.item_factors.dtype == np.float32
@@ -145,7 +145,7 @@ def test_open_model_refuses_with_a_clear_error(name: str, version_dir: pathlib.P
     case = CASES[name]
     case.damage(version_dir)
     with pytest.raises(ArtifactError) as e:
-        loader.open_model(version_dir, warm=False)
+        loader.open_model(version_dir, )
     assert case.message in str(e.value)
     assert str(version_dir) in str(e.value)
     if case.where:

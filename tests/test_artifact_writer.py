@@ -6,8 +6,8 @@ import pathlib
 import numpy as np
 import pytest
 
-from reco_sidecar.artifact import layout, loader, writer
-from reco_sidecar.errors import ArtifactError
+from reco_sidecar.artifact import checksums, layout, loader, writer
+from reco_sidecar.common.errors import ArtifactError
 
 
 def _content(n_users: int = 30, n_items: int = 50, d: int = 4) -> writer.ArtifactContent:
@@ -34,7 +34,7 @@ def test_versions_are_numbered_and_hold_everything_the_manifest_lists(tmp_path: 
     assert manifest["ann"]["exact_neighbours"] == 49  # every other item of 50
     assert manifest["metrics"] == {"ndcg_at_10": 0.5} and manifest["ann"]["search_k"] > 0
     for name, entry in manifest["files"].items():
-        assert writer.sha256_file(second / name) == entry["sha256"]
+        assert checksums.sha256_file(second / name) == entry["sha256"]
     model = loader.open_model(second)
     assert model.users.ids[3] == "user-3" and model.seen_rows(0).tolist() == _content().seen_indices[:3].tolist()
 

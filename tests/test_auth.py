@@ -11,9 +11,10 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from reco_sidecar import auth
-from reco_sidecar.exit_codes import ExitCode
+from reco_sidecar.common import tokens
 from reco_sidecar.gen.reco.v1 import reco_pb2
+from reco_sidecar.runtime.exit_codes import ExitCode
+from reco_sidecar.serving import auth
 from tests.support.server import Sidecar, command, running_sidecar, stop_tree
 
 CALLER = "caller-" + uuid.uuid4().hex
@@ -149,12 +150,12 @@ def test_a_tokens_file_without_tokens_stops_the_sidecar(demo_root: pathlib.Path,
 def test_reading_tokens_ignores_blanks_and_comments_and_refuses_inner_whitespace(tmp_path: pathlib.Path) -> None:
     f = tmp_path / "t"
     f.write_text("\n# comment\n a \r\nb\n\n")
-    assert auth.read_tokens(f) == ["a", "b"]
+    assert tokens.read_tokens(f) == ["a", "b"]
     f.write_text("two words\n")
     with pytest.raises(ValueError, match="whitespace"):
-        auth.read_tokens(f)
+        tokens.read_tokens(f)
     with pytest.raises(ValueError, match="cannot read"):
-        auth.read_tokens(tmp_path / "missing")
+        tokens.read_tokens(tmp_path / "missing")
 
 
 def test_an_admin_token_is_known_as_admin_and_others_as_callers_or_nobody() -> None:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from reco_sidecar.batcher import Batcher
+from reco_sidecar.serving.batcher import Batcher
 
 
 def test_concurrent_submissions_are_scored_together_and_answered_in_order() -> None:

@@ -25,7 +25,7 @@ def sidecar(demo_root: pathlib.Path) -> Sidecar:
 
 @pytest.fixture(scope="module")
 def user_id(demo_root: pathlib.Path) -> str:
-    return loader.open_model(demo_root / "demo" / "1", warm=False).users.ids[3]
+    return loader.open_model(demo_root / "demo" / "1", ).users.ids[3]
 
 
 def _rpc_lines(sc: Sidecar, request_id: str) -> list[dict]:
@@ -74,7 +74,7 @@ def test_a_stream_is_logged_once_with_its_response_count_model_and_version(sidec
 
 
 def test_similar_and_status_calls_are_logged_and_health_probes_are_not(sidecar: Sidecar, demo_root) -> None:
-    item = loader.open_model(demo_root / "demo" / "1", warm=False).items.ids[0]
+    item = loader.open_model(demo_root / "demo" / "1", ).items.ids[0]
     rid = uuid.uuid4().hex
     stub = sidecar.stub()
     stub.Similar(reco_pb2.SimilarRequest(item_id=item, n=4), metadata=[("x-request-id", rid)])

@@ -9,7 +9,7 @@ import pytest
 from pyld import jsonld
 
 from reco_sidecar.gen.reco.v1 import reco_pb2
-from reco_sidecar.jsonld import CONTEXT_PATH
+from reco_sidecar.serving.jsonld import CONTEXT_PATH
 from tests.support.server import Sidecar, running_sidecar
 
 SCHEMA = "https://schema.org/"

@@ -6,7 +6,8 @@ import shutil
 
 import pytest
 
-from reco_sidecar import cli, logs
+from reco_sidecar import cli
+from reco_sidecar.common import logs
 from reco_sidecar.gen.reco.v1 import reco_pb2
 from tests.support.server import running_sidecar
 

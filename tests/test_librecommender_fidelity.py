@@ -7,10 +7,11 @@ import pathlib
 import numpy as np
 import pytest
 
-from reco_sidecar import cli, logs
+from reco_sidecar import cli
 from reco_sidecar.artifact import loader
+from reco_sidecar.common import logs
+from reco_sidecar.engine.query import RecQuery, Restriction
 from reco_sidecar.gen.reco.v1 import reco_pb2
-from reco_sidecar.query import RecQuery, Restriction
 from tests.support.server import running_sidecar
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "librecommender"

@@ -6,9 +6,9 @@ import threading
 import pytest
 
 from reco_sidecar.artifact import loader
-from reco_sidecar.errors import FailedPrecondition, NotFound, Unavailable
-from reco_sidecar.manager import ModelManager, VersionState
-from reco_sidecar.query import RecQuery, Restriction
+from reco_sidecar.common.errors import FailedPrecondition, NotFound, Unavailable
+from reco_sidecar.engine.query import RecQuery, Restriction
+from reco_sidecar.manager.manager import ModelManager, VersionState
 from tests.support.versions import copy_version, truncate
 
 

@@ -15,10 +15,10 @@ import grpc
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from reco_sidecar import metrics
 from reco_sidecar.artifact import loader
-from reco_sidecar.exit_codes import ExitCode
 from reco_sidecar.gen.reco.v1 import reco_pb2
+from reco_sidecar.runtime.exit_codes import ExitCode
+from reco_sidecar.serving import metrics
 from tests.support.server import Sidecar, command, running_sidecar, stop_tree
 from tests.support.versions import copy_version
 
@@ -57,7 +57,7 @@ def wait_for(sc: Sidecar, ok: Callable[[Samples], bool]) -> Samples:
 
 @pytest.fixture(scope="module")
 def ids(demo_root: pathlib.Path) -> tuple[list[str], list[str]]:
-    m = loader.open_model(demo_root / "demo" / "1", warm=False)
+    m = loader.open_model(demo_root / "demo" / "1", )
     return m.users.ids, m.items.ids
 
 
@@ -102,7 +102,7 @@ def test_counts_from_both_workers_are_summed(demo_root: pathlib.Path, ids) -> No
     assert value(samples, "reco_batch_size_sum") == sum(known.values())
     assert 1 <= value(samples, "reco_batch_size_count") <= sum(known.values())
     assert version == {frozenset({("model", "demo"), ("pid", str(p))}): 1.0 for p in pids}
-    model = loader.open_model(demo_root / "demo" / "1", warm=False)
+    model = loader.open_model(demo_root / "demo" / "1", )
     assert value(samples, "reco_model_bytes", model="demo") == metrics.model_bytes(model) > 0
 
 

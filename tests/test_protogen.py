@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from reco_sidecar import protogen
+from reco_sidecar.serving import protogen
 
 
 def test_committed_stubs_match_the_proto() -> None:

@@ -1,4 +1,4 @@
-"""Pruned top-k (reco_sidecar.scoring) against brute force: argsort of the masked scores.
+"""Pruned top-k (reco_sidecar.engine.scoring) against brute force: argsort of the masked scores.
 
 Factors are small multiples of powers of two, so every dot product is exact in float32
 whatever order BLAS sums in: the kernel's scores must then equal the plain product's bit
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reco_sidecar import scoring
+from reco_sidecar.engine import scoring
 
 # Small blocks so that catalogues of a few hundred items take many blocks and prune.
 TINY = scoring.Plan(first_per_k=2, first_min=3, growth=1.5, min_block=2, target=64)
@@ -210,7 +210,7 @@ def exact_model(demo_version_dir):  # type: ignore[no-untyped-def]
 
     from reco_sidecar.artifact import loader
 
-    model = loader.open_model(demo_version_dir, warm=False)
+    model = loader.open_model(demo_version_dir, )
     rng = np.random.default_rng(8)
     users = dyadic(rng, model.user_factors.shape)
     items = dyadic(rng, model.item_factors.shape, skew=True)
@@ -241,7 +241,7 @@ def reference(model, q):  # type: ignore[no-untyped-def]
 
 
 def queries(model, rng):  # type: ignore[no-untyped-def]
-    from reco_sidecar.query import RecQuery, Restriction
+    from reco_sidecar.engine.query import RecQuery, Restriction
 
     n_items, n_users = model.item_factors.shape[0], model.user_factors.shape[0]
     shared = rng.random(n_items) < 0.4
@@ -264,7 +264,7 @@ def queries(model, rng):  # type: ignore[no-untyped-def]
 
 
 def test_model_recommend_matches_masked_argsort(exact_model) -> None:  # type: ignore[no-untyped-def]
-    from reco_sidecar.query import Source
+    from reco_sidecar.engine.query import Source
 
     qs = queries(exact_model, np.random.default_rng(9))
     for batch in (qs, qs[:1], qs[1:9], qs[:33]):
@@ -281,7 +281,7 @@ def test_model_recommend_on_trained_factors(demo_version_dir) -> None:  # type: 
     """Trained (float) factors: same items as the plain product, scores within rounding."""
     from reco_sidecar.artifact import loader
 
-    model = loader.open_model(demo_version_dir, warm=False)
+    model = loader.open_model(demo_version_dir, )
     qs = [q for q in queries(model, np.random.default_rng(10)) if q.vector is None]
     for q, ranked in zip(qs, model.recommend(qs), strict=True):
         rows, scores = reference(model, q)

@@ -8,10 +8,10 @@ import grpc
 import numpy as np
 import pytest
 
-from reco_sidecar import ann
 from reco_sidecar.artifact import loader
+from reco_sidecar.engine import ann
+from reco_sidecar.engine.query import Restriction
 from reco_sidecar.gen.reco.v1 import reco_pb2
-from reco_sidecar.query import Restriction
 from tests.support.server import Sidecar, running_sidecar
 
 
@@ -51,7 +51,7 @@ def test_similar_never_returns_the_query_item_and_matches_exact_cosine(sidecar: 
                                                                         demo_version_dir: pathlib.Path) -> None:
     stub = sidecar.stub()
     # the index alone, at the manifest's search_k, must reach the recall it claims
-    index_model = loader.open_model(demo_version_dir, warm=False)
+    index_model = loader.open_model(demo_version_dir, )
     object.__setattr__(index_model, "neighbours", None)
     unit_all = ann.normalized(arrays["items"])
     sample = np.arange(0, len(arrays["item_ids"]), 5)

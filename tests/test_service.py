@@ -8,13 +8,13 @@ import grpc
 import grpc_testing
 import pytest
 
-from reco_sidecar import requests as rq
 from reco_sidecar.artifact import loader
 from reco_sidecar.gen.reco.v1 import reco_pb2
-from reco_sidecar.jsonld import Renderer
-from reco_sidecar.manager import ModelManager
-from reco_sidecar.reloader import LocalReloader
-from reco_sidecar.service import RecommenderService, WorkerAddress
+from reco_sidecar.manager.manager import ModelManager
+from reco_sidecar.serving import request_checks as rq
+from reco_sidecar.serving.jsonld import Renderer
+from reco_sidecar.serving.reloader import LocalReloader
+from reco_sidecar.serving.service import RecommenderService, WorkerAddress
 from tests.support.versions import copy_version, flip_byte
 
 SERVICE = reco_pb2.DESCRIPTOR.services_by_name["Recommender"]

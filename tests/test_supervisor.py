@@ -15,8 +15,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from reco_sidecar.exit_codes import ExitCode
 from reco_sidecar.gen.reco.v1 import reco_pb2, reco_pb2_grpc
+from reco_sidecar.runtime.exit_codes import ExitCode
 from tests.support.load import Load
 from tests.support.server import command, running_sidecar, stop_tree
 

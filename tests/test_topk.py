@@ -1,11 +1,11 @@
-"""reco_sidecar.topk.top_k against a stable argsort of the negated scores."""
+"""reco_sidecar.engine.topk.top_k against a stable argsort of the negated scores."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from reco_sidecar import topk
+from reco_sidecar.engine import topk
 
 
 def brute(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

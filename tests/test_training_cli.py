@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from reco_sidecar import cli, logs
+from reco_sidecar import cli
+from reco_sidecar.common import logs
 from reco_sidecar.training import demo_data
 
 

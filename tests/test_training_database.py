@@ -7,11 +7,12 @@ import uuid
 import numpy as np
 import pytest
 
-from reco_sidecar import cli, logs
+from reco_sidecar import cli
 from reco_sidecar.artifact import loader
 from reco_sidecar.artifact import manifest as manifest_mod
-from reco_sidecar.errors import InvalidArgument
-from reco_sidecar.query import RecQuery, Restriction
+from reco_sidecar.common import logs
+from reco_sidecar.common.errors import InvalidArgument
+from reco_sidecar.engine.query import RecQuery, Restriction
 from reco_sidecar.training import database
 from tests.support.requires import require
 

@@ -30,7 +30,7 @@ def test_an_empty_builder_refuses_to_build():
     import numpy as np
     import pytest
 
-    from reco_sidecar.errors import InvalidArgument
+    from reco_sidecar.common.errors import InvalidArgument
 
     b = Builder()
     b.add_arrays([], [], np.zeros(0))

@@ -2,7 +2,7 @@ import pytest
 
 from reco_sidecar.artifact import loader
 from reco_sidecar.artifact import manifest as manifest_mod
-from reco_sidecar.query import RecQuery, Restriction
+from reco_sidecar.engine.query import RecQuery, Restriction
 from reco_sidecar.training import als, bpr, demo_data, pipeline
 from reco_sidecar.training.interactions import Builder
 

@@ -4,8 +4,9 @@ import socket
 
 import pytest
 
-from reco_sidecar import cli, logs
-from reco_sidecar.errors import InvalidArgument, Unavailable
+from reco_sidecar import cli
+from reco_sidecar.common import logs
+from reco_sidecar.common.errors import InvalidArgument, Unavailable
 from reco_sidecar.gen.reco.v1 import reco_pb2
 from reco_sidecar.training import demo_data, reload
 from tests.support.server import running_sidecar

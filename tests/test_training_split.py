@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from reco_sidecar.errors import InvalidArgument
+from reco_sidecar.common.errors import InvalidArgument
 from reco_sidecar.training.split import holdout
 
 

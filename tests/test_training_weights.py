@@ -1,6 +1,6 @@
 import pytest
 
-from reco_sidecar.errors import InvalidArgument
+from reco_sidecar.common.errors import InvalidArgument
 from reco_sidecar.training import weights
 
 

@@ -6,14 +6,21 @@ time; a file whose inode, size and mtime are unchanged has the content we hashed
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pathlib
 import threading
 
-from reco_sidecar.artifact.writer import sha256_file
-
 _lock = threading.Lock()
 _verified: dict[tuple[str, int, int, int, int], str] = {}
+
+
+def sha256_file(path: pathlib.Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _key(path: pathlib.Path, st: os.stat_result) -> tuple[str, int, int, int, int]:

@@ -16,14 +16,14 @@ import msgpack
 import numpy as np
 from annoy import AnnoyIndex
 
-from reco_sidecar import ann, foldin, scoring
 from reco_sidecar.artifact import checksums, layout
 from reco_sidecar.artifact import manifest as manifest_mod
 from reco_sidecar.artifact.manifest import Manifest
-from reco_sidecar.errors import ArtifactError
-from reco_sidecar.idindex import IdIndex
-from reco_sidecar.metadata import ItemCatalog
-from reco_sidecar.model import Model
+from reco_sidecar.common.errors import ArtifactError
+from reco_sidecar.engine import ann, foldin, scoring
+from reco_sidecar.engine.idindex import IdIndex
+from reco_sidecar.engine.metadata import ItemCatalog
+from reco_sidecar.engine.model import Model, ModelInfo
 
 
 def _file(root: pathlib.Path, name: str) -> pathlib.Path:
@@ -144,7 +144,7 @@ def _catalog(path: pathlib.Path, item_count: int) -> ItemCatalog:
     return ItemCatalog(cats, tags)
 
 
-def open_model(version_dir: pathlib.Path, *, checksums_too: bool = True, warm: bool = True) -> Model:
+def open_model(version_dir: pathlib.Path, *, checksums_too: bool = True) -> Model:
     """Verifies and opens a version. Raises ArtifactError saying what is wrong."""
     started = time.perf_counter()
     version_dir = pathlib.Path(version_dir)
@@ -181,7 +181,8 @@ def open_model(version_dir: pathlib.Path, *, checksums_too: bool = True, warm: b
         name=man.name,
         version=man.version,
         path=version_dir,
-        manifest=man,
+        info=ModelInfo(algorithm=man.algorithm, metrics=dict(man.metrics), fold_in=dict(man.fold_in),
+                       search_k=man.ann.search_k),
         user_factors=user_factors,
         item_factors=item_factors,
         users=users,
@@ -201,20 +202,6 @@ def open_model(version_dir: pathlib.Path, *, checksums_too: bool = True, warm: b
         neighbour_scores=arrays.get(layout.ITEM_NEIGHBOUR_SCORES),
         norm_order=scoring.NormOrder.build(item_factors),
     )
-    if warm:
-        _warm(model)
     object.__setattr__(model, "load_seconds", time.perf_counter() - started)
     return model
 
-
-def _warm(model: Model) -> None:
-    """Touches pages and runs real queries so the first requests do not pay for page faults."""
-    from reco_sidecar.query import RecQuery, Restriction
-
-    n_users, n_items = model.user_factors.shape[0], model.item_factors.shape[0]
-    rng = np.random.default_rng(0)
-    if n_users:
-        rows = rng.choice(n_users, size=min(8, n_users), replace=False)
-        model.recommend([RecQuery(0, 10, Restriction.none(), user_row=int(r)) for r in rows])
-    for r in rng.choice(n_items, size=min(32, n_items), replace=False):
-        model.similar(int(r), 0, min(10, max(1, n_items - 1)), Restriction.none())

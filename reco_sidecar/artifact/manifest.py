@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reco_sidecar.artifact import layout
-from reco_sidecar.errors import ArtifactError
+from reco_sidecar.common.errors import ArtifactError
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,6 @@ a half-written version."""
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
 import pathlib
 import shutil
@@ -16,10 +15,11 @@ from typing import Any
 import msgpack
 import numpy as np
 
-from reco_sidecar import ann
 from reco_sidecar.artifact import layout
+from reco_sidecar.artifact.checksums import sha256_file
 from reco_sidecar.artifact.manifest import AnnParams, FileEntry, Manifest
 from reco_sidecar.artifact.source import list_versions
+from reco_sidecar.engine import ann
 
 
 @dataclass(frozen=True)
@@ -46,14 +46,6 @@ class ArtifactContent:
     item_metadata: ItemMetadata | None = None
     cold_start_vector: np.ndarray | None = None
     default_items: np.ndarray | None = None
-
-
-def sha256_file(path: pathlib.Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _fsync(path: pathlib.Path) -> None:

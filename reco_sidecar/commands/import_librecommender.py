@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import pathlib
 
-from reco_sidecar import logs
 from reco_sidecar.artifact.writer import write_version
-from reco_sidecar.errors import InvalidArgument
+from reco_sidecar.common import logs
+from reco_sidecar.common.errors import InvalidArgument
 
 log = logs.get(__name__)
 

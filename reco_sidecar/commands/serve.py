@@ -6,10 +6,11 @@ import argparse
 import pathlib
 import sys
 
-from reco_sidecar import logs, settings
+from reco_sidecar import settings
 from reco_sidecar.artifact import loader, source
-from reco_sidecar.errors import ArtifactError
-from reco_sidecar.exit_codes import ExitCode
+from reco_sidecar.common import logs
+from reco_sidecar.common.errors import ArtifactError
+from reco_sidecar.runtime.exit_codes import ExitCode
 
 log = logs.get(__name__)
 
@@ -62,7 +63,7 @@ def initial_version(s: settings.ServeSettings) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from reco_sidecar.supervisor import Supervisor
+    from reco_sidecar.runtime.supervisor import Supervisor
 
     try:
         s = settings.from_args(args, _model_name(args.model_root, args.model))

@@ -10,7 +10,7 @@ import sys
 from typing import Any
 
 from reco_sidecar.artifact.writer import ItemMetadata
-from reco_sidecar.errors import InvalidArgument
+from reco_sidecar.common.errors import InvalidArgument
 from reco_sidecar.training import algorithms, als, bpr, database, interactions, pipeline, report, weights
 from reco_sidecar.training.interactions import Interactions
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reco_sidecar.errors import ArtifactError
+from reco_sidecar.common.errors import ArtifactError
 
 
 class ImportRefused(ArtifactError):

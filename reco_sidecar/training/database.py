@@ -16,8 +16,8 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from reco_sidecar import logs
-from reco_sidecar.errors import InvalidArgument, RecoError, Unavailable
+from reco_sidecar.common import logs
+from reco_sidecar.common.errors import InvalidArgument, RecoError, Unavailable
 from reco_sidecar.training import progress
 from reco_sidecar.training.interactions import Builder, Interactions
 from reco_sidecar.training.weights import DEFAULT_TYPE_WEIGHTS

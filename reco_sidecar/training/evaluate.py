@@ -12,8 +12,8 @@ from collections.abc import Callable
 import numpy as np
 import scipy.sparse as sp
 
-from reco_sidecar import logs
-from reco_sidecar.topk import top_k
+from reco_sidecar.common import logs
+from reco_sidecar.engine.topk import top_k
 from reco_sidecar.training import progress
 from reco_sidecar.training.metrics import ranking_metrics
 from reco_sidecar.training.split import Split

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from reco_sidecar.errors import InvalidArgument
+from reco_sidecar.common.errors import InvalidArgument
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ import pathlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from reco_sidecar import logs
 from reco_sidecar.artifact.writer import ArtifactContent, ItemMetadata, write_version
+from reco_sidecar.common import logs
 from reco_sidecar.training import algorithms, als, progress
 from reco_sidecar.training.evaluate import evaluate
 from reco_sidecar.training.interactions import Interactions

@@ -6,8 +6,8 @@ import pathlib
 
 import grpc
 
-from reco_sidecar import logs
-from reco_sidecar.errors import InvalidArgument, Unavailable
+from reco_sidecar.common import logs
+from reco_sidecar.common.errors import InvalidArgument, Unavailable
 from reco_sidecar.gen.reco.v1 import reco_pb2, reco_pb2_grpc
 
 log = logs.get(__name__)
@@ -15,7 +15,7 @@ log = logs.get(__name__)
 
 def read_token(path: pathlib.Path) -> str:
     """The first token of a tokens file, in the format of the sidecar's own --admin-tokens-file."""
-    from reco_sidecar.auth import read_tokens
+    from reco_sidecar.common.tokens import read_tokens
 
     try:
         return read_tokens(path)[0]

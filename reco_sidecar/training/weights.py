@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from reco_sidecar.errors import InvalidArgument
+from reco_sidecar.common.errors import InvalidArgument
 
 # A share says far more about taste than a view that may have been a scroll-past.
 DEFAULT_TYPE_WEIGHTS: dict[str, float] = {"view": 0.1, "click": 0.3, "like": 0.7, "share": 1.0}

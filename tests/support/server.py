@@ -21,7 +21,7 @@ from typing import Any
 import grpc
 
 from reco_sidecar.gen.reco.v1 import reco_pb2_grpc
-from reco_sidecar.readyline import wait_ready
+from reco_sidecar.runtime.readyline import wait_ready
 
 READY_TIMEOUT = 60.0
 

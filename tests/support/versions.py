@@ -34,7 +34,7 @@ def truncate(path: pathlib.Path) -> None:
 
 def resign(version_dir: pathlib.Path, name: str) -> None:
     """Rewrites the manifest's checksum and size for `name`, as a careless publisher would."""
-    from reco_sidecar.artifact.writer import sha256_file
+    from reco_sidecar.artifact.checksums import sha256_file
 
     manifest_path = version_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text())

@@ -10,12 +10,12 @@ import time
 from concurrent.futures import Future
 from typing import Any
 
-from reco_sidecar import logs
-from reco_sidecar.control import Channel
-from reco_sidecar.errors import FailedPrecondition, InvalidArgument, NotFound, RecoError, Unavailable
-from reco_sidecar.manager import ModelManager
-from reco_sidecar.service import ReloadOutcome, WorkerAddress
-from reco_sidecar.topology import WorkerTopology
+from reco_sidecar.common import logs
+from reco_sidecar.common.errors import FailedPrecondition, InvalidArgument, NotFound, RecoError, Unavailable
+from reco_sidecar.manager.manager import ModelManager
+from reco_sidecar.runtime.control import Channel
+from reco_sidecar.runtime.topology import WorkerTopology
+from reco_sidecar.serving.service import ReloadOutcome, WorkerAddress
 
 log = logs.get(__name__)
 

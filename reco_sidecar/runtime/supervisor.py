@@ -15,11 +15,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from reco_sidecar import logs, metrics, ports, worker
 from reco_sidecar.artifact import loader, source
-from reco_sidecar.control import Channel, pair
-from reco_sidecar.errors import ArtifactError
-from reco_sidecar.exit_codes import ExitCode
+from reco_sidecar.common import logs
+from reco_sidecar.common.errors import ArtifactError
+from reco_sidecar.runtime import ports, worker
+from reco_sidecar.runtime.control import Channel, pair
+from reco_sidecar.runtime.exit_codes import ExitCode
+from reco_sidecar.serving import metrics
 from reco_sidecar.settings import ServeSettings
 
 log = logs.get(__name__)

@@ -13,14 +13,23 @@ from dataclasses import dataclass, field
 import numpy as np
 from annoy import AnnoyIndex
 
-from reco_sidecar import foldin, scoring
-from reco_sidecar.artifact.manifest import Manifest
-from reco_sidecar.idindex import IdIndex
-from reco_sidecar.metadata import ItemCatalog
-from reco_sidecar.query import Ranked, RecQuery, Restriction, Source
-from reco_sidecar.topk import top_k
+from reco_sidecar.engine import foldin, scoring
+from reco_sidecar.engine.idindex import IdIndex
+from reco_sidecar.engine.metadata import ItemCatalog
+from reco_sidecar.engine.query import Ranked, RecQuery, Restriction, Source
+from reco_sidecar.engine.topk import top_k
 
 NEG_INF = np.float32(-np.inf)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the model needs from its artifact's manifest, without knowing the artifact format."""
+
+    algorithm: str
+    metrics: dict[str, float]
+    fold_in: dict[str, float]
+    search_k: int
 
 
 @dataclass(frozen=True, eq=False)
@@ -28,7 +37,7 @@ class Model:
     name: str
     version: int
     path: pathlib.Path
-    manifest: Manifest
+    info: ModelInfo
     user_factors: np.ndarray
     item_factors: np.ndarray
     users: IdIndex
@@ -70,7 +79,7 @@ class Model:
         return np.asarray(self.seen_indices[self.seen_indptr[user_row] : self.seen_indptr[user_row + 1]])
 
     def fold_in(self, item_rows: np.ndarray) -> np.ndarray:
-        params = self.manifest.fold_in
+        params = self.info.fold_in
         return foldin.solve_user(
             self.item_factors,
             self.yty,
@@ -202,7 +211,7 @@ class Model:
                 cos = np.asarray(self.neighbour_scores[item_row])
                 return Ranked(r[keep][offset:want], cos[keep][offset:want], Source.ANN)
         ask = min(total, want + 1 + len(restriction.exclude_rows))
-        search_k = self.manifest.ann.search_k
+        search_k = self.info.search_k
         while True:
             rows, dists = self.ann.get_nns_by_item(item_row, ask, search_k=search_k, include_distances=True)
             r = np.asarray(rows, dtype=np.int64)

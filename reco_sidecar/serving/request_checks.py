@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reco_sidecar.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+from reco_sidecar.common.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+from reco_sidecar.engine.model import Model
+from reco_sidecar.engine.query import RecQuery, Restriction
 from reco_sidecar.gen.reco.v1 import reco_pb2
-from reco_sidecar.model import Model
-from reco_sidecar.query import RecQuery, Restriction
 
 MAX_ID_BYTES = 512
 

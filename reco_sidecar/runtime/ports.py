@@ -10,9 +10,7 @@ from __future__ import annotations
 import errno
 import socket
 
-
-class PortInUse(Exception):
-    pass
+from reco_sidecar.common.errors import PortInUse as PortInUse
 
 
 def _family(host: str) -> socket.AddressFamily:

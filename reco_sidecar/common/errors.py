@@ -42,3 +42,7 @@ class ArtifactError(Exception):
         super().__init__(f"{path}: {message}")
         self.path = str(path)
         self.reason = message
+
+
+class PortInUse(Exception):
+    """A port another server already listens on (the gRPC port or the metrics port)."""

@@ -2,7 +2,7 @@
 
 The stubs are committed so that installing the sidecar needs no code generator;
 tests/test_protogen.py fails when they are stale.
-Usage: python -m reco_sidecar.protogen [--check]
+Usage: python -m reco_sidecar.serving.protogen [--check]
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pathlib
 import sys
 import tempfile
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 PROTO_DIR = ROOT / "protos"
 OUT_DIR = ROOT / "reco_sidecar" / "gen"
 PROTO = "reco/v1/reco.proto"
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         fresh = generate(pathlib.Path(tmp))
         stale = [f.name for f in fresh if (OUT_DIR / "reco" / "v1" / f.name).read_text() != f.read_text()]
     if stale:
-        print(f"stale stubs: {stale}; run python -m reco_sidecar.protogen", file=sys.stderr)
+        print(f"stale stubs: {stale}; run python -m reco_sidecar.serving.protogen", file=sys.stderr)
         return 1
     return 0
 

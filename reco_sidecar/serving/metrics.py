@@ -22,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from reco_sidecar import logs, ports
 from reco_sidecar.artifact import layout
+from reco_sidecar.common import logs
+from reco_sidecar.common.errors import PortInUse
 
 log = logs.get(__name__)
 
@@ -153,7 +154,7 @@ class Exporter:
     def start(cls, host: str, port: int | None) -> Exporter:
         """Call before forking any worker and before anything records a metric.
 
-        Raises ports.PortInUse when the metrics port is taken.
+        Raises PortInUse when the metrics port is taken.
         """
         _state.update(metrics=None, decided=False, model=None)
         if port is None:
@@ -180,7 +181,7 @@ class Exporter:
             shutil.rmtree(directory, ignore_errors=True)
             os.environ.pop(ENV, None)
             if e.errno == errno.EADDRINUSE:
-                raise ports.PortInUse(f"metrics port {host}:{port} is already in use") from None
+                raise PortInUse(f"metrics port {host}:{port} is already in use") from None
             raise
         exporter = cls(directory, server, thread)
         os.register_at_fork(after_in_child=exporter._forget_in_child)

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from reco_sidecar import callinfo, logs, metrics
+from reco_sidecar.common import logs
 from reco_sidecar.gen.reco.v1 import reco_pb2
-from reco_sidecar.settings import ServeSettings
+from reco_sidecar.serving import callinfo, metrics
 
 log = logs.get("reco_sidecar.rpc")
 
@@ -26,17 +26,6 @@ if TYPE_CHECKING:
     ServerInterceptorBase = grpc.ServerInterceptor[Any, Any]
 else:
     ServerInterceptorBase = grpc.ServerInterceptor
-
-
-def server_interceptors(settings: ServeSettings) -> list[grpc.ServerInterceptor[Any, Any]]:
-    """Outermost first: a call refused by authentication is still logged and counted."""
-    from reco_sidecar import auth
-
-    chain: list[grpc.ServerInterceptor[Any, Any]] = [ObservingInterceptor()]
-    authenticator = auth.from_settings(settings)
-    if authenticator is not None:
-        chain.append(auth.AuthInterceptor(authenticator))
-    return chain
 
 
 def _code_of(context: grpc.ServicerContext, error: BaseException | None) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from reco_sidecar.service import WorkerAddress
+from reco_sidecar.serving.service import WorkerAddress
 
 
 class WorkerTopology:

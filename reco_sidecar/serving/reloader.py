@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import threading
 
-from reco_sidecar.manager import ModelManager
-from reco_sidecar.service import ReloadOutcome
+from reco_sidecar.manager.manager import ModelManager
+from reco_sidecar.serving.service import ReloadOutcome
 
 
 class LocalReloader:

@@ -12,13 +12,13 @@ from __future__ import annotations
 import enum
 import hashlib
 import hmac
-import pathlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import grpc
 
-from reco_sidecar.interceptors import ServerInterceptorBase
+from reco_sidecar.common.tokens import read_tokens
+from reco_sidecar.serving.interceptors import ServerInterceptorBase
 from reco_sidecar.settings import ServeSettings
 
 OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
@@ -29,22 +29,6 @@ SCHEME = "bearer"
 class Role(enum.Enum):
     CALLER = "caller"
     ADMIN = "admin"
-
-
-def read_tokens(path: pathlib.Path) -> list[str]:
-    """One token a line; blank lines and lines starting with # are ignored."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: cannot read tokens: {e}") from None
-    tokens = [line.strip() for line in text.splitlines()]
-    tokens = [t for t in tokens if t and not t.startswith("#")]
-    if not tokens:
-        raise ValueError(f"{path}: holds no tokens")
-    for t in tokens:
-        if any(c.isspace() for c in t):
-            raise ValueError(f"{path}: a token contains whitespace")
-    return tokens
 
 
 def _digest(token: str | bytes) -> bytes:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reco_sidecar.topk import EMPTY, decode_keys, sort_keys
+from reco_sidecar.engine.topk import EMPTY, decode_keys, sort_keys
 
 NEG_INF = np.float32(-np.inf)
 # Below every finite float32, above -inf: "score >= FLOOR" means "not masked".

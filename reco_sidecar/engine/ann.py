@@ -82,7 +82,7 @@ def exact_table(item_factors: np.ndarray, k: int, block: int = 1024) -> tuple[np
     it slower than exact scoring to reach a useful recall; a table costs one blocked
     all-pairs product at build time and makes Similar a row lookup.
     """
-    from reco_sidecar.topk import top_k
+    from reco_sidecar.engine.topk import top_k
 
     unit = normalized(item_factors)
     n = len(unit)

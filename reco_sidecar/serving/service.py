@@ -12,10 +12,8 @@ from typing import Protocol
 
 import grpc
 
-from reco_sidecar import callinfo, logs
-from reco_sidecar import requests as rq
-from reco_sidecar.batcher import Batcher
-from reco_sidecar.errors import (
+from reco_sidecar.common import logs
+from reco_sidecar.common.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -23,11 +21,14 @@ from reco_sidecar.errors import (
     ResourceExhausted,
     Unavailable,
 )
+from reco_sidecar.engine.model import Model
+from reco_sidecar.engine.query import Ranked, RecQuery, Source
 from reco_sidecar.gen.reco.v1 import reco_pb2, reco_pb2_grpc
-from reco_sidecar.jsonld import Renderer
-from reco_sidecar.manager import ModelManager, VersionState
-from reco_sidecar.model import Model
-from reco_sidecar.query import Ranked, RecQuery, Source
+from reco_sidecar.manager.manager import ModelManager, VersionState
+from reco_sidecar.serving import callinfo
+from reco_sidecar.serving import request_checks as rq
+from reco_sidecar.serving.batcher import Batcher
+from reco_sidecar.serving.jsonld import Renderer
 
 log = logs.get(__name__)
 
@@ -301,12 +302,12 @@ class RecommenderService(reco_pb2_grpc.RecommenderServicer):
                 resp.user_count = len(model.users)
                 resp.item_count = len(model.items)
                 resp.factors = model.factors
-                resp.algorithm = model.manifest.algorithm
+                resp.algorithm = model.info.algorithm
                 resp.loaded_at = model.loaded_at
                 resp.load_seconds = model.load_seconds
                 resp.path = str(model.path)
                 resp.has_item_metadata = model.catalog is not None
-                resp.metrics.update(model.manifest.metrics)
+                resp.metrics.update(model.info.metrics)
             return resp
         raise AssertionError("unreachable: context.abort raises")
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
-from reco_sidecar import logs
+from reco_sidecar.common import logs
 
 log = logs.get(__name__)
 

@@ -14,13 +14,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from reco_sidecar import logs, metrics
 from reco_sidecar.artifact import loader
-from reco_sidecar.control import Channel
-from reco_sidecar.errors import FailedPrecondition
-from reco_sidecar.exit_codes import ExitCode
-from reco_sidecar.manager import ModelManager
-from reco_sidecar.model import Model
+from reco_sidecar.common import logs
+from reco_sidecar.common.errors import FailedPrecondition
+from reco_sidecar.engine.model import Model
+from reco_sidecar.manager.manager import ModelManager
+from reco_sidecar.runtime.control import Channel
+from reco_sidecar.runtime.exit_codes import ExitCode
+from reco_sidecar.serving import metrics
 from reco_sidecar.settings import ServeSettings
 
 log = logs.get(__name__)
@@ -78,14 +79,14 @@ def _serve(settings: ServeSettings, spec: WorkerSpec, channel: Channel, manager:
     from grpc_health.v1 import health, health_pb2, health_pb2_grpc
     from grpc_reflection.v1alpha import reflection as stock_reflection
 
-    from reco_sidecar import reflection, security
-    from reco_sidecar import requests as rq
     from reco_sidecar.gen.reco.v1 import reco_pb2, reco_pb2_grpc
-    from reco_sidecar.interceptors import server_interceptors
-    from reco_sidecar.jsonld import Renderer
-    from reco_sidecar.service import RecommenderService, WorkerAddress
-    from reco_sidecar.topology import WorkerTopology
-    from reco_sidecar.worker_control import WorkerControl
+    from reco_sidecar.runtime.topology import WorkerTopology
+    from reco_sidecar.runtime.worker_control import WorkerControl
+    from reco_sidecar.serving import reflection, security
+    from reco_sidecar.serving import request_checks as rq
+    from reco_sidecar.serving.chain import server_interceptors
+    from reco_sidecar.serving.jsonld import Renderer
+    from reco_sidecar.serving.service import RecommenderService, WorkerAddress
 
     address = f"{settings.host}:{spec.private_port}"
     topology = WorkerTopology(WorkerAddress(os.getpid(), address), settings.shared_address)

@@ -16,10 +16,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from reco_sidecar import logs
 from reco_sidecar.artifact import source
-from reco_sidecar.errors import ArtifactError, FailedPrecondition, NotFound, Unavailable
-from reco_sidecar.model import Model
+from reco_sidecar.common import logs
+from reco_sidecar.common.errors import ArtifactError, FailedPrecondition, NotFound, Unavailable
+from reco_sidecar.engine.model import Model
+from reco_sidecar.manager import warmup
 
 log = logs.get(__name__)
 
@@ -119,6 +120,7 @@ class ModelManager:
         path = source.version_dir(self.model_root, self.name, version)
         try:
             model = self._open(path)
+            warmup.warm(model)
         except ArtifactError as e:
             with self._lock:
                 self._status[version] = VersionStatus(version, VersionState.FAILED, str(e))

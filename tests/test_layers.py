@@ -1,0 +1,116 @@
+"""Imports point one way: each layer package imports only itself and the layers below it.
+
+The rule is read from the import statements themselves (function-level imports included,
+since those are how cycles hide), so moving a module or adding a reversed import fails here.
+"""
+
+from __future__ import annotations
+
+import ast
+import pathlib
+
+import pytest
+
+PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "reco_sidecar"
+
+# Lowest first. A module may import its own layer and any layer with a smaller rank.
+RANK: dict[str, int] = {
+    "gen": 0,
+    "common": 0,
+    "engine": 1,
+    "artifact": 2,
+    "manager": 3,
+    "training": 3,
+    "librecommender": 4,
+    "settings": 4,
+    "serving": 5,
+    "runtime": 6,
+    "commands": 7,
+    "cli": 8,
+    "__main__": 9,
+}
+TOP_LEVEL_MODULES = {"__init__", "__main__", "cli", "settings"}
+
+
+def layer_of(module: str) -> str:
+    """`reco_sidecar.engine.model` → `engine`; `reco_sidecar` itself → `__init__`."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def imported_modules(path: pathlib.Path, module: str) -> list[tuple[int, str]]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    package = module.rsplit(".", 1)[0] if path.name != "__init__.py" else module
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")
+                anchor = anchor[: len(anchor) - (node.level - 1)]
+                base = ".".join([*anchor, base]) if base else ".".join(anchor)
+            if base == "reco_sidecar":
+                # `from reco_sidecar import settings` names a module per alias
+                found += [(node.lineno, f"reco_sidecar.{a.name}") for a in node.names]
+            else:
+                found.append((node.lineno, base))
+    return [(line, m) for line, m in found if m == "reco_sidecar" or m.startswith("reco_sidecar.")]
+
+
+def module_name(path: pathlib.Path, root: pathlib.Path) -> str:
+    rel = path.relative_to(root.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__" and len(parts) > 1:
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def violations(root: pathlib.Path = PACKAGE) -> list[str]:
+    out = []
+    for path in sorted(root.rglob("*.py")):
+        if "gen" in path.relative_to(root).parts:
+            continue
+        module = module_name(path, root)
+        mine = layer_of(module)
+        for line, target in imported_modules(path, module):
+            theirs = layer_of(target)
+            if theirs == "__init__" or theirs == mine:
+                continue
+            if theirs not in RANK or mine not in RANK:
+                out.append(f"{path.relative_to(root.parent)}:{line}: {module} → {target}: unknown layer")
+            elif RANK[theirs] > RANK[mine]:
+                out.append(f"{path.relative_to(root.parent)}:{line}: {mine} imports {theirs} ({target})")
+    return out
+
+
+def test_imports_point_down_the_layers() -> None:
+    assert violations() == []
+
+
+def test_no_module_stands_outside_a_layer_package() -> None:
+    loose = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem not in TOP_LEVEL_MODULES)
+    assert loose == []
+    assert {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()} <= set(RANK)
+
+
+@pytest.mark.parametrize(
+    ("where", "statement"),
+    [
+        ("engine/extra.py", "from reco_sidecar.serving import service\n"),
+        ("artifact/extra.py", "def f():\n    from reco_sidecar.manager import manager\n"),
+        ("serving/extra.py", "from reco_sidecar import runtime\n"),
+        ("common/extra.py", "import reco_sidecar.engine.model\n"),
+        ("manager/extra.py", "from ..serving import batcher\n"),
+    ],
+)
+def test_a_reversed_import_is_caught(tmp_path: pathlib.Path, where: str, statement: str) -> None:
+    root = tmp_path / "reco_sidecar"
+    target = root / where
+    target.parent.mkdir(parents=True)
+    (target.parent / "__init__.py").write_text("")
+    target.write_text(statement)
+    found = violations(root)
+    assert len(found) == 1, found
+    assert where.split("/")[0] in found[0]
