@@ -12,9 +12,12 @@ PARAMS = als.AlsParams(factors=16, iterations=8, regularization=0.05, alpha=20.0
 
 
 def train_demo(model_root: pathlib.Path, name: str = "demo", spec: demo_data.DemoSpec = DEMO,
-               params: als.AlsParams = PARAMS, data_dir: pathlib.Path | None = None) -> pathlib.Path:
+               params: als.AlsParams = PARAMS, data_dir: pathlib.Path | None = None,
+               with_metadata: bool = True) -> pathlib.Path:
     data_dir = data_dir or model_root.parent
     csv_path, items_path = demo_data.write(spec, data_dir / f"{name}-interactions.csv")
     data = interactions.read_csv(csv_path)
+    if not with_metadata:
+        return pipeline.train_als(data, model_root, name, params)
     cats, tags = interactions.read_item_metadata(items_path, data.item_ids)
     return pipeline.train_als(data, model_root, name, params, item_metadata=ItemMetadata(cats, tags))
