@@ -16,7 +16,7 @@ import msgpack
 import numpy as np
 from annoy import AnnoyIndex
 
-from reco_sidecar.artifact import checksums, layout
+from reco_sidecar.artifact import checksums, layout, source
 from reco_sidecar.artifact import manifest as manifest_mod
 from reco_sidecar.artifact.manifest import Manifest
 from reco_sidecar.common.errors import ArtifactError
@@ -42,7 +42,8 @@ def verify(version_dir: pathlib.Path, *, checksums_too: bool = True) -> Manifest
     """Checks the manifest against the files on disk; returns the manifest."""
     version_dir = pathlib.Path(version_dir)
     man = manifest_mod.read(version_dir)
-    if version_dir.name.isdigit() and int(version_dir.name) != man.version:
+    number = source.version_number(version_dir.name)
+    if number is not None and number != man.version:
         raise ArtifactError(version_dir, f"manifest says version {man.version}, directory says {version_dir.name}")
     for name, entry in man.files.items():
         path = _file(version_dir, name)

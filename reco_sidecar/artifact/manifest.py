@@ -1,14 +1,34 @@
-"""The manifest: what a version directory claims to hold, parsed and checked for shape."""
+"""The manifest: what a version directory claims to hold, parsed and checked field by field.
+
+Every field's type and range is checked and a refusal names the field (`fold_in.alpha`,
+`ann.exact_neighbours`, `files["x.npy"].bytes`), so any JSON at all yields either a valid
+Manifest or an ArtifactError: never a TypeError, a RecursionError or a silently dropped value.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import pathlib
+import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from reco_sidecar.artifact import layout
 from reco_sidecar.common.errors import ArtifactError
+
+# A manifest lists a few dozen files and some training notes; anything larger is not one, and
+# reading it whole would let a huge file stall whoever parses it.
+MAX_MANIFEST_BYTES = 4 << 20
+# Nesting deeper than this in free-form sections (training, source) is refused: whoever walks
+# the manifest later (logs, status replies) must not meet a recursion limit.
+MAX_DEPTH = 32
+# Item rows are stored as int32 (seen items, neighbours); user rows fit the same bound.
+MAX_ROWS = 2**31 - 1
+MAX_FACTORS = 1 << 16
+# Larger than any disk; keeps every product of counts inside int64.
+MAX_BYTES = 2**53
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -73,67 +93,187 @@ class Manifest:
         }
 
 
-def _get(d: dict[str, Any], key: str, kind: type | tuple[type, ...], where: object) -> Any:
-    if key not in d:
-        raise ArtifactError(where, f"manifest lacks '{key}'")
-    value = d[key]
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise ArtifactError(where, f"manifest '{key}' has type {type(value).__name__}")
-    return value
+def _kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
 
 
-def parse(raw: dict[str, Any], where: object) -> Manifest:
-    fmt = _get(raw, "format_version", int, where)
+class _Fields:
+    """Typed access to one JSON object; every refusal names the field by its full path."""
+
+    def __init__(self, raw: object, path: str, where: object) -> None:
+        self.where = where
+        self.path = path
+        if not isinstance(raw, dict):
+            self.fail(path or "manifest", f"must be an object, got {_kind(raw)}")
+        self.raw: dict[str, Any] = raw
+
+    def name(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def fail(self, name: str, problem: str) -> NoReturn:
+        raise ArtifactError(self.where, f"manifest field '{name}' {problem}")
+
+    def get(self, key: str, default: object = ...) -> object:
+        if key not in self.raw:
+            if default is ...:
+                raise ArtifactError(self.where, f"manifest lacks '{self.name(key)}'")
+            return default
+        return self.raw[key]
+
+    def integer(self, key: str, low: int, high: int, default: object = ...) -> int:
+        value = self.get(key, default)
+        if type(value) is not int:
+            self.fail(self.name(key), f"must be an integer, got {_kind(value)}")
+        if not low <= value <= high:
+            self.fail(self.name(key), f"must be between {low} and {high}, got {value}")
+        return value
+
+    def number(self, key: str, low: float, high: float, default: object = ..., *, finite: bool = True) -> float:
+        value = self.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.fail(self.name(key), f"must be a number, got {_kind(value)}")
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond float range
+            self.fail(self.name(key), f"must be a finite number between {low} and {high}")
+        if not finite and not math.isfinite(number):
+            return number
+        if not (math.isfinite(number) and low <= number <= high):
+            self.fail(self.name(key), f"must be a finite number between {low} and {high}, got {value}")
+        return number
+
+    def string(self, key: str, default: object = ..., *, nonempty: bool = False) -> str:
+        value = self.get(key, default)
+        if not isinstance(value, str):
+            self.fail(self.name(key), f"must be a string, got {_kind(value)}")
+        if nonempty and not value:
+            self.fail(self.name(key), "must not be empty")
+        return value
+
+    def obj(self, key: str, default: object = ...) -> _Fields:
+        return _Fields(self.get(key, default), self.name(key), self.where)
+
+
+def _depth_ok(value: object) -> bool:
+    """Whether `value` nests at most MAX_DEPTH containers deep (iterative: no recursion)."""
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth >= MAX_DEPTH:
+                return False
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return True
+
+
+def _free_form(f: _Fields, key: str) -> dict[str, Any]:
+    """An optional JSON object whose content the sidecar only reports (training, source)."""
+    section = f.obj(key, {})
+    if not _depth_ok(section.raw):
+        section.fail(section.path, f"nests deeper than {MAX_DEPTH} levels")
+    return dict(section.raw)
+
+
+def _numbers(f: _Fields, key: str, low: float, high: float, *, finite: bool = True) -> dict[str, float]:
+    section = f.obj(key, {})
+    return {k: section.number(k, low, high, finite=finite) for k in section.raw}
+
+
+def _files(f: _Fields) -> dict[str, FileEntry]:
+    section = f.obj("files")
+    files: dict[str, FileEntry] = {}
+    for name, entry_raw in section.raw.items():
+        label = f'files["{name}"]'
+        if not name or "/" in name or "\0" in name or name.startswith(".") or name == layout.MANIFEST:
+            section.fail(label, "names a file outside the version directory (or the manifest itself)")
+        entry = _Fields(entry_raw, label, f.where)
+        digest = entry.string("sha256")
+        if not _SHA256.fullmatch(digest):
+            entry.fail(entry.name("sha256"), "must be 64 lowercase hex digits")
+        files[name] = FileEntry(digest, entry.integer("bytes", 0, MAX_BYTES))
+    missing = [name for name in layout.REQUIRED_FILES if name not in files]
+    if missing:
+        raise ArtifactError(f.where, f"manifest lists no checksum for {', '.join(missing)}")
+    return files
+
+
+def _ann(f: _Fields, item_count: int) -> AnnParams:
+    ann = f.obj("ann")
+    library = ann.string("library", "annoy")
+    if library != "annoy":
+        ann.fail(ann.name("library"), f"must be 'annoy', got {library!r}")
+    metric = ann.string("metric", "angular")
+    if metric != "angular":
+        ann.fail(ann.name("metric"), f"must be 'angular', got {metric!r}")
+    return AnnParams(
+        trees=ann.integer("trees", 1, 1 << 20),
+        # annoy's own default is -1 (trees × n)
+        search_k=ann.integer("search_k", -1, 2**62),
+        recall_at_10=ann.number("recall_at_10", 0.0, 1.0),
+        metric=metric,
+        exact_neighbours=ann.integer("exact_neighbours", 0, max(0, item_count - 1), 0),
+    )
+
+
+def parse(raw: object, where: object) -> Manifest:
+    f = _Fields(raw, "", where)
+    fmt = f.integer("format_version", 0, 2**31)
     if fmt != layout.FORMAT_VERSION:
         raise ArtifactError(where, f"format_version {fmt} is not supported (expected {layout.FORMAT_VERSION})")
-    files_raw = _get(raw, "files", dict, where)
-    files: dict[str, FileEntry] = {}
-    for name, entry in files_raw.items():
-        if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
-            raise ArtifactError(where, f"manifest entry for {name} lacks a sha256")
-        size = entry.get("bytes")
-        if not isinstance(size, int) or size < 0:
-            raise ArtifactError(where, f"manifest entry for {name} lacks a byte size")
-        if "/" in name or name.startswith("."):
-            raise ArtifactError(where, f"manifest names a file outside the version directory: {name!r}")
-        files[name] = FileEntry(entry["sha256"], size)
-    missing = [f for f in layout.REQUIRED_FILES if f not in files]
-    if missing:
-        raise ArtifactError(where, f"manifest lists no checksum for {', '.join(missing)}")
-    ann = _get(raw, "ann", dict, where)
-    counts = {k: _get(raw, k, int, where) for k in ("factors", "user_count", "item_count", "seen_count")}
-    if counts["factors"] <= 0 or counts["item_count"] <= 0 or counts["user_count"] < 0:
-        raise ArtifactError(where, f"manifest counts are not positive: {counts}")
+    item_count = f.integer("item_count", 1, MAX_ROWS)
     return Manifest(
         format_version=fmt,
-        name=_get(raw, "name", str, where),
-        version=_get(raw, "version", int, where),
-        algorithm=_get(raw, "algorithm", str, where),
-        created_at=_get(raw, "created_at", str, where),
-        files=files,
-        ann=AnnParams(
-            trees=_get(ann, "trees", int, where),
-            search_k=_get(ann, "search_k", int, where),
-            recall_at_10=float(_get(ann, "recall_at_10", (int, float), where)),
-            metric=str(ann.get("metric", "angular")),
-            exact_neighbours=int(ann.get("exact_neighbours", 0) or 0),
-        ),
-        training=dict(raw.get("training") or {}),
-        metrics={k: float(v) for k, v in (raw.get("metrics") or {}).items() if isinstance(v, int | float)},
-        fold_in={k: float(v) for k, v in (raw.get("fold_in") or {}).items()},
-        source=dict(raw.get("source") or {}),
-        **counts,
+        name=f.string("name", nonempty=True),
+        version=f.integer("version", 1, 2**63 - 1),
+        algorithm=f.string("algorithm"),
+        factors=f.integer("factors", 1, MAX_FACTORS),
+        user_count=f.integer("user_count", 0, MAX_ROWS),
+        item_count=item_count,
+        seen_count=f.integer("seen_count", 0, 2**62),
+        created_at=f.string("created_at"),
+        files=_files(f),
+        ann=_ann(f, item_count),
+        training=_free_form(f, "training"),
+        # reported only; an evaluation without held-out users may have written NaN
+        metrics=_numbers(f, "metrics", -math.inf, math.inf, finite=False),
+        fold_in=_numbers(f, "fold_in", 0.0, 1e12),
+        source=_free_form(f, "source"),
     )
+
+
+def parse_bytes(data: bytes, where: object, path: object) -> Manifest:
+    """Parses manifest.json's bytes; `path` is the file named when they are not JSON."""
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise ArtifactError(path, f"manifest.json is larger than {MAX_MANIFEST_BYTES} bytes")
+    try:
+        raw = json.loads(data.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError and over-long integers
+        raise ArtifactError(path, f"manifest.json is not valid JSON: {e}") from None
+    except RecursionError:
+        raise ArtifactError(path, "manifest.json is not valid JSON: nested too deeply") from None
+    if not isinstance(raw, dict):
+        raise ArtifactError(path, "manifest.json is not a JSON object")
+    return parse(raw, where)
 
 
 def read(version_dir: pathlib.Path) -> Manifest:
     path = version_dir / layout.MANIFEST
     try:
-        raw = json.loads(path.read_text())
+        with path.open("rb") as fh:
+            data = fh.read(MAX_MANIFEST_BYTES + 1)
     except FileNotFoundError:
         raise ArtifactError(version_dir, "no manifest.json (incomplete or not a model version)") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ArtifactError(path, f"manifest.json is not valid JSON: {e}") from None
-    if not isinstance(raw, dict):
-        raise ArtifactError(path, "manifest.json is not a JSON object")
-    return parse(raw, version_dir)
+    except OSError as e:
+        raise ArtifactError(path, f"manifest.json cannot be read: {e}") from None
+    return parse_bytes(data, version_dir, path)

@@ -11,14 +11,23 @@ import pathlib
 from reco_sidecar.artifact import layout
 
 
+def version_number(name: str) -> int | None:
+    """The version a directory name stands for: ASCII digits in canonical form ('7', not '07'
+    nor '²', which str.isdigit() accepts and int() does not), positive; otherwise None."""
+    if not (name.isascii() and name.isdigit()) or name.startswith("0"):
+        return None
+    return int(name)
+
+
 def list_versions(model_dir: pathlib.Path) -> list[int]:
     """Complete versions, ascending."""
     if not model_dir.is_dir():
         return []
     out = []
     for entry in model_dir.iterdir():
-        if entry.name.isdigit() and entry.is_dir() and (entry / layout.MANIFEST).is_file():
-            out.append(int(entry.name))
+        number = version_number(entry.name)
+        if number is not None and entry.is_dir() and (entry / layout.MANIFEST).is_file():
+            out.append(number)
     return sorted(out)
 
 
