@@ -77,7 +77,6 @@ def _serve(settings: ServeSettings, spec: WorkerSpec, channel: Channel, manager:
            events: queue.SimpleQueue[str]) -> int:
     import grpc
     from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-    from grpc_reflection.v1alpha import reflection as stock_reflection
 
     from reco_sidecar.gen.reco.v1 import reco_pb2, reco_pb2_grpc
     from reco_sidecar.runtime.topology import WorkerTopology
@@ -118,9 +117,7 @@ def _serve(settings: ServeSettings, spec: WorkerSpec, channel: Channel, manager:
     reco_pb2_grpc.add_RecommenderServicer_to_server(service, server)  # type: ignore[no-untyped-call]
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable(
-        (reco_pb2.DESCRIPTOR.services_by_name["Recommender"].full_name, health.SERVICE_NAME,
-         stock_reflection.SERVICE_NAME), server)
+    reflection.enable((reco_pb2.DESCRIPTOR.services_by_name["Recommender"].full_name, health.SERVICE_NAME), server)
     credentials = security.server_credentials(settings)
     for target in (settings.shared_address, address):
         bound = (server.add_secure_port(target, credentials) if credentials
