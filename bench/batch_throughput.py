@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from bench import common, loadgen
-from loadtest import lib
+from harness import accounting, bench_model, scaffold
 
 BLOCK = 1000
 
@@ -95,8 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-ceilings", action="store_true")
     args = p.parse_args(argv)
 
-    def body(model: lib.BenchModel, deadline: lib.Deadline, result: dict[str, Any]) -> None:
-        user_ids, _ = lib.read_ids(model.version_dir)
+    def body(model: bench_model.BenchModel, deadline: scaffold.Deadline, result: dict[str, Any]) -> None:
+        user_ids, _ = bench_model.read_ids(model.version_dir)
         rng = random.Random(5)
         chosen = rng.sample(user_ids, min(args.users, len(user_ids)))
         rows = sorted(rng.sample(range(len(user_ids)), min(args.ceiling_users, len(user_ids))))
@@ -107,11 +107,11 @@ def main(argv: list[str] | None = None) -> int:
         for what in () if args.no_ceilings else ("product_only", "product_argpartition", "sidecar_kernel"):
             deadline.bound(300)
             ceilings[what] = ceiling(what, model.version_dir, rows, args.n, args.workers)
-            lib.log("batch_ceiling", what=what, users_per_s=ceilings[what]["users_per_s"])
+            scaffold.log("batch_ceiling", what=what, users_per_s=ceilings[what]["users_per_s"])
         result["ceilings"] = ceilings
         grpc_runs = {}
-        with lib.running_sidecar(model, workers=args.workers, log_path=common.RESULTS / "logs" / "batch.log",
-                                 log_level="warning", extra=args.serve_arg) as sc:
+        with bench_model.serve(model, workers=args.workers, log_path=common.RESULTS / "logs" / "batch.log",
+                               log_level="warning", extra=args.serve_arg) as sc:
             shapes = {
                 "one_call_shared_port": ([sc.address], 1, 1),
                 "one_call_per_worker": (sc.worker_addresses, args.workers, 1),
@@ -123,14 +123,14 @@ def main(argv: list[str] | None = None) -> int:
                 if name not in wanted:
                     continue
                 deadline.bound(300)
-                with lib.CpuMeter(sc.pgid) as cpu:
+                with accounting.CpuMeter(sc.pgid) as cpu:
                     run = loadgen.batch_recommend(addresses, chosen, processes=processes, n=args.n,
                                                   calls_per_process=calls)
                 run["cpu"] = cpu.summary(run["client_cpu_s"])
                 run["users_per_sidecar_cpu_s"] = round(run["responses"] / run["cpu"]["sidecar_cpu_s"], 1)
                 run.pop("parts")
                 grpc_runs[name] = run
-                lib.log("batch_grpc", shape=name, users_per_s=run["users_per_s"], statuses=run["statuses"])
+                scaffold.log("batch_grpc", shape=name, users_per_s=run["users_per_s"], statuses=run["statuses"])
         result["grpc"] = grpc_runs
         result["settings"]["serve_args"] = args.serve_arg
         best_name, best = max(grpc_runs.items(), key=lambda kv: kv[1]["users_per_s"] or 0)

@@ -12,8 +12,9 @@ import statistics
 from typing import Any
 
 from bench import common
-from loadtest import lib
-from loadtest.lib import GhzRun
+from harness import accounting, bench_model, ghz_run, scaffold
+from harness.ghz_run import GhzRun
+from harness.gotools import find as find_ghz
 
 MODES = {"batching_off": ["--batch-max-size", "1"], "batching_default": []}
 
@@ -28,30 +29,30 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--unknown-user-share", type=float, default=0.05)
     args = p.parse_args(argv)
 
-    def body(model: lib.BenchModel, deadline: lib.Deadline, result: dict[str, Any]) -> None:
-        ghz = lib.find_ghz()
+    def body(model: bench_model.BenchModel, deadline: scaffold.Deadline, result: dict[str, Any]) -> None:
+        ghz = find_ghz("ghz", install=True)
         if ghz is None:
             raise RuntimeError("ghz is not installed and go is not available to install it")
         out = common.RESULTS / "batching_gain"
-        data = lib.write_data_files(model.version_dir, out, unknown_user_share=args.unknown_user_share)
+        data = bench_model.write_data_files(model.version_dir, out, unknown_user_share=args.unknown_user_share)
         connections = 4 * args.workers
         loads = [("rps", args.rate, 50)] + [("max", 0, int(c)) for c in args.concurrency.split(",") if c]
         runs: dict[str, dict[str, list[dict[str, Any]]]] = {m: {} for m in MODES}
         for rep in range(args.repeats):
             for mode, extra in MODES.items():
-                with lib.running_sidecar(model, workers=args.workers, extra=extra,
-                                         log_path=common.RESULTS / "logs" / f"batching-{mode}.log") as sc:
-                    flags, source = lib.descriptor_source(ghz, sc.address, out)
+                with bench_model.serve(model, workers=args.workers, extra=extra,
+                                       log_path=common.RESULTS / "logs" / f"batching-{mode}.log") as sc:
+                    flags, source = ghz_run.descriptor_source(ghz, sc.address, out)
                     result["ghz_descriptors"] = source
-                    lib.run_ghz(ghz, flags, sc.address, GhzRun(f"warmup-{mode}", "Recommend", data["Recommend"],
-                                                               rps=300, concurrency=16, connections=connections,
-                                                               duration_s=3), out / "warmup.json", deadline)
+                    warmup = GhzRun(f"warmup-{mode}", "Recommend", data["Recommend"], rps=300, concurrency=16,
+                                    connections=connections, duration_s=3)
+                    ghz_run.run_ghz(ghz, flags, sc.address, warmup, out / "warmup.json", deadline)
                     for kind, rps, conc in loads:
                         key = f"rps{rps}" if kind == "rps" else f"max-c{conc}"
                         run = GhzRun(f"{mode}-{key}-r{rep}", "Recommend", data["Recommend"], rps=rps,
                                      concurrency=conc, connections=connections, duration_s=args.seconds)
-                        with lib.CpuMeter(sc.pgid) as cpu:
-                            s = lib.run_ghz(ghz, flags, sc.address, run, out / f"ghz-{run.label}.json", deadline)
+                        with accounting.CpuMeter(sc.pgid) as cpu:
+                            s = ghz_run.run_ghz(ghz, flags, sc.address, run, out / f"ghz-{run.label}.json", deadline)
                         s["cpu"] = cpu.summary(s["client_cpu_s"])
                         runs[mode].setdefault(key, []).append(s)
         result["runs"] = runs
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             on = runs["batching_default"][key]
 
             def med(rs: list[dict[str, Any]], f: str) -> float:
-                return statistics.median(r[f] if f == "rps" else r["latency_ms"][f] for r in rs)
+                return float(statistics.median(r[f] if f == "rps" else r["latency_ms"][f] for r in rs))
 
             comparison[key] = {
                 "off_rps": med(off, "rps"), "default_rps": med(on, "rps"),
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
                 "off_p50_ms": med(off, "p50"), "default_p50_ms": med(on, "p50"),
                 "errors": sum(r["errors"] for r in off + on),
             }
-            lib.log("batching_gain", load=key, **comparison[key])
+            scaffold.log("batching_gain", load=key, **comparison[key])
         result["comparison"] = comparison
 
     return common.run("batching_gain", args, body)

@@ -33,7 +33,7 @@ import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from bench import common
-from loadtest import lib
+from harness import bench_model, scaffold
 
 BATCHES = (1, 8, 32, 64, 512)
 
@@ -106,7 +106,8 @@ def measure(model: Any, users: np.ndarray, k: int, b: int, passes: int) -> dict[
     none = Restriction.none()
 
     def product(u: np.ndarray) -> np.ndarray:
-        return uf[u] @ items.T
+        scores: np.ndarray = uf[u] @ items.T
+        return scores
 
     def masked(u: np.ndarray) -> np.ndarray:
         scores = product(u)
@@ -168,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--passes", type=int, default=3)
     args = p.parse_args(argv)
 
-    def body(bench_model: lib.BenchModel, deadline: lib.Deadline, result: dict[str, Any]) -> None:
+    def body(bench_model: bench_model.BenchModel, deadline: scaffold.Deadline, result: dict[str, Any]) -> None:
         from reco_sidecar.artifact import loader
         from reco_sidecar.engine import scoring
 
@@ -201,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
                     deadline.bound(1)
                     run = measure(model, users[: max(b, len(users) // 8)] if b == 1 else users, k, b, args.passes)
                     runs.append(run)
-                    lib.log("scoring", B=b, k=k, **{m: run[m]["ms_per_user"] for m in
+                    scaffold.log("scoring", B=b, k=k, **{m: run[m]["ms_per_user"] for m in
                                                      ("product", "topk_before", "kernel", "recommend")},
                             speedup=run["kernel"]["speedup_vs_product"])
             result["runs"] = runs

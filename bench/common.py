@@ -1,25 +1,25 @@
 """What every benchmark under bench/ shares: arguments, the cached benchmark model (the one
-loadtest/ builds), the results file, and the hard time bound."""
+loadtest/ builds), and the run scaffold (hard time bound, result JSON with commit and machine
+load), both from the harness."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import pathlib
-import signal
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
-from loadtest import lib
+from harness.bench_model import SMOKE_SPEC, BenchModel, ModelSpec, ensure_model
+from harness.paths import ROOT, WORK
+from harness.scaffold import Deadline, bounded_run
 
-RESULTS = lib.ROOT / "bench" / "results"
+RESULTS = ROOT / "bench" / "results"
 
 
 def parser(doc: str | None, time_limit: float) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--work-dir", type=pathlib.Path, default=lib.WORK,
+    p.add_argument("--work-dir", type=pathlib.Path, default=WORK,
                    help="where the benchmark model is cached (shared with loadtest/)")
     p.add_argument("--small", action="store_true", help="use the small smoke model (to try the script)")
     p.add_argument("--out", type=pathlib.Path, help="result JSON (default bench/results/<name>.json)")
@@ -27,35 +27,14 @@ def parser(doc: str | None, time_limit: float) -> argparse.ArgumentParser:
     return p
 
 
-def run(name: str, args: argparse.Namespace, body: Callable[[lib.BenchModel, lib.Deadline, dict[str, Any]], None]
-        ) -> int:
+def run(name: str, args: argparse.Namespace, body: Callable[[BenchModel, Deadline, dict[str, Any]], None]) -> int:
     """Runs body(model, deadline, result) under the time bound and writes the result JSON, even
     when the body fails (with the failure in it)."""
-    lib.install_signal_handlers()
-    signal.alarm(int(args.time_limit))
-    deadline = lib.Deadline(args.time_limit - 15)
     out = args.out or RESULTS / f"{name}.json"
-    result: dict[str, Any] = {"benchmark": name, "started": time.time(), "git": lib.git_info(),
-                              "machine": lib.machine_info(),
-                              "command": " ".join(["python", "-m", f"bench.{name}", *sys.argv[1:]]),
-                              "failures": []}
-    code = 0
-    try:
-        spec = lib.SMOKE_SPEC if args.small else lib.ModelSpec()
-        model = lib.ensure_model(args.work_dir, spec, deadline)
-        result["model"] = {"spec": spec.__dict__, "version_dir": str(model.version_dir),
-                           "bytes_on_disk": model.bytes_on_disk()}
-        body(model, deadline, result)
-    except BaseException as e:
-        result["failures"].append(f"{type(e).__name__}: {e}")
-        lib.log("benchmark_failed", benchmark=name, error=f"{type(e).__name__}: {e}")
-        code = 2
-        if not isinstance(e, Exception):
-            raise
-    finally:
-        signal.alarm(0)
-        result["finished"] = time.time()
-        with contextlib.suppress(Exception):
-            lib.write_json(out, result)
-        lib.log("benchmark_done", benchmark=name, out=str(out))
-    return code
+    command = ["python", "-m", f"bench.{name}", *sys.argv[1:]]
+    with bounded_run(out, time_limit=args.time_limit, margin=15, command=command, benchmark=name) as r:
+        spec = SMOKE_SPEC if args.small else ModelSpec()
+        model = ensure_model(args.work_dir, spec, r.deadline)
+        r.record["model"] = model.describe()
+        body(model, r.deadline, r.record)
+    return 2 if r.failures else 0

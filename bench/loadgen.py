@@ -28,7 +28,7 @@ def _batch_worker(job: BatchJob) -> dict[str, Any]:
     from reco_sidecar.gen.reco.v1 import reco_pb2, reco_pb2_grpc
 
     channel = grpc.insecure_channel(job.address, options=[("grpc.max_receive_message_length", 256 << 20)])
-    stub = reco_pb2_grpc.RecommenderStub(channel)
+    stub = reco_pb2_grpc.RecommenderStub(channel)  # type: ignore[no-untyped-call]
     try:
         grpc.channel_ready_future(channel).result(timeout=30)
         delay = job.start_at - time.time()

@@ -15,50 +15,36 @@ import time
 from typing import Any
 
 from bench import common
-from loadtest import lib
+from harness import accounting, bench_model, procs, scaffold
+from harness.sidecar import recommender
 
-
-def rollup(pid: int) -> dict[str, int]:
-    """Selected smaps_rollup fields, KiB."""
-    keep = ("Rss", "Pss", "Pss_Anon", "Pss_File", "Shared_Clean", "Private_Clean", "Private_Dirty", "Anonymous")
-    out: dict[str, int] = {}
-    try:
-        for line in pathlib.Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            key, _, rest = line.partition(":")
-            if key in keep:
-                out[key] = int(rest.split()[0])
-    except OSError:
-        pass
-    return out
+ROLLUP = ("Rss", "Pss", "Pss_Anon", "Pss_File", "Shared_Clean", "Private_Clean", "Private_Dirty", "Anonymous")
 
 
 def exercise(address: str, users: list[str], items: list[str], requests: int) -> None:
     from reco_sidecar.gen.reco.v1 import reco_pb2
 
-    s = lib.stub(address)
-    try:
+    with recommender(address) as s:
         for i in range(requests):
             s.Recommend(reco_pb2.RecommendRequest(user_id=users[(i * 7919) % len(users)], n=10), timeout=30)
             s.Similar(reco_pb2.SimilarRequest(item_id=items[(i * 104729) % len(items)], n=10), timeout=30)
         list(s.BatchRecommend(reco_pb2.BatchRecommendRequest(user_ids=users[:2000], n=10), timeout=120))
-    finally:
-        s.channel.close()
 
 
-def measure(model: lib.BenchModel, workers: int, requests: int, out_dir: pathlib.Path) -> dict[str, Any]:
-    users, items = lib.read_ids(model.version_dir)
-    with lib.running_sidecar(model, workers=workers, log_path=out_dir / f"memory-w{workers}.log",
-                             log_level="warning") as sc:
-        after_ready = lib.tree_memory(sc.pgid)
+def measure(model: bench_model.BenchModel, workers: int, requests: int, out_dir: pathlib.Path) -> dict[str, Any]:
+    users, items = bench_model.read_ids(model.version_dir)
+    with bench_model.serve(model, workers=workers, log_path=out_dir / f"memory-w{workers}.log",
+                           log_level="warning") as sc:
+        after_ready = accounting.tree_memory(sc.pgid)
         for address in sc.worker_addresses:
             exercise(address, users, items, requests)
         time.sleep(1.0)
-        samples = [lib.tree_memory(sc.pgid) for _ in range(3)]
+        samples = [accounting.tree_memory(sc.pgid) for _ in range(3)]
         best = max(samples, key=lambda m: m["pss_kib"])
         per = {}
-        for pid in lib.group_pids(sc.pgid):
+        for pid in procs.group_pids(sc.pgid):
             role = "supervisor" if pid == sc.pgid else "worker"
-            per[str(pid)] = {"role": role, **rollup(pid)}
+            per[str(pid)] = {"role": role, **{k: v for k, v in accounting.smaps_rollup(pid).items() if k in ROLLUP}}
         return {
             "workers": workers,
             "pss_mib": round(best["pss_kib"] / 1024, 1), "rss_mib": round(best["rss_kib"] / 1024, 1),
@@ -74,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--requests", type=int, default=500, help="Recommend and Similar calls per worker")
     args = p.parse_args(argv)
 
-    def body(model: lib.BenchModel, deadline: lib.Deadline, result: dict[str, Any]) -> None:
+    def body(model: bench_model.BenchModel, deadline: scaffold.Deadline, result: dict[str, Any]) -> None:
         logs = common.RESULTS / "logs"
         one = measure(model, 1, args.requests, logs)
         two = measure(model, 2, args.requests, logs)
@@ -87,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         result["second_worker_extra_pss_mib"] = round(extra_pss, 1)
         result["second_worker_extra_rss_mib"] = round(extra_rss, 1)
         result["second_worker_extra_pss_share_of_model"] = round(extra_pss / model_mib, 3)
-        lib.log("memory", one_pss=one["pss_mib"], two_pss=two["pss_mib"], extra_pss=round(extra_pss, 1),
+        scaffold.log("memory", one_pss=one["pss_mib"], two_pss=two["pss_mib"], extra_pss=round(extra_pss, 1),
                 model_mib=round(model_mib, 1))
 
     return common.run("memory", args, body)

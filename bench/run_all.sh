@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-export PATH="$PATH:$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bin"
+GHZ="$(timeout 660 python -m harness.gotools ghz)" && export GHZ  # found or installed by the harness
 status=0
 for bench in memory startup batch_throughput batching_gain similar_ann serving_overhead; do
   echo "bench: $bench" >&2

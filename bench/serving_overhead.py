@@ -15,8 +15,9 @@ import time
 from typing import Any
 
 from bench import common
-from loadtest import lib
-from loadtest.lib import GhzRun
+from harness import accounting, bench_model, ghz_run, procs, profile, scaffold
+from harness.ghz_run import GhzRun
+from harness.gotools import find as find_ghz
 
 # Inclusive frames that name a layer of the request path (first match from the leaf wins).
 LAYERS = (
@@ -60,24 +61,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--concurrency", type=int, default=16)
     args = p.parse_args(argv)
 
-    def body(model: lib.BenchModel, deadline: lib.Deadline, result: dict[str, Any]) -> None:
-        from loadtest import run as loadtest_run
-
-        ghz = lib.find_ghz()
+    def body(model: bench_model.BenchModel, deadline: scaffold.Deadline, result: dict[str, Any]) -> None:
+        ghz = find_ghz("ghz", install=True)
         if ghz is None:
             raise RuntimeError("ghz is not installed and go is not available to install it")
-        spy = loadtest_run.find_py_spy()
+        spy = profile.find_py_spy()
         out = common.RESULTS / "serving_overhead"
-        data = lib.write_data_files(model.version_dir, out, unknown_user_share=0.0)
+        data = bench_model.write_data_files(model.version_dir, out, unknown_user_share=0.0)
         runs = []
         for level in ("info", "warning"):
-            with lib.running_sidecar(model, workers=args.workers, log_level=level,
-                                     log_path=common.RESULTS / "logs" / f"overhead-{level}.log") as sc:
-                flags, source = lib.descriptor_source(ghz, sc.address, out)
+            with bench_model.serve(model, workers=args.workers, log_level=level,
+                                   log_path=common.RESULTS / "logs" / f"overhead-{level}.log") as sc:
+                flags, source = ghz_run.descriptor_source(ghz, sc.address, out)
                 result["ghz_descriptors"] = source
-                lib.run_ghz(ghz, flags, sc.address, GhzRun("warmup", "Recommend", data["Recommend"], rps=300,
-                                                           concurrency=16, connections=8, duration_s=3),
-                            out / "warmup.json", deadline)
+                warmup = GhzRun("warmup", "Recommend", data["Recommend"], rps=300, concurrency=16, connections=8,
+                                duration_s=3)
+                ghz_run.run_ghz(ghz, flags, sc.address, warmup, out / "warmup.json", deadline)
                 for users in ("unknown", "known"):
                     file = data["Recommend-unknown"] if users == "unknown" else data["Recommend"]
                     run = GhzRun(f"{users}-users-log-{level}", "Recommend", file, rps=0,
@@ -93,23 +92,23 @@ def main(argv: list[str] | None = None) -> int:
                             start_new_session=True)
                         time.sleep(0.3)
                     try:
-                        with lib.CpuMeter(sc.pgid) as cpu:
-                            s = lib.run_ghz(ghz, flags, sc.address, run, out / f"ghz-{run.label}.json", deadline)
+                        with accounting.CpuMeter(sc.pgid) as cpu:
+                            s = ghz_run.run_ghz(ghz, flags, sc.address, run, out / f"ghz-{run.label}.json", deadline)
                     finally:
                         if spy_proc is not None:
                             try:
                                 spy_proc.wait(timeout=args.seconds + 20)
                             except subprocess.TimeoutExpired:
-                                lib.kill_group(spy_proc.pid, grace=1.0)
+                                procs.kill_group(spy_proc.pid, grace=1.0)
                     s["cpu"] = cpu.summary(s["client_cpu_s"])
                     s["sidecar_cpu_ms_per_request"] = round(s["cpu"]["sidecar_cpu_s"] * 1e3 / s["count"], 3)
                     s["log_level"] = level
                     s["users"] = users
                     if raw.is_file():
                         s["gil_profile_layers"] = layer_shares(raw)
-                        s["gil_profile_top"] = loadtest_run.summarize_profile(raw, top=15)["self"]
+                        s["gil_profile_top"] = profile.summarize(raw, top=15)["self"]
                     runs.append(s)
-                    lib.log("overhead", label=run.label, rps=s["rps"],
+                    scaffold.log("overhead", label=run.label, rps=s["rps"],
                             cpu_ms=s["sidecar_cpu_ms_per_request"], layers=s.get("gil_profile_layers"))
         result["runs"] = runs
         by = {(r["users"], r["log_level"]): r["sidecar_cpu_ms_per_request"] for r in runs}

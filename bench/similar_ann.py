@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from bench import common
-from loadtest import lib
+from harness import bench_model, ghz_run, scaffold
 
 
 def _table_block(args: tuple[str, int, int, int]) -> float:
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--table-items", type=int, default=10_000, help="items timed for the neighbour table")
     args = p.parse_args(argv)
 
-    def body(model: lib.BenchModel, deadline: lib.Deadline, result: dict[str, Any]) -> None:
+    def body(model: bench_model.BenchModel, deadline: scaffold.Deadline, result: dict[str, Any]) -> None:
         import numpy as np
         from threadpoolctl import threadpool_limits
 
@@ -73,9 +73,9 @@ def main(argv: list[str] | None = None) -> int:
                 hits += len(set([r for r in got if r != q][:10]) & set(true_rows.tolist()))
             lat.sort()
             annoy_rows.append({"search_k": sk, "recall_at_10": round(hits / (10 * len(queries)), 4),
-                               "p50_ms": round(lib.percentile(lat, 50), 3),
-                               "p99_ms": round(lib.percentile(lat, 99), 3)})
-            lib.log("similar_annoy", **annoy_rows[-1])
+                               "p50_ms": round(ghz_run.percentile(lat, 50), 3),
+                               "p99_ms": round(ghz_run.percentile(lat, 99), 3)})
+            scaffold.log("similar_annoy", **annoy_rows[-1])
         result["annoy"] = annoy_rows
         lat = []
         for q in queries:
@@ -85,9 +85,9 @@ def main(argv: list[str] | None = None) -> int:
             top[np.argsort(-sims[top])]
             lat.append((time.perf_counter() - t) * 1e3)
         lat.sort()
-        result["exact_numpy_one_query"] = {"recall_at_10": 1.0, "p50_ms": round(lib.percentile(lat, 50), 3),
-                                           "p99_ms": round(lib.percentile(lat, 99), 3)}
-        lib.log("similar_exact", **result["exact_numpy_one_query"])
+        result["exact_numpy_one_query"] = {"recall_at_10": 1.0, "p50_ms": round(ghz_run.percentile(lat, 50), 3),
+                                           "p99_ms": round(ghz_run.percentile(lat, 99), 3)}
+        scaffold.log("similar_exact", **result["exact_numpy_one_query"])
         os.environ["OPENBLAS_NUM_THREADS"] = "1"
         half = args.table_items // 2
         with mp.get_context("spawn").Pool(2) as pool:
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         result["exact_table"] = {"items_timed": 2 * half, "seconds": round(max(secs), 2),
                                  "estimated_seconds_all_items_two_cores": round(max(secs) * n / (2 * half), 1),
                                  "table_bytes_k10": n * 10 * (4 + 4)}
-        lib.log("similar_table", **result["exact_table"])
+        scaffold.log("similar_table", **result["exact_table"])
 
     return common.run("similar_ann", args, body)
 

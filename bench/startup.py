@@ -15,19 +15,16 @@ import statistics
 from typing import Any
 
 from bench import common
-from loadtest import lib
+from harness import bench_model, paths, procs, profile, scaffold
+from harness.sidecar import command, recommender
 
 
 def worker_load_seconds(address: str) -> float | None:
     from reco_sidecar.gen.reco.v1 import reco_pb2
 
-    s = lib.stub(address)
-    try:
-        with contextlib.suppress(Exception):
-            return float(s.GetModelStatus(reco_pb2.GetModelStatusRequest(), timeout=10).load_seconds)
-        return None
-    finally:
-        s.channel.close()
+    with recommender(address) as s, contextlib.suppress(Exception):
+        return float(s.GetModelStatus(reco_pb2.GetModelStatusRequest(), timeout=10).load_seconds)
+    return None
 
 
 def _open_model_breakdown(version_dir: str) -> dict[str, Any]:
@@ -40,11 +37,11 @@ def _open_model_breakdown(version_dir: str) -> dict[str, Any]:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)
-    from reco_sidecar.artifact import checksums, loader
+    from reco_sidecar.artifact import checksums, loader, manifest
 
     started = time.perf_counter()
     loader.verify(pathlib.Path(version_dir))
-    for name in loader.manifest_mod.read(pathlib.Path(version_dir)).files:
+    for name in manifest.read(pathlib.Path(version_dir)).files:
         checksums.digest(pathlib.Path(version_dir) / name)
     verify_s = time.perf_counter() - started
     prof = cProfile.Profile()
@@ -74,19 +71,19 @@ def open_model_breakdown(version_dir: pathlib.Path) -> dict[str, Any]:
     return result
 
 
-def profile_start(model: lib.BenchModel, workers: int, out: pathlib.Path) -> dict[str, Any]:
+def profile_start(model: bench_model.BenchModel, workers: int, out: pathlib.Path) -> dict[str, Any]:
     """py-spy (with --subprocesses) over one start of the sidecar, which exits when idle."""
-    from loadtest import run as loadtest_run
-
-    spy = loadtest_run.find_py_spy()
+    spy = profile.find_py_spy()
     if spy is None:
         return {"error": "py-spy unavailable"}
+    serve = command(model.root, model.name, workers, ["--idle-shutdown-after", "1"], version=model.version,
+                    log_level="warning")
     cmd = [spy, "record", "--subprocesses", "--rate", "250", "--format", "raw", "--output", str(out),
-           "--duration", "40", "--", *lib.sidecar_command(model, workers, ["--idle-shutdown-after", "1"], "warning")]
-    code, _, err, _ = lib.run_bounded(cmd, 90, env=lib.python_env(OMP_NUM_THREADS="1"), cwd=lib.ROOT)
+           "--duration", "40", "--", *serve]
+    code, _, err, _ = procs.run_bounded(cmd, 90, env=paths.python_env(OMP_NUM_THREADS="1"), cwd=paths.ROOT)
     if not out.is_file():
         return {"error": f"py-spy exit {code}: {err[-500:]}"}
-    summary = loadtest_run.summarize_profile(out, top=25)
+    summary = profile.summarize(out, top=25)
     summary["raw"] = str(out)
     return summary
 
@@ -99,15 +96,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", default="2,1", help="worker counts to measure")
     args = p.parse_args(argv)
 
-    def body(model: lib.BenchModel, deadline: lib.Deadline, result: dict[str, Any]) -> None:
+    def body(model: bench_model.BenchModel, deadline: scaffold.Deadline, result: dict[str, Any]) -> None:
         logs = common.RESULTS / "logs"
         result["runs"] = {}
         for workers in [int(w) for w in args.workers.split(",")]:
             times, loads = [], []
             for i in range(args.repeats + 1):  # the first start is reported apart (page cache may be cold)
                 deadline.bound(60)
-                with lib.running_sidecar(model, workers=workers, log_path=logs / f"startup-w{workers}.log",
-                                         log_level="warning") as sc:
+                with bench_model.serve(model, workers=workers, log_path=logs / f"startup-w{workers}.log",
+                                       log_level="warning") as sc:
                     load = worker_load_seconds(sc.worker_addresses[0])
                     if i == 0:
                         first = sc.ready_seconds
@@ -122,9 +119,9 @@ def main(argv: list[str] | None = None) -> int:
                 "max_s": round(max(times), 3),
                 "worker_model_load_s_median": round(statistics.median(loads), 3) if loads else None,
             }
-            lib.log("startup", workers=workers, median_s=result["runs"][str(workers)]["median_s"])
+            scaffold.log("startup", workers=workers, median_s=result["runs"][str(workers)]["median_s"])
         result["open_model"] = open_model_breakdown(model.version_dir)
-        lib.log("open_model", seconds=result["open_model"]["open_model_s"],
+        scaffold.log("open_model", seconds=result["open_model"]["open_model_s"],
                 sha256_s=result["open_model"]["sha256_all_files_s"])
         if args.profile:
             result["profile"] = profile_start(model, 2, common.RESULTS / "startup-profile.txt")

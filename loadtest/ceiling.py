@@ -13,6 +13,7 @@ import os
 import pathlib
 import sys
 import time
+from typing import Any
 
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
@@ -39,7 +40,7 @@ def _rate(fn, seconds: float) -> tuple[float, int, float]:  # type: ignore[no-un
             return calls / (now - started), calls, (time.process_time() - cpu0) * 1e3 / calls
 
 
-def measure(version_dir: pathlib.Path, seconds: float, workers: int, batch_users: int, n: int = 10) -> dict:
+def measure(version_dir: pathlib.Path, seconds: float, workers: int, batch_users: int, n: int = 10) -> dict[str, Any]:
     from threadpoolctl import threadpool_limits
 
     from reco_sidecar.artifact import loader
@@ -68,7 +69,7 @@ def measure(version_dir: pathlib.Path, seconds: float, workers: int, batch_users
             model.recommend([RecQuery(0, n, none, user_row=r) for r in users[s : s + size]])
         return run
 
-    out: dict = {"version_dir": str(version_dir), "workers": workers, "n": n, "seconds_each": seconds,
+    out: dict[str, Any] = {"version_dir": str(version_dir), "workers": workers, "n": n, "seconds_each": seconds,
                  "blas_threads": 1, "users": len(model.users), "items": len(model.items), "factors": model.factors}
     rate, calls, cpu_ms = _rate(one_recommend, seconds)
     out["recommend"] = {"per_process_rps": round(rate, 1), "calls": calls, "cpu_ms_per_call": round(cpu_ms, 3),

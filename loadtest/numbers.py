@@ -11,7 +11,7 @@ import pathlib
 import sys
 from typing import Any
 
-from loadtest import lib
+from harness.paths import ROOT
 
 
 def _load(path: pathlib.Path) -> dict[str, Any] | None:
@@ -121,8 +121,8 @@ def bench_lines(d: pathlib.Path) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    summary = pathlib.Path(argv[0]) if argv else lib.ROOT / "loadtest" / "results" / "latest" / "summary.json"
-    bench_dir = pathlib.Path(argv[1]) if len(argv) > 1 else lib.ROOT / "bench" / "results"
+    summary = pathlib.Path(argv[0]) if argv else ROOT / "loadtest" / "results" / "latest" / "summary.json"
+    bench_dir = pathlib.Path(argv[1]) if len(argv) > 1 else ROOT / "bench" / "results"
     s = _load(summary)
     lines = loadtest_tables(s) if s else ["(no load test summary)"]
     lines += ["", *bench_lines(bench_dir)]

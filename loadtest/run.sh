@@ -10,17 +10,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-export PATH="$PATH:$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bin"
 LIMIT=2700
 args=("$@")
 for ((i = 0; i < ${#args[@]}; i++)); do
   [[ "${args[$i]}" == "--time-limit" ]] && LIMIT="${args[$((i + 1))]}"
 done
-if ! command -v ghz >/dev/null 2>&1 && [[ -z "${GHZ:-}" ]]; then
-  command -v go >/dev/null 2>&1 || { echo "loadtest: ghz is missing and go is not installed" >&2; exit 2; }
-  echo "loadtest: installing ghz v0.121.0" >&2
-  timeout 600 go install github.com/bojand/ghz/cmd/ghz@v0.121.0
-fi
+# ghz: found or installed (pinned version) by the harness.
+GHZ="$(timeout 660 python -m harness.gotools ghz)" || { echo "loadtest: ghz is missing and go is not installed" >&2; exit 2; }
+export GHZ
 # The driver kills the sidecar's process group itself; `timeout` is the outer bound (the driver
 # gets SIGTERM first, which it turns into cleanup, then SIGKILL 30 s later).
 exec timeout --kill-after=30 "$((${LIMIT%.*} + 60))" python -m loadtest.run "$@"

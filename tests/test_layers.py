@@ -114,3 +114,43 @@ def test_a_reversed_import_is_caught(tmp_path: pathlib.Path, where: str, stateme
     found = violations(root)
     assert len(found) == 1, found
     assert where.split("/")[0] in found[0]
+
+
+# Around the package: the harness serves tests/, loadtest/ and bench/, and reco_sidecar knows none of them.
+TREES: dict[str, set[str]] = {
+    "reco_sidecar": set(),
+    "harness": {"reco_sidecar"},
+    "loadtest": {"reco_sidecar", "harness"},
+    "bench": {"reco_sidecar", "harness"},
+    "tests": {"reco_sidecar", "harness"},
+}
+
+
+def tree_violations(root: pathlib.Path = PACKAGE.parent) -> list[str]:
+    out = []
+    for tree, allowed in TREES.items():
+        for path in sorted((root / tree).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                         else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+                for name in names:
+                    top = name.split(".")[0]
+                    if top in TREES and top != tree and top not in allowed:
+                        out.append(f"{path.relative_to(root)}:{node.lineno}: {tree} imports {top} ({name})")
+    return out
+
+
+def test_the_harness_and_the_package_import_none_of_their_users() -> None:
+    assert tree_violations() == []
+
+
+def test_a_reversed_harness_import_is_caught(tmp_path: pathlib.Path) -> None:
+    for tree in TREES:
+        (tmp_path / tree).mkdir()
+    (tmp_path / "harness" / "x.py").write_text("def f() -> None:\n    from tests.support import load\n")
+    (tmp_path / "reco_sidecar" / "y.py").write_text("import harness.procs\n")
+    (tmp_path / "bench" / "z.py").write_text("from loadtest import run\n")
+    found = tree_violations(tmp_path)
+    assert [f.split(": ", 1)[1] for f in found] == [
+        "reco_sidecar imports harness (harness.procs)", "harness imports tests (tests.support)",
+        "bench imports loadtest (loadtest)"], found

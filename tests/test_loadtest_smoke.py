@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from loadtest import lib
+from harness.gotools import find as find_ghz
 from tests.support.requires import require
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -22,7 +22,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_smoke_load_test_sees_only_ok_status_codes(tmp_path: pathlib.Path) -> None:
-    require(lib.find_ghz(install=False) is not None or shutil.which("go") is not None, "ghz or go")
+    require(find_ghz("ghz") is not None or shutil.which("go") is not None, "ghz or go")
     out = tmp_path / "out"
     proc = subprocess.Popen(
         ["bash", str(ROOT / "loadtest" / "smoke.sh"), "--out-dir", str(out), "--work-dir", str(tmp_path / "work")],

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pathlib
 import signal
@@ -15,6 +14,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from harness.procs import group_pids, kill_group
 from reco_sidecar.gen.reco.v1 import reco_pb2, reco_pb2_grpc
 from reco_sidecar.runtime.exit_codes import ExitCode
 from tests.support.load import Load
@@ -156,19 +156,19 @@ def test_killing_the_parent_stops_the_whole_tree_within_two_seconds(demo_root: p
         assert parent.stdout is not None
         sidecar_pgid = int(parent.stdout.readline())
         assert b'"event": "ready"' in parent.stdout.readline()
-        tree = _group(sidecar_pgid)
+        tree = group_pids(sidecar_pgid)
         assert len(tree) == 3  # supervisor + 2 workers
         parent.kill()
         parent.wait(5)
         killed = time.monotonic()
-        while _group(sidecar_pgid) and time.monotonic() - killed < 5:
+        while group_pids(sidecar_pgid) and time.monotonic() - killed < 5:
             time.sleep(0.02)
-        assert _group(sidecar_pgid) == [], "orphans left"
+        assert group_pids(sidecar_pgid) == [], "orphans left"
         assert time.monotonic() - killed <= 2.0
     finally:
         stop_tree(parent)
         if sidecar_pgid:
-            _killpg(sidecar_pgid)
+            kill_group(sidecar_pgid, grace=0)
 
 
 def test_stdin_eof_stops_the_tree(demo_root: pathlib.Path) -> None:
@@ -243,25 +243,6 @@ def test_workers_share_the_model_pages(demo_root: pathlib.Path) -> None:
         for pid in pids:
             maps = pathlib.Path(f"/proc/{pid}/maps").read_text()
             assert "item_factors.npy" in maps and "items.annoy" in maps
-
-
-def _group(pgid: int) -> list[int]:
-    out = []
-    for entry in pathlib.Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                out.append(int(entry.name))
-    return out
-
-
-def _killpg(pgid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGKILL)
-
 
 
 def test_a_host_that_stops_reading_before_ready_gets_a_clean_exit(demo_root: pathlib.Path) -> None:

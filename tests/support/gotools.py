@@ -1,19 +1,11 @@
-"""Go-installed command-line tools (ghz, grpcurl) that scripts/test installs into GOPATH/bin."""
+"""Go-installed command-line tools (ghz, grpcurl) for tests: the harness finds them (scripts/test
+installs them at the versions the harness pins)."""
 
 from __future__ import annotations
 
-import pathlib
-import shutil
-import subprocess
+from harness.gotools import find
 
 
 def go_tool(name: str) -> str | None:
-    """The tool on PATH, else in `go env GOPATH`/bin, else None."""
-    found = shutil.which(name)
-    if found:
-        return found
-    if not shutil.which("go"):
-        return None
-    gopath = subprocess.run(["go", "env", "GOPATH"], capture_output=True, text=True, timeout=60).stdout.strip()
-    candidate = pathlib.Path(gopath) / "bin" / name if gopath else None
-    return str(candidate) if candidate is not None and candidate.exists() else None
+    """The tool's path, or None when it is not installed."""
+    return find(name)

@@ -4,21 +4,10 @@ from __future__ import annotations
 
 import json
 import pathlib
-import shutil
 
-from reco_sidecar.artifact import source
+from harness.versions import copy_version
 
-
-def copy_version(model_dir: pathlib.Path, src: int, **manifest_changes: object) -> int:
-    """Publishes a copy of version `src` as the next version; returns its number."""
-    dst = (source.latest_version(model_dir) or 0) + 1
-    tmp = model_dir / f".tmp-copy-{dst}"
-    shutil.copytree(model_dir / str(src), tmp)
-    manifest = json.loads((tmp / "manifest.json").read_text())
-    manifest.update(version=dst, **manifest_changes)
-    (tmp / "manifest.json").write_text(json.dumps(manifest))
-    tmp.rename(model_dir / str(dst))
-    return dst
+__all__ = ["copy_version", "flip_byte", "poison_factors", "resign", "truncate"]
 
 
 def flip_byte(path: pathlib.Path, offset: int = -5) -> None:
