@@ -150,6 +150,9 @@ def from_args(args: argparse.Namespace, model: str) -> ServeSettings:
     fields = {f.name for f in dataclasses.fields(ServeSettings)}
     values = {k: v for k, v in vars(args).items() if k in fields and v is not None}
     values["model"] = model
+    # Absolute from here on: GetModelStatus.path, logs and error messages name the directory
+    # a reader can find without knowing the cwd serve was started in.
+    values["model_root"] = pathlib.Path(os.path.abspath(values["model_root"]))
     settings = ServeSettings(**values)
     validate(settings)
     return settings

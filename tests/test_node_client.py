@@ -72,7 +72,9 @@ def test_node_contract_suite(demo_copy: pathlib.Path, tmp_path: pathlib.Path) ->
     guarded_args = ["--auth-tokens-file", str(tmp_path / "callers"), "--admin-tokens-file", str(tmp_path / "admins"),
                     "--max-concurrent-rpcs", str(MAX_CONCURRENT_RPCS), "--batch-chunk", "16", "--grace", "30"]
 
-    with running_sidecar(demo_copy, "demo", workers=2,
+    # A relative --model-root: GetModelStatus.path must come back absolute all the same.
+    relative_root = pathlib.Path(os.path.relpath(demo_copy))
+    with running_sidecar(relative_root, "demo", workers=2,
                          extra_args=["--version", "1", "--batch-chunk", "16", *_limit_args()]) as main, \
             running_sidecar(plain_root, "plain", workers=1, extra_args=guarded_args) as guarded:
         contract = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 
 import grpc
@@ -107,6 +108,14 @@ def test_model_status_reports_the_loaded_version(sidecar: Sidecar, demo_version_
     assert st.path == str(demo_version_dir) and st.load_seconds > 0 and st.loaded_at > 0
     assert st.has_item_metadata
     assert [(v.version, v.state) for v in st.versions] == [(1, reco_pb2.MODEL_STATE_AVAILABLE)]
+
+
+def test_model_status_path_is_absolute_when_the_root_was_given_relative(demo_root: pathlib.Path) -> None:
+    relative = pathlib.Path(os.path.relpath(demo_root))
+    assert not relative.is_absolute()
+    with running_sidecar(relative, "demo", workers=1) as sc:
+        st = sc.stub().GetModelStatus(reco_pb2.GetModelStatusRequest())
+    assert st.path == str(demo_root / "demo" / "1")
 
 
 def _code(call, request) -> tuple[grpc.StatusCode, str]:

@@ -23,8 +23,10 @@ test('without longs/enums/defaults: version is a Long, enums numbers, zero value
   const r = await unary(client, 'Recommend', { userId: 'u0000001', n: 3 });
   assert.equal(r.items.length, 3);
   assert.equal(typeof r.version, 'object', 'a Long, not a number');
+  assert.equal(r.version.toNumber(), Number(r.version.toString()));
   assert.equal(r.source, 1, 'SOURCE_MODEL as its number');
   const batch = [];
   for await (const m of client.BatchRecommend({ userIds: ['u0000001'], n: 1 })) batch.push(m);
   assert.equal(batch[0].index, undefined, 'index 0 is absent without defaults: true');
+  assert.equal(batch[0].error, undefined, 'an unset message is undefined, not null');
 });
