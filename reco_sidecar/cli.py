@@ -17,6 +17,7 @@ COMMANDS = (
     "serve",
     "demo",
     "import_librecommender",
+    "evaluate",
 )
 
 

@@ -22,6 +22,7 @@ RANK: dict[str, int] = {
     "manager": 3,
     "training": 3,
     "librecommender": 4,
+    "experiments": 4,
     "settings": 4,
     "serving": 5,
     "runtime": 6,
