@@ -1,20 +1,28 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Sequence
 
 import pytest
 
+from harness.procs import wait_until
 from reco_sidecar.serving.batcher import Batcher
+
+
+def _all_waiting(b: Batcher[str, int, int], in_score: list[int], total: int) -> bool:
+    """Every submission is either held inside `score` or queued for the scorer thread (the
+    batcher's own queue: nothing outside it can tell a queued call from one not yet made)."""
+    return len(in_score) + b._queue.qsize() == total
 
 
 def test_concurrent_submissions_are_scored_together_and_answered_in_order() -> None:
     sizes: list[int] = []
+    in_score: list[int] = []
     gate = threading.Event()
 
     def score(key: str, queries: Sequence[int]) -> list[int]:
-        gate.wait(5)  # hold the first batch so the others queue up behind it
+        in_score.extend(queries)
+        gate.wait(30)  # hold the first batch so the others queue up behind it
         return [q * 10 for q in queries]
 
     b: Batcher[str, int, int] = Batcher(score, max_delay=0.002, max_size=64, on_batch=sizes.append)
@@ -27,10 +35,10 @@ def test_concurrent_submissions_are_scored_together_and_answered_in_order() -> N
     threads = [threading.Thread(target=call, args=(i,)) for i in range(20)]
     for t in threads:
         t.start()
-    time.sleep(0.2)
+    wait_until(lambda: _all_waiting(b, in_score, 20), 30, "20 submissions held or queued")
     gate.set()
     for t in threads:
-        t.join(5)
+        t.join(30)
     b.close()
     assert results == {i: i * 10 for i in range(20)}
     assert sum(sizes) == 20 and max(sizes) > 1 and len(sizes) < 20
@@ -38,10 +46,12 @@ def test_concurrent_submissions_are_scored_together_and_answered_in_order() -> N
 
 def test_queries_for_different_models_are_never_mixed() -> None:
     seen: list[tuple[str, tuple[int, ...]]] = []
+    in_score: list[int] = []
     gate = threading.Event()
 
     def score(key: str, queries: Sequence[int]) -> list[int]:
-        gate.wait(5)
+        in_score.extend(queries)
+        gate.wait(30)
         seen.append((key, tuple(queries)))
         return list(queries)
 
@@ -50,11 +60,12 @@ def test_queries_for_different_models_are_never_mixed() -> None:
                for i in range(10)]
     for t in threads:
         t.start()
-    time.sleep(0.2)
+    wait_until(lambda: _all_waiting(b, in_score, 10), 30, "10 submissions held or queued")
     gate.set()
     for t in threads:
-        t.join(5)
+        t.join(30)
     b.close()
+    assert sum(len(q) for _, q in seen) == 10 and any(len(q) > 1 for _, q in seen), seen
     for key, queries in seen:
         assert all((q % 2 == 1) == (key == "old") for q in queries)
 
@@ -72,14 +83,35 @@ def test_an_error_reaches_every_caller_of_that_batch_and_the_batcher_survives() 
     b.close()
 
 
-def test_a_lone_request_is_not_held_for_the_full_delay() -> None:
-    b: Batcher[str, int, int] = Batcher(lambda k, qs: list(qs), max_delay=2.0, max_size=64)
-    b.announce()
-    started = time.monotonic()
-    assert b.submit("m", 1) == 1
-    # nobody else announced a call, so the scorer must not wait out its 2 s delay
-    assert time.monotonic() - started < 1.0
+def test_a_queued_request_is_not_held_for_company_that_is_not_coming() -> None:
+    # With an endless delay, a scorer that waited for company nobody announced would never answer.
+    gate = threading.Event()
+    in_score: list[int] = []
+
+    def score(key: str, queries: Sequence[int]) -> list[int]:
+        in_score.extend(queries)
+        if 0 in queries:
+            gate.wait(30)  # keeps the batcher busy, so the next call is queued, not scored inline
+        return list(queries)
+
+    b: Batcher[str, int, int] = Batcher(score, max_delay=float("inf"), max_size=64)
+    results: dict[int, int] = {}
+
+    def call(i: int) -> None:
+        b.announce()
+        results[i] = b.submit("m", i)
+
+    first = threading.Thread(target=call, args=(0,))
+    first.start()
+    wait_until(lambda: in_score == [0], 30, "the first call is being scored")
+    second = threading.Thread(target=call, args=(1,))
+    second.start()
+    wait_until(lambda: _all_waiting(b, in_score, 2), 30, "the second call is queued")
+    gate.set()
+    first.join(30)
+    second.join(30)  # bounds a hang only; the endless delay is what would hold it
     b.close()
+    assert results == {0: 0, 1: 1}
 
 
 def test_a_lone_request_is_scored_in_the_callers_thread() -> None:

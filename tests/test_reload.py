@@ -8,6 +8,7 @@ import time
 import grpc
 import pytest
 
+from harness.procs import wait_until
 from reco_sidecar.gen.reco.v1 import reco_pb2
 from reco_sidecar.training import als
 from tests.support.load import Load
@@ -44,6 +45,11 @@ class Recorder(Load):
     def failures(self) -> list[str]:
         return self.result.errors
 
+    def answers_after(self, moment: float, count: int, what: str) -> None:
+        """Waits until `count` calls sent after `moment` (a time.monotonic() value) were answered."""
+        wait_until(lambda: sum(1 for c in list(self.calls) if c[0] > moment) >= count, 30,
+                   f"{count} answers to calls sent after {what}")
+
 
 @pytest.fixture
 def two_versions(demo_copy: pathlib.Path, tmp_path: pathlib.Path) -> pathlib.Path:
@@ -56,7 +62,7 @@ def test_twenty_reloads_under_load_drop_nothing_and_switch_every_worker(two_vers
         admin = sc.stub()
         returned: list[tuple[float, float, int]] = []  # sent, returned, version
         with Recorder(sc) as rec:
-            time.sleep(0.3)
+            rec.answers_after(0.0, 20, "the start")
             for i in range(20):
                 target = 2 if i % 2 == 0 else 1
                 sent = time.monotonic()
@@ -64,8 +70,8 @@ def test_twenty_reloads_under_load_drop_nothing_and_switch_every_worker(two_vers
                 assert (resp.old_version, resp.new_version, resp.workers) == (3 - target, target, 2)
                 assert resp.load_seconds > 0
                 returned.append((sent, time.monotonic(), target))
-                time.sleep(0.15)
-            time.sleep(0.3)
+                # calls between this reload and the next, for the check below
+                rec.answers_after(returned[-1][1], 6, f"Reload({target}) returned")
         assert rec.failures == []
         assert len(rec.calls) > 200
         assert {v for _, _, v, _ in rec.calls} == {1, 2}
@@ -97,10 +103,10 @@ def test_a_broken_version_is_refused_while_the_old_one_serves_every_request(
         (flip_byte if damage == "bad checksum" else truncate)(model_dir / str(bad) / "item_factors.npy")
     with running_sidecar(demo_copy, "demo", workers=2, extra_args=["--version", "1"]) as sc:
         with Recorder(sc) as rec:
-            time.sleep(0.2)
+            rec.answers_after(0.0, 20, "the start")
             with pytest.raises(grpc.RpcError) as e:
                 sc.stub().Reload(reco_pb2.ReloadRequest(version=str(bad)), timeout=60)
-            time.sleep(0.3)
+            rec.answers_after(time.monotonic(), 20, "the refused reload")
         assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
         details = e.value.details()
         assert details.startswith("version:") and f"version {bad}" in details
@@ -144,15 +150,11 @@ def test_watch_picks_up_a_version_published_by_train_under_load(demo_copy: pathl
                                                                  tmp_path: pathlib.Path) -> None:
     with running_sidecar(demo_copy, "demo", workers=2, extra_args=["--watch", "0.3"]) as sc:
         with Recorder(sc) as rec:
-            time.sleep(0.3)
+            rec.answers_after(0.0, 20, "the start")
             train_demo(demo_copy, params=als.AlsParams(factors=16, iterations=8, seed=5), data_dir=tmp_path)
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                if {sc.stub(a).GetModelStatus(reco_pb2.GetModelStatusRequest()).version
-                        for a in sc.worker_addresses} == {2}:
-                    break
-                time.sleep(0.1)
-            time.sleep(0.3)
+            wait_until(lambda: {sc.stub(a).GetModelStatus(reco_pb2.GetModelStatusRequest()).version
+                                for a in sc.worker_addresses} == {2}, 60, "every worker serves version 2")
+            rec.answers_after(time.monotonic(), 20, "every worker switched")
         assert rec.failures == []
         assert {v for _, _, v, _ in rec.calls} == {1, 2}
         assert rec.calls[-1][2] == 2
@@ -167,13 +169,13 @@ def test_a_restarted_worker_boots_with_the_reloaded_version(two_versions: pathli
         sc.stub().Reload(reco_pb2.ReloadRequest(version="2"), timeout=60)
         victim = sc.stub(sc.worker_addresses[1]).GetModelStatus(reco_pb2.GetModelStatusRequest()).worker.pid
         os.kill(victim, signal.SIGKILL)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
+
+        def replacement() -> reco_pb2.GetModelStatusResponse | None:
             try:
                 st = sc.stub(sc.worker_addresses[1]).GetModelStatus(reco_pb2.GetModelStatusRequest(), timeout=2)
-                if st.worker.pid != victim:
-                    break
             except grpc.RpcError:
-                pass
-            time.sleep(0.1)
-        assert st.worker.pid != victim and st.version == 2
+                return None  # the address is down until the new worker binds it
+            return st if st.worker.pid != victim else None
+
+        st = wait_until(replacement, 30, "a new worker answers on the killed one's address")
+        assert st.version == 2
