@@ -50,8 +50,11 @@ def _die_with_parent(supervisor_pid: int) -> None:
 
 
 def _opener(path: pathlib.Path) -> Model:
-    # The supervisor verified checksums before asking any worker to load this version.
-    return loader.open_model(path, checksums_too=False)
+    # Verified again here, through the descriptors the arrays are then mapped from: a file
+    # swapped since the supervisor's check is never served. Hashes the supervisor computed
+    # before forking this worker are inherited (keyed by the files' identity), so only a
+    # version first seen by a reload is hashed in the worker.
+    return loader.open_model(path)
 
 
 def run(settings: ServeSettings, spec: WorkerSpec, channel: Channel) -> int:
