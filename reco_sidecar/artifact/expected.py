@@ -50,6 +50,10 @@ def arrays(man: Manifest) -> dict[str, Array]:
     if man.ann.exact_neighbours:
         out[layout.ITEM_NEIGHBOURS] = Array(i32, (i, man.ann.exact_neighbours))
         out[layout.ITEM_NEIGHBOUR_SCORES] = Array(f32, (i, man.ann.exact_neighbours))
+    if layout.ITEMS_BY_NORM in man.files:
+        out[layout.ITEMS_BY_NORM] = Array(f32, (i, d))
+        out[layout.ITEM_NORM_ORDER] = Array(i64, (i,))
+        out[layout.ITEM_NORMS] = Array(np.dtype(np.float64), (i,))
     return out
 
 

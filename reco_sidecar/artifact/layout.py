@@ -19,6 +19,12 @@ DEFAULT_ITEMS = "default_items.npy"
 # Exact cosine neighbours of every item (rows and similarities), nearest first.
 ITEM_NEIGHBOURS = "item_neighbours.npy"
 ITEM_NEIGHBOUR_SCORES = "item_neighbour_scores.npy"
+# The scoring kernel's norm order (engine.scoring.NormOrder), derived from item_factors by the
+# writer so that every worker maps one shared copy instead of building a private one.
+ITEMS_BY_NORM = "items_by_norm.npy"
+ITEM_NORM_ORDER = "item_norm_order.npy"
+ITEM_NORMS = "item_norms.npy"
+NORM_ORDER_FILES = (ITEMS_BY_NORM, ITEM_NORM_ORDER, ITEM_NORMS)
 
 REQUIRED_FILES = (
     USER_FACTORS,
@@ -30,6 +36,7 @@ REQUIRED_FILES = (
     ITEM_POPULARITY,
     ANN_INDEX,
 )
-OPTIONAL_FILES = (ITEM_METADATA, COLD_START_VECTOR, DEFAULT_ITEMS, ITEM_NEIGHBOURS, ITEM_NEIGHBOUR_SCORES)
+OPTIONAL_FILES = (ITEM_METADATA, COLD_START_VECTOR, DEFAULT_ITEMS, ITEM_NEIGHBOURS, ITEM_NEIGHBOUR_SCORES,
+                  *NORM_ORDER_FILES)
 # Directories being written carry this prefix until the atomic rename; sources never list them.
 TMP_PREFIX = ".tmp-"

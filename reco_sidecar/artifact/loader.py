@@ -136,6 +136,35 @@ def _popular_rows(pv: PinnedVersion, popularity: np.ndarray, item_count: int) ->
     return np.concatenate([default, rest])
 
 
+# Positions spot-checked against item_factors: the manifest's checksums vouch for the stored
+# order as a whole (the writer derives it), this catches a writer that got it wrong.
+NORM_ORDER_SAMPLE = 64
+
+
+def _norm_order(pv: PinnedVersion, arrays: dict[str, np.ndarray], item_factors: np.ndarray) -> scoring.NormOrder:
+    """The scoring kernel's norm order: mapped from the artifact when it has one (one copy in
+    the page cache for every worker), else built here as a private copy (older artifacts)."""
+    if layout.ITEMS_BY_NORM not in arrays:
+        return scoring.NormOrder.build(item_factors)
+    items, rows, norms = (arrays[layout.ITEMS_BY_NORM], arrays[layout.ITEM_NORM_ORDER], arrays[layout.ITEM_NORMS])
+    n = len(rows)
+    positions = np.full(n, -1, dtype=np.int64)
+    if n and (rows.min() < 0 or rows.max() >= n):
+        raise ArtifactError(pv.file(layout.ITEM_NORM_ORDER).path, "names rows outside the items")
+    positions[rows] = np.arange(n)
+    if (positions < 0).any():
+        raise ArtifactError(pv.file(layout.ITEM_NORM_ORDER).path, "is not a permutation of the item rows")
+    if not (np.isfinite(norms).all() and (norms >= 0).all() and (n < 2 or (np.diff(norms) <= 0).all())):
+        raise ArtifactError(pv.file(layout.ITEM_NORMS).path, "norms are not finite, non-negative and descending")
+    sample = np.random.default_rng(n).choice(n, size=min(n, NORM_ORDER_SAMPLE), replace=False) if n else rows[:0]
+    if not np.array_equal(items[sample], item_factors[rows[sample]]):
+        raise ArtifactError(pv.file(layout.ITEMS_BY_NORM).path, "rows differ from item_factors in the stored order")
+    recomputed = np.linalg.norm(np.asarray(items[sample], dtype=np.float64), axis=1)
+    if not np.allclose(recomputed, norms[sample], rtol=1e-9, atol=0.0):
+        raise ArtifactError(pv.file(layout.ITEM_NORMS).path, "norms differ from the sorted factors' norms")
+    return scoring.NormOrder(items, norms, rows, positions)
+
+
 def open_model(version_dir: pathlib.Path, *, checksums_too: bool = True) -> Model:
     """Verifies and opens a version. Raises ArtifactError saying what is wrong.
 
@@ -163,6 +192,7 @@ def open_model(version_dir: pathlib.Path, *, checksums_too: bool = True) -> Mode
         items = _id_index(pv, layout.ITEM_IDS, i, "item")
         catalog = _catalog(pv, i) if layout.ITEM_METADATA in pv.files else None
         popular_rows = _popular_rows(pv, arrays[layout.ITEM_POPULARITY], i)
+        norm_order = _norm_order(pv, arrays, item_factors)
         index = _ann(pv)
     model = Model(
         name=man.name,
@@ -187,7 +217,7 @@ def open_model(version_dir: pathlib.Path, *, checksums_too: bool = True) -> Mode
         cold_start_vector=arrays.get(layout.COLD_START_VECTOR),
         neighbours=neighbours,
         neighbour_scores=arrays.get(layout.ITEM_NEIGHBOUR_SCORES),
-        norm_order=scoring.NormOrder.build(item_factors),
+        norm_order=norm_order,
     )
     object.__setattr__(model, "load_seconds", time.perf_counter() - started)
     return model

@@ -19,7 +19,7 @@ from reco_sidecar.artifact import layout
 from reco_sidecar.artifact.checksums import sha256_file
 from reco_sidecar.artifact.manifest import AnnParams, FileEntry, Manifest
 from reco_sidecar.artifact.source import list_versions
-from reco_sidecar.engine import ann
+from reco_sidecar.engine import ann, scoring
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,12 @@ def _write_files(tmp: pathlib.Path, c: ArtifactContent, ann_trees: int, ann_reca
     if c.default_items is not None:
         np.save(tmp / layout.DEFAULT_ITEMS, np.asarray(c.default_items, dtype=np.int32))
     factors = np.asarray(c.item_factors, dtype=np.float32)
+    # exactly the kernel's own construction, so a loaded order equals one built at load
+    order = scoring.NormOrder.build(factors)
+    np.save(tmp / layout.ITEMS_BY_NORM, order.items)
+    np.save(tmp / layout.ITEM_NORM_ORDER, np.asarray(order.rows, dtype=np.int64))
+    np.save(tmp / layout.ITEM_NORMS, np.asarray(order.norms, dtype=np.float64))
+    del order
     built = ann.build(factors, tmp / layout.ANN_INDEX, trees=ann_trees, target_recall=ann_recall)
     if neighbours > 0 and 1 < len(factors) <= EXACT_TABLE_MAX_ITEMS:
         rows, sims = ann.exact_table(factors, neighbours)
