@@ -5,9 +5,12 @@ from __future__ import annotations
 import pathlib
 import subprocess
 import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import grpc
 import pytest
+from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -35,14 +38,14 @@ def token_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[pathlib.Path,
 
 
 @pytest.fixture(scope="module")
-def sidecar(demo_root: pathlib.Path, token_files) -> Sidecar:
+def sidecar(demo_root: pathlib.Path, token_files: tuple[pathlib.Path, pathlib.Path]) -> Iterator[Sidecar]:
     callers, admins = token_files
     args = ["--auth-tokens-file", str(callers), "--admin-tokens-file", str(admins)]
     with running_sidecar(demo_root, "demo", workers=1, extra_args=args) as s:
         yield s
 
 
-def _code(call, request, **kwargs) -> grpc.StatusCode:
+def _code(call: Callable[..., Any], request: Message, **kwargs: Any) -> grpc.StatusCode:
     with pytest.raises(grpc.RpcError) as e:
         result = call(request, timeout=10, **kwargs)
         if not hasattr(result, "model"):  # a stream fails when read
@@ -63,7 +66,8 @@ ALL_CALLS = [
 @pytest.mark.parametrize("metadata", [None, _bearer("not-a-token"), _bearer(CALLER, "Basic"), _bearer(""),
                                       [("authorization", CALLER)], _bearer(CALLER[:-1]), _bearer(CALLER + "x")],
                          ids=["none", "unknown", "basic", "empty", "no-scheme", "prefix", "longer"])
-def test_every_method_refuses_a_missing_or_unknown_token(sidecar: Sidecar, method, request_, metadata) -> None:
+def test_every_method_refuses_a_missing_or_unknown_token(sidecar: Sidecar, method: str, request_: Message,
+                                                         metadata: list[tuple[str, str]] | None) -> None:
     call = getattr(sidecar.stub(), method)
     assert _code(call, request_, metadata=metadata) == grpc.StatusCode.UNAUTHENTICATED
 
@@ -114,7 +118,8 @@ def test_refusals_are_logged_without_the_token(sidecar: Sidecar) -> None:
     assert secret not in text and CALLER not in text and ADMIN not in text
 
 
-def test_without_an_admin_file_nobody_reloads_over_grpc(demo_root: pathlib.Path, token_files) -> None:
+def test_without_an_admin_file_nobody_reloads_over_grpc(demo_root: pathlib.Path, token_files: tuple[pathlib.Path,
+                                                        pathlib.Path]) -> None:
     callers, _ = token_files
     with running_sidecar(demo_root, "demo", extra_args=["--auth-tokens-file", str(callers)]) as sc:
         stub = sc.stub()
@@ -125,7 +130,8 @@ def test_without_an_admin_file_nobody_reloads_over_grpc(demo_root: pathlib.Path,
             == grpc.StatusCode.UNAUTHENTICATED
 
 
-def test_tokens_files_also_come_from_the_environment(demo_root: pathlib.Path, token_files) -> None:
+def test_tokens_files_also_come_from_the_environment(demo_root: pathlib.Path, token_files: tuple[pathlib.Path,
+                                                     pathlib.Path]) -> None:
     callers, admins = token_files
     env = {"RECO_AUTH_TOKENS_FILE": str(callers), "RECO_ADMIN_TOKENS_FILE": str(admins)}
     with running_sidecar(demo_root, "demo", env=env) as sc:

@@ -116,8 +116,10 @@ def expected_field_opts(f: FieldDescriptor, package: str) -> dict[str, str]:
     if f.is_repeated:
         opts["repeated"] = "true"
     if f.type == FieldDescriptor.TYPE_ENUM:
+        assert f.enum_type is not None
         opts["type"] = module_name(f.enum_type.full_name, package)
     elif f.type == FieldDescriptor.TYPE_MESSAGE:
+        assert f.message_type is not None
         opts["type"] = module_name(f.message_type.full_name, package)
     else:
         opts["type"] = SCALARS[f.type]
@@ -125,7 +127,7 @@ def expected_field_opts(f: FieldDescriptor, package: str) -> dict[str, str]:
         opts["json_name"] = f'"{f.json_name}"'
     if f.type == FieldDescriptor.TYPE_ENUM:
         opts["enum"] = "true"
-    if f.type == FieldDescriptor.TYPE_MESSAGE and f.message_type.GetOptions().map_entry:
+    if f.type == FieldDescriptor.TYPE_MESSAGE and f.message_type is not None and f.message_type.GetOptions().map_entry:
         opts["map"] = "true"
     return opts
 
@@ -171,7 +173,7 @@ def check(text: str, fd: FileDescriptor) -> list[str]:
                     "protoc_gen_elixir_version": GEN_VERSION, "syntax": ":proto3"}
         if (mod.use, mod.use_opts) != ("Protobuf", want_use):
             errors.append(f"{mod.name}: use {mod.use} {mod.use_opts}, expected Protobuf {want_use}")
-        want_values = [(v.name, v.number, {}) for v in enum.values]
+        want_values: list[tuple[str, int, dict[str, str]]] = [(v.name, v.number, {}) for v in enum.values]
         if mod.fields != want_values:
             errors.append(f"{mod.name}: values {mod.fields}, expected {want_values}")
 

@@ -4,6 +4,7 @@ back, answers keep their invariants, and the server stays up and answers as befo
 from __future__ import annotations
 
 import pathlib
+from collections.abc import Iterator
 
 import grpc
 import pytest
@@ -33,7 +34,7 @@ def demo_ids(demo_root: pathlib.Path) -> tuple[list[str], list[str]]:
 
 
 @pytest.fixture(scope="module")
-def sidecar(demo_root: pathlib.Path) -> Sidecar:
+def sidecar(demo_root: pathlib.Path) -> Iterator[Sidecar]:
     args = ["--max-n", str(MAX_N), "--max-offset", str(MAX_OFFSET), "--max-ids", str(MAX_IDS),
             "--max-batch-users", str(MAX_BATCH_USERS), "--batch-chunk", "8", "--max-message-bytes", "65536"]
     with running_sidecar(demo_root, "demo", workers=2, extra_args=args) as s:

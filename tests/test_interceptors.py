@@ -6,6 +6,8 @@ import os
 import pathlib
 import signal
 import uuid
+from collections.abc import Iterator
+from typing import Any
 
 import grpc
 import pytest
@@ -18,7 +20,7 @@ from tests.support.versions import copy_version
 
 
 @pytest.fixture(scope="module")
-def sidecar(demo_root: pathlib.Path) -> Sidecar:
+def sidecar(demo_root: pathlib.Path) -> Iterator[Sidecar]:
     with running_sidecar(demo_root, "demo", workers=1) as s:
         yield s
 
@@ -28,11 +30,11 @@ def user_id(demo_root: pathlib.Path) -> str:
     return loader.open_model(demo_root / "demo" / "1", ).users.ids[3]
 
 
-def _rpc_lines(sc: Sidecar, request_id: str) -> list[dict]:
+def _rpc_lines(sc: Sidecar, request_id: str) -> list[dict[str, Any]]:
     return [e for e in sc.log_events() if e.get("event") == "rpc" and e.get("request_id") == request_id]
 
 
-def _one_line(sc: Sidecar, request_id: str) -> dict:
+def _one_line(sc: Sidecar, request_id: str) -> dict[str, Any]:
     # The line is written before the response leaves the server, so it is there already.
     lines = _rpc_lines(sc, request_id)
     assert len(lines) == 1, lines
@@ -73,7 +75,8 @@ def test_a_stream_is_logged_once_with_its_response_count_model_and_version(sidec
     assert (line["model"], line["version"]) == ("demo", got[0].version)
 
 
-def test_similar_and_status_calls_are_logged_and_health_probes_are_not(sidecar: Sidecar, demo_root) -> None:
+def test_similar_and_status_calls_are_logged_and_health_probes_are_not(sidecar: Sidecar,
+                                                                       demo_root: pathlib.Path) -> None:
     item = loader.open_model(demo_root / "demo" / "1", ).items.ids[0]
     rid = uuid.uuid4().hex
     stub = sidecar.stub()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import pathlib
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from pyld import jsonld
@@ -18,22 +20,24 @@ IRI = "https://uro.test/posts/{id}"
 
 
 @pytest.fixture(scope="module")
-def sidecar(demo_root: pathlib.Path) -> Sidecar:
+def sidecar(demo_root: pathlib.Path) -> Iterator[Sidecar]:
     with running_sidecar(demo_root, "demo", extra_args=["--jsonld-item-iri", IRI]) as s:
         yield s
 
 
-def _expand(doc: str) -> dict:
+def _expand(doc: str) -> dict[str, Any]:
     # The context is inline, so expansion must not need the network: forbid any fetch.
-    def no_fetch(url: str, options: dict) -> dict:
+    def no_fetch(url: str, options: dict[str, Any]) -> dict[str, Any]:
         raise AssertionError(f"JSON-LD processor tried to fetch {url}")
 
     expanded = jsonld.expand(json.loads(doc), {"documentLoader": no_fetch})
     assert len(expanded) == 1
-    return expanded[0]
+    node: dict[str, Any] = expanded[0]
+    return node
 
 
-def _check_list(node: dict, ids: list[str], scores: list[float], first: int, version: int, source: str) -> None:
+def _check_list(node: dict[str, Any], ids: list[str], scores: list[float], first: int, version: int,
+                source: str) -> None:
     assert node["@type"] == [SCHEMA + "ItemList"]
     assert node[SCHEMA + "numberOfItems"][0]["@value"] == len(ids)
     assert node[SCHEMA + "itemListOrder"][0]["@id"] == SCHEMA + "ItemListOrderDescending"

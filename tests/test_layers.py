@@ -132,8 +132,10 @@ def tree_violations(root: pathlib.Path = PACKAGE.parent) -> list[str]:
     for tree, allowed in TREES.items():
         for path in sorted((root / tree).rglob("*.py")):
             for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+                if not isinstance(node, ast.Import | ast.ImportFrom):
+                    continue
                 names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                         else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+                         else [] if node.level else [node.module or ""])
                 for name in names:
                     top = name.split(".")[0]
                     if top in TREES and top != tree and top not in allowed:

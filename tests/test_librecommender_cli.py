@@ -16,7 +16,7 @@ EXPECTED = json.loads((FIXTURES / "expected_recommend_user_n10.json").read_text(
 
 
 @pytest.fixture(autouse=True)
-def _keep_test_logging(monkeypatch):
+def _keep_test_logging(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(logs, "configure", lambda *args, **kwargs: None)
 
 
@@ -30,13 +30,14 @@ def _import(root, *args, name="lr"):
     ["--save-embed", str(FIXTURES / "als_save_embed"), "--path", str(FIXTURES / "als_model_save"),
      "--model-name", "als"],
 ])
-def test_source_arguments_must_name_one_form(tmp_path, capsys, args):
+def test_source_arguments_must_name_one_form(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str], args) -> None:
     assert _import(tmp_path, *args) == 2
     assert "--save-embed" in capsys.readouterr().err
     assert not (tmp_path / "lr").exists()
 
 
-def test_refused_input_publishes_nothing_and_says_why(tmp_path, capsys):
+def test_refused_input_publishes_nothing_and_says_why(tmp_path: pathlib.Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
     folder = shutil.copytree(FIXTURES / "als_save_embed", tmp_path / "embed")
     (folder / "item_embed.json").write_text("{}")
     assert _import(tmp_path / "root", "--save-embed", str(folder)) == 2
@@ -44,7 +45,8 @@ def test_refused_input_publishes_nothing_and_says_why(tmp_path, capsys):
     assert not any((tmp_path / "root" / "lr").glob("[0-9]*"))
 
 
-def test_manifest_records_algorithm_source_and_hyper_parameters(tmp_path, capsys):
+def test_manifest_records_algorithm_source_and_hyper_parameters(tmp_path: pathlib.Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
     assert _import(tmp_path, "--path", str(FIXTURES / "bpr_model_save"), "--model-name", "bpr",
                    "--algorithm", "librecommender-bpr-v2") == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "lr" / "1")
@@ -56,7 +58,8 @@ def test_manifest_records_algorithm_source_and_hyper_parameters(tmp_path, capsys
     assert {"cold_start_vector.npy", "default_items.npy"} <= set(man["files"])
 
 
-def test_import_with_reload_switches_a_running_sidecar(tmp_path, capsys):
+def test_import_with_reload_switches_a_running_sidecar(tmp_path: pathlib.Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
     assert _import(tmp_path, "--path", str(FIXTURES / "als_model_save"), "--model-name", "als") == 0
     with running_sidecar(tmp_path, "lr", workers=1) as sidecar:
         stub = sidecar.stub()

@@ -24,7 +24,7 @@ CASES = {
 
 
 @pytest.fixture(scope="module")
-def model_root(tmp_path_factory):
+def model_root(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     root = tmp_path_factory.mktemp("imported")
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(logs, "configure", lambda *args, **kwargs: None)
@@ -34,7 +34,7 @@ def model_root(tmp_path_factory):
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_every_users_top10_matches_librecommender_in_process(model_root, case):
+def test_every_users_top10_matches_librecommender_in_process(model_root: pathlib.Path, case: str) -> None:
     expected = EXPECTED[CASES[case][1]]
     model = loader.open_model(model_root / case / "1")
     users = sorted(expected)
@@ -45,7 +45,7 @@ def test_every_users_top10_matches_librecommender_in_process(model_root, case):
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_float32_ranking_agrees_with_float64(model_root, case):
+def test_float32_ranking_agrees_with_float64(model_root: pathlib.Path, case: str) -> None:
     # Guards the comparison above against luck: no top-10 here hangs on float32 rounding.
     model = loader.open_model(model_root / case / "1")
     users64 = np.asarray(model.user_factors, dtype=np.float64)
@@ -58,7 +58,7 @@ def test_float32_ranking_agrees_with_float64(model_root, case):
         assert ranked.rows.tolist() == top.tolist()
 
 
-def test_unknown_users_get_librecommenders_default_recs_first(model_root):
+def test_unknown_users_get_librecommenders_default_recs_first(model_root: pathlib.Path) -> None:
     model = loader.open_model(model_root / "als-npz" / "1")
     default = np.load(FIXTURES / "als_model_save" / "als_default_recs.npz")["default_recs"]
     assert model.popular(0, 10, Restriction.none()).rows.tolist() == default[:10].tolist()
@@ -66,7 +66,7 @@ def test_unknown_users_get_librecommenders_default_recs_first(model_root):
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_every_users_top10_matches_librecommender_through_the_server(model_root, case):
+def test_every_users_top10_matches_librecommender_through_the_server(model_root: pathlib.Path, case: str) -> None:
     expected = EXPECTED[CASES[case][1]]
     users = sorted(expected)
     with running_sidecar(model_root, case, workers=1) as sidecar:

@@ -18,7 +18,7 @@ def _pairs():
         return {(r["user"], r["item"]) for r in csv.DictReader(f)}
 
 
-def test_als_embed_form_drops_the_mean_row_into_the_cold_start_vector():
+def test_als_embed_form_drops_the_mean_row_into_the_cold_start_vector() -> None:
     raw = safe_npz.load(FIXTURES / "als_model_save" / "als.npz")
     m = model_save.read(FIXTURES / "als_model_save", "als")
     assert (len(m.user_ids), len(m.item_ids)) == (120, 240)
@@ -32,13 +32,13 @@ def test_als_embed_form_drops_the_mean_row_into_the_cold_start_vector():
     assert m.default_items is not None and sorted(m.default_items.tolist()) == list(range(240))
 
 
-def test_consumed_items_are_rebuilt_from_interaction_data():
+def test_consumed_items_are_rebuilt_from_interaction_data() -> None:
     m = model_save.read(FIXTURES / "bpr_model_save", "bpr")
     got = {(m.user_ids[u], m.item_ids[i]) for u, i in zip(m.seen_users.tolist(), m.seen_items.tolist(), strict=True)}
     assert got == _pairs()
 
 
-def test_tf_variables_become_the_serving_form_with_bias_column():
+def test_tf_variables_become_the_serving_form_with_bias_column() -> None:
     raw = safe_npz.load(FIXTURES / "bpr_model_save" / "bpr_tf_variables.npz")
     m = model_save.read(FIXTURES / "bpr_model_save", "bpr")
     assert m.user_vectors.shape == (120, 17) and m.item_vectors.shape == (240, 17)
@@ -49,7 +49,7 @@ def test_tf_variables_become_the_serving_form_with_bias_column():
     assert m.user_ids[0] == "u100" and m.source["form"] == "tf_variables"
 
 
-def test_pickles_beside_the_model_are_never_opened(tmp_path):
+def test_pickles_beside_the_model_are_never_opened(tmp_path: pathlib.Path) -> None:
     folder = shutil.copytree(FIXTURES / "bpr_model_save", tmp_path / "bpr")
     marker = tmp_path / "pwned"
 
@@ -63,12 +63,12 @@ def test_pickles_beside_the_model_are_never_opened(tmp_path):
     assert not marker.exists()
 
 
-def test_wrong_model_name_says_what_is_missing():
+def test_wrong_model_name_says_what_is_missing() -> None:
     with pytest.raises(ImportRefused, match=r"neither svd\.npz nor svd_tf_variables\.npz"):
         model_save.read(FIXTURES / "als_model_save", "svd")
 
 
-def test_embeddings_that_do_not_match_the_ids_are_refused(tmp_path):
+def test_embeddings_that_do_not_match_the_ids_are_refused(tmp_path: pathlib.Path) -> None:
     folder = shutil.copytree(FIXTURES / "als_model_save", tmp_path / "als")
     raw = safe_npz.load(folder / "als.npz")
     np.savez(folder / "als.npz", user_embed=raw["user_embed"][1:], item_embed=raw["item_embed"])
@@ -76,7 +76,7 @@ def test_embeddings_that_do_not_match_the_ids_are_refused(tmp_path):
         model_save.read(folder, "als")
 
 
-def test_interactions_with_unknown_ids_are_refused(tmp_path):
+def test_interactions_with_unknown_ids_are_refused(tmp_path: pathlib.Path) -> None:
     folder = shutil.copytree(FIXTURES / "als_model_save", tmp_path / "als")
     info = safe_npz.load(folder / "als_data_info.npz")
     data = info["interaction_data"].copy()
@@ -86,7 +86,7 @@ def test_interactions_with_unknown_ids_are_refused(tmp_path):
         model_save.read(folder, "als")
 
 
-def test_unknown_tf_variables_are_refused_rather_than_scored_wrongly(tmp_path):
+def test_unknown_tf_variables_are_refused_rather_than_scored_wrongly(tmp_path: pathlib.Path) -> None:
     folder = shutil.copytree(FIXTURES / "bpr_model_save", tmp_path / "svd")
     raw = safe_npz.load(folder / "bpr_tf_variables.npz")
     np.savez(folder / "bpr_tf_variables.npz", **raw, **{"embedding/user_bias_var:0": np.zeros(120, np.float32)})
@@ -94,7 +94,7 @@ def test_unknown_tf_variables_are_refused_rather_than_scored_wrongly(tmp_path):
         model_save.read(folder, "bpr")
 
 
-def test_default_recs_outside_the_catalogue_are_refused(tmp_path):
+def test_default_recs_outside_the_catalogue_are_refused(tmp_path: pathlib.Path) -> None:
     folder = shutil.copytree(FIXTURES / "als_model_save", tmp_path / "als")
     np.savez(folder / "als_default_recs.npz", default_recs=np.array([3, 240]))
     with pytest.raises(ImportRefused, match="default recommendations"):

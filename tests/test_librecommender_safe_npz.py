@@ -16,7 +16,7 @@ FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "librecommender"
 class _RunsCommand:
     """A pickle payload that runs a shell command when unpickled."""
 
-    def __init__(self, command):
+    def __init__(self, command) -> None:
         self.command = command
 
     def __reduce__(self):
@@ -38,7 +38,7 @@ def _npz_with_object_pickle(path, payload, name="user_unique_vals"):
     return path
 
 
-def test_object_arrays_of_string_ids_load(tmp_path):
+def test_object_arrays_of_string_ids_load(tmp_path: pathlib.Path) -> None:
     arrays = safe_npz.load(FIXTURES / "bpr_model_save" / "bpr_data_info.npz")
     assert arrays["user_unique_vals"].dtype == object
     assert arrays["user_unique_vals"][:2].tolist() == ["u100", "u101"]
@@ -46,7 +46,7 @@ def test_object_arrays_of_string_ids_load(tmp_path):
     assert arrays["seed"].tolist() == 42
 
 
-def test_plain_arrays_match_numpys_own_loader(tmp_path):
+def test_plain_arrays_match_numpys_own_loader(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "a.npz"
     c = np.arange(12, dtype=np.float32).reshape(3, 4)
     np.savez(path, c=c, f=np.asfortranarray(c.astype(np.int64)), empty=np.zeros((0, 3)), s=np.float64(2.5))
@@ -56,13 +56,13 @@ def test_plain_arrays_match_numpys_own_loader(tmp_path):
         assert ours[key].dtype == theirs[key].dtype and ours[key].shape == theirs[key].shape
 
 
-def test_object_arrays_written_by_this_numpy_load_too(tmp_path):
+def test_object_arrays_written_by_this_numpy_load_too(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "o.npz"
     np.savez(path, ids=np.array(["a", 7, 2.5, None], dtype=object))
     assert safe_npz.load(path)["ids"].tolist() == ["a", 7, 2.5, None]
 
 
-def test_pickle_naming_os_system_is_refused_and_never_run(tmp_path):
+def test_pickle_naming_os_system_is_refused_and_never_run(tmp_path: pathlib.Path) -> None:
     marker = tmp_path / "pwned"
     path = _npz_with_object_pickle(tmp_path / "evil.npz", _RunsCommand(f"touch {marker}"))
     with pytest.raises(UnsafePickle) as e:
@@ -76,19 +76,19 @@ def test_pickle_naming_os_system_is_refused_and_never_run(tmp_path):
 
 
 @pytest.mark.parametrize("payload", [_CallsEval(), np.array([1, 2]).view(np.recarray)], ids=["eval", "recarray"])
-def test_any_other_global_is_refused(tmp_path, payload):
+def test_any_other_global_is_refused(tmp_path: pathlib.Path, payload) -> None:
     path = _npz_with_object_pickle(tmp_path / "x.npz", payload)
     with pytest.raises(UnsafePickle, match="only numpy arrays and plain values"):
         safe_npz.load(path)
 
 
-def test_a_pickle_of_something_that_is_not_an_array_is_refused(tmp_path):
+def test_a_pickle_of_something_that_is_not_an_array_is_refused(tmp_path: pathlib.Path) -> None:
     path = _npz_with_object_pickle(tmp_path / "x.npz", {"not": "an array"})
     with pytest.raises(ImportRefused, match="not an array"):
         safe_npz.load(path)
 
 
-def test_truncated_member_and_non_zip_are_refused(tmp_path):
+def test_truncated_member_and_non_zip_are_refused(tmp_path: pathlib.Path) -> None:
     full = io.BytesIO()
     np.save(full, np.arange(100, dtype=np.float64))
     with zipfile.ZipFile(tmp_path / "t.npz", "w") as z:
@@ -102,7 +102,7 @@ def test_truncated_member_and_non_zip_are_refused(tmp_path):
         safe_npz.load(tmp_path / "missing.npz")
 
 
-def test_only_reads_the_members_asked_for(tmp_path):
+def test_only_reads_the_members_asked_for(tmp_path: pathlib.Path) -> None:
     marker = tmp_path / "pwned"
     path = tmp_path / "mixed.npz"
     _npz_with_object_pickle(path, _RunsCommand(f"touch {marker}"), name="slot")

@@ -31,7 +31,11 @@ def test_a_lease_keeps_its_model_across_a_swap_and_commit_waits_for_it(manager: 
     with manager.lease() as held:
         assert held.version == 1
         manager.prepare(2)
-        t = threading.Thread(target=lambda: (manager.commit(2), committed.set()))
+        def commit() -> None:
+            manager.commit(2)
+            committed.set()
+
+        t = threading.Thread(target=commit)
         t.start()
         # new leases get the new model at once, while the old lease is still running
         for _ in range(100):

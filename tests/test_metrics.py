@@ -10,6 +10,7 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Callable
+from typing import Any
 
 import grpc
 import pytest
@@ -26,7 +27,7 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 WAIT = 30.0  # a generous bound for a state to be reached, never a timing assertion
 
 
-def metrics_event(sc: Sidecar) -> dict:
+def metrics_event(sc: Sidecar) -> dict[str, Any]:
     return next(e for e in sc.log_events() if e.get("event") == "metrics_serving")
 
 
@@ -61,7 +62,7 @@ def ids(demo_root: pathlib.Path) -> tuple[list[str], list[str]]:
     return m.users.ids, m.items.ids
 
 
-def test_counts_from_both_workers_are_summed(demo_root: pathlib.Path, ids) -> None:
+def test_counts_from_both_workers_are_summed(demo_root: pathlib.Path, ids: tuple[list[str], list[str]]) -> None:
     users, items = ids
     with running_sidecar(demo_root, "demo", workers=2, extra_args=["--metrics-port", "0"]) as sc:
         stubs = [sc.stub(a) for a in sc.worker_addresses]

@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import uuid
+from collections.abc import Mapping
 
 import pytest
 
@@ -94,7 +95,7 @@ def test_node_contract_suite(demo_copy: pathlib.Path, tmp_path: pathlib.Path) ->
     assert counts["fail"] == 0 and counts.get("cancelled", 0) == 0 and counts.get("skipped", 0) == 0, spec[-8000:]
 
 
-def _run_suite(contract: dict[str, object]) -> tuple[str, str, int]:
+def _run_suite(contract: Mapping[str, object]) -> tuple[str, str, int]:
     """node --test with TAP on stdout (counted here) and the readable spec report on stderr."""
     env = {**os.environ, "RECO_CONTRACT": json.dumps(contract)}
     # Its own session, so node and anything it spawned die with it.

@@ -108,7 +108,7 @@ def test_a_broken_version_is_refused_while_the_old_one_serves_every_request(
                 sc.stub().Reload(reco_pb2.ReloadRequest(version=str(bad)), timeout=60)
             rec.answers_after(time.monotonic(), 20, "the refused reload")
         assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-        details = e.value.details()
+        details = e.value.details() or ""
         assert details.startswith("version:") and f"version {bad}" in details
         expected = {"bad checksum": "sha256", "truncated array": "size", "wrong counts": "shape",
                     "NaN factors": "NaN"}[damage]
@@ -132,7 +132,7 @@ def test_reload_input_errors(demo_root: pathlib.Path) -> None:
         ]:
             with pytest.raises(grpc.RpcError) as e:
                 stub.Reload(request, timeout=30)
-            assert e.value.code() == code and e.value.details().startswith(field + ":")
+            assert e.value.code() == code and (e.value.details() or "").startswith(field + ":")
         same = stub.Reload(reco_pb2.ReloadRequest(version="latest"), timeout=30)
         assert (same.old_version, same.new_version) == (1, 1)
 

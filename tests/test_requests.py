@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -15,7 +16,7 @@ from tests.support.server import Sidecar, running_sidecar
 
 
 @pytest.fixture(scope="module")
-def sidecar(demo_root: pathlib.Path) -> Sidecar:
+def sidecar(demo_root: pathlib.Path) -> Iterator[Sidecar]:
     with running_sidecar(demo_root, "demo", workers=2, extra_args=["--batch-chunk", "64"]) as s:
         yield s
 
@@ -55,10 +56,10 @@ def test_batch_reports_unknown_users_per_user_without_failing(sidecar: Sidecar, 
 def test_batch_input_errors(sidecar: Sidecar) -> None:
     with pytest.raises(grpc.RpcError) as e:
         list(sidecar.stub().BatchRecommend(reco_pb2.BatchRecommendRequest(user_ids=[], n=5)))
-    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and e.value.details().startswith("user_ids:")
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and (e.value.details() or "").startswith("user_ids:")
     with pytest.raises(grpc.RpcError) as e:
         list(sidecar.stub().BatchRecommend(reco_pb2.BatchRecommendRequest(user_ids=["u0000001"], n=0)))
-    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and e.value.details().startswith("n:")
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and (e.value.details() or "").startswith("n:")
 
 
 def test_batch_honours_cancellation_mid_stream(sidecar: Sidecar) -> None:
@@ -202,7 +203,7 @@ def test_metadata_filters_without_metadata_fail_precondition(tmp_path: pathlib.P
             sc.stub().Recommend(reco_pb2.RecommendRequest(user_id="u0000001", n=3,
                                                           filter=reco_pb2.Filter(tags=["even"])))
         assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-        assert e.value.details().startswith("filter.tags:")
+        assert (e.value.details() or "").startswith("filter.tags:")
 
 
 def test_popular_fallback_with_filters_pages_through_the_popularity_order(sidecar: Sidecar, model) -> None:

@@ -8,6 +8,8 @@ factors are checked too, with a rounding tolerance.
 
 from __future__ import annotations
 
+import pathlib
+
 import numpy as np
 import pytest
 
@@ -204,7 +206,7 @@ def test_pruning_skips_items_on_skewed_norms() -> None:
 
 
 @pytest.fixture(scope="module")
-def exact_model(demo_version_dir):  # type: ignore[no-untyped-def]
+def exact_model(demo_version_dir: pathlib.Path):  # type: ignore[no-untyped-def]
     """The demo model with dyadic factors (exact scores), so rankings compare bit for bit."""
     import dataclasses
 
@@ -277,7 +279,7 @@ def test_model_recommend_matches_masked_argsort(exact_model) -> None:  # type: i
             assert ranked.source == (Source.FOLD_IN if q.vector is not None else Source.MODEL)
 
 
-def test_model_recommend_on_trained_factors(demo_version_dir) -> None:  # type: ignore[no-untyped-def]
+def test_model_recommend_on_trained_factors(demo_version_dir: pathlib.Path) -> None:  # type: ignore[no-untyped-def]
     """Trained (float) factors: same items as the plain product, scores within rounding."""
     from reco_sidecar.artifact import loader
 

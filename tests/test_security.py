@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import grpc
@@ -34,7 +35,9 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 def _status(address: str, credentials: grpc.ChannelCredentials | None) -> reco_pb2.GetModelStatusResponse:
     channel = grpc.secure_channel(address, credentials) if credentials else grpc.insecure_channel(address)
     with channel:
-        return reco_pb2_grpc.RecommenderStub(channel).GetModelStatus(reco_pb2.GetModelStatusRequest(), timeout=10)
+        stub = reco_pb2_grpc.RecommenderStub(channel)  # type: ignore[no-untyped-call]
+        status: reco_pb2.GetModelStatusResponse = stub.GetModelStatus(reco_pb2.GetModelStatusRequest(), timeout=10)
+        return status
 
 
 def _code(address: str, credentials: grpc.ChannelCredentials | None) -> grpc.StatusCode:
@@ -52,14 +55,14 @@ def _tls(pki: Pki, client: Pem | None = None) -> grpc.ChannelCredentials:
 
 
 @pytest.fixture(scope="module")
-def tls_sidecar(demo_root: pathlib.Path, pki: Pki) -> Sidecar:
+def tls_sidecar(demo_root: pathlib.Path, pki: Pki) -> Iterator[Sidecar]:
     args = ["--tls-cert", str(pki.server.cert), "--tls-key", str(pki.server.key)]
     with running_sidecar(demo_root, "demo", workers=2, extra_args=args) as s:
         yield s
 
 
 @pytest.fixture(scope="module")
-def mtls_sidecar(demo_root: pathlib.Path, pki: Pki) -> Sidecar:
+def mtls_sidecar(demo_root: pathlib.Path, pki: Pki) -> Iterator[Sidecar]:
     args = ["--tls-cert", str(pki.server.cert), "--tls-key", str(pki.server.key),
             "--tls-client-ca", str(pki.ca.pem.cert)]
     with running_sidecar(demo_root, "demo", workers=1, extra_args=args) as s:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+from collections.abc import Iterator
 
 import grpc
 import numpy as np
@@ -17,7 +18,7 @@ from tests.support.server import Sidecar, running_sidecar
 
 
 @pytest.fixture(scope="module")
-def sidecar(demo_root: pathlib.Path) -> Sidecar:
+def sidecar(demo_root: pathlib.Path) -> Iterator[Sidecar]:
     with running_sidecar(demo_root, "demo", workers=1, extra_args=["--max-n", "200"]) as s:
         yield s
 

@@ -99,8 +99,9 @@ def in_process(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., int]]:
     ("RECO_GRACE", "-1", "RECO_GRACE='-1': must not be negative"),
     ("RECO_EXIT_ON_STDIN_EOF", "maybe", "RECO_EXIT_ON_STDIN_EOF='maybe': must be true or false"),
 ])
-def test_a_bad_variable_is_exit_code_2_naming_it(variable: str, value: str, message: str, in_process,
-                                                  monkeypatch: pytest.MonkeyPatch, capsys, tmp_path) -> None:
+def test_a_bad_variable_is_exit_code_2_naming_it(variable: str, value: str, message: str,
+                                                  in_process: Callable[..., int], monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str], tmp_path: pathlib.Path) -> None:
     monkeypatch.setenv(variable, value)
     assert in_process("serve", "--model-root", str(tmp_path / "none"), "--model", "demo") == ExitCode.CONFIG
     assert message in capsys.readouterr().err
@@ -113,8 +114,8 @@ def test_a_bad_variable_is_exit_code_2_naming_it(variable: str, value: str, mess
     (["--version", "newest"], "--version must be a number or 'latest'"),
     (["--jsonld-item-iri", "https://x/items"], "--jsonld-item-iri must contain {id}"),
 ])
-def test_inconsistent_settings_are_exit_code_2(args: list[str], message: str, in_process, capsys,
-                                               tmp_path: pathlib.Path) -> None:
+def test_inconsistent_settings_are_exit_code_2(args: list[str], message: str, in_process: Callable[..., int],
+                                               capsys: pytest.CaptureFixture[str], tmp_path: pathlib.Path) -> None:
     f = tmp_path / "pem"
     f.write_text("x")
     argv = [a.format(f=f, missing=tmp_path / "missing") for a in args]

@@ -196,7 +196,7 @@ def test_sigterm_lets_a_slow_rpc_finish_refuses_new_ones_and_exits_zero(demo_roo
             try:
                 sc.stub().Recommend(reco_pb2.RecommendRequest(user_id="u0000001", n=3), timeout=5)
             except grpc.RpcError as e:
-                return e.code()  # type: ignore[no-any-return]
+                return e.code()
             return None  # not yet: the worker has not heard of the SIGTERM
 
         assert wait_until(refused, 30, "a new call is refused") == grpc.StatusCode.UNAVAILABLE

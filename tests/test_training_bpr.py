@@ -4,12 +4,12 @@ import scipy.sparse as sp
 from reco_sidecar.training import algorithms, bpr
 
 
-def _matrix():
+def _matrix() -> sp.csr_matrix:
     rng = np.random.default_rng(1)
     return sp.random(60, 90, density=0.1, format="csr", dtype=np.float32, random_state=rng)
 
 
-def test_bpr_rows_carry_the_bias_column():
+def test_bpr_rows_carry_the_bias_column() -> None:
     users, items = bpr.train(_matrix(), bpr.BprParams(factors=8, iterations=5, seed=3))
     assert users.shape == (60, 9) and items.shape == (90, 9)
     assert users.dtype == items.dtype == np.float32
@@ -17,7 +17,7 @@ def test_bpr_rows_carry_the_bias_column():
     assert np.any(items[:, -1] != 0.0)
 
 
-def test_implicit_scores_bpr_by_the_plain_dot_product_of_the_stored_rows():
+def test_implicit_scores_bpr_by_the_plain_dot_product_of_the_stored_rows() -> None:
     # What the artifact relies on: serving u . i reproduces implicit's own BPR ranking scores.
     from implicit.cpu.bpr import BayesianPersonalizedRanking
 
@@ -28,7 +28,7 @@ def test_implicit_scores_bpr_by_the_plain_dot_product_of_the_stored_rows():
     np.testing.assert_allclose((model.user_factors[0] @ model.item_factors.T)[ids], scores, rtol=1e-5)
 
 
-def test_algorithms_dispatch_on_params():
+def test_algorithms_dispatch_on_params() -> None:
     m = _matrix()
     params = bpr.BprParams(factors=4, iterations=2)
     assert algorithms.name(params) == "bpr"

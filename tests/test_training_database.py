@@ -2,6 +2,7 @@
 
 import datetime as dt
 import os
+import pathlib
 import uuid
 
 import numpy as np
@@ -23,7 +24,7 @@ AS_OF = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
 
 
 @pytest.fixture(autouse=True)
-def _keep_test_logging(monkeypatch):
+def _keep_test_logging(monkeypatch: pytest.MonkeyPatch) -> None:
     # cli.main points structlog at the current (captured) stderr, which pytest closes after the test.
     monkeypatch.setattr(logs, "configure", lambda *args, **kwargs: None)
 
@@ -47,7 +48,7 @@ def table(conn):
     conn.execute(f"DROP TABLE IF EXISTS {name}")
 
 
-def _insert(conn, table, rows):
+def _insert(conn, table, rows) -> None:
     with conn.cursor() as cur, cur.copy(
         f"COPY {table} (user_id, post_id, interaction_type, created_at) FROM STDIN"
     ) as copy:
@@ -73,7 +74,8 @@ def _planted(seed=5, users=90, posts=120, groups=3, per_user=14):
     return rows, user_ids, post_ids, user_group, post_group
 
 
-def test_train_from_dsn_recommends_each_users_planted_taste(conn, table, tmp_path, capsys):
+def test_train_from_dsn_recommends_each_users_planted_taste(conn, table, tmp_path: pathlib.Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
     rows, user_ids, post_ids, user_group, post_group = _planted()
     _insert(conn, table, rows)
     code = cli.main(["train", "--dsn", DSN, "--table", table, "--model-root", str(tmp_path), "--name", "uro",
@@ -106,7 +108,7 @@ def json_text(man):
     return json.dumps(man.to_json())
 
 
-def test_weights_decay_duplicates_and_unknown_types(conn, table):
+def test_weights_decay_duplicates_and_unknown_types(conn, table) -> None:
     u, p, q = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     _insert(conn, table, [
         (u, p, "view", AS_OF), (u, p, "view", AS_OF), (u, p, "share", AS_OF - dt.timedelta(days=10)),
@@ -126,7 +128,7 @@ def test_weights_decay_duplicates_and_unknown_types(conn, table):
     assert data.item_ids == [str(q)] and data.matrix.toarray().tolist() == [[2.0]]
 
 
-def test_configurable_schema_table_and_columns(conn):
+def test_configurable_schema_table_and_columns(conn) -> None:
     schema, name = f"s_{uuid.uuid4().hex[:8]}", "events"
     conn.execute(f"CREATE SCHEMA {schema}")
     try:
@@ -140,13 +142,13 @@ def test_configurable_schema_table_and_columns(conn):
         conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
-def test_missing_table_is_a_clear_error(conn):
+def test_missing_table_is_a_clear_error(conn) -> None:
     spec = database.ReadSpec(table=database.TableSpec(table="no_such_table_here"))
     with pytest.raises(InvalidArgument, match="not found"):
         database.read_interactions(DSN, spec)
 
 
-def test_rows_come_out_in_id_order_whatever_the_insertion_order(conn, table):
+def test_rows_come_out_in_id_order_whatever_the_insertion_order(conn, table) -> None:
     ids = [uuid.uuid4() for _ in range(30)]
     _insert(conn, table, [(u, p, "like", AS_OF) for u in reversed(ids) for p in ids[:5]])
     spec = database.ReadSpec(table=database.TableSpec(table=table), batch_size=7)

@@ -1,7 +1,7 @@
 from reco_sidecar.training.interactions import Builder
 
 
-def test_sorted_by_id_moves_each_weight_with_its_ids():
+def test_sorted_by_id_moves_each_weight_with_its_ids() -> None:
     b = Builder()
     for user, item, w in [("u2", "b", 1.0), ("u1", "c", 2.0), ("u2", "a", 3.0), ("u1", "b", 4.0), ("u1", "b", 0.5)]:
         b.add(user, item, w)
@@ -13,7 +13,7 @@ def test_sorted_by_id_moves_each_weight_with_its_ids():
     assert s.matrix.has_sorted_indices
 
 
-def test_builder_mixes_single_adds_and_batches_in_order_of_first_appearance():
+def test_builder_mixes_single_adds_and_batches_in_order_of_first_appearance() -> None:
     import numpy as np
 
     b = Builder()
@@ -26,7 +26,7 @@ def test_builder_mixes_single_adds_and_batches_in_order_of_first_appearance():
     assert data.matrix.toarray().tolist() == [[4.0, 0, 0], [0, 2.0, 0], [4.0, 0, 5.0], [0, 6.0, 0]]
 
 
-def test_an_empty_builder_refuses_to_build():
+def test_an_empty_builder_refuses_to_build() -> None:
     import numpy as np
     import pytest
 

@@ -1,5 +1,6 @@
 """Publishing tells a running sidecar to switch to the new version (the Reload RPC)."""
 
+import pathlib
 import socket
 
 import pytest
@@ -13,12 +14,12 @@ from tests.support.server import running_sidecar
 
 
 @pytest.fixture(autouse=True)
-def _keep_test_logging(monkeypatch):
+def _keep_test_logging(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(logs, "configure", lambda *args, **kwargs: None)
 
 
 @pytest.fixture(scope="module")
-def csv(tmp_path_factory):
+def csv(tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("data") / "demo.csv"
     demo_data.write(demo_data.DemoSpec(users=300, items=150, interactions=6_000, clusters=4, seed=8), out)
     return out
@@ -29,7 +30,8 @@ def _train(csv, root, *extra):
                      "--factors", "8", "--iterations", "4", "--holdout", "0", "--ann-trees", "5", *extra])
 
 
-def test_train_with_reload_switches_the_running_sidecar(csv, tmp_path, capsys):
+def test_train_with_reload_switches_the_running_sidecar(csv, tmp_path: pathlib.Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
     assert _train(csv, tmp_path) == 0
     with running_sidecar(tmp_path, "demo", workers=1) as sidecar:
         stub = sidecar.stub()
@@ -41,14 +43,14 @@ def test_train_with_reload_switches_the_running_sidecar(csv, tmp_path, capsys):
     assert capsys.readouterr().out.split() == [str(tmp_path / "demo" / "1"), str(tmp_path / "demo" / "2")]
 
 
-def test_reload_of_a_model_the_sidecar_does_not_serve_fails_clearly(csv, tmp_path):
+def test_reload_of_a_model_the_sidecar_does_not_serve_fails_clearly(csv, tmp_path: pathlib.Path) -> None:
     assert _train(csv, tmp_path) == 0
     with running_sidecar(tmp_path, "demo", workers=1) as sidecar, pytest.raises(Unavailable) as e:
         reload.request_reload(sidecar.address, "other", 1, timeout=10)
     assert "reload at" in str(e.value) and sidecar.address in str(e.value)
 
 
-def test_reload_with_nothing_listening_fails_within_the_timeout():
+def test_reload_with_nothing_listening_fails_within_the_timeout() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -56,7 +58,7 @@ def test_reload_with_nothing_listening_fails_within_the_timeout():
         reload.request_reload(f"127.0.0.1:{port}", "demo", 1, timeout=2)
 
 
-def test_token_file_gives_its_first_token(tmp_path):
+def test_token_file_gives_its_first_token(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "tokens"
     path.write_text("\n# admin\n  s3cret  \nother\n")
     assert reload.read_token(path) == "s3cret"
@@ -65,7 +67,8 @@ def test_token_file_gives_its_first_token(tmp_path):
         reload.read_token(path)
 
 
-def test_reload_sends_the_admin_token_the_sidecar_asks_for(csv, tmp_path, capsys):
+def test_reload_sends_the_admin_token_the_sidecar_asks_for(csv, tmp_path: pathlib.Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
     tokens = tmp_path / "admin-tokens"
     tokens.write_text("# reload\nadm1n-t0ken\n")
     root = tmp_path / "models"
@@ -78,7 +81,8 @@ def test_reload_sends_the_admin_token_the_sidecar_asks_for(csv, tmp_path, capsys
     assert response.new_version == 2
 
 
-def test_a_failed_reload_still_names_the_published_version(csv, tmp_path, capsys):
+def test_a_failed_reload_still_names_the_published_version(csv, tmp_path: pathlib.Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -89,7 +93,8 @@ def test_a_failed_reload_still_names_the_published_version(csv, tmp_path, capsys
     assert "reload at 127.0.0.1" in err
 
 
-def test_a_bad_token_file_fails_before_training(csv, tmp_path, capsys):
+def test_a_bad_token_file_fails_before_training(csv, tmp_path: pathlib.Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
     empty = tmp_path / "tokens"
     empty.write_text("\n")
     code = _train(csv, tmp_path / "models", "--reload", "127.0.0.1:1", "--reload-token-file", str(empty))

@@ -1,7 +1,7 @@
 from reco_sidecar.training.report import table
 
 
-def test_table_puts_model_beside_baseline_per_metric():
+def test_table_puts_model_beside_baseline_per_metric() -> None:
     metrics = {"precision_at_5": 0.5, "baseline_precision_at_5": 0.25, "recall_at_5": 0.125,
                "eval_users": 12.0, "eval_held_out_items": 30.0}
     lines = table(metrics, 5).splitlines()

@@ -15,7 +15,7 @@ def _matrix(counts, n_items=50, seed=0):
     return sp.csr_matrix((np.arange(1, len(rows) + 1, dtype=np.float32), (rows, cols)), shape=(len(counts), n_items))
 
 
-def test_train_and_test_partition_the_data_with_values_kept():
+def test_train_and_test_partition_the_data_with_values_kept() -> None:
     m = _matrix([10, 20, 7, 3, 0, 15])
     s = holdout(m, 0.2, seed=3)
     assert s.train.shape == s.test.shape == m.shape
@@ -23,7 +23,7 @@ def test_train_and_test_partition_the_data_with_values_kept():
     assert abs(s.train + s.test - m).max() == 0
 
 
-def test_each_eligible_user_loses_a_fraction_but_keeps_training_items():
+def test_each_eligible_user_loses_a_fraction_but_keeps_training_items() -> None:
     m = _matrix([10, 20, 5, 4, 1])
     s = holdout(m, 0.2, seed=3, min_items=5)
     held = np.diff(s.test.indptr)
@@ -32,7 +32,7 @@ def test_each_eligible_user_loses_a_fraction_but_keeps_training_items():
     assert s.test_users.tolist() == [0, 1, 2]
 
 
-def test_split_is_deterministic_per_seed_and_differs_between_seeds():
+def test_split_is_deterministic_per_seed_and_differs_between_seeds() -> None:
     m = _matrix([30] * 20)
     a, b, c = holdout(m, 0.3, seed=1), holdout(m, 0.3, seed=1), holdout(m, 0.3, seed=2)
     assert (a.test != b.test).nnz == 0
@@ -40,6 +40,6 @@ def test_split_is_deterministic_per_seed_and_differs_between_seeds():
 
 
 @pytest.mark.parametrize("fraction", [0.0, 1.0, -0.1, 1.5])
-def test_fraction_must_be_strictly_between_zero_and_one(fraction):
+def test_fraction_must_be_strictly_between_zero_and_one(fraction) -> None:
     with pytest.raises(InvalidArgument):
         holdout(_matrix([10]), fraction)

@@ -4,7 +4,7 @@ from reco_sidecar.common.errors import InvalidArgument
 from reco_sidecar.training import weights
 
 
-def test_parse_reads_pairs_in_any_order_with_spaces():
+def test_parse_reads_pairs_in_any_order_with_spaces() -> None:
     assert weights.parse(" like=0.7, view=0.1 ,share=2") == {"like": 0.7, "view": 0.1, "share": 2.0}
 
 
@@ -18,17 +18,17 @@ def test_parse_reads_pairs_in_any_order_with_spaces():
     ("view=1,view=2", "twice"),
     (" , ", "no type=weight"),
 ])
-def test_parse_refuses_bad_input_saying_why(text, why):
+def test_parse_refuses_bad_input_saying_why(text: str, why: str) -> None:
     with pytest.raises(InvalidArgument, match=why):
         weights.parse(text)
 
 
-def test_defaults_rank_share_over_like_over_click_over_view():
+def test_defaults_rank_share_over_like_over_click_over_view() -> None:
     w = weights.DEFAULT_TYPE_WEIGHTS
     assert w["share"] > w["like"] > w["click"] > w["view"] > 0
 
 
-def test_half_life_must_be_positive():
+def test_half_life_must_be_positive() -> None:
     assert weights.check_half_life(None) is None
     assert weights.check_half_life(7.0) == 7.0
     with pytest.raises(InvalidArgument):

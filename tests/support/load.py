@@ -6,7 +6,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import grpc
 
@@ -51,7 +51,7 @@ class Load:
                     self.result.values.append(value)
             i += len(self._threads)
 
-    def __enter__(self) -> Load:
+    def __enter__(self) -> Self:
         for th in self._threads:
             th.start()
         return self
