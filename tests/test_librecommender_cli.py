@@ -20,7 +20,7 @@ def _keep_test_logging(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(logs, "configure", lambda *args, **kwargs: None)
 
 
-def _import(root, *args, name="lr"):
+def _import(root: pathlib.Path, *args: str, name: str = "lr") -> int:
     return cli.main(["import-librecommender", "--model-root", str(root), "--name", name, "--ann-trees", "10", *args])
 
 
@@ -30,7 +30,8 @@ def _import(root, *args, name="lr"):
     ["--save-embed", str(FIXTURES / "als_save_embed"), "--path", str(FIXTURES / "als_model_save"),
      "--model-name", "als"],
 ])
-def test_source_arguments_must_name_one_form(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str], args) -> None:
+def test_source_arguments_must_name_one_form(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str],
+                                             args: str) -> None:
     assert _import(tmp_path, *args) == 2
     assert "--save-embed" in capsys.readouterr().err
     assert not (tmp_path / "lr").exists()

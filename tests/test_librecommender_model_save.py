@@ -3,6 +3,7 @@ import os
 import pathlib
 import pickle
 import shutil
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from reco_sidecar.librecommender.errors import ImportRefused
 FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "librecommender"
 
 
-def _pairs():
+def _pairs() -> set[tuple[str, str]]:
     with (FIXTURES / "interactions.csv").open() as f:
         return {(r["user"], r["item"]) for r in csv.DictReader(f)}
 
@@ -54,7 +55,7 @@ def test_pickles_beside_the_model_are_never_opened(tmp_path: pathlib.Path) -> No
     marker = tmp_path / "pwned"
 
     class Payload:
-        def __reduce__(self):
+        def __reduce__(self) -> tuple[Any, ...]:
             return (os.system, (f"touch {marker}",))
 
     for pkl in folder.glob("*.pkl"):
@@ -81,7 +82,7 @@ def test_interactions_with_unknown_ids_are_refused(tmp_path: pathlib.Path) -> No
     info = safe_npz.load(folder / "als_data_info.npz")
     data = info["interaction_data"].copy()
     data[0, 0] = 99_999
-    np.savez(folder / "als_data_info.npz", **{**info, "interaction_data": data})
+    np.savez(folder / "als_data_info.npz", **{**info, "interaction_data": data})  # type: ignore[arg-type]
     with pytest.raises(ImportRefused, match="1 unknown users and 0 unknown items"):
         model_save.read(folder, "als")
 
@@ -89,7 +90,9 @@ def test_interactions_with_unknown_ids_are_refused(tmp_path: pathlib.Path) -> No
 def test_unknown_tf_variables_are_refused_rather_than_scored_wrongly(tmp_path: pathlib.Path) -> None:
     folder = shutil.copytree(FIXTURES / "bpr_model_save", tmp_path / "svd")
     raw = safe_npz.load(folder / "bpr_tf_variables.npz")
-    np.savez(folder / "bpr_tf_variables.npz", **raw, **{"embedding/user_bias_var:0": np.zeros(120, np.float32)})
+    # numpy's stubs type **kwds as the allow_pickle flag
+    arrays = {**raw, "embedding/user_bias_var:0": np.zeros(120, np.float32)}
+    np.savez(folder / "bpr_tf_variables.npz", **arrays)  # type: ignore[arg-type]
     with pytest.raises(ImportRefused, match=r"user_bias_var.*inference_only=True"):
         model_save.read(folder, "bpr")
 

@@ -3,6 +3,7 @@ import os
 import pathlib
 import pickle
 import zipfile
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,19 +17,19 @@ FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "librecommender"
 class _RunsCommand:
     """A pickle payload that runs a shell command when unpickled."""
 
-    def __init__(self, command) -> None:
+    def __init__(self, command: str) -> None:
         self.command = command
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, ...]:
         return (os.system, (self.command,))
 
 
 class _CallsEval:
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, ...]:
         return (eval, ("__import__('os').getpid()",))
 
 
-def _npz_with_object_pickle(path, payload, name="user_unique_vals"):
+def _npz_with_object_pickle(path: pathlib.Path, payload: object, name: str = "user_unique_vals") -> pathlib.Path:
     """An .npz whose member claims object dtype and carries `payload` as its pickle."""
     buf = io.BytesIO()
     np.lib.format.write_array_header_1_0(buf, {"descr": "|O", "fortran_order": False, "shape": (2,)})
@@ -76,7 +77,7 @@ def test_pickle_naming_os_system_is_refused_and_never_run(tmp_path: pathlib.Path
 
 
 @pytest.mark.parametrize("payload", [_CallsEval(), np.array([1, 2]).view(np.recarray)], ids=["eval", "recarray"])
-def test_any_other_global_is_refused(tmp_path: pathlib.Path, payload) -> None:
+def test_any_other_global_is_refused(tmp_path: pathlib.Path, payload: object) -> None:
     path = _npz_with_object_pickle(tmp_path / "x.npz", payload)
     with pytest.raises(UnsafePickle, match="only numpy arrays and plain values"):
         safe_npz.load(path)

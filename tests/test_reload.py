@@ -178,4 +178,4 @@ def test_a_restarted_worker_boots_with_the_reloaded_version(two_versions: pathli
             return st if st.worker.pid != victim else None
 
         st = wait_until(replacement, 30, "a new worker answers on the killed one's address")
-        assert st.version == 2
+        assert st is not None and st.version == 2

@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 
 from reco_sidecar.engine import scoring
+from reco_sidecar.engine.model import Model
+from reco_sidecar.engine.query import RecQuery
 
 # Small blocks so that catalogues of a few hundred items take many blocks and prune.
 TINY = scoring.Plan(first_per_k=2, first_min=3, growth=1.5, min_block=2, target=64)
@@ -28,8 +30,9 @@ def brute(users: np.ndarray, items: np.ndarray, ks: np.ndarray, excluded: list[n
         row = scores[r].copy()
         if excluded[r] is not None:
             row[excluded[r]] = -np.inf
-        if allow is not None and allow[r] is not None:
-            row[~allow[r]] = -np.inf
+        allowed = allow[r] if allow is not None else None
+        if allowed is not None:
+            row[~allowed] = -np.inf
         top = np.argsort(-row, kind="stable")[: ks[r]]
         top = top[row[top] > -np.inf]
         out.append((top, row[top]))
@@ -187,7 +190,7 @@ def test_random_float_factors_within_rounding() -> None:
         assert not set(rows.tolist()) & set(excluded[r].tolist())  # type: ignore[union-attr]
         assert np.all(np.diff(vals) <= 0)
         # anything left out scores no better than the last kept, up to rounding
-        rest = np.setdiff1d(np.arange(3000), np.concatenate([rows, excluded[r]]))  # type: ignore[list-item]
+        rest = np.setdiff1d(np.arange(3000), np.concatenate([rows, excluded[r]]))
         assert plain[r, rest].max() <= vals[-1] + tol
 
 
@@ -206,7 +209,7 @@ def test_pruning_skips_items_on_skewed_norms() -> None:
 
 
 @pytest.fixture(scope="module")
-def exact_model(demo_version_dir: pathlib.Path):  # type: ignore[no-untyped-def]
+def exact_model(demo_version_dir: pathlib.Path) -> Model:
     """The demo model with dyadic factors (exact scores), so rankings compare bit for bit."""
     import dataclasses
 
@@ -220,7 +223,7 @@ def exact_model(demo_version_dir: pathlib.Path):  # type: ignore[no-untyped-def]
     return dataclasses.replace(model, user_factors=users, item_factors=items, norm_order=None)
 
 
-def reference(model, q):  # type: ignore[no-untyped-def]
+def reference(model: Model, q: RecQuery) -> tuple[np.ndarray, np.ndarray]:
     """What Model.recommend returned before pruning: mask the full product, stable argsort."""
     vector = q.vector if q.vector is not None else model.user_factors[q.user_row]
     full = model.item_factors @ vector
@@ -242,16 +245,16 @@ def reference(model, q):  # type: ignore[no-untyped-def]
     return top, scores[top]
 
 
-def queries(model, rng):  # type: ignore[no-untyped-def]
-    from reco_sidecar.engine.query import RecQuery, Restriction
+def queries(model: Model, rng: np.random.Generator) -> list[RecQuery]:
+    from reco_sidecar.engine.query import Restriction
 
     n_items, n_users = model.item_factors.shape[0], model.user_factors.shape[0]
-    shared = rng.random(n_items) < 0.4
-    out = []
+    shared = np.asarray(rng.random(n_items) < 0.4)
+    out: list[RecQuery] = []
     for i in range(60):
         exclude = rng.choice(n_items, int(rng.integers(0, 20)), replace=False).astype(np.int64)
         cand = rng.choice(n_items, int(rng.integers(1, 80)), replace=False) if i % 7 == 3 else None
-        allow = shared if i % 5 == 1 else (rng.random(n_items) < 0.1) if i % 5 == 2 else None
+        allow = shared if i % 5 == 1 else np.asarray(rng.random(n_items) < 0.1) if i % 5 == 2 else None
         restriction = Restriction(exclude, cand, allow)
         offset, n = int(rng.integers(0, 30)), int(rng.integers(0, 60))
         if i % 4 == 0:
@@ -265,7 +268,7 @@ def queries(model, rng):  # type: ignore[no-untyped-def]
     return out
 
 
-def test_model_recommend_matches_masked_argsort(exact_model) -> None:  # type: ignore[no-untyped-def]
+def test_model_recommend_matches_masked_argsort(exact_model: Model) -> None:
     from reco_sidecar.engine.query import Source
 
     qs = queries(exact_model, np.random.default_rng(9))
@@ -279,7 +282,7 @@ def test_model_recommend_matches_masked_argsort(exact_model) -> None:  # type: i
             assert ranked.source == (Source.FOLD_IN if q.vector is not None else Source.MODEL)
 
 
-def test_model_recommend_on_trained_factors(demo_version_dir: pathlib.Path) -> None:  # type: ignore[no-untyped-def]
+def test_model_recommend_on_trained_factors(demo_version_dir: pathlib.Path) -> None:
     """Trained (float) factors: same items as the plain product, scores within rounding."""
     from reco_sidecar.artifact import loader
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import pathlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import grpc
 import numpy as np
 import pytest
+from google.protobuf.message import Message
 
 from reco_sidecar.artifact import loader
 from reco_sidecar.engine import ann
@@ -30,7 +32,8 @@ def arrays(demo_version_dir: pathlib.Path) -> dict[str, object]:
             "item_ids": m.items.ids, "seen": [set(m.seen_rows(r).tolist()) for r in range(len(m.users))]}
 
 
-def test_recommend_returns_n_distinct_unseen_items_scored_by_dot_product(sidecar: Sidecar, arrays: dict) -> None:
+def test_recommend_returns_n_distinct_unseen_items_scored_by_dot_product(sidecar: Sidecar, arrays: dict[str,
+                                                                         Any]) -> None:
     stub = sidecar.stub()
     item_row = {iid: r for r, iid in enumerate(arrays["item_ids"])}
     for u in (0, 7, 123, 311):
@@ -49,7 +52,7 @@ def test_recommend_returns_n_distinct_unseen_items_scored_by_dot_product(sidecar
         assert [it.rank for it in resp.items] == list(range(1, 26))
 
 
-def test_similar_never_returns_the_query_item_and_matches_exact_cosine(sidecar: Sidecar, arrays: dict,
+def test_similar_never_returns_the_query_item_and_matches_exact_cosine(sidecar: Sidecar, arrays: dict[str, Any],
                                                                         demo_version_dir: pathlib.Path) -> None:
     stub = sidecar.stub()
     # the index alone, at the manifest's search_k, must reach the recall it claims
@@ -77,7 +80,7 @@ def test_similar_never_returns_the_query_item_and_matches_exact_cosine(sidecar: 
     assert manifest.ann.search_k > 0 and manifest.ann.trees > 0 and manifest.ann.recall_at_10 >= 0.9
 
 
-def test_similar_from_the_exact_table_is_the_exact_cosine_ranking(sidecar: Sidecar, arrays: dict,
+def test_similar_from_the_exact_table_is_the_exact_cosine_ranking(sidecar: Sidecar, arrays: dict[str, Any],
                                                                  demo_version_dir: pathlib.Path) -> None:
     width = loader.verify(demo_version_dir).ann.exact_neighbours
     assert width >= 20
@@ -92,7 +95,7 @@ def test_similar_from_the_exact_table_is_the_exact_cosine_ranking(sidecar: Sidec
         np.testing.assert_allclose([it.score for it in resp.items], expected, atol=1e-5)
 
 
-def test_similar_past_the_table_uses_the_index_and_still_excludes_the_item(sidecar: Sidecar, arrays: dict,
+def test_similar_past_the_table_uses_the_index_and_still_excludes_the_item(sidecar: Sidecar, arrays: dict[str, Any],
                                                                            demo_version_dir: pathlib.Path) -> None:
     width = loader.verify(demo_version_dir).ann.exact_neighbours
     item = arrays["item_ids"][5]
@@ -119,10 +122,10 @@ def test_model_status_path_is_absolute_when_the_root_was_given_relative(demo_roo
     assert st.path == str(demo_root / "demo" / "1")
 
 
-def _code(call, request) -> tuple[grpc.StatusCode, str]:
+def _code(call: Callable[..., Any], request: Message) -> tuple[grpc.StatusCode, str]:
     with pytest.raises(grpc.RpcError) as e:
         call(request)
-    return e.value.code(), e.value.details()
+    return e.value.code(), e.value.details() or ""
 
 
 @pytest.mark.parametrize(
@@ -143,7 +146,8 @@ def _code(call, request) -> tuple[grpc.StatusCode, str]:
          grpc.StatusCode.RESOURCE_EXHAUSTED, "filter.exclude_item_ids"),
     ],
 )
-def test_invalid_recommend_requests_get_precise_codes(sidecar: Sidecar, request_, code, field) -> None:
+def test_invalid_recommend_requests_get_precise_codes(sidecar: Sidecar, request_: Message, code: grpc.StatusCode,
+                                                      field: str) -> None:
     got, details = _code(sidecar.stub().Recommend, request_)
     assert got == code and details.startswith(field + ":"), details
 
@@ -156,7 +160,8 @@ def test_invalid_recommend_requests_get_precise_codes(sidecar: Sidecar, request_
         (reco_pb2.SimilarRequest(item_id="i0000001", n=0), grpc.StatusCode.INVALID_ARGUMENT, "n"),
     ],
 )
-def test_invalid_similar_requests_get_precise_codes(sidecar: Sidecar, request_, code, field) -> None:
+def test_invalid_similar_requests_get_precise_codes(sidecar: Sidecar, request_: Message, code: grpc.StatusCode,
+                                                    field: str) -> None:
     got, details = _code(sidecar.stub().Similar, request_)
     assert got == code and details.startswith(field + ":"), details
 
@@ -167,6 +172,6 @@ def test_oversized_message_is_resource_exhausted(sidecar: Sidecar) -> None:
     assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
-def test_the_server_still_answers_after_bad_input(sidecar: Sidecar, arrays: dict) -> None:
+def test_the_server_still_answers_after_bad_input(sidecar: Sidecar, arrays: dict[str, Any]) -> None:
     resp = sidecar.stub().Recommend(reco_pb2.RecommendRequest(user_id=arrays["user_ids"][1], n=3))
     assert len(resp.items) == 3

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import pathlib
+from collections.abc import Iterator
+from typing import Any
 
 import grpc
 import grpc_testing
 import pytest
+from google.protobuf.message import Message
 
 from reco_sidecar.artifact import loader
 from reco_sidecar.gen.reco.v1 import reco_pb2
@@ -16,6 +19,9 @@ from reco_sidecar.serving.jsonld import Renderer
 from reco_sidecar.serving.reloader import LocalReloader
 from reco_sidecar.serving.service import RecommenderService, WorkerAddress
 from tests.support.versions import copy_version, flip_byte
+
+# The grpcio-testing server and the demo model's root.
+Harness = tuple[Any, pathlib.Path]
 
 SERVICE = reco_pb2.DESCRIPTOR.services_by_name["Recommender"]
 
@@ -32,7 +38,7 @@ class StaticTopology:
 
 
 @pytest.fixture
-def harness(demo_copy: pathlib.Path):
+def harness(demo_copy: pathlib.Path) -> Iterator[Harness]:
     manager = ModelManager(demo_copy, "demo", loader.open_model)
     manager.load(1)
     service = RecommenderService(
@@ -45,13 +51,13 @@ def harness(demo_copy: pathlib.Path):
     service.close()
 
 
-def unary(server, method: str, request):
+def unary(server: Any, method: str, request: Message) -> tuple[Any, grpc.StatusCode, str]:
     rpc = server.invoke_unary_unary(SERVICE.methods_by_name[method], (), request, None)
     response, _, code, details = rpc.termination()
     return response, code, details
 
 
-def test_recommend_ok(harness) -> None:
+def test_recommend_ok(harness: Harness) -> None:
     resp, code, _ = unary(harness[0], "Recommend", reco_pb2.RecommendRequest(user_id="u0000001", n=4))
     assert code == grpc.StatusCode.OK and len(resp.items) == 4 and resp.version == 1
     assert resp.jsonld.startswith('{"@context"') and "urn:item:" in resp.jsonld
@@ -66,19 +72,20 @@ def test_recommend_ok(harness) -> None:
     (reco_pb2.RecommendRequest(user_id="zz", n=5, disable_fallback=True), grpc.StatusCode.NOT_FOUND,
      "user_id: unknown user 'zz'"),
 ])
-def test_recommend_errors(harness, request_, code, prefix) -> None:
+def test_recommend_errors(harness: Harness, request_: Message, code: grpc.StatusCode,
+                          prefix: str) -> None:
     _, got, details = unary(harness[0], "Recommend", request_)
     assert got == code and details.startswith(prefix), details
 
 
-def test_batch_too_many_users_is_resource_exhausted(harness) -> None:
+def test_batch_too_many_users_is_resource_exhausted(harness: Harness) -> None:
     rpc = harness[0].invoke_unary_stream(SERVICE.methods_by_name["BatchRecommend"], (),
                                          reco_pb2.BatchRecommendRequest(user_ids=["u"] * 101, n=3), None)
     _, code, details = rpc.termination()
     assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and details.startswith("user_ids:")
 
 
-def test_batch_streams_one_response_per_user(harness) -> None:
+def test_batch_streams_one_response_per_user(harness: Harness) -> None:
     users = [f"u{i:07d}" for i in range(40)]
     rpc = harness[0].invoke_unary_stream(SERVICE.methods_by_name["BatchRecommend"], (),
                                          reco_pb2.BatchRecommendRequest(user_ids=users, n=3), None)
@@ -94,7 +101,7 @@ def test_batch_streams_one_response_per_user(harness) -> None:
     assert code == grpc.StatusCode.OK and [r.index for r in got] == list(range(40))
 
 
-def test_reload_to_a_corrupt_version_is_failed_precondition_and_keeps_serving(harness) -> None:
+def test_reload_to_a_corrupt_version_is_failed_precondition_and_keeps_serving(harness: Harness) -> None:
     server, root = harness
     bad = copy_version(root / "demo", 1)
     flip_byte(root / "demo" / str(bad) / "user_factors.npy")
@@ -105,7 +112,7 @@ def test_reload_to_a_corrupt_version_is_failed_precondition_and_keeps_serving(ha
     assert {v.version: v.state for v in status.versions}[bad] == reco_pb2.MODEL_STATE_FAILED
 
 
-def test_reload_to_a_good_version(harness) -> None:
+def test_reload_to_a_good_version(harness: Harness) -> None:
     server, root = harness
     good = copy_version(root / "demo", 1)
     resp, code, _ = unary(server, "Reload", reco_pb2.ReloadRequest(version="latest"))

@@ -50,7 +50,7 @@ def test_train_bpr_without_evaluation(csv: pathlib.Path, tmp_path: pathlib.Path,
 
 @pytest.mark.parametrize("data_args", [[], ["--interactions", "x.csv", "--dsn", "postgresql://"]])
 def test_exactly_one_data_source_is_required(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str],
-                                             data_args) -> None:
+                                             data_args: list[str]) -> None:
     code = cli.main(["train", *data_args, "--model-root", str(tmp_path), "--name", "x"])
     assert code == 2
     assert "exactly one of --interactions" in capsys.readouterr().err

@@ -7,7 +7,7 @@ import scipy.sparse as sp
 from reco_sidecar.training.metrics import hits, ranking_metrics
 
 
-def _test_matrix(items_per_user: list[list[int]], n_items: int=10) -> sp.csr_matrix:
+def _test_matrix(items_per_user: list[list[int]], n_items: int = 10) -> sp.csr_matrix:
     rows = [u for u, items in enumerate(items_per_user) for _ in items]
     cols = [i for items in items_per_user for i in items]
     return sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(items_per_user), n_items))

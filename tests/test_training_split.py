@@ -6,7 +6,7 @@ from reco_sidecar.common.errors import InvalidArgument
 from reco_sidecar.training.split import holdout
 
 
-def _matrix(counts, n_items=50, seed=0):
+def _matrix(counts: list[int], n_items: int = 50, seed: int = 0) -> sp.csr_matrix:
     rng = np.random.default_rng(seed)
     rows, cols = [], []
     for u, c in enumerate(counts):
@@ -40,6 +40,6 @@ def test_split_is_deterministic_per_seed_and_differs_between_seeds() -> None:
 
 
 @pytest.mark.parametrize("fraction", [0.0, 1.0, -0.1, 1.5])
-def test_fraction_must_be_strictly_between_zero_and_one(fraction) -> None:
+def test_fraction_must_be_strictly_between_zero_and_one(fraction: float) -> None:
     with pytest.raises(InvalidArgument):
         holdout(_matrix([10]), fraction)
