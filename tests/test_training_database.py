@@ -4,13 +4,17 @@ import datetime as dt
 import os
 import pathlib
 import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
+import psycopg
 import pytest
 
 from reco_sidecar import cli
 from reco_sidecar.artifact import loader
 from reco_sidecar.artifact import manifest as manifest_mod
+from reco_sidecar.artifact.manifest import Manifest
 from reco_sidecar.common import logs
 from reco_sidecar.common.errors import InvalidArgument
 from reco_sidecar.engine.query import RecQuery, Restriction
@@ -19,8 +23,13 @@ from tests.support.requires import require
 
 pytestmark = pytest.mark.postgres
 
-DSN = os.environ.get("RECO_TEST_DSN")
+DSN = os.environ.get("RECO_TEST_DSN", "")
 AS_OF = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
+
+
+Row = tuple[uuid.UUID, uuid.UUID, str, dt.datetime]
+# rows, user ids, post ids, each user's group, each post's group
+Planted = tuple[list[Row], list[uuid.UUID], list[uuid.UUID], np.ndarray, np.ndarray]
 
 
 @pytest.fixture(autouse=True)
@@ -30,16 +39,14 @@ def _keep_test_logging(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def conn():
+def conn() -> Iterator[psycopg.Connection[Any]]:
     require(bool(DSN), "a PostgreSQL server (RECO_TEST_DSN)")
-    import psycopg
-
     with psycopg.connect(DSN, autocommit=True) as c:
         yield c
 
 
 @pytest.fixture
-def table(conn):
+def table(conn: psycopg.Connection[Any]) -> Iterator[str]:
     """A fresh interaction table shaped like uro's (UUID keys), dropped afterwards."""
     name = f"interactions_{uuid.uuid4().hex[:12]}"
     conn.execute(f"CREATE TABLE {name} (id bigserial PRIMARY KEY, user_id uuid NOT NULL, post_id uuid NOT NULL,"
@@ -48,7 +55,7 @@ def table(conn):
     conn.execute(f"DROP TABLE IF EXISTS {name}")
 
 
-def _insert(conn, table, rows) -> None:
+def _insert(conn: psycopg.Connection[Any], table: str, rows: Iterable[Sequence[object]]) -> None:
     with conn.cursor() as cur, cur.copy(
         f"COPY {table} (user_id, post_id, interaction_type, created_at) FROM STDIN"
     ) as copy:
@@ -56,14 +63,14 @@ def _insert(conn, table, rows) -> None:
             copy.write_row(row)
 
 
-def _planted(seed=5, users=90, posts=120, groups=3, per_user=14):
+def _planted(seed: int = 5, users: int = 90, posts: int = 120, groups: int = 3, per_user: int = 14) -> Planted:
     """Users of group g mostly like, share and click posts of group g, and view anything."""
     rng = np.random.default_rng(seed)
     user_ids = [uuid.UUID(int=int(rng.integers(1 << 62)) << 64 | u) for u in range(users)]
     post_ids = [uuid.UUID(int=int(rng.integers(1 << 62)) << 64 | p) for p in range(posts)]
     user_group = np.arange(users) % groups
     post_group = np.arange(posts) % groups
-    rows = []
+    rows: list[Row] = []
     for u in range(users):
         own = np.flatnonzero(post_group == user_group[u])
         for p in rng.choice(own, size=per_user, replace=False):
@@ -74,7 +81,8 @@ def _planted(seed=5, users=90, posts=120, groups=3, per_user=14):
     return rows, user_ids, post_ids, user_group, post_group
 
 
-def test_train_from_dsn_recommends_each_users_planted_taste(conn, table, tmp_path: pathlib.Path,
+def test_train_from_dsn_recommends_each_users_planted_taste(conn: psycopg.Connection[Any], table: str,
+                                                            tmp_path: pathlib.Path,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     rows, user_ids, post_ids, user_group, post_group = _planted()
     _insert(conn, table, rows)
@@ -89,7 +97,7 @@ def test_train_from_dsn_recommends_each_users_planted_taste(conn, table, tmp_pat
     assert sorted(model.users.ids) == sorted(str(u) for u in user_ids)
     assert set(model.items.ids) <= {str(p) for p in post_ids}
     group_of_post = {str(p): g for p, g in zip(post_ids, post_group, strict=True)}
-    in_taste = []
+    in_taste: list[bool] = []
     for u, g in zip(user_ids, user_group, strict=True):
         row = model.users.row(str(u))
         ranked = model.recommend([RecQuery(0, 5, Restriction.none(), user_row=row)])[0]
@@ -102,13 +110,13 @@ def test_train_from_dsn_recommends_each_users_planted_taste(conn, table, tmp_pat
     assert man.metrics["ndcg_at_10"] > man.metrics["baseline_ndcg_at_10"]
 
 
-def json_text(man):
+def json_text(man: Manifest) -> str:
     import json
 
     return json.dumps(man.to_json())
 
 
-def test_weights_decay_duplicates_and_unknown_types(conn, table) -> None:
+def test_weights_decay_duplicates_and_unknown_types(conn: psycopg.Connection[Any], table: str) -> None:
     u, p, q = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     _insert(conn, table, [
         (u, p, "view", AS_OF), (u, p, "view", AS_OF), (u, p, "share", AS_OF - dt.timedelta(days=10)),
@@ -128,7 +136,7 @@ def test_weights_decay_duplicates_and_unknown_types(conn, table) -> None:
     assert data.item_ids == [str(q)] and data.matrix.toarray().tolist() == [[2.0]]
 
 
-def test_configurable_schema_table_and_columns(conn) -> None:
+def test_configurable_schema_table_and_columns(conn: psycopg.Connection[Any]) -> None:
     schema, name = f"s_{uuid.uuid4().hex[:8]}", "events"
     conn.execute(f"CREATE SCHEMA {schema}")
     try:
@@ -142,13 +150,13 @@ def test_configurable_schema_table_and_columns(conn) -> None:
         conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
-def test_missing_table_is_a_clear_error(conn) -> None:
+def test_missing_table_is_a_clear_error(conn: psycopg.Connection[Any]) -> None:
     spec = database.ReadSpec(table=database.TableSpec(table="no_such_table_here"))
     with pytest.raises(InvalidArgument, match="not found"):
         database.read_interactions(DSN, spec)
 
 
-def test_rows_come_out_in_id_order_whatever_the_insertion_order(conn, table) -> None:
+def test_rows_come_out_in_id_order_whatever_the_insertion_order(conn: psycopg.Connection[Any], table: str) -> None:
     ids = [uuid.uuid4() for _ in range(30)]
     _insert(conn, table, [(u, p, "like", AS_OF) for u in reversed(ids) for p in ids[:5]])
     spec = database.ReadSpec(table=database.TableSpec(table=table), batch_size=7)

@@ -19,18 +19,18 @@ def _keep_test_logging(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="module")
-def csv(tmp_path_factory: pytest.TempPathFactory):
+def csv(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     out = tmp_path_factory.mktemp("data") / "demo.csv"
     demo_data.write(demo_data.DemoSpec(users=300, items=150, interactions=6_000, clusters=4, seed=8), out)
     return out
 
 
-def _train(csv, root, *extra):
+def _train(csv: pathlib.Path, root: pathlib.Path, *extra: str) -> int:
     return cli.main(["train", "--interactions", str(csv), "--model-root", str(root), "--name", "demo",
                      "--factors", "8", "--iterations", "4", "--holdout", "0", "--ann-trees", "5", *extra])
 
 
-def test_train_with_reload_switches_the_running_sidecar(csv, tmp_path: pathlib.Path,
+def test_train_with_reload_switches_the_running_sidecar(csv: pathlib.Path, tmp_path: pathlib.Path,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     assert _train(csv, tmp_path) == 0
     with running_sidecar(tmp_path, "demo", workers=1) as sidecar:
@@ -43,7 +43,7 @@ def test_train_with_reload_switches_the_running_sidecar(csv, tmp_path: pathlib.P
     assert capsys.readouterr().out.split() == [str(tmp_path / "demo" / "1"), str(tmp_path / "demo" / "2")]
 
 
-def test_reload_of_a_model_the_sidecar_does_not_serve_fails_clearly(csv, tmp_path: pathlib.Path) -> None:
+def test_reload_of_a_model_the_sidecar_does_not_serve_fails_clearly(csv: pathlib.Path, tmp_path: pathlib.Path) -> None:
     assert _train(csv, tmp_path) == 0
     with running_sidecar(tmp_path, "demo", workers=1) as sidecar, pytest.raises(Unavailable) as e:
         reload.request_reload(sidecar.address, "other", 1, timeout=10)
@@ -67,7 +67,7 @@ def test_token_file_gives_its_first_token(tmp_path: pathlib.Path) -> None:
         reload.read_token(path)
 
 
-def test_reload_sends_the_admin_token_the_sidecar_asks_for(csv, tmp_path: pathlib.Path,
+def test_reload_sends_the_admin_token_the_sidecar_asks_for(csv: pathlib.Path, tmp_path: pathlib.Path,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     tokens = tmp_path / "admin-tokens"
     tokens.write_text("# reload\nadm1n-t0ken\n")
@@ -81,7 +81,7 @@ def test_reload_sends_the_admin_token_the_sidecar_asks_for(csv, tmp_path: pathli
     assert response.new_version == 2
 
 
-def test_a_failed_reload_still_names_the_published_version(csv, tmp_path: pathlib.Path,
+def test_a_failed_reload_still_names_the_published_version(csv: pathlib.Path, tmp_path: pathlib.Path,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -93,7 +93,7 @@ def test_a_failed_reload_still_names_the_published_version(csv, tmp_path: pathli
     assert "reload at 127.0.0.1" in err
 
 
-def test_a_bad_token_file_fails_before_training(csv, tmp_path: pathlib.Path,
+def test_a_bad_token_file_fails_before_training(csv: pathlib.Path, tmp_path: pathlib.Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     empty = tmp_path / "tokens"
     empty.write_text("\n")
