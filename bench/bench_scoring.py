@@ -9,10 +9,13 @@ out), for batches of B users: ms/user and users/s of
   or above it sorted (exact with ties);
 - topk_before: product + masking + the chunk-maxima top_k Model.recommend used before
   scoring.py (a frozen copy below, so this baseline does not move with topk.py);
-- topk_now: product + masking + today's reco_sidecar.engine.topk.top_k (still used by evaluation and
-  candidate-list queries);
-- kernel: reco_sidecar.engine.scoring.top_k (norm-sorted blocks, Cauchy–Schwarz pruning), with
-  building its masks from the seen-item CSR;
+- topk_now: product + masking + today's reco_sidecar.engine.topk.select (still used by evaluation);
+- kernel_float32: reco_sidecar.engine.scoring.top_k_candidates alone with k (norm-sorted blocks,
+  Cauchy–Schwarz pruning, float32 block scores): the kernel as it ranked before scores were
+  made batch-invariant, with building its masks from the seen-item CSR;
+- kernel: reco_sidecar.engine.scoring.rank, what Model.recommend runs: candidates with a
+  margin, every candidate scored again by exactdot, widened where the margin was too thin.
+  Its `cost_vs_float32_kernel` is its time over kernel_float32's in the same run;
 - recommend: Model.recommend end to end (query objects in, Ranked out).
 
 Times are the calling thread's CPU time (the machine is shared: CPU time is what other
@@ -60,7 +63,7 @@ def _partition_threshold(scores: np.ndarray, k: int) -> list[np.ndarray]:
 
 
 def _topk_before(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """reco_sidecar.engine.topk.top_k as of commit 43bc774 (chunk maxima, 2-D nonzero, lexsort)."""
+    """reco_sidecar.engine.topk.select (then named top_k) as of commit 43bc774 (chunk maxima, 2-D nonzero, lexsort)."""
     b, n = scores.shape
     chunk = 128
     chunks = n // chunk
@@ -101,7 +104,7 @@ def measure(model: Any, users: np.ndarray, k: int, b: int, passes: int) -> dict[
 
     uf, items = np.asarray(model.user_factors), np.asarray(model.item_factors)
     indptr, indices = np.asarray(model.seen_indptr), np.asarray(model.seen_indices)
-    order = model.scoring_order
+    order = model.norm_order
     batches = [users[i : i + b] for i in range(0, len(users), b)]
     none = Restriction.none()
 
@@ -114,16 +117,21 @@ def measure(model: Any, users: np.ndarray, k: int, b: int, passes: int) -> dict[
         _mask(scores, u, indptr, indices)
         return scores
 
+    def kernel_float32(u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        masks = scoring.Masks.build([indices[indptr[x] : indptr[x + 1]] for x in u.tolist()])
+        return scoring.top_k_candidates(order, uf[u], np.full(len(u), k), masks)
+
     def kernel(u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         masks = scoring.Masks.build([indices[indptr[x] : indptr[x + 1]] for x in u.tolist()])
-        return scoring.top_k(order, uf[u], np.full(len(u), k), masks)
+        return scoring.rank(order, uf[u], np.full(len(u), k), masks)
 
     methods: dict[str, Callable[[np.ndarray], object]] = {
         "product": product,
         "argpartition": lambda u: _argpartition(masked(u), k),
         "partition_threshold": lambda u: _partition_threshold(masked(u), k),
         "topk_before": lambda u: _topk_before(masked(u), k),
-        "topk_now": lambda u: topk.top_k(masked(u), k),
+        "topk_now": lambda u: topk.select(masked(u), k),
+        "kernel_float32": kernel_float32,
         "kernel": kernel,
         "recommend": lambda u: model.recommend([RecQuery(0, k, none, user_row=int(x)) for x in u.tolist()]),
     }
@@ -134,18 +142,21 @@ def measure(model: Any, users: np.ndarray, k: int, b: int, passes: int) -> dict[
     for name in methods:
         out[name]["speedup_vs_product"] = round(base / out[name]["ms_per_user"], 2)
         out[name]["speedup_vs_topk_before"] = round(out["topk_before"]["ms_per_user"] / out[name]["ms_per_user"], 2)
+    for name in ("kernel", "recommend"):
+        out[name]["cost_vs_float32_kernel"] = round(out[name]["ms_per_user"] / out["kernel_float32"]["ms_per_user"], 3)
     # what pruning saved, and agreement with the full product's lists
     scored = mismatched = 0
     worst_gap = 0.0
     for u in batches:
         masks = scoring.Masks.build([indices[indptr[x] : indptr[x + 1]] for x in u.tolist()])
-        ks = np.full(len(u), k)
-        state = scoring._State(order, np.ascontiguousarray(uf[u]), ks, k, masks)
+        # the candidates rank() asks for first: k plus its margin
+        ks = scoring.Plan().candidates(np.full(len(u), k), order.n)
+        state = scoring._State(order, np.ascontiguousarray(uf[u]), ks, int(ks.max()), masks)
         state.run(np.arange(len(u)), scoring.Plan())
         scored += state.scored
         rows, _, counts = kernel(u)
         full = masked(u)
-        want, want_vals = topk.top_k(full, k)
+        want, want_vals = topk.select(full, k)
         for j in range(len(u)):
             got = rows[j, : counts[j]]
             if got.tolist() != want[j].tolist():
@@ -203,8 +214,10 @@ def main(argv: list[str] | None = None) -> int:
                     run = measure(model, users[: max(b, len(users) // 8)] if b == 1 else users, k, b, args.passes)
                     runs.append(run)
                     scaffold.log("scoring", B=b, k=k, **{m: run[m]["ms_per_user"] for m in
-                                                     ("product", "topk_before", "kernel", "recommend")},
-                            speedup=run["kernel"]["speedup_vs_product"])
+                                                     ("product", "topk_before", "kernel_float32", "kernel",
+                                                      "recommend")},
+                            speedup=run["kernel"]["speedup_vs_product"],
+                            cost_vs_float32=run["kernel"]["cost_vs_float32_kernel"])
             result["runs"] = runs
 
     return common.run("scoring", args, body)

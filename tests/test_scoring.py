@@ -43,7 +43,7 @@ def run(users: np.ndarray, items: np.ndarray, ks: np.ndarray, excluded: list[np.
         allow: list[np.ndarray | None] | None = None, plan: scoring.Plan = TINY
         ) -> list[tuple[np.ndarray, np.ndarray]]:
     order = scoring.NormOrder.build(items)
-    rows, vals, counts = scoring.top_k(order, users, ks, scoring.Masks.build(excluded, allow), plan)
+    rows, vals, counts = scoring.rank(order, users, ks, scoring.Masks.build(excluded, allow), plan)
     assert rows.shape == vals.shape == (len(users), max([0, *[min(int(k), len(items)) for k in ks]]))
     return [(rows[r, : counts[r]], vals[r, : counts[r]]) for r in range(len(users))]
 
@@ -157,10 +157,10 @@ def test_tiny_catalogues(n: int) -> None:
 
 def test_zero_k_and_empty_batch() -> None:
     order = scoring.NormOrder.build(np.ones((10, 4), dtype=np.float32))
-    rows, _vals, counts = scoring.top_k(order, np.ones((2, 4), np.float32), np.zeros(2, np.int64),
+    rows, _vals, counts = scoring.rank(order, np.ones((2, 4), np.float32), np.zeros(2, np.int64),
                                        scoring.Masks.none())
     assert rows.shape == (2, 0) and counts.tolist() == [0, 0]
-    rows, _vals, counts = scoring.top_k(order, np.zeros((0, 4), np.float32), np.zeros(0, np.int64),
+    rows, _vals, counts = scoring.rank(order, np.zeros((0, 4), np.float32), np.zeros(0, np.int64),
                                        scoring.Masks.none())
     assert rows.shape == (0, 0) and len(counts) == 0
 
@@ -220,7 +220,7 @@ def exact_model(demo_version_dir: pathlib.Path) -> Model:
     users = dyadic(rng, model.user_factors.shape)
     items = dyadic(rng, model.item_factors.shape, skew=True)
     items[rng.integers(0, len(items), len(items) // 4)] = items[rng.integers(0, len(items), len(items) // 4)]
-    return dataclasses.replace(model, user_factors=users, item_factors=items, norm_order=None)
+    return dataclasses.replace(model, user_factors=users, item_factors=items, norm_order=scoring.NormOrder.build(items))
 
 
 def reference(model: Model, q: RecQuery) -> tuple[np.ndarray, np.ndarray]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pathlib
 from collections.abc import Callable, Iterator
@@ -57,7 +58,7 @@ def test_similar_never_returns_the_query_item_and_matches_exact_cosine(sidecar: 
     stub = sidecar.stub()
     # the index alone, at the manifest's search_k, must reach the recall it claims
     index_model = loader.open_model(demo_version_dir, )
-    object.__setattr__(index_model, "neighbours", None)
+    index_model = dataclasses.replace(index_model, neighbours=None, neighbour_scores=None)
     unit_all = ann.normalized(arrays["items"])
     sample = np.arange(0, len(arrays["item_ids"]), 5)
     truth_all = ann.exact_neighbours(unit_all, sample, 10)

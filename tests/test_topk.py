@@ -1,4 +1,4 @@
-"""reco_sidecar.engine.topk.top_k against a stable argsort of the negated scores."""
+"""reco_sidecar.engine.topk.select against a stable argsort of the negated scores."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def brute(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def check(scores: np.ndarray, k: int) -> None:
-    rows, vals = topk.top_k(scores, k)
+    rows, vals = topk.select(scores, k)
     want_rows, want_vals = brute(scores, k)
     assert rows.tolist() == want_rows.tolist()
     assert vals.dtype == scores.dtype
@@ -61,21 +61,21 @@ def test_all_masked_and_mostly_masked_rows() -> None:
     scores[1, [5, 9000, 7]] = [1.0, 2.0, 1.0]
     scores[2] = 0.0
     check(scores, 20)
-    rows, vals = topk.top_k(scores, 20)
+    rows, vals = topk.select(scores, 20)
     assert rows[1, :3].tolist() == [9000, 5, 7] and np.isneginf(vals[1, 3:]).all()
     assert rows[2].tolist() == list(range(20))
 
 
 def test_nan_rows_sort_nan_last() -> None:
     scores = np.array([[np.nan, 1.0, 2.0, np.nan, 0.5] * 200], dtype=np.float32)
-    rows, _ = topk.top_k(scores, 5)
+    rows, _ = topk.select(scores, 5)
     assert rows.tolist() == brute(scores, 5)[0].tolist()
 
 
 def test_empty_inputs() -> None:
-    assert topk.top_k(np.zeros((0, 5), np.float32), 3)[0].shape == (0, 0)
-    assert topk.top_k(np.zeros((2, 5), np.float32), 0)[0].shape == (2, 0)
-    assert topk.top_k(np.zeros((2, 0), np.float32), 3)[0].shape == (2, 0)
+    assert topk.select(np.zeros((0, 5), np.float32), 3)[0].shape == (0, 0)
+    assert topk.select(np.zeros((2, 5), np.float32), 0)[0].shape == (2, 0)
+    assert topk.select(np.zeros((2, 0), np.float32), 3)[0].shape == (2, 0)
 
 
 def test_sort_keys_order_like_negated_score_then_row() -> None:

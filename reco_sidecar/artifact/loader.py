@@ -194,7 +194,8 @@ def open_model(version_dir: pathlib.Path, *, checksums_too: bool = True) -> Mode
         popular_rows = _popular_rows(pv, arrays[layout.ITEM_POPULARITY], i)
         norm_order = _norm_order(pv, arrays, item_factors)
         index = _ann(pv)
-    model = Model(
+    yty = foldin.gram(item_factors)
+    return Model(
         name=man.name,
         version=man.version,
         path=pv.dir,
@@ -209,15 +210,11 @@ def open_model(version_dir: pathlib.Path, *, checksums_too: bool = True) -> Mode
         popularity=arrays[layout.ITEM_POPULARITY],
         popular_rows=popular_rows,
         ann=index,
-        item_norms=np.linalg.norm(item_factors, axis=1),
-        yty=foldin.gram(item_factors),
+        yty=yty,
         catalog=catalog,
+        norm_order=norm_order,
         loaded_at=time.time(),
-        load_seconds=0.0,
-        cold_start_vector=arrays.get(layout.COLD_START_VECTOR),
+        load_seconds=time.perf_counter() - started,
         neighbours=neighbours,
         neighbour_scores=arrays.get(layout.ITEM_NEIGHBOUR_SCORES),
-        norm_order=norm_order,
     )
-    object.__setattr__(model, "load_seconds", time.perf_counter() - started)
-    return model

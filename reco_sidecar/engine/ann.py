@@ -82,7 +82,7 @@ def exact_table(item_factors: np.ndarray, k: int, block: int = 1024) -> tuple[np
     it slower than exact scoring to reach a useful recall; a table costs one blocked
     all-pairs product at build time and makes Similar a row lookup.
     """
-    from reco_sidecar.engine.topk import top_k
+    from reco_sidecar.engine.topk import select
 
     unit = normalized(item_factors)
     n = len(unit)
@@ -92,7 +92,7 @@ def exact_table(item_factors: np.ndarray, k: int, block: int = 1024) -> tuple[np
     for start in range(0, n, block):
         part = unit[start : start + block] @ unit.T
         part[np.arange(len(part)), np.arange(start, start + len(part))] = -np.inf
-        r, v = top_k(part, k)
+        r, v = select(part, k)
         rows[start : start + block] = r
         sims[start : start + block] = v
     return rows, sims

@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import pathlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from annoy import AnnoyIndex
 
-from reco_sidecar.engine import foldin, scoring
+from reco_sidecar.engine import exactdot, foldin, scoring
 from reco_sidecar.engine.idindex import IdIndex
 from reco_sidecar.engine.metadata import ItemCatalog
 from reco_sidecar.engine.query import Ranked, RecQuery, Restriction, Source
-from reco_sidecar.engine.topk import top_k
-
-NEG_INF = np.float32(-np.inf)
+from reco_sidecar.engine.topk import decode_keys, sort_keys
 
 
 @dataclass(frozen=True)
@@ -34,6 +32,8 @@ class ModelInfo:
 
 @dataclass(frozen=True, eq=False)
 class Model:
+    """Everything is built by the loader and never changes: requests share it across threads."""
+
     name: str
     version: int
     path: pathlib.Path
@@ -48,32 +48,20 @@ class Model:
     # Item rows in fallback order (most popular first).
     popular_rows: np.ndarray
     ann: AnnoyIndex
-    item_norms: np.ndarray
     yty: np.ndarray
     catalog: ItemCatalog | None
+    # Item factors in descending-norm order for pruned exact scoring: a private copy, as
+    # big as item_factors.
+    norm_order: scoring.NormOrder
     loaded_at: float
     load_seconds: float
-    cold_start_vector: np.ndarray | None = None
     # Exact neighbour table (item rows and cosine), when the artifact has one.
     neighbours: np.ndarray | None = None
     neighbour_scores: np.ndarray | None = None
-    extra: dict[str, object] = field(default_factory=dict)
-    # Item factors in descending-norm order for pruned exact scoring: a private copy, as
-    # big as item_factors, built by the loader (or on first use).
-    norm_order: scoring.NormOrder | None = None
 
     @property
     def factors(self) -> int:
         return int(self.item_factors.shape[1])
-
-    @property
-    def scoring_order(self) -> scoring.NormOrder:
-        order = self.norm_order
-        if order is None:
-            # two threads may both build it; either copy is the same
-            order = scoring.NormOrder.build(self.item_factors)
-            object.__setattr__(self, "norm_order", order)
-        return order
 
     def seen_rows(self, user_row: int) -> np.ndarray:
         return np.asarray(self.seen_indices[self.seen_indptr[user_row] : self.seen_indptr[user_row + 1]])
@@ -92,12 +80,13 @@ class Model:
 
     def recommend(self, queries: Sequence[RecQuery]) -> list[Ranked]:
         """Exact top-(offset+n) per query; full-catalogue queries are scored together, skipping
-        items that cannot make a list (scoring.top_k)."""
+        items that cannot make a list (scoring.rank). Each answer is the same whatever other
+        queries share the call: scores come from exactdot, ties go to the lower item row."""
         out: list[Ranked | None] = [None] * len(queries)
         at = [i for i, q in enumerate(queries) if q.restriction.candidate_rows is None]
         if at:
             full = [queries[i] for i in at]
-            rows, vals, counts = scoring.top_k(self.scoring_order, self._vectors(full),
+            rows, vals, counts = scoring.rank(self.norm_order, self._vectors(full),
                                                np.fromiter((q.k for q in full), dtype=np.int64, count=len(full)),
                                                self._masks(full))
             # the kernel returns no left-out items, so a page is a plain slice
@@ -151,27 +140,18 @@ class Model:
             return scoring.Masks.from_pairs(np.zeros(0, np.int64), np.zeros(0, np.int64), allow)
         return scoring.Masks.from_pairs(np.concatenate(rows), np.concatenate(items), allow)
 
-    def _page(self, rows: np.ndarray, vals: np.ndarray, q: RecQuery) -> Ranked:
-        rows, vals = rows[: q.k], vals[: q.k]
-        keep = vals > NEG_INF
-        rows, vals = rows[keep][q.offset :], vals[keep][q.offset :]
-        return Ranked(rows, vals, Source.FOLD_IN if q.vector is not None else Source.MODEL)
-
     def _recommend_candidates(self, q: RecQuery) -> Ranked:
+        """A candidate list is short: every candidate is scored by exactdot and sorted."""
         cand = np.unique(np.asarray(q.restriction.candidate_rows, dtype=np.int64))
-        scores = np.asarray(self.item_factors[cand]) @ self._vector(q)
-        left_out = [q.restriction.exclude_rows]
+        restriction = q.restriction
         if not q.include_seen:
-            if q.user_row is not None:
-                left_out.append(self.seen_rows(q.user_row))
-            if q.seen_rows is not None:
-                left_out.append(np.asarray(q.seen_rows))
-        drop = np.isin(cand, np.concatenate([np.asarray(x, dtype=np.int64) for x in left_out]))
-        if q.restriction.allow_mask is not None:
-            drop |= ~q.restriction.allow_mask[cand]
-        scores[drop] = NEG_INF
-        rows, vals = top_k(scores[None, :], q.k)
-        return self._page(cand[rows[0]], vals[0], q)
+            restriction = restriction.excluding(None if q.user_row is None else self.seen_rows(q.user_row),
+                                                q.seen_rows)
+        cand = cand[restriction.keeps(cand)]
+        scores = exactdot.one_vector(self._vector(q), self.item_factors[cand])
+        keys = np.sort(sort_keys(scores, cand))[q.offset : q.k]
+        rows, vals = decode_keys(keys)
+        return Ranked(rows, vals, Source.FOLD_IN if q.vector is not None else Source.MODEL)
 
     def popular(self, offset: int, n: int, restriction: Restriction) -> Ranked:
         """The fallback ranking for users the model does not know."""
@@ -181,13 +161,7 @@ class Model:
         size = min(len(self.popular_rows), 4 * want + len(restriction.exclude_rows) + 64)
         while True:
             order = self.popular_rows[:size]
-            keep = np.ones(len(order), dtype=bool)
-            if restriction.allow_mask is not None:
-                keep &= restriction.allow_mask[order]
-            if len(restriction.exclude_rows):
-                keep &= ~np.isin(order, restriction.exclude_rows)
-            if restriction.candidate_rows is not None:
-                keep &= np.isin(order, restriction.candidate_rows)
+            keep = restriction.keeps(order)
             if int(keep.sum()) >= want or size == len(self.popular_rows):
                 rows = order[keep][offset:want]
                 return Ranked(rows, self.popularity[rows].astype(np.float32), Source.POPULAR)
@@ -202,11 +176,7 @@ class Model:
         want = offset + n
         if self.neighbours is not None and self.neighbour_scores is not None and restriction.candidate_rows is None:
             r = np.asarray(self.neighbours[item_row], dtype=np.int64)
-            keep = np.ones(len(r), dtype=bool)
-            if len(restriction.exclude_rows):
-                keep &= ~np.isin(r, restriction.exclude_rows)
-            if restriction.allow_mask is not None:
-                keep &= restriction.allow_mask[r]
+            keep = restriction.keeps(r)
             if int(keep.sum()) >= want:
                 cos = np.asarray(self.neighbour_scores[item_row])
                 return Ranked(r[keep][offset:want], cos[keep][offset:want], Source.ANN)
@@ -217,13 +187,7 @@ class Model:
             r = np.asarray(rows, dtype=np.int64)
             # annoy's angular distance is sqrt(2 - 2 cos)
             cos = (1.0 - np.square(np.asarray(dists, dtype=np.float64)) / 2.0).astype(np.float32)
-            keep = r != item_row
-            if len(restriction.exclude_rows):
-                keep &= ~np.isin(r, restriction.exclude_rows)
-            if restriction.candidate_rows is not None:
-                keep &= np.isin(r, restriction.candidate_rows)
-            if restriction.allow_mask is not None:
-                keep &= restriction.allow_mask[r]
+            keep = (r != item_row) & restriction.keeps(r)
             r, cos = r[keep], cos[keep]
             if len(r) >= want or ask >= total:
                 return Ranked(r[offset:want], cos[offset:want], Source.ANN)

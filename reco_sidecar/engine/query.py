@@ -17,7 +17,12 @@ class Source(enum.Enum):
 
 @dataclass(frozen=True)
 class Restriction:
-    """Item rows never to return, an optional allow-list, and an optional mask from metadata."""
+    """Item rows never to return, an optional allow-list, and an optional mask from metadata.
+
+    keeps() is the one place that applies all three to a list of rows (popular items,
+    neighbours, candidate lists); the batched kernel takes exclude_rows and allow_mask as
+    its masks instead, since it never holds a list of all rows.
+    """
 
     exclude_rows: np.ndarray
     candidate_rows: np.ndarray | None = None
@@ -27,6 +32,25 @@ class Restriction:
     @staticmethod
     def none() -> Restriction:
         return Restriction(np.zeros(0, dtype=np.int64))
+
+    def excluding(self, *more: np.ndarray | None) -> Restriction:
+        """The same restriction with more rows left out (seen items)."""
+        parts = [np.asarray(m, dtype=np.int64) for m in more if m is not None and len(m)]
+        if not parts:
+            return self
+        exclude = np.concatenate([np.asarray(self.exclude_rows, dtype=np.int64), *parts])
+        return Restriction(exclude, self.candidate_rows, self.allow_mask)
+
+    def keeps(self, rows: np.ndarray) -> np.ndarray:
+        """True for each of `rows` that may be returned."""
+        keep = np.ones(len(rows), dtype=bool)
+        if self.allow_mask is not None:
+            keep &= self.allow_mask[rows]
+        if len(self.exclude_rows):
+            keep &= ~np.isin(rows, self.exclude_rows)
+        if self.candidate_rows is not None:
+            keep &= np.isin(rows, self.candidate_rows)
+        return keep
 
 
 @dataclass(frozen=True)

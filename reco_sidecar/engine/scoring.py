@@ -1,19 +1,23 @@
-"""Exact top-k recommendation scoring that skips items which cannot make the list.
+"""Exact top-k recommendation: candidates from a pruned float32 product, scores and order
+from one fixed routine, so that neither depends on how queries were batched.
 
-Items are kept sorted by norm, largest first, and scored in blocks. A row's score for any
-item at or after position p is at most |u| * norm[p] (Cauchy–Schwarz), so once that bound
-falls below the row's current k-th best score no later item can enter its top k and the
-row stops. On ALS factors item norms are spread widely (popular items are long), so most
-rows stop after the first few thousand items.
+Candidates. Items are kept sorted by norm, largest first, and scored in float32 blocks. A
+row's score for any item at or after position p is at most |u| * norm[p] (Cauchy–Schwarz),
+so once that bound falls below the row's current k-th best score no later item can enter
+its top k and the row stops. On ALS factors item norms are spread widely (popular items are
+long), so most rows stop after the first few thousand items. Per row the best k so far are
+kept as int64 keys that sort like (-score, item row).
 
-Per row the best k so far are kept as int64 keys that sort like (-score, item row): the
-k-th key gives the threshold, and ties go to the lower item row exactly as a stable sort
-of the negated scores would order them.
-
-Scores are float32 BLAS products of item blocks. They equal the whole product's to float32
-rounding (a few ulp of |u| * |v|: OpenBLAS rounds a dot product differently by shape and
-position, and the whole product moves as much when the batch size changes); the order
-returned is exact for the scores returned.
+Scores and order. A float32 BLAS product rounds a dot product differently by shape and
+position (a few ulp of |u| * |v|), so the block scores depend on the batch. They only pick
+candidates: a margin of extra candidates is taken, every candidate is scored again by
+exactdot (a function of the two vectors alone), and the list is ordered by that score, ties
+to the lower item row. The answer is exact for those scores when the k-th best of them
+beats anything left out: an item outside the candidates scored at most the cut in float32,
+so its real score is at most cut + error bound (float32 error of a d-term dot product,
+d * 2**-24 * |u| * max|v|, doubled); rows where the margin was too thin are ranked again
+with twice the candidates. The result is the first k of one total order over all items, so
+it is the same alone, in any batch, at any offset.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from reco_sidecar.engine import exactdot
 from reco_sidecar.engine.topk import EMPTY, decode_keys, sort_keys
 
 NEG_INF = np.float32(-np.inf)
@@ -113,6 +118,17 @@ class Masks:
             allow_of[r] = j
         return Masks(pair_rows, pair_items, np.stack(distinct), allow_of)
 
+    def subset(self, rows: np.ndarray) -> Masks:
+        """The masks of batch rows `rows` (ascending), renumbered 0..len(rows)-1."""
+        new = np.full(int(rows.max(initial=-1)) + 1, -1, dtype=np.int64)
+        new[rows] = np.arange(len(rows))
+        inside = self.pair_rows < len(new)
+        mapped = np.full(len(self.pair_rows), -1, dtype=np.int64)
+        mapped[inside] = new[self.pair_rows[inside]]
+        keep = mapped >= 0
+        allow_of = None if self.allow_of is None else self.allow_of[rows]
+        return Masks(mapped[keep], self.pair_items[keep], self.allow, allow_of)
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -131,13 +147,89 @@ class Plan:
     min_block: int = 1024
     target: int = 1 << 18
     rows: int = 1 << 30
+    # Candidates beyond k: enough that the k-th exact score almost always clears the cut by
+    # more than float32 rounding (a row where it does not is ranked again with twice as many).
+    margin_min: int = 8
+    margin_share: float = 0.125
+
+    def candidates(self, ks: np.ndarray, n: int) -> np.ndarray:
+        extra = np.maximum(self.margin_min, (ks * self.margin_share).astype(np.int64))
+        return np.minimum(n, np.where(ks > 0, ks + extra, 0))
 
 
-def top_k(order: NormOrder, vectors: np.ndarray, ks: np.ndarray, masks: Masks,
-          plan: Plan = Plan()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def float32_error(d: int) -> float:
+    """Relative bound (of |u| |v|) on a float32 dot product of d terms in any summation order."""
+    g = d * 2.0**-24
+    return g / (1.0 - g) if g < 0.5 else float("inf")
+
+
+def rank(order: NormOrder, vectors: np.ndarray, ks: np.ndarray, masks: Masks,
+         plan: Plan = Plan()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(item rows, scores, counts): rows (B, kmax) best first; row r's first counts[r] are valid.
 
-    counts[r] = min(ks[r], unmasked items); masked items are never returned.
+    counts[r] = min(ks[r], unmasked items); masked items are never returned. Scores are
+    exactdot's, the order is (-score, item row): both are the same whatever else is batched.
+    """
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    b, d = vectors.shape
+    n = order.n
+    ks = np.minimum(np.asarray(ks, dtype=np.int64), n)
+    kmax = int(ks.max()) if b else 0
+    out_rows = np.full((b, max(kmax, 0)), -1, dtype=np.int64)
+    out_vals = np.full((b, max(kmax, 0)), NEG_INF, dtype=np.float32)
+    counts = np.zeros(b, dtype=np.int64)
+    if kmax <= 0:
+        return out_rows, out_vals, counts
+    unorm = np.linalg.norm(vectors.astype(np.float64), axis=1)
+    # outside the candidates a real score is at most cut + slack (see the module docstring)
+    rel = 2.0 * float32_error(d) + 2.0 * exactdot.error_bound(d)
+    slack = rel * unorm * float(order.norms[0]) * (1.0 + 1e-9) + 1e-300
+    want = plan.candidates(ks, n)
+    todo = np.flatnonzero(ks > 0)
+    while len(todo):
+        sub = masks if len(todo) == b else masks.subset(todo)
+        c_rows, c_vals, c_counts = top_k_candidates(order, vectors[todo], want[todo], sub, plan)
+        rows, vals, got = _exact_order(order, vectors, todo, c_rows, c_counts, ks[todo])
+        kth = vals[np.arange(len(todo)), np.maximum(got - 1, 0)]
+        cut = c_vals[np.arange(len(todo)), np.maximum(want[todo] - 1, 0)].astype(np.float64)
+        # every (unmasked) item was a candidate, or the k-th exact score beats the cut's bound
+        # (rounded to float32 the same way, so a tie at the bound counts as not clear)
+        clear = (c_counts < want[todo]) | (want[todo] >= n) | (kth > (cut + slack[todo]).astype(np.float32))
+        done = todo[clear]
+        out_rows[done, : rows.shape[1]] = rows[clear][:, :kmax]
+        out_vals[done, : vals.shape[1]] = vals[clear][:, :kmax]
+        counts[done] = got[clear]
+        todo = todo[~clear]
+        want[todo] = np.minimum(n, 2 * want[todo])
+    return out_rows, out_vals, counts
+
+
+def _exact_order(order: NormOrder, vectors: np.ndarray, todo: np.ndarray, c_rows: np.ndarray,
+                 c_counts: np.ndarray, ks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Candidates scored by exactdot and sorted by (-score, item row); first ks of each row."""
+    r = len(todo)
+    width = c_rows.shape[1]
+    valid = np.arange(width)[None, :] < c_counts[:, None]
+    which, slot = np.nonzero(valid)
+    items = c_rows[which, slot]
+    vals = exactdot.scores(vectors, order.items, todo[which], order.positions[items])
+    keys = np.full((r, width), EMPTY, dtype=np.int64)
+    keys[which, slot] = sort_keys(vals, items)
+    keys.sort(axis=1)
+    kmax = int(ks.max()) if r else 0
+    keys = keys[:, :kmax]
+    got = np.minimum(c_counts, ks)
+    rows, scores = decode_keys(keys)
+    ok = np.arange(kmax)[None, :] < got[:, None]
+    return np.where(ok, rows, -1), np.where(ok, scores, NEG_INF), got
+
+
+def top_k_candidates(order: NormOrder, vectors: np.ndarray, ks: np.ndarray, masks: Masks,
+                     plan: Plan = Plan()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(item rows, float32 block scores, counts): the pruned product's top ks, best first.
+
+    counts[r] = min(ks[r], unmasked items); masked items are never returned. The scores are
+    the block products', which move with the batch: rank() only uses them to pick.
     """
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     b = vectors.shape[0]

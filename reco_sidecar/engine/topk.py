@@ -1,4 +1,4 @@
-"""Exact top-k over rows of scores.
+"""Exact top-k over rows of scores (select): (columns, values), for callers that hold every score.
 
 A row's k-th best score is at least the k-th largest of its group maxima (k groups each
 hold a value that large), so one max-reduction gives a threshold that keeps only a few
@@ -41,7 +41,7 @@ def decode_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return keys & np.int64(0xFFFFFFFF), -neg
 
 
-def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def select(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """(rows, values), each (B, k'), k' = min(k, N), best first; -inf entries are excluded items."""
     b, n = scores.shape
     k = min(k, n)

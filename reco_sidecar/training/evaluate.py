@@ -13,7 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from reco_sidecar.common import logs
-from reco_sidecar.engine.topk import top_k
+from reco_sidecar.engine.topk import select
 from reco_sidecar.training import progress
 from reco_sidecar.training.metrics import ranking_metrics
 from reco_sidecar.training.split import Split
@@ -35,7 +35,7 @@ def rank(score: Scorer, train: sp.csr_matrix, users: np.ndarray, k: int, *,
         scores = np.array(score(block), dtype=np.float32)
         seen = train[block]
         scores[np.repeat(np.arange(len(block)), np.diff(seen.indptr)), seen.indices] = -np.inf
-        rows, vals = top_k(scores, k)
+        rows, vals = select(scores, k)
         rows = np.where(np.isfinite(vals), rows, -1)
         out[start : start + len(block), : rows.shape[1]] = rows
     return out
