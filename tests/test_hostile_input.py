@@ -4,10 +4,12 @@ back, answers keep their invariants, and the server stays up and answers as befo
 from __future__ import annotations
 
 import pathlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import grpc
 import pytest
+from google.protobuf.message import Message
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -42,7 +44,8 @@ def sidecar(demo_root: pathlib.Path) -> Iterator[Sidecar]:
 
 
 @pytest.fixture(scope="module")
-def known_good(sidecar: Sidecar, demo_ids) -> tuple[reco_pb2.RecommendRequest, list[tuple[str, float]]]:
+def known_good(sidecar: Sidecar, demo_ids: tuple[list[str], list[str]]) -> tuple[reco_pb2.RecommendRequest,
+               list[tuple[str, float]]]:
     """A request and its answer, taken before any hostile input."""
     users, items = demo_ids
     request = reco_pb2.RecommendRequest(user_id=users[5], n=20, offset=3,
@@ -91,7 +94,7 @@ def maybe_filter(items: list[str]) -> st.SearchStrategy[reco_pb2.Filter | None]:
     return st.one_of(st.none(), filters(items))
 
 
-def call(method, request, timeout: float) -> tuple[grpc.StatusCode, object]:
+def call(method: Callable[..., Any], request: Message, timeout: float) -> tuple[grpc.StatusCode, Any]:
     try:
         result = method(request, timeout=timeout)
         if not hasattr(result, "model"):
@@ -101,7 +104,7 @@ def call(method, request, timeout: float) -> tuple[grpc.StatusCode, object]:
         return e.code(), e.details()
 
 
-def check_page(items, n: int, offset: int) -> None:
+def check_page(items: Sequence[Any], n: int, offset: int) -> None:
     assert len(items) <= n
     assert [i.rank for i in items] == list(range(offset + 1, offset + 1 + len(items)))
     assert len({i.item_id for i in items}) == len(items)
@@ -109,14 +112,16 @@ def check_page(items, n: int, offset: int) -> None:
     assert scores == sorted(scores, reverse=True)
 
 
-def test_hostile_recommend(sidecar: Sidecar, known_good, demo_ids) -> None:
+def test_hostile_recommend(sidecar: Sidecar, known_good: tuple[reco_pb2.RecommendRequest, list[tuple[str, float]]],
+                           demo_ids: tuple[list[str], list[str]]) -> None:
     users, items = demo_ids
     stub = sidecar.stub()
 
     @HOSTILE
     @given(model=MODELS, user=ids(users), n=INTS, offset=INTS, f=maybe_filter(items), recent=id_lists(items),
            no_fallback=st.booleans(), timeout=TIMEOUTS)
-    def run(model, user, n, offset, f, recent, no_fallback, timeout) -> None:
+    def run(model: str, user: str, n: int, offset: int, f: reco_pb2.Filter | None, recent: list[str],
+            no_fallback: bool, timeout: float) -> None:
         request = reco_pb2.RecommendRequest(model=model, user_id=user, n=n, offset=offset, filter=f,
                                             recent_item_ids=recent, disable_fallback=no_fallback)
         code, result = call(stub.Recommend, request, timeout)
@@ -128,13 +133,13 @@ def test_hostile_recommend(sidecar: Sidecar, known_good, demo_ids) -> None:
     run()
 
 
-def test_hostile_similar(sidecar: Sidecar, demo_ids) -> None:
+def test_hostile_similar(sidecar: Sidecar, demo_ids: tuple[list[str], list[str]]) -> None:
     _, items = demo_ids
     stub = sidecar.stub()
 
     @HOSTILE
     @given(model=MODELS, item=ids(items), n=INTS, offset=INTS, f=maybe_filter(items), timeout=TIMEOUTS)
-    def run(model, item, n, offset, f, timeout) -> None:
+    def run(model: str, item: str, n: int, offset: int, f: reco_pb2.Filter | None, timeout: float) -> None:
         request = reco_pb2.SimilarRequest(model=model, item_id=item, n=n, offset=offset, filter=f)
         code, result = call(stub.Similar, request, timeout)
         assert code in DOCUMENTED, (code, result)
@@ -145,7 +150,7 @@ def test_hostile_similar(sidecar: Sidecar, demo_ids) -> None:
     run()
 
 
-def test_hostile_batch_recommend(sidecar: Sidecar, demo_ids) -> None:
+def test_hostile_batch_recommend(sidecar: Sidecar, demo_ids: tuple[list[str], list[str]]) -> None:
     users, items = demo_ids
     stub = sidecar.stub()
     user_lists = st.one_of(st.lists(ids(users), max_size=MAX_BATCH_USERS + 3),
@@ -155,7 +160,8 @@ def test_hostile_batch_recommend(sidecar: Sidecar, demo_ids) -> None:
     @HOSTILE
     @given(model=MODELS, batch=user_lists, n=INTS, f=maybe_filter(items), jsonld=st.booleans(),
            no_fallback=st.booleans(), timeout=TIMEOUTS)
-    def run(model, batch, n, f, jsonld, no_fallback, timeout) -> None:
+    def run(model: str, batch: list[str], n: int, f: reco_pb2.Filter | None, jsonld: bool, no_fallback: bool,
+            timeout: float) -> None:
         request = reco_pb2.BatchRecommendRequest(model=model, user_ids=batch, n=n, filter=f,
                                                  include_jsonld=jsonld, disable_fallback=no_fallback)
         code, result = call(stub.BatchRecommend, request, timeout)
@@ -181,7 +187,7 @@ def test_hostile_status_and_reload(sidecar: Sidecar) -> None:
 
     @HOSTILE
     @given(model=MODELS, version=versions, timeout=TIMEOUTS)
-    def run(model, version, timeout) -> None:
+    def run(model: str, version: str, timeout: float) -> None:
         code, result = call(stub.GetModelStatus, reco_pb2.GetModelStatusRequest(model=model), timeout)
         assert code in DOCUMENTED, (code, result)
         code, result = call(stub.Reload, reco_pb2.ReloadRequest(model=model, version=version), timeout)
@@ -200,7 +206,9 @@ def test_reload_with_a_digit_that_is_not_a_number(demo_root: pathlib.Path) -> No
         assert sc.proc.poll() is None
 
 
-def test_afterwards_the_server_is_up_and_answers_as_before(sidecar: Sidecar, known_good) -> None:
+def test_afterwards_the_server_is_up_and_answers_as_before(sidecar: Sidecar,
+                                                           known_good: tuple[reco_pb2.RecommendRequest,
+                                                           list[tuple[str, float]]]) -> None:
     request, before = known_good
     for address in sidecar.worker_addresses:
         after = sidecar.stub(address).Recommend(request, timeout=30)

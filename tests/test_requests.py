@@ -5,12 +5,15 @@ from __future__ import annotations
 import pathlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import grpc
 import numpy as np
 import pytest
 
 from reco_sidecar.artifact import loader
+from reco_sidecar.engine.metadata import ItemCatalog
+from reco_sidecar.engine.model import Model
 from reco_sidecar.gen.reco.v1 import reco_pb2
 from tests.support.server import Sidecar, running_sidecar
 
@@ -22,15 +25,26 @@ def sidecar(demo_root: pathlib.Path) -> Iterator[Sidecar]:
 
 
 @pytest.fixture(scope="module")
-def model(demo_version_dir: pathlib.Path):
+def model(demo_version_dir: pathlib.Path) -> Model:
     return loader.open_model(demo_version_dir)
 
 
-def _ids(resp) -> list[str]:
+def _row(model: Model, item_id: str) -> int:
+    row = model.items.row(item_id)
+    assert row is not None, item_id
+    return row
+
+
+def _catalog(model: Model) -> ItemCatalog:
+    assert model.catalog is not None, "the demo model has item metadata"
+    return model.catalog
+
+
+def _ids(resp: Any) -> list[str]:
     return [it.item_id for it in resp.items]
 
 
-def test_batch_equals_single_recommend_in_request_order(sidecar: Sidecar, model) -> None:
+def test_batch_equals_single_recommend_in_request_order(sidecar: Sidecar, model: Model) -> None:
     stub = sidecar.stub()
     users = [model.users.ids[i] for i in range(0, len(model.users), 3)] + ["ghost-1", model.users.ids[5], "ghost-2"]
     got = list(stub.BatchRecommend(reco_pb2.BatchRecommendRequest(user_ids=users, n=10), timeout=30))
@@ -44,7 +58,7 @@ def test_batch_equals_single_recommend_in_request_order(sidecar: Sidecar, model)
     assert got[-1].source == reco_pb2.SOURCE_POPULAR and not got[-1].jsonld
 
 
-def test_batch_reports_unknown_users_per_user_without_failing(sidecar: Sidecar, model) -> None:
+def test_batch_reports_unknown_users_per_user_without_failing(sidecar: Sidecar, model: Model) -> None:
     users = [model.users.ids[0], "ghost", model.users.ids[1]]
     got = list(sidecar.stub().BatchRecommend(
         reco_pb2.BatchRecommendRequest(user_ids=users, n=5, disable_fallback=True, include_jsonld=True)))
@@ -84,7 +98,7 @@ def test_batch_deadline_ends_the_stream(sidecar: Sidecar) -> None:
     assert len(sidecar.stub().Recommend(reco_pb2.RecommendRequest(user_id="u0000001", n=3)).items) == 3
 
 
-def test_filters_never_return_excluded_items(sidecar: Sidecar, model) -> None:
+def test_filters_never_return_excluded_items(sidecar: Sidecar, model: Model) -> None:
     stub = sidecar.stub()
     user = model.users.ids[11]
     base = _ids(stub.Recommend(reco_pb2.RecommendRequest(user_id=user, n=20)))
@@ -95,13 +109,13 @@ def test_filters_never_return_excluded_items(sidecar: Sidecar, model) -> None:
     assert _ids(resp)[:13] == base[7:]
 
 
-def test_candidate_set_restricts_and_ranks_exactly(sidecar: Sidecar, model) -> None:
+def test_candidate_set_restricts_and_ranks_exactly(sidecar: Sidecar, model: Model) -> None:
     user_row = 42
     user = model.users.ids[user_row]
     candidates = [model.items.ids[i] for i in range(0, 400, 7)] + ["no-such-item"]
     resp = sidecar.stub().Recommend(reco_pb2.RecommendRequest(
         user_id=user, n=5, filter=reco_pb2.Filter(candidate_item_ids=candidates)))
-    rows = [model.items.row(c) for c in candidates[:-1]]
+    rows = [_row(model, c) for c in candidates[:-1]]
     seen = set(model.seen_rows(user_row).tolist())
     rows = [r for r in rows if r not in seen]
     scores = np.asarray(model.item_factors)[rows] @ np.asarray(model.user_factors[user_row])
@@ -109,20 +123,20 @@ def test_candidate_set_restricts_and_ranks_exactly(sidecar: Sidecar, model) -> N
     assert _ids(resp) == expected
 
 
-def test_category_and_tag_filters_use_item_metadata(sidecar: Sidecar, model) -> None:
+def test_category_and_tag_filters_use_item_metadata(sidecar: Sidecar, model: Model) -> None:
     stub = sidecar.stub()
     resp = stub.Recommend(reco_pb2.RecommendRequest(
         user_id=model.users.ids[3], n=10, filter=reco_pb2.Filter(categories=["cat2"], tags=["even"])))
     assert len(resp.items) == 10
     for it in resp.items:
-        row = model.items.row(it.item_id)
-        assert model.catalog.categories[row] == "cat2" and "even" in model.catalog.tags[row]
+        row = _row(model, it.item_id)
+        assert _catalog(model).categories[row] == "cat2" and "even" in _catalog(model).tags[row]
     sim = stub.Similar(reco_pb2.SimilarRequest(item_id=model.items.ids[0], n=5,
                                                filter=reco_pb2.Filter(categories=["cat1"])))
-    assert all(model.catalog.categories[model.items.row(i.item_id)] == "cat1" for i in sim.items)
+    assert all(_catalog(model).categories[_row(model, i.item_id)] == "cat1" for i in sim.items)
 
 
-def test_offset_pages_do_not_overlap_and_concatenate_to_the_full_list(sidecar: Sidecar, model) -> None:
+def test_offset_pages_do_not_overlap_and_concatenate_to_the_full_list(sidecar: Sidecar, model: Model) -> None:
     stub = sidecar.stub()
     user = model.users.ids[9]
     full = _ids(stub.Recommend(reco_pb2.RecommendRequest(user_id=user, n=30)))
@@ -134,7 +148,7 @@ def test_offset_pages_do_not_overlap_and_concatenate_to_the_full_list(sidecar: S
     assert sims[0] + sims[1] == _ids(stub.Similar(reco_pb2.SimilarRequest(item_id=model.items.ids[4], n=10)))
 
 
-def test_include_seen_keeps_seen_items(sidecar: Sidecar, model) -> None:
+def test_include_seen_keeps_seen_items(sidecar: Sidecar, model: Model) -> None:
     user_row = 20
     seen = {model.items.ids[r] for r in model.seen_rows(user_row).tolist()}
     assert seen
@@ -143,7 +157,7 @@ def test_include_seen_keeps_seen_items(sidecar: Sidecar, model) -> None:
     assert set(_ids(resp)) & seen
 
 
-def test_unknown_user_gets_popular_items_with_popular_source(sidecar: Sidecar, model) -> None:
+def test_unknown_user_gets_popular_items_with_popular_source(sidecar: Sidecar, model: Model) -> None:
     resp = sidecar.stub().Recommend(reco_pb2.RecommendRequest(user_id="brand-new-user", n=8))
     assert resp.source == reco_pb2.SOURCE_POPULAR
     expected = [model.items.ids[r] for r in model.popular_rows[:8]]
@@ -151,7 +165,7 @@ def test_unknown_user_gets_popular_items_with_popular_source(sidecar: Sidecar, m
     assert [i.score for i in resp.items] == sorted([i.score for i in resp.items], reverse=True)
 
 
-def test_fold_in_from_a_known_users_items_ranks_close_to_the_stored_vector(sidecar: Sidecar, model) -> None:
+def test_fold_in_from_a_known_users_items_ranks_close_to_the_stored_vector(sidecar: Sidecar, model: Model) -> None:
     stub = sidecar.stub()
     overlaps = []
     for user_row in range(0, len(model.users), 40):
@@ -167,7 +181,7 @@ def test_fold_in_from_a_known_users_items_ranks_close_to_the_stored_vector(sidec
     assert np.mean(overlaps) >= 0.7, overlaps
 
 
-def test_every_response_states_its_source(sidecar: Sidecar, model) -> None:
+def test_every_response_states_its_source(sidecar: Sidecar, model: Model) -> None:
     stub = sidecar.stub()
     sources = {
         stub.Recommend(reco_pb2.RecommendRequest(user_id=model.users.ids[0], n=3)).source,
@@ -178,7 +192,7 @@ def test_every_response_states_its_source(sidecar: Sidecar, model) -> None:
     assert sources == {reco_pb2.SOURCE_MODEL, reco_pb2.SOURCE_POPULAR, reco_pb2.SOURCE_FOLD_IN, reco_pb2.SOURCE_ANN}
 
 
-def test_concurrent_calls_batched_together_give_the_same_answers(sidecar: Sidecar, model) -> None:
+def test_concurrent_calls_batched_together_give_the_same_answers(sidecar: Sidecar, model: Model) -> None:
     users = [model.users.ids[i] for i in range(64)]
     stubs = [sidecar.stub(a) for a in sidecar.worker_addresses]
     sequential = {u: _ids(stubs[0].Recommend(reco_pb2.RecommendRequest(user_id=u, n=10))) for u in users}
@@ -206,11 +220,11 @@ def test_metadata_filters_without_metadata_fail_precondition(tmp_path: pathlib.P
         assert (e.value.details() or "").startswith("filter.tags:")
 
 
-def test_popular_fallback_with_filters_pages_through_the_popularity_order(sidecar: Sidecar, model) -> None:
+def test_popular_fallback_with_filters_pages_through_the_popularity_order(sidecar: Sidecar, model: Model) -> None:
     stub = sidecar.stub()
     top = [model.items.ids[r] for r in model.popular_rows[:60]]
     resp = stub.Recommend(reco_pb2.RecommendRequest(
         user_id="stranger", n=10, offset=5, filter=reco_pb2.Filter(exclude_item_ids=top[:20], categories=["cat3"])))
     expected = [i for i in (model.items.ids[r] for r in model.popular_rows)
-                if i not in top[:20] and model.catalog.categories[model.items.row(i)] == "cat3"][5:15]
+                if i not in top[:20] and _catalog(model).categories[_row(model, i)] == "cat3"][5:15]
     assert _ids(resp) == expected and resp.source == reco_pb2.SOURCE_POPULAR

@@ -40,7 +40,8 @@ def factors(seed: int, n: int, b: int, d: int) -> tuple[np.ndarray, np.ndarray]:
 
 def near_copies(v: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
     wiggle = rng.integers(-8, 9, (count, len(v))).astype(np.float32) * np.float32(2.0**-22)
-    return (v[None, :] * (np.float32(1.0) + wiggle)).astype(np.float32)
+    copies: np.ndarray = (v[None, :] * (np.float32(1.0) + wiggle)).astype(np.float32)
+    return copies
 
 
 def reference(user: np.ndarray, items: np.ndarray, k: int, excluded: np.ndarray) -> tuple[list[int], np.ndarray]:
