@@ -31,7 +31,7 @@ def test_versions_are_numbered_and_hold_everything_the_manifest_lists(tmp_path: 
     manifest = json.loads((second / layout.MANIFEST).read_text())
     assert manifest["version"] == 2 and manifest["user_count"] == 30 and manifest["factors"] == 4
     assert set(manifest["files"]) == {*layout.REQUIRED_FILES, layout.ITEM_NEIGHBOURS, layout.ITEM_NEIGHBOUR_SCORES,
-                                      *layout.NORM_ORDER_FILES}
+                                      *layout.NORM_ORDER_FILES, *layout.USER_ID_FILES, *layout.ITEM_ID_FILES}
     assert manifest["ann"]["exact_neighbours"] == 49  # every other item of 50
     assert manifest["metrics"] == {"ndcg_at_10": 0.5} and manifest["ann"]["search_k"] > 0
     for name, entry in manifest["files"].items():

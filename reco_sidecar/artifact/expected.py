@@ -54,6 +54,12 @@ def arrays(man: Manifest) -> dict[str, Array]:
         out[layout.ITEMS_BY_NORM] = Array(f32, (i, d))
         out[layout.ITEM_NORM_ORDER] = Array(i64, (i,))
         out[layout.ITEM_NORMS] = Array(np.dtype(np.float64), (i,))
+    for files, n in ((layout.USER_ID_FILES, u), (layout.ITEM_ID_FILES, i)):
+        if files[0] in man.files:
+            spans, hashes, rows = files
+            out[spans] = Array(i64, (n, 2))
+            out[hashes] = Array(np.dtype(np.uint64), (n,))
+            out[rows] = Array(i64, (n,))
     return out
 
 

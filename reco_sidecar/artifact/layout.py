@@ -26,6 +26,10 @@ ITEM_NORM_ORDER = "item_norm_order.npy"
 ITEM_NORMS = "item_norms.npy"
 NORM_ORDER_FILES = (ITEMS_BY_NORM, ITEM_NORM_ORDER, ITEM_NORMS)
 
+# Derived from the id maps by the writer (artifact/idmaps.py): byte spans and sorted hashes.
+USER_ID_FILES = ("user_id_spans.npy", "user_id_hashes.npy", "user_id_hash_rows.npy")
+ITEM_ID_FILES = ("item_id_spans.npy", "item_id_hashes.npy", "item_id_hash_rows.npy")
+
 REQUIRED_FILES = (
     USER_FACTORS,
     ITEM_FACTORS,
@@ -37,6 +41,8 @@ REQUIRED_FILES = (
     ANN_INDEX,
 )
 OPTIONAL_FILES = (ITEM_METADATA, COLD_START_VECTOR, DEFAULT_ITEMS, ITEM_NEIGHBOURS, ITEM_NEIGHBOUR_SCORES,
-                  *NORM_ORDER_FILES)
+                  *NORM_ORDER_FILES, *USER_ID_FILES, *ITEM_ID_FILES)
+# Optional files that are written, and must be listed, together.
+GROUPS = (NORM_ORDER_FILES, USER_ID_FILES, ITEM_ID_FILES)
 # Directories being written carry this prefix until the atomic rename; sources never list them.
 TMP_PREFIX = ".tmp-"

@@ -18,13 +18,13 @@ import msgpack
 import numpy as np
 from annoy import AnnoyIndex
 
-from reco_sidecar.artifact import expected, layout, source
+from reco_sidecar.artifact import expected, idmaps, layout, source
 from reco_sidecar.artifact import manifest as manifest_mod
 from reco_sidecar.artifact.manifest import Manifest
 from reco_sidecar.artifact.pinned import PinnedVersion
 from reco_sidecar.common.errors import ArtifactError
 from reco_sidecar.engine import ann, foldin, scoring
-from reco_sidecar.engine.idindex import IdIndex
+from reco_sidecar.engine.idindex import DictIdIndex, IdIndex
 from reco_sidecar.engine.metadata import ItemCatalog
 from reco_sidecar.engine.model import Model, ModelInfo
 
@@ -71,18 +71,25 @@ def _ann(pv: PinnedVersion) -> AnnoyIndex:
 
 # Id maps by content: a retrained version usually keeps the same users and items, and
 # reusing the serving version's map saves the reload its largest pure-Python cost.
-_id_maps: weakref.WeakValueDictionary[str, IdIndex] = weakref.WeakValueDictionary()
+_id_maps: weakref.WeakValueDictionary[str, DictIdIndex] = weakref.WeakValueDictionary()
 
 
-def _id_index(pv: PinnedVersion, name: str, count: int, what: str) -> IdIndex:
+def _id_index(pv: PinnedVersion, arrays: dict[str, np.ndarray], name: str, derived: tuple[str, str, str],
+              count: int, what: str) -> IdIndex:
+    f = pv.file(name)
+    if derived[0] in arrays:
+        # mapped in place from the verified descriptor: nothing per id is built
+        spans, hashes, rows = (arrays[d] for d in derived)
+        return idmaps.hashed_index(f.fd, f.path, f.size, count, what, spans, hashes, rows,
+                                   (pv.file(derived[1]).path, pv.file(derived[2]).path))
     sha256 = pv.manifest.files[name].sha256
     cached = _id_maps.get(sha256)
     if cached is not None and len(cached) == count:
         return cached
-    path = pv.file(name).path
-    index = IdIndex(_ids(pv.verified_bytes(name), path, count, what))
+    path = f.path
+    index = DictIdIndex(_ids(pv.verified_bytes(name), path, count, what))
     # The map has fewer keys than the list exactly when an id repeats: no separate set needed.
-    if len(index.rows) != len(index.ids):
+    if len(index.rows) != len(index):
         raise ArtifactError(path, f"{what} ids are not unique")
     _id_maps[sha256] = index
     return index
@@ -188,8 +195,8 @@ def open_model(version_dir: pathlib.Path, *, checksums_too: bool = True) -> Mode
         if neighbours is not None and len(neighbours) and (neighbours.min() < 0 or neighbours.max() >= i):
             raise ArtifactError(pv.file(layout.ITEM_NEIGHBOURS).path,
                                 "neighbour table names rows outside the items")
-        users = _id_index(pv, layout.USER_IDS, u, "user")
-        items = _id_index(pv, layout.ITEM_IDS, i, "item")
+        users = _id_index(pv, arrays, layout.USER_IDS, layout.USER_ID_FILES, u, "user")
+        items = _id_index(pv, arrays, layout.ITEM_IDS, layout.ITEM_ID_FILES, i, "item")
         catalog = _catalog(pv, i) if layout.ITEM_METADATA in pv.files else None
         popular_rows = _popular_rows(pv, arrays[layout.ITEM_POPULARITY], i)
         norm_order = _norm_order(pv, arrays, item_factors)

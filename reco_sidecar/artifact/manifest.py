@@ -205,10 +205,11 @@ def _files(f: _Fields) -> dict[str, FileEntry]:
     missing = [name for name in layout.REQUIRED_FILES if name not in files]
     if missing:
         raise ArtifactError(f.where, f"manifest lists no checksum for {', '.join(missing)}")
-    together = [name for name in layout.NORM_ORDER_FILES if name in files]
-    if together and len(together) != len(layout.NORM_ORDER_FILES):
-        raise ArtifactError(f.where, f"manifest lists {', '.join(together)} without the rest of "
-                            f"{', '.join(layout.NORM_ORDER_FILES)} (they come together)")
+    for group in layout.GROUPS:
+        together = [name for name in group if name in files]
+        if together and len(together) != len(group):
+            raise ArtifactError(f.where, f"manifest lists {', '.join(together)} without the rest of "
+                                f"{', '.join(group)} (they come together)")
     return files
 
 

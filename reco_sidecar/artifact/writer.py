@@ -15,7 +15,7 @@ from typing import Any
 import msgpack
 import numpy as np
 
-from reco_sidecar.artifact import layout
+from reco_sidecar.artifact import idmaps, layout
 from reco_sidecar.artifact.checksums import sha256_file
 from reco_sidecar.artifact.manifest import AnnParams, FileEntry, Manifest
 from reco_sidecar.artifact.source import list_versions
@@ -67,8 +67,12 @@ def _write_files(tmp: pathlib.Path, c: ArtifactContent, ann_trees: int, ann_reca
     np.save(tmp / layout.SEEN_INDPTR, np.asarray(c.seen_indptr, dtype=np.int64))
     np.save(tmp / layout.SEEN_INDICES, np.asarray(c.seen_indices, dtype=np.int32))
     np.save(tmp / layout.ITEM_POPULARITY, np.asarray(c.item_popularity, dtype=np.float32))
-    (tmp / layout.USER_IDS).write_bytes(msgpack.packb(list(c.user_ids)))
-    (tmp / layout.ITEM_IDS).write_bytes(msgpack.packb(list(c.item_ids)))
+    for ids, name, derived in ((c.user_ids, layout.USER_IDS, layout.USER_ID_FILES),
+                               (c.item_ids, layout.ITEM_IDS, layout.ITEM_ID_FILES)):
+        encoded = idmaps.encode(list(ids))
+        (tmp / name).write_bytes(encoded.data)
+        for file, arr in zip(derived, (encoded.spans, encoded.hashes, encoded.hash_rows), strict=True):
+            np.save(tmp / file, arr)
     if c.item_metadata is not None:
         meta = {"categories": c.item_metadata.categories, "tags": c.item_metadata.tags}
         (tmp / layout.ITEM_METADATA).write_bytes(msgpack.packb(meta))
