@@ -32,7 +32,7 @@ HOSTILE = settings(max_examples=150, deadline=None, database=None)
 @pytest.fixture(scope="module")
 def demo_ids(demo_root: pathlib.Path) -> tuple[list[str], list[str]]:
     model = loader.open_model(demo_root / "demo" / "1", )
-    return model.users.ids, model.items.ids
+    return list(model.users.ids), list(model.items.ids)
 
 
 @pytest.fixture(scope="module")

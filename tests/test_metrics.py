@@ -59,7 +59,7 @@ def wait_for(sc: Sidecar, ok: Callable[[Samples], bool]) -> Samples:
 @pytest.fixture(scope="module")
 def ids(demo_root: pathlib.Path) -> tuple[list[str], list[str]]:
     m = loader.open_model(demo_root / "demo" / "1", )
-    return m.users.ids, m.items.ids
+    return list(m.users.ids), list(m.items.ids)
 
 
 def test_counts_from_both_workers_are_summed(demo_root: pathlib.Path, ids: tuple[list[str], list[str]]) -> None:
