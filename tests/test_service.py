@@ -7,54 +7,21 @@ from collections.abc import Iterator
 from typing import Any
 
 import grpc
-import grpc_testing
 import pytest
 from google.protobuf.message import Message
 
-from reco_sidecar.artifact import loader
 from reco_sidecar.gen.reco.v1 import reco_pb2
-from reco_sidecar.manager.manager import ModelManager
-from reco_sidecar.serving import request_checks as rq
-from reco_sidecar.serving.jsonld import Renderer
-from reco_sidecar.serving.reloader import LocalReloader
-from reco_sidecar.serving.service import RecommenderService, WorkerAddress
+from tests.support.servicer import SERVICE, servicer, unary
 from tests.support.versions import copy_version, flip_byte
 
 # The grpcio-testing server and the demo model's root.
 Harness = tuple[Any, pathlib.Path]
 
-SERVICE = reco_pb2.DESCRIPTOR.services_by_name["Recommender"]
-
-
-class StaticTopology:
-    def me(self) -> WorkerAddress:
-        return WorkerAddress(1, "127.0.0.1:1")
-
-    def workers(self) -> list[WorkerAddress]:
-        return [self.me()]
-
-    def shared_address(self) -> str:
-        return "127.0.0.1:0"
-
 
 @pytest.fixture
 def harness(demo_copy: pathlib.Path) -> Iterator[Harness]:
-    manager = ModelManager(demo_copy, "demo", loader.open_model)
-    manager.load(1)
-    service = RecommenderService(
-        manager, limits=rq.Limits(max_n=50, max_offset=100, max_ids=10, max_batch_users=100),
-        renderer=Renderer("urn:item:{id}"), reloader=LocalReloader(manager), topology=StaticTopology(),
-        batch_max_delay=0.001, batch_max_size=8, batch_chunk=16,
-    )
-    server = grpc_testing.server_from_dictionary({SERVICE: service}, grpc_testing.strict_real_time())
-    yield server, demo_copy
-    service.close()
-
-
-def unary(server: Any, method: str, request: Message) -> tuple[Any, grpc.StatusCode, str]:
-    rpc = server.invoke_unary_unary(SERVICE.methods_by_name[method], (), request, None)
-    response, _, code, details = rpc.termination()
-    return response, code, details
+    with servicer(demo_copy, "demo") as server:
+        yield server, demo_copy
 
 
 def test_recommend_ok(harness: Harness) -> None:
@@ -119,3 +86,20 @@ def test_reload_to_a_good_version(harness: Harness) -> None:
     assert code == grpc.StatusCode.OK and (resp.old_version, resp.new_version) == (1, good)
     rec, _, _ = unary(server, "Recommend", reco_pb2.RecommendRequest(user_id="u0000001", n=2))
     assert rec.version == good
+
+
+# Moved from the process-tree tests: how one worker answers bad Reload input needs no tree.
+def test_reload_input_errors(harness: Harness) -> None:
+    server, _ = harness
+    for request, code, field in [
+        (reco_pb2.ReloadRequest(version="seven"), grpc.StatusCode.INVALID_ARGUMENT, "version"),
+        (reco_pb2.ReloadRequest(version="²"), grpc.StatusCode.INVALID_ARGUMENT, "version"),
+        (reco_pb2.ReloadRequest(version="99"), grpc.StatusCode.NOT_FOUND, "version"),
+        (reco_pb2.ReloadRequest(model="other"), grpc.StatusCode.NOT_FOUND, "model"),
+    ]:
+        _, got, details = unary(server, "Reload", request)
+        assert got == code and details.startswith(field + ":"), (request, got, details)
+    same, code, _ = unary(server, "Reload", reco_pb2.ReloadRequest(version="latest"))
+    assert code == grpc.StatusCode.OK and (same.old_version, same.new_version) == (1, 1)
+    status, _, _ = unary(server, "GetModelStatus", reco_pb2.GetModelStatusRequest())
+    assert status.version == 1
