@@ -9,7 +9,9 @@ import os
 import pathlib
 from dataclasses import dataclass
 
+from reco_sidecar.common.errors import InvalidArgument
 from reco_sidecar.common.tokens import read_tokens
+from reco_sidecar.common.versions import VersionSpec, parse_version_spec
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,7 @@ class ServeSettings:
     idle_shutdown_after: float = 0.0
     parent_pid: int | None = None
     exit_on_stdin_eof: bool = False
+    worker_timeout: float = 30.0
     watch: float = 0.0
     max_n: int = 1000
     max_offset: int = 10_000
@@ -45,6 +48,10 @@ class ServeSettings:
     log_format: str = "json"
 
     @property
+    def version_spec(self) -> VersionSpec:
+        return parse_version_spec(self.version)
+
+    @property
     def shared_address(self) -> str:
         return f"{self.host}:{self.port}"
 
@@ -60,6 +67,13 @@ def _non_negative_float(text: str) -> float:
     value = float(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
     return value
 
 
@@ -99,6 +113,8 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
                    help="seconds in-flight RPCs get to finish on SIGTERM")
     g.add_argument("--idle-shutdown-after", type=_non_negative_float, default=d.idle_shutdown_after,
                    help="exit 0 after SECONDS without RPCs (0: never)")
+    g.add_argument("--worker-timeout", type=_positive_float, default=d.worker_timeout,
+                   help="kill and replace a worker whose heartbeat is this many SECONDS late")
     g.add_argument("--parent-pid", type=_positive_int, default=None, help="exit when this process is gone")
     g.add_argument("--exit-on-stdin-eof", type=_bool, nargs="?", const=True, default=d.exit_on_stdin_eof,
                    help="exit when standard input closes (a BEAM Port closing)")
@@ -171,5 +187,7 @@ def validate(s: ServeSettings) -> None:
     for tokens in (s.auth_tokens_file, s.admin_tokens_file):
         if tokens is not None:
             read_tokens(tokens)  # raises ValueError naming the file: fail at start, not in every worker
-    if s.version not in ("", "latest") and not (s.version.isascii() and s.version.isdigit()):
-        raise ValueError(f"--version must be a number or 'latest', got {s.version!r}")
+    try:
+        parse_version_spec(s.version)
+    except InvalidArgument as e:
+        raise ValueError(f"--version must be a number or 'latest': {e.message}") from None

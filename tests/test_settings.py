@@ -19,6 +19,7 @@ from reco_sidecar.runtime.exit_codes import ExitCode
 SAMPLES: dict[object, str] = {
     settings._positive_int: "7",
     settings._non_negative_float: "1.5",
+    settings._positive_float: "2.5",
     settings._port: "4321",
     settings._bool: "true",
     pathlib.Path: "/somewhere/else",

@@ -9,14 +9,10 @@ from __future__ import annotations
 import pathlib
 
 from reco_sidecar.artifact import layout
+# The one rule for what names a version (canonical ASCII digits), shared with version specs.
+from reco_sidecar.common.versions import version_number
 
-
-def version_number(name: str) -> int | None:
-    """The version a directory name stands for: ASCII digits in canonical form ('7', not '07'
-    nor '²', which str.isdigit() accepts and int() does not), positive; otherwise None."""
-    if not (name.isascii() and name.isdigit()) or name.startswith("0"):
-        return None
-    return int(name)
+__all__ = ["latest_version", "list_models", "list_versions", "version_dir", "version_number"]
 
 
 def list_versions(model_dir: pathlib.Path) -> list[int]:
@@ -25,6 +21,7 @@ def list_versions(model_dir: pathlib.Path) -> list[int]:
         return []
     out = []
     for entry in model_dir.iterdir():
+        # Names such as '²' or '007' are not versions (common/versions.py has the one rule).
         number = version_number(entry.name)
         if number is not None and entry.is_dir() and (entry / layout.MANIFEST).is_file():
             out.append(number)

@@ -7,9 +7,10 @@ import pathlib
 import sys
 
 from reco_sidecar import settings
-from reco_sidecar.artifact import loader, source
+from reco_sidecar.artifact import source
 from reco_sidecar.common import logs
 from reco_sidecar.common.errors import ArtifactError
+from reco_sidecar.runtime import verification
 from reco_sidecar.runtime.exit_codes import ExitCode
 
 log = logs.get(__name__)
@@ -45,21 +46,12 @@ def _model_name(root: pathlib.Path, requested: str | None) -> str:
 def initial_version(s: settings.ServeSettings) -> int:
     """The version to serve first, verified; with 'latest', the newest that verifies."""
     model_dir = s.model_root / s.model
-    if s.version not in ("", "latest"):
-        version = int(s.version)
-        if version not in source.list_versions(model_dir):
-            raise ArtifactError(model_dir, f"no complete version {version}")
-        loader.verify(model_dir / str(version))
-        return version
-    errors = []
-    for version in reversed(source.list_versions(model_dir)):
-        try:
-            loader.verify(model_dir / str(version))
-            return version
-        except ArtifactError as e:
-            log.warning("version_skipped", version=version, error=str(e))
-            errors.append(str(e))
-    raise ArtifactError(model_dir, "no complete, valid version" + (f" ({'; '.join(errors)})" if errors else ""))
+    verdict = verification.resolve(model_dir, s.version_spec)
+    for version, reason in verdict.bad:
+        log.warning("version_skipped", version=version, error=reason)
+    if isinstance(verdict, verification.Refused):
+        raise ArtifactError(model_dir, verdict.message)
+    return verdict.version
 
 
 def run(args: argparse.Namespace) -> int:

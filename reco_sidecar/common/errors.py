@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import enum
+
 
 class RecoError(Exception):
     """Base of every error a request can cause; `field` names the offending request field."""
@@ -33,6 +35,35 @@ class ResourceExhausted(RecoError):
 
 class Unavailable(RecoError):
     pass
+
+
+class ErrorKind(enum.Enum):
+    """What went wrong, as it crosses a process boundary; serving maps kinds to status codes."""
+
+    INVALID_ARGUMENT = "invalid_argument"
+    NOT_FOUND = "not_found"
+    FAILED_PRECONDITION = "failed_precondition"
+    RESOURCE_EXHAUSTED = "resource_exhausted"
+    UNAVAILABLE = "unavailable"
+
+    def error(self, message: str, field: str | None = None) -> RecoError:
+        return _CLASS_OF[self](message, field=field)
+
+    @staticmethod
+    def of(error: RecoError) -> ErrorKind:
+        for kind, cls in _CLASS_OF.items():
+            if type(error) is cls:
+                return kind
+        return ErrorKind.FAILED_PRECONDITION
+
+
+_CLASS_OF: dict[ErrorKind, type[RecoError]] = {
+    ErrorKind.INVALID_ARGUMENT: InvalidArgument,
+    ErrorKind.NOT_FOUND: NotFound,
+    ErrorKind.FAILED_PRECONDITION: FailedPrecondition,
+    ErrorKind.RESOURCE_EXHAUSTED: ResourceExhausted,
+    ErrorKind.UNAVAILABLE: Unavailable,
+}
 
 
 class ArtifactError(Exception):

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 from reco_sidecar.artifact import source
 from reco_sidecar.common import logs
-from reco_sidecar.common.errors import ArtifactError, FailedPrecondition, NotFound, Unavailable
+from reco_sidecar.common.errors import FailedPrecondition, NotFound, Unavailable
+from reco_sidecar.common.versions import LATEST, VersionSpec
 from reco_sidecar.engine.model import Model
 from reco_sidecar.manager import warmup
 
@@ -93,22 +94,18 @@ class ModelManager:
 
     # -- loading side ---------------------------------------------------------------------------
 
-    def resolve(self, version: str | int) -> int:
-        """'latest' (or '') to the newest complete version; a number to itself if it exists."""
+    def resolve(self, version: VersionSpec) -> int:
+        """LATEST to the newest complete version; a number to itself if it exists."""
         model_dir = self.model_root / self.name
-        if version in ("", "latest"):
+        if version is LATEST:
             latest = source.latest_version(model_dir)
             if latest is None:
                 raise NotFound(f"model {self.name!r} has no complete version under {self.model_root}",
                                field="model")
             return latest
-        try:
-            number = int(version)
-        except ValueError:
-            raise ValueError(f"version must be a number or 'latest', got {version!r}") from None
-        if number not in source.list_versions(model_dir):
-            raise NotFound(f"model {self.name!r} has no complete version {number}", field="version")
-        return number
+        if version not in source.list_versions(model_dir):
+            raise NotFound(f"model {self.name!r} has no complete version {version}", field="version")
+        return version
 
     def prepare(self, version: int) -> Model:
         """Loads, validates and warms `version` without serving it. Raises FailedPrecondition."""
@@ -121,7 +118,7 @@ class ModelManager:
         try:
             model = self._open(path)
             warmup.warm(model)
-        except ArtifactError as e:
+        except Exception as e:  # not only ArtifactError: an odd file can make any check raise
             with self._lock:
                 self._status[version] = VersionStatus(version, VersionState.FAILED, str(e))
             log.warning("model_load_failed", model=self.name, version=version, error=str(e))

@@ -1,13 +1,13 @@
-"""Supervisor <-> worker messages: msgpack maps over a SOCK_SEQPACKET socket pair, so each
-send is one whole message and a closed peer reads as EOF."""
+"""The control channel between the supervisor and one worker: typed messages (messages.py)
+over a SOCK_SEQPACKET socket pair, so each send is one whole message and a closed peer
+reads as EOF."""
 
 from __future__ import annotations
 
 import socket
 import threading
-from typing import Any
 
-import msgpack
+from reco_sidecar.runtime import messages
 
 MAX_MESSAGE = 1 << 20
 
@@ -26,9 +26,9 @@ class Channel:
     def fileno(self) -> int:
         return self.sock.fileno()
 
-    def send(self, message: dict[str, Any]) -> bool:
+    def send(self, message: messages.Message) -> bool:
         """False when the peer is gone."""
-        data = msgpack.packb(message)
+        data = messages.encode(message)
         try:
             with self._send_lock:
                 self.sock.send(data)
@@ -36,18 +36,22 @@ class Channel:
             return False
         return True
 
-    def recv(self) -> dict[str, Any] | None:
-        """The next message, or None at EOF."""
+    def recv_bytes(self) -> bytes | None:
+        """The next message's bytes, or None at EOF."""
         try:
             data = self.sock.recv(MAX_MESSAGE)
         except OSError:
             return None
-        if not data:
-            return None
-        message = msgpack.unpackb(data)
-        if not isinstance(message, dict):
-            raise ValueError("control message is not a map")
-        return message
+        return data or None
+
+    def recv_to_worker(self) -> messages.ToWorker | None:
+        """The worker's read: None at EOF; ValueError for a malformed message."""
+        data = self.recv_bytes()
+        return None if data is None else messages.decode_to_worker(data)
+
+    def recv_to_supervisor(self) -> messages.ToSupervisor | None:
+        data = self.recv_bytes()
+        return None if data is None else messages.decode_to_supervisor(data)
 
     def close(self) -> None:
         self.sock.close()

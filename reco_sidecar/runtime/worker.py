@@ -19,14 +19,15 @@ from reco_sidecar.common import logs
 from reco_sidecar.common.errors import FailedPrecondition
 from reco_sidecar.engine.model import Model
 from reco_sidecar.manager.manager import ModelManager
+from reco_sidecar.runtime import messages as m
 from reco_sidecar.runtime.control import Channel
 from reco_sidecar.runtime.exit_codes import ExitCode
+from reco_sidecar.runtime.heartbeat import Heartbeat
 from reco_sidecar.serving import metrics
 from reco_sidecar.settings import ServeSettings
 
 log = logs.get(__name__)
 SERVICE_NAME = "reco.v1.Recommender"
-ACTIVITY_EVERY = 0.25
 PR_SET_PDEATHSIG = 1
 
 
@@ -67,11 +68,13 @@ def run(settings: ServeSettings, spec: WorkerSpec, channel: Channel) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, _frame: events.put("shutdown" if signum == signal.SIGTERM else "interrupt"))
     manager = ModelManager(settings.model_root, settings.model, _opener)
+    beats = Heartbeat(channel, spec.slot, settings.worker_timeout)
     try:
-        manager.load(spec.version)
+        with beats.booting():
+            manager.load(spec.version)
     except FailedPrecondition as e:
         log.error("worker_load_failed", slot=spec.slot, version=spec.version, error=str(e))
-        channel.send({"type": "failed", "slot": spec.slot, "error": str(e)})
+        channel.send(m.BootFailed(spec.slot, str(e)))
         return ExitCode.WORKER_LOAD_FAILED
     return _serve(settings, spec, channel, manager, events)
 
@@ -82,6 +85,7 @@ def _serve(settings: ServeSettings, spec: WorkerSpec, channel: Channel, manager:
     from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
     from reco_sidecar.gen.reco.v1 import reco_pb2, reco_pb2_grpc
+    from reco_sidecar.runtime.inflight import InFlight
     from reco_sidecar.runtime.topology import WorkerTopology
     from reco_sidecar.runtime.worker_control import WorkerControl
     from reco_sidecar.serving import reflection, security
@@ -93,7 +97,7 @@ def _serve(settings: ServeSettings, spec: WorkerSpec, channel: Channel, manager:
     address = f"{settings.host}:{spec.private_port}"
     topology = WorkerTopology(WorkerAddress(os.getpid(), address), settings.shared_address)
     control = WorkerControl(channel, manager, topology, events, drain_timeout=max(settings.grace, 5.0))
-    activity = _Activity()
+    in_flight = InFlight()
     service = RecommenderService(
         manager,
         limits=rq.Limits(settings.max_n, settings.max_offset, settings.max_ids, settings.max_batch_users),
@@ -103,7 +107,6 @@ def _serve(settings: ServeSettings, spec: WorkerSpec, channel: Channel, manager:
         batch_max_delay=settings.batch_max_delay_ms / 1000.0,
         batch_max_size=settings.batch_max_size,
         batch_chunk=settings.batch_chunk,
-        on_activity=activity.touch,
         on_batch=metrics.observe_batch,
     )
     options: list[tuple[str, Any]] = [
@@ -115,7 +118,8 @@ def _serve(settings: ServeSettings, spec: WorkerSpec, channel: Channel, manager:
         ThreadPoolExecutor(max_workers=settings.max_concurrent_rpcs, thread_name_prefix="rpc"),
         options=options,
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
-        interceptors=server_interceptors(settings),
+        # Innermost, so only calls that passed auth count as activity.
+        interceptors=[*server_interceptors(settings), in_flight],
     )
     reco_pb2_grpc.add_RecommenderServicer_to_server(service, server)  # type: ignore[no-untyped-call]
     health_servicer = health.HealthServicer()
@@ -127,7 +131,7 @@ def _serve(settings: ServeSettings, spec: WorkerSpec, channel: Channel, manager:
                  else server.add_insecure_port(target))
         if bound == 0:
             log.error("worker_bind_failed", address=target)
-            channel.send({"type": "failed", "slot": spec.slot, "error": f"cannot bind {target}"})
+            channel.send(m.BootFailed(spec.slot, f"cannot bind {target}"))
             return ExitCode.WORKERS_FAILED
     server.start()
     for name in ("", SERVICE_NAME):
@@ -135,21 +139,19 @@ def _serve(settings: ServeSettings, spec: WorkerSpec, channel: Channel, manager:
     control.start()
     model = manager.current
     metrics.track_model(model)
-    channel.send({"type": "ready", "slot": spec.slot, "pid": os.getpid(), "address": address,
-                  "version": model.version if model else None})
+    assert model is not None  # load() succeeded
+    channel.send(m.Ready(spec.slot, os.getpid(), address, model.version))
     log.info("worker_serving", slot=spec.slot, shared=settings.shared_address, address=address,
              version=model.version if model else None)
     grace = settings.grace
-    last_reported = -1
+    beats = Heartbeat(channel, spec.slot, settings.worker_timeout, in_flight.counts)
     while True:
+        # This loop's beats are the supervisor's proof that the worker is alive (heartbeat.py).
+        beats.beat()
         try:
-            event = events.get(timeout=ACTIVITY_EVERY)
+            event = events.get(timeout=beats.interval)
         except queue.Empty:
             metrics.track_model(manager.current)
-            count = activity.calls
-            if count != last_reported:
-                last_reported = count
-                control.send({"type": "activity", "slot": spec.slot, "calls": count})
             continue
         if event == "supervisor_gone" or event == "shutdown_fast":
             grace = min(grace, 1.0)
@@ -163,13 +165,3 @@ def _serve(settings: ServeSettings, spec: WorkerSpec, channel: Channel, manager:
     return ExitCode.OK
 
 
-
-class _Activity:
-    """Counts calls so the supervisor can tell idle from busy; a lost increment under a race
-    still changes the count, which is all idle detection needs."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def touch(self) -> None:
-        self.calls += 1

@@ -1,5 +1,10 @@
 """The worker's side of the control channel: the supervisor's prepare/commit/abort for
-all-or-nothing reloads, and the worker's own reload requests forwarded to the supervisor."""
+all-or-nothing reloads, and the worker's own reload requests forwarded to the supervisor.
+
+Prepare, commit and switch run one at a time, in the order they arrived, on one apply
+thread; an abort is noted at once by the receiving thread, so a prepare that is still
+running when its transaction is aborted drops its version as soon as it finishes instead of
+leaving an aborted version loaded."""
 
 from __future__ import annotations
 
@@ -8,24 +13,22 @@ import queue
 import threading
 import time
 from concurrent.futures import Future
-from typing import Any
+from typing import assert_never
 
 from reco_sidecar.common import logs
-from reco_sidecar.common.errors import FailedPrecondition, InvalidArgument, NotFound, RecoError, Unavailable
+from reco_sidecar.common.errors import ErrorKind, RecoError, Unavailable
+from reco_sidecar.common.versions import VersionSpec
 from reco_sidecar.manager.manager import ModelManager
+from reco_sidecar.runtime import messages as m
 from reco_sidecar.runtime.control import Channel
 from reco_sidecar.runtime.topology import WorkerTopology
 from reco_sidecar.serving.service import ReloadOutcome, WorkerAddress
 
 log = logs.get(__name__)
 
-ERRORS: dict[str, type[RecoError]] = {
-    "NOT_FOUND": NotFound,
-    "FAILED_PRECONDITION": FailedPrecondition,
-    "INVALID_ARGUMENT": InvalidArgument,
-    "UNAVAILABLE": Unavailable,
-}
-RELOAD_TIMEOUT = 600.0
+# The supervisor answers every request it accepted (it fails a reload that outlives its own
+# timeout); this only bounds a lost answer.
+RELOAD_TIMEOUT = 900.0
 
 
 class WorkerControl:
@@ -37,66 +40,110 @@ class WorkerControl:
         self._events = events
         self._drain_timeout = drain_timeout
         self._ids = itertools.count(1)
-        self._pending: dict[int, Future[dict[str, Any]]] = {}
+        self._pending: dict[int, Future[m.ReloadDone | m.ReloadRefused]] = {}
+        self._aborted: set[int] = set()
+        self._lock = threading.Lock()
+        self._work: queue.SimpleQueue[m.Prepare | m.Commit | m.Switch] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="control", daemon=True)
+        self._applier = threading.Thread(target=self._apply_loop, name="control-apply", daemon=True)
 
     def start(self) -> None:
+        self._applier.start()
         self._thread.start()
 
-    def send(self, message: dict[str, Any]) -> bool:
+    def send(self, message: m.ToSupervisor) -> bool:
         return self._channel.send(message)
 
     # Reloader protocol, called from an RPC thread.
-    def reload(self, version: str) -> ReloadOutcome:
+    def reload(self, version: VersionSpec) -> ReloadOutcome:
         request_id = next(self._ids)
-        future: Future[dict[str, Any]] = Future()
+        future: Future[m.ReloadDone | m.ReloadRefused] = Future()
         self._pending[request_id] = future
-        if not self._channel.send({"type": "reload", "id": request_id, "version": version}):
-            raise Unavailable("the supervisor is gone")
         try:
-            reply = future.result(timeout=RELOAD_TIMEOUT)
-        except TimeoutError:
-            raise Unavailable("reload did not finish in time") from None
+            if not self._channel.send(m.ReloadRequest(request_id, str(version))):
+                raise Unavailable("the supervisor is gone")
+            try:
+                reply = future.result(timeout=RELOAD_TIMEOUT)
+            except TimeoutError:
+                raise Unavailable("reload did not finish in time") from None
         finally:
             self._pending.pop(request_id, None)
-        if not reply["ok"]:
-            raise ERRORS.get(reply["code"], FailedPrecondition)(reply["message"], field=reply.get("field"))
-        return ReloadOutcome(reply["old"], reply["new"], reply["load_seconds"], reply["workers"])
+        match reply:
+            case m.ReloadDone(_, old, new, load_seconds, workers):
+                return ReloadOutcome(old, new, load_seconds, workers)
+            case m.ReloadRefused(_, kind, message, field):
+                raise kind.error(message, field)
+            case _:
+                assert_never(reply)
 
     def _run(self) -> None:
         while True:
-            message = self._channel.recv()
+            try:
+                message = self._channel.recv_to_worker()
+            except ValueError as e:
+                log.error("control_message_invalid", error=str(e))
+                continue
             if message is None:
                 self._events.put("supervisor_gone")
+                for future in list(self._pending.values()):
+                    future.set_result(m.ReloadRefused(0, ErrorKind.UNAVAILABLE, "the supervisor is gone", None))
                 return
-            kind = message.get("type")
-            if kind == "reload_result":
-                future = self._pending.get(message["id"])
-                if future is not None:
-                    future.set_result(message)
-            elif kind in ("prepare", "commit", "switch"):
-                threading.Thread(target=self._apply, args=(message,), daemon=True).start()
-            elif kind == "abort":
-                self._manager.abort(message["version"])
-            elif kind == "workers":
-                self._topology.update([WorkerAddress(w["pid"], w["address"]) for w in message["workers"]])
-            elif kind == "shutdown":
-                self._events.put("shutdown_fast" if message.get("fast") else "shutdown")
+            self._dispatch(message)
 
-    def _apply(self, message: dict[str, Any]) -> None:
-        kind, version, txn = message["type"], message["version"], message.get("txn")
+    def _dispatch(self, message: m.ToWorker) -> None:
+        match message:
+            case m.ReloadDone() | m.ReloadRefused():
+                future = self._pending.get(message.id)
+                if future is not None and not future.done():
+                    future.set_result(message)
+            case m.Prepare() | m.Commit() | m.Switch():
+                self._work.put(message)
+            case m.Abort(txn, version):
+                with self._lock:
+                    self._aborted.add(txn)
+                self._manager.abort(version)
+            case m.Workers(workers):
+                self._topology.update([WorkerAddress(w.pid, w.address) for w in workers])
+            case m.Shutdown(fast):
+                self._events.put("shutdown_fast" if fast else "shutdown")
+            case _:
+                assert_never(message)
+
+    def _apply_loop(self) -> None:
+        while True:
+            self._apply(self._work.get())
+
+    def _apply(self, message: m.Prepare | m.Commit | m.Switch) -> None:
         started = time.perf_counter()
-        try:
-            if kind in ("prepare", "switch"):
-                self._manager.prepare(version)
-            if kind in ("commit", "switch"):
-                old = self._manager.commit(version, drain_timeout=self._drain_timeout)
-                self.send({"type": "committed", "txn": txn, "version": version, "old": old})
+        txn, version = message.txn, message.version
+        with self._lock:
+            if txn in self._aborted:
                 return
-            self.send({"type": "prepared", "txn": txn, "version": version, "ok": True,
-                       "load_seconds": time.perf_counter() - started})
-        except RecoError as e:
-            self.send({"type": "prepared", "txn": txn, "version": version, "ok": False, "error": str(e)})
-        except Exception as e:  # a bug must fail the reload, not the worker
-            log.exception("control_apply_failed", kind=kind, version=version)
-            self.send({"type": "prepared", "txn": txn, "version": version, "ok": False, "error": repr(e)})
+        try:
+            match message:
+                case m.Prepare():
+                    self._manager.prepare(version)
+                    with self._lock:
+                        aborted = txn in self._aborted
+                    if aborted:
+                        # The abort overtook this prepare: drop what it loaded.
+                        self._manager.abort(version)
+                        return
+                    self.send(m.Prepared(txn, version, time.perf_counter() - started))
+                case m.Commit():
+                    self._manager.commit(version, drain_timeout=self._drain_timeout)
+                    self.send(m.Committed(txn, version))
+                case m.Switch():
+                    self._manager.prepare(version)
+                    self._manager.commit(version, drain_timeout=self._drain_timeout)
+                    self.send(m.Committed(txn, version))
+                case _:
+                    assert_never(message)
+        except Exception as e:  # a bug or an odd file must fail the reload, not the worker
+            error = str(e) if isinstance(e, RecoError) else f"{type(e).__name__}: {e}"
+            if not isinstance(e, RecoError):
+                log.exception("control_apply_failed", kind=message.TAG, version=version)
+            if isinstance(message, m.Prepare):
+                self.send(m.PrepareFailed(txn, version, error[:4000]))
+            else:
+                self.send(m.CommitFailed(txn, version, error[:4000]))

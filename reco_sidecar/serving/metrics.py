@@ -63,6 +63,12 @@ class _Metrics:
                                         buckets=RELOAD_BUCKETS, registry=none)
         self.worker_exits = Counter("reco_worker_exits", "Worker processes that exited (restarts included).",
                                     registry=none)
+        self.worker_timeouts = Counter("reco_worker_timeouts",
+                                       "Workers killed and replaced for missing their heartbeat deadline.",
+                                       registry=none)
+        self.versions_failed = Counter("reco_versions_failed",
+                                       "Model versions found bad (verification, load or reload failure).",
+                                       registry=none)
 
 
 _lock = threading.Lock()
@@ -123,6 +129,18 @@ def reload_finished(outcome: str, seconds: float | None = None) -> None:
     m.reloads.labels(outcome).inc()
     if seconds is not None:
         m.reload_seconds.observe(seconds)
+
+
+def worker_timeout() -> None:
+    m = _get()
+    if m is not None:
+        m.worker_timeouts.inc()
+
+
+def version_failed() -> None:
+    m = _get()
+    if m is not None:
+        m.versions_failed.inc()
 
 
 def process_dead(pid: int) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 
+from reco_sidecar.common.versions import VersionSpec
 from reco_sidecar.manager.manager import ModelManager
 from reco_sidecar.serving.service import ReloadOutcome
 
@@ -14,7 +15,7 @@ class LocalReloader:
         self._manager = manager
         self._lock = threading.Lock()
 
-    def reload(self, version: str) -> ReloadOutcome:
+    def reload(self, version: VersionSpec) -> ReloadOutcome:
         with self._lock:
             number = self._manager.resolve(version)
             current = self._manager.current

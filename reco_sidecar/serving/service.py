@@ -21,6 +21,7 @@ from reco_sidecar.common.errors import (
     ResourceExhausted,
     Unavailable,
 )
+from reco_sidecar.common.versions import VersionSpec, parse_version_spec
 from reco_sidecar.engine.model import Model
 from reco_sidecar.engine.query import Ranked, RecQuery, Source
 from reco_sidecar.gen.reco.v1 import reco_pb2, reco_pb2_grpc
@@ -63,7 +64,7 @@ class ReloadOutcome:
 
 
 class Reloader(Protocol):
-    def reload(self, version: str) -> ReloadOutcome: ...
+    def reload(self, version: VersionSpec) -> ReloadOutcome: ...
 
 
 @dataclass(frozen=True)
@@ -269,12 +270,7 @@ class RecommenderService(reco_pb2_grpc.RecommenderServicer):
     def Reload(self, request: reco_pb2.ReloadRequest, context: grpc.ServicerContext) -> reco_pb2.ReloadResponse:
         with self._call(context):
             rq.check_model(request.model, self._manager.name)
-            version = request.version.strip() or "latest"
-            # isdigit() alone admits '²' and other digits int() refuses
-            if version != "latest" and not (version.isascii() and version.isdigit()):
-                raise InvalidArgument(f"must be a version number or 'latest', got {request.version!r}",
-                                      field="version")
-            outcome = self._reloader.reload(version)
+            outcome = self._reloader.reload(parse_version_spec(request.version))
             callinfo.annotate(model=self._manager.name, version=outcome.new_version)
             return reco_pb2.ReloadResponse(
                 model=self._manager.name, old_version=outcome.old_version, new_version=outcome.new_version,

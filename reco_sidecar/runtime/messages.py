@@ -1,0 +1,251 @@
+"""Every supervisor <-> worker control message, one frozen dataclass each, and their one
+encoding: a msgpack array `[tag, field, ...]` in field order. Errors cross as `ErrorKind`
+values, never as gRPC codes. Decoding checks each field's type, so a malformed message is
+a ValueError at the boundary instead of a KeyError deep in a handler."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import msgpack
+
+from reco_sidecar.common.errors import ErrorKind
+
+# -- supervisor -> worker --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Prepare:
+    """Load, validate and warm `version` beside the serving one."""
+
+    TAG: ClassVar[str] = "prepare"
+    txn: int
+    version: int
+
+
+@dataclass(frozen=True)
+class Commit:
+    """Serve the prepared `version`; answer once requests on the old one have finished."""
+
+    TAG: ClassVar[str] = "commit"
+    txn: int
+    version: int
+
+
+@dataclass(frozen=True)
+class Switch:
+    """Prepare and commit in one step: for a worker that booted with an older version."""
+
+    TAG: ClassVar[str] = "switch"
+    txn: int
+    version: int
+
+
+@dataclass(frozen=True)
+class Abort:
+    """Drop what transaction `txn` prepared, also if its prepare is still running."""
+
+    TAG: ClassVar[str] = "abort"
+    txn: int
+    version: int
+
+
+@dataclass(frozen=True)
+class WorkerEntry:
+    pid: int
+    address: str
+
+
+@dataclass(frozen=True)
+class Workers:
+    TAG: ClassVar[str] = "workers"
+    workers: tuple[WorkerEntry, ...]
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    TAG: ClassVar[str] = "shutdown"
+    fast: bool
+
+
+@dataclass(frozen=True)
+class ReloadDone:
+    TAG: ClassVar[str] = "reload_done"
+    id: int
+    old: int
+    new: int
+    load_seconds: float
+    workers: int
+
+
+@dataclass(frozen=True)
+class ReloadRefused:
+    TAG: ClassVar[str] = "reload_refused"
+    id: int
+    kind: ErrorKind
+    message: str
+    field: str | None
+
+
+ToWorker = Prepare | Commit | Switch | Abort | Workers | Shutdown | ReloadDone | ReloadRefused
+
+# -- worker -> supervisor --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ready:
+    TAG: ClassVar[str] = "ready"
+    slot: int
+    pid: int
+    address: str
+    version: int
+
+
+@dataclass(frozen=True)
+class BootFailed:
+    TAG: ClassVar[str] = "boot_failed"
+    slot: int
+    error: str
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """Sent by the worker's serving loop: `calls` started so far, `in_flight` running now."""
+
+    TAG: ClassVar[str] = "heartbeat"
+    slot: int
+    calls: int
+    in_flight: int
+
+
+@dataclass(frozen=True)
+class ReloadRequest:
+    """A client's Reload, forwarded; `version` is a spec already parsed by the worker."""
+
+    TAG: ClassVar[str] = "reload"
+    id: int
+    version: str
+
+
+@dataclass(frozen=True)
+class Prepared:
+    TAG: ClassVar[str] = "prepared"
+    txn: int
+    version: int
+    load_seconds: float
+
+
+@dataclass(frozen=True)
+class PrepareFailed:
+    TAG: ClassVar[str] = "prepare_failed"
+    txn: int
+    version: int
+    error: str
+
+
+@dataclass(frozen=True)
+class Committed:
+    TAG: ClassVar[str] = "committed"
+    txn: int
+    version: int
+
+
+@dataclass(frozen=True)
+class CommitFailed:
+    TAG: ClassVar[str] = "commit_failed"
+    txn: int
+    version: int
+    error: str
+
+
+ToSupervisor = Ready | BootFailed | Heartbeat | ReloadRequest | Prepared | PrepareFailed | Committed | CommitFailed
+Message = ToWorker | ToSupervisor
+
+_TO_WORKER: tuple[type[Any], ...] = typing.get_args(ToWorker)
+_TO_SUPERVISOR: tuple[type[Any], ...] = typing.get_args(ToSupervisor)
+_BY_TAG: dict[str, type[Any]] = {cls.TAG: cls for cls in (*_TO_WORKER, *_TO_SUPERVISOR)}
+assert len(_BY_TAG) == len(_TO_WORKER) + len(_TO_SUPERVISOR), "duplicate tag"
+
+
+def encode(message: Message) -> bytes:
+    data: bytes = msgpack.packb([message.TAG, *(_plain(getattr(message, f.name)) for f in dataclasses.fields(message))])
+    return data
+
+
+def decode_to_worker(data: bytes) -> ToWorker:
+    return typing.cast(ToWorker, _decode(data, _TO_WORKER))
+
+
+def decode_to_supervisor(data: bytes) -> ToSupervisor:
+    return typing.cast(ToSupervisor, _decode(data, _TO_SUPERVISOR))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if dataclasses.is_dataclass(value):
+        return [_plain(getattr(value, f.name)) for f in dataclasses.fields(value)]
+    return value
+
+
+def _decode(data: bytes, allowed: tuple[type[Any], ...]) -> Any:
+    try:
+        raw = msgpack.unpackb(data)
+    except Exception as e:  # msgpack raises several unrelated types for bad bytes
+        raise ValueError(f"control message is not msgpack: {e}") from None
+    if not isinstance(raw, list) or not raw or not isinstance(raw[0], str):
+        raise ValueError("control message is not [tag, ...]")
+    cls = _BY_TAG.get(raw[0])
+    if cls is None or cls not in allowed:
+        raise ValueError(f"unexpected control message {raw[0][:40]!r}")
+    return _build(cls, raw[1:], cls.TAG)
+
+
+def _build(cls: type[Any], values: Any, where: str) -> Any:
+    fields = dataclasses.fields(cls)
+    if not isinstance(values, list) or len(values) != len(fields):
+        raise ValueError(f"{where}: expected {len(fields)} fields")
+    hints = _hints(cls)
+    return cls(*(_convert(hints[f.name], v, f"{where}.{f.name}") for f, v in zip(fields, values, strict=True)))
+
+
+def _convert(hint: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin is tuple:  # tuple[X, ...]
+        (item, _) = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise ValueError(f"{where}: expected a list")
+        return tuple(_convert(item, v, where) for v in value)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(hint):
+            return None
+        (inner,) = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _convert(inner, value, where)
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        try:
+            return hint(value)
+        except ValueError:
+            raise ValueError(f"{where}: unknown {hint.__name__} {value!r}") from None
+    if dataclasses.is_dataclass(hint):
+        return _build(typing.cast(type[Any], hint), value, where)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, str, bool, float) and type(value) is hint:
+        return value
+    raise ValueError(f"{where}: expected {getattr(hint, '__name__', hint)}, got {type(value).__name__}")
+
+
+_hint_cache: dict[type[Any], dict[str, Any]] = {}
+
+
+def _hints(cls: type[Any]) -> dict[str, Any]:
+    if cls not in _hint_cache:
+        _hint_cache[cls] = typing.get_type_hints(cls)
+    return _hint_cache[cls]

@@ -1,0 +1,152 @@
+"""The worker pool: one slot per worker, fork, reap, restart with backoff, the boot-failure
+limit and the heartbeat deadline. It knows processes, not reloads: the coordinator decides
+which version a new worker boots (`version_for_boot`)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from reco_sidecar.common import logs
+from reco_sidecar.runtime import worker
+from reco_sidecar.runtime.control import Channel, pair
+from reco_sidecar.runtime.exit_codes import ExitCode
+from reco_sidecar.settings import ServeSettings
+
+log = logs.get(__name__)
+MAX_BOOT_FAILURES = 5
+MAX_BACKOFF = 5.0
+
+
+@dataclass
+class WorkerSlot:
+    slot: int
+    private_port: int
+    pid: int = 0
+    channel: Channel | None = None
+    ready: bool = False
+    address: str = ""
+    boot_failures: int = 0
+    restart_at: float | None = None
+    last_beat: float = 0.0
+    calls: int = -1
+    in_flight: int = 0
+    # Why the pool killed it, if it did (so its exit reads as a timeout, not a crash).
+    killed_for: str = ""
+
+
+@dataclass(frozen=True)
+class Exit:
+    slot: WorkerSlot
+    code: int
+    was_ready: bool
+    killed_for: str
+    gave_up: bool  # MAX_BOOT_FAILURES boot failures in a row
+
+
+class Pool:
+    def __init__(self, settings: ServeSettings, private_ports: list[int],
+                 close_in_child: Callable[[], list[int]]) -> None:
+        self.s = settings
+        self.slots = [WorkerSlot(i, p) for i, p in enumerate(private_ports)]
+        self._close_in_child = close_in_child
+
+    def spawn(self, slot: WorkerSlot, version: int, now: float) -> None:
+        parent_end, child_end = pair()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        spec = worker.WorkerSpec(slot.slot, slot.private_port, version, os.getpid())
+        inherited = self._close_in_child()
+        pid = os.fork()
+        if pid == 0:  # child
+            code: int = ExitCode.WORKERS_FAILED
+            try:
+                parent_end.close()
+                signal.set_wakeup_fd(-1)
+                for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGHUP):
+                    signal.signal(sig, signal.SIG_DFL)
+                for fd in inherited:
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+                code = worker.run(self.s, spec, Channel(child_end))
+            except BaseException:
+                log.exception("worker_crashed", slot=slot.slot)
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        child_end.close()
+        slot.pid, slot.channel, slot.ready, slot.restart_at = pid, Channel(parent_end), False, None
+        slot.last_beat, slot.calls, slot.in_flight, slot.killed_for = now, -1, 0, ""
+        log.info("worker_start", slot=slot.slot, worker_pid=pid, version=version)
+
+    def channel_fds(self) -> list[int]:
+        return [s.channel.fileno() for s in self.slots if s.channel is not None]
+
+    def by_pid(self, pid: int) -> WorkerSlot | None:
+        return next((s for s in self.slots if s.pid == pid and pid), None)
+
+    def exited(self, slot: WorkerSlot, status: int, now: float, *, restart: bool) -> Exit:
+        code = os.waitstatus_to_exitcode(status)
+        was_ready, killed_for = slot.ready, slot.killed_for
+        if slot.channel is not None:
+            slot.channel.close()
+        slot.pid, slot.channel, slot.ready, slot.killed_for = 0, None, False, ""
+        gave_up = False
+        if restart:
+            # A worker killed for missing its heartbeat had booted: restart it at once.
+            slot.boot_failures = 0 if (was_ready or killed_for) else slot.boot_failures + 1
+            gave_up = slot.boot_failures >= MAX_BOOT_FAILURES
+            backoff = 0.0 if (was_ready or killed_for) else min(MAX_BACKOFF, 0.1 * 2 ** slot.boot_failures)
+            slot.restart_at = now + backoff
+        return Exit(slot, code, was_ready, killed_for, gave_up)
+
+    def due_restarts(self, now: float) -> list[WorkerSlot]:
+        return [s for s in self.slots if s.pid == 0 and s.restart_at is not None and now >= s.restart_at]
+
+    def beat(self, slot: WorkerSlot, calls: int, in_flight: int, now: float) -> bool:
+        """Records a heartbeat; True if the worker did anything since the last one."""
+        slot.last_beat = now
+        active = in_flight > 0 or calls != slot.calls
+        slot.calls, slot.in_flight = calls, in_flight
+        return active
+
+    def overdue(self, now: float) -> list[WorkerSlot]:
+        """Live workers whose heartbeat is later than --worker-timeout and not yet killed."""
+        return [s for s in self.slots if s.pid and not s.killed_for and now - s.last_beat > self.s.worker_timeout]
+
+    def kill(self, slot: WorkerSlot, reason: str) -> None:
+        if slot.pid and not slot.killed_for:
+            slot.killed_for = reason
+            signal_pid(slot.pid, signal.SIGKILL)
+
+    def busy(self) -> bool:
+        return any(s.in_flight > 0 for s in self.slots if s.pid)
+
+    def kill_all(self, sig: int) -> None:
+        for slot in self.slots:
+            if slot.pid:
+                signal_pid(slot.pid, sig)
+
+    def wait_all(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while any(s.pid for s in self.slots) and time.monotonic() < deadline:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            slot = self.by_pid(pid)
+            if slot is not None:
+                slot.pid = 0
+            if pid == 0:
+                time.sleep(0.01)
+
+
+def signal_pid(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)

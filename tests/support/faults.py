@@ -1,0 +1,89 @@
+"""Faults to inject into a running sidecar's model root or process tree, shared by the
+fault tests (tests/test_faults.py) and the fault benchmark (bench/faults.py)."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import shutil
+import time
+from collections.abc import Callable
+
+import grpc
+
+from reco_sidecar.artifact import source
+from reco_sidecar.gen.reco.v1 import reco_pb2, reco_pb2_grpc
+
+# Manifests whose fields have the wrong type or shape; each must make the version FAILED,
+# never crash the supervisor (issue 17, fault 1).
+BAD_MANIFESTS: dict[str, Callable[[dict[str, object]], object]] = {
+    "fold_in_alpha_text": lambda m: m.update(fold_in={"alpha": "lots"}),
+    "training_list": lambda m: m.update(training=[1, 2]),
+    "metrics_list": lambda m: m.update(metrics=[1]),
+    "ann_neighbours_text": lambda m: m.update(ann={**dict(m.get("ann") or {}), "exact_neighbours": "fifty"}),  # type: ignore[call-overload]
+    "files_list": lambda m: m.update(files=[1]),
+}
+DEEP = 100_000
+
+
+def publish_copy(model_dir: pathlib.Path, src: int, edit: Callable[[dict[str, object]], object] | None = None,
+                 raw_manifest: str | None = None, name: str | None = None) -> pathlib.Path:
+    """A copy of version `src` as the next version (or as directory `name`), published atomically."""
+    number = (source.latest_version(model_dir) or 0) + 1
+    tmp = model_dir / f".tmp-fault-{number}"
+    shutil.copytree(model_dir / str(src), tmp)
+    manifest_path = tmp / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["version"] = number
+    if edit is not None:
+        edit(manifest)
+    manifest_path.write_text(raw_manifest if raw_manifest is not None else json.dumps(manifest))
+    dst = model_dir / (name or str(number))
+    tmp.rename(dst)
+    return dst
+
+
+def deep_manifest(model_dir: pathlib.Path, src: int) -> str:
+    """Manifest text that nests DEEP lists: json.loads raises RecursionError on it."""
+    manifest = json.loads((model_dir / str(src) / "manifest.json").read_text())
+    text = json.dumps(manifest)
+    return text[:-1] + ', "training": ' + "[" * DEEP + "]" * DEEP + "}"
+
+
+def huge_file_version(model_dir: pathlib.Path, src: int, size: int) -> pathlib.Path:
+    """A version whose manifest lists a sparse file of `size` bytes (hashing it takes long)."""
+    def edit(manifest: dict[str, object]) -> None:
+        files = manifest["files"]
+        assert isinstance(files, dict)
+        files["item_popularity.npy"] = {"sha256": "0" * 64, "bytes": size}
+
+    dst = publish_copy(model_dir, src, edit)
+    with (dst / "item_popularity.npy").open("r+b") as f:
+        f.truncate(size)
+    return dst
+
+
+def worker_pid(address: str, timeout: float = 5.0) -> int:
+    with grpc.insecure_channel(address) as ch:
+        stub = reco_pb2_grpc.RecommenderStub(ch)
+        return int(stub.GetModelStatus(reco_pb2.GetModelStatusRequest(), timeout=timeout).worker.pid)
+
+
+def worker_version(address: str, user: str = "u0000001", timeout: float = 5.0) -> int:
+    with grpc.insecure_channel(address) as ch:
+        stub = reco_pb2_grpc.RecommenderStub(ch)
+        return int(stub.Recommend(reco_pb2.RecommendRequest(user_id=user, n=3), timeout=timeout).version)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str, every: float = 0.05) -> float:
+    """Seconds until `condition()` held; AssertionError naming `what` at the deadline."""
+    started = time.monotonic()
+    while True:
+        try:
+            if condition():
+                return time.monotonic() - started
+        except grpc.RpcError:
+            pass
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(every)
