@@ -14,17 +14,18 @@ import time
 import grpc
 import pytest
 
-from reco_sidecar.gen.reco.v1 import reco_pb2
-from reco_sidecar.training import als
-from tests.support.faults import (
+from harness.faults import (
     BAD_MANIFESTS,
+    answers,
     deep_manifest,
     huge_file_version,
     publish_copy,
-    wait_for,
     worker_pid,
     worker_version,
 )
+from harness.procs import wait_until
+from reco_sidecar.gen.reco.v1 import reco_pb2
+from reco_sidecar.training import als
 from tests.support.models import train_demo
 from tests.support.server import Sidecar, running_sidecar
 
@@ -68,15 +69,15 @@ def test_watch_skips_bad_versions_and_odd_names_then_takes_a_good_one(demo_copy:
         publish_copy(model_dir, 1, name="²")
         publish_copy(model_dir, 1, name="007")
         bad = publish_copy(model_dir, 1, BAD_MANIFESTS["training_list"])
-        wait_for(lambda: any(str(e["version"]) == bad.name for e in _events(sc, "version_failed")), 30,
+        wait_until(lambda: any(str(e["version"]) == bad.name for e in _events(sc, "version_failed")), 30,
                  "the watch to mark the bad version failed")
         deep = publish_copy(model_dir, 1, raw_manifest=deep_manifest(model_dir, 1))
-        wait_for(lambda: any(str(e["version"]) == deep.name for e in _events(sc, "version_failed")), 30,
+        wait_until(lambda: any(str(e["version"]) == deep.name for e in _events(sc, "version_failed")), 30,
                  "the watch to mark the deeply nested manifest failed")
         assert sc.proc.poll() is None
         train_demo(demo_copy, params=als.AlsParams(factors=8, iterations=3, seed=1), data_dir=tmp_path)
         good = int(deep.name) + 1
-        wait_for(lambda: {worker_version(a) for a in sc.worker_addresses} == {good}, 60,
+        wait_until(answers(lambda: {worker_version(a) for a in sc.worker_addresses} == {good}), 60,
                  f"every worker to serve version {good}")
         assert sc.proc.poll() is None
 
@@ -98,19 +99,19 @@ def test_a_huge_file_being_hashed_does_not_delay_restarts_or_sigterm(demo_copy: 
     huge = huge_file_version(demo_copy / "demo", 1, 50 * 1024**3)  # sparse: no disk used
     grace = 1.0
     with running_sidecar(demo_copy, "demo", workers=2, extra_args=["--grace", str(grace), "--watch", "0.2"]) as sc:
-        wait_for(lambda: any(e.get("event") == "watch_found_version" for e in sc.log_events()), 30,
+        wait_until(lambda: any(e.get("event") == "watch_found_version" for e in sc.log_events()), 30,
                  "the watch to start verifying the huge version")
         victim = sc.worker_addresses[1]
         old = worker_pid(victim)
         os.kill(old, signal.SIGKILL)
         # Restarted while the 50 GB file is still being hashed (that takes minutes here).
-        wait_for(lambda: worker_pid(victim) != old, 30, "the killed worker to be replaced")
+        wait_until(answers(lambda: worker_pid(victim) != old), 30, "the killed worker to be replaced")
         assert not any(str(e.get("version")) == huge.name for e in _events(sc, "version_failed")), \
             "the hash finished before the test could observe the loop: the test proves nothing"
         os.killpg(sc.pgid, signal.SIGTERM)
         # SIGTERM honours --grace: the supervisor stops the verifier instead of waiting for it.
         assert sc.proc.wait(timeout=grace + 10) == 0
-        wait_for(lambda: sc.tree_pids() == [], 10, "every process of the tree to exit")
+        wait_until(lambda: sc.tree_pids() == [], 10, "every process of the tree to exit")
 
 
 # -- 4: idle means no call in flight ---------------------------------------------------------------
@@ -146,7 +147,7 @@ def test_a_stopped_worker_is_replaced_and_counted(demo_root: pathlib.Path) -> No
         stopped = worker_pid(victim)
         os.kill(stopped, signal.SIGSTOP)
         try:
-            wait_for(lambda: worker_pid(victim, timeout=1) != stopped, 30, "the stopped worker to be replaced")
+            wait_until(answers(lambda: worker_pid(victim, timeout=1) != stopped), 30, "the stopped worker to be replaced")
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(stopped, signal.SIGCONT)
@@ -171,7 +172,7 @@ def test_a_reload_fails_fast_naming_a_stopped_worker(two_versions: pathlib.Path)
         assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION, e.value.details()
         assert "worker 1 timed out" in (e.value.details() or "")
         # The pool recovers and the same reload then succeeds on every worker.
-        wait_for(lambda: worker_pid(sc.worker_addresses[1], timeout=1) != stopped, 30, "the replacement")
+        wait_until(answers(lambda: worker_pid(sc.worker_addresses[1], timeout=1) != stopped), 30, "the replacement")
         assert _reload(sc, "2").workers == 2
         assert {worker_version(a) for a in sc.worker_addresses} == {2}
 
@@ -202,7 +203,7 @@ def test_kill_9_then_reload_through_the_other_worker(two_versions: pathlib.Path)
             for address in sc.worker_addresses:
                 # The restarted worker may still be binding: wait for it to answer at all, then
                 # it must answer the version Reload reported.
-                wait_for(lambda a=address: worker_pid(a, timeout=1) > 0, 30, f"{address} to answer")
+                wait_until(answers(lambda a=address: worker_pid(a, timeout=1) > 0), 30, f"{address} to answer")
                 assert worker_version(address) == target, (round_, address)
 
 

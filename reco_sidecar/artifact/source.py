@@ -9,6 +9,7 @@ from __future__ import annotations
 import pathlib
 
 from reco_sidecar.artifact import layout
+
 # The one rule for what names a version (canonical ASCII digits), shared with version specs.
 from reco_sidecar.common.versions import version_number
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import pathlib
 import shutil
-import time
 from collections.abc import Callable
 
 import grpc
@@ -75,15 +74,12 @@ def worker_version(address: str, user: str = "u0000001", timeout: float = 5.0) -
         return int(stub.Recommend(reco_pb2.RecommendRequest(user_id=user, n=3), timeout=timeout).version)
 
 
-def wait_for(condition: Callable[[], bool], timeout: float, what: str, every: float = 0.05) -> float:
-    """Seconds until `condition()` held; AssertionError naming `what` at the deadline."""
-    started = time.monotonic()
-    while True:
+def answers(condition: Callable[[], bool]) -> Callable[[], bool]:
+    """`condition`, with a call that fails (a worker still starting, just killed) read as False."""
+    def check() -> bool:
         try:
-            if condition():
-                return time.monotonic() - started
+            return condition()
         except grpc.RpcError:
-            pass
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(every)
+            return False
+
+    return check
