@@ -10,8 +10,9 @@ from collections.abc import Callable
 
 import grpc
 
+from harness.sidecar import recommender
 from reco_sidecar.artifact import source
-from reco_sidecar.gen.reco.v1 import reco_pb2, reco_pb2_grpc
+from reco_sidecar.gen.reco.v1 import reco_pb2
 
 # Manifests whose fields have the wrong type or shape; each must make the version FAILED,
 # never crash the supervisor (issue 17, fault 1).
@@ -63,14 +64,12 @@ def huge_file_version(model_dir: pathlib.Path, src: int, size: int) -> pathlib.P
 
 
 def worker_pid(address: str, timeout: float = 5.0) -> int:
-    with grpc.insecure_channel(address) as ch:
-        stub = reco_pb2_grpc.RecommenderStub(ch)
+    with recommender(address) as stub:
         return int(stub.GetModelStatus(reco_pb2.GetModelStatusRequest(), timeout=timeout).worker.pid)
 
 
 def worker_version(address: str, user: str = "u0000001", timeout: float = 5.0) -> int:
-    with grpc.insecure_channel(address) as ch:
-        stub = reco_pb2_grpc.RecommenderStub(ch)
+    with recommender(address) as stub:
         return int(stub.Recommend(reco_pb2.RecommendRequest(user_id=user, n=3), timeout=timeout).version)
 
 

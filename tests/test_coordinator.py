@@ -244,6 +244,18 @@ def test_prepare_timeout_aborts_as_unavailable_naming_the_worker() -> None:
     assert 2 not in h.c.failed, "a timeout says nothing about the version"
 
 
+def test_a_verification_that_never_ends_is_stopped_at_the_timeout() -> None:
+    h = Harness(timeout=5.0)
+    h.ask(2, request_id=1)
+    h.ask(3, request_id=2)
+    h.now = 6.0
+    actions = h.feed(co.Tick())
+    assert any(isinstance(a, co.StopVerify) for a in actions)
+    r = h.reply()
+    assert isinstance(r, m.ReloadRefused) and r.kind is ErrorKind.UNAVAILABLE and r.id == 1
+    assert h.verifies[-1].spec == 3, "the queued reload goes on"
+
+
 def test_commit_timeout_replaces_the_silent_worker_and_fails() -> None:
     h = Harness(timeout=5.0)
     h.ask(2)

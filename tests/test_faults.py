@@ -98,9 +98,10 @@ def test_serve_latest_starts_with_the_newest_good_version(demo_copy: pathlib.Pat
 def test_a_huge_file_being_hashed_does_not_delay_restarts_or_sigterm(demo_copy: pathlib.Path) -> None:
     huge = huge_file_version(demo_copy / "demo", 1, 50 * 1024**3)  # sparse: no disk used
     grace = 1.0
-    with running_sidecar(demo_copy, "demo", workers=2, extra_args=["--grace", str(grace), "--watch", "0.2"]) as sc:
+    args = ["--grace", str(grace), "--watch", "0.2", "--version", "1"]
+    with running_sidecar(demo_copy, "demo", workers=2, extra_args=args) as sc:
         wait_until(lambda: any(e.get("event") == "watch_found_version" for e in sc.log_events()), 30,
-                 "the watch to start verifying the huge version")
+                   "the watch to start verifying the huge version")
         victim = sc.worker_addresses[1]
         old = worker_pid(victim)
         os.kill(old, signal.SIGKILL)
@@ -147,7 +148,8 @@ def test_a_stopped_worker_is_replaced_and_counted(demo_root: pathlib.Path) -> No
         stopped = worker_pid(victim)
         os.kill(stopped, signal.SIGSTOP)
         try:
-            wait_until(answers(lambda: worker_pid(victim, timeout=1) != stopped), 30, "the stopped worker to be replaced")
+            wait_until(answers(lambda: worker_pid(victim, timeout=1) != stopped), 30,
+                       "the stopped worker to be replaced")
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(stopped, signal.SIGCONT)

@@ -120,6 +120,11 @@ class StartVerify:
 
 
 @dataclass(frozen=True)
+class StopVerify:
+    """The verification outlived the timeout (a hung filesystem): kill the helper."""
+
+
+@dataclass(frozen=True)
 class Kill:
     slot: int
     reason: str
@@ -154,7 +159,7 @@ class VersionFailed:
     reason: str
 
 
-Action = Send | Reply | StartVerify | Kill | Finished | Began | VersionFailed
+Action = Send | Reply | StartVerify | StopVerify | Kill | Finished | Began | VersionFailed
 
 
 # -- state ---------------------------------------------------------------------------------------
@@ -184,6 +189,7 @@ class Verifying:
     ticket: int
     requester: Requester | None
     asked_at: float
+    started: float
 
 
 class Coordinator:
@@ -243,7 +249,7 @@ class Coordinator:
             return
         event, asked_at = self.queue.popleft()
         self._tickets += 1
-        self.verifying = Verifying(self._tickets, event.requester, asked_at)
+        self.verifying = Verifying(self._tickets, event.requester, asked_at, self.now)
         out.append(StartVerify(self._tickets, event.spec, frozenset(self.failed)))
 
     def _verified(self, ticket: int, verdict: Verdict, out: list[Action]) -> None:
@@ -377,6 +383,13 @@ class Coordinator:
         self._next(out)
 
     def _tick(self, out: list[Action]) -> None:
+        job = self.verifying
+        if job is not None and not self.stopping and self.now - job.started > self.timeout:
+            self.verifying = None
+            out.append(StopVerify())
+            self._refuse(job.requester, job.asked_at, ErrorKind.UNAVAILABLE,
+                         f"verifying the version took longer than {self.timeout:g} s", "version", None, out)
+            self._next(out)
         txn = self.txn
         if txn is None or self.stopping or self.now - txn.started <= self.timeout:
             return

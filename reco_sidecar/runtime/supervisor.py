@@ -137,6 +137,9 @@ class Supervisor:
                     self.verifier.start(self._fds_for_children())
                 if not self.verifier.submit(ticket, spec, known_bad):
                     self._verifier_died()
+            case co.StopVerify():
+                log.error("verification_timeout")
+                self.verifier.died()
             case co.Kill(slot, reason):
                 log.error("worker_replaced", slot=slot, reason=reason)
                 self.pool.kill(self.pool.slots[slot], reason)
@@ -341,7 +344,7 @@ class Supervisor:
         log.info("supervisor_stopping", reason=reason, grace=grace)
         self._event(co.ShutdownBegan())
         # A verification in progress (hashing a huge file) must not hold up the exit.
-        self.verifier.kill()
+        self.verifier.died()
         for slot in self.pool.slots:
             if slot.pid and not self._send(slot, m.Shutdown(fast)):
                 signal_pid(slot.pid, signal.SIGTERM)

@@ -1,0 +1,320 @@
+"""Process faults under client load, and what each costs (issue 17's fault-injection suite).
+
+Each fault runs against a fresh 2-worker sidecar serving a private copy of the benchmark
+model, while client threads call Recommend over several connections (the shared port and
+each worker's own port). For each fault the result records:
+
+- `calls`, `failed_calls` (by status code): what clients saw;
+- `recovery_seconds`: from the fault to the pool serving again at full strength (a replaced
+  worker answering on its port), where that applies;
+- `wrong_version_answers`: answers, started after a Reload returned, from a version other
+  than the one it reported; `unverified_answers`: answers whose items differ from what the
+  verified files of their version give. Both must be 0.
+
+Faults: `sigkill_worker`, `sigstop_worker` (with --worker-timeout), `bad_version_on_disk`
+(manifests of the wrong types, nested JSON, a directory named '²', with --watch and explicit
+Reloads), `file_swapped_during_reload` (user factors replaced by rename while Reloads run),
+`reload_storm_with_restarts` (Reloads back to back while workers are killed).
+
+    python -m bench.faults [--small] [--only NAME ...]   # writes bench/results/faults.json
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import random
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+import numpy as np
+
+from bench import common
+from harness.bench_model import BenchModel, read_ids
+from harness.faults import BAD_MANIFESTS, answers, deep_manifest, publish_copy, worker_pid
+from harness.procs import wait_until
+from harness.scaffold import Deadline, log
+from harness.sidecar import Sidecar, running_sidecar
+from reco_sidecar.gen.reco.v1 import reco_pb2, reco_pb2_grpc
+
+CALL_TIMEOUT = 3.0
+USERS = 200
+
+
+@dataclass
+class Call:
+    started: float
+    ended: float
+    version: int = 0
+    user: str = ""
+    items: tuple[str, ...] = ()
+    code: str = "OK"
+
+
+@dataclass
+class Clients:
+    """Threads calling Recommend until stopped; every call is recorded."""
+
+    sc: Sidecar
+    users: list[str]
+    threads: int = 4
+    calls: list[Call] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __enter__(self) -> Clients:
+        targets = [self.sc.address, *self.sc.worker_addresses]
+        self._channels = [grpc.insecure_channel(t) for t in targets for _ in range(2)]
+        stubs = [reco_pb2_grpc.RecommenderStub(c) for c in self._channels]  # type: ignore[no-untyped-call]
+        self._workers = [threading.Thread(target=self._run, args=(t, stubs), daemon=True) for t in range(self.threads)]
+        for w in self._workers:
+            w.start()
+        return self
+
+    def _run(self, t: int, stubs: list[Any]) -> None:
+        i = t
+        while not self._stop.is_set():
+            user = self.users[i % len(self.users)]
+            stub = stubs[i % len(stubs)]
+            started = time.monotonic()
+            try:
+                r = stub.Recommend(reco_pb2.RecommendRequest(user_id=user, n=10), timeout=CALL_TIMEOUT)
+                call = Call(started, time.monotonic(), r.version, user, tuple(x.item_id for x in r.items))
+            except grpc.RpcError as e:
+                call = Call(started, time.monotonic(), code=e.code().name)
+            with self._lock:
+                self.calls.append(call)
+            i += self.threads
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for w in self._workers:
+            w.join(timeout=30)
+        for c in self._channels:
+            c.close()
+
+    def summary(self) -> dict[str, Any]:
+        failed = Counter(c.code for c in self.calls if c.code != "OK")
+        return {"calls": len(self.calls), "failed_calls": sum(failed.values()), "failed_by_code": dict(failed)}
+
+
+@dataclass
+class Run:
+    model: BenchModel
+    deadline: Deadline
+    work: pathlib.Path
+    users: list[str]
+    baseline: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @contextmanager
+    def sidecar(self, name: str, extra: list[str]) -> Iterator[tuple[Sidecar, pathlib.Path]]:
+        """A private model root (a byte copy of the benchmark version as version 1) and a sidecar on it."""
+        root = self.work / name / "root"
+        model_dir = root / self.model.name
+        shutil.rmtree(self.work / name, ignore_errors=True)
+        model_dir.mkdir(parents=True)
+        shutil.copytree(self.model.version_dir, model_dir / "1")
+        manifest = json.loads((model_dir / "1" / "manifest.json").read_text())
+        manifest["version"] = 1
+        (model_dir / "1" / "manifest.json").write_text(json.dumps(manifest))
+        with running_sidecar(root, self.model.name, workers=2, version=1, extra_args=extra,
+                             log_path=self.work / name / "sidecar.log", tied=True, stop_grace=5.0) as sc:
+            if not self.baseline:
+                with grpc.insecure_channel(sc.address) as ch:
+                    stub = reco_pb2_grpc.RecommenderStub(ch)  # type: ignore[no-untyped-call]
+                    for u in self.users:
+                        r = stub.Recommend(reco_pb2.RecommendRequest(user_id=u, n=10), timeout=30)
+                        self.baseline[u] = tuple(x.item_id for x in r.items)
+            yield sc, model_dir
+
+    def unverified(self, calls: list[Call]) -> int:
+        """Answers whose items differ from what the verified files give (every version here is
+        a byte copy of version 1, so all must match the baseline)."""
+        return sum(1 for c in calls if c.code == "OK" and c.items != self.baseline[c.user])
+
+
+def _reload(sc: Sidecar, version: str, address: str | None = None) -> tuple[str, Any]:
+    with grpc.insecure_channel(address or sc.address) as ch:
+        stub = reco_pb2_grpc.RecommenderStub(ch)  # type: ignore[no-untyped-call]
+        try:
+            return "OK", stub.Reload(reco_pb2.ReloadRequest(model="", version=version), timeout=120)
+        except grpc.RpcError as e:
+            return e.code().name, e.details()
+
+
+def _replaced(address: str, old_pid: int, timeout: float) -> float:
+    started = time.monotonic()
+    wait_until(answers(lambda: worker_pid(address, timeout=1) != old_pid), timeout, f"{address} replaced")
+    return time.monotonic() - started
+
+
+def sigkill_worker(run: Run) -> dict[str, Any]:
+    with run.sidecar("sigkill_worker", []) as (sc, _), Clients(sc, run.users) as clients:
+        wait_until(lambda: len(clients.calls) > 200, 60, "warm-up calls")
+        victim = sc.worker_addresses[0]
+        pid = worker_pid(victim)
+        os.kill(pid, signal.SIGKILL)
+        recovery = _replaced(victim, pid, 60)
+        time.sleep(1.0)  # keep the load on after recovery, so late failures would show
+    return {**clients.summary(), "recovery_seconds": round(recovery, 3),
+            "unverified_answers": run.unverified(clients.calls),
+            "wrong_version_answers": sum(1 for c in clients.calls if c.code == "OK" and c.version != 1)}
+
+
+def sigstop_worker(run: Run) -> dict[str, Any]:
+    timeout = 2.0
+    with run.sidecar("sigstop_worker", ["--worker-timeout", str(timeout)]) as (sc, _), \
+            Clients(sc, run.users) as clients:
+        wait_until(lambda: len(clients.calls) > 200, 60, "warm-up calls")
+        victim = sc.worker_addresses[0]
+        pid = worker_pid(victim)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            recovery = _replaced(victim, pid, 60)
+        finally:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+        time.sleep(1.0)
+        events = [e for e in sc.log_events() if e.get("event") == "worker_timeout"]
+    return {**clients.summary(), "worker_timeout": timeout, "recovery_seconds": round(recovery, 3),
+            "worker_timeout_events": len(events), "unverified_answers": run.unverified(clients.calls),
+            "wrong_version_answers": sum(1 for c in clients.calls if c.code == "OK" and c.version != 1)}
+
+
+def bad_version_on_disk(run: Run) -> dict[str, Any]:
+    outcomes: dict[str, str] = {}
+    with run.sidecar("bad_version_on_disk", ["--watch", "0.3"]) as (sc, model_dir), \
+            Clients(sc, run.users) as clients:
+        wait_until(lambda: len(clients.calls) > 100, 60, "warm-up calls")
+        publish_copy(model_dir, 1, name="²")
+        for kind, edit in BAD_MANIFESTS.items():
+            outcomes[kind] = _reload(sc, publish_copy(model_dir, 1, edit).name)[0]
+        deep = publish_copy(model_dir, 1, raw_manifest=deep_manifest(model_dir, 1))
+        outcomes["deep_json"] = _reload(sc, deep.name)[0]
+        outcomes["latest"] = _reload(sc, "latest")[0]
+        time.sleep(1.0)  # several --watch polls over the bad versions
+        alive = sc.proc.poll() is None
+    return {**clients.summary(), "reload_codes": outcomes, "sidecar_alive": alive, "recovery_seconds": 0.0,
+            "unverified_answers": run.unverified(clients.calls),
+            "wrong_version_answers": sum(1 for c in clients.calls if c.code == "OK" and c.version != 1)}
+
+
+def file_swapped_during_reload(run: Run, rounds: int = 20) -> dict[str, Any]:
+    codes: Counter[str] = Counter()
+    with run.sidecar("file_swapped_during_reload", []) as (sc, model_dir), Clients(sc, run.users) as clients:
+        v2 = publish_copy(model_dir, 1)
+        target = v2 / "user_factors.npy"
+        good = v2 / ".good-user_factors.npy"
+        bad = v2 / ".bad-user_factors.npy"
+        os.link(target, good)
+        factors = np.load(good)
+        np.save(bad, factors[::-1].copy())  # same size and header, other users' rows: other answers
+        stop = threading.Event()
+
+        def swapper() -> None:
+            flip = False
+            while not stop.is_set():
+                tmp = v2 / ".swap.npy"
+                os.link(bad if flip else good, tmp)
+                os.rename(tmp, target)
+                flip = not flip
+                time.sleep(0.005)
+
+        th = threading.Thread(target=swapper, daemon=True)
+        th.start()
+        try:
+            for i in range(rounds):
+                codes[_reload(sc, "2" if i % 2 == 0 else "1")[0]] += 1
+        finally:
+            stop.set()
+            th.join()
+            os.link(good, v2 / ".swap.npy")
+            os.rename(v2 / ".swap.npy", target)
+        time.sleep(0.5)
+    return {**clients.summary(), "reloads": rounds, "reload_codes": dict(codes), "recovery_seconds": 0.0,
+            "unverified_answers": run.unverified(clients.calls)}
+
+
+def reload_storm_with_restarts(run: Run, rounds: int = 20) -> dict[str, Any]:
+    rng = random.Random(7)
+    codes: Counter[str] = Counter()
+    returned: list[tuple[float, int]] = []  # when a Reload returned OK, and the version it reported
+    sent: list[float] = []
+    with run.sidecar("reload_storm_with_restarts", []) as (sc, model_dir), Clients(sc, run.users) as clients:
+        publish_copy(model_dir, 1)
+        stop = threading.Event()
+        kills = [0]
+
+        def killer() -> None:
+            while not stop.wait(rng.uniform(0.3, 1.2)):
+                try:
+                    os.kill(worker_pid(rng.choice(sc.worker_addresses), timeout=1), signal.SIGKILL)
+                    kills[0] += 1
+                except (grpc.RpcError, ProcessLookupError):
+                    pass
+
+        th = threading.Thread(target=killer, daemon=True)
+        th.start()
+        try:
+            for i in range(rounds):
+                version = 2 if i % 2 == 0 else 1
+                sent.append(time.monotonic())
+                code, resp = _reload(sc, str(version))
+                codes[code] += 1
+                if code == "OK":
+                    returned.append((time.monotonic(), int(resp.new_version)))
+        finally:
+            stop.set()
+            th.join()
+        sent.append(float("inf"))
+        time.sleep(0.5)
+    wrong = 0
+    for done, version in returned:
+        nxt = min(t for t in sent if t > done)
+        wrong += sum(1 for c in clients.calls if c.code == "OK" and done < c.started and c.ended < nxt
+                     and c.version != version)
+    return {**clients.summary(), "reloads": rounds, "reload_codes": dict(codes), "workers_killed": kills[0],
+            "wrong_version_answers": wrong, "unverified_answers": run.unverified(clients.calls)}
+
+
+FAULTS: dict[str, Callable[[Run], dict[str, Any]]] = {
+    f.__name__: f for f in (sigkill_worker, sigstop_worker, bad_version_on_disk, file_swapped_during_reload,
+                            reload_storm_with_restarts)
+}
+
+
+def main() -> int:
+    p = common.parser(__doc__, time_limit=1200)
+    p.add_argument("--only", nargs="*", choices=sorted(FAULTS), help="run only these faults")
+    args = p.parse_args()
+
+    def body(model: BenchModel, deadline: Deadline, result: dict[str, Any]) -> None:
+        users = read_ids(model.version_dir)[0][:USERS]
+        with tempfile.TemporaryDirectory(prefix="faults-") as work:
+            run = Run(model, deadline, pathlib.Path(work), users)
+            result["faults"] = {}
+            for name in args.only or FAULTS:
+                log("fault_start", fault=name)
+                try:
+                    result["faults"][name] = FAULTS[name](run)
+                except Exception as e:
+                    result["faults"][name] = {"error": f"{type(e).__name__}: {e}"}
+                    result["failures"].append(f"{name}: {type(e).__name__}: {e}")
+                log("fault_done", fault=name, **{k: v for k, v in result["faults"][name].items()
+                                                 if not isinstance(v, dict)})
+
+    return common.run("faults", args, body)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
