@@ -51,14 +51,18 @@ def deep_manifest(model_dir: pathlib.Path, src: int) -> str:
 
 
 def huge_file_version(model_dir: pathlib.Path, src: int, size: int) -> pathlib.Path:
-    """A version whose manifest lists a sparse file of `size` bytes (hashing it takes long)."""
+    """A version whose manifest vouches for a sparse user-factors file of `size` bytes, with a
+    user count that makes that size plausible: the size bounds pass, and verifying it means
+    hashing all of it (minutes), which must not keep the supervisor from its other work."""
     def edit(manifest: dict[str, object]) -> None:
+        factors = manifest["factors"]
         files = manifest["files"]
-        assert isinstance(files, dict)
-        files["item_popularity.npy"] = {"sha256": "0" * 64, "bytes": size}
+        assert isinstance(factors, int) and isinstance(files, dict)
+        manifest["user_count"] = size // (4 * factors) + 1
+        files["user_factors.npy"] = {"sha256": "0" * 64, "bytes": size}
 
     dst = publish_copy(model_dir, src, edit)
-    with (dst / "item_popularity.npy").open("r+b") as f:
+    with (dst / "user_factors.npy").open("r+b") as f:
         f.truncate(size)
     return dst
 

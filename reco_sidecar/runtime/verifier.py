@@ -22,6 +22,7 @@ from typing import Any
 
 import msgpack
 
+from reco_sidecar.artifact import checksums
 from reco_sidecar.common.errors import ErrorKind
 from reco_sidecar.common.versions import LATEST, VersionSpec, parse_version_spec
 from reco_sidecar.runtime import verification
@@ -122,20 +123,36 @@ def _child(model_dir: pathlib.Path, sock: socket.socket) -> None:
         ticket, spec_text, known_bad = msgpack.unpackb(data)
         spec = LATEST if spec_text == "latest" else parse_version_spec(spec_text)
         verdict = verification.resolve(model_dir, spec, known_bad=frozenset(known_bad))
-        sock.send(_encode(ticket, verdict))
+        hashes = _hashes(model_dir / str(verdict.version)) if isinstance(verdict, Resolved) else []
+        sock.send(_encode(ticket, verdict, hashes))
 
 
-def _encode(ticket: int, verdict: Verdict) -> bytes:
+def _hashes(version_dir: pathlib.Path) -> list[list[Any]]:
+    """The digests this process computed for the version's files, keyed by file identity, so
+    the supervisor can remember them and workers it forks later need not hash again."""
+    out: list[list[Any]] = []
+    with contextlib.suppress(OSError):
+        for path in version_dir.iterdir():
+            st = os.stat(path, follow_symlinks=False)
+            digest = checksums.cached(checksums.key(st))
+            if digest is not None:
+                out.append([*checksums.key(st), digest])
+    return out
+
+
+def _encode(ticket: int, verdict: Verdict, hashes: list[list[Any]]) -> bytes:
     bad = [list(b) for b in verdict.bad]
-    body: list[Any] = ([ticket, "ok", verdict.version, bad] if isinstance(verdict, Resolved)
-                       else [ticket, "refused", [verdict.kind.value, verdict.message, verdict.field], bad])
+    body: list[Any] = ([ticket, "ok", verdict.version, bad, hashes] if isinstance(verdict, Resolved)
+                       else [ticket, "refused", [verdict.kind.value, verdict.message, verdict.field], bad, hashes])
     data: bytes = msgpack.packb(body)
     return data
 
 
 def _decode(data: bytes) -> tuple[int, Verdict]:
-    ticket, what, body, bad_raw = msgpack.unpackb(data)
+    ticket, what, body, bad_raw, hashes = msgpack.unpackb(data)
     bad = tuple((int(v), str(r)) for v, r in bad_raw)
+    for dev, ino, size, mtime, ctime, digest in hashes:
+        checksums.remember((int(dev), int(ino), int(size), int(mtime), int(ctime)), str(digest))
     if what == "ok":
         return int(ticket), Resolved(int(body), bad)
     kind, message, field = body
