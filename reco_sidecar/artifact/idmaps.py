@@ -108,9 +108,11 @@ def _check_spans(blob: np.ndarray, spans: np.ndarray, head: int, path: pathlib.P
     first = b[starts[length > 0]]
     if ((first & 0xC0) == 0x80).any():
         raise ArtifactError(path, f"{what} id map holds an id that is not UTF-8")
+    # +1 at each start, -1 at each end: both index sets are strictly increasing, so plain
+    # fancy assignment adds once per index (np.add.at is many times slower)
     marks = np.zeros(size + 1, dtype=np.int8)
-    np.add.at(marks, starts, 1)
-    np.add.at(marks, ends, -1)
+    marks[starts] += 1
+    marks[ends] -= 1
     try:
         blob[np.cumsum(marks[:-1]) > 0].tobytes().decode("utf-8")
     except UnicodeDecodeError:
