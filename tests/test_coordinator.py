@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from reco_sidecar.common.errors import ErrorKind
 from reco_sidecar.common.versions import LATEST, VersionSpec
 from reco_sidecar.runtime import coordinator as co
 from reco_sidecar.runtime import messages as m
 from reco_sidecar.runtime.verification import Refused, Resolved
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -70,7 +73,7 @@ class Harness:
         self.feed(co.WorkerDied(slot, cause))
 
     # the workers' side: carry out the last message of a kind, answer it
-    def last(self, slot: int, kind: type) -> m.ToWorker:
+    def last(self, slot: int, kind: type[T]) -> T:
         return [x for x in self.workers[slot].inbox if isinstance(x, kind)][-1]
 
     def prepared(self, slot: int) -> None:
@@ -82,8 +85,8 @@ class Harness:
         msg = self.last(slot, m.Prepare)
         self.feed(co.WorkerAnswered(slot, m.PrepareFailed(msg.txn, msg.version, "bad file")))
 
-    def committed(self, slot: int, kind: type = m.Commit) -> None:
-        msg = self.last(slot, kind)
+    def committed(self, slot: int, kind: type[m.Commit] | type[m.Switch] = m.Commit) -> None:
+        msg: m.Commit | m.Switch = self.last(slot, kind)
         if kind is m.Commit and msg.version not in self.workers[slot].prepared:
             self.feed(co.WorkerAnswered(slot, m.CommitFailed(msg.txn, msg.version, "not prepared")))
             return

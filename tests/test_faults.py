@@ -5,6 +5,7 @@ worker deaths racing a Reload. Each test failed against the supervisor before th
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import pathlib
 import random
@@ -37,7 +38,9 @@ def _events(sc: Sidecar, name: str) -> list[dict[str, object]]:
 
 
 def _reload(sc: Sidecar, version: str, timeout: float = 60) -> reco_pb2.ReloadResponse:
-    return sc.stub().Reload(reco_pb2.ReloadRequest(model="demo", version=version), timeout=timeout)
+    resp: reco_pb2.ReloadResponse = sc.stub().Reload(reco_pb2.ReloadRequest(model="demo", version=version),
+                                                     timeout=timeout)
+    return resp
 
 
 # -- 1: a bad version is a FAILED state, never a crash; latest skips it ------------------------------
@@ -205,8 +208,12 @@ def test_kill_9_then_reload_through_the_other_worker(two_versions: pathlib.Path)
             for address in sc.worker_addresses:
                 # The restarted worker may still be binding: wait for it to answer at all, then
                 # it must answer the version Reload reported.
-                wait_until(answers(lambda a=address: worker_pid(a, timeout=1) > 0), 30, f"{address} to answer")
+                wait_until(answers(functools.partial(_answers_at, address)), 30, f"{address} to answer")
                 assert worker_version(address) == target, (round_, address)
+
+
+def _answers_at(address: str) -> bool:
+    return worker_pid(address, timeout=1) > 0
 
 
 def _scrape(port: int) -> str:
