@@ -77,8 +77,8 @@ def stop(proc: subprocess.Popen[Any], *, grace: float = 5.0) -> None:
 def run_bounded(cmd: Sequence[str], timeout: float, *, stdout: int | IO[Any] | None = subprocess.PIPE,
                 stderr: int | IO[Any] | None = subprocess.PIPE, env: dict[str, str] | None = None,
                 cwd: pathlib.Path | None = None) -> tuple[int, str, str, float]:
-    """Runs cmd in its own process group; kills the group at `timeout` or on any exception.
-    Returns (exit code, stdout, stderr, CPU seconds the child used)."""
+    """Runs cmd in its own process group; kills the group at `timeout`, on any exception, and
+    whatever of it outlives cmd. Returns (exit code, stdout, stderr, CPU seconds the child used)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.Popen(list(cmd), stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL, env=env,
                             cwd=cwd, start_new_session=True, text=True)
@@ -92,6 +92,9 @@ def run_bounded(cmd: Sequence[str], timeout: float, *, stdout: int | IO[Any] | N
         if proc.poll() is None:
             kill_group(proc.pid, grace=1.0)
             proc.wait()
+        elif group_pids(proc.pid):
+            # The leader is done but something it started lives on in its group.
+            kill_group(proc.pid, grace=1.0)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return proc.returncode, out or "", err or "", cpu

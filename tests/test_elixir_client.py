@@ -7,17 +7,16 @@ is this one unless RECO_SIDECAR_PYTHON says otherwise.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from harness.procs import run_bounded
 from tests.support.requires import require
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,20 +30,12 @@ SUMMARY = re.compile(r"^(\d+) tests?, (\d+) failures?", re.M)
 def test_otp_suite_passes_against_the_real_sidecar() -> None:
     require(shutil.which("elixir") is not None, "elixir on PATH")
     env = {**os.environ, "RECO_SIDECAR_PYTHON": os.environ.get("RECO_SIDECAR_PYTHON", sys.executable)}
-    # A session of its own, so the BEAM and any sidecar it started can be killed as a group.
-    proc = subprocess.Popen(["bash", str(SCRIPT)], cwd=SCRIPT.parent.parent, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-    try:
-        output, _ = proc.communicate(timeout=840)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
+    # A session of its own, so the BEAM and any sidecar it started are killed as a group.
+    code, output, _, _ = run_bounded(["bash", str(SCRIPT)], 840, stderr=subprocess.STDOUT, env=env,
+                                     cwd=SCRIPT.parent.parent)
     summary = SUMMARY.findall(output)
     assert summary, f"no ExUnit summary in:\n{output[-5000:]}"
     tests, failures = map(int, summary[-1])
-    assert proc.returncode == 0, output[-5000:]
+    assert code == 0, output[-5000:]
     assert tests > 0
     assert failures == 0, output[-5000:]

@@ -10,19 +10,18 @@ SIGTERM to see new calls refused while a stream in flight finishes.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import pathlib
 import re
 import shutil
-import signal
 import subprocess
 import uuid
 from collections.abc import Mapping
 
 import pytest
 
+from harness.procs import run_bounded
 from tests.support.models import DEMO, train_demo
 from tests.support.requires import require
 from tests.support.server import running_sidecar
@@ -99,15 +98,8 @@ def _run_suite(contract: Mapping[str, object]) -> tuple[str, str, int]:
     """node --test with TAP on stdout (counted here) and the readable spec report on stderr."""
     env = {**os.environ, "RECO_CONTRACT": json.dumps(contract)}
     # Its own session, so node and anything it spawned die with it.
-    proc = subprocess.Popen(
+    code, output, spec, _ = run_bounded(
         ["node", "--test", "--test-concurrency=1",
          "--test-reporter=tap", "--test-reporter-destination=stdout",
-         "--test-reporter=spec", "--test-reporter-destination=stderr"],
-        cwd=SUITE, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        output, spec = proc.communicate(timeout=420)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    return output, spec, proc.returncode
+         "--test-reporter=spec", "--test-reporter-destination=stderr"], 420, env=env, cwd=SUITE)
+    return output, spec, code
