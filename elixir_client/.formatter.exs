@@ -4,5 +4,6 @@
     "{config,lib,test,scripts}/**/*.{ex,exs}",
     "priv/repo/migrations/*.exs"
   ],
-  import_deps: [:ecto, :ecto_sql, :protobuf, :grpc]
+  # rpc/3 comes from :grpc_core in grpc 1.0; assert_enqueued/2 from :oban.
+  import_deps: [:ecto, :ecto_sql, :protobuf, :grpc_core, :oban]
 ]

@@ -74,7 +74,7 @@ defmodule UroReco.Test.SidecarHelpers do
   end
 
   @doc "Asserts that `fun` returns truthy within `timeout` ms."
-  @spec eventually((() -> as_boolean(term())), String.t(), pos_integer()) :: :ok
+  @spec eventually((-> as_boolean(term())), String.t(), pos_integer()) :: :ok
   def eventually(fun, what, timeout \\ 10_000) do
     deadline = System.monotonic_time(:millisecond) + timeout
     wait(fun, what, deadline)
