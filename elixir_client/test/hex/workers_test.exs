@@ -53,6 +53,19 @@ defmodule UroReco.WorkersTest do
       :ok
     end
 
+    test "the migrations create Oban's tables, and roll them back" do
+      migrations = Ecto.Migrator.migrations_path(TestRepo)
+
+      assert {:ok, %Oban.Job{id: id}} = Oban.insert(BatchRecommend.new(%{"user_ids" => []}))
+      assert %{num_rows: 1} = TestRepo.query!("SELECT 1 FROM oban_jobs WHERE id = $1", [id])
+
+      Ecto.Migrator.run(TestRepo, migrations, :down, to: 20_260_101_000_002, log: false)
+      assert %{rows: [[nil]]} = TestRepo.query!("SELECT to_regclass('oban_jobs')")
+
+      Ecto.Migrator.run(TestRepo, migrations, :up, all: true, log: false)
+      assert {:ok, %Oban.Job{}} = Oban.insert(BatchRecommend.new(%{"user_ids" => []}))
+    end
+
     test "BatchRecommend upserts one row per user with an expiry" do
       users = [Ecto.UUID.generate(), Ecto.UUID.generate()]
 
