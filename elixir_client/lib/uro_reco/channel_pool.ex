@@ -5,15 +5,25 @@ defmodule UroReco.ChannelPool do
   One HTTP/2 connection reaches one sidecar worker process, so a client that
   wants every core connects to each worker's own address and spreads its calls.
   `pick/1` reads an ETS table and an atomic counter: no process sits in the call
-  path. A channel whose connection dies, or that a caller reports with
-  `report_unavailable/2`, is taken out and connected again with backoff.
+  path.
+
+  Each worker's channel carries a `grpc.health.v1.Health/Watch` stream (one
+  long-lived RPC per channel; it counts against the sidecar's
+  `--max-concurrent-rpcs`). A channel is handed out only while its worker says
+  `SERVING`: `NOT_SERVING` (a draining worker) takes it out of rotation and
+  `SERVING` puts it back. When the stream ends (the worker died, its connection
+  closed) the channel is dropped and connected again with backoff. A channel a
+  caller reports with `report_unavailable/2` is taken out until a
+  `Health/Check` on it answers `SERVING`. Connecting happens in a separate
+  process per worker, so a slow or failing connect never blocks the pool.
 
   Where the addresses come from (one of):
 
     * `sidecar: server` - a `UroReco.Sidecar`: its ready line's `worker_addresses`,
       followed across restarts (new ports) through `UroReco.Sidecar.subscribe/1`
     * `discover: "host:port"` - the shared address of a running sidecar; the
-      workers are read from `GetModelStatus`
+      workers are read from `GetModelStatus`, and read again when a worker
+      cannot be reached
     * `addresses: ["host:port", ...]` - fixed worker addresses
 
   Other options: `:name` (required; also names the ETS table), `:connect_opts`
@@ -27,8 +37,13 @@ defmodule UroReco.ChannelPool do
 
   alias Reco.V1.{GetModelStatusRequest, Recommender.Stub}
   alias UroReco.{Backoff, Sidecar}
+  alias UroReco.ChannelPool.Watcher
 
   @type pool :: atom()
+  @type slot_status :: :connecting | :serving | :not_serving | :suspect
+
+  @check_timeout 1_000
+  @retire_grace 10_000
 
   @doc false
   def child_spec(opts) do
@@ -42,7 +57,7 @@ defmodule UroReco.ChannelPool do
     GenServer.start_link(__MODULE__, opts, name: name)
   end
 
-  @doc "The next connected channel, round robin."
+  @doc "The next channel whose worker is serving, round robin."
   @spec pick(pool()) :: {:ok, GRPC.Channel.t()} | {:error, :no_channel}
   def pick(pool) do
     [{:slots, slots, counter}] = :ets.lookup(pool, :slots)
@@ -64,6 +79,14 @@ defmodule UroReco.ChannelPool do
   @spec addresses(pool()) :: [String.t()]
   def addresses(pool), do: GenServer.call(pool, :addresses)
 
+  @doc """
+  Each worker address with its channel's state: `:serving` (handed out),
+  `:not_serving` (the worker said so), `:suspect` (a caller reported it, being
+  checked) or `:connecting`.
+  """
+  @spec status(pool()) :: [{String.t(), slot_status()}]
+  def status(pool), do: GenServer.call(pool, :status)
+
   defp first_connected(_slots, _start, _size, 0), do: {:error, :no_channel}
 
   defp first_connected(slots, start, size, left) do
@@ -75,6 +98,9 @@ defmodule UroReco.ChannelPool do
 
   @impl true
   def init(opts) do
+    # Watchers are linked: they die with the pool, and their exits arrive here.
+    Process.flag(:trap_exit, true)
+
     table =
       :ets.new(Keyword.fetch!(opts, :name), [:named_table, :protected, read_concurrency: true])
 
@@ -85,7 +111,8 @@ defmodule UroReco.ChannelPool do
       table: table,
       connect_opts: Keyword.get(opts, :connect_opts, adapter: GRPC.Client.Adapters.Gun),
       backoff: Backoff.new(min, max),
-      slots: %{}
+      slots: %{},
+      discover: nil
     }
 
     {:ok, state, {:continue, {:source, opts}}}
@@ -99,8 +126,7 @@ defmodule UroReco.ChannelPool do
         {:noreply, state}
 
       address = opts[:discover] ->
-        {:ok, addresses} = discover(address, state.connect_opts)
-        {:noreply, use_addresses(state, addresses)}
+        {:noreply, discover(%{state | discover: %{address: address, pid: nil, attempt: 0}})}
 
       true ->
         {:noreply, use_addresses(state, Keyword.fetch!(opts, :addresses))}
@@ -112,11 +138,22 @@ defmodule UroReco.ChannelPool do
     {:reply, state.slots |> Enum.sort() |> Enum.map(fn {_, slot} -> slot.address end), state}
   end
 
+  def handle_call(:status, _from, state) do
+    reply =
+      state.slots |> Enum.sort() |> Enum.map(fn {_, slot} -> {slot.address, slot.status} end)
+
+    {:reply, reply, state}
+  end
+
   @impl true
   def handle_cast({:unavailable, %GRPC.Channel{ref: ref}}, state) do
-    case Enum.find(state.slots, fn {_, slot} -> slot.channel && slot.channel.ref == ref end) do
-      {index, _} -> {:noreply, drop(state, index)}
-      nil -> {:noreply, state}
+    case find_slot(state, &(&1.status == :serving and channel_ref(&1) == ref)) do
+      {index, slot} ->
+        check(slot.channel, 0)
+        {:noreply, put_slot(state, index, %{slot | status: :suspect})}
+
+      nil ->
+        {:noreply, state}
     end
   end
 
@@ -127,73 +164,93 @@ defmodule UroReco.ChannelPool do
 
   def handle_info({Sidecar, _pid, :down}, state), do: {:noreply, use_addresses(state, [])}
 
-  def handle_info({:connect, index, generation}, state) do
-    case state.slots do
-      %{^index => %{generation: ^generation, channel: nil}} -> {:noreply, connect(state, index)}
-      _ -> {:noreply, state}
+  def handle_info({Watcher, pid, {:connected, channel}}, state) do
+    case find_slot(state, &(&1.watcher == pid)) do
+      {index, slot} ->
+        {:noreply, put_slot(state, index, %{slot | channel: channel})}
+
+      nil ->
+        # A watcher retired while it was connecting.
+        disconnect_async(channel)
+        {:noreply, state}
     end
   end
 
-  def handle_info({:DOWN, monitor, :process, _pid, reason}, state) do
-    case Enum.find(state.slots, fn {_, slot} -> slot.monitor == monitor end) do
-      {index, slot} ->
-        Logger.warning("reco channel to #{slot.address} went down: #{inspect(reason)}")
-        {:noreply, drop(state, index)}
+  def handle_info({Watcher, pid, {:health, health}}, state) do
+    case find_slot(state, &(&1.watcher == pid)) do
+      {index, %{status: old} = slot} ->
+        status = if health == :SERVING, do: :serving, else: :not_serving
+
+        if status == :not_serving and old != :not_serving,
+          do: Logger.warning("reco worker #{slot.address} is #{health}: out of rotation")
+
+        attempt = if status == :serving, do: 0, else: slot.attempt
+        {:noreply, put_slot(state, index, %{slot | status: status, attempt: attempt})}
 
       nil ->
         {:noreply, state}
     end
   end
 
+  def handle_info({:checked, ref, health, attempt}, state) do
+    case find_slot(state, &(&1.status == :suspect and channel_ref(&1) == ref)) do
+      {index, slot} when health == :SERVING ->
+        {:noreply, put_slot(state, index, %{slot | status: :serving})}
+
+      {_index, slot} ->
+        check(slot.channel, attempt + 1, Backoff.delay(state.backoff, attempt))
+        {:noreply, state}
+
+      nil ->
+        {:noreply, state}
+    end
+  end
+
+  def handle_info({:connect, index, generation}, state) do
+    case state.slots do
+      %{^index => %{generation: ^generation, watcher: nil} = slot} ->
+        {:noreply, put_slot(state, index, start_watcher(slot, state.connect_opts))}
+
+      _ ->
+        {:noreply, state}
+    end
+  end
+
+  def handle_info({:EXIT, pid, reason}, state) do
+    cond do
+      state.discover && state.discover.pid == pid ->
+        {:noreply, discovered(state, reason)}
+
+      slot = find_slot(state, &(&1.watcher == pid)) ->
+        {index, slot} = slot
+        {:noreply, watcher_down(state, index, slot, reason)}
+
+      true ->
+        # A retired watcher or a finished helper.
+        {:noreply, state}
+    end
+  end
+
+  def handle_info(:discover, state), do: {:noreply, discover(state)}
+
   def handle_info(_message, state), do: {:noreply, state}
 
   @impl true
   def terminate(_reason, state) do
-    Enum.each(state.slots, fn {_, slot} -> disconnect(slot) end)
+    Enum.each(state.slots, fn {_, slot} ->
+      if slot.watcher, do: Process.exit(slot.watcher, :kill)
+      if slot.channel, do: disconnect(slot.channel)
+    end)
   end
 
-  defp use_addresses(state, addresses) do
-    current = state.slots |> Enum.sort() |> Enum.map(fn {_, slot} -> slot.address end)
-
-    if current == addresses do
-      state
-    else
-      Enum.each(state.slots, fn {_, slot} -> disconnect(slot) end)
-
-      slots =
-        for {address, index} <- Enum.with_index(addresses), into: %{} do
-          {index, %{address: address, channel: nil, monitor: nil, attempt: 0, generation: 0}}
-        end
-
-      state = publish(%{state | slots: slots})
-      Enum.reduce(Map.keys(slots), state, &connect(&2, &1))
+  defp watcher_down(state, index, slot, reason) do
+    if slot.status != :connecting or slot.attempt == 0 do
+      Logger.warning("reco channel to #{slot.address} is down: #{inspect(reason)}")
     end
-  end
 
-  defp connect(state, index) do
-    slot = state.slots[index]
+    if slot.channel, do: disconnect_async(slot.channel)
+    state = if state.discover && slot.channel == nil, do: discover(state), else: state
 
-    case GRPC.Stub.connect(slot.address, state.connect_opts) do
-      {:ok, channel} ->
-        slot = %{slot | channel: channel, monitor: monitor(channel), attempt: 0}
-        publish(%{state | slots: Map.put(state.slots, index, slot)})
-
-      {:error, reason} ->
-        Logger.warning("reco channel to #{slot.address} failed to connect: #{inspect(reason)}")
-        schedule_connect(state, index)
-    end
-  end
-
-  # Takes a channel out of rotation and connects it again after a backoff.
-  defp drop(state, index) do
-    disconnect(state.slots[index])
-    slot = %{state.slots[index] | channel: nil, monitor: nil}
-    state = publish(%{state | slots: Map.put(state.slots, index, slot)})
-    schedule_connect(state, index)
-  end
-
-  defp schedule_connect(state, index) do
-    slot = state.slots[index]
     generation = slot.generation + 1
 
     Process.send_after(
@@ -202,37 +259,135 @@ defmodule UroReco.ChannelPool do
       Backoff.delay(state.backoff, slot.attempt)
     )
 
-    slot = %{slot | attempt: slot.attempt + 1, generation: generation}
-    %{state | slots: Map.put(state.slots, index, slot)}
+    slot = %{
+      slot
+      | watcher: nil,
+        channel: nil,
+        status: :connecting,
+        attempt: slot.attempt + 1,
+        generation: generation
+    }
+
+    put_slot(state, index, slot)
   end
 
-  defp monitor(%GRPC.Channel{adapter_payload: %{conn_pid: pid}}) when is_pid(pid),
-    do: Process.monitor(pid)
+  defp use_addresses(state, addresses) do
+    current = state.slots |> Enum.sort() |> Enum.map(fn {_, slot} -> slot.address end)
 
-  defp monitor(_channel), do: nil
+    if current == addresses do
+      state
+    else
+      Enum.each(state.slots, fn {_, slot} -> retire(slot) end)
 
-  defp disconnect(%{channel: nil}), do: :ok
+      slots =
+        for {address, index} <- Enum.with_index(addresses), into: %{} do
+          slot = %{
+            address: address,
+            watcher: nil,
+            channel: nil,
+            status: :connecting,
+            attempt: 0,
+            generation: 0
+          }
 
-  defp disconnect(%{channel: channel, monitor: monitor}) do
-    if monitor, do: Process.demonitor(monitor, [:flush])
+          {index, start_watcher(slot, state.connect_opts)}
+        end
+
+      publish(%{state | slots: slots})
+    end
+  end
+
+  defp start_watcher(slot, connect_opts) do
+    %{slot | watcher: Watcher.start_link(slot.address, connect_opts), status: :connecting}
+  end
+
+  # An old watcher is left to end on its own: disconnecting its channel ends its
+  # stream. Killing it at once while it connects would leak the connection it is
+  # opening (a connect gives up after 5 s), so it gets that long first.
+  defp retire(slot) do
+    if slot.channel, do: disconnect_async(slot.channel)
+
+    if watcher = slot.watcher do
+      Process.unlink(watcher)
+
+      spawn(fn ->
+        monitor = Process.monitor(watcher)
+
+        receive do
+          {:DOWN, ^monitor, :process, _, _} -> :ok
+        after
+          @retire_grace -> Process.exit(watcher, :kill)
+        end
+      end)
+    end
+  end
+
+  defp check(channel, attempt, delay \\ 0) do
+    pool = self()
+
+    spawn(fn ->
+      Process.sleep(delay)
+      send(pool, {:checked, channel.ref, Watcher.check(channel, @check_timeout), attempt})
+    end)
+  end
+
+  defp put_slot(state, index, slot),
+    do: publish(%{state | slots: Map.put(state.slots, index, slot)})
+
+  defp find_slot(state, fun), do: Enum.find(state.slots, fn {_, slot} -> fun.(slot) end)
+
+  defp channel_ref(%{channel: %GRPC.Channel{ref: ref}}), do: ref
+  defp channel_ref(_slot), do: nil
+
+  defp disconnect_async(channel) do
+    spawn(fn -> disconnect(channel) end)
+  end
+
+  defp disconnect(channel) do
     GRPC.Stub.disconnect(channel)
     :ok
+  catch
+    # Already gone.
+    :exit, _ -> :ok
   end
 
   defp publish(state) do
     [{:slots, _, counter}] = :ets.lookup(state.table, :slots)
 
     slots =
-      state.slots |> Enum.sort() |> Enum.map(fn {_, slot} -> slot.channel end) |> List.to_tuple()
+      state.slots
+      |> Enum.sort()
+      |> Enum.map(fn {_, slot} -> if slot.status == :serving, do: slot.channel end)
+      |> List.to_tuple()
 
     :ets.insert(state.table, {:slots, slots, counter})
     state
   end
 
-  defp discover(address, connect_opts) do
+  # Discovery runs in a linked process (it connects, which can block for seconds);
+  # its exit reason carries the result.
+  defp discover(%{discover: %{pid: pid}} = state) when is_pid(pid), do: state
+
+  defp discover(%{discover: discover, connect_opts: connect_opts} = state) do
+    pid = spawn_link(fn -> exit({:discovered, read_workers(discover.address, connect_opts)}) end)
+    %{state | discover: %{discover | pid: pid}}
+  end
+
+  defp discovered(state, {:discovered, {:ok, addresses}}) do
+    state = %{state | discover: %{state.discover | pid: nil, attempt: 0}}
+    use_addresses(state, addresses)
+  end
+
+  defp discovered(%{discover: discover} = state, reason) do
+    Logger.warning("reco discovery at #{discover.address} failed: #{inspect(reason)}")
+    Process.send_after(self(), :discover, Backoff.delay(state.backoff, discover.attempt))
+    %{state | discover: %{discover | pid: nil, attempt: discover.attempt + 1}}
+  end
+
+  defp read_workers(address, connect_opts) do
     with {:ok, channel} <- GRPC.Stub.connect(address, connect_opts) do
       result = Stub.get_model_status(channel, %GetModelStatusRequest{}, timeout: 10_000)
-      GRPC.Stub.disconnect(channel)
+      disconnect(channel)
 
       with {:ok, status} <- result do
         {:ok, Enum.map(status.workers, & &1.address)}
