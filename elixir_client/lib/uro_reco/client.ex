@@ -14,12 +14,18 @@ defmodule UroReco.Client do
   ## Call options (all functions)
 
     * `:timeout` - ms for the whole call, retries included (default 5_000;
-      60_000 for `batch_recommend/3` and `reload/3`)
+      60_000 for `batch_recommend/3` and `reload/3`). It is a hard limit: the
+      call returns `:deadline_exceeded` when it passes, whatever the transport
+      is doing, and the server gets it as the gRPC deadline. For
+      `batch_recommend/3` it also covers reading the stream.
     * `:deadline` - an absolute `DateTime` instead of `:timeout`
     * `:request_id` - sent as `x-request-id` (default: a random id)
     * `:metadata` - more gRPC metadata, e.g. `%{"authorization" => "Bearer …"}`
-    * `:max_attempts` - tries on UNAVAILABLE, with exponential backoff inside the deadline (default 4)
-    * `:backoff` - `{min_ms, max_ms}` between tries (default `{50, 1_000}`)
+    * `:max_attempts` - caps the tries (default: no cap, tries until the deadline).
+      A call is tried again on UNAVAILABLE, on a broken connection (which grpc
+      1.0 reports as INTERNAL `:stream_error`/`:connection_error`) and while no
+      channel is serving, with exponential backoff inside the deadline
+    * `:backoff` - `{min_ms, max_ms}` between tries (default `{50, 500}`)
 
   ## Request options
 
@@ -119,8 +125,7 @@ defmodule UroReco.Client do
 
   defp batch_item({:ok, reply}), do: {:ok, Response.recommendation(reply)}
 
-  defp batch_item({:error, %GRPC.RPCError{status: status, message: message}}),
-    do: {:error, Error.from_status(status, message)}
+  defp batch_item({:error, %GRPC.RPCError{} = error}), do: {:error, Call.error(error)}
 
   defp batch_item({:error, reason}), do: {:error, Error.from_name("UNKNOWN", inspect(reason))}
 end
