@@ -5,7 +5,8 @@ defmodule UroReco.MixProject do
     [
       app: :uro_reco,
       version: "0.1.0",
-      elixir: "~> 1.15",
+      # grpc 1.0 needs googleapis 0.1, which requires Elixir ~> 1.18.
+      elixir: "~> 1.18",
       elixirc_paths: elixirc_paths(Mix.env()),
       start_permanent: Mix.env() == :prod,
       deps: deps()
@@ -26,7 +27,7 @@ defmodule UroReco.MixProject do
       {:protobuf, "~> 0.17"},
       {:jason, "~> 1.4"},
       {:telemetry, "~> 1.2"},
-      {:oban, "~> 2.19", optional: true},
+      {:oban, "~> 2.23", optional: true},
       {:ecto_sql, "~> 3.12", optional: true},
       {:postgrex, "~> 0.19", optional: true},
       {:flame, "~> 0.5", optional: true}

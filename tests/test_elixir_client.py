@@ -39,3 +39,28 @@ def test_otp_suite_passes_against_the_real_sidecar() -> None:
     assert code == 0, output[-5000:]
     assert tests > 0
     assert failures == 0, output[-5000:]
+
+
+CLIENT = ROOT / "elixir_client"
+
+
+def test_elixir_requirement_is_the_one_the_readme_states() -> None:
+    """grpc 1.0 needs Elixir 1.18 (through googleapis 0.1): mix.exs and the README say the same."""
+    mix = (CLIENT / "mix.exs").read_text()
+    readme = (CLIENT / "README.md").read_text()
+    requirement = re.search(r'^\s*elixir: "~> (\d+\.\d+)"', mix, re.M)
+    assert requirement, "no elixir requirement in mix.exs"
+    assert requirement.group(1) == "1.18"
+    assert re.search(r'\{:grpc, "~> 1\.0"\}', mix)
+    assert f"**Elixir {requirement.group(1)} or later**" in readme
+    assert re.search(r"\*\*Verified against\*\* \(\d{4}-\d{2}-\d{2}\): Elixir 1\.18\.\d+", readme)
+
+
+def test_formatter_imports_the_dsls_of_grpc_core_and_oban() -> None:
+    """In grpc 1.0 `rpc/3` comes from :grpc_core; `assert_enqueued` from :oban (CI cannot run mix format)."""
+    formatter = (CLIENT / ".formatter.exs").read_text()
+    deps = re.search(r"import_deps: \[([^\]]*)\]", formatter)
+    assert deps, "no import_deps in .formatter.exs"
+    imported = {name.strip() for name in deps.group(1).split(",")}
+    assert {":grpc_core", ":oban", ":protobuf", ":ecto", ":ecto_sql"} <= imported
+    assert ":grpc" not in imported
