@@ -87,25 +87,25 @@ def _check_spans(blob: np.ndarray, spans: np.ndarray, head: int, path: pathlib.P
         return
     if ends[-1] != size or (length < 0).any() or not np.isin(hl, (1, 2, 3, 5)).all() or (prev_end < head).any():
         raise ArtifactError(path, bad)
-    b = blob.astype(np.int64)
-    h0 = b[prev_end]
+    last = size - 1
 
     def byte(k: int, where: np.ndarray) -> np.ndarray:
-        out: np.ndarray = b[np.minimum(prev_end[where] + k, size - 1)]
+        """Byte k of the header before each selected span (gathered, not the whole file widened)."""
+        out: np.ndarray = blob[np.minimum(prev_end[where] + k, last)].astype(np.int64)
         return out
 
     one, two, three, five = hl == 1, hl == 2, hl == 3, hl == 5
     ok = np.ones(n, dtype=bool)
-    ok[one] = (h0[one] == (0xA0 | length[one])) & (length[one] < 32)
-    ok[two] = (h0[two] == 0xD9) & (byte(1, two) == length[two])
-    ok[three] = (h0[three] == 0xDA) & (byte(1, three) * 256 + byte(2, three) == length[three])
-    ok[five] = (h0[five] == 0xDB) & (
+    ok[one] = (byte(0, one) == (0xA0 | length[one])) & (length[one] < 32)
+    ok[two] = (byte(0, two) == 0xD9) & (byte(1, two) == length[two])
+    ok[three] = (byte(0, three) == 0xDA) & (byte(1, three) * 256 + byte(2, three) == length[three])
+    ok[five] = (byte(0, five) == 0xDB) & (
         ((byte(1, five) * 256 + byte(2, five)) * 256 + byte(3, five)) * 256 + byte(4, five) == length[five])
     if not ok.all():
         raise ArtifactError(path, bad)
     # Each id is valid UTF-8: the ids' bytes together decode, and no id starts inside a
     # character (a continuation byte), so no character straddles two ids.
-    first = b[starts[length > 0]]
+    first = blob[starts[length > 0]]
     if ((first & 0xC0) == 0x80).any():
         raise ArtifactError(path, f"{what} id map holds an id that is not UTF-8")
     # +1 at each start, -1 at each end: both index sets are strictly increasing, so plain
@@ -114,7 +114,7 @@ def _check_spans(blob: np.ndarray, spans: np.ndarray, head: int, path: pathlib.P
     marks[starts] += 1
     marks[ends] -= 1
     try:
-        blob[np.cumsum(marks[:-1]) > 0].tobytes().decode("utf-8")
+        blob[np.cumsum(marks[:-1], dtype=np.int8) > 0].tobytes().decode("utf-8")
     except UnicodeDecodeError:
         raise ArtifactError(path, f"{what} id map holds an id that is not UTF-8") from None
 
