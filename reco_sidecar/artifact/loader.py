@@ -136,8 +136,12 @@ def _popular_rows(pv: PinnedVersion, popularity: np.ndarray, item_count: int) ->
     popular_rows = np.argsort(-popularity, kind="stable")
     if layout.DEFAULT_ITEMS not in pv.files:
         return popular_rows
-    default = np.asarray(pv.array(layout.DEFAULT_ITEMS), dtype=np.int64)
-    if default.ndim != 1 or (len(default) and (default.min() < 0 or default.max() >= item_count)):
+    raw = pv.array(layout.DEFAULT_ITEMS)
+    if raw.dtype != np.int32 or raw.ndim != 1:
+        raise ArtifactError(pv.file(layout.DEFAULT_ITEMS).path, f"default items must be a 1-D int32 array, "
+                            f"got {raw.dtype} with shape {raw.shape}")
+    default = raw.astype(np.int64)
+    if len(default) and (default.min() < 0 or default.max() >= item_count):
         raise ArtifactError(pv.file(layout.DEFAULT_ITEMS).path, "default items are not item rows")
     rest = popular_rows[~np.isin(popular_rows, default)]
     return np.concatenate([default, rest])
