@@ -48,6 +48,7 @@ from harness.sidecar import Sidecar, running_sidecar
 from reco_sidecar.gen.reco.v1 import reco_pb2, reco_pb2_grpc
 
 CALL_TIMEOUT = 3.0
+RETRY_PAUSE = 0.05
 USERS = 200
 
 
@@ -94,6 +95,10 @@ class Clients:
                 call = Call(started, time.monotonic(), code=e.code().name)
             with self._lock:
                 self.calls.append(call)
+            if call.code != "OK":
+                # As a sensible client would: a failed call is not retried in a tight loop, so
+                # the count reflects how long the fault lasted, not how fast failures come back.
+                time.sleep(RETRY_PAUSE)
             i += self.threads
 
     def __exit__(self, *exc: object) -> None:
@@ -223,8 +228,9 @@ def file_swapped_during_reload(run: Run, rounds: int = 20) -> dict[str, Any]:
 
         def swapper() -> None:
             flip = False
+            tmp = v2 / ".swap.npy"
             while not stop.is_set():
-                tmp = v2 / ".swap.npy"
+                tmp.unlink(missing_ok=True)
                 os.link(bad if flip else good, tmp)
                 os.rename(tmp, target)
                 flip = not flip
@@ -238,6 +244,7 @@ def file_swapped_during_reload(run: Run, rounds: int = 20) -> dict[str, Any]:
         finally:
             stop.set()
             th.join()
+            (v2 / ".swap.npy").unlink(missing_ok=True)
             os.link(good, v2 / ".swap.npy")
             os.rename(v2 / ".swap.npy", target)
         time.sleep(0.5)
@@ -245,9 +252,10 @@ def file_swapped_during_reload(run: Run, rounds: int = 20) -> dict[str, Any]:
             "unverified_answers": run.unverified(clients.calls)}
 
 
-def reload_storm_with_restarts(run: Run, rounds: int = 20) -> dict[str, Any]:
+def reload_storm_with_restarts(run: Run, seconds: float = 20.0) -> dict[str, Any]:
     rng = random.Random(7)
     codes: Counter[str] = Counter()
+    details: Counter[str] = Counter()
     returned: list[tuple[float, int]] = []  # when a Reload returned OK, and the version it reported
     sent: list[float] = []
     with run.sidecar("reload_storm_with_restarts", []) as (sc, model_dir), Clients(sc, run.users) as clients:
@@ -256,7 +264,7 @@ def reload_storm_with_restarts(run: Run, rounds: int = 20) -> dict[str, Any]:
         kills = [0]
 
         def killer() -> None:
-            while not stop.wait(rng.uniform(0.3, 1.2)):
+            while not stop.wait(rng.uniform(0.2, 1.2)):
                 try:
                     os.kill(worker_pid(rng.choice(sc.worker_addresses), timeout=1), signal.SIGKILL)
                     kills[0] += 1
@@ -265,12 +273,18 @@ def reload_storm_with_restarts(run: Run, rounds: int = 20) -> dict[str, Any]:
 
         th = threading.Thread(target=killer, daemon=True)
         th.start()
+        end = time.monotonic() + seconds
+        rounds = 0
         try:
-            for i in range(rounds):
-                version = 2 if i % 2 == 0 else 1
+            while time.monotonic() < end:
+                version = 2 if rounds % 2 == 0 else 1
+                rounds += 1
                 sent.append(time.monotonic())
                 code, resp = _reload(sc, str(version))
                 codes[code] += 1
+                if code != "OK":
+                    details[f"{code}: {str(resp)[:120]}"] += 1
+                    time.sleep(RETRY_PAUSE)
                 if code == "OK":
                     returned.append((time.monotonic(), int(resp.new_version)))
         finally:
@@ -283,7 +297,8 @@ def reload_storm_with_restarts(run: Run, rounds: int = 20) -> dict[str, Any]:
         nxt = min(t for t in sent if t > done)
         wrong += sum(1 for c in clients.calls if c.code == "OK" and done < c.started and c.ended < nxt
                      and c.version != version)
-    return {**clients.summary(), "reloads": rounds, "reload_codes": dict(codes), "workers_killed": kills[0],
+    return {**clients.summary(), "reloads": rounds, "reload_codes": dict(codes),
+            "reload_failures": dict(details.most_common(5)), "workers_killed": kills[0],
             "wrong_version_answers": wrong, "unverified_answers": run.unverified(clients.calls)}
 
 

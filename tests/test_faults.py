@@ -4,6 +4,7 @@ worker deaths racing a Reload. Each test failed against the supervisor before th
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import functools
 import os
@@ -24,7 +25,7 @@ from harness.faults import (
     worker_pid,
     worker_version,
 )
-from harness.procs import wait_until
+from harness.procs import stat_fields, wait_until
 from reco_sidecar.gen.reco.v1 import reco_pb2
 from reco_sidecar.training import als
 from tests.support.models import train_demo
@@ -118,6 +119,43 @@ def test_a_huge_file_being_hashed_does_not_delay_restarts_or_sigterm(demo_copy: 
         wait_until(lambda: sc.tree_pids() == [], 10, "every process of the tree to exit")
 
 
+def _verifier_pid(sc: Sidecar) -> int:
+    """The supervisor's child that is not a worker: the verifier, once a reload started it."""
+    workers = {worker_pid(a) for a in sc.worker_addresses}
+    children = [p for p in sc.tree_pids()
+                if (f := stat_fields(p)) is not None and int(f[1]) == sc.proc.pid and p not in workers]
+    return children[0] if len(children) == 1 else 0
+
+
+def test_a_verifier_killed_mid_check_fails_that_reload_and_the_next_gets_a_new_one(
+        demo_copy: pathlib.Path) -> None:
+    huge = huge_file_version(demo_copy / "demo", 1, 50 * 1024**3)
+    with running_sidecar(demo_copy, "demo", workers=2, extra_args=["--version", "1"]) as sc, \
+            concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(_reload, sc, huge.name)
+        verifier = wait_until(lambda: _verifier_pid(sc), 30, "the verifier process to start")
+        os.kill(verifier, signal.SIGKILL)
+        with pytest.raises(grpc.RpcError) as e:
+            pending.result(timeout=60)
+        assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "verification process died" in (e.value.details() or "")
+        assert _reload(sc, "1").workers == 2
+
+
+def test_sigterm_answers_a_reload_in_progress_unavailable(demo_copy: pathlib.Path) -> None:
+    huge = huge_file_version(demo_copy / "demo", 1, 50 * 1024**3)
+    with running_sidecar(demo_copy, "demo", workers=2, extra_args=["--version", "1", "--grace", "5"]) as sc, \
+            concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(_reload, sc, huge.name)
+        wait_until(lambda: _verifier_pid(sc), 30, "the verification to start")
+        os.kill(sc.proc.pid, signal.SIGTERM)
+        with pytest.raises(grpc.RpcError) as e:
+            pending.result(timeout=60)
+        assert e.value.code() == grpc.StatusCode.UNAVAILABLE, e.value.details()
+        assert "shutting down" in (e.value.details() or "")
+        assert sc.proc.wait(timeout=30) == 0
+
+
 # -- 4: idle means no call in flight ---------------------------------------------------------------
 
 
@@ -180,6 +218,34 @@ def test_a_reload_fails_fast_naming_a_stopped_worker(two_versions: pathlib.Path)
         wait_until(answers(lambda: worker_pid(sc.worker_addresses[1], timeout=1) != stopped), 30, "the replacement")
         assert _reload(sc, "2").workers == 2
         assert {worker_version(a) for a in sc.worker_addresses} == {2}
+
+
+def test_a_stopped_supervisor_does_not_condemn_its_workers(demo_root: pathlib.Path) -> None:
+    with running_sidecar(demo_root, "demo", workers=2, extra_args=["--worker-timeout", "1"]) as sc:
+        pids = [worker_pid(a) for a in sc.worker_addresses]
+        os.kill(sc.proc.pid, signal.SIGSTOP)
+        try:
+            # Workers keep serving while their supervisor is stopped, past their own timeout.
+            wait_until(answers(lambda: all(worker_version(a) == 1 for a in sc.worker_addresses)
+                               and _stopped_for(sc.proc.pid) > 3.0), 30, "3 s with the supervisor stopped")
+        finally:
+            os.kill(sc.proc.pid, signal.SIGCONT)
+        # The deadline check runs in the same step that logs the stall: once it is logged, a
+        # wrongful kill would already have been sent.
+        wait_until(lambda: _events(sc, "supervisor_stalled"), 30, "the supervisor to notice its stall")
+        assert not _events(sc, "worker_timeout")
+        assert [worker_pid(a) for a in sc.worker_addresses] == pids
+
+
+_stop_started: dict[int, float] = {}
+
+
+def _stopped_for(pid: int) -> float:
+    """Seconds since this test first saw `pid` stopped."""
+    f = stat_fields(pid)
+    if f is None or f[0] != "T":
+        return 0.0
+    return time.monotonic() - _stop_started.setdefault(pid, time.monotonic())
 
 
 # -- 10: a Reload racing worker restarts reports exactly what every worker serves ---------------------

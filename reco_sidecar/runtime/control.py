@@ -26,12 +26,15 @@ class Channel:
     def fileno(self) -> int:
         return self.sock.fileno()
 
-    def send(self, message: messages.Message) -> bool:
-        """False when the peer is gone."""
+    def send(self, message: messages.Message, *, droppable: bool = False) -> bool:
+        """False when the peer is gone. A `droppable` message (a heartbeat) is dropped instead of
+        waiting when the peer is not reading (a stopped supervisor): the next one replaces it."""
         data = messages.encode(message)
         try:
             with self._send_lock:
-                self.sock.send(data)
+                self.sock.send(data, socket.MSG_DONTWAIT if droppable else 0)
+        except BlockingIOError:
+            return True
         except OSError:
             return False
         return True

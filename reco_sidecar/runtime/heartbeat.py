@@ -35,7 +35,7 @@ class Heartbeat:
 
     def beat(self) -> bool:
         calls, running = self._counts()
-        return self._channel.send(m.Heartbeat(self._slot, calls, running))
+        return self._channel.send(m.Heartbeat(self._slot, calls, running), droppable=True)
 
     @contextlib.contextmanager
     def booting(self) -> Iterator[None]:

@@ -120,6 +120,11 @@ class Pool:
         """Live workers whose heartbeat is later than --worker-timeout and not yet killed."""
         return [s for s in self.slots if s.pid and not s.killed_for and now - s.last_beat > self.s.worker_timeout]
 
+    def forgive(self, now: float) -> None:
+        """Restarts every heartbeat deadline from `now`."""
+        for slot in self.slots:
+            slot.last_beat = max(slot.last_beat, now)
+
     def kill(self, slot: WorkerSlot, reason: str) -> None:
         if slot.pid and not slot.killed_for:
             slot.killed_for = reason

@@ -42,6 +42,7 @@ class Supervisor:
         self.last_activity = time.monotonic()
         self.next_watch = time.monotonic() + settings.watch if settings.watch else float("inf")
         self._wake_r = self._wake_w = -1
+        self._last_timers = time.monotonic()
         self.coordinator = co.Coordinator(settings.workers, version)
         self.verifier = Verifier(settings.model_root / settings.model)
         self.pool: Pool | None = None
@@ -233,6 +234,12 @@ class Supervisor:
             return
         for slot in self.pool.due_restarts(now):
             self.pool.spawn(slot, self.coordinator.serving, now)
+        if now - self._last_timers > self.s.worker_timeout / 2:
+            # This loop itself did not run (the supervisor was stopped or starved): the workers'
+            # beats are waiting unread in their sockets, so a late beat is not theirs.
+            log.warning("supervisor_stalled", seconds=round(now - self._last_timers, 3))
+            self.pool.forgive(now)
+        self._last_timers = now
         for slot in self.pool.overdue(now):
             reason = f"no heartbeat for {now - slot.last_beat:.1f} s (--worker-timeout {self.s.worker_timeout:g})"
             log.error("worker_timeout", slot=slot.slot, worker_pid=slot.pid, ready=slot.ready, reason=reason)
