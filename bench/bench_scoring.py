@@ -166,9 +166,38 @@ def measure(model: Any, users: np.ndarray, k: int, b: int, passes: int) -> dict[
                 diff = got != want[j]
                 scale = np.linalg.norm(uf[u[j]]) * order.norms[0]
                 worst_gap = max(worst_gap, float(np.abs(full[j, got[diff]] - want_vals[j][diff]).max() / scale))
+    out["kernel"]["rows_ranked_again_by_margin"] = _widened(order, uf, users, indptr, indices, k, b)
     out["kernel"]["scored_fraction"] = round(scored / (len(users) * items.shape[0]), 4)
     out["kernel"]["lists_differing_from_full_product"] = int(mismatched)
     out["kernel"]["max_score_gap_where_differing"] = worst_gap
+    return out
+
+
+def _widened(order: Any, uf: np.ndarray, users: np.ndarray, indptr: np.ndarray, indices: np.ndarray, k: int,
+             b: int) -> dict[str, int]:
+    """How many rows scoring.rank had to rank again (margin too thin), by candidate margin."""
+    from reco_sidecar.engine import scoring
+
+    plain = scoring.top_k_candidates
+    rows_asked: list[int] = []
+
+    def counting(*args: Any) -> Any:
+        rows_asked.append(len(args[1]))
+        return plain(*args)
+
+    out = {}
+    scoring.top_k_candidates = counting  # type: ignore[assignment]
+    try:
+        for margin in (1, 2, 4):
+            rows_asked.clear()
+            plan = scoring.Plan(margin_min=margin, margin_share=0.0)
+            for s in range(0, len(users), b):
+                u = users[s : s + b]
+                masks = scoring.Masks.build([indices[indptr[x] : indptr[x + 1]] for x in u.tolist()])
+                scoring.rank(order, uf[u], np.full(len(u), k), masks, plan)
+            out[f"margin_{margin}"] = sum(rows_asked) - len(users)
+    finally:
+        scoring.top_k_candidates = plain
     return out
 
 
