@@ -67,14 +67,22 @@ def items(resp: reco_pb2.RecommendResponse | reco_pb2.BatchRecommendResponse) ->
 
 
 def recommend(stub: reco_pb2_grpc.RecommenderStub, user: str, n: int, offset: int = 0,
-              include_seen: bool = False) -> list[Item]:
-    req = reco_pb2.RecommendRequest(user_id=user, n=n, offset=offset,
-                                    filter=reco_pb2.Filter(include_seen=include_seen))
+              include_seen: bool = False, f: reco_pb2.Filter | None = None) -> list[Item]:
+    flt = reco_pb2.Filter()
+    if f is not None:
+        flt.CopyFrom(f)
+    flt.include_seen = include_seen
+    req = reco_pb2.RecommendRequest(user_id=user, n=n, offset=offset, filter=flt)
     return items(stub.Recommend(req, timeout=TIMEOUT))
 
 
-def batch(stub: reco_pb2_grpc.RecommenderStub, users: list[str], n: int, include_seen: bool) -> list[list[Item]]:
-    req = reco_pb2.BatchRecommendRequest(user_ids=users, n=n, filter=reco_pb2.Filter(include_seen=include_seen))
+def batch(stub: reco_pb2_grpc.RecommenderStub, users: list[str], n: int, include_seen: bool,
+          f: reco_pb2.Filter | None = None) -> list[list[Item]]:
+    flt = reco_pb2.Filter()
+    if f is not None:
+        flt.CopyFrom(f)
+    flt.include_seen = include_seen
+    req = reco_pb2.BatchRecommendRequest(user_ids=users, n=n, filter=flt)
     out = sorted(stub.BatchRecommend(req, timeout=TIMEOUT), key=lambda r: r.index)
     assert [r.user_id for r in out] == users
     return [items(r) for r in out]
@@ -95,14 +103,23 @@ class References:
 
     def __init__(self, stub: reco_pb2_grpc.RecommenderStub) -> None:
         self.stub = stub
-        self.lists: dict[tuple[str, bool], list[Item]] = {}
+        self.lists: dict[tuple[str, bool, bytes], list[Item]] = {}
 
-    def get(self, user: str, include_seen: bool) -> list[Item]:
-        key = (user, include_seen)
+    def get(self, user: str, include_seen: bool, f: reco_pb2.Filter) -> list[Item]:
+        key = (user, include_seen, f.SerializeToString(deterministic=True))
         if key not in self.lists:
-            self.lists[key] = recommend(self.stub, user, LONG, include_seen=include_seen)
-            assert len(self.lists[key]) == LONG
+            self.lists[key] = recommend(self.stub, user, LONG, include_seen=include_seen, f=f)
         return self.lists[key]
+
+
+# Filters drawn for a whole example: none, exclusions, a category (any of), a tag (all of).
+FILTERS = st.one_of(
+    st.just(reco_pb2.Filter()),
+    st.lists(st.integers(0, SPEC.items - 1), min_size=1, max_size=30).map(
+        lambda rows: reco_pb2.Filter(exclude_item_ids=[f"i{r:07d}" for r in rows])),
+    st.integers(0, SPEC.clusters - 1).map(lambda c: reco_pb2.Filter(categories=[f"cat{c}", "no-such-category"])),
+    st.sampled_from(["even", "odd"]).map(lambda t: reco_pb2.Filter(tags=[t])),
+)
 
 
 @pytest.fixture(scope="module")
@@ -120,27 +137,29 @@ def test_issue_reproduction_recommend_equals_batch_recommend_at_n_1000(
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data(), n=st.integers(1, 120), include_seen=st.booleans(),
-       concurrency=st.sampled_from([1, 4, 16, 32]), users_drawn=st.integers(1, 24))
+       concurrency=st.sampled_from([1, 4, 16, 32]), users_drawn=st.integers(1, 24), f=FILTERS)
 def test_alone_batched_batchrecommend_and_pages_are_bit_identical(
         stub: reco_pb2_grpc.RecommenderStub, sidecar: Sidecar, user_ids: list[str], references: References,
-        data: st.DataObject, n: int, include_seen: bool, concurrency: int, users_drawn: int) -> None:
+        data: st.DataObject, n: int, include_seen: bool, concurrency: int, users_drawn: int,
+        f: reco_pb2.Filter) -> None:
     pool_users = user_ids[:200]
     users = data.draw(st.lists(st.sampled_from(pool_users), min_size=users_drawn, max_size=users_drawn,
                                unique=True))
     offsets = data.draw(st.lists(st.integers(0, LONG - n), min_size=1, max_size=4))
-    want = {u: references.get(u, include_seen) for u in users}
+    want = {u: references.get(u, include_seen, f) for u in users}
+    # a category leaves fewer than LONG items: pages past the end must then come back short or empty
     # every user's pages at the drawn offsets and consecutive pages from 0, all in flight at once
     pages = min(LONG // n, 4)
     drawn = [(u, off) for u in users for off in offsets]
     consecutive = [(u, i * n) for u in users for i in range(pages)]
     with ThreadPoolExecutor(concurrency) as pool:
-        got = list(pool.map(lambda c: recommend(stub, c[0], n, c[1], include_seen), drawn + consecutive))
+        got = list(pool.map(lambda c: recommend(stub, c[0], n, c[1], include_seen, f), drawn + consecutive))
     for (u, off), answer in zip(drawn, got, strict=False):
         assert answer == want[u][off : off + n], f"{u} offset {off} n {n}"
     for j, u in enumerate(users):
         chunk = got[len(drawn) + j * pages : len(drawn) + (j + 1) * pages]
         assert [it for page in chunk for it in page] == want[u][: pages * n], f"{u}: pages of {n}"
-    assert batch(stub, users, n, include_seen) == [want[u][:n] for u in users]
+    assert batch(stub, users, n, include_seen, f) == [want[u][:n] for u in users]
 
 
 def test_concurrent_calls_were_really_batched(stub: reco_pb2_grpc.RecommenderStub, sidecar: Sidecar,
