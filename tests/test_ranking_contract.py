@@ -138,3 +138,22 @@ def test_popular_fallback_pages_concatenate(stub: reco_pb2_grpc.RecommenderStub)
     with ThreadPoolExecutor(16) as pool:
         pages = list(pool.map(lambda off: ask(stub, user_id="nobody", n=60, offset=off), range(0, 600, 60)))
     assert [it for page in pages for it in page] == long
+
+
+def test_similar_pages_within_the_neighbour_table_concatenate(stub: reco_pb2_grpc.RecommenderStub,
+                                                              artifact: tuple[pathlib.Path, writer.ArtifactContent]
+                                                              ) -> None:
+    c = artifact[1]
+
+    def similar(item: str, n: int, offset: int = 0) -> list[tuple[str, float]]:
+        resp = stub.Similar(reco_pb2.SimilarRequest(item_id=item, n=n, offset=offset), timeout=TIMEOUT)
+        assert resp.source == reco_pb2.SOURCE_ANN
+        return [(it.item_id, it.score) for it in resp.items]
+
+    queries = c.item_ids[:200]
+    long = [similar(q, 10) for q in queries]  # the table holds 10 neighbours per item
+    with ThreadPoolExecutor(32) as pool:
+        pages = list(pool.map(lambda a: similar(a[0], 5, a[1]), [(q, off) for q in queries for off in (0, 5)]))
+    for i, q in enumerate(queries):
+        assert pages[2 * i] + pages[2 * i + 1] == long[i], q
+        assert all(a[1] >= b[1] for a, b in itertools.pairwise(long[i]))
