@@ -26,6 +26,7 @@ from harness.faults import (
     worker_version,
 )
 from harness.procs import stat_fields, wait_until
+from harness.sidecar import recommender
 from reco_sidecar.gen.reco.v1 import reco_pb2
 from reco_sidecar.training import als
 from tests.support.models import train_demo
@@ -214,6 +215,10 @@ def test_a_reload_fails_fast_naming_a_stopped_worker(two_versions: pathlib.Path)
                 os.kill(stopped, signal.SIGCONT)
         assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION, e.value.details()
         assert "worker 1 timed out" in (e.value.details() or "")
+        # The worker that had prepared version 2 dropped it (an aborted version is never left
+        # loaded), whether its prepare finished before the abort arrived or after.
+        wait_until(lambda: _state(sc.worker_addresses[0], 2) in (reco_pb2.MODEL_STATE_END, None), 30,
+                   "worker 0 to drop the aborted version")
         # The pool recovers and the same reload then succeeds on every worker.
         wait_until(answers(lambda: worker_pid(sc.worker_addresses[1], timeout=1) != stopped), 30, "the replacement")
         assert _reload(sc, "2").workers == 2
@@ -276,6 +281,12 @@ def test_kill_9_then_reload_through_the_other_worker(two_versions: pathlib.Path)
                 # it must answer the version Reload reported.
                 wait_until(answers(functools.partial(_answers_at, address)), 30, f"{address} to answer")
                 assert worker_version(address) == target, (round_, address)
+
+
+def _state(address: str, version: int) -> int | None:
+    with recommender(address) as stub:
+        st = stub.GetModelStatus(reco_pb2.GetModelStatusRequest(), timeout=5)
+    return next((int(v.state) for v in st.versions if v.version == version), None)
 
 
 def _answers_at(address: str) -> bool:
