@@ -15,7 +15,7 @@ import statistics
 from typing import Any
 
 from bench import common
-from harness import bench_model, paths, procs, profile, scaffold
+from harness import accounting, bench_model, paths, procs, profile, scaffold
 from harness.sidecar import command, recommender
 
 
@@ -100,16 +100,19 @@ def main(argv: list[str] | None = None) -> int:
         logs = common.RESULTS / "logs"
         result["runs"] = {}
         for workers in [int(w) for w in args.workers.split(",")]:
-            times, loads = [], []
+            times, loads, cpus = [], [], []
             for i in range(args.repeats + 1):  # the first start is reported apart (page cache may be cold)
                 deadline.bound(60)
                 with bench_model.serve(model, workers=workers, log_path=logs / f"startup-w{workers}.log",
                                        log_level="warning") as sc:
+                    # CPU of the tree up to ready: unlike wall time, hardly moved by other load
+                    cpu = sum(accounting.cpu_seconds(pid) for pid in procs.group_pids(sc.pgid))
                     load = worker_load_seconds(sc.worker_addresses[0])
                     if i == 0:
                         first = sc.ready_seconds
                         continue
                     times.append(sc.ready_seconds)
+                    cpus.append(cpu)
                     if load is not None:
                         loads.append(load)
             result["runs"][str(workers)] = {
@@ -118,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
                 "median_s": round(statistics.median(times), 3), "min_s": round(min(times), 3),
                 "max_s": round(max(times), 3),
                 "worker_model_load_s_median": round(statistics.median(loads), 3) if loads else None,
+                "cpu_to_ready_s": [round(c, 3) for c in cpus],
+                "cpu_to_ready_s_median": round(statistics.median(cpus), 3),
             }
             scaffold.log("startup", workers=workers, median_s=result["runs"][str(workers)]["median_s"])
         result["open_model"] = open_model_breakdown(model.version_dir)
@@ -127,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
             result["profile"] = profile_start(model, 2, common.RESULTS / "startup-profile.txt")
         two = result["runs"].get("2")
         if two:
-            result["target"] = {"goal_s": 2.0, "median_s": two["median_s"], "met": two["median_s"] <= 2.0}
+            # issue 18: start to ready within 1.0 s with 2 workers
+            result["target"] = {"goal_s": 1.0, "median_s": two["median_s"], "met": two["median_s"] <= 1.0}
 
     return common.run("startup", args, body)
 
