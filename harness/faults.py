@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import pathlib
-import shutil
 from collections.abc import Callable
 
 import grpc
 
 from harness.sidecar import recommender
-from reco_sidecar.artifact import source
+from harness.versions import copy_version
 from reco_sidecar.gen.reco.v1 import reco_pb2
 
 # Manifests whose fields have the wrong type or shape; each must make the version FAILED,
@@ -29,18 +28,8 @@ DEEP = 100_000
 def publish_copy(model_dir: pathlib.Path, src: int, edit: Callable[[dict[str, object]], object] | None = None,
                  raw_manifest: str | None = None, name: str | None = None) -> pathlib.Path:
     """A copy of version `src` as the next version (or as directory `name`), published atomically."""
-    number = (source.latest_version(model_dir) or 0) + 1
-    tmp = model_dir / f".tmp-fault-{number}"
-    shutil.copytree(model_dir / str(src), tmp)
-    manifest_path = tmp / "manifest.json"
-    manifest = json.loads(manifest_path.read_text())
-    manifest["version"] = number
-    if edit is not None:
-        edit(manifest)
-    manifest_path.write_text(raw_manifest if raw_manifest is not None else json.dumps(manifest))
-    dst = model_dir / (name or str(number))
-    tmp.rename(dst)
-    return dst
+    number = copy_version(model_dir, src, edit=edit, raw_manifest=raw_manifest, directory=name)
+    return model_dir / (name or str(number))
 
 
 def deep_manifest(model_dir: pathlib.Path, src: int) -> str:
