@@ -30,4 +30,4 @@ def test_make_demo_data_then_train_publishes_a_version(tmp_path: pathlib.Path) -
 def test_serve_without_a_model_exits_no_model(tmp_path: pathlib.Path) -> None:
     (tmp_path / "empty").mkdir()
     result = run("serve", "--model-root", str(tmp_path), "--model", "empty", "--port", "0")
-    assert result.returncode == 4 and "no complete, valid version" in result.stderr
+    assert result.returncode == 4 and "model 'empty' has no complete version" in result.stderr
