@@ -186,8 +186,12 @@ def rank(order: NormOrder, vectors: np.ndarray, ks: np.ndarray, masks: Masks,
     # outside the candidates a real score is at most cut + slack (see the module docstring)
     rel = 2.0 * float32_error(d) + 2.0 * exactdot.error_bound(d)
     slack = rel * unorm * float(order.norms[0]) * (1.0 + 1e-9) + 1e-300
+    # A zero vector scores exactly 0 against every item in any arithmetic, so the float32
+    # candidates (the lowest unmasked rows) are already the answer; without this, the bound
+    # could never clear the cut and the row would be widened to the whole catalogue.
+    zero = unorm == 0.0
     if b == 1:
-        return _rank_one(order, vectors, kmax, masks, plan, float(slack[0]))
+        return _rank_one(order, vectors, kmax, masks, plan, float(slack[0]), bool(zero[0]))
     want = plan.candidates(ks, n)
     todo = np.flatnonzero(ks > 0)
     while len(todo):
@@ -199,6 +203,7 @@ def rank(order: NormOrder, vectors: np.ndarray, ks: np.ndarray, masks: Masks,
         # every (unmasked) item was a candidate, or the k-th exact score beats the cut's bound
         # (rounded to float32 the same way, so a tie at the bound counts as not clear)
         clear = (c_counts < want[todo]) | (want[todo] >= n) | (kth > (cut + slack[todo]).astype(np.float32))
+        clear |= zero[todo]
         if len(todo) == b and clear.all():
             return rows, vals, got  # the usual case: every row asked for something and cleared at once
         done = todo[clear]
@@ -210,8 +215,8 @@ def rank(order: NormOrder, vectors: np.ndarray, ks: np.ndarray, masks: Masks,
     return out_rows, out_vals, counts
 
 
-def _rank_one(order: NormOrder, vector: np.ndarray, k: int, masks: Masks, plan: Plan, slack: float
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _rank_one(order: NormOrder, vector: np.ndarray, k: int, masks: Masks, plan: Plan, slack: float,
+              zero: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """rank() for one row (k > 0), with the same arithmetic and fewer numpy calls: a lone
     Recommend is the common call, and the batch path's bookkeeping was a third of its time."""
     n = order.n
@@ -223,7 +228,7 @@ def _rank_one(order: NormOrder, vector: np.ndarray, k: int, masks: Masks, plan: 
         vals = exactdot.scores(vector, order.items, np.zeros(c, dtype=np.int64), order.positions[items])
         rows, scores = decode_keys(np.sort(sort_keys(vals, items))[:k])
         got = len(rows)
-        if c < want or want >= n or scores[got - 1] > np.float32(float(c_vals[0, want - 1]) + slack):
+        if zero or c < want or want >= n or scores[got - 1] > np.float32(float(c_vals[0, want - 1]) + slack):
             break
         want = min(n, 2 * want)
     if got < k:
