@@ -260,13 +260,14 @@ class Supervisor:
 
     def _watch(self) -> None:
         try:
-            latest = source.latest_version(self.s.model_root / self.s.model)
+            versions = source.list_versions(self.s.model_root / self.s.model)
         except OSError as e:
             log.warning("watch_failed", error=str(e))
             return
-        if latest is not None and latest > self.coordinator.serving and latest not in self.coordinator.failed \
-                and not self.coordinator.busy:
-            log.info("watch_found_version", version=latest)
+        # Any newer version not known bad: `latest` then picks the newest that verifies.
+        newer = [v for v in versions if v > self.coordinator.serving and v not in self.coordinator.failed]
+        if newer and not self.coordinator.busy:
+            log.info("watch_found_version", version=newer[-1])
             self._event(co.ReloadAsked(None, LATEST))
 
     # -- messages from workers -------------------------------------------------------------------
