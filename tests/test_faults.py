@@ -202,6 +202,26 @@ def test_a_stopped_worker_is_replaced_and_counted(demo_root: pathlib.Path) -> No
         assert sc.stub(victim).Recommend(reco_pb2.RecommendRequest(user_id="u0000001", n=3), timeout=5).version == 1
 
 
+def test_a_worker_stopped_while_booting_is_replaced(demo_root: pathlib.Path) -> None:
+    with running_sidecar(demo_root, "demo", workers=2, extra_args=["--worker-timeout", "1.5"]) as sc:
+        victim = sc.worker_addresses[1]
+        old = worker_pid(victim)
+        before = set(sc.tree_pids())
+        os.kill(old, signal.SIGKILL)
+        booting = wait_until(lambda: next(iter(set(sc.tree_pids()) - before), 0), 30, "the replacement to fork")
+        os.kill(booting, signal.SIGSTOP)
+        try:
+            wait_until(lambda: any(e.get("worker_pid") == booting for e in _events(sc, "worker_timeout")), 30,
+                       "the hung boot to be noticed")
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(booting, signal.SIGCONT)
+        wait_until(answers(lambda: worker_pid(victim, timeout=1) not in (old, booting)), 30,
+                   "a replacement serving")
+        timeout = next(e for e in _events(sc, "worker_timeout") if e.get("worker_pid") == booting)
+        assert timeout["ready"] is False
+
+
 def test_a_reload_fails_fast_naming_a_stopped_worker(two_versions: pathlib.Path) -> None:
     args = ["--worker-timeout", "2", "--version", "1"]
     with running_sidecar(two_versions, "demo", workers=2, extra_args=args) as sc:

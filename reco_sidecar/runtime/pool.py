@@ -99,10 +99,10 @@ class Pool:
         slot.pid, slot.channel, slot.ready, slot.killed_for = 0, None, False, ""
         gave_up = False
         if restart:
-            # A worker killed for missing its heartbeat had booted: restart it at once.
-            slot.boot_failures = 0 if (was_ready or killed_for) else slot.boot_failures + 1
+            # One that never became ready (a crash, or hung while booting) is a boot failure.
+            slot.boot_failures = 0 if was_ready else slot.boot_failures + 1
             gave_up = slot.boot_failures >= MAX_BOOT_FAILURES
-            backoff = 0.0 if (was_ready or killed_for) else min(MAX_BACKOFF, 0.1 * 2 ** slot.boot_failures)
+            backoff = 0.0 if was_ready else min(MAX_BACKOFF, 0.1 * 2 ** slot.boot_failures)
             slot.restart_at = now + backoff
         return Exit(slot, code, was_ready, killed_for, gave_up)
 
