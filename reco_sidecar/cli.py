@@ -18,6 +18,7 @@ COMMANDS = (
     "demo",
     "import_librecommender",
     "evaluate",
+    "promote",
 )
 
 

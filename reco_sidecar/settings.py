@@ -46,6 +46,10 @@ class ServeSettings:
     admin_tokens_file: pathlib.Path | None = None
     log_level: str = "info"
     log_format: str = "json"
+    # The model store followed into model_root (the local cache); None: model_root alone.
+    model_store: str | None = None
+    s3_endpoint_url: str | None = None
+    store_keep: int = 3
 
     @property
     def version_spec(self) -> VersionSpec:
@@ -100,7 +104,14 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--model", default=None, help="model name (default: the only model under the root)")
     g.add_argument("--version", default=d.version, help="version to serve first: a number or 'latest'")
     g.add_argument("--watch", type=_non_negative_float, default=d.watch,
-                   help="poll every SECONDS for a newer complete version and reload it (0: off)")
+                   help="poll every SECONDS for a newer complete version and reload it (0: off); "
+                   "with --model-store, look at the store's CURRENT pointer")
+    g.add_argument("--model-store", default=None,
+                   help="s3://BUCKET[/PREFIX]: follow this store; --model-root becomes its local cache")
+    g.add_argument("--s3-endpoint-url", default=None,
+                   help="endpoint of an S3-compatible store (unset: AWS S3); credentials come from the AWS chain")
+    g.add_argument("--store-keep", type=_positive_int, default=d.store_keep,
+                   help="versions kept in the local cache, the most recently used (the serving one is always kept)")
     g = p.add_argument_group("network")
     g.add_argument("--host", default=d.host, help="address to bind (shared and per-worker ports)")
     g.add_argument("--port", type=_port, default=d.port, help="shared port; 0 picks a free one")
@@ -191,3 +202,14 @@ def validate(s: ServeSettings) -> None:
         parse_version_spec(s.version)
     except InvalidArgument as e:
         raise ValueError(f"--version must be a number or 'latest': {e.message}") from None
+    if s.model_store is not None:
+        from reco_sidecar.store import location
+
+        try:
+            location.parse(s.model_store)
+            location.check_model_name(s.model)
+        except ValueError as e:
+            raise ValueError(f"--model-store: {e}") from None
+        if s.version not in ("", "latest"):
+            raise ValueError("--version cannot be combined with --model-store: the store's CURRENT pointer "
+                             "names the version")

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from harness import seaweedfs
 from reco_sidecar.common import logs
-from tests.support import seaweedfs
 from tests.support.models import train_demo
 from tests.support.requires import require
 

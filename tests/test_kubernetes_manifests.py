@@ -17,8 +17,9 @@ KUBERNETES_VERSION = "1.37"
 
 def load(name: str) -> dict[str, Any]:
     docs = [d for d in yaml.safe_load_all((DEPLOY / name).read_text()) if d]
-    assert len(docs) == 1, f"{name}: one resource per file"
-    return docs[0]
+    assert len(docs) == 1 and isinstance(docs[0], dict), f"{name}: one resource per file"
+    resource: dict[str, Any] = docs[0]
+    return resource
 
 
 def validate(resource: dict[str, Any]) -> None:
@@ -28,7 +29,8 @@ def validate(resource: dict[str, Any]) -> None:
 def container(deployment: dict[str, Any]) -> dict[str, Any]:
     containers = deployment["spec"]["template"]["spec"]["containers"]
     assert len(containers) == 1
-    return containers[0]
+    first: dict[str, Any] = containers[0]
+    return first
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in DEPLOY.glob("*.yaml")))
@@ -110,3 +112,24 @@ def test_model_store_is_configured_by_environment() -> None:
         assert "secretKeyRef" in env[name]["valueFrom"], name
     cache = env["RECO_MODEL_ROOT"]["value"]
     assert cache in {m["mountPath"] for m in c["volumeMounts"]}
+
+
+def test_every_reco_variable_of_the_deployment_is_a_serve_option_with_a_valid_value() -> None:
+    """A misspelled variable would be silently ignored by the pod; a bad value would crash-loop it."""
+    import argparse
+
+    from reco_sidecar import cli
+
+    sub = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    options = {"RECO_" + a.dest.upper(): a for a in sub.choices["serve"]._actions if a.option_strings}
+    env = container(load("deployment.yaml"))["env"]
+    names = [e["name"] for e in env if e["name"].startswith("RECO_")]
+    assert names and set(names) <= set(options), set(names) - set(options)
+    for e in env:
+        if e["name"] in options and "value" in e:
+            convert = options[e["name"]].type
+            if callable(convert):
+                convert(e["value"])  # raises on a value serve would refuse
+    from reco_sidecar.store import location
+
+    location.parse(next(e["value"] for e in env if e["name"] == "RECO_MODEL_STORE"))

@@ -21,6 +21,7 @@ RANK: dict[str, int] = {
     "artifact": 2,
     "manager": 3,
     "training": 3,
+    "store": 3,
     "librecommender": 4,
     "experiments": 4,
     "settings": 4,

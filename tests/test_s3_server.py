@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.support.seaweedfs import S3Server
+from harness.seaweedfs import S3Server
 
 
 def test_objects_round_trip_and_list_by_prefix(s3_server: S3Server) -> None:

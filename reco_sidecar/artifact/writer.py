@@ -104,8 +104,10 @@ def write_version(
     ann_trees: int = 50,
     ann_target_recall: float = 0.98,
     exact_neighbours: int = 50,
+    first_version: int = 1,
 ) -> pathlib.Path:
-    """Writes `content` as the next version of `name` and returns the published directory."""
+    """Writes `content` as the next version of `name` and returns the published directory.
+    `first_version`: the smallest number to take (a model store's next free version)."""
     model_dir = pathlib.Path(model_root) / name
     model_dir.mkdir(parents=True, exist_ok=True)
     tmp = model_dir / f"{layout.TMP_PREFIX}{uuid.uuid4().hex}"
@@ -117,7 +119,7 @@ def write_version(
             _fsync(p)
         while True:
             versions = list_versions(model_dir)
-            version = (versions[-1] + 1) if versions else 1
+            version = max((versions[-1] + 1) if versions else 1, first_version)
             manifest = _manifest(name, version, content, files, built)
             (tmp / layout.MANIFEST).write_text(_dumps(manifest.to_json()))
             _fsync(tmp / layout.MANIFEST)

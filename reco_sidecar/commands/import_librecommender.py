@@ -6,6 +6,7 @@ import argparse
 import pathlib
 
 from reco_sidecar.artifact.writer import write_version
+from reco_sidecar.commands import store_publish
 from reco_sidecar.common import logs
 from reco_sidecar.common.errors import InvalidArgument
 
@@ -27,6 +28,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--reload-timeout", type=float, default=120.0)
     p.add_argument("--reload-token-file", type=pathlib.Path,
                    help="file with a bearer token the sidecar accepts for Reload")
+    store_publish.add_arguments(p)
     p.set_defaults(run=run)
 
 
@@ -37,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
     from reco_sidecar.training import reload
 
     token = reload.read_token(args.reload_token_file) if args.reload and args.reload_token_file else None
+    remote = store_publish.remote_for(args)
+    first_version = store_publish.first_version(remote)
     if args.save_embed is not None:
         if args.path is not None or args.model_name is not None:
             raise InvalidArgument("--save-embed cannot be combined with --path/--model-name", field="save_embed")
@@ -47,11 +51,13 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidArgument("give --path DIR --model-name NAME, or --save-embed DIR", field="path")
     if args.algorithm:
         model = replace(model, algorithm=args.algorithm)
-    out = write_version(args.model_root, args.name, imported.to_content(model), ann_trees=args.ann_trees)
+    out = write_version(args.model_root, args.name, imported.to_content(model), ann_trees=args.ann_trees,
+                        first_version=first_version)
     log.info("imported", model=args.name, version=int(out.name), algorithm=model.algorithm,
              users=len(model.user_ids), items=len(model.item_ids), factors=int(model.item_vectors.shape[1]),
              form=model.source.get("form"))
     print(out, flush=True)
+    store_publish.publish(remote, out, args.promote)
     if args.reload:
         reload.request_reload(args.reload, args.name, int(out.name), timeout=args.reload_timeout, token=token)
     return 0

@@ -58,9 +58,19 @@ def run(args: argparse.Namespace) -> int:
     from reco_sidecar.runtime.supervisor import Supervisor
 
     try:
+        if args.model_store and not args.model:
+            raise ValueError("--model is needed with --model-store")
         s = settings.from_args(args, _model_name(args.model_root, args.model))
     except ValueError as e:
         return _fail(ExitCode.CONFIG, str(e))
+    if s.model_store is not None:
+        from reco_sidecar.runtime import store_start
+
+        try:
+            link, version = store_start.start(s)
+        except (ArtifactError, RuntimeError, TimeoutError) as e:
+            return _fail(ExitCode.NO_MODEL, str(e))
+        return Supervisor(s, version, store=link).run()
     try:
         version = initial_version(s)
     except ArtifactError as e:

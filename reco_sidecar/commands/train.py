@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 from reco_sidecar.artifact.writer import ItemMetadata
+from reco_sidecar.commands import store_publish
 from reco_sidecar.common.errors import InvalidArgument
 from reco_sidecar.training import algorithms, als, bpr, database, interactions, pipeline, report, weights
 from reco_sidecar.training.interactions import Interactions
@@ -64,6 +65,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="file with a bearer token the sidecar accepts for Reload")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bars on stderr (default: when stderr is a terminal)")
+    store_publish.add_arguments(p)
     p.set_defaults(run=run)
 
 
@@ -117,6 +119,9 @@ def run(args: argparse.Namespace) -> int:
 
     # A bad token file should fail now, not after the training it was meant to publish.
     token = reload.read_token(args.reload_token_file) if args.reload and args.reload_token_file else None
+    # The store is asked before training: an unreachable one fails now, not after an hour.
+    remote = store_publish.remote_for(args)
+    first_version = store_publish.first_version(remote)
     data, source, read = _load(args)
     meta = None
     if args.items:
@@ -129,12 +134,14 @@ def run(args: argparse.Namespace) -> int:
         item_metadata=meta, source=source, training=read, ann_trees=args.ann_trees,
         exact_neighbours=args.exact_neighbours,
         show_progress=args.progress,
+        first_version=first_version,
     )
     if published.metrics:
         # stdout carries only the published path, for scripts.
         print(report.table(published.metrics, args.k), file=sys.stderr)
     # Printed before the reload: if that fails, the version is still published and named.
     print(published.path, flush=True)
+    store_publish.publish(remote, published.path, args.promote)
     if args.reload:
         reload.request_reload(args.reload, args.name, published.version, timeout=args.reload_timeout,
                               token=token)

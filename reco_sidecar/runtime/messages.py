@@ -92,7 +92,23 @@ class ReloadRefused:
     field: str | None
 
 
-ToWorker = Prepare | Commit | Switch | Abort | Workers | Shutdown | ReloadDone | ReloadRefused
+@dataclass(frozen=True)
+class StoreStatus:
+    """The model store follower's view, for GetModelStatus (the proto's StoreStatus fields)."""
+
+    TAG: ClassVar[str] = "store"
+    uri: str
+    target_version: int
+    downloading_version: int
+    downloaded_bytes: int
+    download_total_bytes: int
+    cached_versions: tuple[int, ...]
+    failed_version: int
+    error: str
+    checked_at: float
+
+
+ToWorker = Prepare | Commit | Switch | Abort | Workers | Shutdown | ReloadDone | ReloadRefused | StoreStatus
 
 # -- worker -> supervisor --------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from typing import Any, assert_never
 from reco_sidecar.artifact import source
 from reco_sidecar.common import logs
 from reco_sidecar.common.errors import ErrorKind
-from reco_sidecar.common.versions import LATEST, parse_version_spec
+from reco_sidecar.common.versions import LATEST, VersionSpec, parse_version_spec, spec_text
 from reco_sidecar.runtime import coordinator as co
 from reco_sidecar.runtime import messages as m
 from reco_sidecar.runtime import ports
@@ -26,21 +26,26 @@ from reco_sidecar.runtime.pool import Pool, WorkerSlot, signal_pid
 from reco_sidecar.runtime.verifier import Verifier
 from reco_sidecar.serving import metrics
 from reco_sidecar.settings import ServeSettings
+from reco_sidecar.store.link import Handlers, StoreLink
 
 log = logs.get(__name__)
 TICK = 0.1
 
 
 class Supervisor:
-    def __init__(self, settings: ServeSettings, version: int) -> None:
+    def __init__(self, settings: ServeSettings, version: int, store: StoreLink | None = None) -> None:
         self.s = settings
         self.version = version
+        # With a model store, its follower process watches and downloads; the loop only hears
+        # "version N is in the cache" and asks the coordinator for the usual reload.
+        self.store = store
+        self.store_handlers = Handlers(self._store_available, self._store_refused, self._store_status)
         self.announced = False
         self.stopping = False
         self.exit_code: int = ExitCode.OK
         self.stop_deadline = 0.0
         self.last_activity = time.monotonic()
-        self.next_watch = time.monotonic() + settings.watch if settings.watch else float("inf")
+        self.next_watch = time.monotonic() + settings.watch if settings.watch and store is None else float("inf")
         self._wake_r = self._wake_w = -1
         self._last_timers = time.monotonic()
         self.coordinator = co.Coordinator(settings.workers, version)
@@ -50,6 +55,13 @@ class Supervisor:
     # -- start -----------------------------------------------------------------------------------
 
     def run(self) -> int:
+        try:
+            return self._run()
+        finally:
+            if self.store is not None:
+                self.store.close()
+
+    def _run(self) -> int:
         try:
             port = ports.probe(self.s.host, self.s.port)
             privates = [ports.probe(self.s.host, 0) for _ in range(self.s.workers)]
@@ -67,6 +79,8 @@ class Supervisor:
         now = time.monotonic()
         for slot in self.pool.slots:
             self.pool.spawn(slot, self.coordinator.serving, now)
+        if self.store is not None:
+            self.store.serving(self.version)
         try:
             return self._loop()
         finally:
@@ -81,6 +95,8 @@ class Supervisor:
         fds = [*self.pool.channel_fds(), self._wake_r, self._wake_w]
         if self.verifier.running:
             fds.append(self.verifier.fileno())
+        if self.store is not None:
+            fds += self.store.fds()
         return fds
 
     def _install_signals(self) -> None:
@@ -108,6 +124,9 @@ class Supervisor:
                 fds.append(self.verifier)
             if watch_stdin:
                 fds.append(sys.stdin)
+            store_fd = self.store.fileno() if self.store is not None else -1
+            if store_fd >= 0:
+                fds.append(store_fd)
             readable, _, _ = select.select(fds, [], [], TICK)
             for r in readable:
                 if r is self._wake_r or r == self._wake_r:
@@ -118,6 +137,8 @@ class Supervisor:
                         self._stop("stdin closed", fast=True)
                 elif r is self.verifier:
                     self._verifier_readable()
+                elif self.store is not None and r == store_fd:
+                    self.store.readable(self.store_handlers)
                 else:
                     self._message(r)
             self._timers(time.monotonic())
@@ -156,6 +177,8 @@ class Supervisor:
 
     def _finished(self, f: co.Finished) -> None:
         self.version = self.coordinator.serving
+        if f.ok and self.store is not None:
+            self.store.serving(self.version)
         if f.ok and f.noop:
             log.info("reload_done", version=f.version, old_version=f.old_version, workers=f.workers, noop=True)
         elif f.ok:
@@ -178,7 +201,7 @@ class Supervisor:
             if signum in (signal.SIGTERM, signal.SIGINT):
                 self._stop(signal.Signals(signum).name)
             elif signum == signal.SIGHUP:
-                self._event(co.ReloadAsked(None, LATEST))
+                self._reload_asked(None, LATEST)
         self._reap()
 
     def _reap(self) -> None:
@@ -246,6 +269,8 @@ class Supervisor:
             metrics.worker_timeout()
             self.pool.kill(slot, reason)
         self._event(co.Tick())
+        if self.store is not None:
+            self.store.tick(now)
         if self.s.parent_pid is not None and not _alive(self.s.parent_pid):
             self._stop("parent process gone", fast=True)
             return
@@ -269,6 +294,36 @@ class Supervisor:
         if newer and not self.coordinator.busy:
             log.info("watch_found_version", version=newer[-1])
             self._event(co.ReloadAsked(None, LATEST))
+
+    # -- the model store ---------------------------------------------------------------------------
+
+    def _reload_asked(self, requester: co.Requester | None, spec: VersionSpec) -> None:
+        """A Reload or SIGHUP. With a store, the follower first brings the version into the cache
+        (off this loop); its answer comes back through _store_available / _store_refused."""
+        if self.store is None:
+            self._event(co.ReloadAsked(requester, spec))
+        elif not self.store.request(requester, spec_text(spec)):
+            self._store_refused(requester, ErrorKind.UNAVAILABLE.name,
+                                "the model store follower is restarting; try again")
+
+    def _store_available(self, requester: co.Requester | None, version: int) -> None:
+        if requester is None and version in self.coordinator.failed:
+            return  # the watch does not retry a version that failed to load
+        self._event(co.ReloadAsked(requester, version))
+
+    def _store_refused(self, requester: co.Requester | None, code: str, message: str) -> None:
+        kind = ErrorKind[code] if code in ErrorKind.__members__ else ErrorKind.UNAVAILABLE
+        metrics.reload_finished(kind.name)
+        log.warning("reload_failed", code=kind.name, error=message)
+        if requester is not None:
+            self._do(co.Reply(requester, m.ReloadRefused(requester[1], kind, message, "version")))
+
+    def _store_status(self, status: dict[str, Any]) -> None:
+        assert self.pool is not None
+        message = _store_message(status)
+        for s in self.pool.slots:
+            if s.ready:
+                self._send(s, message)
 
     # -- messages from workers -------------------------------------------------------------------
 
@@ -300,7 +355,7 @@ class Supervisor:
                 log.error("worker_failed", slot=slot.slot, error=error)
             case m.ReloadRequest(request_id, text):
                 self.last_activity = now
-                self._event(co.ReloadAsked((slot.slot, request_id), parse_version_spec(text)))
+                self._reload_asked((slot.slot, request_id), parse_version_spec(text))
             case m.Prepared() | m.PrepareFailed() | m.Committed() | m.CommitFailed():
                 self._event(co.WorkerAnswered(slot.slot, message))
             case _:
@@ -312,6 +367,8 @@ class Supervisor:
         slot.last_beat = time.monotonic()
         self._event(co.WorkerBooted(slot.slot, message.version))
         self._broadcast_topology()
+        if self.store is not None and self.store.last_status is not None:
+            self._send(slot, _store_message(self.store.last_status))
         if not self.announced and all(s.ready for s in self.pool.slots):
             self.announced = True
             self.last_activity = time.monotonic()
@@ -356,6 +413,10 @@ class Supervisor:
         for slot in self.pool.slots:
             if slot.pid and not self._send(slot, m.Shutdown(fast)):
                 signal_pid(slot.pid, signal.SIGTERM)
+
+
+def _store_message(status: dict[str, Any]) -> m.StoreStatus:
+    return m.StoreStatus(**{**status, "cached_versions": tuple(status["cached_versions"])})
 
 
 def _alive(pid: int) -> bool:

@@ -1,8 +1,10 @@
-"""Where a worker and its siblings listen, as the supervisor last announced it."""
+"""Where a worker and its siblings listen, and the model store's status, as the supervisor
+last announced them."""
 
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from reco_sidecar.serving.service import WorkerAddress
 
@@ -13,6 +15,7 @@ class WorkerTopology:
         self._shared = shared
         self._lock = threading.Lock()
         self._workers = [me]
+        self._store: dict[str, Any] | None = None
 
     def me(self) -> WorkerAddress:
         return self._me
@@ -27,3 +30,9 @@ class WorkerTopology:
     def update(self, workers: list[WorkerAddress]) -> None:
         with self._lock:
             self._workers = workers
+
+    def store_status(self) -> dict[str, Any] | None:
+        return self._store  # replaced whole, never mutated: no lock needed to read
+
+    def update_store(self, status: dict[str, Any]) -> None:
+        self._store = status

@@ -108,6 +108,7 @@ def _serve(settings: ServeSettings, spec: WorkerSpec, channel: Channel, manager:
         batch_max_size=settings.batch_max_size,
         batch_chunk=settings.batch_chunk,
         on_batch=metrics.observe_batch,
+        store_status=topology.store_status,
     )
     options: list[tuple[str, Any]] = [
         ("grpc.so_reuseport", 1),

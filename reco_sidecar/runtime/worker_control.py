@@ -8,6 +8,7 @@ leaving an aborted version loaded."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import queue
 import threading
@@ -104,6 +105,8 @@ class WorkerControl:
                 self._manager.abort(version)
             case m.Workers(workers):
                 self._topology.update([WorkerAddress(w.pid, w.address) for w in workers])
+            case m.StoreStatus():
+                self._topology.update_store(dataclasses.asdict(message))
             case m.Shutdown(fast):
                 self._events.put("shutdown_fast" if fast else "shutdown")
             case _:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import grpc
 
@@ -102,6 +102,7 @@ class RecommenderService(reco_pb2_grpc.RecommenderServicer):
         batch_chunk: int,
         on_activity: Callable[[], None] = lambda: None,
         on_batch: Callable[[int], None] | None = None,
+        store_status: Callable[[], dict[str, Any] | None] = lambda: None,
     ) -> None:
         self._manager = manager
         self._limits = limits
@@ -109,6 +110,7 @@ class RecommenderService(reco_pb2_grpc.RecommenderServicer):
         self._reloader = reloader
         self._topology = topology
         self._on_activity = on_activity
+        self._store_status = store_status
         self._chunk = batch_chunk
         self._batcher: Batcher[Model, RecQuery, Ranked] | None = None
         if batch_max_size > 1:
@@ -304,6 +306,18 @@ class RecommenderService(reco_pb2_grpc.RecommenderServicer):
                 resp.path = str(model.path)
                 resp.has_item_metadata = model.catalog is not None
                 resp.metrics.update(model.info.metrics)
+            self._add_store(resp)
             return resp
         raise AssertionError("unreachable: context.abort raises")
+
+    def _add_store(self, resp: reco_pb2.GetModelStatusResponse) -> None:
+        """The followed store's view; a version whose download failed is listed as FAILED."""
+        status = self._store_status()
+        if status is None:
+            return
+        resp.store.CopyFrom(reco_pb2.StoreStatus(**status))
+        failed = resp.store.failed_version
+        if failed and all(v.version != failed for v in resp.versions):
+            resp.versions.append(reco_pb2.ModelVersionStatus(version=failed, state=reco_pb2.MODEL_STATE_FAILED,
+                                                             error=resp.store.error))
 

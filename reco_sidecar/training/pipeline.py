@@ -89,6 +89,7 @@ def train_and_publish(
     ann_trees: int = 50,
     exact_neighbours: int = 50,
     show_progress: bool | None = None,
+    first_version: int = 1,
 ) -> Published:
     """Evaluates (unless evaluation is None or its holdout is 0), trains on everything, publishes."""
     algorithm = algorithms.name(params)
@@ -117,7 +118,8 @@ def train_and_publish(
         source=source,
     )
     with progress.bar(show_progress, desc="publishing (ANN index, checksums)", total=1) as bar:
-        path = write_version(model_root, name, content, ann_trees=ann_trees, exact_neighbours=exact_neighbours)
+        path = write_version(model_root, name, content, ann_trees=ann_trees, exact_neighbours=exact_neighbours,
+                             first_version=first_version)
         bar.update(1)
     log.info("published", model=name, version=int(path.name), path=str(path), algorithm=algorithm)
     return Published(path, metrics)

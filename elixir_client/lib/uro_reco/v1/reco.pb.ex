@@ -266,6 +266,26 @@ defmodule Reco.V1.GetModelStatusResponse do
   field :shared_address, 14, type: :string, json_name: "sharedAddress"
   field :has_item_metadata, 15, type: :bool, json_name: "hasItemMetadata"
   field :metrics, 16, repeated: true, type: Reco.V1.GetModelStatusResponse.MetricsEntry, map: true
+  field :store, 17, type: Reco.V1.StoreStatus
+end
+
+defmodule Reco.V1.StoreStatus do
+  @moduledoc false
+
+  use Protobuf,
+    full_name: "reco.v1.StoreStatus",
+    protoc_gen_elixir_version: "0.17.0",
+    syntax: :proto3
+
+  field :uri, 1, type: :string
+  field :target_version, 2, type: :int64, json_name: "targetVersion"
+  field :downloading_version, 3, type: :int64, json_name: "downloadingVersion"
+  field :downloaded_bytes, 4, type: :uint64, json_name: "downloadedBytes"
+  field :download_total_bytes, 5, type: :uint64, json_name: "downloadTotalBytes"
+  field :cached_versions, 6, repeated: true, type: :int64, json_name: "cachedVersions"
+  field :failed_version, 7, type: :int64, json_name: "failedVersion"
+  field :error, 8, type: :string
+  field :checked_at, 9, type: :double, json_name: "checkedAt"
 end
 
 defmodule Reco.V1.Recommender.Service do

@@ -214,7 +214,7 @@ class WorkerInfo(_message.Message):
     def __init__(self, pid: _Optional[int] = ..., address: _Optional[str] = ...) -> None: ...
 
 class GetModelStatusResponse(_message.Message):
-    __slots__ = ("model", "version", "state", "user_count", "item_count", "factors", "algorithm", "loaded_at", "load_seconds", "path", "versions", "worker", "workers", "shared_address", "has_item_metadata", "metrics")
+    __slots__ = ("model", "version", "state", "user_count", "item_count", "factors", "algorithm", "loaded_at", "load_seconds", "path", "versions", "worker", "workers", "shared_address", "has_item_metadata", "metrics", "store")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -238,6 +238,7 @@ class GetModelStatusResponse(_message.Message):
     SHARED_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     HAS_ITEM_METADATA_FIELD_NUMBER: _ClassVar[int]
     METRICS_FIELD_NUMBER: _ClassVar[int]
+    STORE_FIELD_NUMBER: _ClassVar[int]
     model: str
     version: int
     state: ModelState
@@ -254,4 +255,27 @@ class GetModelStatusResponse(_message.Message):
     shared_address: str
     has_item_metadata: bool
     metrics: _containers.ScalarMap[str, float]
-    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., state: _Optional[_Union[ModelState, str]] = ..., user_count: _Optional[int] = ..., item_count: _Optional[int] = ..., factors: _Optional[int] = ..., algorithm: _Optional[str] = ..., loaded_at: _Optional[float] = ..., load_seconds: _Optional[float] = ..., path: _Optional[str] = ..., versions: _Optional[_Iterable[_Union[ModelVersionStatus, _Mapping]]] = ..., worker: _Optional[_Union[WorkerInfo, _Mapping]] = ..., workers: _Optional[_Iterable[_Union[WorkerInfo, _Mapping]]] = ..., shared_address: _Optional[str] = ..., has_item_metadata: _Optional[bool] = ..., metrics: _Optional[_Mapping[str, float]] = ...) -> None: ...
+    store: StoreStatus
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., state: _Optional[_Union[ModelState, str]] = ..., user_count: _Optional[int] = ..., item_count: _Optional[int] = ..., factors: _Optional[int] = ..., algorithm: _Optional[str] = ..., loaded_at: _Optional[float] = ..., load_seconds: _Optional[float] = ..., path: _Optional[str] = ..., versions: _Optional[_Iterable[_Union[ModelVersionStatus, _Mapping]]] = ..., worker: _Optional[_Union[WorkerInfo, _Mapping]] = ..., workers: _Optional[_Iterable[_Union[WorkerInfo, _Mapping]]] = ..., shared_address: _Optional[str] = ..., has_item_metadata: _Optional[bool] = ..., metrics: _Optional[_Mapping[str, float]] = ..., store: _Optional[_Union[StoreStatus, _Mapping]] = ...) -> None: ...
+
+class StoreStatus(_message.Message):
+    __slots__ = ("uri", "target_version", "downloading_version", "downloaded_bytes", "download_total_bytes", "cached_versions", "failed_version", "error", "checked_at")
+    URI_FIELD_NUMBER: _ClassVar[int]
+    TARGET_VERSION_FIELD_NUMBER: _ClassVar[int]
+    DOWNLOADING_VERSION_FIELD_NUMBER: _ClassVar[int]
+    DOWNLOADED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    DOWNLOAD_TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    CACHED_VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    FAILED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    CHECKED_AT_FIELD_NUMBER: _ClassVar[int]
+    uri: str
+    target_version: int
+    downloading_version: int
+    downloaded_bytes: int
+    download_total_bytes: int
+    cached_versions: _containers.RepeatedScalarFieldContainer[int]
+    failed_version: int
+    error: str
+    checked_at: float
+    def __init__(self, uri: _Optional[str] = ..., target_version: _Optional[int] = ..., downloading_version: _Optional[int] = ..., downloaded_bytes: _Optional[int] = ..., download_total_bytes: _Optional[int] = ..., cached_versions: _Optional[_Iterable[int]] = ..., failed_version: _Optional[int] = ..., error: _Optional[str] = ..., checked_at: _Optional[float] = ...) -> None: ...

@@ -1,4 +1,4 @@
-"""A real S3-compatible server for tests: SeaweedFS's `weed server -s3` on loopback.
+"""A real S3-compatible server for tests and benchmarks: SeaweedFS's `weed server -s3` on loopback.
 
 scripts/seaweedfs.sh builds the binary once into a cache outside the repository;
 RECO_WEED names another binary. The server runs in its own session, so stopping it kills
@@ -18,9 +18,13 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+from harness.paths import ROOT
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.client import S3Client
+
 START_TIMEOUT = 90.0
 ACCESS_KEY = "reco-test-access"
 SECRET_KEY = "reco-test-secret-0123456789abcdef"  # a test-only identity of a throwaway server
@@ -81,7 +85,7 @@ class S3Server:
                 "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true",
                 "RECO_S3_ENDPOINT_URL": self.endpoint}
 
-    def client(self) -> Any:
+    def client(self) -> S3Client:
         import boto3
         from botocore.config import Config
 
@@ -103,8 +107,12 @@ class S3Server:
             f"-master.port={self.ports['master']}", f"-volume.port={self.ports['volume']}",
             f"-filer.port={self.ports['filer']}", f"-s3.port={self.ports['s3']}",
             f"-s3.config={config}",
-            # Small volumes: the tests' objects are small and the disk is shared.
-            "-master.volumeSizeLimitMB=512", "-volume.max=16",
+            # Off: services with fixed default ports (two servers would collide) and telemetry.
+            "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false",
+            f"-filer.localSocket={self.data_dir / 'filer.sock'}", f"-s3.localSocket={self.data_dir / 's3.sock'}",
+            # Each bucket is a collection that grows 7 volumes at its first write: small volumes,
+            # as many as the disk allows (0: automatic), so dozens of test buckets fit.
+            "-master.volumeSizeLimitMB=64", "-volume.max=0",
         ]
         (self.data_dir / "data").mkdir(exist_ok=True)
         with self.log_path.open("ab") as log:

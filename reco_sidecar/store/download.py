@@ -1,0 +1,165 @@
+"""Downloading a published version into the local cache: into a hidden directory, every
+byte hashed as it arrives and checked against the manifest (whose own checksum the marker
+gives), fsynced, then renamed into place. A reader of the cache never sees a partial or
+unverified version; a failure leaves nothing behind."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pathlib
+import shutil
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from reco_sidecar.artifact import layout, manifest
+from reco_sidecar.common.errors import ArtifactError
+from reco_sidecar.store.errors import IntegrityError, NotPublished, StoreError, StoreUnreachable
+from reco_sidecar.store.remote import RemoteModel, translated
+
+CHUNK = 1 << 20
+DOWNLOAD_PREFIX = f"{layout.TMP_PREFIX}download-"
+# Room left free on the cache's file system beyond the version itself.
+DISK_HEADROOM = 64 * 1024 * 1024
+
+Progress = Callable[[int, int], None]  # (bytes so far, total bytes)
+
+
+def download(remote: RemoteModel, version: int, model_dir: pathlib.Path, *,
+             progress: Progress | None = None) -> pathlib.Path:
+    """`<model_dir>/<version>`, downloaded and verified unless it is there already."""
+    final = model_dir / str(version)
+    if (final / layout.MANIFEST).is_file():
+        return final
+    marker = remote.marker(version)
+    if marker is None:
+        raise NotPublished(f"{remote.uri(remote.location.version_prefix(remote.model, version))} is not published "
+                           "(no marker)")
+    model_dir.mkdir(parents=True, exist_ok=True)
+    tmp = model_dir / f"{DOWNLOAD_PREFIX}{version}-{uuid.uuid4().hex}"
+    tmp.mkdir()
+    try:
+        man_key = remote.location.file_key(remote.model, version, layout.MANIFEST)
+        man_bytes = _fetch(remote, man_key, tmp / f"{layout.TMP_PREFIX}{layout.MANIFEST}",
+                           marker.manifest_bytes, marker.manifest_sha256, "the marker")
+        man = _parse_manifest(man_bytes, remote, version, man_key)
+        total = sum(e.bytes for e in man.files.values()) + len(man_bytes)
+        _check_space(model_dir, total)
+        done = len(man_bytes)
+        if progress is not None:
+            progress(done, total)
+        for name, entry in sorted(man.files.items()):
+            key = remote.location.file_key(remote.model, version, name)
+            _fetch(remote, key, tmp / name, entry.bytes, entry.sha256, "the manifest",
+                   _offset(progress, done, total))
+            done += entry.bytes
+        # The manifest goes in last: it is what makes a directory a complete version.
+        os.rename(tmp / f"{layout.TMP_PREFIX}{layout.MANIFEST}", tmp / layout.MANIFEST)
+        for p in tmp.iterdir():
+            _fsync(p)
+        _fsync(tmp)
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if not (final / layout.MANIFEST).is_file():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)  # another downloader finished first
+        _fsync(model_dir)
+        return final
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _offset(progress: Progress | None, base: int, total: int) -> Callable[[int], None] | None:
+    """Progress of one file as progress of the whole version."""
+    if progress is None:
+        return None
+    return lambda n: progress(base + n, total)
+
+
+def _parse_manifest(data: bytes, remote: RemoteModel, version: int, key: str) -> manifest.Manifest:
+    try:
+        raw: Any = json.loads(data)
+        if not isinstance(raw, dict):
+            raise ArtifactError(remote.uri(key), "manifest.json is not a JSON object")
+        man = manifest.parse(raw, remote.uri(key))
+    except (ValueError, ArtifactError) as e:
+        raise StoreError(f"{remote.uri(key)}: {e}") from None
+    if man.version != version or man.name != remote.model:
+        raise StoreError(f"{remote.uri(key)} describes {man.name!r} version {man.version}, "
+                         f"not {remote.model!r} version {version}")
+    return man
+
+
+def _check_space(model_dir: pathlib.Path, total: int) -> None:
+    free = shutil.disk_usage(model_dir).free
+    if free < total + DISK_HEADROOM:
+        raise StoreError(f"the cache {model_dir} has {free} bytes free; the version needs {total} "
+                         f"(plus {DISK_HEADROOM} headroom)")
+
+
+def _fetch(remote: RemoteModel, key: str, dest: pathlib.Path, size: int, sha256: str, vouched_by: str,
+           progress: Callable[[int], None] | None = None) -> bytes:
+    """Streams one object to `dest`, hashing as it goes; returns its bytes when small (the manifest)."""
+    h = hashlib.sha256()
+    got = 0
+    small = bytearray() if size <= 1 << 20 else None
+    name = key.rsplit("/", 1)[-1]
+    with translated(f"downloading {remote.uri(key)}"):
+        obj = remote.client.get_object(Bucket=remote.location.bucket, Key=key)
+        body = obj["Body"]
+        try:
+            stored = obj.get("ContentLength")
+            if stored is not None and stored != size:
+                raise IntegrityError(f"{remote.uri(key)}: the store holds {stored} bytes, {vouched_by} says "
+                                     f"{size} ({name})")
+            with dest.open("wb") as out:
+                # Read one byte past the expected size: a larger object is refused, not truncated.
+                while chunk := _read(body, min(CHUNK, size + 1 - got), remote.uri(key)):
+                    got += len(chunk)
+                    if got > size:
+                        break
+                    h.update(chunk)
+                    out.write(chunk)
+                    if small is not None:
+                        small.extend(chunk)
+                    if progress is not None:
+                        progress(got)
+        finally:
+            body.close()
+    if got > size:
+        raise IntegrityError(f"{remote.uri(key)}: more than {size} bytes, {vouched_by} says {size} ({name})")
+    if got < size:  # the length matched, so the connection broke off
+        raise StoreUnreachable(f"downloading {remote.uri(key)}: the connection ended after {got} of {size} bytes")
+    if h.hexdigest() != sha256:
+        raise IntegrityError(f"{remote.uri(key)}: sha256 {h.hexdigest()} differs from {vouched_by}'s "
+                             f"{sha256} ({name})")
+    return bytes(small) if small is not None else b""
+
+
+def _read(body: Any, n: int, uri: str) -> bytes:
+    if n <= 0:
+        return b""
+    try:
+        return bytes(body.read(n))
+    except OSError as e:  # a connection reset mid-body surfaces from the socket, not botocore
+        raise StoreUnreachable(f"downloading {uri}: {e}") from None
+
+
+def _fsync(path: pathlib.Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def clean_partial(model_dir: pathlib.Path) -> None:
+    """Removes downloads a killed process left behind (hidden, so never read as versions)."""
+    if model_dir.is_dir():
+        for entry in model_dir.iterdir():
+            if entry.name.startswith(DOWNLOAD_PREFIX):
+                shutil.rmtree(entry, ignore_errors=True)
