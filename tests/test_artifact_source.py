@@ -16,3 +16,11 @@ def test_only_complete_integer_directories_are_versions(tmp_path: pathlib.Path) 
     assert source.latest_version(model) == 3
     assert source.list_models(tmp_path) == ["m"]
     assert source.latest_version(tmp_path / "absent") is None
+
+
+def test_only_canonical_ascii_numbers_are_versions(tmp_path: pathlib.Path) -> None:
+    model = tmp_path / "m"
+    for name in ["2", "07", "0", "\u00b2", "\u0663", "\uff15", "12"]:  # ², Arabic-Indic 3, fullwidth 5
+        (model / name).mkdir(parents=True)
+        (model / name / "manifest.json").write_text("{}")
+    assert source.list_versions(model) == [2, 12]

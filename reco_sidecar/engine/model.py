@@ -50,8 +50,8 @@ class Model:
     ann: AnnoyIndex
     yty: np.ndarray
     catalog: ItemCatalog | None
-    # Item factors in descending-norm order for pruned exact scoring: a private copy, as
-    # big as item_factors.
+    # Item factors in descending-norm order for pruned exact scoring: mapped from the
+    # artifact, or a private copy as big as item_factors for versions without it.
     norm_order: scoring.NormOrder
     loaded_at: float
     load_seconds: float

@@ -45,9 +45,10 @@ GROUP = 8
 class NormOrder:
     """Item factors in descending-norm order, and the maps between order and item row.
 
-    items is a private copy (as large as the item factors, per process): gathering rows
-    from the shared memory map block by block instead measured up to 2.5x slower for small
-    batches and about 1.3x for B=512.
+    items is contiguous in norm order: gathering rows of item_factors block by block
+    instead measured up to 2.5x slower for small batches and about 1.3x for B=512. The
+    loader maps it from the artifact when the writer stored it (one copy in the page cache
+    for every worker); `build` makes a private copy for versions without it.
     """
 
     items: np.ndarray  # (n, d) float32, C-contiguous, rows in norm order
