@@ -7,17 +7,26 @@ import argparse
 import dataclasses
 import os
 import pathlib
+import re
 from dataclasses import dataclass
 
 from reco_sidecar.common.errors import InvalidArgument
 from reco_sidecar.common.tokens import read_tokens
 from reco_sidecar.common.versions import VersionSpec, parse_version_spec
 
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
 
 @dataclass(frozen=True)
 class ServeSettings:
     model_root: pathlib.Path
-    model: str
+    # Every model served, resolved by from_args (never empty there): --model repeated, or all
+    # under the root.
+    model: tuple[str, ...] = ()
+    # The model a request with an empty `model` gets.
+    default_model: str = ""
+    # A/B experiments file (TOML or JSON), validated before any worker sees it.
+    experiments: pathlib.Path | None = None
     version: str = "latest"
     host: str = "127.0.0.1"
     port: int = 50051
@@ -97,11 +106,41 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"must be true or false, got {text!r}")
 
 
+def _model_names(text: str) -> tuple[str, ...]:
+    """One name, or several separated by commas (how RECO_MODEL lists several)."""
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        raise argparse.ArgumentTypeError(f"must name a model, got {text!r}")
+    for name in names:
+        if not _MODEL_NAME.match(name):
+            raise argparse.ArgumentTypeError(f"{name!r} is not a model name (letters, digits, '_', '.', '-')")
+    return names
+
+
+class _Models(argparse.Action):
+    """`--model a --model b` (or `--model a,b`): the first flag replaces the variable's value."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        seen = getattr(namespace, "_models_from_flags", False)
+        current = getattr(namespace, self.dest) if seen else ()
+        assert isinstance(values, tuple)
+        setattr(namespace, self.dest, tuple(dict.fromkeys((*current, *values))))
+        namespace._models_from_flags = True
+
+
 def add_serve_arguments(p: argparse.ArgumentParser) -> None:
-    d = ServeSettings(model_root=pathlib.Path("."), model="")
+    d = ServeSettings(model_root=pathlib.Path("."))
     g = p.add_argument_group("model")
     g.add_argument("--model-root", type=pathlib.Path, required=True, help="directory holding <model>/<version>/")
-    g.add_argument("--model", default=None, help="model name (default: the only model under the root)")
+    g.add_argument("--model", type=_model_names, action=_Models, default=None,
+                   help="a model to serve; repeat it (or separate names by commas) for several "
+                   "(default: every model under the root)")
+    g.add_argument("--default-model", default=None,
+                   help="the model a request with an empty `model` gets (default: the first --model, "
+                   "or the only model)")
+    g.add_argument("--experiments", type=pathlib.Path, default=None,
+                   help="A/B experiments file (TOML or JSON); reloaded by ReloadExperiments and by --watch")
     g.add_argument("--version", default=d.version, help="version to serve first: a number or 'latest'")
     g.add_argument("--watch", type=_non_negative_float, default=d.watch,
                    help="poll every SECONDS for a newer complete version and reload it (0: off); "
@@ -173,10 +212,11 @@ def _env_defaults(p: argparse.ArgumentParser) -> None:
         action.required = False
 
 
-def from_args(args: argparse.Namespace, model: str) -> ServeSettings:
+def from_args(args: argparse.Namespace, models: tuple[str, ...], default_model: str) -> ServeSettings:
     fields = {f.name for f in dataclasses.fields(ServeSettings)}
     values = {k: v for k, v in vars(args).items() if k in fields and v is not None}
-    values["model"] = model
+    values["model"] = models
+    values["default_model"] = default_model
     # Absolute from here on: GetModelStatus.path, logs and error messages name the directory
     # a reader can find without knowing the cwd serve was started in.
     values["model_root"] = pathlib.Path(os.path.abspath(values["model_root"]))
@@ -202,12 +242,21 @@ def validate(s: ServeSettings) -> None:
         parse_version_spec(s.version)
     except InvalidArgument as e:
         raise ValueError(f"--version must be a number or 'latest': {e.message}") from None
+    if s.default_model not in s.model:
+        raise ValueError(f"--default-model {s.default_model!r} is not among the models served "
+                         f"({', '.join(s.model)})")
+    if len(s.model) > 1 and s.version not in ("", "latest"):
+        raise ValueError("--version names one version of one model: with several models it can only be 'latest'")
+    if s.experiments is not None and not s.experiments.is_file():
+        raise ValueError(f"--experiments: {s.experiments} is not a readable file")
     if s.model_store is not None:
+        if len(s.model) > 1:
+            raise ValueError("--model-store follows one model: serve one --model with it")
         from reco_sidecar.store import location
 
         try:
             location.parse(s.model_store)
-            location.check_model_name(s.model)
+            location.check_model_name(s.default_model)
         except ValueError as e:
             raise ValueError(f"--model-store: {e}") from None
         if s.version not in ("", "latest"):

@@ -234,8 +234,8 @@ def stubs_text() -> str:
 
 def test_stubs_match_the_proto(stubs_text: str) -> None:
     modules, _ = parse_pb_ex(stubs_text)
-    # 2 enums + 16 messages + 1 map entry + service + stub: a parser that saw nothing must not pass.
-    assert len(modules) == 21
+    # 2 enums + 23 messages + 2 map entries + service + stub: a parser that saw nothing must not pass.
+    assert len(modules) == 29
     assert check(stubs_text, reco_pb2.DESCRIPTOR) == []
 
 
@@ -256,8 +256,9 @@ MUTATIONS = [
      'field :rank, 3, type: :uint32, json_name: "Rank"'),
     ("enum value number", "field :SOURCE_ANN, 4", "field :SOURCE_ANN, 5"),
     ("enum value missing", "  field :MODEL_STATE_END, 5\n", ""),
-    ("map field flag", "MetricsEntry, map: true", "MetricsEntry"),
-    ("map entry module option", "    map: true,\n", ""),
+    ("map field flag", "GetModelStatusResponse.MetricsEntry, map: true", "GetModelStatusResponse.MetricsEntry"),
+    ("map entry module option", 'GetModelStatusResponse.MetricsEntry",\n    map: true,\n',
+     'GetModelStatusResponse.MetricsEntry",\n'),
     ("missing field", "  field :has_item_metadata, 15, type: :bool, json_name: \"hasItemMetadata\"\n", ""),
     ("extra field", "  field :code, 1, type: :string\n",
      "  field :code, 1, type: :string\n  field :detail, 3, type: :string\n"),

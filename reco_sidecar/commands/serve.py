@@ -9,7 +9,8 @@ import sys
 from reco_sidecar import settings
 from reco_sidecar.artifact import source
 from reco_sidecar.common import logs
-from reco_sidecar.common.errors import ArtifactError
+from reco_sidecar.common.errors import ArtifactError, RecoError
+from reco_sidecar.experiments import checks
 from reco_sidecar.runtime import verification
 from reco_sidecar.runtime.exit_codes import ExitCode
 
@@ -34,24 +35,40 @@ def _fail(code: ExitCode, message: str) -> int:
     return code
 
 
-def _model_name(root: pathlib.Path, requested: str | None) -> str:
-    if requested:
-        return requested
-    models = source.list_models(root)
-    if len(models) != 1:
-        raise ValueError(f"--model is needed: {root} holds {len(models)} models ({', '.join(models) or 'none'})")
-    return models[0]
+def _model_names(root: pathlib.Path, requested: tuple[str, ...] | None, default: str | None
+                 ) -> tuple[tuple[str, ...], str]:
+    """The models to serve and the default one: every --model, or every model under the root."""
+    models = tuple(requested or source.list_models(root))
+    if not models:
+        raise ValueError(f"--model is needed: {root} holds no models")
+    if default:
+        return models, default
+    if requested or len(models) == 1:
+        return models, models[0]
+    raise ValueError(f"--default-model is needed: {root} holds {len(models)} models ({', '.join(models)})")
 
 
-def initial_version(s: settings.ServeSettings) -> int:
-    """The version to serve first, verified; with 'latest', the newest that verifies."""
-    model_dir = s.model_root / s.model
+def initial_version(s: settings.ServeSettings, model: str | None = None) -> int:
+    """The version of `model` (default: the default model) to serve first, verified; with
+    'latest', the newest that verifies."""
+    name = model or s.default_model
+    model_dir = s.model_root / name
     verdict = verification.resolve(model_dir, s.version_spec)
     for version, reason in verdict.bad:
-        log.warning("version_skipped", version=version, error=reason)
+        log.warning("version_skipped", model=name, version=version, error=reason)
     if isinstance(verdict, verification.Refused):
         raise ArtifactError(model_dir, verdict.message)
     return verdict.version
+
+
+def _experiments(s: settings.ServeSettings) -> checks.ExperimentsFile:
+    """The experiments file, validated against the models served; ValueError naming the field."""
+    if s.experiments is None:
+        return checks.ExperimentsFile.empty()
+    try:
+        return checks.read_checked(s.experiments, s.model)
+    except RecoError as e:
+        raise ValueError(f"--experiments: {e}") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.model_store and not args.model:
             raise ValueError("--model is needed with --model-store")
-        s = settings.from_args(args, _model_name(args.model_root, args.model))
+        s = settings.from_args(args, *_model_names(args.model_root, args.model, args.default_model))
+        experiments = _experiments(s)
     except ValueError as e:
         return _fail(ExitCode.CONFIG, str(e))
     if s.model_store is not None:
@@ -70,9 +88,9 @@ def run(args: argparse.Namespace) -> int:
             link, version = store_start.start(s)
         except (ArtifactError, RuntimeError, TimeoutError) as e:
             return _fail(ExitCode.NO_MODEL, str(e))
-        return Supervisor(s, version, store=link).run()
+        return Supervisor(s, {s.default_model: version}, store=link, experiments=experiments).run()
     try:
-        version = initial_version(s)
+        versions = {name: initial_version(s, name) for name in s.model}
     except ArtifactError as e:
         return _fail(ExitCode.NO_MODEL, str(e))
-    return Supervisor(s, version).run()
+    return Supervisor(s, versions, experiments=experiments).run()

@@ -13,6 +13,8 @@ class Source(enum.Enum):
     FOLD_IN = "fold_in"
     POPULAR = "popular"
     ANN = "ann"
+    # An experiment's `random` baseline arm.
+    RANDOM = "random"
 
 
 @dataclass(frozen=True)

@@ -193,7 +193,11 @@ class Verifying:
 
 
 class Coordinator:
-    def __init__(self, pool_size: int, serving: int, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+    """The reloads of one model. A sidecar serving several models runs one coordinator per
+    model; every message it sends names its model, so their transactions never mix."""
+
+    def __init__(self, pool_size: int, serving: int, *, timeout: float = DEFAULT_TIMEOUT, model: str = "") -> None:
+        self.model = model
         self.pool_size = pool_size
         # The version a worker started now must boot with.
         self.serving = serving
@@ -286,7 +290,7 @@ class Coordinator:
             self._send_prepare(txn, slot, out)
 
     def _send_prepare(self, txn: Txn, slot: int, out: list[Action]) -> None:
-        out.append(Send(slot, m.Prepare(txn.id, txn.version)))
+        out.append(Send(slot, m.Prepare(txn.id, txn.version, self.model)))
 
     def _booted(self, slot: int, version: int, out: list[Action]) -> None:
         self.ready[slot] = version
@@ -295,7 +299,7 @@ class Coordinator:
             return
         if txn is None:
             if version != self.serving:
-                out.append(Send(slot, m.Switch(REPAIR, self.serving)))
+                out.append(Send(slot, m.Switch(REPAIR, self.serving, self.model)))
             return
         if txn.phase is Phase.PREPARE:
             if slot in txn.waiting:
@@ -305,7 +309,7 @@ class Coordinator:
             self._confirm(txn, slot, out)
         else:
             # It was started before the commit began and booted the old version.
-            out.append(Send(slot, m.Switch(txn.id, txn.version)))
+            out.append(Send(slot, m.Switch(txn.id, txn.version, self.model)))
 
     def _died(self, slot: int, cause: Death, detail: str, out: list[Action]) -> None:
         self.ready.pop(slot, None)
@@ -330,22 +334,22 @@ class Coordinator:
         if self.stopping:
             return
         match answer:
-            case m.Committed(txn_id, version):
+            case m.Committed(txn_id, version, _):
                 self.ready[slot] = version
                 if txn is not None and txn_id == txn.id and txn.phase is Phase.COMMIT:
                     self._confirm(txn, slot, out)
-            case m.CommitFailed(txn_id, version, error):
+            case m.CommitFailed(txn_id, version, error, _):
                 if txn_id == REPAIR or (txn is not None and txn_id == txn.id):
                     # A worker that cannot serve the version the pool serves is replaced; its
                     # restart boots that version.
                     out.append(Kill(slot, f"could not switch to version {version}: {error}"))
-            case m.Prepared(txn_id, _, load_seconds):
+            case m.Prepared(txn_id, _, load_seconds, _):
                 if txn is None or txn_id != txn.id or txn.phase is not Phase.PREPARE or slot not in txn.waiting:
                     return
                 txn.load_seconds = max(txn.load_seconds, load_seconds)
                 txn.waiting.discard(slot)
                 self._maybe_commit(txn, out)
-            case m.PrepareFailed(txn_id, _, error):
+            case m.PrepareFailed(txn_id, _, error, _):
                 if txn is None or txn_id != txn.id or txn.phase is not Phase.PREPARE:
                     return
                 self._abort(txn, ErrorKind.FAILED_PRECONDITION, f"worker {slot}: {error}", out)
@@ -360,7 +364,7 @@ class Coordinator:
         self.serving = txn.version
         txn.waiting = set(range(self.pool_size))
         for slot in sorted(self.ready):
-            out.append(Send(slot, m.Commit(txn.id, txn.version)))
+            out.append(Send(slot, m.Commit(txn.id, txn.version, self.model)))
 
     def _confirm(self, txn: Txn, slot: int, out: list[Action]) -> None:
         txn.waiting.discard(slot)
@@ -373,7 +377,7 @@ class Coordinator:
     def _abort(self, txn: Txn, kind: ErrorKind, why: str, out: list[Action]) -> None:
         self.txn = None
         for slot in sorted(self.ready):
-            out.append(Send(slot, m.Abort(txn.id, txn.version)))
+            out.append(Send(slot, m.Abort(txn.id, txn.version, self.model)))
         if kind is not ErrorKind.UNAVAILABLE:
             self.failed.add(txn.version)
             out.append(VersionFailed(txn.version, why))

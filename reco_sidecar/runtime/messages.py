@@ -26,6 +26,7 @@ class Prepare:
     TAG: ClassVar[str] = "prepare"
     txn: int
     version: int
+    model: str = ""
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class Commit:
     TAG: ClassVar[str] = "commit"
     txn: int
     version: int
+    model: str = ""
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class Switch:
     TAG: ClassVar[str] = "switch"
     txn: int
     version: int
+    model: str = ""
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class Abort:
     TAG: ClassVar[str] = "abort"
     txn: int
     version: int
+    model: str = ""
 
 
 @dataclass(frozen=True)
@@ -108,9 +112,36 @@ class StoreStatus:
     checked_at: float
 
 
-ToWorker = Prepare | Commit | Switch | Abort | Workers | Shutdown | ReloadDone | ReloadRefused | StoreStatus
+@dataclass(frozen=True)
+class SetExperiments:
+    """Serve this experiments file from now on. The supervisor validated it before sending it
+    to any worker; `syntax` is "toml" or "json"."""
+
+    TAG: ClassVar[str] = "set_experiments"
+    generation: int
+    text: str
+    syntax: str
+
+
+@dataclass(frozen=True)
+class ExperimentsDone:
+    TAG: ClassVar[str] = "experiments_done"
+    id: int
+    generation: int
+    experiments: int
+    workers: int
+
+
+ToWorker = (Prepare | Commit | Switch | Abort | Workers | Shutdown | ReloadDone | ReloadRefused | SetExperiments
+            | ExperimentsDone) | StoreStatus
 
 # -- worker -> supervisor --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    model: str
+    version: int
 
 
 @dataclass(frozen=True)
@@ -119,7 +150,8 @@ class Ready:
     slot: int
     pid: int
     address: str
-    version: int
+    versions: tuple[ModelVersion, ...]
+    experiments_generation: int = 0
 
 
 @dataclass(frozen=True)
@@ -141,11 +173,29 @@ class Heartbeat:
 
 @dataclass(frozen=True)
 class ReloadRequest:
-    """A client's Reload, forwarded; `version` is a spec already parsed by the worker."""
+    """A client's Reload, forwarded; `version` is a spec already parsed by the worker, `model`
+    a model the worker serves."""
 
     TAG: ClassVar[str] = "reload"
     id: int
     version: str
+    model: str = ""
+
+
+@dataclass(frozen=True)
+class ReloadExperimentsRequest:
+    """A client's ReloadExperiments, forwarded: read the experiments file again."""
+
+    TAG: ClassVar[str] = "reload_experiments"
+    id: int
+
+
+@dataclass(frozen=True)
+class ExperimentsApplied:
+    """The worker serves experiments generation `generation` now."""
+
+    TAG: ClassVar[str] = "experiments_applied"
+    generation: int
 
 
 @dataclass(frozen=True)
@@ -154,6 +204,7 @@ class Prepared:
     txn: int
     version: int
     load_seconds: float
+    model: str = ""
 
 
 @dataclass(frozen=True)
@@ -162,6 +213,7 @@ class PrepareFailed:
     txn: int
     version: int
     error: str
+    model: str = ""
 
 
 @dataclass(frozen=True)
@@ -169,6 +221,7 @@ class Committed:
     TAG: ClassVar[str] = "committed"
     txn: int
     version: int
+    model: str = ""
 
 
 @dataclass(frozen=True)
@@ -177,9 +230,11 @@ class CommitFailed:
     txn: int
     version: int
     error: str
+    model: str = ""
 
 
-ToSupervisor = Ready | BootFailed | Heartbeat | ReloadRequest | Prepared | PrepareFailed | Committed | CommitFailed
+ToSupervisor = (Ready | BootFailed | Heartbeat | ReloadRequest | Prepared | PrepareFailed | Committed | CommitFailed
+                | ReloadExperimentsRequest | ExperimentsApplied)
 Message = ToWorker | ToSupervisor
 
 _TO_WORKER: tuple[type[Any], ...] = typing.get_args(ToWorker)

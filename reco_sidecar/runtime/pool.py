@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from reco_sidecar.common import logs
+from reco_sidecar.experiments.checks import ExperimentsFile
 from reco_sidecar.runtime import worker
 from reco_sidecar.runtime.control import Channel, pair
 from reco_sidecar.runtime.exit_codes import ExitCode
@@ -56,11 +57,13 @@ class Pool:
         self.slots = [WorkerSlot(i, p) for i, p in enumerate(private_ports)]
         self._close_in_child = close_in_child
 
-    def spawn(self, slot: WorkerSlot, version: int, now: float) -> None:
+    def spawn(self, slot: WorkerSlot, versions: dict[str, int], now: float,
+              experiments: ExperimentsFile | None = None, generation: int = 0) -> None:
         parent_end, child_end = pair()
         sys.stdout.flush()
         sys.stderr.flush()
-        spec = worker.WorkerSpec(slot.slot, slot.private_port, version, os.getpid())
+        spec = worker.WorkerSpec(slot.slot, slot.private_port, dict(versions), os.getpid(),
+                                 experiments or ExperimentsFile.empty(), generation)
         inherited = self._close_in_child()
         pid = os.fork()
         if pid == 0:  # child
@@ -83,7 +86,7 @@ class Pool:
         child_end.close()
         slot.pid, slot.channel, slot.ready, slot.restart_at = pid, Channel(parent_end), False, None
         slot.last_beat, slot.calls, slot.in_flight, slot.killed_for = now, -1, 0, ""
-        log.info("worker_start", slot=slot.slot, worker_pid=pid, version=version)
+        log.info("worker_start", slot=slot.slot, worker_pid=pid, versions=versions)
 
     def channel_fds(self) -> list[int]:
         return [s.channel.fileno() for s in self.slots if s.channel is not None]

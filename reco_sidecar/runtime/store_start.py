@@ -18,8 +18,8 @@ def start(s: ServeSettings) -> tuple[StoreLink, int]:
     """The running follower and the verified first version; raises ArtifactError (and stops
     the follower) when there is nothing to serve."""
     assert s.model_store is not None
-    (s.model_root / s.model).mkdir(parents=True, exist_ok=True)
-    link = StoreLink(FollowerConfig(s.model_store, s.model, s.model_root, s.store_keep, s.watch,
+    (s.model_root / s.default_model).mkdir(parents=True, exist_ok=True)
+    link = StoreLink(FollowerConfig(s.model_store, s.default_model, s.model_root, s.store_keep, s.watch,
                                     s.s3_endpoint_url, s.log_level, s.log_format))
     link.start()
     try:
@@ -28,7 +28,7 @@ def start(s: ServeSettings) -> tuple[StoreLink, int]:
         if first.get("type") == "available":
             version = int(first["version"])
             try:
-                loader.verify(source.version_dir(s.model_root, s.model, version))
+                loader.verify(source.version_dir(s.model_root, s.default_model, version))
                 return link, version
             except ArtifactError as e:
                 reason = str(e)
@@ -40,7 +40,7 @@ def start(s: ServeSettings) -> tuple[StoreLink, int]:
 
 
 def _newest_cached(s: ServeSettings, store_reason: str) -> int:
-    model_dir = s.model_root / s.model
+    model_dir = s.model_root / s.default_model
     for version in reversed(source.list_versions(model_dir)):
         try:
             loader.verify(model_dir / str(version))

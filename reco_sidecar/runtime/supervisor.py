@@ -12,17 +12,20 @@ import select
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any, assert_never
 
 from reco_sidecar.artifact import source
 from reco_sidecar.common import logs
 from reco_sidecar.common.errors import ErrorKind
 from reco_sidecar.common.versions import LATEST, VersionSpec, parse_version_spec, spec_text
+from reco_sidecar.experiments.checks import ExperimentsFile
 from reco_sidecar.runtime import coordinator as co
 from reco_sidecar.runtime import messages as m
 from reco_sidecar.runtime import ports
 from reco_sidecar.runtime.exit_codes import ExitCode
 from reco_sidecar.runtime.pool import Pool, WorkerSlot, signal_pid
+from reco_sidecar.runtime.rollout import Rollout
 from reco_sidecar.runtime.verifier import Verifier
 from reco_sidecar.serving import metrics
 from reco_sidecar.settings import ServeSettings
@@ -33,9 +36,10 @@ TICK = 0.1
 
 
 class Supervisor:
-    def __init__(self, settings: ServeSettings, version: int, store: StoreLink | None = None) -> None:
+    def __init__(self, settings: ServeSettings, versions: dict[str, int], store: StoreLink | None = None,
+                 experiments: ExperimentsFile | None = None) -> None:
         self.s = settings
-        self.version = version
+        self.version = versions[settings.default_model]
         # With a model store, its follower process watches and downloads; the loop only hears
         # "version N is in the cache" and asks the coordinator for the usual reload.
         self.store = store
@@ -48,8 +52,14 @@ class Supervisor:
         self.next_watch = time.monotonic() + settings.watch if settings.watch and store is None else float("inf")
         self._wake_r = self._wake_w = -1
         self._last_timers = time.monotonic()
-        self.coordinator = co.Coordinator(settings.workers, version)
-        self.verifier = Verifier(settings.model_root / settings.model)
+        # One reload coordinator and one verifier per model: each model reloads on its own.
+        self.models = {name: _Served(co.Coordinator(settings.workers, version, model=name),
+                                     Verifier(settings.model_root / name))
+                       for name, version in versions.items()}
+        self.coordinator = self.models[settings.default_model].coordinator
+        self.rollout = Rollout(settings, settings.workers)
+        if experiments is not None:
+            self.rollout.current = experiments
         self.pool: Pool | None = None
 
     # -- start -----------------------------------------------------------------------------------
@@ -74,17 +84,20 @@ class Supervisor:
         self.s = dataclasses.replace(self.s, port=port)
         self.pool = Pool(self.s, privates, self._fds_for_children)
         self._install_signals()
-        log.info("supervisor_start", port=port, workers=self.s.workers, model=self.s.model, version=self.version,
+        log.info("supervisor_start", port=port, workers=self.s.workers, models=list(self.models),
+                 default_model=self.s.default_model,
+                 versions=self._serving(), experiments=len(self.rollout.current.experiments.experiments),
                  worker_timeout=self.s.worker_timeout)
         now = time.monotonic()
         for slot in self.pool.slots:
-            self.pool.spawn(slot, self.coordinator.serving, now)
+            self.pool.spawn(slot, self._serving(), now, self.rollout.current, self.rollout.generation)
         if self.store is not None:
             self.store.serving(self.version)
         try:
             return self._loop()
         finally:
-            self.verifier.kill()
+            for served in self.models.values():
+                served.verifier.kill()
             self.pool.kill_all(signal.SIGKILL)
             self.pool.wait_all(2.0)
             exporter.close()
@@ -93,8 +106,7 @@ class Supervisor:
         """What a forked child must close: the other workers' channels, the wake pipe, the verifier."""
         assert self.pool is not None
         fds = [*self.pool.channel_fds(), self._wake_r, self._wake_w]
-        if self.verifier.running:
-            fds.append(self.verifier.fileno())
+        fds += [served.verifier.fileno() for served in self.models.values() if served.verifier.running]
         if self.store is not None:
             fds += self.store.fds()
         return fds
@@ -120,8 +132,7 @@ class Supervisor:
                 log.info("supervisor_exit", code=int(self.exit_code))
                 return int(self.exit_code)
             fds: list[Any] = [self._wake_r, *(s.channel for s in self.pool.slots if s.channel is not None)]
-            if self.verifier.running:
-                fds.append(self.verifier)
+            fds += [served.verifier for served in self.models.values() if served.verifier.running]
             if watch_stdin:
                 fds.append(sys.stdin)
             store_fd = self.store.fileno() if self.store is not None else -1
@@ -135,60 +146,76 @@ class Supervisor:
                     if not os.read(sys.stdin.fileno(), 4096):
                         watch_stdin = False
                         self._stop("stdin closed", fast=True)
-                elif r is self.verifier:
-                    self._verifier_readable()
+                elif isinstance(r, Verifier):
+                    self._verifier_readable(self._model_of(r))
                 elif self.store is not None and r == store_fd:
                     self.store.readable(self.store_handlers)
                 else:
                     self._message(r)
             self._timers(time.monotonic())
 
-    def _event(self, event: co.Event) -> None:
-        for action in self.coordinator.handle(event, time.monotonic()):
-            self._do(action)
+    def _serving(self) -> dict[str, int]:
+        """The version of every model a worker started now boots."""
+        return {name: served.coordinator.serving for name, served in self.models.items()}
 
-    def _do(self, action: co.Action) -> None:
+    def _model_of(self, verifier: Verifier) -> str:
+        return next(name for name, served in self.models.items() if served.verifier is verifier)
+
+    def _event(self, event: co.Event, model: str | None = None) -> None:
+        """To the coordinator of `model` (the default model when empty); None: to every one."""
+        names = list(self.models) if model is None else [model or self.s.default_model]
+        for name in names:
+            served = self.models.get(name)
+            if served is None:
+                continue
+            for action in served.coordinator.handle(event, time.monotonic()):
+                self._do(action, name)
+
+    def _do(self, action: co.Action, model: str | None = None) -> None:
         assert self.pool is not None
+        model = model or self.s.default_model
+        verifier = self.models[model].verifier
         match action:
             case co.Send(slot, message):
                 self._send(self.pool.slots[slot], message)
             case co.Reply(requester, message):
                 self._send(self.pool.slots[requester[0]], message)
             case co.StartVerify(ticket, spec, known_bad):
-                if not self.verifier.running:
-                    self.verifier.start(self._fds_for_children())
-                if not self.verifier.submit(ticket, spec, known_bad):
-                    self._verifier_died()
+                if not verifier.running:
+                    verifier.start(self._fds_for_children())
+                if not verifier.submit(ticket, spec, known_bad):
+                    self._verifier_died(model)
             case co.StopVerify():
-                log.error("verification_timeout")
-                self.verifier.died()
+                log.error("verification_timeout", model=model)
+                verifier.died()
             case co.Kill(slot, reason):
                 log.error("worker_replaced", slot=slot, reason=reason)
                 self.pool.kill(self.pool.slots[slot], reason)
             case co.VersionFailed(version, reason):
-                log.error("version_failed", version=version, error=reason)
+                log.error("version_failed", model=model, version=version, error=reason)
                 metrics.version_failed()
             case co.Finished():
-                self._finished(action)
+                self._finished(action, model)
             case co.Began(txn, version, old_version):
-                log.info("reload_start", txn=txn, version=version, old_version=old_version)
+                log.info("reload_start", model=model, txn=txn, version=version, old_version=old_version)
             case _:
                 assert_never(action)
 
-    def _finished(self, f: co.Finished) -> None:
+    def _finished(self, f: co.Finished, model: str) -> None:
         self.version = self.coordinator.serving
         if f.ok and self.store is not None:
             self.store.serving(self.version)
         if f.ok and f.noop:
-            log.info("reload_done", version=f.version, old_version=f.old_version, workers=f.workers, noop=True)
+            log.info("reload_done", model=model, version=f.version, old_version=f.old_version, workers=f.workers,
+                     noop=True)
         elif f.ok:
             metrics.reload_finished("ok", f.seconds)
-            log.info("reload_done", version=f.version, old_version=f.old_version, workers=f.workers,
+            log.info("reload_done", model=model, version=f.version, old_version=f.old_version, workers=f.workers,
                      load_seconds=round(f.load_seconds, 4), seconds=round(f.seconds, 4))
         else:
             kind = f.kind or ErrorKind.FAILED_PRECONDITION
             metrics.reload_finished(kind.name)
-            log.warning("reload_failed", code=kind.name, version=f.version, error=f.message)
+            log.warning("reload_failed", model=model, code=kind.name, version=f.version, error=f.message)
 
     # -- signals and processes -------------------------------------------------------------------
 
@@ -201,7 +228,8 @@ class Supervisor:
             if signum in (signal.SIGTERM, signal.SIGINT):
                 self._stop(signal.Signals(signum).name)
             elif signum == signal.SIGHUP:
-                self._reload_asked(None, LATEST)
+                for name in self.models:
+                    self._reload_asked(None, LATEST, name)
         self._reap()
 
     def _reap(self) -> None:
@@ -213,9 +241,10 @@ class Supervisor:
                 return
             if pid == 0:
                 return
-            if pid == self.verifier.pid:
-                self.verifier.pid = 0
-                self._verifier_died()
+            verifying = next((name for name, s in self.models.items() if s.verifier.pid == pid), None)
+            if verifying is not None:
+                self.models[verifying].verifier.pid = 0
+                self._verifier_died(verifying)
                 continue
             slot = self.pool.by_pid(pid)
             if slot is not None:
@@ -231,6 +260,7 @@ class Supervisor:
         log.warning("worker_exit", slot=slot.slot, code=done.code, was_ready=done.was_ready,
                     killed_for=done.killed_for or None)
         self._event(co.WorkerDied(slot.slot, cause, done.killed_for or f"exit code {done.code}"))
+        self.rollout.worker_gone(slot.slot)
         if done.gave_up:
             log.error("worker_cannot_boot", slot=slot.slot, failures=slot.boot_failures)
             self.exit_code = ExitCode.WORKERS_FAILED
@@ -238,25 +268,25 @@ class Supervisor:
             return
         self._broadcast_topology()
 
-    def _verifier_readable(self) -> None:
-        result = self.verifier.read()
+    def _verifier_readable(self, model: str) -> None:
+        result = self.models[model].verifier.read()
         if result is None:
-            self._verifier_died()
+            self._verifier_died(model)
             return
-        self._event(co.VersionVerified(*result))
+        self._event(co.VersionVerified(*result), model)
 
-    def _verifier_died(self) -> None:
-        failed = self.verifier.died()
+    def _verifier_died(self, model: str) -> None:
+        failed = self.models[model].verifier.died()
         if failed is not None:
-            log.error("verifier_died", ticket=failed[0])
-            self._event(co.VersionVerified(*failed))
+            log.error("verifier_died", model=model, ticket=failed[0])
+            self._event(co.VersionVerified(*failed), model)
 
     def _timers(self, now: float) -> None:
         assert self.pool is not None
         if self.stopping:
             return
         for slot in self.pool.due_restarts(now):
-            self.pool.spawn(slot, self.coordinator.serving, now)
+            self.pool.spawn(slot, self._serving(), now, self.rollout.current, self.rollout.generation)
         if now - self._last_timers > self.s.worker_timeout / 2:
             # This loop itself did not run (the supervisor was stopped or starved): the workers'
             # beats are waiting unread in their sockets, so a late beat is not theirs.
@@ -274,7 +304,7 @@ class Supervisor:
         if self.s.parent_pid is not None and not _alive(self.s.parent_pid):
             self._stop("parent process gone", fast=True)
             return
-        if self.pool.busy() or self.coordinator.busy:
+        if self.pool.busy() or any(s.coordinator.busy for s in self.models.values()):
             self.last_activity = now
         if self.s.idle_shutdown_after and self.announced and now - self.last_activity > self.s.idle_shutdown_after:
             self._stop("idle", fast=False)
@@ -284,24 +314,62 @@ class Supervisor:
             self._watch()
 
     def _watch(self) -> None:
-        try:
-            versions = source.list_versions(self.s.model_root / self.s.model)
-        except OSError as e:
-            log.warning("watch_failed", error=str(e))
+        for name, served in self.models.items():
+            coordinator = served.coordinator
+            try:
+                versions = source.list_versions(self.s.model_root / name)
+            except OSError as e:
+                log.warning("watch_failed", model=name, error=str(e))
+                continue
+            # Any newer version not known bad: `latest` then picks the newest that verifies.
+            newer = [v for v in versions if v > coordinator.serving and v not in coordinator.failed]
+            if newer and not coordinator.busy:
+                log.info("watch_found_version", model=name, version=newer[-1])
+                self._event(co.ReloadAsked(None, LATEST), name)
+        if self.rollout.file_changed():
+            log.info("watch_found_experiments", file=str(self.s.experiments))
+            self._reload_experiments(None)
+
+    # -- experiments -------------------------------------------------------------------------------
+
+    def _reload_experiments(self, requester: co.Requester | None) -> None:
+        assert self.pool is not None
+        outcome = self.rollout.reload(list(self.models))
+        if isinstance(outcome, m.ReloadRefused):
+            log.warning("experiments_refused", error=outcome.message, field=outcome.field)
+            metrics.experiments_reloaded("refused")
+            if requester is not None:
+                self._send(self.pool.slots[requester[0]], dataclasses.replace(outcome, id=requester[1]))
             return
-        # Any newer version not known bad: `latest` then picks the newest that verifies.
-        newer = [v for v in versions if v > self.coordinator.serving and v not in self.coordinator.failed]
-        if newer and not self.coordinator.busy:
-            log.info("watch_found_version", version=newer[-1])
-            self._event(co.ReloadAsked(None, LATEST))
+        log.info("experiments_rollout", generation=outcome.generation,
+                 experiments=[e.name for e in self.rollout.current.experiments.experiments])
+        metrics.experiments_reloaded("ok")
+        if requester is not None:
+            self.rollout.wait(requester)
+        for slot in self.pool.slots:
+            if slot.ready:
+                self._send(slot, outcome)
+        self._experiments_answers([])
+
+    def _experiments_answers(self, answers: list[tuple[co.Requester, m.ExperimentsDone]]) -> None:
+        assert self.pool is not None
+        for requester, done in answers:
+            log.info("experiments_done", generation=done.generation, workers=done.workers)
+            self._send(self.pool.slots[requester[0]], done)
 
     # -- the model store ---------------------------------------------------------------------------
 
-    def _reload_asked(self, requester: co.Requester | None, spec: VersionSpec) -> None:
+    def _reload_asked(self, requester: co.Requester | None, spec: VersionSpec, model: str = "") -> None:
         """A Reload or SIGHUP. With a store, the follower first brings the version into the cache
         (off this loop); its answer comes back through _store_available / _store_refused."""
+        assert self.pool is not None
+        if (model or self.s.default_model) not in self.models:
+            if requester is not None:
+                self._send(self.pool.slots[requester[0]], m.ReloadRefused(
+                    requester[1], ErrorKind.NOT_FOUND, f"this sidecar serves no model {model!r}", "model"))
+            return
         if self.store is None:
-            self._event(co.ReloadAsked(requester, spec))
+            self._event(co.ReloadAsked(requester, spec), model)
         elif not self.store.request(requester, spec_text(spec)):
             self._store_refused(requester, ErrorKind.UNAVAILABLE.name,
                                 "the model store follower is restarting; try again")
@@ -353,11 +421,16 @@ class Supervisor:
                 self._ready(slot, message)
             case m.BootFailed(_, error):
                 log.error("worker_failed", slot=slot.slot, error=error)
-            case m.ReloadRequest(request_id, text):
+            case m.ReloadRequest(request_id, text, model):
                 self.last_activity = now
-                self._reload_asked((slot.slot, request_id), parse_version_spec(text))
+                self._reload_asked((slot.slot, request_id), parse_version_spec(text), model)
             case m.Prepared() | m.PrepareFailed() | m.Committed() | m.CommitFailed():
-                self._event(co.WorkerAnswered(slot.slot, message))
+                self._event(co.WorkerAnswered(slot.slot, message), message.model)
+            case m.ReloadExperimentsRequest(request_id):
+                self.last_activity = now
+                self._reload_experiments((slot.slot, request_id))
+            case m.ExperimentsApplied(generation):
+                self._experiments_answers(self.rollout.worker_serves(slot.slot, generation))
             case _:
                 assert_never(message)
 
@@ -365,7 +438,14 @@ class Supervisor:
         assert self.pool is not None
         slot.ready, slot.address, slot.boot_failures = True, message.address, 0
         slot.last_beat = time.monotonic()
-        self._event(co.WorkerBooted(slot.slot, message.version))
+        for served in message.versions:
+            self._event(co.WorkerBooted(slot.slot, served.version), served.model)
+        if message.experiments_generation < self.rollout.generation:
+            # Forked before the latest rollout reached the loop: send it the file now.
+            current = self.rollout.current
+            self._send(slot, m.SetExperiments(self.rollout.generation, current.text, current.syntax))
+        else:
+            self._experiments_answers(self.rollout.worker_serves(slot.slot, message.experiments_generation))
         self._broadcast_topology()
         if self.store is not None and self.store.last_status is not None:
             self._send(slot, _store_message(self.store.last_status))
@@ -374,7 +454,8 @@ class Supervisor:
             self.last_activity = time.monotonic()
             line = {
                 "event": "ready", "port": self.s.port, "pid": os.getpid(), "workers": len(self.pool.slots),
-                "model": self.s.model, "version": self.coordinator.serving, "address": self.s.shared_address,
+                "model": self.s.default_model, "version": self.coordinator.serving, "models": self._serving(),
+                "address": self.s.shared_address,
                 "worker_addresses": [s.address for s in self.pool.slots],
             }
             try:
@@ -409,10 +490,17 @@ class Supervisor:
         log.info("supervisor_stopping", reason=reason, grace=grace)
         self._event(co.ShutdownBegan())
         # A verification in progress (hashing a huge file) must not hold up the exit.
-        self.verifier.died()
+        for served in self.models.values():
+            served.verifier.died()
         for slot in self.pool.slots:
             if slot.pid and not self._send(slot, m.Shutdown(fast)):
                 signal_pid(slot.pid, signal.SIGTERM)
+
+
+@dataclass(frozen=True)
+class _Served:
+    coordinator: co.Coordinator
+    verifier: Verifier
 
 
 def _store_message(status: dict[str, Any]) -> m.StoreStatus:

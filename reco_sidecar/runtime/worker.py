@@ -11,14 +11,17 @@ import queue
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from reco_sidecar.artifact import loader
 from reco_sidecar.common import logs
 from reco_sidecar.common.errors import FailedPrecondition
 from reco_sidecar.engine.model import Model
+from reco_sidecar.experiments.checks import ExperimentsFile, parse_sent
+from reco_sidecar.experiments.live import LiveExperiments
 from reco_sidecar.manager.manager import ModelManager
+from reco_sidecar.manager.registry import ModelRegistry
 from reco_sidecar.runtime import messages as m
 from reco_sidecar.runtime.control import Channel
 from reco_sidecar.runtime.exit_codes import ExitCode
@@ -35,8 +38,10 @@ PR_SET_PDEATHSIG = 1
 class WorkerSpec:
     slot: int
     private_port: int
-    version: int
+    versions: dict[str, int]  # model -> version to boot
     supervisor_pid: int
+    experiments: ExperimentsFile = field(default_factory=ExperimentsFile.empty)
+    experiments_generation: int = 0
 
 
 def _die_with_parent(supervisor_pid: int) -> None:
@@ -67,20 +72,26 @@ def run(settings: ServeSettings, spec: WorkerSpec, channel: Channel) -> int:
     events: queue.SimpleQueue[str] = queue.SimpleQueue()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, _frame: events.put("shutdown" if signum == signal.SIGTERM else "interrupt"))
-    manager = ModelManager(settings.model_root, settings.model, _opener)
+    registry = ModelRegistry({name: ModelManager(settings.model_root, name, _opener) for name in spec.versions},
+                             settings.default_model)
+    # Validated by the supervisor before the fork: parsing it again cannot fail.
+    experiments = LiveExperiments(parse_sent(spec.experiments.text, spec.experiments.syntax),
+                                  spec.experiments_generation)
     beats = Heartbeat(channel, spec.slot, settings.worker_timeout)
-    try:
-        with beats.booting():
-            manager.load(spec.version)
-    except FailedPrecondition as e:
-        log.error("worker_load_failed", slot=spec.slot, version=spec.version, error=str(e))
-        channel.send(m.BootFailed(spec.slot, str(e)))
-        return ExitCode.WORKER_LOAD_FAILED
-    return _serve(settings, spec, channel, manager, events)
+    for manager in registry:
+        version = spec.versions[manager.name]
+        try:
+            with beats.booting():
+                manager.load(version)
+        except FailedPrecondition as e:
+            log.error("worker_load_failed", slot=spec.slot, model=manager.name, version=version, error=str(e))
+            channel.send(m.BootFailed(spec.slot, f"model {manager.name!r}: {e}"))
+            return ExitCode.WORKER_LOAD_FAILED
+    return _serve(settings, spec, channel, registry, experiments, events)
 
 
-def _serve(settings: ServeSettings, spec: WorkerSpec, channel: Channel, manager: ModelManager,
-           events: queue.SimpleQueue[str]) -> int:
+def _serve(settings: ServeSettings, spec: WorkerSpec, channel: Channel, registry: ModelRegistry,
+           experiments: LiveExperiments, events: queue.SimpleQueue[str]) -> int:
     import grpc
     from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
@@ -96,10 +107,13 @@ def _serve(settings: ServeSettings, spec: WorkerSpec, channel: Channel, manager:
 
     address = f"{settings.host}:{spec.private_port}"
     topology = WorkerTopology(WorkerAddress(os.getpid(), address), settings.shared_address)
-    control = WorkerControl(channel, manager, topology, events, drain_timeout=max(settings.grace, 5.0))
+    control = WorkerControl(channel, registry, topology, events, drain_timeout=max(settings.grace, 5.0),
+                            experiments=experiments)
     in_flight = InFlight()
     service = RecommenderService(
-        manager,
+        registry,
+        experiments=experiments,
+        reload_experiments=control.reload_experiments,
         limits=rq.Limits(settings.max_n, settings.max_offset, settings.max_ids, settings.max_batch_users),
         renderer=Renderer(settings.jsonld_item_iri),
         reloader=control,
@@ -138,12 +152,15 @@ def _serve(settings: ServeSettings, spec: WorkerSpec, channel: Channel, manager:
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     control.start()
-    model = manager.current
-    metrics.track_model(model)
-    assert model is not None  # load() succeeded
-    channel.send(m.Ready(spec.slot, os.getpid(), address, model.version))
+    versions = []
+    for manager in registry:
+        model = manager.current
+        assert model is not None  # load() succeeded
+        metrics.track_model(model)
+        versions.append(m.ModelVersion(manager.name, model.version))
+    channel.send(m.Ready(spec.slot, os.getpid(), address, tuple(versions), experiments.generation))
     log.info("worker_serving", slot=spec.slot, shared=settings.shared_address, address=address,
-             version=model.version if model else None)
+             versions={v.model: v.version for v in versions})
     grace = settings.grace
     beats = Heartbeat(channel, spec.slot, settings.worker_timeout, in_flight.counts)
     while True:
@@ -152,7 +169,8 @@ def _serve(settings: ServeSettings, spec: WorkerSpec, channel: Channel, manager:
         try:
             event = events.get(timeout=beats.interval)
         except queue.Empty:
-            metrics.track_model(manager.current)
+            for manager in registry:
+                metrics.track_model(manager.current)
             continue
         if event == "supervisor_gone" or event == "shutdown_fast":
             grace = min(grace, 1.0)

@@ -10,20 +10,26 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import os
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import assert_never
 
 from reco_sidecar.common import logs
 from reco_sidecar.common.errors import ErrorKind, RecoError, Unavailable
 from reco_sidecar.common.versions import VersionSpec
+from reco_sidecar.experiments.checks import parse_sent
+from reco_sidecar.experiments.live import LiveExperiments
 from reco_sidecar.manager.manager import ModelManager
+from reco_sidecar.manager.registry import ModelRegistry
 from reco_sidecar.runtime import messages as m
 from reco_sidecar.runtime.control import Channel
+from reco_sidecar.runtime.exit_codes import ExitCode
 from reco_sidecar.runtime.topology import WorkerTopology
-from reco_sidecar.serving.service import ReloadOutcome, WorkerAddress
+from reco_sidecar.serving.service import ExperimentsOutcome, ReloadOutcome, WorkerAddress
 
 log = logs.get(__name__)
 
@@ -33,16 +39,19 @@ RELOAD_TIMEOUT = 900.0
 
 
 class WorkerControl:
-    def __init__(self, channel: Channel, manager: ModelManager, topology: WorkerTopology,
-                 events: queue.SimpleQueue[str], drain_timeout: float) -> None:
+    def __init__(self, channel: Channel, registry: ModelRegistry, topology: WorkerTopology,
+                 events: queue.SimpleQueue[str], drain_timeout: float,
+                 experiments: LiveExperiments | None = None) -> None:
         self._channel = channel
-        self._manager = manager
+        self._registry = registry
+        self._experiments = experiments
         self._topology = topology
         self._events = events
         self._drain_timeout = drain_timeout
         self._ids = itertools.count(1)
-        self._pending: dict[int, Future[m.ReloadDone | m.ReloadRefused]] = {}
-        self._aborted: set[int] = set()
+        self._pending: dict[int, Future[m.ReloadDone | m.ReloadRefused | m.ExperimentsDone]] = {}
+        # (model, txn): each model's coordinator numbers its own transactions.
+        self._aborted: set[tuple[str, int]] = set()
         self._lock = threading.Lock()
         self._work: queue.SimpleQueue[m.Prepare | m.Commit | m.Switch] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="control", daemon=True)
@@ -56,26 +65,45 @@ class WorkerControl:
         return self._channel.send(message)
 
     # Reloader protocol, called from an RPC thread.
-    def reload(self, version: VersionSpec) -> ReloadOutcome:
-        request_id = next(self._ids)
-        future: Future[m.ReloadDone | m.ReloadRefused] = Future()
-        self._pending[request_id] = future
-        try:
-            if not self._channel.send(m.ReloadRequest(request_id, str(version))):
-                raise Unavailable("the supervisor is gone")
-            try:
-                reply = future.result(timeout=RELOAD_TIMEOUT)
-            except TimeoutError:
-                raise Unavailable("reload did not finish in time") from None
-        finally:
-            self._pending.pop(request_id, None)
+    def reload(self, model: str, version: VersionSpec) -> ReloadOutcome:
+        reply = self._ask(lambda request_id: m.ReloadRequest(request_id, str(version), model))
         match reply:
             case m.ReloadDone(_, old, new, load_seconds, workers):
                 return ReloadOutcome(old, new, load_seconds, workers)
             case m.ReloadRefused(_, kind, message, field):
                 raise kind.error(message, field)
+            case m.ExperimentsDone():
+                raise AssertionError("an experiments answer to a model reload")
             case _:
                 assert_never(reply)
+
+    def reload_experiments(self) -> ExperimentsOutcome:
+        """Asks the supervisor to read the experiments file again; returns once every worker
+        serves it, raises (naming the field) when the file is refused."""
+        reply = self._ask(m.ReloadExperimentsRequest)
+        match reply:
+            case m.ExperimentsDone(_, generation, experiments, workers):
+                return ExperimentsOutcome(generation, experiments, workers)
+            case m.ReloadRefused(_, kind, message, field):
+                raise kind.error(message, field)
+            case m.ReloadDone():
+                raise AssertionError("a model answer to an experiments reload")
+            case _:
+                assert_never(reply)
+
+    def _ask(self, build: Callable[[int], m.ToSupervisor]) -> m.ReloadDone | m.ReloadRefused | m.ExperimentsDone:
+        request_id = next(self._ids)
+        future: Future[m.ReloadDone | m.ReloadRefused | m.ExperimentsDone] = Future()
+        self._pending[request_id] = future
+        try:
+            if not self._channel.send(build(request_id)):
+                raise Unavailable("the supervisor is gone")
+            try:
+                return future.result(timeout=RELOAD_TIMEOUT)
+            except TimeoutError:
+                raise Unavailable("reload did not finish in time") from None
+        finally:
+            self._pending.pop(request_id, None)
 
     def _run(self) -> None:
         while True:
@@ -93,16 +121,18 @@ class WorkerControl:
 
     def _dispatch(self, message: m.ToWorker) -> None:
         match message:
-            case m.ReloadDone() | m.ReloadRefused():
+            case m.ReloadDone() | m.ReloadRefused() | m.ExperimentsDone():
                 future = self._pending.get(message.id)
                 if future is not None and not future.done():
                     future.set_result(message)
             case m.Prepare() | m.Commit() | m.Switch():
                 self._work.put(message)
-            case m.Abort(txn, version):
+            case m.Abort(txn, version, model):
                 with self._lock:
-                    self._aborted.add(txn)
-                self._manager.abort(version)
+                    self._aborted.add((model, txn))
+                self._manager(model).abort(version)
+            case m.SetExperiments(generation, text, syntax):
+                self._set_experiments(generation, text, syntax)
             case m.Workers(workers):
                 self._topology.update([WorkerAddress(w.pid, w.address) for w in workers])
             case m.StoreStatus():
@@ -112,6 +142,24 @@ class WorkerControl:
             case _:
                 assert_never(message)
 
+    def _manager(self, model: str) -> ModelManager:
+        return self._registry.get(model)
+
+    def _set_experiments(self, generation: int, text: str, syntax: str) -> None:
+        if self._experiments is None:
+            return
+        try:
+            parsed = parse_sent(text, syntax)
+        except Exception:
+            # The supervisor validated this text; a worker that cannot read it must not serve
+            # anything else: exit, and the restart boots with the file.
+            log.exception("experiments_unreadable", generation=generation)
+            os._exit(ExitCode.WORKERS_FAILED)
+        self._experiments.replace(parsed, generation)
+        log.info("experiments_applied", generation=generation,
+                 experiments=[e.name for e in parsed.experiments])
+        self.send(m.ExperimentsApplied(generation))
+
     def _apply_loop(self) -> None:
         while True:
             self._apply(self._work.get())
@@ -119,27 +167,29 @@ class WorkerControl:
     def _apply(self, message: m.Prepare | m.Commit | m.Switch) -> None:
         started = time.perf_counter()
         txn, version = message.txn, message.version
+        key = (message.model, txn)
+        manager = self._manager(message.model)
         with self._lock:
-            if txn in self._aborted:
+            if key in self._aborted:
                 return
         try:
             match message:
                 case m.Prepare():
-                    self._manager.prepare(version)
+                    manager.prepare(version)
                     with self._lock:
-                        aborted = txn in self._aborted
+                        aborted = key in self._aborted
                     if aborted:
                         # The abort overtook this prepare: drop what it loaded.
-                        self._manager.abort(version)
+                        manager.abort(version)
                         return
-                    self.send(m.Prepared(txn, version, time.perf_counter() - started))
+                    self.send(m.Prepared(txn, version, time.perf_counter() - started, message.model))
                 case m.Commit():
-                    self._manager.commit(version, drain_timeout=self._drain_timeout)
-                    self.send(m.Committed(txn, version))
+                    manager.commit(version, drain_timeout=self._drain_timeout)
+                    self.send(m.Committed(txn, version, message.model))
                 case m.Switch():
-                    self._manager.prepare(version)
-                    self._manager.commit(version, drain_timeout=self._drain_timeout)
-                    self.send(m.Committed(txn, version))
+                    manager.prepare(version)
+                    manager.commit(version, drain_timeout=self._drain_timeout)
+                    self.send(m.Committed(txn, version, message.model))
                 case _:
                     assert_never(message)
         except Exception as e:  # a bug or an odd file must fail the reload, not the worker
@@ -147,6 +197,6 @@ class WorkerControl:
             if not isinstance(e, RecoError):
                 log.exception("control_apply_failed", kind=message.TAG, version=version)
             if isinstance(message, m.Prepare):
-                self.send(m.PrepareFailed(txn, version, error[:4000]))
+                self.send(m.PrepareFailed(txn, version, error[:4000], message.model))
             else:
-                self.send(m.CommitFailed(txn, version, error[:4000]))
+                self.send(m.CommitFailed(txn, version, error[:4000], message.model))

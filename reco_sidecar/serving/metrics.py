@@ -31,6 +31,8 @@ log = logs.get(__name__)
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+RATIO_BUCKETS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+CORRELATION_BUCKETS = (-0.5, 0.0, 0.25, 0.5, 0.75, 0.9, 1.0)
 RELOAD_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 
 
@@ -66,13 +68,28 @@ class _Metrics:
         self.worker_timeouts = Counter("reco_worker_timeouts",
                                        "Workers killed and replaced for missing their heartbeat deadline.",
                                        registry=none)
+        self.arm_responses = Counter("reco_arm_responses", "Recommend answers by experiment, arm and source.",
+                                     ["experiment", "arm", "source"], registry=none)
+        self.shadow_overlap = Histogram("reco_shadow_overlap",
+                                        "A shadow arm's top-n overlap with the served arm's (0..1).",
+                                        ["experiment", "arm"], buckets=RATIO_BUCKETS, registry=none)
+        self.shadow_correlation = Histogram("reco_shadow_rank_correlation",
+                                            "Spearman rank correlation of a shadow arm with the served arm over "
+                                            "the items both returned (-1..1).",
+                                            ["experiment", "arm"], buckets=CORRELATION_BUCKETS, registry=none)
+        self.shadow_dropped = Counter("reco_shadow_dropped",
+                                      "Shadow rankings skipped because the shadow queue was full.",
+                                      ["experiment", "arm"], registry=none)
+        self.experiment_reloads = Counter("reco_experiment_reloads",
+                                          "Experiments file rollouts, by outcome (ok, refused).", ["outcome"],
+                                          registry=none)
         self.versions_failed = Counter("reco_versions_failed",
                                        "Model versions found bad (verification, load or reload failure).",
                                        registry=none)
 
 
 _lock = threading.Lock()
-_state: dict[str, Any] = {"metrics": None, "decided": False, "model": None}
+_state: dict[str, Any] = {"metrics": None, "decided": False, "model": {}}
 
 
 def _get() -> _Metrics | None:
@@ -115,9 +132,9 @@ def model_bytes(model: Any) -> int:
 def track_model(model: Any) -> None:
     """Publishes the serving model; cheap to call often, it only writes when the model changed."""
     m = _get()
-    if m is None or model is None or _state["model"] is model:
+    if m is None or model is None or _state["model"].get(model.name) is model:
         return
-    _state["model"] = model
+    _state["model"][model.name] = model
     m.model_version.labels(model.name).set(model.version)
     m.model_bytes.labels(model.name).set(model_bytes(model))
 
@@ -129,6 +146,33 @@ def reload_finished(outcome: str, seconds: float | None = None) -> None:
     m.reloads.labels(outcome).inc()
     if seconds is not None:
         m.reload_seconds.observe(seconds)
+
+
+def arm_served(experiment: str, arm: str, source: str) -> None:
+    m = _get()
+    if m is not None:
+        m.arm_responses.labels(experiment, arm, source).inc()
+
+
+def shadow_compared(experiment: str, arm: str, overlap: float, correlation: float | None) -> None:
+    m = _get()
+    if m is None:
+        return
+    m.shadow_overlap.labels(experiment, arm).observe(overlap)
+    if correlation is not None:
+        m.shadow_correlation.labels(experiment, arm).observe(correlation)
+
+
+def shadow_dropped(experiment: str, arm: str) -> None:
+    m = _get()
+    if m is not None:
+        m.shadow_dropped.labels(experiment, arm).inc()
+
+
+def experiments_reloaded(outcome: str) -> None:
+    m = _get()
+    if m is not None:
+        m.experiment_reloads.labels(outcome).inc()
 
 
 def worker_timeout() -> None:
@@ -174,7 +218,7 @@ class Exporter:
 
         Raises PortInUse when the metrics port is taken.
         """
-        _state.update(metrics=None, decided=False, model=None)
+        _state.update(metrics=None, decided=False, model={})
         if port is None:
             # A directory inherited from our own environment must not collect our values.
             os.environ.pop(ENV, None)

@@ -7,19 +7,21 @@ import threading
 
 from reco_sidecar.common.versions import VersionSpec
 from reco_sidecar.manager.manager import ModelManager
+from reco_sidecar.manager.registry import ModelRegistry
 from reco_sidecar.serving.service import ReloadOutcome
 
 
 class LocalReloader:
-    def __init__(self, manager: ModelManager) -> None:
-        self._manager = manager
+    def __init__(self, models: ModelRegistry | ModelManager) -> None:
+        self._models = models if isinstance(models, ModelRegistry) else ModelRegistry.single(models)
         self._lock = threading.Lock()
 
-    def reload(self, version: VersionSpec) -> ReloadOutcome:
+    def reload(self, model: str, version: VersionSpec) -> ReloadOutcome:
         with self._lock:
-            number = self._manager.resolve(version)
-            current = self._manager.current
+            manager = self._models.get(model)
+            number = manager.resolve(version)
+            current = manager.current
             old = current.version if current is not None else 0
-            model = self._manager.prepare(number)
-            self._manager.commit(number)
-            return ReloadOutcome(old, number, model.load_seconds, 1)
+            loaded = manager.prepare(number)
+            manager.commit(number)
+            return ReloadOutcome(old, number, loaded.load_seconds, 1)

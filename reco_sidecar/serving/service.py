@@ -24,10 +24,13 @@ from reco_sidecar.common.errors import (
 from reco_sidecar.common.versions import VersionSpec, parse_version_spec
 from reco_sidecar.engine.model import Model
 from reco_sidecar.engine.query import Ranked, RecQuery, Source
+from reco_sidecar.experiments.live import LiveExperiments
 from reco_sidecar.gen.reco.v1 import reco_pb2, reco_pb2_grpc
 from reco_sidecar.manager.manager import ModelManager, VersionState
-from reco_sidecar.serving import callinfo
+from reco_sidecar.manager.registry import ModelRegistry
+from reco_sidecar.serving import callinfo, status
 from reco_sidecar.serving import request_checks as rq
+from reco_sidecar.serving.arms import Arms
 from reco_sidecar.serving.batcher import Batcher
 from reco_sidecar.serving.jsonld import Renderer
 
@@ -41,6 +44,7 @@ STATUS_OF: dict[type[RecoError], grpc.StatusCode] = {
     Unavailable: grpc.StatusCode.UNAVAILABLE,
 }
 SOURCE_PB = {
+    Source.RANDOM: reco_pb2.SOURCE_RANDOM,
     Source.MODEL: reco_pb2.SOURCE_MODEL,
     Source.FOLD_IN: reco_pb2.SOURCE_FOLD_IN,
     Source.POPULAR: reco_pb2.SOURCE_POPULAR,
@@ -63,8 +67,19 @@ class ReloadOutcome:
     workers: int
 
 
+@dataclass(frozen=True)
+class ExperimentsOutcome:
+    generation: int
+    experiments: int
+    workers: int
+
+
 class Reloader(Protocol):
-    def reload(self, version: VersionSpec) -> ReloadOutcome: ...
+    def reload(self, model: str, version: VersionSpec) -> ReloadOutcome: ...
+
+
+def _no_experiments_file() -> ExperimentsOutcome:
+    raise FailedPrecondition("this sidecar was started without --experiments", field="experiments")
 
 
 @dataclass(frozen=True)
@@ -91,7 +106,7 @@ def status_code(error: RecoError) -> grpc.StatusCode:
 class RecommenderService(reco_pb2_grpc.RecommenderServicer):
     def __init__(
         self,
-        manager: ModelManager,
+        models: ModelRegistry | ModelManager,
         *,
         limits: rq.Limits,
         renderer: Renderer,
@@ -103,8 +118,14 @@ class RecommenderService(reco_pb2_grpc.RecommenderServicer):
         on_activity: Callable[[], None] = lambda: None,
         on_batch: Callable[[int], None] | None = None,
         store_status: Callable[[], dict[str, Any] | None] = lambda: None,
+        experiments: LiveExperiments | None = None,
+        reload_experiments: Callable[[], ExperimentsOutcome] = _no_experiments_file,
     ) -> None:
-        self._manager = manager
+        self._models = models if isinstance(models, ModelRegistry) else ModelRegistry.single(models)
+        self._manager = self._models.get("")
+        self._experiments = experiments
+        self._reload_experiments = reload_experiments
+        self._arms = Arms(self._models, experiments, self._rank_directly)
         self._limits = limits
         self._renderer = renderer
         self._reloader = reloader
@@ -121,6 +142,7 @@ class RecommenderService(reco_pb2_grpc.RecommenderServicer):
         self._reload_lock = threading.Lock()
 
     def close(self) -> None:
+        self._arms.close()
         if self._batcher is not None:
             self._batcher.close()
         self._chunk_pool.shutdown(wait=False, cancel_futures=True)
@@ -142,13 +164,22 @@ class RecommenderService(reco_pb2_grpc.RecommenderServicer):
             for i, (row, score) in enumerate(zip(ranked.rows.tolist(), ranked.scores.tolist(), strict=True))
         ]
 
-    def _jsonld(self, model: Model, ranked: Ranked, offset: int, about: str | None = None) -> str:
+    def _jsonld(self, model: Model, ranked: Ranked, offset: int, about: str | None = None,
+                experiment: str = "", arm: str = "") -> str:
         ids = model.items.ids
         return self._renderer.render(
             model=model.name, version=model.version, source=ranked.source.value,
             item_ids=[ids[r] for r in ranked.rows.tolist()], scores=ranked.scores.tolist(),
-            first_position=offset + 1, about=about,
+            first_position=offset + 1, about=about, experiment=experiment, arm=arm,
         )
+
+    def _rank_directly(self, model: Model, request: reco_pb2.RecommendRequest) -> Ranked:
+        """Recommend's ranking without the batcher (shadow arms, off the request path)."""
+        restriction = rq.restriction(model, request.filter, self._limits)
+        query = rq.recommend_query(model, request, self._limits, restriction)
+        if query is None:
+            return model.popular(request.offset, request.n, restriction)
+        return model.recommend([query])[0]
 
     # -- Recommend ----------------------------------------------------------------------------
 
@@ -159,25 +190,37 @@ class RecommenderService(reco_pb2_grpc.RecommenderServicer):
         if batcher is not None:
             batcher.announce()
         try:
-            with self._call(context), self._manager.lease() as model:
-                rq.check_model(request.model, model.name)
-                rq.check_page(request.n, request.offset, self._limits)
-                restriction = rq.restriction(model, request.filter, self._limits)
-                query = rq.recommend_query(model, request, self._limits, restriction)
-                if query is None:
-                    ranked = model.popular(request.offset, request.n, restriction)
-                elif batcher is not None:
-                    announced = False
-                    ranked = batcher.submit(model, query)
-                else:
-                    ranked = model.recommend([query])[0]
-                callinfo.annotate(model=model.name, version=model.version, users=1, items=len(ranked.rows),
-                                  source=ranked.source.value)
-                return reco_pb2.RecommendResponse(
-                    model=model.name, version=model.version, user_id=request.user_id,
-                    items=self._items(model, ranked, request.offset), source=SOURCE_PB[ranked.source],
-                    jsonld=self._jsonld(model, ranked, request.offset),
-                )
+            with self._call(context):
+                choice = self._arms.choose(request)
+                experiment, arm = choice.labels
+                if arm:
+                    callinfo.annotate(experiment=experiment, arm=arm)
+                with choice.manager.lease() as model:
+                    rq.check_page(request.n, request.offset, self._limits)
+                    restriction = rq.restriction(model, request.filter, self._limits)
+                    ranked = self._arms.rank(choice, model, request, restriction)
+                    query = None if ranked is not None else rq.recommend_query(model, request, self._limits,
+                                                                               restriction)
+                    if ranked is not None:
+                        pass
+                    elif query is None:
+                        ranked = model.popular(request.offset, request.n, restriction)
+                    elif batcher is not None:
+                        announced = False
+                        ranked = batcher.submit(model, query)
+                    else:
+                        ranked = model.recommend([query])[0]
+                    callinfo.annotate(model=model.name, version=model.version, users=1, items=len(ranked.rows),
+                                      source=ranked.source.value)
+                    response = reco_pb2.RecommendResponse(
+                        model=model.name, version=model.version, user_id=request.user_id,
+                        items=self._items(model, ranked, request.offset), source=SOURCE_PB[ranked.source],
+                        jsonld=self._jsonld(model, ranked, request.offset, experiment=experiment, arm=arm),
+                        experiment=experiment, arm=arm,
+                    )
+                # Shadows are queued after the answer is built and never waited for.
+                self._arms.served(choice, ranked.source.value, [i.item_id for i in response.items], request)
+                return response
         finally:
             if announced and batcher is not None:
                 batcher.withdraw()
@@ -186,8 +229,7 @@ class RecommenderService(reco_pb2_grpc.RecommenderServicer):
     # -- Similar ------------------------------------------------------------------------------
 
     def Similar(self, request: reco_pb2.SimilarRequest, context: grpc.ServicerContext) -> reco_pb2.SimilarResponse:
-        with self._call(context), self._manager.lease() as model:
-            rq.check_model(request.model, model.name)
+        with self._call(context), self._models.get(request.model).lease() as model:
             rq.check_id(request.item_id, "item_id")
             rq.check_page(request.n, request.offset, self._limits)
             row = model.items.row(request.item_id)
@@ -214,8 +256,7 @@ class RecommenderService(reco_pb2_grpc.RecommenderServicer):
                 raise ResourceExhausted(f"{len(request.user_ids)} users, at most "
                                         f"{self._limits.max_batch_users} per call", field="user_ids")
             rq.check_page(request.n, 0, self._limits)
-            with self._manager.lease() as model:
-                rq.check_model(request.model, model.name)
+            with self._models.get(request.model).lease() as model:
                 rq.restriction(model, request.filter, self._limits)  # validate once, before streaming
             callinfo.annotate(users=len(request.user_ids))
         ids = request.user_ids
@@ -236,7 +277,7 @@ class RecommenderService(reco_pb2_grpc.RecommenderServicer):
     def _score_chunk(self, request: reco_pb2.BatchRecommendRequest, start: int
                      ) -> list[reco_pb2.BatchRecommendResponse]:
         ids = request.user_ids[start : start + self._chunk]
-        with self._manager.lease() as model:
+        with self._models.get(request.model).lease() as model:
             restriction = rq.restriction(model, request.filter, self._limits)
             callinfo.annotate(model=model.name, version=model.version)
             rows = [model.users.row(u) for u in ids]
@@ -271,11 +312,11 @@ class RecommenderService(reco_pb2_grpc.RecommenderServicer):
 
     def Reload(self, request: reco_pb2.ReloadRequest, context: grpc.ServicerContext) -> reco_pb2.ReloadResponse:
         with self._call(context):
-            rq.check_model(request.model, self._manager.name)
-            outcome = self._reloader.reload(parse_version_spec(request.version))
-            callinfo.annotate(model=self._manager.name, version=outcome.new_version)
+            name = self._models.get(request.model).name
+            outcome = self._reloader.reload(name, parse_version_spec(request.version))
+            callinfo.annotate(model=name, version=outcome.new_version)
             return reco_pb2.ReloadResponse(
-                model=self._manager.name, old_version=outcome.old_version, new_version=outcome.new_version,
+                model=name, old_version=outcome.old_version, new_version=outcome.new_version,
                 load_seconds=outcome.load_seconds, workers=outcome.workers,
             )
         raise AssertionError("unreachable: context.abort raises")
@@ -283,41 +324,50 @@ class RecommenderService(reco_pb2_grpc.RecommenderServicer):
     def GetModelStatus(self, request: reco_pb2.GetModelStatusRequest, context: grpc.ServicerContext
                        ) -> reco_pb2.GetModelStatusResponse:
         with self._call(context):
-            rq.check_model(request.model, self._manager.name)
+            manager = self._models.get(request.model)
             me = self._topology.me()
             resp = reco_pb2.GetModelStatusResponse(
-                model=self._manager.name,
+                model=manager.name,
                 worker=reco_pb2.WorkerInfo(pid=me.pid, address=me.address),
                 workers=[reco_pb2.WorkerInfo(pid=w.pid, address=w.address) for w in self._topology.workers()],
                 shared_address=self._topology.shared_address(),
-                versions=[reco_pb2.ModelVersionStatus(version=s.version, state=STATE_PB[s.state], error=s.error)
-                          for s in self._manager.statuses()],
+                default_model=self._models.default,
             )
-            model = self._manager.current
-            if model is not None:
-                resp.version = model.version
-                resp.state = reco_pb2.MODEL_STATE_AVAILABLE
-                resp.user_count = len(model.users)
-                resp.item_count = len(model.items)
-                resp.factors = model.factors
-                resp.algorithm = model.info.algorithm
-                resp.loaded_at = model.loaded_at
-                resp.load_seconds = model.load_seconds
-                resp.path = str(model.path)
-                resp.has_item_metadata = model.catalog is not None
-                resp.metrics.update(model.info.metrics)
+            status.fill(resp, manager)
+            for each in self._models:
+                status.fill(resp.models.add(), each)
             self._add_store(resp)
             return resp
         raise AssertionError("unreachable: context.abort raises")
 
     def _add_store(self, resp: reco_pb2.GetModelStatusResponse) -> None:
         """The followed store's view; a version whose download failed is listed as FAILED."""
-        status = self._store_status()
-        if status is None:
+        store = self._store_status()
+        if store is None:
             return
-        resp.store.CopyFrom(reco_pb2.StoreStatus(**status))
+        resp.store.CopyFrom(reco_pb2.StoreStatus(**store))
         failed = resp.store.failed_version
         if failed and all(v.version != failed for v in resp.versions):
             resp.versions.append(reco_pb2.ModelVersionStatus(version=failed, state=reco_pb2.MODEL_STATE_FAILED,
                                                              error=resp.store.error))
 
+    # -- experiments ------------------------------------------------------------------------------
+
+    def ListExperiments(self, request: reco_pb2.ListExperimentsRequest, context: grpc.ServicerContext
+                        ) -> reco_pb2.ListExperimentsResponse:
+        with self._call(context):
+            me = self._topology.me()
+            resp = reco_pb2.ListExperimentsResponse(worker=reco_pb2.WorkerInfo(pid=me.pid, address=me.address))
+            if self._experiments is not None:
+                status.experiments(resp, self._experiments.snapshot())
+            return resp
+        raise AssertionError("unreachable: context.abort raises")
+
+    def ReloadExperiments(self, request: reco_pb2.ReloadExperimentsRequest, context: grpc.ServicerContext
+                          ) -> reco_pb2.ReloadExperimentsResponse:
+        with self._call(context):
+            outcome = self._reload_experiments()
+            callinfo.annotate(generation=outcome.generation)
+            return reco_pb2.ReloadExperimentsResponse(generation=outcome.generation,
+                                                      experiments=outcome.experiments, workers=outcome.workers)
+        raise AssertionError("unreachable: context.abort raises")

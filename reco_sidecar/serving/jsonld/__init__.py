@@ -41,6 +41,8 @@ class Renderer:
         scores: Sequence[float],
         first_position: int,
         about: str | None = None,
+        experiment: str = "",
+        arm: str = "",
     ) -> str:
         # Rendered on every response: string pieces and memoized IRIs instead of json.dumps
         # over nested dicts, which was a sixth of a Recommend call's CPU.
@@ -50,6 +52,8 @@ class Renderer:
             for i, (iid, s) in enumerate(zip(item_ids, scores, strict=True))
         )
         about_part = f',"about":{{"@id":{self._iri_json(about)}}}' if about is not None else ""
+        if arm:
+            about_part += f',"experiment":{json.dumps(experiment)},"arm":{json.dumps(arm)}'
         return (f'{_PREFIX}"@type":"ItemList","itemListOrder":"ItemListOrderDescending",'
                 f'"numberOfItems":{len(item_ids)},"model":{json.dumps(model)},"modelVersion":{int(version)},'
                 f'"source":{json.dumps(source)},"itemListElement":[{elements}]{about_part}}}')

@@ -12,6 +12,7 @@ defmodule Reco.V1.Source do
   field :SOURCE_FOLD_IN, 2
   field :SOURCE_POPULAR, 3
   field :SOURCE_ANN, 4
+  field :SOURCE_RANDOM, 5
 end
 
 defmodule Reco.V1.ModelState do
@@ -71,6 +72,8 @@ defmodule Reco.V1.RecommendRequest do
   field :filter, 5, type: Reco.V1.Filter
   field :recent_item_ids, 6, repeated: true, type: :string, json_name: "recentItemIds"
   field :disable_fallback, 7, type: :bool, json_name: "disableFallback"
+  field :experiment, 20, type: :string
+  field :arm, 21, type: :string
 end
 
 defmodule Reco.V1.RecommendResponse do
@@ -87,6 +90,8 @@ defmodule Reco.V1.RecommendResponse do
   field :items, 4, repeated: true, type: Reco.V1.ScoredItem
   field :source, 5, type: Reco.V1.Source, enum: true
   field :jsonld, 6, type: :string
+  field :experiment, 20, type: :string
+  field :arm, 21, type: :string
 end
 
 defmodule Reco.V1.SimilarRequest do
@@ -267,6 +272,8 @@ defmodule Reco.V1.GetModelStatusResponse do
   field :has_item_metadata, 15, type: :bool, json_name: "hasItemMetadata"
   field :metrics, 16, repeated: true, type: Reco.V1.GetModelStatusResponse.MetricsEntry, map: true
   field :store, 17, type: Reco.V1.StoreStatus
+  field :models, 20, repeated: true, type: Reco.V1.ModelStatus
+  field :default_model, 21, type: :string, json_name: "defaultModel"
 end
 
 defmodule Reco.V1.StoreStatus do
@@ -288,6 +295,122 @@ defmodule Reco.V1.StoreStatus do
   field :checked_at, 9, type: :double, json_name: "checkedAt"
 end
 
+defmodule Reco.V1.ModelStatus.MetricsEntry do
+  @moduledoc false
+
+  use Protobuf,
+    full_name: "reco.v1.ModelStatus.MetricsEntry",
+    map: true,
+    protoc_gen_elixir_version: "0.17.0",
+    syntax: :proto3
+
+  field :key, 1, type: :string
+  field :value, 2, type: :double
+end
+
+defmodule Reco.V1.ModelStatus do
+  @moduledoc false
+
+  use Protobuf,
+    full_name: "reco.v1.ModelStatus",
+    protoc_gen_elixir_version: "0.17.0",
+    syntax: :proto3
+
+  field :model, 1, type: :string
+  field :version, 2, type: :int64
+  field :state, 3, type: Reco.V1.ModelState, enum: true
+  field :user_count, 4, type: :uint64, json_name: "userCount"
+  field :item_count, 5, type: :uint64, json_name: "itemCount"
+  field :factors, 6, type: :uint32
+  field :algorithm, 7, type: :string
+  field :loaded_at, 8, type: :double, json_name: "loadedAt"
+  field :load_seconds, 9, type: :double, json_name: "loadSeconds"
+  field :path, 10, type: :string
+  field :versions, 11, repeated: true, type: Reco.V1.ModelVersionStatus
+  field :has_item_metadata, 12, type: :bool, json_name: "hasItemMetadata"
+  field :metrics, 13, repeated: true, type: Reco.V1.ModelStatus.MetricsEntry, map: true
+end
+
+defmodule Reco.V1.ListExperimentsRequest do
+  @moduledoc false
+
+  use Protobuf,
+    full_name: "reco.v1.ListExperimentsRequest",
+    protoc_gen_elixir_version: "0.17.0",
+    syntax: :proto3
+end
+
+defmodule Reco.V1.ExperimentArm do
+  @moduledoc false
+
+  use Protobuf,
+    full_name: "reco.v1.ExperimentArm",
+    protoc_gen_elixir_version: "0.17.0",
+    syntax: :proto3
+
+  field :name, 1, type: :string
+  field :model, 2, type: :string
+  field :baseline, 3, type: :string
+  field :shadow, 4, type: :bool
+  field :weight, 5, type: :double
+  field :traffic_share, 6, type: :double, json_name: "trafficShare"
+  field :requests, 7, type: :uint64
+  field :overrides, 8, type: :uint64
+  field :shadow_scored, 9, type: :uint64, json_name: "shadowScored"
+  field :shadow_dropped, 10, type: :uint64, json_name: "shadowDropped"
+  field :mean_overlap, 11, type: :double, json_name: "meanOverlap"
+  field :mean_rank_correlation, 12, type: :double, json_name: "meanRankCorrelation"
+end
+
+defmodule Reco.V1.Experiment do
+  @moduledoc false
+
+  use Protobuf,
+    full_name: "reco.v1.Experiment",
+    protoc_gen_elixir_version: "0.17.0",
+    syntax: :proto3
+
+  field :name, 1, type: :string
+  field :salt, 2, type: :string
+  field :share, 3, type: :double
+  field :arms, 4, repeated: true, type: Reco.V1.ExperimentArm
+end
+
+defmodule Reco.V1.ListExperimentsResponse do
+  @moduledoc false
+
+  use Protobuf,
+    full_name: "reco.v1.ListExperimentsResponse",
+    protoc_gen_elixir_version: "0.17.0",
+    syntax: :proto3
+
+  field :experiments, 1, repeated: true, type: Reco.V1.Experiment
+  field :generation, 2, type: :uint64
+  field :worker, 4, type: Reco.V1.WorkerInfo
+end
+
+defmodule Reco.V1.ReloadExperimentsRequest do
+  @moduledoc false
+
+  use Protobuf,
+    full_name: "reco.v1.ReloadExperimentsRequest",
+    protoc_gen_elixir_version: "0.17.0",
+    syntax: :proto3
+end
+
+defmodule Reco.V1.ReloadExperimentsResponse do
+  @moduledoc false
+
+  use Protobuf,
+    full_name: "reco.v1.ReloadExperimentsResponse",
+    protoc_gen_elixir_version: "0.17.0",
+    syntax: :proto3
+
+  field :generation, 1, type: :uint64
+  field :experiments, 2, type: :uint32
+  field :workers, 3, type: :uint32
+end
+
 defmodule Reco.V1.Recommender.Service do
   @moduledoc false
 
@@ -302,6 +425,10 @@ defmodule Reco.V1.Recommender.Service do
   rpc :Reload, Reco.V1.ReloadRequest, Reco.V1.ReloadResponse
 
   rpc :GetModelStatus, Reco.V1.GetModelStatusRequest, Reco.V1.GetModelStatusResponse
+
+  rpc :ListExperiments, Reco.V1.ListExperimentsRequest, Reco.V1.ListExperimentsResponse
+
+  rpc :ReloadExperiments, Reco.V1.ReloadExperimentsRequest, Reco.V1.ReloadExperimentsResponse
 end
 
 defmodule Reco.V1.Recommender.Stub do

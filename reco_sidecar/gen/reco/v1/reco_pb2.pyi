@@ -14,6 +14,7 @@ class Source(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SOURCE_FOLD_IN: _ClassVar[Source]
     SOURCE_POPULAR: _ClassVar[Source]
     SOURCE_ANN: _ClassVar[Source]
+    SOURCE_RANDOM: _ClassVar[Source]
 
 class ModelState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -28,6 +29,7 @@ SOURCE_MODEL: Source
 SOURCE_FOLD_IN: Source
 SOURCE_POPULAR: Source
 SOURCE_ANN: Source
+SOURCE_RANDOM: Source
 MODEL_STATE_UNSPECIFIED: ModelState
 MODEL_STATE_LOADING: ModelState
 MODEL_STATE_AVAILABLE: ModelState
@@ -60,7 +62,7 @@ class Filter(_message.Message):
     def __init__(self, exclude_item_ids: _Optional[_Iterable[str]] = ..., candidate_item_ids: _Optional[_Iterable[str]] = ..., categories: _Optional[_Iterable[str]] = ..., tags: _Optional[_Iterable[str]] = ..., include_seen: _Optional[bool] = ...) -> None: ...
 
 class RecommendRequest(_message.Message):
-    __slots__ = ("model", "user_id", "n", "offset", "filter", "recent_item_ids", "disable_fallback")
+    __slots__ = ("model", "user_id", "n", "offset", "filter", "recent_item_ids", "disable_fallback", "experiment", "arm")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     N_FIELD_NUMBER: _ClassVar[int]
@@ -68,6 +70,8 @@ class RecommendRequest(_message.Message):
     FILTER_FIELD_NUMBER: _ClassVar[int]
     RECENT_ITEM_IDS_FIELD_NUMBER: _ClassVar[int]
     DISABLE_FALLBACK_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENT_FIELD_NUMBER: _ClassVar[int]
+    ARM_FIELD_NUMBER: _ClassVar[int]
     model: str
     user_id: str
     n: int
@@ -75,23 +79,29 @@ class RecommendRequest(_message.Message):
     filter: Filter
     recent_item_ids: _containers.RepeatedScalarFieldContainer[str]
     disable_fallback: bool
-    def __init__(self, model: _Optional[str] = ..., user_id: _Optional[str] = ..., n: _Optional[int] = ..., offset: _Optional[int] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., recent_item_ids: _Optional[_Iterable[str]] = ..., disable_fallback: _Optional[bool] = ...) -> None: ...
+    experiment: str
+    arm: str
+    def __init__(self, model: _Optional[str] = ..., user_id: _Optional[str] = ..., n: _Optional[int] = ..., offset: _Optional[int] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., recent_item_ids: _Optional[_Iterable[str]] = ..., disable_fallback: _Optional[bool] = ..., experiment: _Optional[str] = ..., arm: _Optional[str] = ...) -> None: ...
 
 class RecommendResponse(_message.Message):
-    __slots__ = ("model", "version", "user_id", "items", "source", "jsonld")
+    __slots__ = ("model", "version", "user_id", "items", "source", "jsonld", "experiment", "arm")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     JSONLD_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENT_FIELD_NUMBER: _ClassVar[int]
+    ARM_FIELD_NUMBER: _ClassVar[int]
     model: str
     version: int
     user_id: str
     items: _containers.RepeatedCompositeFieldContainer[ScoredItem]
     source: Source
     jsonld: str
-    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., user_id: _Optional[str] = ..., items: _Optional[_Iterable[_Union[ScoredItem, _Mapping]]] = ..., source: _Optional[_Union[Source, str]] = ..., jsonld: _Optional[str] = ...) -> None: ...
+    experiment: str
+    arm: str
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., user_id: _Optional[str] = ..., items: _Optional[_Iterable[_Union[ScoredItem, _Mapping]]] = ..., source: _Optional[_Union[Source, str]] = ..., jsonld: _Optional[str] = ..., experiment: _Optional[str] = ..., arm: _Optional[str] = ...) -> None: ...
 
 class SimilarRequest(_message.Message):
     __slots__ = ("model", "item_id", "n", "offset", "filter")
@@ -214,7 +224,7 @@ class WorkerInfo(_message.Message):
     def __init__(self, pid: _Optional[int] = ..., address: _Optional[str] = ...) -> None: ...
 
 class GetModelStatusResponse(_message.Message):
-    __slots__ = ("model", "version", "state", "user_count", "item_count", "factors", "algorithm", "loaded_at", "load_seconds", "path", "versions", "worker", "workers", "shared_address", "has_item_metadata", "metrics", "store")
+    __slots__ = ("model", "version", "state", "user_count", "item_count", "factors", "algorithm", "loaded_at", "load_seconds", "path", "versions", "worker", "workers", "shared_address", "has_item_metadata", "metrics", "store", "models", "default_model")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -239,6 +249,8 @@ class GetModelStatusResponse(_message.Message):
     HAS_ITEM_METADATA_FIELD_NUMBER: _ClassVar[int]
     METRICS_FIELD_NUMBER: _ClassVar[int]
     STORE_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_MODEL_FIELD_NUMBER: _ClassVar[int]
     model: str
     version: int
     state: ModelState
@@ -256,7 +268,114 @@ class GetModelStatusResponse(_message.Message):
     has_item_metadata: bool
     metrics: _containers.ScalarMap[str, float]
     store: StoreStatus
-    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., state: _Optional[_Union[ModelState, str]] = ..., user_count: _Optional[int] = ..., item_count: _Optional[int] = ..., factors: _Optional[int] = ..., algorithm: _Optional[str] = ..., loaded_at: _Optional[float] = ..., load_seconds: _Optional[float] = ..., path: _Optional[str] = ..., versions: _Optional[_Iterable[_Union[ModelVersionStatus, _Mapping]]] = ..., worker: _Optional[_Union[WorkerInfo, _Mapping]] = ..., workers: _Optional[_Iterable[_Union[WorkerInfo, _Mapping]]] = ..., shared_address: _Optional[str] = ..., has_item_metadata: _Optional[bool] = ..., metrics: _Optional[_Mapping[str, float]] = ..., store: _Optional[_Union[StoreStatus, _Mapping]] = ...) -> None: ...
+    models: _containers.RepeatedCompositeFieldContainer[ModelStatus]
+    default_model: str
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., state: _Optional[_Union[ModelState, str]] = ..., user_count: _Optional[int] = ..., item_count: _Optional[int] = ..., factors: _Optional[int] = ..., algorithm: _Optional[str] = ..., loaded_at: _Optional[float] = ..., load_seconds: _Optional[float] = ..., path: _Optional[str] = ..., versions: _Optional[_Iterable[_Union[ModelVersionStatus, _Mapping]]] = ..., worker: _Optional[_Union[WorkerInfo, _Mapping]] = ..., workers: _Optional[_Iterable[_Union[WorkerInfo, _Mapping]]] = ..., shared_address: _Optional[str] = ..., has_item_metadata: _Optional[bool] = ..., metrics: _Optional[_Mapping[str, float]] = ..., store: _Optional[_Union[StoreStatus, _Mapping]] = ..., models: _Optional[_Iterable[_Union[ModelStatus, _Mapping]]] = ..., default_model: _Optional[str] = ...) -> None: ...
+
+class ModelStatus(_message.Message):
+    __slots__ = ("model", "version", "state", "user_count", "item_count", "factors", "algorithm", "loaded_at", "load_seconds", "path", "versions", "has_item_metadata", "metrics")
+    class MetricsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    USER_COUNT_FIELD_NUMBER: _ClassVar[int]
+    ITEM_COUNT_FIELD_NUMBER: _ClassVar[int]
+    FACTORS_FIELD_NUMBER: _ClassVar[int]
+    ALGORITHM_FIELD_NUMBER: _ClassVar[int]
+    LOADED_AT_FIELD_NUMBER: _ClassVar[int]
+    LOAD_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    HAS_ITEM_METADATA_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    version: int
+    state: ModelState
+    user_count: int
+    item_count: int
+    factors: int
+    algorithm: str
+    loaded_at: float
+    load_seconds: float
+    path: str
+    versions: _containers.RepeatedCompositeFieldContainer[ModelVersionStatus]
+    has_item_metadata: bool
+    metrics: _containers.ScalarMap[str, float]
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., state: _Optional[_Union[ModelState, str]] = ..., user_count: _Optional[int] = ..., item_count: _Optional[int] = ..., factors: _Optional[int] = ..., algorithm: _Optional[str] = ..., loaded_at: _Optional[float] = ..., load_seconds: _Optional[float] = ..., path: _Optional[str] = ..., versions: _Optional[_Iterable[_Union[ModelVersionStatus, _Mapping]]] = ..., has_item_metadata: _Optional[bool] = ..., metrics: _Optional[_Mapping[str, float]] = ...) -> None: ...
+
+class ListExperimentsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ExperimentArm(_message.Message):
+    __slots__ = ("name", "model", "baseline", "shadow", "weight", "traffic_share", "requests", "overrides", "shadow_scored", "shadow_dropped", "mean_overlap", "mean_rank_correlation")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    TRAFFIC_SHARE_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    OVERRIDES_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_SCORED_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_DROPPED_FIELD_NUMBER: _ClassVar[int]
+    MEAN_OVERLAP_FIELD_NUMBER: _ClassVar[int]
+    MEAN_RANK_CORRELATION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    model: str
+    baseline: str
+    shadow: bool
+    weight: float
+    traffic_share: float
+    requests: int
+    overrides: int
+    shadow_scored: int
+    shadow_dropped: int
+    mean_overlap: float
+    mean_rank_correlation: float
+    def __init__(self, name: _Optional[str] = ..., model: _Optional[str] = ..., baseline: _Optional[str] = ..., shadow: _Optional[bool] = ..., weight: _Optional[float] = ..., traffic_share: _Optional[float] = ..., requests: _Optional[int] = ..., overrides: _Optional[int] = ..., shadow_scored: _Optional[int] = ..., shadow_dropped: _Optional[int] = ..., mean_overlap: _Optional[float] = ..., mean_rank_correlation: _Optional[float] = ...) -> None: ...
+
+class Experiment(_message.Message):
+    __slots__ = ("name", "salt", "share", "arms")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SALT_FIELD_NUMBER: _ClassVar[int]
+    SHARE_FIELD_NUMBER: _ClassVar[int]
+    ARMS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    salt: str
+    share: float
+    arms: _containers.RepeatedCompositeFieldContainer[ExperimentArm]
+    def __init__(self, name: _Optional[str] = ..., salt: _Optional[str] = ..., share: _Optional[float] = ..., arms: _Optional[_Iterable[_Union[ExperimentArm, _Mapping]]] = ...) -> None: ...
+
+class ListExperimentsResponse(_message.Message):
+    __slots__ = ("experiments", "generation", "worker")
+    EXPERIMENTS_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    WORKER_FIELD_NUMBER: _ClassVar[int]
+    experiments: _containers.RepeatedCompositeFieldContainer[Experiment]
+    generation: int
+    worker: WorkerInfo
+    def __init__(self, experiments: _Optional[_Iterable[_Union[Experiment, _Mapping]]] = ..., generation: _Optional[int] = ..., worker: _Optional[_Union[WorkerInfo, _Mapping]] = ...) -> None: ...
+
+class ReloadExperimentsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ReloadExperimentsResponse(_message.Message):
+    __slots__ = ("generation", "experiments", "workers")
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENTS_FIELD_NUMBER: _ClassVar[int]
+    WORKERS_FIELD_NUMBER: _ClassVar[int]
+    generation: int
+    experiments: int
+    workers: int
+    def __init__(self, generation: _Optional[int] = ..., experiments: _Optional[int] = ..., workers: _Optional[int] = ...) -> None: ...
 
 class StoreStatus(_message.Message):
     __slots__ = ("uri", "target_version", "downloading_version", "downloaded_bytes", "download_total_bytes", "cached_versions", "failed_version", "error", "checked_at")

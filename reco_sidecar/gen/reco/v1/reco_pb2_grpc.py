@@ -59,6 +59,16 @@ class RecommenderStub:
                 request_serializer=reco_dot_v1_dot_reco__pb2.GetModelStatusRequest.SerializeToString,
                 response_deserializer=reco_dot_v1_dot_reco__pb2.GetModelStatusResponse.FromString,
                 _registered_method=True)
+        self.ListExperiments = channel.unary_unary(
+                '/reco.v1.Recommender/ListExperiments',
+                request_serializer=reco_dot_v1_dot_reco__pb2.ListExperimentsRequest.SerializeToString,
+                response_deserializer=reco_dot_v1_dot_reco__pb2.ListExperimentsResponse.FromString,
+                _registered_method=True)
+        self.ReloadExperiments = channel.unary_unary(
+                '/reco.v1.Recommender/ReloadExperiments',
+                request_serializer=reco_dot_v1_dot_reco__pb2.ReloadExperimentsRequest.SerializeToString,
+                response_deserializer=reco_dot_v1_dot_reco__pb2.ReloadExperimentsResponse.FromString,
+                _registered_method=True)
 
 
 class RecommenderServicer:
@@ -99,6 +109,21 @@ class RecommenderServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListExperiments(self, request, context):
+        """The A/B experiments running now: arms, shares, per-arm counters.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReloadExperiments(self, request, context):
+        """Read the experiments file again and serve it on every worker, or refuse it
+        (FAILED_PRECONDITION naming the field) and keep serving the previous one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RecommenderServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -126,6 +151,16 @@ def add_RecommenderServicer_to_server(servicer, server):
                     servicer.GetModelStatus,
                     request_deserializer=reco_dot_v1_dot_reco__pb2.GetModelStatusRequest.FromString,
                     response_serializer=reco_dot_v1_dot_reco__pb2.GetModelStatusResponse.SerializeToString,
+            ),
+            'ListExperiments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListExperiments,
+                    request_deserializer=reco_dot_v1_dot_reco__pb2.ListExperimentsRequest.FromString,
+                    response_serializer=reco_dot_v1_dot_reco__pb2.ListExperimentsResponse.SerializeToString,
+            ),
+            'ReloadExperiments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReloadExperiments,
+                    request_deserializer=reco_dot_v1_dot_reco__pb2.ReloadExperimentsRequest.FromString,
+                    response_serializer=reco_dot_v1_dot_reco__pb2.ReloadExperimentsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -263,6 +298,60 @@ class Recommender:
             '/reco.v1.Recommender/GetModelStatus',
             reco_dot_v1_dot_reco__pb2.GetModelStatusRequest.SerializeToString,
             reco_dot_v1_dot_reco__pb2.GetModelStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListExperiments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/reco.v1.Recommender/ListExperiments',
+            reco_dot_v1_dot_reco__pb2.ListExperimentsRequest.SerializeToString,
+            reco_dot_v1_dot_reco__pb2.ListExperimentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReloadExperiments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/reco.v1.Recommender/ReloadExperiments',
+            reco_dot_v1_dot_reco__pb2.ReloadExperimentsRequest.SerializeToString,
+            reco_dot_v1_dot_reco__pb2.ReloadExperimentsResponse.FromString,
             options,
             channel_credentials,
             insecure,
