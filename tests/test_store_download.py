@@ -65,6 +65,7 @@ def flipped(data: bytes) -> bytes:
     ("manifest replaced", IntegrityError, r"differs from the marker's .* \(manifest.json\)|the marker says"),
     ("marker of another version", StoreError, "is a marker for 'demo' version 7"),
     ("marker garbled", StoreError, "not a valid marker"),
+    ("marker claims a huge manifest", StoreError, r"claims a manifest of 17179869184 bytes"),
     ("marker removed", NotPublished, "is not published"),
 ])
 def test_a_damaged_store_is_refused_and_leaves_nothing(
@@ -85,6 +86,9 @@ def test_a_damaged_store_is_refused_and_leaves_nothing(
     elif damage == "marker of another version":
         marker = json.loads(get(s3_server, bucket, "PUBLISHED"))
         put(s3_server, bucket, "PUBLISHED", json.dumps({**marker, "version": 7}).encode())
+    elif damage == "marker claims a huge manifest":
+        marker = json.loads(get(s3_server, bucket, "PUBLISHED"))
+        put(s3_server, bucket, "PUBLISHED", json.dumps({**marker, "manifest_bytes": 16 << 30}).encode())
     elif damage == "marker garbled":
         put(s3_server, bucket, "PUBLISHED", b"{not json")
     else:

@@ -134,3 +134,31 @@ def flipped(data: bytes) -> bytes:
     out = bytearray(data)
     out[-5] ^= 0xFF
     return bytes(out)
+
+
+def test_a_killed_follower_is_restarted_and_serving_never_stops(
+        s3_server: S3Server, demo_root: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    import signal
+
+    from harness.procs import wait_until
+
+    bucket = new_bucket(s3_server)
+    local = tmp_path / "published"
+    shutil.copytree(demo_root, local)
+    copy_version(local / "demo", 1)
+    publish_version(s3_server, bucket, local / "demo" / "1")
+    args = ["--model-store", store_uri(bucket), "--watch", "0.2"]
+    with running_sidecar(tmp_path / "cache", "demo", env=s3_server.env(), extra_args=args) as sc:
+
+        def followers() -> list[int]:
+            return [int(e["follower_pid"]) for e in sc.log_events() if e.get("event") == "store_follower_start"]
+
+        first = followers()
+        assert len(first) == 1 and first[0] in sc.tree_pids()
+        os.kill(first[0], signal.SIGKILL)
+        wait_until(lambda: len(followers()) == 2, 30, "a second follower started")
+        assert status(sc).version == 1  # the workers never noticed
+        # The new follower does the job: a published version still arrives.
+        publish_version(s3_server, bucket, local / "demo" / "2")
+        wait_one(sc, lambda st: st.version == 2, "serving version 2 through the restarted follower")
+        assert any(e.get("event") == "store_follower_exited" for e in sc.log_events())

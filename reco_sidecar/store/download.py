@@ -23,6 +23,8 @@ CHUNK = 1 << 20
 DOWNLOAD_PREFIX = f"{layout.TMP_PREFIX}download-"
 # Room left free on the cache's file system beyond the version itself.
 DISK_HEADROOM = 64 * 1024 * 1024
+# A manifest is a few KiB; a marker claiming more is not to be believed (nor downloaded).
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 
 Progress = Callable[[int, int], None]  # (bytes so far, total bytes)
 
@@ -37,6 +39,9 @@ def download(remote: RemoteModel, version: int, model_dir: pathlib.Path, *,
     if marker is None:
         raise NotPublished(f"{remote.uri(remote.location.version_prefix(remote.model, version))} is not published "
                            "(no marker)")
+    if marker.manifest_bytes > MAX_MANIFEST_BYTES:
+        raise StoreError(f"{remote.uri(remote.location.marker_key(remote.model, version))} claims a manifest of "
+                         f"{marker.manifest_bytes} bytes (at most {MAX_MANIFEST_BYTES})")
     model_dir.mkdir(parents=True, exist_ok=True)
     tmp = model_dir / f"{DOWNLOAD_PREFIX}{version}-{uuid.uuid4().hex}"
     tmp.mkdir()
@@ -106,8 +111,8 @@ def _fetch(remote: RemoteModel, key: str, dest: pathlib.Path, size: int, sha256:
     """Streams one object to `dest`, hashing as it goes; returns its bytes when small (the manifest)."""
     h = hashlib.sha256()
     got = 0
-    small = bytearray() if size <= 1 << 20 else None
     name = key.rsplit("/", 1)[-1]
+    small = bytearray() if size <= MAX_MANIFEST_BYTES and name == layout.MANIFEST else None
     with translated(f"downloading {remote.uri(key)}"):
         obj = remote.client.get_object(Bucket=remote.location.bucket, Key=key)
         body = obj["Body"]

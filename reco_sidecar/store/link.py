@@ -170,8 +170,11 @@ class StoreLink:
             handlers.status(message["status"])
             return
         if message.get("id") == "initial":
-            self.initial = message
-            return
+            if self.initial is None:
+                self.initial = message  # serve's first version, read by wait_initial
+                return
+            # A restarted follower's first look: the target it found counts as the watch's.
+            message = {**message, "id": None}
         requester = self._requests.pop(message["id"], None) if isinstance(message.get("id"), int) else None
         if kind == "available":
             handlers.available(requester, int(message["version"]))
