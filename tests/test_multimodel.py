@@ -1,0 +1,174 @@
+"""Several models and A/B experiments through the real process tree and real gRPC channels."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import urllib.request
+
+import grpc
+import pytest
+
+from harness.procs import wait_until
+from reco_sidecar.experiments import assignment, config
+from reco_sidecar.gen.reco.v1 import reco_pb2
+from reco_sidecar.training import als
+from tests.support.load import Load
+from tests.support.models import train_demo
+from tests.support.server import running_sidecar
+
+pytestmark = pytest.mark.slow
+
+EXPERIMENTS = """
+[[experiments]]
+name = "feed"
+salt = "feed-2026"
+share = 1.0
+arms = [
+  { name = "control", model = "posts", weight = 1 },
+  { name = "worlds-arm", model = "worlds", weight = 1 },
+  { name = "popular", baseline = "popular", weight = 1 },
+  { name = "shadow-random", baseline = "random", shadow = true },
+]
+"""
+
+
+@pytest.fixture(scope="module")
+def two_models(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    """`posts` and `worlds`, two versions each."""
+    root = tmp_path_factory.mktemp("models")
+    for name in ("posts", "worlds"):
+        for seed in (5, 7):
+            train_demo(root, name=name, params=als.AlsParams(factors=16, iterations=4, seed=seed),
+                       data_dir=tmp_path_factory.mktemp(name))
+    return root
+
+
+def test_two_models_side_by_side_each_reloaded_under_load(two_models: pathlib.Path) -> None:
+    versions = {m: sorted(int(p.name) for p in (two_models / m).iterdir() if p.name.isdigit())
+                for m in ("posts", "worlds")}
+    with running_sidecar(two_models, "posts", workers=2,
+                         extra_args=["--model", "worlds", "--version", "latest"]) as sc:
+        assert sc.ready["models"] == {"posts": versions["posts"][-1], "worlds": versions["worlds"][-1]}
+        stubs = [sc.stub(a) for a in sc.worker_addresses]
+
+        def call(i: int) -> tuple[str, int]:
+            model = ("posts", "worlds", "")[i % 3]
+            r = stubs[i % 2].Recommend(reco_pb2.RecommendRequest(model=model, user_id=f"u{i % 500:07d}", n=5),
+                                       timeout=10)
+            assert r.model == (model or "posts")
+            return r.model, r.version
+
+        status = stubs[0].GetModelStatus(reco_pb2.GetModelStatusRequest(), timeout=10)
+        assert status.default_model == "posts" and [m.model for m in status.models] == ["posts", "worlds"]
+        with Load(call, threads=4) as load:
+            wait_until(lambda: load.result.ok > 30, 30, "calls before the reloads")
+            for model in ("posts", "worlds", "posts", "worlds"):
+                old = {m.model: m.version for m in stubs[0].GetModelStatus(
+                    reco_pb2.GetModelStatusRequest(), timeout=10).models}
+                target = versions[model][0] if old[model] == versions[model][-1] else versions[model][-1]
+                done = sc.stub().Reload(reco_pb2.ReloadRequest(model=model, version=str(target)), timeout=60)
+                assert (done.model, done.new_version, done.workers) == (model, target, 2)
+                for stub in stubs:  # the other model did not move
+                    now = {m.model: m.version for m in stub.GetModelStatus(
+                        reco_pb2.GetModelStatusRequest(), timeout=10).models}
+                    other = "worlds" if model == "posts" else "posts"
+                    assert now[model] == target and now[other] == old[other]
+            seen = load.result.ok
+            wait_until(lambda: load.result.ok > seen + 30, 30, "calls after the reloads")
+        assert load.result.errors == []
+        assert {m for m, _ in load.result.seen} == {"posts", "worlds"}
+        with pytest.raises(grpc.RpcError) as e:
+            stubs[0].Recommend(reco_pb2.RecommendRequest(model="nope", user_id="u1", n=1), timeout=10)
+        assert e.value.code() == grpc.StatusCode.NOT_FOUND and (e.value.details() or "").startswith("model:")
+
+
+def _arms(stub: object, users: list[str]) -> list[tuple[str, str, tuple[str, ...]]]:
+    out = []
+    for u in users:
+        r = stub.Recommend(reco_pb2.RecommendRequest(user_id=u, n=5), timeout=10)  # type: ignore[attr-defined]
+        out.append((r.experiment, r.arm, tuple(i.item_id for i in r.items)))
+    return out
+
+
+def test_experiments_assign_tag_shadow_and_reload_all_or_nothing(two_models: pathlib.Path,
+                                                                 tmp_path: pathlib.Path) -> None:
+    exp_file = tmp_path / "experiments.toml"
+    exp_file.write_text(EXPERIMENTS)
+    expected = config.parse(EXPERIMENTS, "toml")
+    users = [f"u{i:07d}" for i in range(0, 600, 3)] + [f"new-user-{i}" for i in range(60)]
+    args = ["--model", "worlds", "--experiments", str(exp_file), "--metrics-port", "0"]
+    log = tmp_path / "sidecar.log"
+    with running_sidecar(two_models, "posts", workers=2, extra_args=args, log_path=log) as sc:
+        a, b = (sc.stub(addr) for addr in sc.worker_addresses)
+        first = _arms(a, users)
+        assert first == _arms(b, users)  # the same on every worker
+        feed = expected.get("feed")
+        assert feed is not None
+        for u, (experiment, arm, _) in zip(users, first, strict=True):
+            want = assignment.assign(feed, u)
+            assert want is not None and (experiment, arm) == ("feed", want.name)
+        shares = {name: sum(1 for _, arm, _ in first if arm == name) / len(users)
+                  for name in ("control", "worlds-arm", "popular")}
+        for share in shares.values():  # 260 users, p = 1/3: within 4 standard deviations
+            assert abs(share - 1 / 3) < 4 * (1 / 3 * 2 / 3 / len(users)) ** 0.5
+        # Every response names the arm, also in its JSON-LD; a shadow arm is never served.
+        r = a.Recommend(reco_pb2.RecommendRequest(user_id=users[0], n=5), timeout=10)
+        doc = json.loads(r.jsonld)
+        assert (doc["experiment"], doc["arm"]) == (r.experiment, r.arm) and r.arm != "shadow-random"
+        # QA override; a shadow or unknown arm is refused naming the field.
+        forced = a.Recommend(reco_pb2.RecommendRequest(user_id=users[0], n=5, experiment="feed", arm="popular"),
+                             timeout=10)
+        assert forced.arm == "popular" and forced.source == reco_pb2.SOURCE_POPULAR
+        for bad in ("shadow-random", "nope"):
+            with pytest.raises(grpc.RpcError) as e:
+                a.Recommend(reco_pb2.RecommendRequest(user_id=users[0], n=5, experiment="feed", arm=bad),
+                            timeout=10)
+            assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and (e.value.details() or "").startswith("arm:")
+        # Shadows were compared off the request path, and counted.
+        wait_until(lambda: sum(x.shadow_scored for s in (a, b) for x in s.ListExperiments(
+            reco_pb2.ListExperimentsRequest(), timeout=10).experiments[0].arms) > 0, 30, "shadow comparisons")
+        listing = a.ListExperiments(reco_pb2.ListExperimentsRequest(), timeout=10)
+        arms = {x.name: x for x in listing.experiments[0].arms}
+        assert arms["shadow-random"].shadow and arms["shadow-random"].traffic_share == 0
+        assert arms["control"].traffic_share == pytest.approx(1 / 3)
+        assert sum(x.requests for x in arms.values()) > 0
+        # The arm is a metric label and a field of the access log line.
+        metrics_port = next(e["port"] for e in sc.log_events() if e.get("event") == "metrics_serving")
+        text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
+        assert 'reco_arm_responses_total{arm="control",experiment="feed"' in text
+        assert "reco_shadow_overlap_bucket" in text
+        rpc_lines = [e for e in sc.log_events() if e.get("event") == "rpc" and e.get("method", "").endswith(
+            "Recommend") and e.get("code") == "OK"]
+        assert rpc_lines and all(e.get("arm") for e in rpc_lines)
+
+        # A bad file is refused naming the field, and the old one keeps serving.
+        exp_file.write_text(EXPERIMENTS.replace("weight = 1 },\n  { name = \"popular\"",
+                                                "weight = -2 },\n  { name = \"popular\""))
+        with pytest.raises(grpc.RpcError) as e:
+            a.ReloadExperiments(reco_pb2.ReloadExperimentsRequest(), timeout=30)
+        assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert (e.value.details() or "").startswith("experiments[0].arms[1].weight:")
+        assert _arms(b, users) == first
+
+        # A good file reaches every worker before the call returns.
+        exp_file.write_text(EXPERIMENTS.replace('salt = "feed-2026"', 'salt = "feed-2027"'))
+        done = a.ReloadExperiments(reco_pb2.ReloadExperimentsRequest(), timeout=30)
+        assert (done.workers, done.experiments) == (2, 1)
+        moved = _arms(b, users)
+        assert moved == _arms(a, users) and moved != first
+
+    # A restart assigns every user as before.
+    with running_sidecar(two_models, "posts", workers=2, extra_args=args) as again:
+        assert _arms(again.stub(again.worker_addresses[1]), users) == moved
+
+
+def test_a_bad_experiments_file_at_start_is_exit_2_naming_the_field(two_models: pathlib.Path,
+                                                                   tmp_path: pathlib.Path) -> None:
+    from tests.test_settings import run_cli
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text(EXPERIMENTS.replace('model = "worlds"', 'model = "avatars"'))
+    done = run_cli("serve", "--model-root", str(two_models), "--model", "posts", "--model", "worlds",
+                   "--experiments", str(bad))
+    assert done.returncode == 2 and "experiments[0].arms[1].model" in done.stderr
