@@ -84,3 +84,20 @@ def test_resolve(manager: ModelManager) -> None:
     assert manager.resolve(parse_version_spec("latest")) == 2 and manager.resolve(parse_version_spec("1")) == 1
     with pytest.raises(NotFound):
         manager.resolve(7)
+
+
+def test_a_version_failed_elsewhere_is_listed_failed_unless_this_process_holds_it(manager: ModelManager) -> None:
+    """The supervisor relays versions it found bad (MarkFailed); what the process itself holds
+    wins: a prepared version stays AVAILABLE until an abort drops it, then reads FAILED."""
+    manager.mark_failed(3, "version 3: sha256 does not match")
+    manager.mark_failed(1, "never shown: version 1 serves here")
+    states = {s.version: (s.state, s.error) for s in manager.statuses()}
+    assert states[3] == (VersionState.FAILED, "version 3: sha256 does not match")
+    assert states[1][0] == VersionState.AVAILABLE
+    manager.prepare(2)
+    manager.mark_failed(2, "worker 1 timed out during the reload")
+    assert {s.version: s.state for s in manager.statuses()}[2] == VersionState.AVAILABLE
+    manager.abort(2)
+    assert {s.version: s.state for s in manager.statuses()}[2] == VersionState.FAILED
+    manager.prepare(2)  # asked again: its own outcome counts from now on
+    assert {s.version: s.state for s in manager.statuses()}[2] == VersionState.AVAILABLE

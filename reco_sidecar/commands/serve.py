@@ -48,9 +48,9 @@ def _model_names(root: pathlib.Path, requested: tuple[str, ...] | None, default:
     raise ValueError(f"--default-model is needed: {root} holds {len(models)} models ({', '.join(models)})")
 
 
-def initial_version(s: settings.ServeSettings, model: str | None = None) -> int:
-    """The version of `model` (default: the default model) to serve first, verified; with
-    'latest', the newest that verifies."""
+def initial_version(s: settings.ServeSettings, model: str | None = None) -> tuple[int, dict[int, str]]:
+    """The version of `model` (default: the default model) to serve first, verified (with
+    'latest', the newest that verifies), and the versions found bad on the way, with why."""
     name = model or s.default_model
     model_dir = s.model_root / name
     verdict = verification.resolve(model_dir, s.version_spec)
@@ -58,7 +58,7 @@ def initial_version(s: settings.ServeSettings, model: str | None = None) -> int:
         log.warning("version_skipped", model=name, version=version, error=reason)
     if isinstance(verdict, verification.Refused):
         raise ArtifactError(model_dir, verdict.message)
-    return verdict.version
+    return verdict.version, dict(verdict.bad)
 
 
 def _experiments(s: settings.ServeSettings) -> checks.ExperimentsFile:
@@ -90,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
             return _fail(ExitCode.NO_MODEL, str(e))
         return Supervisor(s, {s.default_model: version}, store=link, experiments=experiments).run()
     try:
-        versions = {name: initial_version(s, name) for name in s.model}
+        initial = {name: initial_version(s, name) for name in s.model}
     except ArtifactError as e:
         return _fail(ExitCode.NO_MODEL, str(e))
-    return Supervisor(s, versions, experiments=experiments).run()
+    return Supervisor(s, {name: v for name, (v, _) in initial.items()}, experiments=experiments,
+                      failed={name: bad for name, (_, bad) in initial.items()}).run()

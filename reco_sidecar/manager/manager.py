@@ -65,6 +65,9 @@ class ModelManager:
         self._current: _Handle | None = None
         self._prepared: dict[int, Model] = {}
         self._status: dict[int, VersionStatus] = {}
+        # Versions another process (the supervisor, or a reload that failed on another worker)
+        # found bad; this one may never have touched them, yet lists them FAILED.
+        self._failed_elsewhere: dict[int, str] = {}
 
     # -- serving side -------------------------------------------------------------------------
 
@@ -90,7 +93,20 @@ class ModelManager:
 
     def statuses(self) -> list[VersionStatus]:
         with self._lock:
-            return [VersionStatus(s.version, s.state, s.error) for _, s in sorted(self._status.items())]
+            out = {v: VersionStatus(s.version, s.state, s.error) for v, s in self._status.items()}
+            serving = self._current.model.version if self._current is not None else None
+            for version, reason in self._failed_elsewhere.items():
+                own = out.get(version)
+                # What this process holds (loading, or prepared before an abort drops it) is shown
+                # as it is; its own failure names the file it could not load, more precisely.
+                if version != serving and (own is None or own.state in (VersionState.END, VersionState.UNLOADING)):
+                    out[version] = VersionStatus(version, VersionState.FAILED, reason)
+            return [out[v] for v in sorted(out)]
+
+    def mark_failed(self, version: int, reason: str) -> None:
+        """Records that `version` was found bad elsewhere; preparing it again clears this."""
+        with self._lock:
+            self._failed_elsewhere[version] = reason
 
     # -- loading side ---------------------------------------------------------------------------
 
@@ -114,6 +130,8 @@ class ModelManager:
             return cur
         with self._lock:
             self._status[version] = VersionStatus(version, VersionState.LOADING)
+            # Asked to load it again (a Reload naming it after it was fixed): its new outcome counts.
+            self._failed_elsewhere.pop(version, None)
         path = source.version_dir(self.model_root, self.name, version)
         try:
             model = self._open(path)

@@ -196,14 +196,16 @@ class Coordinator:
     """The reloads of one model. A sidecar serving several models runs one coordinator per
     model; every message it sends names its model, so their transactions never mix."""
 
-    def __init__(self, pool_size: int, serving: int, *, timeout: float = DEFAULT_TIMEOUT, model: str = "") -> None:
+    def __init__(self, pool_size: int, serving: int, *, timeout: float = DEFAULT_TIMEOUT, model: str = "",
+                 failed: dict[int, str] | None = None) -> None:
         self.model = model
         self.pool_size = pool_size
         # The version a worker started now must boot with.
         self.serving = serving
         self.timeout = timeout
         self.ready: dict[int, int] = {}  # slot -> version it serves, for workers that are up
-        self.failed: set[int] = set()
+        # version -> why it is bad: `latest` skips these, and every worker lists them FAILED.
+        self.failed: dict[int, str] = dict(failed or {})
         self.queue: collections.deque[tuple[ReloadAsked, float]] = collections.deque()
         self.verifying: Verifying | None = None
         self.txn: Txn | None = None
@@ -211,6 +213,9 @@ class Coordinator:
         self._ids = 0
         self._tickets = 0
         self.now = 0.0
+
+    def failed_versions(self) -> tuple[tuple[int, str], ...]:
+        return tuple(sorted(self.failed.items()))
 
     @property
     def busy(self) -> bool:
@@ -263,13 +268,13 @@ class Coordinator:
         self.verifying = None
         for version, reason in verdict.bad:
             if version != self.serving:
-                self.failed.add(version)
+                self.failed[version] = reason
                 out.append(VersionFailed(version, reason))
         match verdict:
             case Refused(kind, message, field_name):
                 self._refuse(job.requester, job.asked_at, kind, message, field_name, None, out)
             case Resolved(version):
-                self.failed.discard(version)
+                self.failed.pop(version, None)
                 self._begin(job, version, out)
             case _:
                 assert_never(verdict)
@@ -379,7 +384,7 @@ class Coordinator:
         for slot in sorted(self.ready):
             out.append(Send(slot, m.Abort(txn.id, txn.version, self.model)))
         if kind is not ErrorKind.UNAVAILABLE:
-            self.failed.add(txn.version)
+            self.failed[txn.version] = why
             out.append(VersionFailed(txn.version, why))
         self._refuse(txn.requester, txn.asked_at, kind,
                      f"version {txn.version} was not loaded by every worker; still serving {txn.old_version}: {why}",

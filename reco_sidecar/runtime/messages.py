@@ -78,6 +78,18 @@ class Shutdown:
 
 
 @dataclass(frozen=True)
+class MarkFailed:
+    """The supervisor found `version` of `model` bad (its verification refused it, or a reload
+    of it failed on some worker): the worker lists it FAILED with `reason` in GetModelStatus,
+    as it would a version it failed to load itself, until it prepares that version again."""
+
+    TAG: ClassVar[str] = "mark_failed"
+    version: int
+    reason: str
+    model: str
+
+
+@dataclass(frozen=True)
 class ReloadDone:
     TAG: ClassVar[str] = "reload_done"
     id: int
@@ -133,7 +145,7 @@ class ExperimentsDone:
 
 
 ToWorker = (Prepare | Commit | Switch | Abort | Workers | Shutdown | ReloadDone | ReloadRefused | SetExperiments
-            | ExperimentsDone) | StoreStatus
+            | ExperimentsDone | MarkFailed) | StoreStatus
 
 # -- worker -> supervisor --------------------------------------------------------------------------
 

@@ -58,12 +58,13 @@ class Pool:
         self._close_in_child = close_in_child
 
     def spawn(self, slot: WorkerSlot, versions: dict[str, int], now: float,
-              experiments: ExperimentsFile | None = None, generation: int = 0) -> None:
+              experiments: ExperimentsFile | None = None, generation: int = 0,
+              failed: dict[str, tuple[tuple[int, str], ...]] | None = None) -> None:
         parent_end, child_end = pair()
         sys.stdout.flush()
         sys.stderr.flush()
         spec = worker.WorkerSpec(slot.slot, slot.private_port, dict(versions), os.getpid(),
-                                 experiments or ExperimentsFile.empty(), generation)
+                                 experiments or ExperimentsFile.empty(), generation, dict(failed or {}))
         inherited = self._close_in_child()
         pid = os.fork()
         if pid == 0:  # child

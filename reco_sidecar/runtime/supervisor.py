@@ -37,7 +37,7 @@ TICK = 0.1
 
 class Supervisor:
     def __init__(self, settings: ServeSettings, versions: dict[str, int], store: StoreLink | None = None,
-                 experiments: ExperimentsFile | None = None) -> None:
+                 experiments: ExperimentsFile | None = None, failed: dict[str, dict[int, str]] | None = None) -> None:
         self.s = settings
         self.version = versions[settings.default_model]
         # With a model store, its follower process watches and downloads; the loop only hears
@@ -53,7 +53,8 @@ class Supervisor:
         self._wake_r = self._wake_w = -1
         self._last_timers = time.monotonic()
         # One reload coordinator and one verifier per model: each model reloads on its own.
-        self.models = {name: _Served(co.Coordinator(settings.workers, version, model=name),
+        self.models = {name: _Served(co.Coordinator(settings.workers, version, model=name,
+                                                    failed=(failed or {}).get(name)),
                                      Verifier(settings.model_root / name))
                        for name, version in versions.items()}
         self.coordinator = self.models[settings.default_model].coordinator
@@ -90,7 +91,8 @@ class Supervisor:
                  worker_timeout=self.s.worker_timeout)
         now = time.monotonic()
         for slot in self.pool.slots:
-            self.pool.spawn(slot, self._serving(), now, self.rollout.current, self.rollout.generation)
+            self.pool.spawn(slot, self._serving(), now, self.rollout.current, self.rollout.generation,
+                            self._failed())
         if self.store is not None:
             self.store.serving(self.version)
         try:
@@ -158,6 +160,10 @@ class Supervisor:
         """The version of every model a worker started now boots."""
         return {name: served.coordinator.serving for name, served in self.models.items()}
 
+    def _failed(self) -> dict[str, tuple[tuple[int, str], ...]]:
+        """The versions of every model known bad, for a worker started now."""
+        return {name: served.coordinator.failed_versions() for name, served in self.models.items()}
+
     def _model_of(self, verifier: Verifier) -> str:
         return next(name for name, served in self.models.items() if served.verifier is verifier)
 
@@ -194,6 +200,10 @@ class Supervisor:
             case co.VersionFailed(version, reason):
                 log.error("version_failed", model=model, version=version, error=reason)
                 metrics.version_failed()
+                # Every worker lists it FAILED (GetModelStatus), also one still booting: its
+                # control socket holds the message until it reads it.
+                for each in self.pool.slots:
+                    self._send(each, m.MarkFailed(version, reason, model))
             case co.Finished():
                 self._finished(action, model)
             case co.Began(txn, version, old_version):
@@ -286,7 +296,8 @@ class Supervisor:
         if self.stopping:
             return
         for slot in self.pool.due_restarts(now):
-            self.pool.spawn(slot, self._serving(), now, self.rollout.current, self.rollout.generation)
+            self.pool.spawn(slot, self._serving(), now, self.rollout.current, self.rollout.generation,
+                            self._failed())
         if now - self._last_timers > self.s.worker_timeout / 2:
             # This loop itself did not run (the supervisor was stopped or starved): the workers'
             # beats are waiting unread in their sockets, so a late beat is not theirs.

@@ -42,6 +42,9 @@ class WorkerSpec:
     supervisor_pid: int
     experiments: ExperimentsFile = field(default_factory=ExperimentsFile.empty)
     experiments_generation: int = 0
+    # Versions known bad when this worker was forked, per model ((version, reason), ...):
+    # listed FAILED from the start; later ones arrive as MarkFailed.
+    failed: dict[str, tuple[tuple[int, str], ...]] = field(default_factory=dict)
 
 
 def _die_with_parent(supervisor_pid: int) -> None:
@@ -78,6 +81,9 @@ def run(settings: ServeSettings, spec: WorkerSpec, channel: Channel) -> int:
     experiments = LiveExperiments(parse_sent(spec.experiments.text, spec.experiments.syntax),
                                   spec.experiments_generation)
     beats = Heartbeat(channel, spec.slot, settings.worker_timeout)
+    for manager in registry:
+        for bad, reason in spec.failed.get(manager.name, ()):
+            manager.mark_failed(bad, reason)
     for manager in registry:
         version = spec.versions[manager.name]
         try:

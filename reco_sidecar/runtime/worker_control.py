@@ -133,6 +133,8 @@ class WorkerControl:
                 self._manager(model).abort(version)
             case m.SetExperiments(generation, text, syntax):
                 self._set_experiments(generation, text, syntax)
+            case m.MarkFailed(version, reason, model):
+                self._manager(model).mark_failed(version, reason)
             case m.Workers(workers):
                 self._topology.update([WorkerAddress(w.pid, w.address) for w in workers])
             case m.StoreStatus():
