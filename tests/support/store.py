@@ -58,13 +58,16 @@ def replicas(s3: S3Server, bucket: str, caches: list[pathlib.Path], *, watch: fl
         yield started
 
 
-_stubs: dict[int, Any] = {}
+# One status channel per running sidecar (closed with it); keyed by pid and address, which a
+# later sidecar cannot share while this one lives (an object id can be reused after it dies).
+_stubs: dict[tuple[int, str], Any] = {}
 
 
 def status(sc: Sidecar) -> reco_pb2.GetModelStatusResponse:
-    stub = _stubs.get(id(sc.proc))
+    key = (sc.proc.pid, sc.address)
+    stub = _stubs.get(key)
     if stub is None:
-        stub = _stubs[id(sc.proc)] = sc.stub()
+        stub = _stubs[key] = sc.stub()
     response: reco_pb2.GetModelStatusResponse = stub.GetModelStatus(reco_pb2.GetModelStatusRequest(), timeout=10)
     return response
 
