@@ -162,3 +162,21 @@ def test_a_killed_follower_is_restarted_and_serving_never_stops(
         publish_version(s3_server, bucket, local / "demo" / "2")
         wait_one(sc, lambda st: st.version == 2, "serving version 2 through the restarted follower")
         assert any(e.get("event") == "store_follower_exited" for e in sc.log_events())
+
+
+def test_sighup_looks_at_the_store_now(s3_server: S3Server, demo_root: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    import signal
+
+    bucket = new_bucket(s3_server)
+    local = tmp_path / "published"
+    shutil.copytree(demo_root, local)
+    copy_version(local / "demo", 1)
+    publish_version(s3_server, bucket, local / "demo" / "1")
+    # --watch 0: only the signal makes it look.
+    with running_sidecar(tmp_path / "cache", "demo", env=s3_server.env(),
+                         extra_args=["--model-store", store_uri(bucket)]) as sc:
+        publish_version(s3_server, bucket, local / "demo" / "2")
+        assert status(sc).version == 1
+        os.kill(sc.proc.pid, signal.SIGHUP)
+        st = wait_one(sc, lambda st: st.version == 2, "serving version 2 after SIGHUP")
+        assert st.store.target_version == 2
