@@ -36,6 +36,7 @@ class ServeSettings:
     parent_pid: int | None = None
     exit_on_stdin_eof: bool = False
     worker_timeout: float = 30.0
+    reload_timeout: float = 600.0
     watch: float = 0.0
     max_n: int = 1000
     max_offset: int = 10_000
@@ -163,6 +164,9 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
                    help="seconds in-flight RPCs get to finish on SIGTERM")
     g.add_argument("--idle-shutdown-after", type=_non_negative_float, default=d.idle_shutdown_after,
                    help="exit 0 after SECONDS without RPCs (0: never)")
+    g.add_argument("--reload-timeout", type=_positive_float, default=d.reload_timeout,
+                   help="a reload (verifying and loading the version on every worker) that takes longer than "
+                   "SECONDS fails UNAVAILABLE; the old version keeps serving")
     g.add_argument("--worker-timeout", type=_positive_float, default=d.worker_timeout,
                    help="kill and replace a worker whose heartbeat is this many SECONDS late")
     g.add_argument("--parent-pid", type=_positive_int, default=None, help="exit when this process is gone")

@@ -98,6 +98,7 @@ def in_process(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., int]]:
     ("RECO_WORKERS", "0", "RECO_WORKERS='0': must be a positive integer"),
     ("RECO_PORT", "70000", "RECO_PORT='70000': must be a port number"),
     ("RECO_GRACE", "-1", "RECO_GRACE='-1': must not be negative"),
+    ("RECO_RELOAD_TIMEOUT", "0", "RECO_RELOAD_TIMEOUT='0': must be positive"),
     ("RECO_EXIT_ON_STDIN_EOF", "maybe", "RECO_EXIT_ON_STDIN_EOF='maybe': must be true or false"),
 ])
 def test_a_bad_variable_is_exit_code_2_naming_it(variable: str, value: str, message: str,

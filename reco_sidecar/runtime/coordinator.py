@@ -287,7 +287,8 @@ class Coordinator:
             self._done(job.requester, job.asked_at, version, version, 0.0, out, noop=True)
             return
         self._ids += 1
-        txn = Txn(self._ids, version, self.serving, job.requester, job.asked_at, self.now,
+        # One deadline (--reload-timeout) for the whole reload, from the start of its verification.
+        txn = Txn(self._ids, version, self.serving, job.requester, job.asked_at, job.started,
                   waiting=set(range(self.pool_size)))
         self.txn = txn
         out.append(Began(txn.id, version, txn.old_version))

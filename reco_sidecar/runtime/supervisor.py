@@ -54,6 +54,7 @@ class Supervisor:
         self._last_timers = time.monotonic()
         # One reload coordinator and one verifier per model: each model reloads on its own.
         self.models = {name: _Served(co.Coordinator(settings.workers, version, model=name,
+                                                    timeout=settings.reload_timeout,
                                                     failed=(failed or {}).get(name)),
                                      Verifier(settings.model_root / name))
                        for name, version in versions.items()}

@@ -114,6 +114,7 @@ def _serve(settings: ServeSettings, spec: WorkerSpec, channel: Channel, registry
     address = f"{settings.host}:{spec.private_port}"
     topology = WorkerTopology(WorkerAddress(os.getpid(), address), settings.shared_address)
     control = WorkerControl(channel, registry, topology, events, drain_timeout=max(settings.grace, 5.0),
+                            reload_timeout=settings.reload_timeout,
                             experiments=experiments)
     in_flight = InFlight()
     service = RecommenderService(

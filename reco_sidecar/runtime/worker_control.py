@@ -33,21 +33,20 @@ from reco_sidecar.serving.service import ExperimentsOutcome, ReloadOutcome, Work
 
 log = logs.get(__name__)
 
-# The supervisor answers every request it accepted (it fails a reload that outlives its own
-# timeout); this only bounds a lost answer.
-RELOAD_TIMEOUT = 900.0
-
 
 class WorkerControl:
     def __init__(self, channel: Channel, registry: ModelRegistry, topology: WorkerTopology,
                  events: queue.SimpleQueue[str], drain_timeout: float,
-                 experiments: LiveExperiments | None = None) -> None:
+                 experiments: LiveExperiments | None = None, reload_timeout: float = 600.0) -> None:
         self._channel = channel
         self._registry = registry
         self._experiments = experiments
         self._topology = topology
         self._events = events
         self._drain_timeout = drain_timeout
+        # The supervisor answers every request it accepted (it fails a reload that outlives
+        # --reload-timeout); this only bounds an answer lost with it, with room for a queued one.
+        self._answer_timeout = 2 * reload_timeout + 60.0
         self._ids = itertools.count(1)
         self._pending: dict[int, Future[m.ReloadDone | m.ReloadRefused | m.ExperimentsDone]] = {}
         # (model, txn): each model's coordinator numbers its own transactions.
@@ -99,7 +98,7 @@ class WorkerControl:
             if not self._channel.send(build(request_id)):
                 raise Unavailable("the supervisor is gone")
             try:
-                return future.result(timeout=RELOAD_TIMEOUT)
+                return future.result(timeout=self._answer_timeout)
             except TimeoutError:
                 raise Unavailable("reload did not finish in time") from None
         finally:
