@@ -16,6 +16,7 @@ from reco_sidecar.training import als
 from tests.support.load import Load
 from tests.support.models import train_demo
 from tests.support.server import running_sidecar
+from tests.test_jsonld import RECO, _expand
 
 pytestmark = pytest.mark.slow
 
@@ -116,6 +117,8 @@ def test_experiments_assign_tag_shadow_and_reload_all_or_nothing(two_models: pat
         r = a.Recommend(reco_pb2.RecommendRequest(user_id=users[0], n=5), timeout=10)
         doc = json.loads(r.jsonld)
         assert (doc["experiment"], doc["arm"]) == (r.experiment, r.arm) and r.arm != "shadow-random"
+        node = _expand(r.jsonld)  # by a JSON-LD processor, in the project vocabulary
+        assert node[RECO + "arm"][0]["@value"] == r.arm and node[RECO + "experiment"][0]["@value"] == "feed"
         # QA override; a shadow or unknown arm is refused naming the field.
         forced = a.Recommend(reco_pb2.RecommendRequest(user_id=users[0], n=5, experiment="feed", arm="popular"),
                              timeout=10)
@@ -141,6 +144,17 @@ def test_experiments_assign_tag_shadow_and_reload_all_or_nothing(two_models: pat
         rpc_lines = [e for e in sc.log_events() if e.get("event") == "rpc" and e.get("method", "").endswith(
             "Recommend") and e.get("code") == "OK"]
         assert rpc_lines and all(e.get("arm") for e in rpc_lines)
+
+        shadow = arms["shadow-random"]
+        assert shadow.requests == 0 and 0.0 <= shadow.mean_overlap <= 1.0
+        # The same experiment without its shadow arm serves exactly the same answers.
+        exp_file.write_text(EXPERIMENTS.replace('  { name = "shadow-random", baseline = "random", shadow = true },\n',
+                                                ""))
+        assert a.ReloadExperiments(reco_pb2.ReloadExperimentsRequest(), timeout=30).workers == 2
+        assert [x.name for x in a.ListExperiments(reco_pb2.ListExperimentsRequest(),
+                                                  timeout=10).experiments[0].arms] == ["control", "worlds-arm",
+                                                                                       "popular"]
+        assert _arms(a, users) == first and _arms(b, users) == first
 
         # A bad file is refused naming the field, and the old one keeps serving.
         exp_file.write_text(EXPERIMENTS.replace("weight = 1 },\n  { name = \"popular\"",

@@ -125,7 +125,7 @@ class RecommenderService(reco_pb2_grpc.RecommenderServicer):
         self._manager = self._models.get("")
         self._experiments = experiments
         self._reload_experiments = reload_experiments
-        self._arms = Arms(self._models, experiments, self._rank_directly)
+        self._arms = Arms(self._models, experiments)
         self._limits = limits
         self._renderer = renderer
         self._reloader = reloader
@@ -172,14 +172,6 @@ class RecommenderService(reco_pb2_grpc.RecommenderServicer):
             item_ids=[ids[r] for r in ranked.rows.tolist()], scores=ranked.scores.tolist(),
             first_position=offset + 1, about=about, experiment=experiment, arm=arm,
         )
-
-    def _rank_directly(self, model: Model, request: reco_pb2.RecommendRequest) -> Ranked:
-        """Recommend's ranking without the batcher (shadow arms, off the request path)."""
-        restriction = rq.restriction(model, request.filter, self._limits)
-        query = rq.recommend_query(model, request, self._limits, restriction)
-        if query is None:
-            return model.popular(request.offset, request.n, restriction)
-        return model.recommend([query])[0]
 
     # -- Recommend ----------------------------------------------------------------------------
 
