@@ -104,6 +104,16 @@ def test_experiments_assign_tag_shadow_and_reload_all_or_nothing(two_models: pat
         a, b = (sc.stub(addr) for addr in sc.worker_addresses)
         first = _arms(a, users)
         assert first == _arms(b, users)  # the same on every worker
+        # Counters are the whole sidecar's, whichever worker answers the listing.
+        for stub in (a, b):
+            listed = stub.ListExperiments(reco_pb2.ListExperimentsRequest(), timeout=10).experiments[0].arms
+            assert sum(x.requests for x in listed) == 2 * len(users)
+
+        def shadowed() -> int:
+            arm = a.ListExperiments(reco_pb2.ListExperimentsRequest(), timeout=10).experiments[0].arms[3]
+            return int(arm.shadow_scored + arm.shadow_dropped)
+
+        wait_until(lambda: shadowed() == 2 * len(users), 30, "every shadow ranking done or dropped")
         feed = expected.get("feed")
         assert feed is not None
         for u, (experiment, arm, _) in zip(users, first, strict=True):
@@ -128,9 +138,6 @@ def test_experiments_assign_tag_shadow_and_reload_all_or_nothing(two_models: pat
                 a.Recommend(reco_pb2.RecommendRequest(user_id=users[0], n=5, experiment="feed", arm=bad),
                             timeout=10)
             assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and (e.value.details() or "").startswith("arm:")
-        # Shadows were compared off the request path, and counted.
-        wait_until(lambda: sum(x.shadow_scored for s in (a, b) for x in s.ListExperiments(
-            reco_pb2.ListExperimentsRequest(), timeout=10).experiments[0].arms) > 0, 30, "shadow comparisons")
         listing = a.ListExperiments(reco_pb2.ListExperimentsRequest(), timeout=10)
         arms = {x.name: x for x in listing.experiments[0].arms}
         assert arms["shadow-random"].shadow and arms["shadow-random"].traffic_share == 0
@@ -186,3 +193,29 @@ def test_a_bad_experiments_file_at_start_is_exit_2_naming_the_field(two_models: 
     done = run_cli("serve", "--model-root", str(two_models), "--model", "posts", "--model", "worlds",
                    "--experiments", str(bad))
     assert done.returncode == 2 and "experiments[0].arms[1].model" in done.stderr
+
+
+def test_watch_rolls_out_a_changed_file_and_refuses_a_bad_one_once(two_models: pathlib.Path,
+                                                                   tmp_path: pathlib.Path) -> None:
+    exp_file = tmp_path / "experiments.toml"
+    exp_file.write_text(EXPERIMENTS)
+    args = ["--model", "worlds", "--experiments", str(exp_file), "--watch", "0.2"]
+    with running_sidecar(two_models, "posts", workers=2, extra_args=args) as sc:
+        stubs = [sc.stub(addr) for addr in sc.worker_addresses]
+
+        def generations() -> set[int]:
+            return {s.ListExperiments(reco_pb2.ListExperimentsRequest(), timeout=10).generation for s in stubs}
+
+        assert generations() == {0}
+        exp_file.write_text(EXPERIMENTS.replace("share = 1.0", "share = 0.5"))
+        wait_until(lambda: generations() == {1}, 30, "the changed file on every worker")
+        assert {s.ListExperiments(reco_pb2.ListExperimentsRequest(), timeout=10).experiments[0].share
+                for s in stubs} == {0.5}
+        exp_file.write_text(EXPERIMENTS.replace("share = 1.0", "share = 1.5"))
+        wait_until(lambda: any(e.get("event") == "experiments_refused" for e in sc.log_events()), 30,
+                   "the bad file refused")
+        refused = [e for e in sc.log_events() if e.get("event") == "experiments_refused"]
+        assert refused[0]["field"] == "experiments[0].share"
+        exp_file.write_text(EXPERIMENTS.replace("share = 1.0", "share = 0.25"))
+        wait_until(lambda: generations() == {2}, 30, "the next good file")
+        assert len([e for e in sc.log_events() if e.get("event") == "experiments_refused"]) == 1

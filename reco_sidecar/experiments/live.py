@@ -1,15 +1,13 @@
-"""The experiments one worker serves, swapped whole when a new file is rolled out, and this
-worker's per-arm counters since that rollout (the metrics sum every worker's)."""
+"""The experiments one worker serves, swapped whole when a new file is rolled out, and the
+per-arm counters since that rollout, summed over every worker (counters.py)."""
 
 from __future__ import annotations
 
 import threading
-from collections import defaultdict
 from dataclasses import dataclass, field
 
 from reco_sidecar.experiments.config import ExperimentSet
-
-COUNTERS = ("requests", "overrides", "shadow_scored", "shadow_dropped", "overlap_sum", "rank_correlation_sum")
+from reco_sidecar.experiments.counters import COLUMN, SharedCounters
 
 
 @dataclass
@@ -31,11 +29,12 @@ class Snapshot:
 
 
 class LiveExperiments:
-    def __init__(self, experiments: ExperimentSet, generation: int) -> None:
+    def __init__(self, experiments: ExperimentSet, generation: int, counters: SharedCounters | None = None,
+                 slot: int = 0) -> None:
         self._lock = threading.Lock()
-        self._experiments = experiments
-        self._generation = generation
-        self._counts: defaultdict[tuple[str, str], ArmCounts] = defaultdict(ArmCounts)
+        self._counters = counters or SharedCounters(1)
+        self._slot = slot
+        self._set(experiments, generation)
 
     @property
     def current(self) -> ExperimentSet:
@@ -48,29 +47,48 @@ class LiveExperiments:
     def replace(self, experiments: ExperimentSet, generation: int) -> None:
         """Serve `experiments` from now on; counters start again (they describe one rollout)."""
         with self._lock:
-            self._experiments, self._generation = experiments, generation
-            self._counts = defaultdict(ArmCounts)
+            self._set(experiments, generation)
+
+    def _set(self, experiments: ExperimentSet, generation: int) -> None:
+        self._experiments, self._generation = experiments, generation
+        # Positions in the file: the same in every worker, since every worker has the same file.
+        self._index = {(e.name, a.name): (i, j) for i, e in enumerate(experiments.experiments)
+                       for j, a in enumerate(e.arms)}
+        self._counters.start(self._slot, generation)
+
+    def _add(self, experiment: str, arm: str, **values: float) -> None:
+        with self._lock:
+            where = self._index.get((experiment, arm))
+            if where is None:  # counted after a rollout removed it
+                return
+            for name, value in values.items():
+                self._counters.add(self._slot, *where, name, value)
 
     def served(self, experiment: str, arm: str, *, overridden: bool) -> None:
-        with self._lock:
-            c = self._counts[(experiment, arm)]
-            c.requests += 1
-            c.overrides += int(overridden)
+        self._add(experiment, arm, requests=1, overrides=float(overridden))
 
     def shadow(self, experiment: str, arm: str, overlap: float, correlation: float | None) -> None:
-        with self._lock:
-            c = self._counts[(experiment, arm)]
-            c.shadow_scored += 1
-            c.overlap_sum += overlap
-            if correlation is not None:
-                c.rank_correlation_sum += correlation
-                c.rank_correlation_count += 1
+        if correlation is None:
+            self._add(experiment, arm, shadow_scored=1, overlap_sum=overlap)
+        else:
+            self._add(experiment, arm, shadow_scored=1, overlap_sum=overlap, rank_correlation_sum=correlation,
+                      rank_correlation_count=1)
 
     def shadow_dropped(self, experiment: str, arm: str) -> None:
-        with self._lock:
-            self._counts[(experiment, arm)].shadow_dropped += 1
+        self._add(experiment, arm, shadow_dropped=1)
 
     def snapshot(self) -> Snapshot:
         with self._lock:
-            counts = {k: ArmCounts(**vars(v)) for k, v in self._counts.items()}
-            return Snapshot(self._experiments, self._generation, counts)
+            experiments, generation = self._experiments, self._generation
+            totals = self._counters.totals(generation)
+        counts = {}
+        for i, e in enumerate(experiments.experiments):
+            for j, a in enumerate(e.arms):
+                v = totals[i, j]
+                counts[(e.name, a.name)] = ArmCounts(
+                    requests=int(v[COLUMN["requests"]]), overrides=int(v[COLUMN["overrides"]]),
+                    shadow_scored=int(v[COLUMN["shadow_scored"]]), shadow_dropped=int(v[COLUMN["shadow_dropped"]]),
+                    overlap_sum=float(v[COLUMN["overlap_sum"]]),
+                    rank_correlation_sum=float(v[COLUMN["rank_correlation_sum"]]),
+                    rank_correlation_count=int(v[COLUMN["rank_correlation_count"]]))
+        return Snapshot(experiments, generation, counts)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from reco_sidecar.common import logs
 from reco_sidecar.experiments.checks import ExperimentsFile
+from reco_sidecar.experiments.counters import SharedCounters
 from reco_sidecar.runtime import worker
 from reco_sidecar.runtime.control import Channel, pair
 from reco_sidecar.runtime.exit_codes import ExitCode
@@ -55,6 +56,8 @@ class Pool:
                  close_in_child: Callable[[], list[int]]) -> None:
         self.s = settings
         self.slots = [WorkerSlot(i, p) for i, p in enumerate(private_ports)]
+        # Before the first fork, so every worker maps the same pages.
+        self.counters = SharedCounters(len(private_ports))
         self._close_in_child = close_in_child
 
     def spawn(self, slot: WorkerSlot, versions: dict[str, int], now: float,
@@ -64,7 +67,8 @@ class Pool:
         sys.stdout.flush()
         sys.stderr.flush()
         spec = worker.WorkerSpec(slot.slot, slot.private_port, dict(versions), os.getpid(),
-                                 experiments or ExperimentsFile.empty(), generation, dict(failed or {}))
+                                 experiments or ExperimentsFile.empty(), generation, counters=self.counters,
+                                 failed=dict(failed or {}))
         inherited = self._close_in_child()
         pid = os.fork()
         if pid == 0:  # child

@@ -30,17 +30,20 @@ class Rollout:
     generation: int = 0
     applied: dict[int, int] = field(default_factory=dict)  # slot -> generation it serves
     pending: list[Pending] = field(default_factory=list)
+    # The text of the last file refused ("" for none yet; None: it could not be read).
+    refused: str | None = ""
 
     def file_changed(self) -> bool:
-        """For --watch: the file's bytes differ from what is served (a read error is a change,
-        so that it is reported)."""
+        """For --watch: the file's text differs from what is served and from the last text
+        refused (a bad file is reported once, not at every poll; an unreadable file too)."""
         path = self.settings.experiments
         if path is None:
             return False
         try:
-            return path.read_text(encoding="utf-8") != self.current.text
+            text: str | None = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
-            return True
+            text = None
+        return text != self.current.text and text != self.refused
 
     def reload(self, models: Collection[str]) -> m.SetExperiments | m.ReloadRefused:
         """Reads and validates the file; the message for every worker, or why it is refused
@@ -52,8 +55,13 @@ class Rollout:
         try:
             loaded = checks.read_checked(path, models)
         except RecoError as e:
+            try:
+                self.refused = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                self.refused = None
             return m.ReloadRefused(0, ErrorKind.FAILED_PRECONDITION,
                                    f"{e}; still serving the previous experiments", e.field)
+        self.refused = ""
         self.current = loaded
         self.generation += 1
         return m.SetExperiments(self.generation, loaded.text, loaded.syntax)

@@ -19,6 +19,7 @@ from reco_sidecar.common import logs
 from reco_sidecar.common.errors import FailedPrecondition
 from reco_sidecar.engine.model import Model
 from reco_sidecar.experiments.checks import ExperimentsFile, parse_sent
+from reco_sidecar.experiments.counters import SharedCounters
 from reco_sidecar.experiments.live import LiveExperiments
 from reco_sidecar.manager.manager import ModelManager
 from reco_sidecar.manager.registry import ModelRegistry
@@ -42,6 +43,8 @@ class WorkerSpec:
     supervisor_pid: int
     experiments: ExperimentsFile = field(default_factory=ExperimentsFile.empty)
     experiments_generation: int = 0
+    # Per-arm counters every worker shares (made by the supervisor before forking).
+    counters: SharedCounters | None = None
     # Versions known bad when this worker was forked, per model ((version, reason), ...):
     # listed FAILED from the start; later ones arrive as MarkFailed.
     failed: dict[str, tuple[tuple[int, str], ...]] = field(default_factory=dict)
@@ -79,7 +82,7 @@ def run(settings: ServeSettings, spec: WorkerSpec, channel: Channel) -> int:
                              settings.default_model)
     # Validated by the supervisor before the fork: parsing it again cannot fail.
     experiments = LiveExperiments(parse_sent(spec.experiments.text, spec.experiments.syntax),
-                                  spec.experiments_generation)
+                                  spec.experiments_generation, spec.counters, spec.slot)
     beats = Heartbeat(channel, spec.slot, settings.worker_timeout)
     for manager in registry:
         for bad, reason in spec.failed.get(manager.name, ()):
