@@ -219,3 +219,63 @@ def test_watch_rolls_out_a_changed_file_and_refuses_a_bad_one_once(two_models: p
         exp_file.write_text(EXPERIMENTS.replace("share = 1.0", "share = 0.25"))
         wait_until(lambda: generations() == {2}, 30, "the next good file")
         assert len([e for e in sc.log_events() if e.get("event") == "experiments_refused"]) == 1
+
+
+@pytest.mark.parametrize("args,message", [
+    ([], "--default-model is needed"),
+    (["--model", "posts", "--model", "worlds", "--version", "1"], "with several models it can only be 'latest'"),
+    (["--model", "posts", "--default-model", "worlds"], "--default-model 'worlds' is not among the models served"),
+    (["--model", "posts", "--model", "worlds", "--model-store", "s3://bucket/models"],
+     "--model-store follows one model"),
+    (["--model", "posts,bad name"], "'bad name' is not a model name"),
+])
+def test_inconsistent_model_settings_are_exit_code_2(two_models: pathlib.Path, args: list[str], message: str,
+                                                     capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from reco_sidecar import cli
+    from reco_sidecar.common import logs
+
+    for name in [n for n in __import__("os").environ if n.startswith("RECO_")]:
+        monkeypatch.delenv(name)
+    try:
+        code = cli.main(["serve", "--model-root", str(two_models), *args])
+    except SystemExit as e:
+        code = int(e.code or 0)
+    finally:
+        logs.configure("warning")
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_models_from_the_root_or_the_variable(two_models: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from reco_sidecar import cli
+    from reco_sidecar.commands import serve
+
+    for name in [n for n in __import__("os").environ if n.startswith("RECO_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("RECO_DEFAULT_MODEL", "worlds")
+    args = cli.build_parser().parse_args(["serve", "--model-root", str(two_models)])
+    assert serve._model_names(two_models, args.model, args.default_model) == (("posts", "worlds"), "worlds")
+    monkeypatch.setenv("RECO_MODEL", "worlds,posts")
+    args = cli.build_parser().parse_args(["serve", "--model-root", str(two_models)])
+    assert args.model == ("worlds", "posts")
+    args = cli.build_parser().parse_args(["serve", "--model-root", str(two_models), "--model", "posts"])
+    assert args.model == ("posts",)  # a flag wins over its variable
+
+
+def test_default_model_and_experiment_fields_without_a_file(two_models: pathlib.Path) -> None:
+    with running_sidecar(two_models, "posts", workers=1,
+                         extra_args=["--model", "worlds", "--default-model", "worlds"]) as sc:
+        assert set(sc.ready["models"]) == {"posts", "worlds"} and sc.ready["model"] == "worlds"
+        stub = sc.stub()
+        assert stub.Recommend(reco_pb2.RecommendRequest(user_id="u0000001", n=3), timeout=10).model == "worlds"
+        with pytest.raises(grpc.RpcError) as e:
+            stub.ReloadExperiments(reco_pb2.ReloadExperimentsRequest(), timeout=10)
+        assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert (e.value.details() or "").startswith("experiments:")
+        for (experiment, arm), name in ((("nope", ""), "experiment:"), (("", "control"), "arm:")):
+            with pytest.raises(grpc.RpcError) as e:
+                stub.Recommend(reco_pb2.RecommendRequest(user_id="u1", n=3, experiment=experiment, arm=arm),
+                               timeout=10)
+            assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert (e.value.details() or "").startswith(name)
