@@ -43,7 +43,7 @@ defmodule UroReco.ChannelPool do
   @type slot_status :: :connecting | :serving | :not_serving | :suspect
 
   @check_timeout 1_000
-  @retire_grace 10_000
+  @retire_grace 20_000
 
   @doc false
   def child_spec(opts) do
@@ -302,8 +302,10 @@ defmodule UroReco.ChannelPool do
   end
 
   # An old watcher is left to end on its own: disconnecting its channel ends its
-  # stream. Killing it at once while it connects would leak the connection it is
-  # opening (a connect gives up after 5 s), so it gets that long first.
+  # stream, once gun's closing timeout (15 s) has passed. Killing it earlier would
+  # leave grpc's response process for the stream behind, and killing it while it
+  # connects would leak the connection it is opening; it is killed only if it
+  # is still there after that.
   defp retire(slot) do
     if slot.channel, do: disconnect_async(slot.channel)
 

@@ -76,6 +76,18 @@ defmodule UroReco.ResilienceTest do
     end
   end
 
+  test "discover: reads the workers at the shared address and drops them when killed", ctx do
+    pool = UroReco.Test.DiscoveredChannels
+    start_supervised!({ChannelPool, name: pool, discover: ctx.ready.address}, id: :discovered)
+
+    await_status(pool, :serving, 30_000)
+    assert Enum.sort(ChannelPool.addresses(pool)) == Enum.sort(ctx.ready.worker_addresses)
+
+    kill_all([ctx.ready.os_pid | children(ctx.ready.os_pid)])
+    eventually(fn -> serving(pool) == [] end, "the killed workers leave the pool", 1_000)
+    assert {:error, :no_channel} = ChannelPool.pick(pool)
+  end
+
   test "connecting happens outside the pool process" do
     address = "127.0.0.1:#{closed_port()}"
     pool = UroReco.Test.DeadChannels
