@@ -60,6 +60,15 @@ defmodule UroReco.ChannelPool do
   @doc "The next channel whose worker is serving, round robin."
   @spec pick(pool()) :: {:ok, GRPC.Channel.t()} | {:error, :no_channel}
   def pick(pool) do
+    with {:ok, channel, _watcher} <- pick_watched(pool), do: {:ok, channel}
+  end
+
+  @doc false
+  # The channel and the process watching its health: that process exits when the
+  # channel's connection is gone, which a caller in the middle of a call needs to
+  # know (gun holds requests made on a dropped connection and never answers them).
+  @spec pick_watched(pool()) :: {:ok, GRPC.Channel.t(), pid()} | {:error, :no_channel}
+  def pick_watched(pool) do
     [{:slots, slots, counter}] = :ets.lookup(pool, :slots)
     size = tuple_size(slots)
 
@@ -92,7 +101,7 @@ defmodule UroReco.ChannelPool do
   defp first_connected(slots, start, size, left) do
     case elem(slots, rem(start, size)) do
       nil -> first_connected(slots, start + 1, size, left - 1)
-      channel -> {:ok, channel}
+      {channel, watcher} -> {:ok, channel, watcher}
     end
   end
 
@@ -359,7 +368,9 @@ defmodule UroReco.ChannelPool do
     slots =
       state.slots
       |> Enum.sort()
-      |> Enum.map(fn {_, slot} -> if slot.status == :serving, do: slot.channel end)
+      |> Enum.map(fn {_, slot} ->
+        if slot.status == :serving, do: {slot.channel, slot.watcher}
+      end)
       |> List.to_tuple()
 
     :ets.insert(state.table, {:slots, slots, counter})

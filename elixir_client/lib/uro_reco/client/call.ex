@@ -91,12 +91,12 @@ defmodule UroReco.Client.Call do
     remaining = Deadline.remaining(ctx.deadline)
 
     with true <- remaining > 0 || :deadline,
-         {:ok, channel} <- ChannelPool.pick(pool) do
+         {:ok, channel, watcher} <- ChannelPool.pick_watched(pool) do
       call = fn ->
         apply(Stub, rpc, [channel, request, [timeout: remaining, metadata: ctx.metadata]])
       end
 
-      case Deadline.run(ctx.deadline, call) do
+      case Deadline.run(ctx.deadline, call, watch: watcher) do
         {:ok, {:ok, reply}} ->
           {:ok, reply}
 
@@ -118,6 +118,12 @@ defmodule UroReco.Client.Call do
         {:ok, {:error, reason}} ->
           ChannelPool.report_unavailable(pool, channel)
           retry(pool, rpc, request, ctx, n, Error.from_status(@unavailable, inspect(reason)))
+
+        # The connection closed under the call (its health stream ended): gun
+        # would hold the request until the deadline.
+        {:down, reason} ->
+          error = Error.from_status(@unavailable, "connection closed: #{inspect(reason)}")
+          retry(pool, rpc, request, ctx, n, error)
 
         :timeout ->
           {:error, Error.from_status(@deadline_exceeded, "deadline passed during the call")}

@@ -23,10 +23,13 @@ defmodule UroReco.Client.Deadline do
   @doc """
   `{:ok, fun.()}`, `:timeout` at the deadline, or `{:exit, reason}` when `fun`
   exited (a grpc connection process that went away). Raises what `fun` raises.
+  With `watch: pid`, stops waiting with `{:down, reason}` when `pid` exits.
   """
-  @spec run(deadline(), (-> term())) :: {:ok, term()} | :timeout | {:exit, term()}
-  def run(deadline, fun) do
+  @spec run(deadline(), (-> term()), keyword()) ::
+          {:ok, term()} | :timeout | {:exit, term()} | {:down, term()}
+  def run(deadline, fun, opts \\ []) do
     reply_to = :erlang.alias([:explicit_unalias])
+    watched = if pid = opts[:watch], do: Process.monitor(pid)
 
     {pid, monitor} =
       spawn_monitor(fn ->
@@ -41,25 +44,35 @@ defmodule UroReco.Client.Deadline do
         send(reply_to, {reply_to, result})
       end)
 
-    receive do
-      {^reply_to, result} ->
-        :erlang.unalias(reply_to)
-        Process.demonitor(monitor, [:flush])
-        unwrap(result)
+    result =
+      receive do
+        {^reply_to, result} ->
+          :erlang.unalias(reply_to)
+          Process.demonitor(monitor, [:flush])
+          unwrap(result)
 
-      {:DOWN, ^monitor, :process, ^pid, reason} ->
-        :erlang.unalias(reply_to)
-        {:exit, reason}
+        {:DOWN, ^monitor, :process, ^pid, reason} ->
+          :erlang.unalias(reply_to)
+          {:exit, reason}
+
+        {:DOWN, ^watched, :process, _, reason} ->
+          give_up(reply_to, monitor, {:down, reason})
+      after
+        remaining(deadline) -> give_up(reply_to, monitor, :timeout)
+      end
+
+    if watched, do: Process.demonitor(watched, [:flush])
+    result
+  end
+
+  defp give_up(reply_to, monitor, why) do
+    :erlang.unalias(reply_to)
+    Process.demonitor(monitor, [:flush])
+    # The reply may have arrived in between; the alias no longer lets it in.
+    receive do
+      {^reply_to, result} -> unwrap(result)
     after
-      remaining(deadline) ->
-        :erlang.unalias(reply_to)
-        Process.demonitor(monitor, [:flush])
-        # The reply may have arrived in between; the alias no longer lets it in.
-        receive do
-          {^reply_to, result} -> unwrap(result)
-        after
-          0 -> :timeout
-        end
+      0 -> why
     end
   end
 
