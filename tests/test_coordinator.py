@@ -452,3 +452,28 @@ def _settle(h: Harness) -> None:
         if not progressed:
             return
     raise AssertionError("the transaction never settled")
+
+
+def test_a_reload_to_a_number_pins_it_until_a_reload_of_latest() -> None:
+    h = Harness(serving=2)
+    h.boot(0, 2)
+    h.boot(1, 2)
+    h.ask(1)  # the operator's rollback
+    h.verified(1)
+    h.prepared(0)
+    h.prepared(1)
+    h.committed(0)
+    h.committed(1)
+    assert isinstance(h.reply(), m.ReloadDone) and h.c.pinned == 1
+    h.ask(3, request_id=2)  # a failed Reload changes nothing
+    h.feed(co.VersionVerified(h.verifies[-1].ticket, Refused(ErrorKind.FAILED_PRECONDITION, "bad", "version")))
+    assert h.c.pinned == 1
+    h.ask(LATEST, request_id=3)
+    h.verified(1)
+    assert h.c.pinned is None
+    h.ask(1, request_id=4)  # to the version already served: still the operator's choice
+    h.verified(1)
+    assert h.c.pinned == 1
+    h.feed(co.ReloadAsked(None, 1, pin=False))  # a model store asking by number on its own
+    h.verified(1)
+    assert h.c.pinned is None

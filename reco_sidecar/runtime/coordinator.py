@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import assert_never
 
 from reco_sidecar.common.errors import ErrorKind
-from reco_sidecar.common.versions import VersionSpec
+from reco_sidecar.common.versions import LATEST, VersionSpec
 from reco_sidecar.runtime import messages as m
 from reco_sidecar.runtime.verification import Refused, Resolved, Verdict
 
@@ -51,6 +51,9 @@ Requester = tuple[int, int]  # (slot, request id) of a client's Reload; None for
 class ReloadAsked:
     requester: Requester | None
     spec: VersionSpec
+    # Whether its success pins the version (see Coordinator._done); None: when `spec` is a
+    # number. A reload a model store asks for by number on its own is not an operator's choice.
+    pin: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,8 @@ class Finished:
     load_seconds: float = 0.0
     # Asked for the version every worker already serves: answered at once, not a reload.
     noop: bool = False
+    # The version automatic reloads (--watch, a store's CURRENT) now leave alone, if any.
+    pinned: int | None = None
 
 
 @dataclass(frozen=True)
@@ -178,6 +183,7 @@ class Txn:
     requester: Requester | None
     asked_at: float
     started: float
+    pin: bool  # a success pins the version
     phase: Phase = Phase.PREPARE
     waiting: set[int] = field(default_factory=set)  # slots that have not confirmed this phase
     exits: collections.Counter[int] = field(default_factory=collections.Counter)
@@ -190,6 +196,7 @@ class Verifying:
     requester: Requester | None
     asked_at: float
     started: float
+    pin: bool
 
 
 class Coordinator:
@@ -206,6 +213,8 @@ class Coordinator:
         self.ready: dict[int, int] = {}  # slot -> version it serves, for workers that are up
         # version -> why it is bad: `latest` skips these, and every worker lists them FAILED.
         self.failed: dict[int, str] = dict(failed or {})
+        # Set by a successful reload to a number, cleared by one to `latest`: see _done.
+        self.pinned: int | None = None
         self.queue: collections.deque[tuple[ReloadAsked, float]] = collections.deque()
         self.verifying: Verifying | None = None
         self.txn: Txn | None = None
@@ -258,7 +267,8 @@ class Coordinator:
             return
         event, asked_at = self.queue.popleft()
         self._tickets += 1
-        self.verifying = Verifying(self._tickets, event.requester, asked_at, self.now)
+        pin = event.spec is not LATEST if event.pin is None else event.pin
+        self.verifying = Verifying(self._tickets, event.requester, asked_at, self.now, pin)
         out.append(StartVerify(self._tickets, event.spec, frozenset(self.failed)))
 
     def _verified(self, ticket: int, verdict: Verdict, out: list[Action]) -> None:
@@ -284,11 +294,13 @@ class Coordinator:
 
     def _begin(self, job: Verifying, version: int, out: list[Action]) -> None:
         if version == self.serving and self._all_serve(version):
-            self._done(job.requester, job.asked_at, version, version, 0.0, out, noop=True)
+            self._done(job.requester, job.asked_at, version, version, 0.0, job.pin, out,
+                       noop=True)
             return
         self._ids += 1
         # One deadline (--reload-timeout) for the whole reload, from the start of its verification.
         txn = Txn(self._ids, version, self.serving, job.requester, job.asked_at, job.started,
+                  job.pin,
                   waiting=set(range(self.pool_size)))
         self.txn = txn
         out.append(Began(txn.id, version, txn.old_version))
@@ -377,7 +389,7 @@ class Coordinator:
         if txn.waiting:
             return
         self.txn = None
-        self._done(txn.requester, txn.asked_at, txn.old_version, txn.version, txn.load_seconds, out)
+        self._done(txn.requester, txn.asked_at, txn.old_version, txn.version, txn.load_seconds, txn.pin, out)
         self._next(out)
 
     def _abort(self, txn: Txn, kind: ErrorKind, why: str, out: list[Action]) -> None:
@@ -440,10 +452,13 @@ class Coordinator:
         return len(self.ready) == self.pool_size and all(v == version for v in self.ready.values())
 
     def _done(self, requester: Requester | None, asked_at: float, old: int, new: int, load_seconds: float,
-              out: list[Action], *, noop: bool = False) -> None:
+              pin: bool, out: list[Action], *, noop: bool = False) -> None:
+        # An operator who names a number (a rollback) decides what serves: automatic reloads
+        # leave it alone until a reload of `latest` (docs/operations.md, "Pinning").
+        self.pinned = new if pin else None
         workers = sum(1 for v in self.ready.values() if v == new)
         out.append(Finished(True, new, old, self.now - asked_at, workers=workers, load_seconds=load_seconds,
-                            noop=noop))
+                            noop=noop, pinned=self.pinned))
         if requester is not None:
             out.append(Reply(requester, m.ReloadDone(requester[1], old, new, load_seconds, workers)))
 

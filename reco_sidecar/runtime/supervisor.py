@@ -52,6 +52,9 @@ class Supervisor:
         self.next_watch = time.monotonic() + settings.watch if settings.watch and store is None else float("inf")
         self._wake_r = self._wake_w = -1
         self._last_timers = time.monotonic()
+        self._pin_noted: dict[str, tuple[int, int]] = {}
+        # What each Reload sent to the store follower asked for: its answer names only a number.
+        self._store_specs: dict[co.Requester, VersionSpec] = {}
         # One reload coordinator and one verifier per model: each model reloads on its own.
         self.models = {name: _Served(co.Coordinator(settings.workers, version, model=name,
                                                     timeout=settings.reload_timeout,
@@ -218,11 +221,11 @@ class Supervisor:
             self.store.serving(self.version)
         if f.ok and f.noop:
             log.info("reload_done", model=model, version=f.version, old_version=f.old_version, workers=f.workers,
-                     noop=True)
+                     noop=True, pinned=f.pinned)
         elif f.ok:
             metrics.reload_finished("ok", f.seconds)
             log.info("reload_done", model=model, version=f.version, old_version=f.old_version, workers=f.workers,
-                     load_seconds=round(f.load_seconds, 4), seconds=round(f.seconds, 4))
+                     load_seconds=round(f.load_seconds, 4), seconds=round(f.seconds, 4), pinned=f.pinned)
         else:
             kind = f.kind or ErrorKind.FAILED_PRECONDITION
             metrics.reload_finished(kind.name)
@@ -335,12 +338,22 @@ class Supervisor:
                 continue
             # Any newer version not known bad: `latest` then picks the newest that verifies.
             newer = [v for v in versions if v > coordinator.serving and v not in coordinator.failed]
+            if newer and coordinator.pinned is not None:
+                self._pinned_skip(name, coordinator.pinned, newer[-1])
+                continue
             if newer and not coordinator.busy:
                 log.info("watch_found_version", model=name, version=newer[-1])
                 self._event(co.ReloadAsked(None, LATEST), name)
         if self.rollout.file_changed():
             log.info("watch_found_experiments", file=str(self.s.experiments))
             self._reload_experiments(None)
+
+    def _pinned_skip(self, model: str, pinned: int, newer: int) -> None:
+        """An operator's Reload to a number pinned `pinned`: say once per newer version that it
+        is left alone, so a rollback is never silently undone."""
+        if self._pin_noted.get(model) != (pinned, newer):
+            self._pin_noted[model] = (pinned, newer)
+            log.info("watch_pinned", model=model, version=newer, pinned=pinned)
 
     # -- experiments -------------------------------------------------------------------------------
 
@@ -382,16 +395,29 @@ class Supervisor:
             return
         if self.store is None:
             self._event(co.ReloadAsked(requester, spec), model)
-        elif not self.store.request(requester, spec_text(spec)):
+            return
+        if requester is not None:
+            self._store_specs[requester] = spec
+        if not self.store.request(requester, spec_text(spec)):
             self._store_refused(requester, ErrorKind.UNAVAILABLE.name,
                                 "the model store follower is restarting; try again")
 
     def _store_available(self, requester: co.Requester | None, version: int) -> None:
-        if requester is None and version in self.coordinator.failed:
-            return  # the watch does not retry a version that failed to load
-        self._event(co.ReloadAsked(requester, version))
+        if requester is None:
+            if version in self.coordinator.failed:
+                return  # the watch does not retry a version that failed to load
+            if self.coordinator.pinned is not None:
+                if version != self.coordinator.pinned:
+                    self._pinned_skip(self.s.default_model, self.coordinator.pinned, version)
+                return
+            self._event(co.ReloadAsked(None, version, pin=False))
+            return
+        spec = self._store_specs.pop(requester, LATEST)
+        self._event(co.ReloadAsked(requester, version, pin=spec is not LATEST))
 
     def _store_refused(self, requester: co.Requester | None, code: str, message: str) -> None:
+        if requester is not None:
+            self._store_specs.pop(requester, None)
         kind = ErrorKind[code] if code in ErrorKind.__members__ else ErrorKind.UNAVAILABLE
         metrics.reload_finished(kind.name)
         log.warning("reload_failed", code=kind.name, error=message)
