@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import pathlib
+import shutil
 import urllib.request
+from typing import Any
 
 import grpc
 import pytest
@@ -16,6 +18,7 @@ from reco_sidecar.training import als
 from tests.support.load import Load
 from tests.support.models import train_demo
 from tests.support.server import running_sidecar
+from tests.support.versions import copy_version, flip_byte, poison_factors
 from tests.test_jsonld import RECO, _expand
 
 pytestmark = pytest.mark.slow
@@ -279,3 +282,84 @@ def test_default_model_and_experiment_fields_without_a_file(two_models: pathlib.
                                timeout=10)
             assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
             assert (e.value.details() or "").startswith(name)
+
+
+PINNED = """
+[[experiments]]
+name = "versions"
+salt = "versions-1"
+share = 1.0
+arms = [
+  { name = "current", model = "posts", weight = 1 },
+  { name = "old", model = "posts", version = 1, weight = 1 },
+  { name = "old-shadow", model = "worlds", version = 1, shadow = true },
+]
+"""
+
+
+def test_an_arm_pinned_to_a_version_serves_it_beside_the_current_one(two_models: pathlib.Path,
+                                                                      tmp_path: pathlib.Path) -> None:
+    root = tmp_path / "models"
+    shutil.copytree(two_models, root)
+    exp_file = tmp_path / "experiments.toml"
+    exp_file.write_text(PINNED)
+    users = [f"u{i:07d}" for i in range(0, 300, 5)]
+    with running_sidecar(root, "posts", workers=2, extra_args=["--model", "worlds", "--experiments",
+                                                                str(exp_file)]) as sc:
+        a, b = (sc.stub(addr) for addr in sc.worker_addresses)
+
+        def answers(stub: Any) -> list[tuple[str, int, tuple[str, ...]]]:
+            out = []
+            for u in users:
+                r = stub.Recommend(reco_pb2.RecommendRequest(user_id=u, n=5), timeout=10)
+                out.append((r.arm, r.version, tuple(i.item_id for i in r.items)))
+            return out
+
+        served = answers(a)
+        assert served == answers(b)
+        assert {(arm, version) for arm, version, _ in served} == {("current", 2), ("old", 1)}
+        # A pinned arm answers exactly what that version answers when it is the one served.
+        old_user = next(u for u, (arm, _, _) in zip(users, served, strict=True) if arm == "old")
+        pinned_items = next(items for u, (_, _, items) in zip(users, served, strict=True) if u == old_user)
+        sc.stub().Reload(reco_pb2.ReloadRequest(model="posts", version="1"), timeout=60)
+        plain = a.Recommend(reco_pb2.RecommendRequest(user_id=old_user, n=5, experiment="versions",
+                                                      arm="current"), timeout=10)
+        assert (plain.version, tuple(i.item_id for i in plain.items)) == (1, pinned_items)
+        wait_until(lambda: a.ListExperiments(reco_pb2.ListExperimentsRequest(), timeout=10)
+                   .experiments[0].arms[2].shadow_scored > 0, 30, "the pinned shadow compared")
+
+        # A version that is not there is refused by the supervisor, naming the arm.
+        exp_file.write_text(PINNED.replace("version = 1, weight", "version = 9, weight"))
+        with pytest.raises(grpc.RpcError) as e:
+            a.ReloadExperiments(reco_pb2.ReloadExperimentsRequest(), timeout=30)
+        assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert (e.value.details() or "").startswith("experiments[0].arms[1].version:")
+        # One whose files the workers cannot load (the manifest vouches for its factors, which
+        # hold NaN) is refused by the workers, naming the arm; nothing changes.
+        bad = copy_version(root / "posts", 1)
+        poison_factors(root / "posts" / str(bad))
+        exp_file.write_text(PINNED.replace("version = 1, weight", f"version = {bad}, weight"))
+        with pytest.raises(grpc.RpcError) as e:
+            a.ReloadExperiments(reco_pb2.ReloadExperimentsRequest(), timeout=60)
+        assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert (e.value.details() or "").startswith("experiments[0].arms[1].version:")
+        assert f"version {bad}" in (e.value.details() or "")
+        sc.stub().Reload(reco_pb2.ReloadRequest(model="posts", version="2"), timeout=60)
+        assert answers(b) == served and answers(a) == served
+        assert {x.generation for x in (s.ListExperiments(reco_pb2.ListExperimentsRequest(), timeout=10)
+                                       for s in (a, b))} == {0}
+
+
+def test_a_pinned_version_that_fails_its_checks_stops_serve_naming_the_arm(two_models: pathlib.Path,
+                                                                          tmp_path: pathlib.Path) -> None:
+    from tests.test_settings import run_cli
+
+    root = tmp_path / "models"
+    shutil.copytree(two_models, root)
+    bad = copy_version(root / "worlds", 1)  # newest, so `latest` skips it: only the arm names it
+    flip_byte(root / "worlds" / str(bad) / "item_factors.npy")
+    exp_file = tmp_path / "experiments.toml"
+    exp_file.write_text(PINNED.replace("model = \"worlds\", version = 1", f"model = \"worlds\", version = {bad}"))
+    done = run_cli("serve", "--model-root", str(root), "--model", "posts", "--model", "worlds", "--version",
+                   "latest", "--experiments", str(exp_file))
+    assert done.returncode == 2 and "experiments[0].arms[2].version" in done.stderr

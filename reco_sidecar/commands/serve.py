@@ -7,7 +7,7 @@ import pathlib
 import sys
 
 from reco_sidecar import settings
-from reco_sidecar.artifact import source
+from reco_sidecar.artifact import loader, source
 from reco_sidecar.common import logs
 from reco_sidecar.common.errors import ArtifactError, RecoError
 from reco_sidecar.experiments import checks
@@ -66,9 +66,19 @@ def _experiments(s: settings.ServeSettings) -> checks.ExperimentsFile:
     if s.experiments is None:
         return checks.ExperimentsFile.empty()
     try:
-        return checks.read_checked(s.experiments, s.model)
+        loaded = checks.read_checked(s.experiments, s.model, lambda name: source.list_versions(s.model_root / name))
     except RecoError as e:
         raise ValueError(f"--experiments: {e}") from None
+    # Every worker opens the versions arms pin when it boots: check them once here (the
+    # workers inherit the hashes), so a bad one stops serve with the field, not a boot loop.
+    for model, version in checks.pinned(loaded.experiments):
+        try:
+            loader.verify(source.version_dir(s.model_root, model, version))
+        except Exception as e:  # whatever an odd file makes the checks raise
+            where = checks.arm_field(loaded.experiments, model, version)
+            raise ValueError(f"--experiments: {where}: version {version} of model {model!r} cannot be "
+                             f"served: {e}") from None
+    return loaded
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,11 +1,11 @@
 """What the server adds to the file's own validation: every arm must name a model this
-sidecar serves. Checked in the supervisor before any worker sees the file, so a file that
-passes here is applied by every worker alike."""
+sidecar serves, and a pinned version must be a complete version of it. Checked in the
+supervisor before any worker sees the file."""
 
 from __future__ import annotations
 
 import pathlib
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from reco_sidecar.experiments.config import MAX_FILE_BYTES, ExperimentFileError, ExperimentSet, parse
@@ -24,23 +24,45 @@ class ExperimentsFile:
         return cls("", "json", ExperimentSet())
 
 
-def check_served(experiments: ExperimentSet, models: Collection[str]) -> None:
-    """Raises ExperimentFileError naming the arm's field when it cannot be served."""
+def check_served(experiments: ExperimentSet, models: Collection[str],
+                 versions_of: Callable[[str], Collection[int]] | None = None) -> None:
+    """Raises ExperimentFileError naming the arm's field when it cannot be served: its model
+    is not served here, or the version it pins is not a complete version of that model.
+    (Whether the pinned version's files pass their checksums is found by the workers, which
+    verify every file they map.)"""
     for i, experiment in enumerate(experiments.experiments):
         for j, arm in enumerate(experiment.arms):
             where = f"experiments[{i}].arms[{j}]"
             if arm.model is not None and arm.model not in models:
                 raise ExperimentFileError(f"model {arm.model!r} is not served here (served: "
                                           f"{', '.join(sorted(models))})", field=f"{where}.model")
-            if arm.version is not None:
-                # Serving a second, pinned version beside the one a model serves is not built
-                # yet; `reco-sidecar evaluate` compares pinned versions offline.
-                raise ExperimentFileError("a pinned version is not served yet: an arm serves the model's "
-                                          "current version (pin versions in `reco-sidecar evaluate`)",
+            if (arm.model is not None and arm.version is not None and versions_of is not None
+                    and arm.version not in versions_of(arm.model)):
+                raise ExperimentFileError(f"model {arm.model!r} has no complete version {arm.version}",
                                           field=f"{where}.version")
 
 
-def read_checked(path: pathlib.Path, models: Collection[str]) -> ExperimentsFile:
+def arm_field(experiments: ExperimentSet, model: str, version: int) -> str:
+    """The field of the first arm pinning (model, version), for an error about it."""
+    for i, experiment in enumerate(experiments.experiments):
+        for j, arm in enumerate(experiment.arms):
+            if arm.model == model and arm.version == version:
+                return f"experiments[{i}].arms[{j}].version"
+    return "experiments"
+
+
+def pinned(experiments: ExperimentSet) -> list[tuple[str, int]]:
+    """Every (model, version) an arm pins, once each, in file order."""
+    out: dict[tuple[str, int], None] = {}
+    for experiment in experiments.experiments:
+        for arm in experiment.arms:
+            if arm.model is not None and arm.version is not None:
+                out[(arm.model, arm.version)] = None
+    return list(out)
+
+
+def read_checked(path: pathlib.Path, models: Collection[str],
+                 versions_of: Callable[[str], Collection[int]] | None = None) -> ExperimentsFile:
     """Reads the file once (the text checked is the text sent to workers) and validates it."""
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
@@ -50,7 +72,7 @@ def read_checked(path: pathlib.Path, models: Collection[str]) -> ExperimentsFile
         raise ExperimentFileError(f"{path}: cannot read: {e}", field="file") from None
     syntax = syntax_of(path)
     experiments = parse(text, syntax, source=str(path))
-    check_served(experiments, models)
+    check_served(experiments, models, versions_of)
     return ExperimentsFile(text, syntax, experiments)
 
 

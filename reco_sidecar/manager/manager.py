@@ -69,6 +69,10 @@ class ModelManager:
         # found bad; this one may never have touched them, yet lists them FAILED.
         self._failed_elsewhere: dict[int, str] = {}
 
+    @property
+    def opener(self) -> Opener:
+        return self._open
+
     # -- serving side -------------------------------------------------------------------------
 
     @contextmanager

@@ -7,9 +7,9 @@ name is NOT_FOUND naming the `model` field.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
-from reco_sidecar.common.errors import NotFound
+from reco_sidecar.common.errors import NotFound, Unavailable
 from reco_sidecar.manager.manager import ModelManager
 
 
@@ -19,6 +19,9 @@ class ModelRegistry:
             raise ValueError(f"default model {default!r} is not among {sorted(managers)}")
         self._managers = dict(managers)
         self.default = default
+        # Versions an experiment arm pins, beside what each model serves: (model, version) ->
+        # a manager holding that one version. Replaced whole when experiments are rolled out.
+        self._pinned: dict[tuple[str, int], ModelManager] = {}
 
     @classmethod
     def single(cls, manager: ModelManager) -> ModelRegistry:
@@ -31,6 +34,30 @@ class ModelRegistry:
             raise NotFound(f"this sidecar serves no model {name!r} (it serves {', '.join(self.names)})",
                            field="model")
         return manager
+
+    def pinned(self, name: str, version: int) -> ModelManager:
+        manager = self._pinned.get((name, version))
+        if manager is None:
+            raise Unavailable(f"version {version} of model {name!r} is not open here", field="arm")
+        return manager
+
+    def open_pinned(self, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], ModelManager]:
+        """Managers holding each (model, version), loaded and warmed (those already open are
+        reused); raises FailedPrecondition naming nothing but the version. Serves none yet."""
+        out: dict[tuple[str, int], ModelManager] = {}
+        for name, version in keys:
+            manager = self._pinned.get((name, version))
+            if manager is None:
+                base = self.get(name)
+                manager = ModelManager(base.model_root, name, base.opener)
+                manager.load(version)
+            out[(name, version)] = manager
+        return out
+
+    def use_pinned(self, pinned: Mapping[tuple[str, int], ModelManager]) -> None:
+        """Serves these pinned versions from now on; the others are dropped (a request still
+        holding one keeps it until it ends)."""
+        self._pinned = dict(pinned)
 
     def __contains__(self, name: object) -> bool:
         return name in self._managers

@@ -125,9 +125,37 @@ class StoreStatus:
 
 
 @dataclass(frozen=True)
+class PrepareExperiments:
+    """Parse this experiments file (validated by the supervisor) and open the model versions
+    its arms pin, beside what serves; answer ExperimentsPrepared or ExperimentsPrepareFailed.
+    `syntax` is "toml" or "json"."""
+
+    TAG: ClassVar[str] = "prepare_experiments"
+    generation: int
+    text: str
+    syntax: str
+
+
+@dataclass(frozen=True)
+class CommitExperiments:
+    """Serve what PrepareExperiments `generation` prepared; answer ExperimentsApplied."""
+
+    TAG: ClassVar[str] = "commit_experiments"
+    generation: int
+
+
+@dataclass(frozen=True)
+class AbortExperiments:
+    """Drop what PrepareExperiments `generation` prepared, also if it is still running."""
+
+    TAG: ClassVar[str] = "abort_experiments"
+    generation: int
+
+
+@dataclass(frozen=True)
 class SetExperiments:
-    """Serve this experiments file from now on. The supervisor validated it before sending it
-    to any worker; `syntax` is "toml" or "json"."""
+    """Prepare and commit in one step: for a worker that booted with an older file. A worker
+    that cannot exits, and its restart boots with the file."""
 
     TAG: ClassVar[str] = "set_experiments"
     generation: int
@@ -145,6 +173,7 @@ class ExperimentsDone:
 
 
 ToWorker = (Prepare | Commit | Switch | Abort | Workers | Shutdown | ReloadDone | ReloadRefused | SetExperiments
+            | PrepareExperiments | CommitExperiments | AbortExperiments
             | ExperimentsDone | MarkFailed) | StoreStatus
 
 # -- worker -> supervisor --------------------------------------------------------------------------
@@ -203,6 +232,22 @@ class ReloadExperimentsRequest:
 
 
 @dataclass(frozen=True)
+class ExperimentsPrepared:
+    TAG: ClassVar[str] = "experiments_prepared"
+    generation: int
+
+
+@dataclass(frozen=True)
+class ExperimentsPrepareFailed:
+    """`field` names the arm whose pinned version could not be opened."""
+
+    TAG: ClassVar[str] = "experiments_prepare_failed"
+    generation: int
+    error: str
+    field: str
+
+
+@dataclass(frozen=True)
 class ExperimentsApplied:
     """The worker serves experiments generation `generation` now."""
 
@@ -246,7 +291,7 @@ class CommitFailed:
 
 
 ToSupervisor = (Ready | BootFailed | Heartbeat | ReloadRequest | Prepared | PrepareFailed | Committed | CommitFailed
-                | ReloadExperimentsRequest | ExperimentsApplied)
+                | ReloadExperimentsRequest | ExperimentsApplied | ExperimentsPrepared | ExperimentsPrepareFailed)
 Message = ToWorker | ToSupervisor
 
 _TO_WORKER: tuple[type[Any], ...] = typing.get_args(ToWorker)

@@ -22,10 +22,9 @@ from reco_sidecar.common.versions import LATEST, VersionSpec, parse_version_spec
 from reco_sidecar.experiments.checks import ExperimentsFile
 from reco_sidecar.runtime import coordinator as co
 from reco_sidecar.runtime import messages as m
-from reco_sidecar.runtime import ports
+from reco_sidecar.runtime import ports, rollout
 from reco_sidecar.runtime.exit_codes import ExitCode
 from reco_sidecar.runtime.pool import Pool, WorkerSlot, signal_pid
-from reco_sidecar.runtime.rollout import Rollout
 from reco_sidecar.runtime.verifier import Verifier
 from reco_sidecar.serving import metrics
 from reco_sidecar.settings import ServeSettings
@@ -62,7 +61,7 @@ class Supervisor:
                                      Verifier(settings.model_root / name))
                        for name, version in versions.items()}
         self.coordinator = self.models[settings.default_model].coordinator
-        self.rollout = Rollout(settings, settings.workers)
+        self.rollout = rollout.Rollout(settings.experiments, settings.workers, settings.reload_timeout)
         if experiments is not None:
             self.rollout.current = experiments
         self.pool: Pool | None = None
@@ -274,7 +273,7 @@ class Supervisor:
         log.warning("worker_exit", slot=slot.slot, code=done.code, was_ready=done.was_ready,
                     killed_for=done.killed_for or None)
         self._event(co.WorkerDied(slot.slot, cause, done.killed_for or f"exit code {done.code}"))
-        self.rollout.worker_gone(slot.slot)
+        self._rolled(self.rollout.died(slot.slot))
         if done.gave_up:
             log.error("worker_cannot_boot", slot=slot.slot, failures=slot.boot_failures)
             self.exit_code = ExitCode.WORKERS_FAILED
@@ -314,12 +313,13 @@ class Supervisor:
             metrics.worker_timeout()
             self.pool.kill(slot, reason)
         self._event(co.Tick())
+        self._rolled(self.rollout.tick(now))
         if self.store is not None:
             self.store.tick(now)
         if self.s.parent_pid is not None and not _alive(self.s.parent_pid):
             self._stop("parent process gone", fast=True)
             return
-        if self.pool.busy() or any(s.coordinator.busy for s in self.models.values()):
+        if self.pool.busy() or self.rollout.busy or any(s.coordinator.busy for s in self.models.values()):
             self.last_activity = now
         if self.s.idle_shutdown_after and self.announced and now - self.last_activity > self.s.idle_shutdown_after:
             self._stop("idle", fast=False)
@@ -344,7 +344,7 @@ class Supervisor:
             if newer and not coordinator.busy:
                 log.info("watch_found_version", model=name, version=newer[-1])
                 self._event(co.ReloadAsked(None, LATEST), name)
-        if self.rollout.file_changed():
+        if self.rollout.file_changed() and not self.rollout.busy:
             log.info("watch_found_experiments", file=str(self.s.experiments))
             self._reload_experiments(None)
 
@@ -358,29 +358,34 @@ class Supervisor:
     # -- experiments -------------------------------------------------------------------------------
 
     def _reload_experiments(self, requester: co.Requester | None) -> None:
-        assert self.pool is not None
-        outcome = self.rollout.reload(list(self.models))
-        if isinstance(outcome, m.ReloadRefused):
-            log.warning("experiments_refused", error=outcome.message, field=outcome.field)
-            metrics.experiments_reloaded("refused")
-            if requester is not None:
-                self._send(self.pool.slots[requester[0]], dataclasses.replace(outcome, id=requester[1]))
-            return
-        log.info("experiments_rollout", generation=outcome.generation,
-                 experiments=[e.name for e in self.rollout.current.experiments.experiments])
-        metrics.experiments_reloaded("ok")
-        if requester is not None:
-            self.rollout.wait(requester)
-        for slot in self.pool.slots:
-            if slot.ready:
-                self._send(slot, outcome)
-        self._experiments_answers([])
+        def versions_of(model: str) -> list[int]:
+            try:
+                return source.list_versions(self.s.model_root / model)
+            except OSError:
+                return []
 
-    def _experiments_answers(self, answers: list[tuple[co.Requester, m.ExperimentsDone]]) -> None:
+        self._rolled(self.rollout.asked(requester, list(self.models), versions_of, time.monotonic()))
+
+    def _rolled(self, actions: list[rollout.Action]) -> None:
+        """Carries out what the experiments rollout returns."""
         assert self.pool is not None
-        for requester, done in answers:
-            log.info("experiments_done", generation=done.generation, workers=done.workers)
-            self._send(self.pool.slots[requester[0]], done)
+        for action in actions:
+            match action:
+                case rollout.ToSlot(slot, message):
+                    if isinstance(message, m.PrepareExperiments) and slot == min(self.rollout.ready, default=-1):
+                        log.info("experiments_rollout", generation=message.generation)
+                    self._send(self.pool.slots[slot], message)
+                case rollout.Answer(requester, message):
+                    self._send(self.pool.slots[requester[0]], message)
+                case rollout.Outcome(ok, generation, message, field_name):
+                    if ok:
+                        log.info("experiments_done", generation=generation,
+                                 experiments=[e.name for e in self.rollout.current.experiments.experiments])
+                    else:
+                        log.warning("experiments_refused", generation=generation, error=message, field=field_name)
+                    metrics.experiments_reloaded("ok" if ok else "refused")
+                case _:
+                    assert_never(action)
 
     # -- the model store ---------------------------------------------------------------------------
 
@@ -467,8 +472,12 @@ class Supervisor:
             case m.ReloadExperimentsRequest(request_id):
                 self.last_activity = now
                 self._reload_experiments((slot.slot, request_id))
+            case m.ExperimentsPrepared(generation):
+                self._rolled(self.rollout.prepared(slot.slot, generation))
+            case m.ExperimentsPrepareFailed(generation, error, field_name):
+                self._rolled(self.rollout.prepare_failed(slot.slot, generation, error, field_name))
             case m.ExperimentsApplied(generation):
-                self._experiments_answers(self.rollout.worker_serves(slot.slot, generation))
+                self._rolled(self.rollout.applied(slot.slot, generation))
             case _:
                 assert_never(message)
 
@@ -478,12 +487,7 @@ class Supervisor:
         slot.last_beat = time.monotonic()
         for served in message.versions:
             self._event(co.WorkerBooted(slot.slot, served.version), served.model)
-        if message.experiments_generation < self.rollout.generation:
-            # Forked before the latest rollout reached the loop: send it the file now.
-            current = self.rollout.current
-            self._send(slot, m.SetExperiments(self.rollout.generation, current.text, current.syntax))
-        else:
-            self._experiments_answers(self.rollout.worker_serves(slot.slot, message.experiments_generation))
+        self._rolled(self.rollout.booted(slot.slot, message.experiments_generation))
         self._broadcast_topology()
         if self.store is not None and self.store.last_status is not None:
             self._send(slot, _store_message(self.store.last_status))
@@ -527,6 +531,7 @@ class Supervisor:
         self.stop_deadline = time.monotonic() + grace + 2.0
         log.info("supervisor_stopping", reason=reason, grace=grace)
         self._event(co.ShutdownBegan())
+        self._rolled(self.rollout.shutdown())
         # A verification in progress (hashing a huge file) must not hold up the exit.
         for served in self.models.values():
             served.verifier.died()

@@ -18,7 +18,7 @@ from reco_sidecar.artifact import loader
 from reco_sidecar.common import logs
 from reco_sidecar.common.errors import FailedPrecondition
 from reco_sidecar.engine.model import Model
-from reco_sidecar.experiments.checks import ExperimentsFile, parse_sent
+from reco_sidecar.experiments.checks import ExperimentsFile, parse_sent, pinned
 from reco_sidecar.experiments.counters import SharedCounters
 from reco_sidecar.experiments.live import LiveExperiments
 from reco_sidecar.manager.manager import ModelManager
@@ -96,6 +96,14 @@ def run(settings: ServeSettings, spec: WorkerSpec, channel: Channel) -> int:
             log.error("worker_load_failed", slot=spec.slot, model=manager.name, version=version, error=str(e))
             channel.send(m.BootFailed(spec.slot, f"model {manager.name!r}: {e}"))
             return ExitCode.WORKER_LOAD_FAILED
+    pins = pinned(experiments.current)
+    try:
+        with beats.booting():
+            registry.use_pinned(registry.open_pinned(pins))
+    except FailedPrecondition as e:
+        log.error("worker_load_failed", slot=spec.slot, pinned=[f"{n}@{v}" for n, v in pins], error=str(e))
+        channel.send(m.BootFailed(spec.slot, f"a version an experiment arm pins: {e}"))
+        return ExitCode.WORKER_LOAD_FAILED
     return _serve(settings, spec, channel, registry, experiments, events)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import os
 import queue
 import threading
 import time
@@ -21,14 +20,13 @@ from typing import assert_never
 from reco_sidecar.common import logs
 from reco_sidecar.common.errors import ErrorKind, RecoError, Unavailable
 from reco_sidecar.common.versions import VersionSpec
-from reco_sidecar.experiments.checks import parse_sent
 from reco_sidecar.experiments.live import LiveExperiments
 from reco_sidecar.manager.manager import ModelManager
 from reco_sidecar.manager.registry import ModelRegistry
 from reco_sidecar.runtime import messages as m
 from reco_sidecar.runtime.control import Channel
-from reco_sidecar.runtime.exit_codes import ExitCode
 from reco_sidecar.runtime.topology import WorkerTopology
+from reco_sidecar.runtime.worker_experiments import ExperimentsApplier
 from reco_sidecar.serving.service import ExperimentsOutcome, ReloadOutcome, WorkerAddress
 
 log = logs.get(__name__)
@@ -40,7 +38,8 @@ class WorkerControl:
                  experiments: LiveExperiments | None = None, reload_timeout: float = 600.0) -> None:
         self._channel = channel
         self._registry = registry
-        self._experiments = experiments
+        self._experiments = (ExperimentsApplier(registry, experiments, channel.send)
+                             if experiments is not None else None)
         self._topology = topology
         self._events = events
         self._drain_timeout = drain_timeout
@@ -52,7 +51,8 @@ class WorkerControl:
         # (model, txn): each model's coordinator numbers its own transactions.
         self._aborted: set[tuple[str, int]] = set()
         self._lock = threading.Lock()
-        self._work: queue.SimpleQueue[m.Prepare | m.Commit | m.Switch] = queue.SimpleQueue()
+        self._work: queue.SimpleQueue[m.Prepare | m.Commit | m.Switch | m.PrepareExperiments
+                                      | m.CommitExperiments | m.SetExperiments] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="control", daemon=True)
         self._applier = threading.Thread(target=self._apply_loop, name="control-apply", daemon=True)
 
@@ -130,8 +130,11 @@ class WorkerControl:
                 with self._lock:
                     self._aborted.add((model, txn))
                 self._manager(model).abort(version)
-            case m.SetExperiments(generation, text, syntax):
-                self._set_experiments(generation, text, syntax)
+            case m.PrepareExperiments() | m.CommitExperiments() | m.SetExperiments():
+                self._work.put(message)
+            case m.AbortExperiments(generation):
+                if self._experiments is not None:
+                    self._experiments.abort(generation)
             case m.MarkFailed(version, reason, model):
                 self._manager(model).mark_failed(version, reason)
             case m.Workers(workers):
@@ -146,24 +149,14 @@ class WorkerControl:
     def _manager(self, model: str) -> ModelManager:
         return self._registry.get(model)
 
-    def _set_experiments(self, generation: int, text: str, syntax: str) -> None:
-        if self._experiments is None:
-            return
-        try:
-            parsed = parse_sent(text, syntax)
-        except Exception:
-            # The supervisor validated this text; a worker that cannot read it must not serve
-            # anything else: exit, and the restart boots with the file.
-            log.exception("experiments_unreadable", generation=generation)
-            os._exit(ExitCode.WORKERS_FAILED)
-        self._experiments.replace(parsed, generation)
-        log.info("experiments_applied", generation=generation,
-                 experiments=[e.name for e in parsed.experiments])
-        self.send(m.ExperimentsApplied(generation))
-
     def _apply_loop(self) -> None:
         while True:
-            self._apply(self._work.get())
+            message = self._work.get()
+            if isinstance(message, m.PrepareExperiments | m.CommitExperiments | m.SetExperiments):
+                if self._experiments is not None:
+                    self._experiments.apply(message)
+            else:
+                self._apply(message)
 
     def _apply(self, message: m.Prepare | m.Commit | m.Switch) -> None:
         started = time.perf_counter()

@@ -91,8 +91,15 @@ class Arms:
         found = assignment.resolve(current, request.user_id, experiment=request.experiment, arm=request.arm)
         if found is None:
             return Choice(requested)
-        manager = self._registry.get(found.arm.model) if found.arm.model else requested
-        return Choice(manager, found.experiment, found.arm, found.overridden)
+        return Choice(self._manager_of(found.arm, requested), found.experiment, found.arm, found.overridden)
+
+    def _manager_of(self, arm: Arm, requested: ModelManager) -> ModelManager:
+        """A model arm's model, at the version it pins; a baseline ranks the requested model."""
+        if arm.model is None:
+            return requested
+        if arm.version is not None:
+            return self._registry.pinned(arm.model, arm.version)
+        return self._registry.get(arm.model)
 
     def rank(self, choice: Choice, model: Model, request: reco_pb2.RecommendRequest, restriction: Restriction
              ) -> Ranked | None:
@@ -155,12 +162,17 @@ class Arms:
             self._score(jobs)
 
     def _score(self, jobs: list[_ShadowJob]) -> None:
-        by_model: dict[str, list[_ShadowJob]] = {}
+        by_manager: dict[int, tuple[ModelManager, list[_ShadowJob]]] = {}
         for job in jobs:
-            by_model.setdefault(job.arm.model or job.request.model, []).append(job)
-        for name, group in by_model.items():
             try:
-                manager = self._registry.get(name)
+                manager = self._manager_of(job.arm, self._registry.get(job.request.model))
+            except Exception as e:  # a pinned version dropped by a rollout since it was queued
+                log.debug("shadow_skipped", arm=job.arm.name, error=str(e))
+                continue
+            by_manager.setdefault(id(manager), (manager, []))[1].append(job)
+        for manager, group in by_manager.values():
+            name = manager.name
+            try:
                 with manager.lease() as model:
                     rankings = self._rank_group(model, group)
                     ids = model.items.ids
@@ -186,7 +198,7 @@ class Arms:
             try:
                 # The request passed its checks on the served path; only the model differs here.
                 restriction = rq.restriction(model, request.filter, _UNLIMITED)
-                choice = Choice(self._registry.get(model.name), job.experiment, job.arm)
+                choice = Choice(self._registry.get(job.request.model), job.experiment, job.arm)
                 baseline = self.rank(choice, model, request, restriction)
                 if baseline is not None:
                     out[k] = baseline
