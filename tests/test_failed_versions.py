@@ -1,11 +1,14 @@
 """A version found bad anywhere is FAILED, with its reason, in every worker's GetModelStatus
 (docs/api.md: the state of every version seen), also when the supervisor refused it before
-any worker loaded it, and in workers started afterwards. Against the real process tree."""
+any worker loaded it, and in workers started afterwards; a version whose files cannot be
+read (EIO) is such a version, never a crash. Against the real process tree."""
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
+import shutil
 import signal
 
 import grpc
@@ -15,6 +18,8 @@ from harness.faults import BAD_MANIFESTS, answers, publish_copy, worker_pid
 from harness.procs import wait_until
 from harness.sidecar import recommender
 from reco_sidecar.gen.reco.v1 import reco_pb2
+from tests.support import faultyfs
+from tests.support.requires import require
 from tests.support.server import running_sidecar
 from tests.support.versions import copy_version, flip_byte
 
@@ -52,3 +57,32 @@ def test_versions_the_supervisor_refused_are_failed_on_every_worker_and_on_later
         os.kill(old, signal.SIGKILL)
         wait_until(answers(lambda: worker_pid(victim, timeout=1) != old), 30, "the killed worker to be replaced")
         assert set(_failed(victim)) == {at_start, on_reload}
+
+
+def test_a_version_whose_file_cannot_be_read_is_failed_naming_it_and_the_sidecar_keeps_serving(
+        demo_copy: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    """Reads of user_factors.npy fail with EIO (a bad sector, a network file system gone bad):
+    open and stat succeed, read(2) does not. Verification used to let the OSError through to
+    its catch-all, so the reason named neither the file nor the problem; every read and map
+    of a version's files is now an ArtifactError naming the file."""
+    require(faultyfs.available(), "/dev/fuse and the right to mount (root)")
+    model_dir = demo_copy / "demo"
+    backing = tmp_path / "backing"
+    shutil.copytree(model_dir / "1", backing)
+    manifest = json.loads((backing / "manifest.json").read_text())
+    (backing / "manifest.json").write_text(json.dumps({**manifest, "version": 2}))
+    with faultyfs.mounted(backing, model_dir / "2", {"user_factors.npy"}) as fs, \
+            running_sidecar(demo_copy, "demo", workers=2, extra_args=["--version", "1"]) as sc:
+        with pytest.raises(grpc.RpcError) as e:
+            sc.stub().Reload(reco_pb2.ReloadRequest(version="2"), timeout=60)
+        assert fs.reads_failed > 0, "the fault was never hit: the test proves nothing"
+        assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        details = e.value.details() or ""
+        assert f"{model_dir / '2' / 'user_factors.npy'}: cannot be read: Input/output error" in details, details
+        # `latest` skips it; every worker keeps serving version 1 and lists 2 FAILED with the reason.
+        assert sc.stub().Reload(reco_pb2.ReloadRequest(version="latest"), timeout=60).new_version == 1
+        assert sc.proc.poll() is None
+        for address in sc.worker_addresses:
+            assert "user_factors.npy: cannot be read" in _failed(address)[2]
+            with recommender(address) as stub:
+                assert stub.Recommend(reco_pb2.RecommendRequest(user_id="u0000001", n=3), timeout=5).version == 1

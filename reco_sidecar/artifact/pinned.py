@@ -8,7 +8,9 @@ and never reaches the model. (A file written in place, which no publisher does, 
 pages under any memory map; versions are immutable once published.)
 
 Files are opened with O_NONBLOCK so that a FIFO named like a model file cannot block the open;
-anything but a regular file is refused before it is read.
+anything but a regular file is refused before it is read. A read or map that fails (EIO from a
+bad disk or a network file system) is an ArtifactError naming the file, like any other fault
+of the version.
 """
 
 from __future__ import annotations
@@ -41,6 +43,10 @@ def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
+def unreadable(path: pathlib.Path, e: OSError) -> ArtifactError:
+    return ArtifactError(path, f"cannot be read: {e.strerror or e}")
+
+
 @dataclass
 class PinnedFile:
     name: str
@@ -54,11 +60,21 @@ class PinnedFile:
         """A path that opens this very inode again, for libraries that take only a path (annoy)."""
         return f"/proc/self/fd/{self.fd}"
 
+    def digest(self) -> str:
+        """sha256 of the whole file (cached by its identity)."""
+        try:
+            return checksums.digest_fd(self.fd)
+        except OSError as e:
+            raise unreadable(self.path, e) from None
+
     def read(self) -> bytes:
         data = bytearray(self.size)
         view, got = memoryview(data), 0
         while got < self.size:
-            n = os.preadv(self.fd, [view[got:]], got)
+            try:
+                n = os.preadv(self.fd, [view[got:]], got)
+            except OSError as e:
+                raise unreadable(self.path, e) from None
             if n == 0:
                 raise ArtifactError(self.path, f"shrank to {got} bytes while being read")
             got += n
@@ -102,6 +118,8 @@ class PinnedVersion:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise ArtifactError(where, "is not a regular file")
             data = os.pread(fd, manifest_mod.MAX_MANIFEST_BYTES + 1, 0)
+        except OSError as e:
+            raise unreadable(where, e) from None
         finally:
             os.close(fd)
         return manifest_mod.parse_bytes(data, self.dir, where)
@@ -124,8 +142,7 @@ class PinnedVersion:
         if checksums_too:
             # hashlib releases the GIL while hashing: files hash in parallel on every core
             with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1, max(1, len(self.files)))) as pool:
-                digests = dict(zip(self.files, pool.map(checksums.digest_fd, [f.fd for f in self.files.values()]),
-                                   strict=True))
+                digests = dict(zip(self.files, pool.map(PinnedFile.digest, self.files.values()), strict=True))
             for name, f in self.files.items():
                 if digests[name] != man.files[name].sha256:
                     raise ArtifactError(f.path, "sha256 does not match the manifest (corrupted or replaced)")
@@ -193,8 +210,11 @@ class PinnedVersion:
             raise ArtifactError(f.path, f"not a readable .npy array: {f.size} bytes, header says {offset + need}")
         if need == 0:
             return np.zeros(shape, dtype=dtype)
-        mapped = np.memmap(fh, dtype=dtype, mode="r", offset=offset, shape=tuple(shape),
-                           order="F" if fortran else "C")
+        try:
+            mapped = np.memmap(fh, dtype=dtype, mode="r", offset=offset, shape=tuple(shape),
+                               order="F" if fortran else "C")
+        except OSError as e:  # a file system that cannot map files, or no address space left
+            raise ArtifactError(f.path, f"cannot be memory-mapped: {e.strerror or e}") from None
         return mapped.view(np.ndarray)
 
     def close(self) -> None:
