@@ -11,6 +11,7 @@ from typing import Any
 import grpc
 import pytest
 
+from harness import accounting
 from harness.procs import wait_until
 from reco_sidecar.experiments import assignment, config
 from reco_sidecar.gen.reco.v1 import reco_pb2
@@ -82,6 +83,17 @@ def test_two_models_side_by_side_each_reloaded_under_load(two_models: pathlib.Pa
             wait_until(lambda: load.result.ok > seen + 30, 30, "calls after the reloads")
         assert load.result.errors == []
         assert {m for m, _ in load.result.seen} == {"posts", "worlds"}
+        # Memory stays shared: each worker maps each model's serving version's files (no private
+        # copy), and the pages of those files are shared between the workers.
+        status = stubs[0].GetModelStatus(reco_pb2.GetModelStatusRequest(), timeout=10)
+        serving = {m.model: m.version for m in status.models}
+        maps = [accounting.file_mappings(w.pid) for w in status.workers]
+        assert len(maps) == 2
+        for model, version in serving.items():
+            factors = str(two_models / model / str(version) / "item_factors.npy")
+            for mapping in maps:
+                assert factors in mapping, f"{factors} is not mapped by every worker"
+                assert mapping[factors].get("Shared_Clean", 0) > 0
         with pytest.raises(grpc.RpcError) as e:
             stubs[0].Recommend(reco_pb2.RecommendRequest(model="nope", user_id="u1", n=1), timeout=10)
         assert e.value.code() == grpc.StatusCode.NOT_FOUND and (e.value.details() or "").startswith("model:")
