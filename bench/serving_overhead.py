@@ -1,8 +1,9 @@
-"""Where a Recommend request's CPU goes besides scoring: ghz sends Recommend for unknown users
-only (popular items, no matrix product) and for known users, unthrottled, with the server
-logging at `info` (one line per RPC, the default) and at `warning`; sidecar CPU per request
-from /proc, and a py-spy profile (`--gil`: the thread holding the GIL, i.e. Python work) of one
-worker grouped by layer.
+"""Where a Recommend request's CPU goes besides scoring, and what each piece of observability
+costs: ghz sends Recommend for unknown users only (popular items, no matrix product) and for
+known users, unthrottled, to the sidecar as configured by default (access log sampled, no
+metrics port), with the access log on for every call, with it off, and with the metrics
+endpoint on; sidecar CPU per request from /proc, and a py-spy profile (`--gil`: the thread
+holding the GIL, i.e. Python work) of one worker of the default configuration, by layer.
 
     python -m bench.serving_overhead   # writes bench/results/serving_overhead.json
 """
@@ -19,6 +20,14 @@ from harness import accounting, bench_model, ghz_run, procs, profile, scaffold
 from harness.ghz_run import GhzRun
 from harness.gotools import find as find_ghz
 
+# The sidecar's observability settings compared (`default`: the access log sampled, no metrics).
+CONFIGS: dict[str, list[str]] = {
+    "default": [],
+    "access-log-on": ["--access-log", "on"],
+    "access-log-off": ["--access-log", "off"],
+    "metrics-on": ["--metrics-port", "0"],
+}
+
 # Inclusive frames that name a layer of the request path (first match from the leaf wins).
 LAYERS = (
     ("scoring (Model.recommend)", ("Model.recommend (",)),
@@ -26,9 +35,9 @@ LAYERS = (
     ("JSON-LD rendering", ("RecommenderService._jsonld (", "Renderer.render (")),
     ("response protos (ScoredItem list)", ("RecommenderService._items (",)),
     ("request validation", ("restriction (requests.py", "recommend_query (", "check_")),
-    ("logging (structlog)", ("structlog", "_log (interceptors", "logs.py")),
-    ("interceptors / metrics", ("interceptors.py",)),
-    ("batcher hand-off", ("Batcher.",)),
+    ("logging (structlog)", ("structlog", "logs.py")),
+    ("call gate / counting (handlers, observe, metrics flush)", ("handlers.py", "observe.py", "metrics.py")),
+    ("batcher (loop)", ("LoopBatcher.",)),
     ("gRPC Python server", ("_server.py", "grpc/")),
     ("thread pool", ("thread.py",)),
 )
@@ -69,8 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         out = common.RESULTS / "serving_overhead"
         data = bench_model.write_data_files(model.version_dir, out, unknown_user_share=0.0)
         runs = []
-        for level in ("info", "warning"):
-            with bench_model.serve(model, workers=args.workers, log_level=level,
+        for level, extra in CONFIGS.items():
+            with bench_model.serve(model, workers=args.workers, extra=extra,
                                    log_path=common.RESULTS / "logs" / f"overhead-{level}.log") as sc:
                 flags, source = ghz_run.descriptor_source(ghz, sc.address, out)
                 result["ghz_descriptors"] = source
@@ -79,12 +88,12 @@ def main(argv: list[str] | None = None) -> int:
                 ghz_run.run_ghz(ghz, flags, sc.address, warmup, out / "warmup.json", deadline)
                 for users in ("unknown", "known"):
                     file = data["Recommend-unknown"] if users == "unknown" else data["Recommend"]
-                    run = GhzRun(f"{users}-users-log-{level}", "Recommend", file, rps=0,
+                    run = GhzRun(f"{users}-users-{level}", "Recommend", file, rps=0,
                                  concurrency=args.concurrency, connections=4 * args.workers,
                                  duration_s=args.seconds)
                     spy_proc = None
                     raw = out / f"profile-{run.label}.txt"
-                    if spy and level == "info":
+                    if spy and level == "default":
                         spy_proc = subprocess.Popen(
                             [spy, "record", "--pid", str(sc.worker_pids()[0]), "--gil", "--rate", "250",
                              "--duration", str(int(args.seconds) - 2), "--format", "raw", "--output", str(raw),
@@ -102,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                                 procs.kill_group(spy_proc.pid, grace=1.0)
                     s["cpu"] = cpu.summary(s["client_cpu_s"])
                     s["sidecar_cpu_ms_per_request"] = round(s["cpu"]["sidecar_cpu_s"] * 1e3 / s["count"], 3)
-                    s["log_level"] = level
+                    s["config"] = level
                     s["users"] = users
                     if raw.is_file():
                         s["gil_profile_layers"] = layer_shares(raw)
@@ -111,10 +120,16 @@ def main(argv: list[str] | None = None) -> int:
                     scaffold.log("overhead", label=run.label, rps=s["rps"],
                             cpu_ms=s["sidecar_cpu_ms_per_request"], layers=s.get("gil_profile_layers"))
         result["runs"] = runs
-        by = {(r["users"], r["log_level"]): r["sidecar_cpu_ms_per_request"] for r in runs}
-        result["cpu_ms_per_request"] = {f"{u} users, log {lv}": v for (u, lv), v in by.items()}
-        if ("unknown", "info") in by and ("unknown", "warning") in by:
-            result["logging_cpu_ms_per_request"] = round(by[("unknown", "info")] - by[("unknown", "warning")], 3)
+        by = {(r["users"], r["config"]): r["sidecar_cpu_ms_per_request"] for r in runs}
+        result["cpu_ms_per_request"] = {f"{u} users, {c}": v for (u, c), v in by.items()}
+        costs: dict[str, float] = {}
+        for users in ("unknown", "known"):
+            for name, (a, b) in {"access log on (every call)": ("access-log-on", "access-log-off"),
+                                 "access log sampled (default)": ("default", "access-log-off"),
+                                 "metrics endpoint on": ("metrics-on", "default")}.items():
+                if (users, a) in by and (users, b) in by:
+                    costs[f"{name}, {users} users"] = round(by[(users, a)] - by[(users, b)], 3)
+        result["observability_cpu_ms_per_request"] = costs
 
     return common.run("serving_overhead", args, body)
 

@@ -60,6 +60,8 @@ class ServeSettings:
     model_store: str | None = None
     s3_endpoint_url: str | None = None
     store_keep: int = 3
+    access_log: str = "sampled"
+    slow_call_ms: float = 100.0
 
     @property
     def version_spec(self) -> VersionSpec:
@@ -187,6 +189,11 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--jsonld-item-iri", default=d.jsonld_item_iri, help="IRI template for items, with {id}")
     g = p.add_argument_group("operations and security")
     g.add_argument("--metrics-port", type=_port, default=None, help="Prometheus /metrics on this port")
+    g.add_argument("--access-log", choices=("on", "off", "sampled"), default=d.access_log,
+                   help="one log line per Recommender call: every call, none, or one in 100 (sampled); "
+                        "failed and slow calls are always logged")
+    g.add_argument("--slow-call-ms", type=_non_negative_float, default=d.slow_call_ms,
+                   help="a call taking at least this long is always logged, as a warning")
     g.add_argument("--tls-cert", type=pathlib.Path, default=None, help="PEM certificate chain")
     g.add_argument("--tls-key", type=pathlib.Path, default=None, help="PEM private key")
     g.add_argument("--tls-client-ca", type=pathlib.Path, default=None,
@@ -236,6 +243,8 @@ def validate(s: ServeSettings) -> None:
         raise ValueError("--tls-client-ca needs --tls-cert and --tls-key")
     if "{id}" not in s.jsonld_item_iri:
         raise ValueError("--jsonld-item-iri must contain {id}")
+    if s.access_log not in ("on", "off", "sampled"):
+        raise ValueError(f"--access-log must be on, off or sampled, got {s.access_log!r}")
     for path in (s.tls_cert, s.tls_key, s.tls_client_ca, s.auth_tokens_file, s.admin_tokens_file):
         if path is not None and not path.is_file():
             raise ValueError(f"{path} is not a readable file")

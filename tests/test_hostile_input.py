@@ -168,9 +168,14 @@ def test_hostile_batch_recommend(sidecar: Sidecar, demo_ids: tuple[list[str], li
         assert code in DOCUMENTED, (code, result)
         if code == grpc.StatusCode.OK:
             assert [r.index for r in result] == list(range(len(batch)))
-            assert [r.user_id for r in result] == batch
-            for r in result:
-                if r.HasField("error"):
+            # documented: empty or longer than 512 bytes
+            refused = [not u or len(u.encode("utf-8", "surrogatepass")) > 512 for u in batch]
+            # a refused id is never echoed back
+            assert [r.user_id for r in result] == ["" if bad else u for u, bad in zip(batch, refused, strict=True)]
+            for r, bad in zip(result, refused, strict=True):
+                if bad:
+                    assert r.error.code == "INVALID_ARGUMENT" and not r.items
+                elif r.HasField("error"):
                     assert no_fallback and r.error.code == "NOT_FOUND" and not r.items
                 else:
                     check_page(r.items, n, 0)

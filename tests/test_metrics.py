@@ -82,9 +82,11 @@ def test_counts_from_both_workers_are_summed(demo_root: pathlib.Path, ids: tuple
         assert len(list(stubs[0].BatchRecommend(reco_pb2.BatchRecommendRequest(user_ids=batch, n=2)))) == 3
         with pytest.raises(grpc.RpcError):
             stubs[1].Recommend(reco_pb2.RecommendRequest(user_id="x", n=0))
-        samples = scrape(sc)
+        recommends = sum(known.values()) + sum(unknown.values())
+        calls = 2 + recommends + 1 + 1 + 1
+        # workers hand their counts to the files about once a second
+        samples = wait_for(sc, lambda s: sum(series(s, "reco_rpcs_total").values()) == calls)
         version = series(samples, "reco_model_version")
-    recommends = sum(known.values()) + sum(unknown.values())
     assert value(samples, "reco_rpcs_total", method="Recommend", code="OK") == recommends
     assert value(samples, "reco_rpc_duration_seconds_count", method="Recommend", code="OK") == recommends
     assert value(samples, "reco_rpc_duration_seconds_bucket", method="Recommend", code="OK", le="+Inf") \
@@ -115,7 +117,8 @@ def test_reloads_are_counted_timed_and_every_worker_reports_the_new_version(demo
         assert stub.Reload(reco_pb2.ReloadRequest(version=str(v2))).new_version == v2
         with pytest.raises(grpc.RpcError):
             stub.Reload(reco_pb2.ReloadRequest(version="99"))
-        samples = wait_for(sc, lambda s: set(series(s, "reco_model_version").values()) == {float(v2)})
+        samples = wait_for(sc, lambda s: set(series(s, "reco_model_version").values()) == {float(v2)}
+                           and sum(series(s, "reco_rpcs_total").values()) == 2)
     assert value(samples, "reco_reloads_total", outcome="ok") == 1
     assert value(samples, "reco_reloads_total", outcome="NOT_FOUND") == 1
     assert value(samples, "reco_reload_duration_seconds_count") == 1
@@ -132,7 +135,7 @@ def test_a_dead_workers_gauges_go_and_its_counts_stay(demo_root: pathlib.Path) -
         victim = stubs[0].GetModelStatus(reco_pb2.GetModelStatusRequest()).worker.pid
         for _ in range(4):
             stubs[0].GetModelStatus(reco_pb2.GetModelStatusRequest())
-        before = scrape(sc)
+        before = wait_for(sc, lambda s: value(s, "reco_rpcs_total", method="GetModelStatus", code="OK") == 5)
         assert value(before, "reco_rpcs_total", method="GetModelStatus", code="OK") == 5
         os.kill(victim, signal.SIGKILL)
 

@@ -113,7 +113,8 @@ def test_experiments_assign_tag_shadow_and_reload_all_or_nothing(two_models: pat
     exp_file.write_text(EXPERIMENTS)
     expected = config.parse(EXPERIMENTS, "toml")
     users = [f"u{i:07d}" for i in range(0, 600, 3)] + [f"new-user-{i}" for i in range(60)]
-    args = ["--model", "worlds", "--experiments", str(exp_file), "--metrics-port", "0"]
+    # every call's access log line, not the default sample
+    args = ["--model", "worlds", "--experiments", str(exp_file), "--metrics-port", "0", "--access-log", "on"]
     log = tmp_path / "sidecar.log"
     with running_sidecar(two_models, "posts", workers=2, extra_args=args, log_path=log) as sc:
         a, b = (sc.stub(addr) for addr in sc.worker_addresses)

@@ -16,7 +16,6 @@ from reco_sidecar.engine.metadata import ItemCatalog
 from reco_sidecar.engine.model import Model
 from reco_sidecar.gen.reco.v1 import reco_pb2
 from tests.support.server import Sidecar, running_sidecar
-from tests.support.servicer import servicer, unary
 
 
 @pytest.fixture(scope="module")
@@ -213,11 +212,11 @@ def test_metadata_filters_without_metadata_fail_precondition(tmp_path: pathlib.P
 
     csv_path, _ = demo_data.write(DEMO, tmp_path / "i.csv")
     pipeline.train_als(interactions.read_csv(csv_path), tmp_path / "m", "plain", PARAMS)
-    # One worker's answer to one request: the in-process service, no process tree.
-    with servicer(tmp_path / "m", "plain") as server:
-        _, code, details = unary(server, "Recommend", reco_pb2.RecommendRequest(
-            user_id="u0000001", n=3, filter=reco_pb2.Filter(tags=["even"])))
-    assert code == grpc.StatusCode.FAILED_PRECONDITION and details.startswith("filter.tags:"), details
+    with running_sidecar(tmp_path / "m", "plain") as sc, pytest.raises(grpc.RpcError) as e:
+        sc.stub().Recommend(reco_pb2.RecommendRequest(user_id="u0000001", n=3,
+                                                      filter=reco_pb2.Filter(tags=["even"])), timeout=30)
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert (e.value.details() or "").startswith("filter.tags:"), e.value.details()
 
 
 def test_popular_fallback_with_filters_pages_through_the_popularity_order(sidecar: Sidecar, model: Model) -> None:

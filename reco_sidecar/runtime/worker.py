@@ -9,8 +9,8 @@ import os
 import pathlib
 import queue
 import signal
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +33,7 @@ from reco_sidecar.settings import ServeSettings
 log = logs.get(__name__)
 SERVICE_NAME = "reco.v1.Recommender"
 PR_SET_PDEATHSIG = 1
+FLUSH_EVERY = 1.0
 
 
 @dataclass(frozen=True)
@@ -109,25 +110,35 @@ def run(settings: ServeSettings, spec: WorkerSpec, channel: Channel) -> int:
 
 def _serve(settings: ServeSettings, spec: WorkerSpec, channel: Channel, registry: ModelRegistry,
            experiments: LiveExperiments, events: queue.SimpleQueue[str]) -> int:
+    import asyncio
+
+    return asyncio.run(_serve_async(settings, spec, channel, registry, experiments, events))
+
+
+async def _serve_async(settings: ServeSettings, spec: WorkerSpec, channel: Channel, registry: ModelRegistry,
+                       experiments: LiveExperiments, events: queue.SimpleQueue[str]) -> int:
+    """One grpc.aio server on this process's event loop (created here, after fork)."""
+    import asyncio
+
     import grpc
     from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+    from grpc_health.v1._async import HealthServicer
 
-    from reco_sidecar.gen.reco.v1 import reco_pb2, reco_pb2_grpc
-    from reco_sidecar.runtime.inflight import InFlight
     from reco_sidecar.runtime.topology import WorkerTopology
     from reco_sidecar.runtime.worker_control import WorkerControl
-    from reco_sidecar.serving import reflection, security
+    from reco_sidecar.serving import auth, handlers, reflection, security
     from reco_sidecar.serving import request_checks as rq
-    from reco_sidecar.serving.chain import server_interceptors
     from reco_sidecar.serving.jsonld import Renderer
+    from reco_sidecar.serving.observe import AccessLog, Tally
     from reco_sidecar.serving.service import RecommenderService, WorkerAddress
 
+    loop = asyncio.get_running_loop()
     address = f"{settings.host}:{spec.private_port}"
     topology = WorkerTopology(WorkerAddress(os.getpid(), address), settings.shared_address)
     control = WorkerControl(channel, registry, topology, events, drain_timeout=max(settings.grace, 5.0),
                             reload_timeout=settings.reload_timeout,
                             experiments=experiments)
-    in_flight = InFlight()
+    tally = Tally()
     service = RecommenderService(
         registry,
         experiments=experiments,
@@ -139,36 +150,45 @@ def _serve(settings: ServeSettings, spec: WorkerSpec, channel: Channel, registry
         batch_max_delay=settings.batch_max_delay_ms / 1000.0,
         batch_max_size=settings.batch_max_size,
         batch_chunk=settings.batch_chunk,
-        on_batch=metrics.observe_batch,
+        on_batch=tally.batch,
         store_status=topology.store_status,
     )
+    gate = handlers.Gate(limit=settings.max_concurrent_rpcs, authenticator=auth.from_settings(settings),
+                         tally=tally, access_log=AccessLog(settings.access_log, settings.slow_call_ms / 1000.0))
     options: list[tuple[str, Any]] = [
         ("grpc.so_reuseport", 1),
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
     ]
-    server = grpc.server(
-        ThreadPoolExecutor(max_workers=settings.max_concurrent_rpcs, thread_name_prefix="rpc"),
-        options=options,
-        maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
-        # Innermost, so only calls that passed auth count as activity.
-        interceptors=[*server_interceptors(settings), in_flight],
-    )
-    reco_pb2_grpc.add_RecommenderServicer_to_server(service, server)  # type: ignore[no-untyped-call]
-    health_servicer = health.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable((reco_pb2.DESCRIPTOR.services_by_name["Recommender"].full_name, health.SERVICE_NAME), server)
+    # No server-wide maximum_concurrent_rpcs: it would count health and reflection streams
+    # too. The gate limits the Recommender's calls, handlers.with_stream_limits the others.
+    server = grpc.aio.server(options=options)
+    handlers.register(server, handlers.SERVICE, handlers.recommender_handlers(service, gate))
+    health_servicer = HealthServicer()
+    captured = handlers.Captured()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, captured)
+    handlers.register(server, captured.service, handlers.with_stream_limits("health", captured.handlers))
+    # v1 and v1alpha share one handler, and so one limit
+    reflection_handlers = reflection.method_handlers((handlers.SERVICE, health.SERVICE_NAME))
+    limited = handlers.with_stream_limits("reflection", next(iter(reflection_handlers.values())))
+    for name in reflection_handlers:
+        handlers.register(server, name, limited)
     credentials = security.server_credentials(settings)
     for target in (settings.shared_address, address):
-        bound = (server.add_secure_port(target, credentials) if credentials
-                 else server.add_insecure_port(target))
+        try:
+            bound = (server.add_secure_port(target, credentials) if credentials
+                     else server.add_insecure_port(target))
+        except RuntimeError:
+            bound = 0
         if bound == 0:
             log.error("worker_bind_failed", address=target)
             channel.send(m.BootFailed(spec.slot, f"cannot bind {target}"))
             return ExitCode.WORKERS_FAILED
-    server.start()
-    for name in ("", SERVICE_NAME):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    await server.start()
+    for name in ("", handlers.SERVICE):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    ended: asyncio.Future[str] = loop.create_future()
+    _bridge_events(events, loop, ended)
     control.start()
     versions = []
     for manager in registry:
@@ -179,26 +199,53 @@ def _serve(settings: ServeSettings, spec: WorkerSpec, channel: Channel, registry
     channel.send(m.Ready(spec.slot, os.getpid(), address, tuple(versions), experiments.generation))
     log.info("worker_serving", slot=spec.slot, shared=settings.shared_address, address=address,
              versions={v.model: v.version for v in versions})
+    beats = Heartbeat(channel, spec.slot, settings.worker_timeout, gate.counts)
+    ticker = loop.create_task(_tick(beats, registry, tally))
+    event = await ended
     grace = settings.grace
-    beats = Heartbeat(channel, spec.slot, settings.worker_timeout, in_flight.counts)
-    while True:
-        # This loop's beats are the supervisor's proof that the worker is alive (heartbeat.py).
-        beats.beat()
-        try:
-            event = events.get(timeout=beats.interval)
-        except queue.Empty:
-            for manager in registry:
-                metrics.track_model(manager.current)
-            continue
-        if event == "supervisor_gone" or event == "shutdown_fast":
-            grace = min(grace, 1.0)
-        break
+    if event in ("supervisor_gone", "shutdown_fast"):
+        grace = min(grace, 1.0)
     log.info("worker_draining", slot=spec.slot, reason=event, grace=grace)
-    health_servicer.enter_graceful_shutdown()
+    await health_servicer.enter_graceful_shutdown()
     started = time.monotonic()
-    server.stop(grace).wait()
+    await server.stop(grace)
+    ticker.cancel()
     service.close()
+    metrics.flush(tally.take())
     log.info("worker_exit", slot=spec.slot, drained_seconds=round(time.monotonic() - started, 3))
     return ExitCode.OK
 
 
+def _bridge_events(events: queue.SimpleQueue[str], loop: Any, ended: Any) -> None:
+    """Signals and control messages arrive on a thread-safe queue; the first one that ends
+    serving resolves `ended` on the loop. A thread blocks on the queue so that the loop
+    never polls it."""
+
+    def settle(event: str) -> None:
+        if not ended.done():
+            ended.set_result(event)
+
+    def wait() -> None:
+        event = events.get()
+        loop.call_soon_threadsafe(settle, event)
+
+    threading.Thread(target=wait, name="events", daemon=True).start()
+
+
+async def _tick(beats: Heartbeat, registry: ModelRegistry, tally: Any) -> None:
+    """Every heartbeat interval, from the event loop itself (a worker whose loop is stuck stops
+    beating and is replaced, heartbeat.py): a beat with the call counts (idle detection), the
+    serving version published; about once a second the in-process counts handed to the
+    metrics files."""
+    import asyncio
+
+    last_flush = time.monotonic()
+    while True:
+        beats.beat()
+        for manager in registry:
+            metrics.track_model(manager.current)
+        now = time.monotonic()
+        if now - last_flush >= FLUSH_EVERY:
+            last_flush = now
+            metrics.flush(tally.take())
+        await asyncio.sleep(beats.interval)

@@ -2,7 +2,8 @@
 
 Tokens from --auth-tokens-file may call every Recommender method but Reload; tokens from
 --admin-tokens-file may call Reload too. Health and reflection stay open so that
-orchestrators and tools can probe without a secret. Tokens are compared as sha256 digests
+orchestrators and tools can probe without a secret (their streams have a small limit of
+their own, see handlers.py). Tokens are compared as sha256 digests
 with hmac.compare_digest, against every known token, so the time taken tells neither how
 much of a token matched nor which one.
 """
@@ -12,13 +13,11 @@ from __future__ import annotations
 import enum
 import hashlib
 import hmac
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Iterable
 
 import grpc
 
 from reco_sidecar.common.tokens import read_tokens
-from reco_sidecar.serving.interceptors import ServerInterceptorBase
 from reco_sidecar.settings import ServeSettings
 
 OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
@@ -82,38 +81,3 @@ def from_settings(settings: ServeSettings) -> Authenticator | None:
     callers = read_tokens(settings.auth_tokens_file) if settings.auth_tokens_file else []
     admins = read_tokens(settings.admin_tokens_file) if settings.admin_tokens_file else []
     return Authenticator(callers, admins)
-
-
-def _refusal(handler: grpc.RpcMethodHandler[Any, Any], code: grpc.StatusCode, message: str
-             ) -> grpc.RpcMethodHandler[Any, Any]:
-    """A handler of the same kind as `handler` that refuses every call."""
-
-    def refuse(_request: Any, context: grpc.ServicerContext) -> Any:
-        context.abort(code, message)
-
-    if handler.unary_stream is not None:
-        return grpc.unary_stream_rpc_method_handler(refuse, handler.request_deserializer,
-                                                    handler.response_serializer)
-    if handler.unary_unary is not None:
-        return grpc.unary_unary_rpc_method_handler(refuse, handler.request_deserializer,
-                                                   handler.response_serializer)
-    if handler.stream_unary is not None:
-        return grpc.stream_unary_rpc_method_handler(refuse, handler.request_deserializer,
-                                                    handler.response_serializer)
-    return grpc.stream_stream_rpc_method_handler(refuse, handler.request_deserializer,
-                                                 handler.response_serializer)
-
-
-class AuthInterceptor(ServerInterceptorBase):
-    def __init__(self, authenticator: Authenticator) -> None:
-        self._auth = authenticator
-
-    def intercept_service(self, continuation: Callable[[Any], Any], details: Any) -> Any:
-        handler = continuation(details)
-        if handler is None:
-            return None
-        authorization = next((v for k, v in details.invocation_metadata or () if k == "authorization"), None)
-        refused = self._auth.check(details.method, authorization)
-        if refused is None:
-            return handler
-        return _refusal(handler, *refused)

@@ -1,17 +1,20 @@
-"""Dynamic batching: concurrent Recommend calls in one process share one matrix product.
+"""Dynamic batching on the worker's event loop: concurrent Recommend calls share one matrix
+product, scored off the loop in an executor (numpy and BLAS release the GIL there).
 
-A single scorer thread takes every query already queued. It waits (up to max_delay) for
-more only while other Recommend calls have started but not yet queued theirs, so a lone
-request at low load is never held back for company that is not coming; when nothing else
-is queued, coming or being scored, the caller scores its query itself.
+No thread hands a request to another: a caller queues its query and awaits a future; one
+drain task per burst takes everything queued and scores it. The wait for company adapts:
+the drain waits (at most max_delay after the first queued query, and no longer than about
+two recent inter-arrival gaps without a new one) only while calls are arriving faster than
+max_delay; a lone request at low load is scored at once. Calls that arrive while a batch is
+being scored queue up and form the next batch without any wait.
 """
 
 from __future__ import annotations
 
-import queue
-import threading
-import time
+import asyncio
+import math
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from typing import Generic, TypeVar
 
 from reco_sidecar.common import logs
@@ -22,124 +25,105 @@ K = TypeVar("K")  # what queries must share to be batched together (the model)
 Q = TypeVar("Q")
 R = TypeVar("R")
 
-
-class _Slot(Generic[K, Q, R]):
-    __slots__ = ("done", "error", "key", "query", "result")
-
-    def __init__(self, key: K, query: Q) -> None:
-        self.key = key
-        self.query = query
-        self.result: R | None = None
-        self.error: BaseException | None = None
-        self.done = threading.Event()
+# Weight of the newest gap in the moving average of inter-arrival gaps.
+_GAP_WEIGHT = 0.2
 
 
-class Batcher(Generic[K, Q, R]):
+class LoopBatcher(Generic[K, Q, R]):
+    """Must be used from one event loop only (the worker's)."""
+
     def __init__(
         self,
         score: Callable[[K, Sequence[Q]], Sequence[R]],
         *,
+        executor: Executor,
         max_delay: float,
         max_size: int,
         on_batch: Callable[[int], None] | None = None,
     ) -> None:
         self._score = score
+        self._executor = executor
         self._max_delay = max_delay
         self._max_size = max_size
         self._on_batch = on_batch
-        self._queue: queue.SimpleQueue[_Slot[K, Q, R] | None] = queue.SimpleQueue()
-        self._coming = 0
-        self._coming_lock = threading.Lock()
-        self._busy = False
-        self._inline = 0
-        self._thread = threading.Thread(target=self._run, name="batcher", daemon=True)
-        self._thread.start()
+        self._queue: list[tuple[K, Q, asyncio.Future[R]]] = []
+        self._first_at = 0.0
+        self._draining = False
+        self._last_at = -math.inf
+        self._gap = math.inf
+        self._wake: asyncio.Future[None] | None = None
+        self._task: asyncio.Task[None] | None = None  # the running drain (a reference keeps it alive)
 
-    def announce(self) -> None:
-        """A call will submit soon (it is still parsing and validating)."""
-        with self._coming_lock:
-            self._coming += 1
+    async def submit(self, key: K, query: Q) -> R:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        gap = now - self._last_at
+        self._last_at = now
+        self._gap = gap if math.isinf(self._gap) else (1 - _GAP_WEIGHT) * self._gap + _GAP_WEIGHT * gap
+        future: asyncio.Future[R] = loop.create_future()
+        if not self._queue:
+            self._first_at = now
+        self._queue.append((key, query, future))
+        if not self._draining:
+            self._draining = True
+            self._task = loop.create_task(self._drain())
+        elif len(self._queue) >= self._max_size and self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+        return await future
 
-    def withdraw(self) -> None:
-        """An announced call will not submit after all."""
-        with self._coming_lock:
-            self._coming -= 1
+    def _should_wait(self) -> bool:
+        return self._max_delay > 0 and len(self._queue) < self._max_size and self._gap < self._max_delay
 
-    def submit(self, key: K, query: Q, *, announced: bool = True) -> R:
-        if announced:
-            self.withdraw()
-        with self._coming_lock:
-            # Nobody to batch with: handing over to the scorer thread would only add latency.
-            inline = self._coming <= 0 and not self._busy and self._inline == 0 and self._queue.empty()
-            if inline:
-                self._inline += 1
-        if inline:
-            try:
-                result = self._score(key, [query])[0]
-            finally:
-                with self._coming_lock:
-                    self._inline -= 1
-            if self._on_batch is not None:
-                self._on_batch(1)
-            return result
-        slot: _Slot[K, Q, R] = _Slot(key, query)
-        self._queue.put(slot)
-        slot.done.wait()
-        if slot.error is not None:
-            raise slot.error
-        assert slot.result is not None
-        return slot.result
-
-    def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout=5)
-
-    def _gather(self, first: _Slot[K, Q, R]) -> list[_Slot[K, Q, R]] | None:
-        batch = [first]
-        deadline = time.monotonic() + self._max_delay
-        while len(batch) < self._max_size:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                if self._coming <= 0:
-                    break
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                try:
-                    item = self._queue.get(timeout=min(remaining, 0.0005))
-                except queue.Empty:
-                    continue
-            if item is None:
-                self._queue.put(None)
-                break
-            batch.append(item)
-        return batch
-
-    def _run(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
+    async def _gather(self, loop: asyncio.AbstractEventLoop) -> None:
+        while self._should_wait():
+            end = min(self._first_at + self._max_delay, self._last_at + 2 * self._gap)
+            if loop.time() >= end:
                 return
-            self._busy = True
-            batch = self._gather(first) or [first]
-            groups: dict[int, list[_Slot[K, Q, R]]] = {}
-            for slot in batch:
-                groups.setdefault(id(slot.key), []).append(slot)
-            for slots in groups.values():
-                self._score_group(slots)
-            self._busy = False
+            wake: asyncio.Future[None] = loop.create_future()
+            self._wake = wake
+            timer = loop.call_at(end, _resolve, wake)
+            try:
+                await wake
+            finally:
+                timer.cancel()
+                self._wake = None
 
-    def _score_group(self, slots: list[_Slot[K, Q, R]]) -> None:
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
         try:
-            results = self._score(slots[0].key, [s.query for s in slots])
-            for slot, result in zip(slots, results, strict=True):
-                slot.result = result
-        except BaseException as e:  # handed to each caller, never kills the scorer thread
-            log.exception("batch_failed", size=len(slots))
-            for slot in slots:
-                slot.error = e
+            while self._queue:
+                await self._gather(loop)
+                batch = self._queue[: self._max_size]
+                del self._queue[: self._max_size]
+                if self._queue:
+                    self._first_at = loop.time()
+                groups: dict[int, list[tuple[K, Q, asyncio.Future[R]]]] = {}
+                for entry in batch:
+                    if not entry[2].done():  # a cancelled call needs no answer
+                        groups.setdefault(id(entry[0]), []).append(entry)
+                for group in groups.values():
+                    await self._score_group(loop, group)
+        finally:
+            self._draining = False
+
+    async def _score_group(self, loop: asyncio.AbstractEventLoop,
+                           group: list[tuple[K, Q, asyncio.Future[R]]]) -> None:
+        try:
+            results = await loop.run_in_executor(self._executor, self._score, group[0][0],
+                                                 [q for _, q, _ in group])
+        except Exception as e:  # handed to each caller, never ends the drain
+            log.exception("batch_failed", size=len(group))
+            for _, _, future in group:
+                if not future.done():
+                    future.set_exception(e)
+        else:
+            for (_, _, future), result in zip(group, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
         if self._on_batch is not None:
-            self._on_batch(len(slots))
-        for slot in slots:
-            slot.done.set()
+            self._on_batch(len(group))
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

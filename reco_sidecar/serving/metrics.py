@@ -25,12 +25,11 @@ import numpy as np
 from reco_sidecar.artifact import layout
 from reco_sidecar.common import logs
 from reco_sidecar.common.errors import PortInUse
+from reco_sidecar.serving.observe import BATCH_BUCKETS, LATENCY_BUCKETS, Tally
 
 log = logs.get(__name__)
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
-LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 RATIO_BUCKETS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 CORRELATION_BUCKETS = (-0.5, 0.0, 0.25, 0.5, 0.75, 0.9, 1.0)
 RELOAD_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
@@ -104,20 +103,28 @@ def _get() -> _Metrics | None:
 
 # -- recording, from any process of the tree ------------------------------------------------------
 
-def observe_rpc(method: str, code: str, seconds: float, sources: dict[str, int]) -> None:
+def flush(tally: Tally) -> None:
+    """Adds what a worker counted in process since its last flush to the multiprocess files
+    (a few file-backed writes per second instead of several per call)."""
     m = _get()
-    if m is None:
+    if m is None or tally.empty():
         return
-    m.rpcs.labels(method, code).inc()
-    m.rpc_seconds.labels(method, code).observe(seconds)
-    for source, count in sources.items():
-        m.responses.labels(method, source).inc(count)
-
-
-def observe_batch(size: int) -> None:
-    m = _get()
-    if m is not None:
-        m.batch_size.observe(size)
+    for (method, code), s in tally.rpcs.items():
+        m.rpcs.labels(method, code).inc(s.count)
+        hist = m.rpc_seconds.labels(method, code)
+        # Histogram.observe adds to one (non-cumulative) bucket and to the sum; add the
+        # same amounts in bulk. The bucket list has the +Inf bucket last, as the tally does.
+        hist._sum.inc(s.seconds)
+        for i, n in enumerate(s.buckets):
+            if n:
+                hist._buckets[i].inc(n)
+    for (method, source), n in tally.responses.items():
+        m.responses.labels(method, source).inc(n)
+    if tally.batch_sum:
+        m.batch_size._sum.inc(tally.batch_sum)
+        for i, n in enumerate(tally.batch_sizes):
+            if n:
+                m.batch_size._buckets[i].inc(n)
 
 
 def model_bytes(model: Any) -> int:

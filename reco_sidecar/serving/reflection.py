@@ -1,4 +1,4 @@
-"""Server reflection on `grpc.reflection.v1` and `v1alpha`, serving reco.proto with its comments.
+"""Server reflection (grpc.aio) on `grpc.reflection.v1` and `v1alpha`, serving reco.proto with its comments.
 
 - grpcio-reflection implements only v1alpha (grpc/grpc#38576). v1 is the same service
   renamed, message for message and field for field, so the v1alpha servicer answers v1
@@ -19,7 +19,8 @@ from typing import Any
 import grpc
 from google.protobuf import descriptor, descriptor_pb2, descriptor_pool
 from grpc_health.v1 import health_pb2
-from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
+from grpc_reflection.v1alpha import reflection, reflection_pb2
+from grpc_reflection.v1alpha._async import ReflectionServicer
 
 V1ALPHA = reflection.SERVICE_NAME
 V1 = "grpc.reflection.v1.ServerReflection"
@@ -89,7 +90,7 @@ def default_descriptors() -> Descriptors:
                         v1_file()])
 
 
-class Reflection(reflection.ReflectionServicer):
+class Reflection(ReflectionServicer):  # type: ignore[misc]  # an untyped library class
     def __init__(self, service_names: Sequence[str], descriptors: Descriptors) -> None:
         super().__init__(service_names, pool=descriptors.pool)
         self._descriptors = descriptors
@@ -129,16 +130,13 @@ def _not_found(request: Any) -> Any:
     )
 
 
-def enable(service_names: Sequence[str], server: grpc.Server) -> None:
-    """Serves reflection for `service_names` and for itself, on v1 and v1alpha."""
+def method_handlers(service_names: Sequence[str]) -> dict[str, dict[str, grpc.RpcMethodHandler[Any, Any]]]:
+    """Handlers for reflection on `service_names` and on itself, on v1 and v1alpha (one
+    handler: the same messages on the wire, v1alpha's classes (de)serialize v1's)."""
     servicer = Reflection((*service_names, V1ALPHA, V1), default_descriptors())
-    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(servicer, server)
-    # Same messages on the wire: v1alpha's classes (de)serialize v1's.
-    v1 = grpc.method_handlers_generic_handler(V1, {
-        "ServerReflectionInfo": grpc.stream_stream_rpc_method_handler(
-            servicer.ServerReflectionInfo,
-            request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
-            response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
-        ),
-    })
-    server.add_generic_rpc_handlers((v1,))
+    handler = grpc.stream_stream_rpc_method_handler(
+        servicer.ServerReflectionInfo,
+        request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+        response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
+    )
+    return {V1ALPHA: {"ServerReflectionInfo": handler}, V1: {"ServerReflectionInfo": handler}}

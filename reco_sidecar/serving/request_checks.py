@@ -28,11 +28,20 @@ def check_model(requested: str, served: str) -> None:
         raise NotFound(f"this sidecar serves model {served!r}, not {requested!r}", field="model")
 
 
-def check_id(value: str, field: str) -> None:
+def id_problem(value: str) -> str | None:
+    """What is wrong with an id, or None. The message never repeats the id."""
     if not value:
-        raise InvalidArgument("must not be empty", field=field)
-    if len(value.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES:
-        raise InvalidArgument(f"longer than {MAX_ID_BYTES} bytes", field=field)
+        return "must not be empty"
+    # a UTF-8 character takes at most 4 bytes: short ids need no encoding to be measured
+    if len(value) * 4 > MAX_ID_BYTES and len(value.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES:
+        return f"longer than {MAX_ID_BYTES} bytes"
+    return None
+
+
+def check_id(value: str, field: str) -> None:
+    problem = id_problem(value)
+    if problem is not None:
+        raise InvalidArgument(problem, field=field)
 
 
 def check_page(n: int, offset: int, limits: Limits) -> None:
@@ -47,7 +56,12 @@ def check_list(values: Sequence[str], field: str, limit: int) -> None:
         raise ResourceExhausted(f"{len(values)} ids, at most {limit} allowed", field=field)
 
 
+_NO_RESTRICTION = Restriction.none()
+
+
 def restriction(model: Model, f: reco_pb2.Filter, limits: Limits) -> Restriction:
+    if not (len(f.exclude_item_ids) or len(f.candidate_item_ids) or len(f.categories) or len(f.tags)):
+        return _NO_RESTRICTION  # most calls: nothing to look up
     check_list(f.exclude_item_ids, "filter.exclude_item_ids", limits.max_ids)
     check_list(f.candidate_item_ids, "filter.candidate_item_ids", limits.max_ids)
     # Unknown ids cannot be recommended anyway: excluding or allowing them changes nothing.

@@ -1,12 +1,16 @@
-"""The gRPC servicer: proto in, domain calls, proto out. The only module that knows
-gRPC status codes; every domain error becomes a precise status naming the field."""
+"""The Recommender's methods on the worker's event loop: proto in, domain calls, proto out.
+
+Methods raise domain errors (RecoError); `handlers.py` turns them into precise status codes
+naming the field, counts and logs the call. Each method records what the access log and the
+metrics report in `facts` (model, version, counts, sources).
+"""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
+import asyncio
+import weakref
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -23,15 +27,15 @@ from reco_sidecar.common.errors import (
 )
 from reco_sidecar.common.versions import VersionSpec, parse_version_spec
 from reco_sidecar.engine.model import Model
-from reco_sidecar.engine.query import Ranked, RecQuery, Source
+from reco_sidecar.engine.query import Ranked, RecQuery, Restriction, Source
 from reco_sidecar.experiments.live import LiveExperiments
-from reco_sidecar.gen.reco.v1 import reco_pb2, reco_pb2_grpc
-from reco_sidecar.manager.manager import ModelManager, VersionState
+from reco_sidecar.gen.reco.v1 import reco_pb2
+from reco_sidecar.manager.manager import ModelManager
 from reco_sidecar.manager.registry import ModelRegistry
-from reco_sidecar.serving import callinfo, status
 from reco_sidecar.serving import request_checks as rq
+from reco_sidecar.serving import status
 from reco_sidecar.serving.arms import Arms
-from reco_sidecar.serving.batcher import Batcher
+from reco_sidecar.serving.batcher import LoopBatcher
 from reco_sidecar.serving.jsonld import Renderer
 
 log = logs.get(__name__)
@@ -50,13 +54,7 @@ SOURCE_PB = {
     Source.POPULAR: reco_pb2.SOURCE_POPULAR,
     Source.ANN: reco_pb2.SOURCE_ANN,
 }
-STATE_PB = {
-    VersionState.LOADING: reco_pb2.MODEL_STATE_LOADING,
-    VersionState.AVAILABLE: reco_pb2.MODEL_STATE_AVAILABLE,
-    VersionState.UNLOADING: reco_pb2.MODEL_STATE_UNLOADING,
-    VersionState.FAILED: reco_pb2.MODEL_STATE_FAILED,
-    VersionState.END: reco_pb2.MODEL_STATE_END,
-}
+SOURCE_NAME = {source: source.value for source in Source}
 
 
 @dataclass(frozen=True)
@@ -75,6 +73,8 @@ class ExperimentsOutcome:
 
 
 class Reloader(Protocol):
+    """Blocking; the service calls it from a thread, off the event loop."""
+
     def reload(self, model: str, version: VersionSpec) -> ReloadOutcome: ...
 
 
@@ -103,7 +103,26 @@ def status_code(error: RecoError) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
-class RecommenderService(reco_pb2_grpc.RecommenderServicer):
+Facts = dict[str, Any]
+# Popular answers kept per model version: (offset, n) pairs are few in practice; the bound
+# only stops a client walking every page from growing the cache without end.
+POPULAR_CACHE_LIMIT = 1024
+
+
+@dataclass(frozen=True)
+class _Popular:
+    """An unfiltered fallback page, built once per model version."""
+
+    ranked: Ranked
+    items: list[reco_pb2.ScoredItem]
+    jsonld: str
+
+
+def _unrestricted(r: Restriction) -> bool:
+    return not len(r.exclude_rows) and r.candidate_rows is None and r.allow_mask is None
+
+
+class RecommenderService:
     def __init__(
         self,
         models: ModelRegistry | ModelManager,
@@ -115,53 +134,44 @@ class RecommenderService(reco_pb2_grpc.RecommenderServicer):
         batch_max_delay: float,
         batch_max_size: int,
         batch_chunk: int,
-        on_activity: Callable[[], None] = lambda: None,
         on_batch: Callable[[int], None] | None = None,
         store_status: Callable[[], dict[str, Any] | None] = lambda: None,
         experiments: LiveExperiments | None = None,
         reload_experiments: Callable[[], ExperimentsOutcome] = _no_experiments_file,
     ) -> None:
         self._models = models if isinstance(models, ModelRegistry) else ModelRegistry.single(models)
-        self._manager = self._models.get("")
         self._experiments = experiments
         self._reload_experiments = reload_experiments
-        self._arms = Arms(self._models, experiments)
+        self._arms = Arms(self._models, experiments)  # shadow arms: the Arms' own thread, never the loop
         self._limits = limits
         self._renderer = renderer
         self._reloader = reloader
         self._topology = topology
-        self._on_activity = on_activity
         self._store_status = store_status
         self._chunk = batch_chunk
-        self._batcher: Batcher[Model, RecQuery, Ranked] | None = None
+        # Scoring and BatchRecommend chunks run here, off the loop: numpy drops the GIL in the
+        # product and the top-k. Two threads: one batch scoring while the next is prepared.
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="score")
+        self._batcher: LoopBatcher[Model, RecQuery, Ranked] | None = None
         if batch_max_size > 1:
-            self._batcher = Batcher(lambda m, qs: m.recommend(qs), max_delay=batch_max_delay,
-                                    max_size=batch_max_size, on_batch=on_batch)
-        # BatchRecommend scores two chunks at once: numpy drops the GIL in the product and top-k.
-        self._chunk_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="chunk")
-        self._reload_lock = threading.Lock()
+            self._batcher = LoopBatcher(_recommend, executor=self._pool, max_delay=batch_max_delay,
+                                        max_size=batch_max_size, on_batch=on_batch)
+        self._popular: weakref.WeakKeyDictionary[Model, dict[tuple[int, int], _Popular]] = \
+            weakref.WeakKeyDictionary()
 
     def close(self) -> None:
         self._arms.close()
-        if self._batcher is not None:
-            self._batcher.close()
-        self._chunk_pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
-    @contextmanager
-    def _call(self, context: grpc.ServicerContext) -> Iterator[None]:
-        self._on_activity()
-        try:
-            yield
-        except RecoError as e:
-            context.abort(status_code(e), str(e))
-        except ValueError as e:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+    # -- pieces of responses --------------------------------------------------------------------
 
-    def _items(self, model: Model, ranked: Ranked, offset: int) -> list[reco_pb2.ScoredItem]:
+    @staticmethod
+    def _items(model: Model, ranked: Ranked, offset: int) -> list[reco_pb2.ScoredItem]:
         ids = model.items.ids
         return [
-            reco_pb2.ScoredItem(item_id=ids[row], score=score, rank=offset + i + 1)
-            for i, (row, score) in enumerate(zip(ranked.rows.tolist(), ranked.scores.tolist(), strict=True))
+            reco_pb2.ScoredItem(item_id=ids[row], score=score, rank=offset + i)
+            for i, (row, score) in enumerate(zip(ranked.rows.tolist(), ranked.scores.tolist(), strict=True),
+                                             start=1)
         ]
 
     def _jsonld(self, model: Model, ranked: Ranked, offset: int, about: str | None = None,
@@ -173,164 +183,187 @@ class RecommenderService(reco_pb2_grpc.RecommenderServicer):
             first_position=offset + 1, about=about, experiment=experiment, arm=arm,
         )
 
-    # -- Recommend ----------------------------------------------------------------------------
+    def _popular_page(self, model: Model, offset: int, n: int, restriction: Restriction) -> _Popular | Ranked:
+        """An unfiltered page from the per-version cache (built on first use); a filtered one
+        computed for this call."""
+        if not _unrestricted(restriction):
+            return model.popular(offset, n, restriction)
+        pages = self._popular.get(model)
+        if pages is None:
+            pages = self._popular[model] = {}
+        page = pages.get((offset, n))
+        if page is None:
+            ranked = model.popular(offset, n, restriction)
+            page = _Popular(ranked, self._items(model, ranked, offset), self._jsonld(model, ranked, offset))
+            if len(pages) < POPULAR_CACHE_LIMIT:
+                pages[(offset, n)] = page
+        return page
 
-    def Recommend(self, request: reco_pb2.RecommendRequest, context: grpc.ServicerContext
-                  ) -> reco_pb2.RecommendResponse:
-        batcher = self._batcher
-        announced = batcher is not None
-        if batcher is not None:
-            batcher.announce()
-        try:
-            with self._call(context):
-                choice = self._arms.choose(request)
-                experiment, arm = choice.labels
-                if arm:
-                    callinfo.annotate(experiment=experiment, arm=arm)
-                with choice.manager.lease() as model:
-                    rq.check_page(request.n, request.offset, self._limits)
-                    restriction = rq.restriction(model, request.filter, self._limits)
-                    ranked = self._arms.rank(choice, model, request, restriction)
-                    query = None if ranked is not None else rq.recommend_query(model, request, self._limits,
-                                                                               restriction)
-                    if ranked is not None:
-                        pass
-                    elif query is None:
-                        ranked = model.popular(request.offset, request.n, restriction)
-                    elif batcher is not None:
-                        announced = False
-                        ranked = batcher.submit(model, query)
-                    else:
-                        ranked = model.recommend([query])[0]
-                    callinfo.annotate(model=model.name, version=model.version, users=1, items=len(ranked.rows),
-                                      source=ranked.source.value)
-                    response = reco_pb2.RecommendResponse(
-                        model=model.name, version=model.version, user_id=request.user_id,
-                        items=self._items(model, ranked, request.offset), source=SOURCE_PB[ranked.source],
-                        jsonld=self._jsonld(model, ranked, request.offset, experiment=experiment, arm=arm),
-                        experiment=experiment, arm=arm,
-                    )
-                # Shadows are queued after the answer is built and never waited for.
-                self._arms.served(choice, ranked.source.value, [i.item_id for i in response.items], request)
-                return response
-        finally:
-            if announced and batcher is not None:
-                batcher.withdraw()
-        raise AssertionError("unreachable: context.abort raises")
+    # -- Recommend ------------------------------------------------------------------------------
 
-    # -- Similar ------------------------------------------------------------------------------
+    async def recommend(self, request: reco_pb2.RecommendRequest, facts: Facts) -> reco_pb2.RecommendResponse:
+        choice = self._arms.choose(request)  # the request's model, or the user's experiment arm
+        experiment, arm = choice.labels
+        if arm:
+            facts.update(experiment=experiment, arm=arm)
+        with choice.manager.lease() as model:
+            rq.check_page(request.n, request.offset, self._limits)
+            restriction = rq.restriction(model, request.filter, self._limits)
+            facts.update(model=model.name, version=model.version, users=1)
+            ranked = self._arms.rank(choice, model, request, restriction)  # a baseline arm's answer
+            if ranked is None:
+                query = rq.recommend_query(model, request, self._limits, restriction)
+                if query is None and not arm:
+                    page = self._popular_page(model, request.offset, request.n, restriction)
+                    if isinstance(page, _Popular):
+                        facts.update(items=len(page.ranked.rows), source=Source.POPULAR.value)
+                        return reco_pb2.RecommendResponse(
+                            model=model.name, version=model.version, user_id=request.user_id, items=page.items,
+                            source=reco_pb2.SOURCE_POPULAR, jsonld="" if request.omit_jsonld else page.jsonld)
+                    ranked = page
+                elif query is None:
+                    ranked = model.popular(request.offset, request.n, restriction)
+                elif self._batcher is not None:
+                    ranked = await self._batcher.submit(model, query)
+                else:
+                    # --batch-max-size 1: no batching, scored on the loop (the bare server's form)
+                    ranked = model.recommend([query])[0]
+            facts.update(items=len(ranked.rows), source=SOURCE_NAME[ranked.source])
+            response = reco_pb2.RecommendResponse(
+                model=model.name, version=model.version, user_id=request.user_id,
+                items=self._items(model, ranked, request.offset), source=SOURCE_PB[ranked.source],
+                jsonld="" if request.omit_jsonld else self._jsonld(model, ranked, request.offset,
+                                                                    experiment=experiment, arm=arm),
+                experiment=experiment, arm=arm,
+            )
+        if arm:
+            # Counted, and shadows queued on the Arms' thread, after the answer is built; never waited for.
+            self._arms.served(choice, ranked.source.value, [i.item_id for i in response.items], request)
+        return response
 
-    def Similar(self, request: reco_pb2.SimilarRequest, context: grpc.ServicerContext) -> reco_pb2.SimilarResponse:
-        with self._call(context), self._models.get(request.model).lease() as model:
+    # -- Similar --------------------------------------------------------------------------------
+
+    async def similar(self, request: reco_pb2.SimilarRequest, facts: Facts) -> reco_pb2.SimilarResponse:
+        with self._models.get(request.model).lease() as model:
             rq.check_id(request.item_id, "item_id")
             rq.check_page(request.n, request.offset, self._limits)
             row = model.items.row(request.item_id)
             if row is None:
                 raise NotFound(f"unknown item {request.item_id!r}", field="item_id")
             restriction = rq.restriction(model, request.filter, self._limits)
+            # No matrix product: a table lookup or an annoy query, cheaper than a thread hop.
             ranked = model.similar(row, request.offset, request.n, restriction)
-            callinfo.annotate(model=model.name, version=model.version, items=len(ranked.rows))
+            facts.update(model=model.name, version=model.version, items=len(ranked.rows),
+                         source=SOURCE_NAME[ranked.source])
             return reco_pb2.SimilarResponse(
                 model=model.name, version=model.version, item_id=request.item_id,
                 items=self._items(model, ranked, request.offset), source=SOURCE_PB[ranked.source],
-                jsonld=self._jsonld(model, ranked, request.offset, about=request.item_id),
+                jsonld="" if request.omit_jsonld else self._jsonld(model, ranked, request.offset,
+                                                                    about=request.item_id),
             )
-        raise AssertionError("unreachable: context.abort raises")
 
     # -- BatchRecommend -------------------------------------------------------------------------
 
-    def BatchRecommend(self, request: reco_pb2.BatchRecommendRequest, context: grpc.ServicerContext
-                       ) -> Iterator[reco_pb2.BatchRecommendResponse]:
-        with self._call(context):
-            if not len(request.user_ids):
-                raise InvalidArgument("must not be empty", field="user_ids")
-            if len(request.user_ids) > self._limits.max_batch_users:
-                raise ResourceExhausted(f"{len(request.user_ids)} users, at most "
-                                        f"{self._limits.max_batch_users} per call", field="user_ids")
-            rq.check_page(request.n, 0, self._limits)
-            with self._models.get(request.model).lease() as model:
-                rq.restriction(model, request.filter, self._limits)  # validate once, before streaming
-            callinfo.annotate(users=len(request.user_ids))
-        ids = request.user_ids
-        starts = range(0, len(ids), self._chunk)
-        pending = []
-        for start in starts:
-            if not context.is_active():
-                return
-            pending.append(self._chunk_pool.submit(self._score_chunk, request, start))
-            if len(pending) < 2:
-                continue
-            yield from pending.pop(0).result()
-        for future in pending:
-            if not context.is_active():
-                return
-            yield from future.result()
-
-    def _score_chunk(self, request: reco_pb2.BatchRecommendRequest, start: int
-                     ) -> list[reco_pb2.BatchRecommendResponse]:
-        ids = request.user_ids[start : start + self._chunk]
+    async def batch_recommend(self, request: reco_pb2.BatchRecommendRequest, facts: Facts
+                              ) -> AsyncIterator[reco_pb2.BatchRecommendResponse]:
+        """The whole stream is answered by the model leased here, at its start: a Reload
+        meanwhile changes nothing in it (the old version stays mapped until it ends)."""
+        count = len(request.user_ids)
+        if not count:
+            raise InvalidArgument("must not be empty", field="user_ids")
+        if count > self._limits.max_batch_users:
+            raise ResourceExhausted(f"{count} users, at most {self._limits.max_batch_users} per call",
+                                    field="user_ids")
+        rq.check_page(request.n, 0, self._limits)
+        loop = asyncio.get_running_loop()
+        sources: dict[str, int] = {}
+        facts.update(users=count, sources=sources)
         with self._models.get(request.model).lease() as model:
             restriction = rq.restriction(model, request.filter, self._limits)
-            callinfo.annotate(model=model.name, version=model.version)
-            rows = [model.users.row(u) for u in ids]
-            known = [i for i, r in enumerate(rows) if r is not None]
-            queries = [RecQuery(0, request.n, restriction, user_row=rows[i],
-                                include_seen=request.filter.include_seen) for i in known]
-            ranked: list[Ranked | None] = [None] * len(ids)
-            for i, result in zip(known, model.recommend(queries) if queries else [], strict=True):
-                ranked[i] = result
-            popular = None
-            out = []
-            for i, user_id in enumerate(ids):
-                resp = reco_pb2.BatchRecommendResponse(model=model.name, version=model.version, user_id=user_id,
-                                                       index=start + i)
-                r = ranked[i]
-                if r is None and request.disable_fallback:
-                    resp.error.code = "NOT_FOUND"
-                    resp.error.message = f"user_id: unknown user {user_id!r}"
-                    out.append(resp)
-                    continue
-                if r is None:
-                    popular = popular or model.popular(0, request.n, restriction)
-                    r = popular
-                resp.items.extend(self._items(model, r, 0))
-                resp.source = SOURCE_PB[r.source]
-                if request.include_jsonld:
-                    resp.jsonld = self._jsonld(model, r, 0)
-                out.append(resp)
-            return out
+            facts.update(model=model.name, version=model.version)
+            chunk = _Chunking(model, request, restriction, self._chunk, sources)
+            pending: list[asyncio.Future[list[reco_pb2.BatchRecommendResponse]]] = []
+            try:
+                for start in range(0, count, self._chunk):
+                    # two chunks in flight: one scored while the previous one is sent
+                    pending.append(loop.run_in_executor(self._pool, self._score_chunk, chunk, start))
+                    if len(pending) < 2:
+                        continue
+                    for message in await pending.pop(0):
+                        yield message
+                while pending:
+                    for message in await pending.pop(0):
+                        yield message
+            finally:
+                # A cancelled stream must not leave the lease to a chunk still being scored.
+                for future in pending:
+                    future.cancel()
+                for future in pending:
+                    if not future.cancelled():
+                        await asyncio.wait([future])
 
-    # -- Reload and status ------------------------------------------------------------------------
+    def _score_chunk(self, c: _Chunking, start: int) -> list[reco_pb2.BatchRecommendResponse]:
+        model, request = c.model, c.request
+        ids = request.user_ids[start : start + c.size]
+        refused: dict[int, str] = {}
+        rows: list[int | None] = []
+        for i, user_id in enumerate(ids):
+            problem = rq.id_problem(user_id)
+            if problem is not None:
+                refused[i] = problem
+                rows.append(None)
+            else:
+                rows.append(model.users.row(user_id))
+        known = [i for i, r in enumerate(rows) if r is not None]
+        queries = [RecQuery(0, request.n, c.restriction, user_row=rows[i], include_seen=request.filter.include_seen)
+                   for i in known]
+        ranked: list[Ranked | None] = [None] * len(ids)
+        for i, result in zip(known, _recommend(model, queries) if queries else [], strict=True):
+            ranked[i] = result
+        results = []
+        for i, user_id in enumerate(ids):
+            index = start + i
+            problem = refused.get(i)
+            if problem is not None:
+                # never echo a refused id: it may be megabytes long
+                results.append(c.error(index, "", "INVALID_ARGUMENT", f"user_ids[{index}]: {problem}"))
+                continue
+            r = ranked[i]
+            if r is None and request.disable_fallback:
+                results.append(c.error(index, user_id, "NOT_FOUND", f"user_id: unknown user {user_id!r}"))
+                continue
+            results.append(c.answer(index, user_id, r, self))
+        return c.messages(results)
 
-    def Reload(self, request: reco_pb2.ReloadRequest, context: grpc.ServicerContext) -> reco_pb2.ReloadResponse:
-        with self._call(context):
-            name = self._models.get(request.model).name
-            outcome = self._reloader.reload(name, parse_version_spec(request.version))
-            callinfo.annotate(model=name, version=outcome.new_version)
-            return reco_pb2.ReloadResponse(
-                model=name, old_version=outcome.old_version, new_version=outcome.new_version,
-                load_seconds=outcome.load_seconds, workers=outcome.workers,
-            )
-        raise AssertionError("unreachable: context.abort raises")
+    # -- Reload and status ----------------------------------------------------------------------
 
-    def GetModelStatus(self, request: reco_pb2.GetModelStatusRequest, context: grpc.ServicerContext
-                       ) -> reco_pb2.GetModelStatusResponse:
-        with self._call(context):
-            manager = self._models.get(request.model)
-            me = self._topology.me()
-            resp = reco_pb2.GetModelStatusResponse(
-                model=manager.name,
-                worker=reco_pb2.WorkerInfo(pid=me.pid, address=me.address),
-                workers=[reco_pb2.WorkerInfo(pid=w.pid, address=w.address) for w in self._topology.workers()],
-                shared_address=self._topology.shared_address(),
-                default_model=self._models.default,
-            )
-            status.fill(resp, manager)
-            for each in self._models:
-                status.fill(resp.models.add(), each)
-            self._add_store(resp)
-            return resp
-        raise AssertionError("unreachable: context.abort raises")
+    async def reload(self, request: reco_pb2.ReloadRequest, facts: Facts) -> reco_pb2.ReloadResponse:
+        name = self._models.get(request.model).name
+        outcome = await asyncio.to_thread(self._reloader.reload, name, parse_version_spec(request.version))
+        facts.update(model=name, version=outcome.new_version)
+        return reco_pb2.ReloadResponse(
+            model=name, old_version=outcome.old_version, new_version=outcome.new_version,
+            load_seconds=outcome.load_seconds, workers=outcome.workers,
+        )
+
+    async def get_model_status(self, request: reco_pb2.GetModelStatusRequest, facts: Facts
+                               ) -> reco_pb2.GetModelStatusResponse:
+        manager = self._models.get(request.model)
+        me = self._topology.me()
+        resp = reco_pb2.GetModelStatusResponse(
+            model=manager.name,
+            worker=reco_pb2.WorkerInfo(pid=me.pid, address=me.address),
+            workers=[reco_pb2.WorkerInfo(pid=w.pid, address=w.address) for w in self._topology.workers()],
+            shared_address=self._topology.shared_address(),
+            default_model=self._models.default,
+        )
+        status.fill(resp, manager)
+        for each in self._models:
+            status.fill(resp.models.add(), each)
+        if resp.version:
+            facts.update(model=manager.name, version=resp.version)
+        self._add_store(resp)
+        return resp
 
     def _add_store(self, resp: reco_pb2.GetModelStatusResponse) -> None:
         """The followed store's view; a version whose download failed is listed as FAILED."""
@@ -345,21 +378,71 @@ class RecommenderService(reco_pb2_grpc.RecommenderServicer):
 
     # -- experiments ------------------------------------------------------------------------------
 
-    def ListExperiments(self, request: reco_pb2.ListExperimentsRequest, context: grpc.ServicerContext
-                        ) -> reco_pb2.ListExperimentsResponse:
-        with self._call(context):
-            me = self._topology.me()
-            resp = reco_pb2.ListExperimentsResponse(worker=reco_pb2.WorkerInfo(pid=me.pid, address=me.address))
-            if self._experiments is not None:
-                status.experiments(resp, self._experiments.snapshot())
-            return resp
-        raise AssertionError("unreachable: context.abort raises")
+    async def list_experiments(self, request: reco_pb2.ListExperimentsRequest, facts: Facts
+                               ) -> reco_pb2.ListExperimentsResponse:
+        me = self._topology.me()
+        resp = reco_pb2.ListExperimentsResponse(worker=reco_pb2.WorkerInfo(pid=me.pid, address=me.address))
+        if self._experiments is not None:
+            status.experiments(resp, self._experiments.snapshot())
+        return resp
 
-    def ReloadExperiments(self, request: reco_pb2.ReloadExperimentsRequest, context: grpc.ServicerContext
-                          ) -> reco_pb2.ReloadExperimentsResponse:
-        with self._call(context):
-            outcome = self._reload_experiments()
-            callinfo.annotate(generation=outcome.generation)
-            return reco_pb2.ReloadExperimentsResponse(generation=outcome.generation,
-                                                      experiments=outcome.experiments, workers=outcome.workers)
-        raise AssertionError("unreachable: context.abort raises")
+    async def reload_experiments(self, request: reco_pb2.ReloadExperimentsRequest, facts: Facts
+                                 ) -> reco_pb2.ReloadExperimentsResponse:
+        outcome = await asyncio.to_thread(self._reload_experiments)  # a rollout to every worker: blocking
+        facts.update(generation=outcome.generation)
+        return reco_pb2.ReloadExperimentsResponse(generation=outcome.generation,
+                                                  experiments=outcome.experiments, workers=outcome.workers)
+
+
+def _recommend(model: Model, queries: Sequence[RecQuery]) -> list[Ranked]:
+    return model.recommend(queries)
+
+
+class _Chunking:
+    """How one BatchRecommend stream shapes its answers: one user per message (the original
+    form, each answer built as the message itself) or up to users_per_message users in `users`."""
+
+    def __init__(self, model: Model, request: reco_pb2.BatchRecommendRequest, restriction: Restriction,
+                 size: int, sources: dict[str, int]) -> None:
+        self.model = model
+        self.request = request
+        self.restriction = restriction
+        self.size = size
+        self.per_message = max(1, request.users_per_message)
+        self.sources = sources
+        self.popular: _Popular | Ranked | None = None
+        # the per-user message: its own stream message, or one entry of `users`
+        self._one: dict[str, Any] = ({} if self.per_message > 1 else
+                                     {"model": model.name, "version": model.version})
+        self._kind: Any = reco_pb2.BatchUserResult if self.per_message > 1 else reco_pb2.BatchRecommendResponse
+
+    def _count(self, source: str) -> None:
+        self.sources[source] = self.sources.get(source, 0) + 1
+
+    def error(self, index: int, user_id: str, code: str, message: str) -> Any:
+        self._count("error")
+        return self._kind(user_id=user_id, index=index, error=reco_pb2.ItemError(code=code, message=message),
+                          **self._one)
+
+    def answer(self, index: int, user_id: str, ranked: Ranked | None, service: RecommenderService) -> Any:
+        model, jsonld = self.model, self.request.include_jsonld
+        if ranked is None:
+            if self.popular is None:
+                self.popular = service._popular_page(model, 0, self.request.n, self.restriction)
+            page = self.popular
+            self._count(Source.POPULAR.value)
+            if isinstance(page, _Popular):
+                return self._kind(user_id=user_id, index=index, items=page.items, source=reco_pb2.SOURCE_POPULAR,
+                                  jsonld=page.jsonld if jsonld else "", **self._one)
+            ranked = page
+        self._count(SOURCE_NAME[ranked.source])
+        return self._kind(user_id=user_id, index=index, items=service._items(model, ranked, 0),
+                          source=SOURCE_PB[ranked.source],
+                          jsonld=service._jsonld(model, ranked, 0) if jsonld else "", **self._one)
+
+    def messages(self, results: list[Any]) -> list[reco_pb2.BatchRecommendResponse]:
+        if self.per_message == 1:
+            return results
+        model, step = self.model, self.per_message
+        return [reco_pb2.BatchRecommendResponse(model=model.name, version=model.version, users=results[i : i + step])
+                for i in range(0, len(results), step)]

@@ -74,6 +74,7 @@ defmodule Reco.V1.RecommendRequest do
   field :disable_fallback, 7, type: :bool, json_name: "disableFallback"
   field :experiment, 20, type: :string
   field :arm, 21, type: :string
+  field :omit_jsonld, 8, type: :bool, json_name: "omitJsonld"
 end
 
 defmodule Reco.V1.RecommendResponse do
@@ -107,6 +108,7 @@ defmodule Reco.V1.SimilarRequest do
   field :n, 3, type: :int32
   field :offset, 4, type: :int32
   field :filter, 5, type: Reco.V1.Filter
+  field :omit_jsonld, 6, type: :bool, json_name: "omitJsonld"
 end
 
 defmodule Reco.V1.SimilarResponse do
@@ -139,6 +141,7 @@ defmodule Reco.V1.BatchRecommendRequest do
   field :filter, 4, type: Reco.V1.Filter
   field :disable_fallback, 5, type: :bool, json_name: "disableFallback"
   field :include_jsonld, 6, type: :bool, json_name: "includeJsonld"
+  field :users_per_message, 7, type: :uint32, json_name: "usersPerMessage"
 end
 
 defmodule Reco.V1.ItemError do
@@ -169,6 +172,23 @@ defmodule Reco.V1.BatchRecommendResponse do
   field :source, 6, type: Reco.V1.Source, enum: true
   field :jsonld, 7, type: :string
   field :error, 8, type: Reco.V1.ItemError
+  field :users, 9, repeated: true, type: Reco.V1.BatchUserResult
+end
+
+defmodule Reco.V1.BatchUserResult do
+  @moduledoc false
+
+  use Protobuf,
+    full_name: "reco.v1.BatchUserResult",
+    protoc_gen_elixir_version: "0.17.0",
+    syntax: :proto3
+
+  field :user_id, 1, type: :string, json_name: "userId"
+  field :index, 2, type: :uint32
+  field :items, 3, repeated: true, type: Reco.V1.ScoredItem
+  field :source, 4, type: Reco.V1.Source, enum: true
+  field :jsonld, 5, type: :string
+  field :error, 6, type: Reco.V1.ItemError
 end
 
 defmodule Reco.V1.ReloadRequest do

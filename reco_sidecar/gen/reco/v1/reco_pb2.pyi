@@ -62,7 +62,7 @@ class Filter(_message.Message):
     def __init__(self, exclude_item_ids: _Optional[_Iterable[str]] = ..., candidate_item_ids: _Optional[_Iterable[str]] = ..., categories: _Optional[_Iterable[str]] = ..., tags: _Optional[_Iterable[str]] = ..., include_seen: _Optional[bool] = ...) -> None: ...
 
 class RecommendRequest(_message.Message):
-    __slots__ = ("model", "user_id", "n", "offset", "filter", "recent_item_ids", "disable_fallback", "experiment", "arm")
+    __slots__ = ("model", "user_id", "n", "offset", "filter", "recent_item_ids", "disable_fallback", "experiment", "arm", "omit_jsonld")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     N_FIELD_NUMBER: _ClassVar[int]
@@ -72,6 +72,7 @@ class RecommendRequest(_message.Message):
     DISABLE_FALLBACK_FIELD_NUMBER: _ClassVar[int]
     EXPERIMENT_FIELD_NUMBER: _ClassVar[int]
     ARM_FIELD_NUMBER: _ClassVar[int]
+    OMIT_JSONLD_FIELD_NUMBER: _ClassVar[int]
     model: str
     user_id: str
     n: int
@@ -81,7 +82,8 @@ class RecommendRequest(_message.Message):
     disable_fallback: bool
     experiment: str
     arm: str
-    def __init__(self, model: _Optional[str] = ..., user_id: _Optional[str] = ..., n: _Optional[int] = ..., offset: _Optional[int] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., recent_item_ids: _Optional[_Iterable[str]] = ..., disable_fallback: _Optional[bool] = ..., experiment: _Optional[str] = ..., arm: _Optional[str] = ...) -> None: ...
+    omit_jsonld: bool
+    def __init__(self, model: _Optional[str] = ..., user_id: _Optional[str] = ..., n: _Optional[int] = ..., offset: _Optional[int] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., recent_item_ids: _Optional[_Iterable[str]] = ..., disable_fallback: _Optional[bool] = ..., experiment: _Optional[str] = ..., arm: _Optional[str] = ..., omit_jsonld: _Optional[bool] = ...) -> None: ...
 
 class RecommendResponse(_message.Message):
     __slots__ = ("model", "version", "user_id", "items", "source", "jsonld", "experiment", "arm")
@@ -104,18 +106,20 @@ class RecommendResponse(_message.Message):
     def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., user_id: _Optional[str] = ..., items: _Optional[_Iterable[_Union[ScoredItem, _Mapping]]] = ..., source: _Optional[_Union[Source, str]] = ..., jsonld: _Optional[str] = ..., experiment: _Optional[str] = ..., arm: _Optional[str] = ...) -> None: ...
 
 class SimilarRequest(_message.Message):
-    __slots__ = ("model", "item_id", "n", "offset", "filter")
+    __slots__ = ("model", "item_id", "n", "offset", "filter", "omit_jsonld")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
     N_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     FILTER_FIELD_NUMBER: _ClassVar[int]
+    OMIT_JSONLD_FIELD_NUMBER: _ClassVar[int]
     model: str
     item_id: str
     n: int
     offset: int
     filter: Filter
-    def __init__(self, model: _Optional[str] = ..., item_id: _Optional[str] = ..., n: _Optional[int] = ..., offset: _Optional[int] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ...) -> None: ...
+    omit_jsonld: bool
+    def __init__(self, model: _Optional[str] = ..., item_id: _Optional[str] = ..., n: _Optional[int] = ..., offset: _Optional[int] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., omit_jsonld: _Optional[bool] = ...) -> None: ...
 
 class SimilarResponse(_message.Message):
     __slots__ = ("model", "version", "item_id", "items", "source", "jsonld")
@@ -134,20 +138,22 @@ class SimilarResponse(_message.Message):
     def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., item_id: _Optional[str] = ..., items: _Optional[_Iterable[_Union[ScoredItem, _Mapping]]] = ..., source: _Optional[_Union[Source, str]] = ..., jsonld: _Optional[str] = ...) -> None: ...
 
 class BatchRecommendRequest(_message.Message):
-    __slots__ = ("model", "user_ids", "n", "filter", "disable_fallback", "include_jsonld")
+    __slots__ = ("model", "user_ids", "n", "filter", "disable_fallback", "include_jsonld", "users_per_message")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     USER_IDS_FIELD_NUMBER: _ClassVar[int]
     N_FIELD_NUMBER: _ClassVar[int]
     FILTER_FIELD_NUMBER: _ClassVar[int]
     DISABLE_FALLBACK_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_JSONLD_FIELD_NUMBER: _ClassVar[int]
+    USERS_PER_MESSAGE_FIELD_NUMBER: _ClassVar[int]
     model: str
     user_ids: _containers.RepeatedScalarFieldContainer[str]
     n: int
     filter: Filter
     disable_fallback: bool
     include_jsonld: bool
-    def __init__(self, model: _Optional[str] = ..., user_ids: _Optional[_Iterable[str]] = ..., n: _Optional[int] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., disable_fallback: _Optional[bool] = ..., include_jsonld: _Optional[bool] = ...) -> None: ...
+    users_per_message: int
+    def __init__(self, model: _Optional[str] = ..., user_ids: _Optional[_Iterable[str]] = ..., n: _Optional[int] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., disable_fallback: _Optional[bool] = ..., include_jsonld: _Optional[bool] = ..., users_per_message: _Optional[int] = ...) -> None: ...
 
 class ItemError(_message.Message):
     __slots__ = ("code", "message")
@@ -158,7 +164,7 @@ class ItemError(_message.Message):
     def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class BatchRecommendResponse(_message.Message):
-    __slots__ = ("model", "version", "user_id", "index", "items", "source", "jsonld", "error")
+    __slots__ = ("model", "version", "user_id", "index", "items", "source", "jsonld", "error", "users")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -167,6 +173,7 @@ class BatchRecommendResponse(_message.Message):
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     JSONLD_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    USERS_FIELD_NUMBER: _ClassVar[int]
     model: str
     version: int
     user_id: str
@@ -175,7 +182,24 @@ class BatchRecommendResponse(_message.Message):
     source: Source
     jsonld: str
     error: ItemError
-    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., user_id: _Optional[str] = ..., index: _Optional[int] = ..., items: _Optional[_Iterable[_Union[ScoredItem, _Mapping]]] = ..., source: _Optional[_Union[Source, str]] = ..., jsonld: _Optional[str] = ..., error: _Optional[_Union[ItemError, _Mapping]] = ...) -> None: ...
+    users: _containers.RepeatedCompositeFieldContainer[BatchUserResult]
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., user_id: _Optional[str] = ..., index: _Optional[int] = ..., items: _Optional[_Iterable[_Union[ScoredItem, _Mapping]]] = ..., source: _Optional[_Union[Source, str]] = ..., jsonld: _Optional[str] = ..., error: _Optional[_Union[ItemError, _Mapping]] = ..., users: _Optional[_Iterable[_Union[BatchUserResult, _Mapping]]] = ...) -> None: ...
+
+class BatchUserResult(_message.Message):
+    __slots__ = ("user_id", "index", "items", "source", "jsonld", "error")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    JSONLD_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    index: int
+    items: _containers.RepeatedCompositeFieldContainer[ScoredItem]
+    source: Source
+    jsonld: str
+    error: ItemError
+    def __init__(self, user_id: _Optional[str] = ..., index: _Optional[int] = ..., items: _Optional[_Iterable[_Union[ScoredItem, _Mapping]]] = ..., source: _Optional[_Union[Source, str]] = ..., jsonld: _Optional[str] = ..., error: _Optional[_Union[ItemError, _Mapping]] = ...) -> None: ...
 
 class ReloadRequest(_message.Message):
     __slots__ = ("model", "version")

@@ -89,7 +89,9 @@ class RecommenderServicer:
         raise NotImplementedError('Method not implemented!')
 
     def BatchRecommend(self, request, context):
-        """Many users at once; one response per user, in request order.
+        """Many users at once, in request order: one response per user, or with
+        users_per_message > 1 up to that many users per response (in `users`).
+        The whole stream is answered by one model version.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

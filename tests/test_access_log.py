@@ -1,4 +1,4 @@
-"""The per-RPC log line and the lifecycle events, read from a real sidecar's stderr."""
+"""The per-RPC log line (--access-log) and the lifecycle events, read from a real sidecar's stderr."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from tests.support.versions import copy_version
 
 @pytest.fixture(scope="module")
 def sidecar(demo_root: pathlib.Path) -> Iterator[Sidecar]:
-    with running_sidecar(demo_root, "demo", workers=1) as s:
+    with running_sidecar(demo_root, "demo", workers=1, extra_args=["--access-log", "on"]) as s:
         yield s
 
 
@@ -123,7 +123,7 @@ def test_lifecycle_events_from_start_through_reload_to_shutdown(demo_copy: pathl
 
 def test_console_format_and_level_come_from_the_environment(demo_root: pathlib.Path) -> None:
     rid = uuid.uuid4().hex
-    with running_sidecar(demo_root, "demo", env={"RECO_LOG_FORMAT": "console"}) as sc:
+    with running_sidecar(demo_root, "demo", env={"RECO_LOG_FORMAT": "console", "RECO_ACCESS_LOG": "on"}) as sc:
         sc.stub().GetModelStatus(reco_pb2.GetModelStatusRequest(), metadata=[("x-request-id", rid)])
         text = sc.stderr()
         assert not [e for e in sc.log_events() if "event" in e]
@@ -134,3 +134,32 @@ def test_console_format_and_level_come_from_the_environment(demo_root: pathlib.P
         sc.stub().GetModelStatus(reco_pb2.GetModelStatusRequest(), metadata=[("x-request-id", rid)])
         assert rid not in sc.stderr()
         assert not [e for e in sc.log_events() if e.get("level") == "info"]
+
+
+@pytest.mark.parametrize("mode", ["sampled", "off"])
+def test_without_the_full_log_failures_are_still_logged_and_ok_calls_are_not_each(
+        demo_root: pathlib.Path, user_id: str, mode: str) -> None:
+    # sampled is the default; no call here may count as slow
+    args = ["--slow-call-ms", "600000"] + ([] if mode == "sampled" else ["--access-log", mode])
+    rid = uuid.uuid4().hex
+    with running_sidecar(demo_root, "demo", extra_args=args) as sc:
+        stub = sc.stub()
+        for _ in range(150):
+            stub.Recommend(reco_pb2.RecommendRequest(user_id=user_id, n=3), metadata=[("x-request-id", rid)])
+        with pytest.raises(grpc.RpcError):
+            stub.Recommend(reco_pb2.RecommendRequest(user_id=user_id, n=0), metadata=[("x-request-id", rid)])
+        # the failed call was the last: once its line is there, every line is
+        lines = _rpc_lines(sc, rid)
+    assert [line["code"] for line in lines if line["code"] != "OK"] == ["INVALID_ARGUMENT"]
+    ok = [line for line in lines if line["code"] == "OK"]
+    # sampled: one call in 100 (150 calls: one line); off: none
+    assert len(ok) == (1 if mode == "sampled" else 0), ok
+
+
+def test_a_slow_call_is_always_logged_as_a_warning(demo_root: pathlib.Path, user_id: str) -> None:
+    rid = uuid.uuid4().hex
+    # every call takes at least 0 ms: all are slow by this threshold
+    with running_sidecar(demo_root, "demo", extra_args=["--access-log", "off", "--slow-call-ms", "0"]) as sc:
+        sc.stub().Recommend(reco_pb2.RecommendRequest(user_id=user_id, n=3), metadata=[("x-request-id", rid)])
+        line = _one_line(sc, rid)
+    assert (line["code"], line["level"]) == ("OK", "warning")

@@ -1,0 +1,238 @@
+"""The sidecar against the floor (bench/floor_server.py), in one run, on the benchmark model.
+
+Servers take turns (never two at once): the floor inline, the floor loop-batched, the
+sidecar (all features on: auth off, the access log at its default), for `--rounds` rounds.
+Each turn drives the server with ghz on loopback (short runs, `--seconds` each):
+
+- Recommend, closed loop at 32 concurrent: RPS and server CPU ms per request;
+- Recommend offered at 500 and 1,000 RPS: p99 and CPU ms per request;
+- Similar, closed loop at 32 and offered at 500 and 1,000 RPS;
+
+and, for the sidecar, one BatchRecommend call (users/s, n=10, `users_per_message` 0 and
+256), beside the in-process kernel on the same users (Model.recommend in chunks, the floor
+of that figure). Every sidecar figure is reported as a ratio to the floor's of the same
+round. With `--profile`, a py-spy `--native` profile of one sidecar worker during the c32
+Recommend run.
+
+    python -m bench.floor_vs_sidecar [--seconds 10] [--rounds 1]   # bench/results/floor_vs_sidecar.json
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from bench import common
+from harness import accounting, bench_model, ghz_run, procs, profile, scaffold
+from harness.bench_model import BenchModel
+from harness.ghz_run import GhzRun
+from harness.gotools import find as find_ghz
+from harness.paths import ROOT, python_env
+from harness.scaffold import Deadline
+from harness.sidecar import recommender
+
+Turn = tuple[str, list[str]]
+
+
+@contextlib.contextmanager
+def floor(model: BenchModel, batch_wait_ms: float | None, log_path: pathlib.Path) -> Iterator[dict[str, Any]]:
+    cmd = [sys.executable, "-m", "bench.floor_server", "--model-dir", str(model.version_dir), "--workers", "2"]
+    if batch_wait_ms is not None:
+        cmd += ["--batch-wait-ms", str(batch_wait_ms)]
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, start_new_session=True, cwd=ROOT,
+                                env=python_env(OMP_NUM_THREADS="1"))
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"floor server did not start: {log_path.read_text()[-1500:]}")
+        ready = json.loads(line)
+        yield {"address": f"127.0.0.1:{ready['port']}", "pgid": proc.pid, "pids": ready["pids"]}
+    finally:
+        procs.kill_group(proc.pid, grace=2.0)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+@contextlib.contextmanager
+def sidecar(model: BenchModel, log_path: pathlib.Path) -> Iterator[dict[str, Any]]:
+    with bench_model.serve(model, workers=2, log_path=log_path) as sc:
+        yield {"address": sc.address, "pgid": sc.pgid, "pids": sc.worker_pids()}
+
+
+def drive(ghz: str, flags: list[str], server: dict[str, Any], run: GhzRun, out: pathlib.Path,
+          deadline: Deadline) -> dict[str, Any]:
+    with accounting.CpuMeter(server["pgid"]) as cpu:
+        s = ghz_run.run_ghz(ghz, flags, server["address"], run, out / f"ghz-{run.label}.json", deadline)
+    s["cpu"] = cpu.summary(s["client_cpu_s"])
+    s["cpu_ms_per_request"] = round(s["cpu"]["sidecar_cpu_s"] * 1e3 / s["count"], 3) if s["count"] else None
+    return {k: s[k] for k in ("label", "count", "rps", "errors", "status_codes", "latency_ms",
+                              "cpu_ms_per_request", "cpu")}
+
+
+def batch_call(address: str, users: list[str], per_message: int) -> dict[str, Any]:
+    from reco_sidecar.gen.reco.v1 import reco_pb2
+
+    with recommender(address, **{"grpc.max_receive_message_length": 64 << 20}) as stub:
+        started = time.perf_counter()
+        answered = 0
+        for message in stub.BatchRecommend(reco_pb2.BatchRecommendRequest(user_ids=users, n=10,
+                                                                           users_per_message=per_message),
+                                           timeout=300):
+            answered += len(message.users) if message.users else 1
+        seconds = time.perf_counter() - started
+    return {"users": answered, "seconds": round(seconds, 3), "users_per_s": round(answered / seconds, 1)}
+
+
+def kernel_rate(model: BenchModel, users: list[str], chunk: int = 512) -> dict[str, Any]:
+    """The same users through Model.recommend in chunks, in this process, one BLAS thread."""
+    from threadpoolctl import threadpool_limits
+
+    from reco_sidecar.artifact import loader
+    from reco_sidecar.engine.query import RecQuery, Restriction
+
+    with threadpool_limits(1):
+        m = loader.open_model(model.version_dir, checksums_too=False)
+        none = Restriction.none()
+        rows = [m.users.row(u) for u in users]
+        m.recommend([RecQuery(0, 10, none, user_row=r) for r in rows[:chunk] if r is not None])
+        started = time.perf_counter()
+        for i in range(0, len(rows), chunk):
+            m.recommend([RecQuery(0, 10, none, user_row=r) for r in rows[i : i + chunk] if r is not None])
+        seconds = time.perf_counter() - started
+    return {"users": len(rows), "seconds": round(seconds, 3), "users_per_s": round(len(rows) / seconds, 1)}
+
+
+def start_profile(spy: str | None, pid: int, seconds: float, raw: pathlib.Path) -> subprocess.Popen[bytes] | None:
+    """py-spy --native (which cannot be --nonblocking: it pauses the worker for each sample)."""
+    if spy is None:
+        return None
+    return subprocess.Popen([spy, "record", "--pid", str(pid), "--native", "--rate", "200",
+                             "--duration", str(max(1, int(seconds) - 2)), "--format", "raw", "--output", str(raw)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = common.parser(__doc__, time_limit=1500)
+    p.add_argument("--seconds", type=float, default=10.0, help="length of each ghz run")
+    p.add_argument("--rounds", type=int, default=1)
+    p.add_argument("--batch-wait-ms", type=float, default=2.0, help="the batched floor's wait")
+    p.add_argument("--batch-users", type=int, default=20_000)
+    p.add_argument("--profile", action="store_true", help="py-spy --native of a sidecar worker at c32")
+    p.add_argument("--only", default="", help="comma-separated turns to run (floor-inline,floor-batched,sidecar)")
+    args = p.parse_args(argv)
+
+    def body(model: BenchModel, deadline: Deadline, result: dict[str, Any]) -> None:
+        ghz = find_ghz("ghz")
+        if ghz is None:
+            raise RuntimeError("ghz is not installed")
+        out = common.RESULTS / "floor_vs_sidecar"
+        out.mkdir(parents=True, exist_ok=True)
+        data = bench_model.write_data_files(model.version_dir, out, unknown_user_share=0.0)
+        flags = ["--protoset", str(ghz_run.protoset(out))]
+        spy = profile.find_py_spy() if args.profile else None
+        users_all, _ = bench_model.read_ids(model.version_dir)
+        batch_users = [users_all[(i * 7919) % len(users_all)] for i in range(args.batch_users)]
+        secs = args.seconds
+        runs = [
+            GhzRun("recommend-c32", "Recommend", data["Recommend"], concurrency=32, connections=8, duration_s=secs),
+            GhzRun("recommend-500rps", "Recommend", data["Recommend"], rps=500, concurrency=32, connections=8,
+                   duration_s=secs),
+            GhzRun("recommend-1000rps", "Recommend", data["Recommend"], rps=1000, concurrency=64, connections=8,
+                   duration_s=secs),
+            GhzRun("similar-c32", "Similar", data["Similar"], concurrency=32, connections=8, duration_s=secs),
+            GhzRun("similar-500rps", "Similar", data["Similar"], rps=500, concurrency=32, connections=8,
+                   duration_s=secs),
+            GhzRun("similar-1000rps", "Similar", data["Similar"], rps=1000, concurrency=64, connections=8,
+                   duration_s=secs),
+        ]
+        turns = ["floor-inline", "floor-batched", "sidecar"]
+        if args.only:
+            turns = [t for t in turns if t in args.only.split(",")]
+        rounds: list[dict[str, Any]] = []
+        result["rounds"] = rounds
+        result["note"] = ("the machine was shared with other engineers' work during the run; "
+                          "system CPU busy is recorded per run (cpu.machine_cores_busy)")
+        for r in range(args.rounds):
+            this: dict[str, Any] = {}
+            rounds.append(this)
+            for turn in turns:
+                log_path = common.RESULTS / "logs" / f"floor-vs-{turn}-{r}.log"
+                starter = (sidecar(model, log_path) if turn == "sidecar" else
+                           floor(model, None if turn == "floor-inline" else args.batch_wait_ms, log_path))
+                figures: dict[str, Any] = {}
+                this[turn] = figures
+                with starter as server:
+                    ghz_run.run_ghz(ghz, flags, server["address"],
+                                GhzRun("warmup", "Recommend", data["Recommend"], rps=300, concurrency=16,
+                                       connections=8, duration_s=3), out / "warmup.json", deadline)
+                    for run in runs:
+                        spy_proc = None
+                        raw = out / f"profile-{turn}-{run.label}.txt"
+                        if turn == "sidecar" and run.label == "recommend-c32":
+                            spy_proc = start_profile(spy, server["pids"][0], secs, raw)
+                        try:
+                            figures[run.label] = drive(ghz, flags, server, run, out, deadline)
+                        finally:
+                            if spy_proc is not None:
+                                with contextlib.suppress(subprocess.TimeoutExpired):
+                                    spy_proc.wait(secs + 30)
+                        if raw.is_file():
+                            figures[run.label]["profile"] = profile.summarize(raw, top=25)
+                        scaffold.log("floor_vs_sidecar", turn=turn, run=run.label, rps=figures[run.label]["rps"],
+                                p99=figures[run.label]["latency_ms"]["p99"],
+                                cpu_ms=figures[run.label]["cpu_ms_per_request"])
+                    if turn == "sidecar":
+                        for per_message in (0, 256):
+                            figures[f"batch-{per_message}"] = batch_call(server["address"], batch_users, per_message)
+                            scaffold.log("floor_vs_sidecar", turn=turn, run=f"batch-{per_message}",
+                                    users_per_s=figures[f"batch-{per_message}"]["users_per_s"])
+            this["batch-kernel-in-process"] = kernel_rate(model, batch_users)
+            result["ratios"] = ratios(rounds)
+
+    return common.run("floor_vs_sidecar", args, body)
+
+
+def ratios(rounds: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """sidecar / floor for each figure, per round and floor form."""
+    out = []
+    for this in rounds:
+        side = this.get("sidecar") or {}
+        for form in ("floor-inline", "floor-batched"):
+            fl = this.get(form) or {}
+            row: dict[str, Any] = {"floor": form}
+            for label, s in side.items():
+                f = fl.get(label)
+                if not isinstance(s, dict) or not isinstance(f, dict) or "latency_ms" not in s:
+                    continue
+                row[label] = {
+                    "rps": _ratio(s["rps"], f["rps"]),
+                    "cpu_ms_per_request": _ratio(s["cpu_ms_per_request"], f["cpu_ms_per_request"]),
+                    "p99": _ratio(s["latency_ms"]["p99"], f["latency_ms"]["p99"]),
+                }
+            out.append(row)
+        kernel = this.get("batch-kernel-in-process", {}).get("users_per_s")
+        for key in ("batch-0", "batch-256"):
+            if key in side and kernel:
+                out.append({"batch": key, "users_per_s_vs_kernel": _ratio(side[key]["users_per_s"], kernel)})
+    return out
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a is not None and b else None
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    raise SystemExit(main())
