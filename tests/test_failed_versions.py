@@ -86,3 +86,12 @@ def test_a_version_whose_file_cannot_be_read_is_failed_naming_it_and_the_sidecar
             assert "user_factors.npy: cannot be read" in _failed(address)[2]
             with recommender(address) as stub:
                 assert stub.Recommend(reco_pb2.RecommendRequest(user_id="u0000001", n=3), timeout=5).version == 1
+
+
+def test_a_version_the_watch_found_bad_is_failed_on_every_worker(demo_copy: pathlib.Path) -> None:
+    with running_sidecar(demo_copy, "demo", workers=2, extra_args=["--watch", "0.2"]) as sc:
+        bad = int(publish_copy(demo_copy / "demo", 1, BAD_MANIFESTS["metrics_list"]).name)
+        wait_until(lambda: all(bad in _failed(a) for a in sc.worker_addresses), 30,
+                   f"every worker to list version {bad} FAILED")
+        for address in sc.worker_addresses:
+            assert "metrics" in _failed(address)[bad]
