@@ -38,7 +38,7 @@ def test_a_reload_past_the_reload_timeout_fails_unavailable_and_leaves_nothing_h
     # The heartbeat deadline is far away: the reload's own timeout is what must end the wait on
     # a worker that is alive but does not answer (here: stopped).
     # 5 s: long enough for the later reloads on a busy machine, far below the heartbeat's 120 s.
-    args = ["--version", "1", "--reload-timeout", "5", "--worker-timeout", "120"]
+    args = ["--version", "1", "--reload-timeout", "5", "--worker-timeout", "120", "--metrics-port", "0"]
     with running_sidecar(demo_copy, "demo", workers=2, extra_args=args) as sc:
         healthy, slow = sc.worker_addresses
         stopped = worker_pid(slow)
@@ -53,6 +53,9 @@ def test_a_reload_past_the_reload_timeout_fails_unavailable_and_leaves_nothing_h
             wait_until(lambda: _state(healthy, 2) == reco_pb2.MODEL_STATE_END, 30,
                        "the healthy worker to drop the aborted version")
             assert worker_version(healthy) == 1
+            port = next(int(str(ev["port"])) for ev in sc.log_events() if ev.get("event") == "metrics_serving")
+            wait_until(lambda: 'reco_reloads_total{outcome="UNAVAILABLE"} 1.0' in _scrape(port), 30,
+                       "the timeout counted as an UNAVAILABLE reload")
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(stopped, signal.SIGCONT)
@@ -85,3 +88,10 @@ def test_a_verification_past_the_reload_timeout_fails_unavailable_and_the_next_r
         assert any(ev.get("event") == "verification_timeout" for ev in sc.log_events())
         assert {worker_version(a) for a in sc.worker_addresses} == {1}
         assert sc.stub().Reload(reco_pb2.ReloadRequest(version=str(good)), timeout=60).workers == 2
+
+
+def _scrape(port: int) -> str:
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        return str(r.read().decode())
