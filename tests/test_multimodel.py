@@ -130,6 +130,17 @@ def test_experiments_assign_tag_shadow_and_reload_all_or_nothing(two_models: pat
             return int(arm.shadow_scored + arm.shadow_dropped)
 
         wait_until(lambda: shadowed() == 2 * len(users), 30, "every shadow ranking done or dropped")
+        # BatchRecommend keeps every user in their arm: the same arm and items as Recommend, in
+        # both stream forms, and the arm's model named.
+        single = list(b.BatchRecommend(reco_pb2.BatchRecommendRequest(user_ids=users, n=5), timeout=30))
+        assert [(r.experiment, r.arm, tuple(i.item_id for i in r.items)) for r in single] == first
+        assert {(r.arm, r.model) for r in single} >= {("control", "posts"), ("worlds-arm", "worlds")}
+        chunked = list(a.BatchRecommend(reco_pb2.BatchRecommendRequest(user_ids=users, n=5, users_per_message=64,
+                                                                       include_jsonld=True), timeout=30))
+        results = [u for message in chunked for u in message.users]
+        assert [(u.experiment, u.arm, tuple(i.item_id for i in u.items)) for u in results] == first
+        assert all(u.model == "worlds" for u in results if u.arm == "worlds-arm")
+        assert all(json.loads(u.jsonld)["arm"] == u.arm for u in results)
         feed = expected.get("feed")
         assert feed is not None
         for u, (experiment, arm, _) in zip(users, first, strict=True):
@@ -164,9 +175,13 @@ def test_experiments_assign_tag_shadow_and_reload_all_or_nothing(two_models: pat
         text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
         assert 'reco_arm_responses_total{arm="control",experiment="feed"' in text
         assert "reco_shadow_overlap_bucket" in text
-        rpc_lines = [e for e in sc.log_events() if e.get("event") == "rpc" and e.get("method", "").endswith(
-            "Recommend") and e.get("code") == "OK"]
-        assert rpc_lines and all(e.get("arm") for e in rpc_lines)
+        lines = [e for e in sc.log_events() if e.get("event") == "rpc" and e.get("code") == "OK"]
+        recommend = [e for e in lines if e.get("method") == "Recommend"]
+        assert recommend and all(e.get("arm") and e.get("experiment") == "feed" for e in recommend)
+        # A BatchRecommend line counts its users per arm.
+        batch = [e for e in lines if e.get("method") == "BatchRecommend"]
+        assert len(batch) == 2 and all(sum(e["arms"].values()) == len(users) for e in batch)
+        assert set(batch[0]["arms"]) == {"feed/control", "feed/worlds-arm", "feed/popular"}
 
         shadow = arms["shadow-random"]
         assert shadow.requests == 0 and 0.0 <= shadow.mean_overlap <= 1.0
@@ -330,6 +345,8 @@ def test_an_arm_pinned_to_a_version_serves_it_beside_the_current_one(two_models:
 
         served = answers(a)
         assert served == answers(b)
+        batch = list(a.BatchRecommend(reco_pb2.BatchRecommendRequest(user_ids=users, n=5), timeout=30))
+        assert [(r.arm, r.version, tuple(i.item_id for i in r.items)) for r in batch] == served
         assert {(arm, version) for arm, version, _ in served} == {("current", 2), ("old", 1)}
         # A pinned arm answers exactly what that version answers when it is the one served.
         old_user = next(u for u, (arm, _, _) in zip(users, served, strict=True) if arm == "old")

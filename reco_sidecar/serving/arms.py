@@ -83,15 +83,33 @@ class Arms:
                                    arm=request.arm)  # raises, naming the field
             return Choice(requested)
         rq.check_id(request.user_id, "user_id")
-        current = live.current
-        if not request.experiment:
-            default = requested.name == self._registry.default
-            current = ExperimentSet(tuple(e for e in current.experiments
-                                          if covers(e, requested.name) or (default and covers(e, ""))))
-        found = assignment.resolve(current, request.user_id, experiment=request.experiment, arm=request.arm)
+        current = live.current if request.experiment else self.covering(requested)
+        return self.assign(current, requested, request.user_id, experiment=request.experiment, arm=request.arm)
+
+    def covering(self, requested: ModelManager) -> ExperimentSet:
+        """The experiments that run on requests for `requested`, as served now."""
+        live = self._experiments
+        if live is None:
+            return ExperimentSet()
+        default = requested.name == self._registry.default
+        return ExperimentSet(tuple(e for e in live.current.experiments
+                                   if covers(e, requested.name) or (default and covers(e, ""))))
+
+    def assign(self, experiments: ExperimentSet, requested: ModelManager, user_id: str, *, experiment: str = "",
+               arm: str = "") -> Choice:
+        found = assignment.resolve(experiments, user_id, experiment=experiment, arm=arm)
         if found is None:
             return Choice(requested)
         return Choice(self._manager_of(found.arm, requested), found.experiment, found.arm, found.overridden)
+
+    def managers(self, experiments: ExperimentSet, requested: ModelManager) -> list[ModelManager]:
+        """Every manager an arm of `experiments` answers with (for a stream to lease them once)."""
+        out: dict[int, ModelManager] = {}
+        for e in experiments.experiments:
+            for a in e.served_arms:
+                manager = self._manager_of(a, requested)
+                out[id(manager)] = manager
+        return list(out.values())
 
     def _manager_of(self, arm: Arm, requested: ModelManager) -> ModelManager:
         """A model arm's model, at the version it pins; a baseline ranks the requested model."""

@@ -8,6 +8,7 @@ metrics report in `facts` (model, version, counts, sources).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -34,7 +35,8 @@ from reco_sidecar.manager.manager import ModelManager
 from reco_sidecar.manager.registry import ModelRegistry
 from reco_sidecar.serving import request_checks as rq
 from reco_sidecar.serving import status
-from reco_sidecar.serving.arms import Arms
+from reco_sidecar.serving.arms import Arms, Choice
+from reco_sidecar.serving.batch_arms import BatchArms
 from reco_sidecar.serving.batcher import LoopBatcher
 from reco_sidecar.serving.jsonld import Renderer
 
@@ -55,6 +57,7 @@ SOURCE_PB = {
     Source.ANN: reco_pb2.SOURCE_ANN,
 }
 SOURCE_NAME = {source: source.value for source in Source}
+_SOURCE_OF = {pb: source for source, pb in SOURCE_PB.items()}
 
 
 @dataclass(frozen=True)
@@ -278,10 +281,16 @@ class RecommenderService:
         loop = asyncio.get_running_loop()
         sources: dict[str, int] = {}
         facts.update(users=count, sources=sources)
-        with self._models.get(request.model).lease() as model:
+        requested = self._models.get(request.model)
+        with requested.lease() as model, contextlib.ExitStack() as leases:
             restriction = rq.restriction(model, request.filter, self._limits)
             facts.update(model=model.name, version=model.version)
-            chunk = _Chunking(model, request, restriction, self._chunk, sources)
+            # Users in an experiment get their arm, as Recommend gives it; every model an arm
+            # needs is leased here, once, like the requested one.
+            arms = BatchArms(self._arms, requested, model, restriction, request, self._limits, leases)
+            chunk = _Chunking(model, request, restriction, self._chunk, sources, arms if arms.active else None)
+            if arms.active:
+                facts.update(arms=chunk.arm_counts)  # users per "experiment/arm", in the log line
             pending: list[asyncio.Future[list[reco_pb2.BatchRecommendResponse]]] = []
             try:
                 for start in range(0, count, self._chunk):
@@ -314,6 +323,22 @@ class RecommenderService:
                 rows.append(None)
             else:
                 rows.append(model.users.row(user_id))
+        choices: list[Choice | None] = [None] * len(ids)
+        answered: dict[int, tuple[Model, Ranked | None]] = {}  # users an arm answers off the main product
+        if c.arms is not None:
+            groups: dict[tuple[int, str], list[int]] = {}
+            for i, user_id in enumerate(ids):
+                if i not in refused:
+                    choice = choices[i] = c.arms.choose(user_id)
+                    if not c.arms.on_requested(choice):
+                        rows[i] = None
+                        groups.setdefault((id(choice.manager), choice.labels[1]), []).append(i)
+            for members in groups.values():
+                first = choices[members[0]]
+                assert first is not None
+                target = c.arms.target(first).model
+                for i, result in zip(members, c.arms.rank_other(first, [ids[i] for i in members]), strict=True):
+                    answered[i] = (target, result)
         known = [i for i, r in enumerate(rows) if r is not None]
         queries = [RecQuery(0, request.n, c.restriction, user_row=rows[i], include_seen=request.filter.include_seen)
                    for i in known]
@@ -328,11 +353,19 @@ class RecommenderService:
                 # never echo a refused id: it may be megabytes long
                 results.append(c.error(index, "", "INVALID_ARGUMENT", f"user_ids[{index}]: {problem}"))
                 continue
-            r = ranked[i]
-            if r is None and request.disable_fallback:
-                results.append(c.error(index, user_id, "NOT_FOUND", f"user_id: unknown user {user_id!r}"))
+            chosen = choices[i]
+            experiment, arm = chosen.labels if chosen is not None else ("", "")
+            by, r = answered.get(i, (model, ranked[i]))
+            if r is None and (request.disable_fallback or i in answered):
+                results.append(c.error(index, user_id, "NOT_FOUND", f"user_id: unknown user {user_id!r}",
+                                       experiment=experiment, arm=arm))
                 continue
-            results.append(c.answer(index, user_id, r, self))
+            result = c.answer(index, user_id, r, self, model=by, experiment=experiment, arm=arm)
+            results.append(result)
+            if arm and c.arms is not None and chosen is not None:
+                # Counted, and its shadows queued, as Recommend does.
+                self._arms.served(chosen, SOURCE_NAME[_SOURCE_OF[result.source]],
+                                  [item.item_id for item in result.items], c.arms.shadow_request(user_id))
         return c.messages(results)
 
     # -- Reload and status ----------------------------------------------------------------------
@@ -403,8 +436,10 @@ class _Chunking:
     form, each answer built as the message itself) or up to users_per_message users in `users`."""
 
     def __init__(self, model: Model, request: reco_pb2.BatchRecommendRequest, restriction: Restriction,
-                 size: int, sources: dict[str, int]) -> None:
+                 size: int, sources: dict[str, int], arms: BatchArms | None = None) -> None:
         self.model = model
+        self.arms = arms
+        self.arm_counts: dict[str, int] = {}
         self.request = request
         self.restriction = restriction
         self.size = size
@@ -419,13 +454,35 @@ class _Chunking:
     def _count(self, source: str) -> None:
         self.sources[source] = self.sources.get(source, 0) + 1
 
-    def error(self, index: int, user_id: str, code: str, message: str) -> Any:
+    def _tags(self, model: Model, experiment: str, arm: str) -> dict[str, Any]:
+        """The arm's fields, and its model and version when they are not the message's."""
+        if not arm:
+            return self._one
+        key = f"{experiment}/{arm}"
+        self.arm_counts[key] = self.arm_counts.get(key, 0) + 1
+        tags: dict[str, Any] = {**self._one, "experiment": experiment, "arm": arm}
+        if model is not self.model or self.per_message == 1:
+            tags.update(model=model.name, version=model.version)
+        return tags
+
+    def error(self, index: int, user_id: str, code: str, message: str, *, experiment: str = "",
+              arm: str = "") -> Any:
         self._count("error")
         return self._kind(user_id=user_id, index=index, error=reco_pb2.ItemError(code=code, message=message),
-                          **self._one)
+                          **self._tags(self.model, experiment, arm))
 
-    def answer(self, index: int, user_id: str, ranked: Ranked | None, service: RecommenderService) -> Any:
-        model, jsonld = self.model, self.request.include_jsonld
+    def answer(self, index: int, user_id: str, ranked: Ranked | None, service: RecommenderService, *,
+               model: Model | None = None, experiment: str = "", arm: str = "") -> Any:
+        jsonld = self.request.include_jsonld
+        model = model or self.model
+        if arm:
+            # An arm's answer is rendered for it (its model, its tags), never the shared page.
+            ranked = ranked or model.popular(0, self.request.n, self.restriction)
+            self._count(SOURCE_NAME[ranked.source])
+            return self._kind(user_id=user_id, index=index, items=service._items(model, ranked, 0),
+                              source=SOURCE_PB[ranked.source],
+                              jsonld=service._jsonld(model, ranked, 0, experiment=experiment, arm=arm) if jsonld
+                              else "", **self._tags(model, experiment, arm))
         if ranked is None:
             if self.popular is None:
                 self.popular = service._popular_page(model, 0, self.request.n, self.restriction)

@@ -173,6 +173,8 @@ defmodule Reco.V1.BatchRecommendResponse do
   field :jsonld, 7, type: :string
   field :error, 8, type: Reco.V1.ItemError
   field :users, 9, repeated: true, type: Reco.V1.BatchUserResult
+  field :experiment, 20, type: :string
+  field :arm, 21, type: :string
 end
 
 defmodule Reco.V1.BatchUserResult do
@@ -189,6 +191,10 @@ defmodule Reco.V1.BatchUserResult do
   field :source, 4, type: Reco.V1.Source, enum: true
   field :jsonld, 5, type: :string
   field :error, 6, type: Reco.V1.ItemError
+  field :experiment, 20, type: :string
+  field :arm, 21, type: :string
+  field :model, 22, type: :string
+  field :version, 23, type: :int64
 end
 
 defmodule Reco.V1.ReloadRequest do

@@ -164,7 +164,7 @@ class ItemError(_message.Message):
     def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class BatchRecommendResponse(_message.Message):
-    __slots__ = ("model", "version", "user_id", "index", "items", "source", "jsonld", "error", "users")
+    __slots__ = ("model", "version", "user_id", "index", "items", "source", "jsonld", "error", "users", "experiment", "arm")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -174,6 +174,8 @@ class BatchRecommendResponse(_message.Message):
     JSONLD_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     USERS_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENT_FIELD_NUMBER: _ClassVar[int]
+    ARM_FIELD_NUMBER: _ClassVar[int]
     model: str
     version: int
     user_id: str
@@ -183,23 +185,33 @@ class BatchRecommendResponse(_message.Message):
     jsonld: str
     error: ItemError
     users: _containers.RepeatedCompositeFieldContainer[BatchUserResult]
-    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., user_id: _Optional[str] = ..., index: _Optional[int] = ..., items: _Optional[_Iterable[_Union[ScoredItem, _Mapping]]] = ..., source: _Optional[_Union[Source, str]] = ..., jsonld: _Optional[str] = ..., error: _Optional[_Union[ItemError, _Mapping]] = ..., users: _Optional[_Iterable[_Union[BatchUserResult, _Mapping]]] = ...) -> None: ...
+    experiment: str
+    arm: str
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., user_id: _Optional[str] = ..., index: _Optional[int] = ..., items: _Optional[_Iterable[_Union[ScoredItem, _Mapping]]] = ..., source: _Optional[_Union[Source, str]] = ..., jsonld: _Optional[str] = ..., error: _Optional[_Union[ItemError, _Mapping]] = ..., users: _Optional[_Iterable[_Union[BatchUserResult, _Mapping]]] = ..., experiment: _Optional[str] = ..., arm: _Optional[str] = ...) -> None: ...
 
 class BatchUserResult(_message.Message):
-    __slots__ = ("user_id", "index", "items", "source", "jsonld", "error")
+    __slots__ = ("user_id", "index", "items", "source", "jsonld", "error", "experiment", "arm", "model", "version")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     JSONLD_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENT_FIELD_NUMBER: _ClassVar[int]
+    ARM_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     index: int
     items: _containers.RepeatedCompositeFieldContainer[ScoredItem]
     source: Source
     jsonld: str
     error: ItemError
-    def __init__(self, user_id: _Optional[str] = ..., index: _Optional[int] = ..., items: _Optional[_Iterable[_Union[ScoredItem, _Mapping]]] = ..., source: _Optional[_Union[Source, str]] = ..., jsonld: _Optional[str] = ..., error: _Optional[_Union[ItemError, _Mapping]] = ...) -> None: ...
+    experiment: str
+    arm: str
+    model: str
+    version: int
+    def __init__(self, user_id: _Optional[str] = ..., index: _Optional[int] = ..., items: _Optional[_Iterable[_Union[ScoredItem, _Mapping]]] = ..., source: _Optional[_Union[Source, str]] = ..., jsonld: _Optional[str] = ..., error: _Optional[_Union[ItemError, _Mapping]] = ..., experiment: _Optional[str] = ..., arm: _Optional[str] = ..., model: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class ReloadRequest(_message.Message):
     __slots__ = ("model", "version")
