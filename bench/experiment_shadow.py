@@ -79,13 +79,13 @@ def main(argv: list[str] | None = None) -> int:
                         s["cpu"] = cpu.summary(s["client_cpu_s"])
                         runs[mode].setdefault(key, []).append(s)
                     counts = {"shadow_scored": 0, "shadow_dropped": 0, "requests": 0}
-                    for address in sc.worker_addresses:
-                        listing = sc.stub(address).ListExperiments(reco_pb2.ListExperimentsRequest(), timeout=10)
-                        for e in listing.experiments:
-                            for arm in e.arms:
-                                counts["shadow_scored"] += arm.shadow_scored
-                                counts["shadow_dropped"] += arm.shadow_dropped
-                                counts["requests"] += arm.requests
+                    # Any worker's listing has every worker's counts.
+                    listing = sc.stub().ListExperiments(reco_pb2.ListExperimentsRequest(), timeout=10)
+                    for e in listing.experiments:
+                        for arm in e.arms:
+                            counts["shadow_scored"] += arm.shadow_scored
+                            counts["shadow_dropped"] += arm.shadow_dropped
+                            counts["requests"] += arm.requests
                     shadows.setdefault(mode, []).append(counts)
         result["runs"] = runs
         result["experiment_counters"] = shadows
