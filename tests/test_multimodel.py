@@ -209,6 +209,10 @@ def test_experiments_assign_tag_shadow_and_reload_all_or_nothing(two_models: pat
         assert (done.workers, done.experiments) == (2, 1)
         moved = _arms(b, users)
         assert moved == _arms(a, users) and moved != first
+        text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
+        assert 'reco_experiment_reloads_total{outcome="refused"} 1.0' in text
+        assert 'reco_experiment_reloads_total{outcome="ok"} 2.0' in text
+        assert 'reco_shadow_rank_correlation_count{arm="shadow-random",experiment="feed"}' in text
 
     # A restart assigns every user as before.
     with running_sidecar(two_models, "posts", workers=2, extra_args=args) as again:
