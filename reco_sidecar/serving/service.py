@@ -180,8 +180,9 @@ class RecommenderService:
     def _jsonld(self, model: Model, ranked: Ranked, offset: int, about: str | None = None,
                 experiment: str = "", arm: str = "") -> str:
         ids = model.items.ids
+        # SOURCE_NAME, not ranked.source.value: Enum.value is a property call on every response
         return self._renderer.render(
-            model=model.name, version=model.version, source=ranked.source.value,
+            model=model.name, version=model.version, source=SOURCE_NAME[ranked.source],
             item_ids=[ids[r] for r in ranked.rows.tolist()], scores=ranked.scores.tolist(),
             first_position=offset + 1, about=about, experiment=experiment, arm=arm,
         )
