@@ -141,6 +141,18 @@ def test_experiments_assign_tag_shadow_and_reload_all_or_nothing(two_models: pat
         assert [(u.experiment, u.arm, tuple(i.item_id for i in u.items)) for u in results] == first
         assert all(u.model == "worlds" for u in results if u.arm == "worlds-arm")
         assert all(json.loads(u.jsonld)["arm"] == u.arm for u in results)
+        # 100,000 ids through the server: each in the arm assignment.py gives it, and the
+        # shares within 4 standard deviations of the weights.
+        many = [f"s{i:06d}" for i in range(100_000)]
+        got = [u.arm for m in b.BatchRecommend(reco_pb2.BatchRecommendRequest(user_ids=many, n=1,
+                                                                               users_per_message=1000), timeout=120)
+               for u in m.users]
+        feed_exp = expected.get("feed")
+        assert feed_exp is not None
+        assert got == [arm.name for arm in (assignment.assign(feed_exp, u) for u in many) if arm is not None]
+        for name in ("control", "worlds-arm", "popular"):
+            share = got.count(name) / len(many)
+            assert abs(share - 1 / 3) < 4 * (1 / 3 * 2 / 3 / len(many)) ** 0.5, (name, share)
         feed = expected.get("feed")
         assert feed is not None
         for u, (experiment, arm, _) in zip(users, first, strict=True):
@@ -180,7 +192,7 @@ def test_experiments_assign_tag_shadow_and_reload_all_or_nothing(two_models: pat
         assert recommend and all(e.get("arm") and e.get("experiment") == "feed" for e in recommend)
         # A BatchRecommend line counts its users per arm.
         batch = [e for e in lines if e.get("method") == "BatchRecommend"]
-        assert len(batch) == 2 and all(sum(e["arms"].values()) == len(users) for e in batch)
+        assert [sum(e["arms"].values()) for e in batch] == [len(users), len(users), len(many)]
         assert set(batch[0]["arms"]) == {"feed/control", "feed/worlds-arm", "feed/popular"}
 
         shadow = arms["shadow-random"]

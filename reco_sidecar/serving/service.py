@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -441,6 +442,7 @@ class _Chunking:
         self.model = model
         self.arms = arms
         self.arm_counts: dict[str, int] = {}
+        self._counting = threading.Lock()
         self.request = request
         self.restriction = restriction
         self.size = size
@@ -453,14 +455,17 @@ class _Chunking:
         self._kind: Any = reco_pb2.BatchUserResult if self.per_message > 1 else reco_pb2.BatchRecommendResponse
 
     def _count(self, source: str) -> None:
-        self.sources[source] = self.sources.get(source, 0) + 1
+        # Two chunks of a stream are scored at once, on two threads: no lost increments.
+        with self._counting:
+            self.sources[source] = self.sources.get(source, 0) + 1
 
     def _tags(self, model: Model, experiment: str, arm: str) -> dict[str, Any]:
         """The arm's fields, and its model and version when they are not the message's."""
         if not arm:
             return self._one
         key = f"{experiment}/{arm}"
-        self.arm_counts[key] = self.arm_counts.get(key, 0) + 1
+        with self._counting:
+            self.arm_counts[key] = self.arm_counts.get(key, 0) + 1
         tags: dict[str, Any] = {**self._one, "experiment": experiment, "arm": arm}
         if model is not self.model or self.per_message == 1:
             tags.update(model=model.name, version=model.version)
