@@ -409,3 +409,16 @@ def test_a_pinned_version_that_fails_its_checks_stops_serve_naming_the_arm(two_m
     done = run_cli("serve", "--model-root", str(root), "--model", "posts", "--model", "worlds", "--version",
                    "latest", "--experiments", str(exp_file))
     assert done.returncode == 2 and "experiments[0].arms[2].version" in done.stderr
+
+
+def test_an_experiment_runs_on_its_controls_model_only(two_models: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    exp_file = tmp_path / "experiments.toml"
+    exp_file.write_text(EXPERIMENTS)
+    with running_sidecar(two_models, "posts", workers=1,
+                         extra_args=["--model", "worlds", "--experiments", str(exp_file)]) as sc:
+        stub = sc.stub()
+        for u in (f"u{i:07d}" for i in range(0, 100, 7)):
+            posts = stub.Recommend(reco_pb2.RecommendRequest(model="posts", user_id=u, n=3), timeout=10)
+            worlds = stub.Recommend(reco_pb2.RecommendRequest(model="worlds", user_id=u, n=3), timeout=10)
+            assert posts.experiment == "feed" and posts.arm
+            assert (worlds.experiment, worlds.arm, worlds.model) == ("", "", "worlds")

@@ -46,10 +46,11 @@ class Choice:
 
 
 def covers(experiment: Experiment, model: str) -> bool:
-    """An experiment runs on the traffic of the models its arms name (a baseline-only
-    experiment on the default model's)."""
-    named = {a.model for a in experiment.arms if a.model is not None}
-    return model in named if named else model == ""
+    """An experiment runs on the requests for its control's model: the first served arm that
+    names a model ("" for a baseline-only experiment: the default model's requests). A
+    request naming another arm's model directly is not in the experiment."""
+    control = next((a.model for a in experiment.served_arms if a.model is not None), None)
+    return model == (control or "")
 
 
 @dataclass(frozen=True)
