@@ -422,3 +422,20 @@ def test_an_experiment_runs_on_its_controls_model_only(two_models: pathlib.Path,
             worlds = stub.Recommend(reco_pb2.RecommendRequest(model="worlds", user_id=u, n=3), timeout=10)
             assert posts.experiment == "feed" and posts.arm
             assert (worlds.experiment, worlds.arm, worlds.model) == ("", "", "worlds")
+
+
+def test_watch_reloads_each_model_on_its_own(two_models: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    root = tmp_path / "models"
+    shutil.copytree(two_models, root)
+    with running_sidecar(root, "posts", workers=2, extra_args=["--model", "worlds", "--watch", "0.2"]) as sc:
+        stubs = [sc.stub(addr) for addr in sc.worker_addresses]
+
+        def versions() -> set[tuple[tuple[str, int], ...]]:
+            return {tuple((m.model, m.version) for m in s.GetModelStatus(reco_pb2.GetModelStatusRequest(),
+                                                                           timeout=10).models) for s in stubs}
+
+        assert versions() == {(("posts", 2), ("worlds", 2))}
+        new = copy_version(root / "worlds", 1)
+        wait_until(lambda: versions() == {(("posts", 2), ("worlds", new))}, 30, "worlds reloaded by --watch")
+        assert any(e.get("event") == "watch_found_version" and e.get("model") == "worlds" for e in sc.log_events())
+        assert not any(e.get("event") == "reload_start" and e.get("model") == "posts" for e in sc.log_events())
