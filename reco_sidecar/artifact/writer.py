@@ -17,6 +17,7 @@ import numpy as np
 
 from reco_sidecar.artifact import idmaps, layout
 from reco_sidecar.artifact.checksums import sha256_file
+from reco_sidecar.artifact.durable import fsync_path
 from reco_sidecar.artifact.manifest import AnnParams, FileEntry, Manifest
 from reco_sidecar.artifact.source import list_versions
 from reco_sidecar.engine import ann, scoring
@@ -46,14 +47,6 @@ class ArtifactContent:
     item_metadata: ItemMetadata | None = None
     cold_start_vector: np.ndarray | None = None
     default_items: np.ndarray | None = None
-
-
-def _fsync(path: pathlib.Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # Above this many items the all-pairs product for the exact table gets too slow to build.
@@ -116,20 +109,20 @@ def write_version(
         built = _write_files(tmp, content, ann_trees, ann_target_recall, exact_neighbours)
         files = {p.name: FileEntry(sha256_file(p), p.stat().st_size) for p in sorted(tmp.iterdir())}
         for p in tmp.iterdir():
-            _fsync(p)
+            fsync_path(p)
         while True:
             versions = list_versions(model_dir)
             version = max((versions[-1] + 1) if versions else 1, first_version)
             manifest = _manifest(name, version, content, files, built)
             (tmp / layout.MANIFEST).write_text(_dumps(manifest.to_json()))
-            _fsync(tmp / layout.MANIFEST)
+            fsync_path(tmp / layout.MANIFEST)
             try:
                 os.rename(tmp, model_dir / str(version))
             except OSError:
                 if (model_dir / str(version)).exists():
                     continue  # another writer published this number first
                 raise
-            _fsync(model_dir)
+            fsync_path(model_dir)
             return model_dir / str(version)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -8,7 +8,7 @@ import pathlib
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
-from reco_sidecar.experiments.config import MAX_FILE_BYTES, ExperimentFileError, ExperimentSet, parse
+from reco_sidecar.experiments.config import ExperimentFileError, ExperimentSet, parse, read_text, syntax_of
 
 
 @dataclass(frozen=True)
@@ -64,20 +64,11 @@ def pinned(experiments: ExperimentSet) -> list[tuple[str, int]]:
 def read_checked(path: pathlib.Path, models: Collection[str],
                  versions_of: Callable[[str], Collection[int]] | None = None) -> ExperimentsFile:
     """Reads the file once (the text checked is the text sent to workers) and validates it."""
-    try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise ExperimentFileError(f"{path}: larger than {MAX_FILE_BYTES} bytes", field="file")
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ExperimentFileError(f"{path}: cannot read: {e}", field="file") from None
+    text = read_text(path)
     syntax = syntax_of(path)
     experiments = parse(text, syntax, source=str(path))
     check_served(experiments, models, versions_of)
     return ExperimentsFile(text, syntax, experiments)
-
-
-def syntax_of(path: pathlib.Path) -> str:
-    return "json" if path.suffix.lower() == ".json" else "toml"
 
 
 def parse_sent(text: str, syntax: str) -> ExperimentSet:

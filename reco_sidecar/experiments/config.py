@@ -85,13 +85,21 @@ class ExperimentSet:
 def load(path: pathlib.Path) -> ExperimentSet:
     """Reads and validates an experiments file. Raises ExperimentFileError naming the field."""
     path = pathlib.Path(path)
+    return parse(read_text(path), syntax_of(path), source=str(path))
+
+
+def read_text(path: pathlib.Path) -> str:
+    """The file's text, bounded in size before any byte is read."""
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
             raise ExperimentFileError(f"{path}: larger than {MAX_FILE_BYTES} bytes", field="file")
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise ExperimentFileError(f"{path}: cannot read: {e}", field="file") from None
-    return parse(text, "json" if path.suffix.lower() == ".json" else "toml", source=str(path))
+
+
+def syntax_of(path: pathlib.Path) -> str:
+    return "json" if path.suffix.lower() == ".json" else "toml"
 
 
 def parse(text: str, syntax: str, *, source: str = "experiments") -> ExperimentSet:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from reco_sidecar.artifact import layout, manifest
+from reco_sidecar.artifact.durable import fsync_path
 from reco_sidecar.common.errors import ArtifactError
 from reco_sidecar.store.errors import IntegrityError, NotPublished, StoreError, StoreUnreachable
 from reco_sidecar.store.remote import RemoteModel, translated
@@ -63,15 +64,15 @@ def download(remote: RemoteModel, version: int, model_dir: pathlib.Path, *,
         # The manifest goes in last: it is what makes a directory a complete version.
         os.rename(tmp / f"{layout.TMP_PREFIX}{layout.MANIFEST}", tmp / layout.MANIFEST)
         for p in tmp.iterdir():
-            _fsync(p)
-        _fsync(tmp)
+            fsync_path(p)
+        fsync_path(tmp)
         try:
             os.rename(tmp, final)
         except OSError:
             if not (final / layout.MANIFEST).is_file():
                 raise
             shutil.rmtree(tmp, ignore_errors=True)  # another downloader finished first
-        _fsync(model_dir)
+        fsync_path(model_dir)
         return final
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -152,14 +153,6 @@ def _read(body: Any, n: int, uri: str) -> bytes:
         return bytes(body.read(n))
     except OSError as e:  # a connection reset mid-body surfaces from the socket, not botocore
         raise StoreUnreachable(f"downloading {uri}: {e}") from None
-
-
-def _fsync(path: pathlib.Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def clean_partial(model_dir: pathlib.Path) -> None:
