@@ -82,6 +82,9 @@ def test_a_caller_token_calls_everything_but_reload(sidecar: Sidecar) -> None:
     assert stub.GetModelStatus(reco_pb2.GetModelStatusRequest(), metadata=_bearer(CALLER, "bearer")).model
     assert _code(stub.Reload, reco_pb2.ReloadRequest(), metadata=_bearer(CALLER)) \
         == grpc.StatusCode.PERMISSION_DENIED
+    # Changing the experiments changes what every worker serves, like a Reload.
+    assert _code(stub.ReloadExperiments, reco_pb2.ReloadExperimentsRequest(), metadata=_bearer(CALLER)) \
+        == grpc.StatusCode.PERMISSION_DENIED
 
 
 def test_an_admin_token_may_reload_and_call_the_rest(sidecar: Sidecar) -> None:

@@ -27,11 +27,10 @@ from reco_sidecar.runtime import messages as m
 from reco_sidecar.runtime.control import Channel
 from reco_sidecar.runtime.exit_codes import ExitCode
 from reco_sidecar.runtime.heartbeat import Heartbeat
-from reco_sidecar.serving import metrics
+from reco_sidecar.serving import metrics, names
 from reco_sidecar.settings import ServeSettings
 
 log = logs.get(__name__)
-SERVICE_NAME = "reco.v1.Recommender"
 PR_SET_PDEATHSIG = 1
 FLUSH_EVERY = 1.0
 
@@ -163,13 +162,13 @@ async def _serve_async(settings: ServeSettings, spec: WorkerSpec, channel: Chann
     # No server-wide maximum_concurrent_rpcs: it would count health and reflection streams
     # too. The gate limits the Recommender's calls, handlers.with_stream_limits the others.
     server = grpc.aio.server(options=options)
-    handlers.register(server, handlers.SERVICE, handlers.recommender_handlers(service, gate))
+    handlers.register(server, names.SERVICE, handlers.recommender_handlers(service, gate))
     health_servicer = HealthServicer()
     captured = handlers.Captured()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, captured)
     handlers.register(server, captured.service, handlers.with_stream_limits("health", captured.handlers))
     # v1 and v1alpha share one handler, and so one limit
-    reflection_handlers = reflection.method_handlers((handlers.SERVICE, health.SERVICE_NAME))
+    reflection_handlers = reflection.method_handlers((names.SERVICE, health.SERVICE_NAME))
     limited = handlers.with_stream_limits("reflection", next(iter(reflection_handlers.values())))
     for name in reflection_handlers:
         handlers.register(server, name, limited)
@@ -185,7 +184,7 @@ async def _serve_async(settings: ServeSettings, spec: WorkerSpec, channel: Chann
             channel.send(m.BootFailed(spec.slot, f"cannot bind {target}"))
             return ExitCode.WORKERS_FAILED
     await server.start()
-    for name in ("", handlers.SERVICE):
+    for name in ("", names.SERVICE):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     ended: asyncio.Future[str] = loop.create_future()
     _bridge_events(events, loop, ended)

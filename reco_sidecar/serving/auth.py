@@ -18,10 +18,12 @@ from collections.abc import Iterable
 import grpc
 
 from reco_sidecar.common.tokens import read_tokens
+from reco_sidecar.serving.names import method_path
 from reco_sidecar.settings import ServeSettings
 
 OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
-ADMIN_METHODS = frozenset({"/reco.v1.Recommender/Reload"})
+# Calls that change what every worker serves: admin tokens only.
+ADMIN_METHODS = frozenset({method_path("Reload"), method_path("ReloadExperiments")})
 SCHEME = "bearer"
 
 

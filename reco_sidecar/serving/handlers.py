@@ -23,12 +23,12 @@ from reco_sidecar.common import logs
 from reco_sidecar.common.errors import RecoError
 from reco_sidecar.gen.reco.v1 import reco_pb2
 from reco_sidecar.serving.auth import Authenticator
+from reco_sidecar.serving.names import SERVICE
 from reco_sidecar.serving.observe import AccessLog, Tally
 from reco_sidecar.serving.service import Facts, RecommenderService, status_code
 
 log = logs.get(__name__)
 
-SERVICE = "reco.v1.Recommender"
 # Streams of health (Watch) and reflection each allowed per worker.
 SIDE_STREAM_LIMIT = 4
 
