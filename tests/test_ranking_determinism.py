@@ -12,6 +12,8 @@ issue's reproduction, n = 1000 with include_seen for 300 users, is kept as a tes
 from __future__ import annotations
 
 import pathlib
+import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +32,7 @@ SPEC = demo_data.DemoSpec(users=1500, items=1500, interactions=45_000, clusters=
 PARAMS = als.AlsParams(factors=48, iterations=6, regularization=0.05, alpha=20.0, seed=5)
 LONG = 400  # the reference list length for the property test
 TIMEOUT = 60.0
+WAIT = 30.0  # a bound for flushed counts to reach the metrics endpoint, never a timing assertion
 
 Item = tuple[str, float, int]  # (item id, score, rank)
 
@@ -66,6 +69,22 @@ def items(resp: reco_pb2.RecommendResponse | reco_pb2.BatchRecommendResponse) ->
     return [(it.item_id, it.score, it.rank) for it in resp.items]
 
 
+class Answered:
+    """Recommend calls this module got an answer to. Every user asked is known to the model, so
+    each one was scored by a worker's batcher: the batch metric must come to this count."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def add(self) -> None:
+        with self._lock:
+            self.count += 1
+
+
+ANSWERED = Answered()
+
+
 def recommend(stub: reco_pb2_grpc.RecommenderStub, user: str, n: int, offset: int = 0,
               include_seen: bool = False, f: reco_pb2.Filter | None = None) -> list[Item]:
     flt = reco_pb2.Filter()
@@ -73,7 +92,9 @@ def recommend(stub: reco_pb2_grpc.RecommenderStub, user: str, n: int, offset: in
         flt.CopyFrom(f)
     flt.include_seen = include_seen
     req = reco_pb2.RecommendRequest(user_id=user, n=n, offset=offset, filter=flt)
-    return items(stub.Recommend(req, timeout=TIMEOUT))
+    response = stub.Recommend(req, timeout=TIMEOUT)
+    ANSWERED.add()
+    return items(response)
 
 
 def batch(stub: reco_pb2_grpc.RecommenderStub, users: list[str], n: int, include_seen: bool,
@@ -96,6 +117,19 @@ def batched_calls(sidecar: Sidecar) -> tuple[float, float]:
     samples = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples
                if s.name in ("reco_batch_size_sum", "reco_batch_size_count")}
     return samples.get("reco_batch_size_sum", 0.0), samples.get("reco_batch_size_count", 0.0)
+
+
+def flushed_batched_calls(sidecar: Sidecar) -> tuple[float, float]:
+    """batched_calls once every answered Recommend is in the metrics: workers count in process
+    and flush to the metrics files about once a second, so a scrape right after the calls
+    returned may not hold them yet."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        calls, products = batched_calls(sidecar)
+        if calls >= ANSWERED.count or time.monotonic() > deadline:
+            assert calls == ANSWERED.count, f"the batch metric counts {calls} calls, {ANSWERED.count} were answered"
+            return calls, products
+        time.sleep(0.05)
 
 
 class References:
@@ -165,10 +199,10 @@ def test_alone_batched_batchrecommend_and_pages_are_bit_identical(
 def test_concurrent_calls_were_really_batched(stub: reco_pb2_grpc.RecommenderStub, sidecar: Sidecar,
                                               user_ids: list[str]) -> None:
     """Guards the tests above: concurrent Recommends here do share products."""
-    before = batched_calls(sidecar)
+    before = flushed_batched_calls(sidecar)
     with ThreadPoolExecutor(32) as pool:
         list(pool.map(lambda u: recommend(stub, u, 50), user_ids[:256]))
-    calls, products = (a - b for a, b in zip(batched_calls(sidecar), before, strict=True))
+    calls, products = (a - b for a, b in zip(flushed_batched_calls(sidecar), before, strict=True))
     assert calls == 256
     assert products < calls, "no two concurrent Recommend calls were scored together"
 
