@@ -1,5 +1,7 @@
-"""Random and extreme requests against a live sidecar: only documented status codes come
-back, answers keep their invariants, and the server stays up and answers as before."""
+"""Random and extreme requests against a worker's real gRPC server (in this process): only
+documented status codes come back, answers keep their invariants, and the server stays up and
+answers as before. Reload, which the supervisor runs across the workers, gets its hostile
+versions through a real process tree."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from hypothesis import strategies as st
 
 from reco_sidecar.artifact import loader
 from reco_sidecar.gen.reco.v1 import reco_pb2
-from tests.support.server import Sidecar, running_sidecar
+from tests.support.server import InProcess, in_process_sidecar, running_sidecar
 
 DOCUMENTED = {
     grpc.StatusCode.OK,
@@ -27,6 +29,8 @@ DOCUMENTED = {
 }
 MAX_N, MAX_OFFSET, MAX_IDS, MAX_BATCH_USERS = 200, 1000, 64, 50
 HOSTILE = settings(max_examples=150, deadline=None, database=None)
+ARGS = ["--max-n", str(MAX_N), "--max-offset", str(MAX_OFFSET), "--max-ids", str(MAX_IDS),
+        "--max-batch-users", str(MAX_BATCH_USERS), "--batch-chunk", "8", "--max-message-bytes", "65536"]
 
 
 @pytest.fixture(scope="module")
@@ -36,15 +40,13 @@ def demo_ids(demo_root: pathlib.Path) -> tuple[list[str], list[str]]:
 
 
 @pytest.fixture(scope="module")
-def sidecar(demo_root: pathlib.Path) -> Iterator[Sidecar]:
-    args = ["--max-n", str(MAX_N), "--max-offset", str(MAX_OFFSET), "--max-ids", str(MAX_IDS),
-            "--max-batch-users", str(MAX_BATCH_USERS), "--batch-chunk", "8", "--max-message-bytes", "65536"]
-    with running_sidecar(demo_root, "demo", workers=2, extra_args=args) as s:
+def sidecar(demo_root: pathlib.Path) -> Iterator[InProcess]:
+    with in_process_sidecar(demo_root, "demo", extra_args=ARGS) as s:
         yield s
 
 
 @pytest.fixture(scope="module")
-def known_good(sidecar: Sidecar, demo_ids: tuple[list[str], list[str]]) -> tuple[reco_pb2.RecommendRequest,
+def known_good(sidecar: InProcess, demo_ids: tuple[list[str], list[str]]) -> tuple[reco_pb2.RecommendRequest,
                list[tuple[str, float]]]:
     """A request and its answer, taken before any hostile input."""
     users, items = demo_ids
@@ -112,7 +114,7 @@ def check_page(items: Sequence[Any], n: int, offset: int) -> None:
     assert scores == sorted(scores, reverse=True)
 
 
-def test_hostile_recommend(sidecar: Sidecar, known_good: tuple[reco_pb2.RecommendRequest, list[tuple[str, float]]],
+def test_hostile_recommend(sidecar: InProcess, known_good: tuple[reco_pb2.RecommendRequest, list[tuple[str, float]]],
                            demo_ids: tuple[list[str], list[str]]) -> None:
     users, items = demo_ids
     stub = sidecar.stub()
@@ -133,7 +135,7 @@ def test_hostile_recommend(sidecar: Sidecar, known_good: tuple[reco_pb2.Recommen
     run()
 
 
-def test_hostile_similar(sidecar: Sidecar, demo_ids: tuple[list[str], list[str]]) -> None:
+def test_hostile_similar(sidecar: InProcess, demo_ids: tuple[list[str], list[str]]) -> None:
     _, items = demo_ids
     stub = sidecar.stub()
 
@@ -150,7 +152,7 @@ def test_hostile_similar(sidecar: Sidecar, demo_ids: tuple[list[str], list[str]]
     run()
 
 
-def test_hostile_batch_recommend(sidecar: Sidecar, demo_ids: tuple[list[str], list[str]]) -> None:
+def test_hostile_batch_recommend(sidecar: InProcess, demo_ids: tuple[list[str], list[str]]) -> None:
     users, items = demo_ids
     stub = sidecar.stub()
     user_lists = st.one_of(st.lists(ids(users), max_size=MAX_BATCH_USERS + 3),
@@ -184,32 +186,59 @@ def test_hostile_batch_recommend(sidecar: Sidecar, demo_ids: tuple[list[str], li
     run()
 
 
-def test_hostile_status_and_reload(sidecar: Sidecar) -> None:
+def versions() -> st.SearchStrategy[str]:
+    # Characters that str.isdigit accepts but int() refuses ("²") are checked in test_versions.
+    return st.one_of(odd_text(), st.integers(-(2**70), 2**70).map(str), st.sampled_from(["latest", "1", " 1 "]))
+
+
+def test_hostile_status(sidecar: InProcess) -> None:
     stub = sidecar.stub()
-    # Characters that str.isdigit accepts but int() refuses ("²") are checked in test_service.
-    versions = st.one_of(odd_text(), st.integers(-(2**70), 2**70).map(str), st.sampled_from(["latest", "1", " 1 "]))
 
     @HOSTILE
-    @given(model=MODELS, version=versions, timeout=TIMEOUTS)
-    def run(model: str, version: str, timeout: float) -> None:
+    @given(model=MODELS, timeout=TIMEOUTS)
+    def run(model: str, timeout: float) -> None:
         code, result = call(stub.GetModelStatus, reco_pb2.GetModelStatusRequest(model=model), timeout)
         assert code in DOCUMENTED, (code, result)
-        code, result = call(stub.Reload, reco_pb2.ReloadRequest(model=model, version=version), timeout)
-        assert code in DOCUMENTED, (code, result)
         if code == grpc.StatusCode.OK:
-            assert result.new_version == 1
+            assert result.model == "demo" and result.version == 1
 
     run()
 
 
-def test_afterwards_the_server_is_up_and_answers_as_before(sidecar: Sidecar,
+def test_hostile_reload_through_the_supervisor(demo_root: pathlib.Path,
+                                               known_good: tuple[reco_pb2.RecommendRequest,
+                                               list[tuple[str, float]]]) -> None:
+    request, _ = known_good
+    with running_sidecar(demo_root, "demo", workers=2, extra_args=ARGS) as sc:
+        stub = sc.stub()
+        answer = stub.Recommend(request, timeout=30)
+        before = [(i.item_id, i.score) for i in answer.items]
+
+        @HOSTILE
+        @given(model=MODELS, version=versions(), timeout=TIMEOUTS)
+        def run(model: str, version: str, timeout: float) -> None:
+            code, result = call(stub.Reload, reco_pb2.ReloadRequest(model=model, version=version), timeout)
+            assert code in DOCUMENTED, (code, result)
+            if code == grpc.StatusCode.OK:
+                assert result.new_version == 1
+
+        run()
+        for address in sc.worker_addresses:
+            after = sc.stub(address).Recommend(request, timeout=30)
+            assert [(i.item_id, i.score) for i in after.items] == before
+        assert sc.proc.poll() is None
+        # No worker died or was restarted along the way.
+        assert not [e for e in sc.log_events() if e.get("event") in ("worker_exit", "worker_crashed")
+                    and e.get("level") != "info"]
+
+
+def test_afterwards_the_server_is_up_and_answers_as_before(sidecar: InProcess,
                                                            known_good: tuple[reco_pb2.RecommendRequest,
                                                            list[tuple[str, float]]]) -> None:
     request, before = known_good
-    for address in sidecar.worker_addresses:
-        after = sidecar.stub(address).Recommend(request, timeout=30)
-        assert [(i.item_id, i.score) for i in after.items] == before
-    assert sidecar.proc.poll() is None
-    # No worker died or was restarted along the way.
-    assert not [e for e in sidecar.log_events() if e.get("event") in ("worker_exit", "worker_crashed")
-                and e.get("level") != "info"]
+    after = sidecar.stub().Recommend(request, timeout=30)
+    assert [(i.item_id, i.score) for i in after.items] == before
+    assert sidecar.serving_thread_alive()
+    # No call ended in an error the server did not mean (an exception in a handler is INTERNAL),
+    # including calls whose client gave up before the answer.
+    assert not sidecar.codes_counted() & {"INTERNAL", "UNKNOWN"}, sidecar.codes_counted()

@@ -1,4 +1,5 @@
-"""JSON-LD from the live server, checked by a real JSON-LD processor (pyld)."""
+"""JSON-LD from a worker's real gRPC server (in this process), checked by a real JSON-LD
+processor (pyld)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pyld import jsonld
 
 from reco_sidecar.gen.reco.v1 import reco_pb2
 from reco_sidecar.serving.jsonld import CONTEXT_PATH
-from tests.support.server import Sidecar, running_sidecar
+from tests.support.server import InProcess, in_process_sidecar
 
 SCHEMA = "https://schema.org/"
 RECO = "https://w3id.org/reco-sidecar/ns#"
@@ -20,8 +21,8 @@ IRI = "https://uro.test/posts/{id}"
 
 
 @pytest.fixture(scope="module")
-def sidecar(demo_root: pathlib.Path) -> Iterator[Sidecar]:
-    with running_sidecar(demo_root, "demo", extra_args=["--jsonld-item-iri", IRI]) as s:
+def sidecar(demo_root: pathlib.Path) -> Iterator[InProcess]:
+    with in_process_sidecar(demo_root, "demo", extra_args=["--jsonld-item-iri", IRI]) as s:
         yield s
 
 
@@ -51,31 +52,31 @@ def _check_list(node: dict[str, Any], ids: list[str], scores: list[float], first
     assert [e[RECO + "score"][0]["@value"] for e in elements] == pytest.approx(scores, rel=1e-6)
 
 
-def test_recommend_jsonld_expands_to_schema_org_item_list(sidecar: Sidecar) -> None:
+def test_recommend_jsonld_expands_to_schema_org_item_list(sidecar: InProcess) -> None:
     resp = sidecar.stub().Recommend(reco_pb2.RecommendRequest(user_id="u0000002", n=7))
     _check_list(_expand(resp.jsonld), [i.item_id for i in resp.items], [i.score for i in resp.items], 1,
                 resp.version, "model")
 
 
-def test_paged_jsonld_positions_continue_from_the_offset(sidecar: Sidecar) -> None:
+def test_paged_jsonld_positions_continue_from_the_offset(sidecar: InProcess) -> None:
     resp = sidecar.stub().Recommend(reco_pb2.RecommendRequest(user_id="u0000002", n=4, offset=6))
     _check_list(_expand(resp.jsonld), [i.item_id for i in resp.items], [i.score for i in resp.items], 7,
                 resp.version, "model")
 
 
-def test_similar_jsonld_names_the_item_it_is_about(sidecar: Sidecar) -> None:
+def test_similar_jsonld_names_the_item_it_is_about(sidecar: InProcess) -> None:
     resp = sidecar.stub().Similar(reco_pb2.SimilarRequest(item_id="i0000003", n=5))
     node = _expand(resp.jsonld)
     _check_list(node, [i.item_id for i in resp.items], [i.score for i in resp.items], 1, resp.version, "ann")
     assert node[SCHEMA + "about"][0]["@id"] == IRI.replace("{id}", "i0000003")
 
 
-def test_fallback_jsonld_says_popular(sidecar: Sidecar) -> None:
+def test_fallback_jsonld_says_popular(sidecar: InProcess) -> None:
     resp = sidecar.stub().Recommend(reco_pb2.RecommendRequest(user_id="newcomer", n=3))
     _check_list(_expand(resp.jsonld), [i.item_id for i in resp.items], [i.score for i in resp.items], 1,
                 resp.version, "popular")
 
 
-def test_the_context_file_is_the_one_embedded(sidecar: Sidecar) -> None:
+def test_the_context_file_is_the_one_embedded(sidecar: InProcess) -> None:
     resp = sidecar.stub().Recommend(reco_pb2.RecommendRequest(user_id="u0000002", n=1))
     assert json.loads(resp.jsonld)["@context"] == json.loads(CONTEXT_PATH.read_text())["@context"]

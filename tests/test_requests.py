@@ -1,4 +1,5 @@
-"""Serving features through the real server: batch, filters, paging, cold start, fold-in."""
+"""Serving features through a worker's real gRPC server (in this process): batch, filters,
+paging, cold start, fold-in."""
 
 from __future__ import annotations
 
@@ -15,12 +16,12 @@ from reco_sidecar.artifact import loader
 from reco_sidecar.engine.metadata import ItemCatalog
 from reco_sidecar.engine.model import Model
 from reco_sidecar.gen.reco.v1 import reco_pb2
-from tests.support.server import Sidecar, running_sidecar
+from tests.support.server import InProcess, in_process_sidecar
 
 
 @pytest.fixture(scope="module")
-def sidecar(demo_root: pathlib.Path) -> Iterator[Sidecar]:
-    with running_sidecar(demo_root, "demo", workers=2, extra_args=["--batch-chunk", "64"]) as s:
+def sidecar(demo_root: pathlib.Path) -> Iterator[InProcess]:
+    with in_process_sidecar(demo_root, "demo", extra_args=["--batch-chunk", "64"]) as s:
         yield s
 
 
@@ -44,7 +45,7 @@ def _ids(resp: Any) -> list[str]:
     return [it.item_id for it in resp.items]
 
 
-def test_batch_equals_single_recommend_in_request_order(sidecar: Sidecar, model: Model) -> None:
+def test_batch_equals_single_recommend_in_request_order(sidecar: InProcess, model: Model) -> None:
     stub = sidecar.stub()
     users = [model.users.ids[i] for i in range(0, len(model.users), 3)] + ["ghost-1", model.users.ids[5], "ghost-2"]
     got = list(stub.BatchRecommend(reco_pb2.BatchRecommendRequest(user_ids=users, n=10), timeout=30))
@@ -58,7 +59,7 @@ def test_batch_equals_single_recommend_in_request_order(sidecar: Sidecar, model:
     assert got[-1].source == reco_pb2.SOURCE_POPULAR and not got[-1].jsonld
 
 
-def test_batch_reports_unknown_users_per_user_without_failing(sidecar: Sidecar, model: Model) -> None:
+def test_batch_reports_unknown_users_per_user_without_failing(sidecar: InProcess, model: Model) -> None:
     users = [model.users.ids[0], "ghost", model.users.ids[1]]
     got = list(sidecar.stub().BatchRecommend(
         reco_pb2.BatchRecommendRequest(user_ids=users, n=5, disable_fallback=True, include_jsonld=True)))
@@ -67,7 +68,7 @@ def test_batch_reports_unknown_users_per_user_without_failing(sidecar: Sidecar, 
     assert len(got[0].items) == 5 and got[0].jsonld.startswith('{"@context"')
 
 
-def test_batch_input_errors(sidecar: Sidecar) -> None:
+def test_batch_input_errors(sidecar: InProcess) -> None:
     with pytest.raises(grpc.RpcError) as e:
         list(sidecar.stub().BatchRecommend(reco_pb2.BatchRecommendRequest(user_ids=[], n=5)))
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and (e.value.details() or "").startswith("user_ids:")
@@ -76,7 +77,7 @@ def test_batch_input_errors(sidecar: Sidecar) -> None:
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and (e.value.details() or "").startswith("n:")
 
 
-def test_batch_honours_cancellation_mid_stream(sidecar: Sidecar) -> None:
+def test_batch_honours_cancellation_mid_stream(sidecar: InProcess) -> None:
     users = [f"u{i % 600:07d}" for i in range(50_000)]
     stream = sidecar.stub().BatchRecommend(reco_pb2.BatchRecommendRequest(user_ids=users, n=10))
     for _ in range(10):
@@ -88,7 +89,7 @@ def test_batch_honours_cancellation_mid_stream(sidecar: Sidecar) -> None:
     assert e.value.code() == grpc.StatusCode.CANCELLED
 
 
-def test_batch_deadline_ends_the_stream(sidecar: Sidecar) -> None:
+def test_batch_deadline_ends_the_stream(sidecar: InProcess) -> None:
     users = [f"u{i % 600:07d}" for i in range(400_000)]
     with pytest.raises(grpc.RpcError) as e:
         for _ in sidecar.stub().BatchRecommend(reco_pb2.BatchRecommendRequest(user_ids=users, n=10), timeout=0.5):
@@ -98,7 +99,7 @@ def test_batch_deadline_ends_the_stream(sidecar: Sidecar) -> None:
     assert len(sidecar.stub().Recommend(reco_pb2.RecommendRequest(user_id="u0000001", n=3)).items) == 3
 
 
-def test_filters_never_return_excluded_items(sidecar: Sidecar, model: Model) -> None:
+def test_filters_never_return_excluded_items(sidecar: InProcess, model: Model) -> None:
     stub = sidecar.stub()
     user = model.users.ids[11]
     base = _ids(stub.Recommend(reco_pb2.RecommendRequest(user_id=user, n=20)))
@@ -109,7 +110,7 @@ def test_filters_never_return_excluded_items(sidecar: Sidecar, model: Model) -> 
     assert _ids(resp)[:13] == base[7:]
 
 
-def test_candidate_set_restricts_and_ranks_exactly(sidecar: Sidecar, model: Model) -> None:
+def test_candidate_set_restricts_and_ranks_exactly(sidecar: InProcess, model: Model) -> None:
     user_row = 42
     user = model.users.ids[user_row]
     candidates = [model.items.ids[i] for i in range(0, 400, 7)] + ["no-such-item"]
@@ -123,7 +124,7 @@ def test_candidate_set_restricts_and_ranks_exactly(sidecar: Sidecar, model: Mode
     assert _ids(resp) == expected
 
 
-def test_category_and_tag_filters_use_item_metadata(sidecar: Sidecar, model: Model) -> None:
+def test_category_and_tag_filters_use_item_metadata(sidecar: InProcess, model: Model) -> None:
     stub = sidecar.stub()
     resp = stub.Recommend(reco_pb2.RecommendRequest(
         user_id=model.users.ids[3], n=10, filter=reco_pb2.Filter(categories=["cat2"], tags=["even"])))
@@ -136,7 +137,7 @@ def test_category_and_tag_filters_use_item_metadata(sidecar: Sidecar, model: Mod
     assert all(_catalog(model).categories[_row(model, i.item_id)] == "cat1" for i in sim.items)
 
 
-def test_offset_pages_do_not_overlap_and_concatenate_to_the_full_list(sidecar: Sidecar, model: Model) -> None:
+def test_offset_pages_do_not_overlap_and_concatenate_to_the_full_list(sidecar: InProcess, model: Model) -> None:
     stub = sidecar.stub()
     user = model.users.ids[9]
     full = _ids(stub.Recommend(reco_pb2.RecommendRequest(user_id=user, n=30)))
@@ -148,7 +149,7 @@ def test_offset_pages_do_not_overlap_and_concatenate_to_the_full_list(sidecar: S
     assert sims[0] + sims[1] == _ids(stub.Similar(reco_pb2.SimilarRequest(item_id=model.items.ids[4], n=10)))
 
 
-def test_include_seen_keeps_seen_items(sidecar: Sidecar, model: Model) -> None:
+def test_include_seen_keeps_seen_items(sidecar: InProcess, model: Model) -> None:
     user_row = 20
     seen = {model.items.ids[r] for r in model.seen_rows(user_row).tolist()}
     assert seen
@@ -157,7 +158,7 @@ def test_include_seen_keeps_seen_items(sidecar: Sidecar, model: Model) -> None:
     assert set(_ids(resp)) & seen
 
 
-def test_unknown_user_gets_popular_items_with_popular_source(sidecar: Sidecar, model: Model) -> None:
+def test_unknown_user_gets_popular_items_with_popular_source(sidecar: InProcess, model: Model) -> None:
     resp = sidecar.stub().Recommend(reco_pb2.RecommendRequest(user_id="brand-new-user", n=8))
     assert resp.source == reco_pb2.SOURCE_POPULAR
     expected = [model.items.ids[r] for r in model.popular_rows[:8]]
@@ -165,7 +166,7 @@ def test_unknown_user_gets_popular_items_with_popular_source(sidecar: Sidecar, m
     assert [i.score for i in resp.items] == sorted([i.score for i in resp.items], reverse=True)
 
 
-def test_fold_in_from_a_known_users_items_ranks_close_to_the_stored_vector(sidecar: Sidecar, model: Model) -> None:
+def test_fold_in_from_a_known_users_items_ranks_close_to_the_stored_vector(sidecar: InProcess, model: Model) -> None:
     stub = sidecar.stub()
     overlaps = []
     for user_row in range(0, len(model.users), 40):
@@ -181,7 +182,7 @@ def test_fold_in_from_a_known_users_items_ranks_close_to_the_stored_vector(sidec
     assert np.mean(overlaps) >= 0.7, overlaps
 
 
-def test_every_response_states_its_source(sidecar: Sidecar, model: Model) -> None:
+def test_every_response_states_its_source(sidecar: InProcess, model: Model) -> None:
     stub = sidecar.stub()
     sources = {
         stub.Recommend(reco_pb2.RecommendRequest(user_id=model.users.ids[0], n=3)).source,
@@ -192,9 +193,10 @@ def test_every_response_states_its_source(sidecar: Sidecar, model: Model) -> Non
     assert sources == {reco_pb2.SOURCE_MODEL, reco_pb2.SOURCE_POPULAR, reco_pb2.SOURCE_FOLD_IN, reco_pb2.SOURCE_ANN}
 
 
-def test_concurrent_calls_batched_together_give_the_same_answers(sidecar: Sidecar, model: Model) -> None:
+def test_concurrent_calls_batched_together_give_the_same_answers(sidecar: InProcess, model: Model) -> None:
     users = [model.users.ids[i] for i in range(64)]
-    stubs = [sidecar.stub(a) for a in sidecar.worker_addresses]
+    # two connections: calls from both are batched together by the one server
+    stubs = [sidecar.stub(), sidecar.stub()]
     sequential = {u: _ids(stubs[0].Recommend(reco_pb2.RecommendRequest(user_id=u, n=10))) for u in users}
 
     def call(i: int) -> tuple[str, list[str]]:
@@ -212,14 +214,14 @@ def test_metadata_filters_without_metadata_fail_precondition(tmp_path: pathlib.P
 
     csv_path, _ = demo_data.write(DEMO, tmp_path / "i.csv")
     pipeline.train_als(interactions.read_csv(csv_path), tmp_path / "m", "plain", PARAMS)
-    with running_sidecar(tmp_path / "m", "plain") as sc, pytest.raises(grpc.RpcError) as e:
+    with in_process_sidecar(tmp_path / "m", "plain") as sc, pytest.raises(grpc.RpcError) as e:
         sc.stub().Recommend(reco_pb2.RecommendRequest(user_id="u0000001", n=3,
                                                       filter=reco_pb2.Filter(tags=["even"])), timeout=30)
     assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert (e.value.details() or "").startswith("filter.tags:"), e.value.details()
 
 
-def test_popular_fallback_with_filters_pages_through_the_popularity_order(sidecar: Sidecar, model: Model) -> None:
+def test_popular_fallback_with_filters_pages_through_the_popularity_order(sidecar: InProcess, model: Model) -> None:
     stub = sidecar.stub()
     top = [model.items.ids[r] for r in model.popular_rows[:60]]
     resp = stub.Recommend(reco_pb2.RecommendRequest(

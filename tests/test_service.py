@@ -1,4 +1,6 @@
-"""The Recommender's status codes and messages, through a real sidecar with small limits."""
+"""The Recommender's status codes and messages, with small limits: what one worker answers
+through its real gRPC server in this process; Reload, a transaction the supervisor runs
+across the workers, through a real process tree."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import pytest
 from google.protobuf.message import Message
 
 from reco_sidecar.gen.reco.v1 import reco_pb2
-from tests.support.server import Sidecar, running_sidecar
+from tests.support.server import InProcess, Sidecar, in_process_sidecar, running_sidecar
 from tests.support.versions import copy_version, flip_byte
 
 LIMITS = ["--max-n", "50", "--max-offset", "100", "--max-ids", "10", "--max-batch-users", "100",
@@ -19,6 +21,12 @@ LIMITS = ["--max-n", "50", "--max-offset", "100", "--max-ids", "10", "--max-batc
 
 
 Harness = tuple[Sidecar, pathlib.Path]
+
+
+@pytest.fixture(scope="module")
+def server(demo_root: pathlib.Path) -> Iterator[InProcess]:
+    with in_process_sidecar(demo_root, "demo", extra_args=["--version", "1", *LIMITS]) as s:
+        yield s
 
 
 @pytest.fixture
@@ -35,8 +43,8 @@ def code_of(call: Any, request: Message) -> tuple[grpc.StatusCode, str]:
     return e.value.code(), e.value.details() or ""
 
 
-def test_recommend_ok(sidecar: Harness) -> None:
-    resp = sidecar[0].stub().Recommend(reco_pb2.RecommendRequest(user_id="u0000001", n=4), timeout=30)
+def test_recommend_ok(server: InProcess) -> None:
+    resp = server.stub().Recommend(reco_pb2.RecommendRequest(user_id="u0000001", n=4), timeout=30)
     assert len(resp.items) == 4 and resp.version == 1
     assert resp.jsonld.startswith('{"@context"') and "urn:item:" in resp.jsonld
 
@@ -50,20 +58,20 @@ def test_recommend_ok(sidecar: Harness) -> None:
     (reco_pb2.RecommendRequest(user_id="zz", n=5, disable_fallback=True), grpc.StatusCode.NOT_FOUND,
      "user_id: unknown user 'zz'"),
 ])
-def test_recommend_errors(sidecar: Harness, request_: Message, code: grpc.StatusCode, prefix: str) -> None:
-    got, details = code_of(sidecar[0].stub().Recommend, request_)
+def test_recommend_errors(server: InProcess, request_: Message, code: grpc.StatusCode, prefix: str) -> None:
+    got, details = code_of(server.stub().Recommend, request_)
     assert got == code and details.startswith(prefix), details
 
 
-def test_batch_too_many_users_is_resource_exhausted(sidecar: Harness) -> None:
-    code, details = code_of(sidecar[0].stub().BatchRecommend,
+def test_batch_too_many_users_is_resource_exhausted(server: InProcess) -> None:
+    code, details = code_of(server.stub().BatchRecommend,
                             reco_pb2.BatchRecommendRequest(user_ids=["u"] * 101, n=3))
     assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and details.startswith("user_ids:")
 
 
-def test_batch_streams_one_response_per_user(sidecar: Harness) -> None:
+def test_batch_streams_one_response_per_user(server: InProcess) -> None:
     users = [f"u{i:07d}" for i in range(40)]
-    got = list(sidecar[0].stub().BatchRecommend(reco_pb2.BatchRecommendRequest(user_ids=users, n=3), timeout=30))
+    got = list(server.stub().BatchRecommend(reco_pb2.BatchRecommendRequest(user_ids=users, n=3), timeout=30))
     assert [r.index for r in got] == list(range(40)) and [r.user_id for r in got] == users
 
 

@@ -27,7 +27,7 @@ from reco_sidecar.runtime import messages as m
 from reco_sidecar.runtime.control import Channel
 from reco_sidecar.runtime.exit_codes import ExitCode
 from reco_sidecar.runtime.heartbeat import Heartbeat
-from reco_sidecar.serving import metrics, names
+from reco_sidecar.serving import metrics
 from reco_sidecar.settings import ServeSettings
 
 log = logs.get(__name__)
@@ -119,17 +119,10 @@ async def _serve_async(settings: ServeSettings, spec: WorkerSpec, channel: Chann
     """One grpc.aio server on this process's event loop (created here, after fork)."""
     import asyncio
 
-    import grpc
-    from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-    from grpc_health.v1._async import HealthServicer
-
     from reco_sidecar.runtime.topology import WorkerTopology
     from reco_sidecar.runtime.worker_control import WorkerControl
-    from reco_sidecar.serving import auth, handlers, reflection, security
-    from reco_sidecar.serving import request_checks as rq
-    from reco_sidecar.serving.jsonld import Renderer
-    from reco_sidecar.serving.observe import AccessLog, Tally
-    from reco_sidecar.serving.service import RecommenderService, WorkerAddress
+    from reco_sidecar.serving import server as serving_server
+    from reco_sidecar.serving.service import WorkerAddress
 
     loop = asyncio.get_running_loop()
     address = f"{settings.host}:{spec.private_port}"
@@ -137,55 +130,16 @@ async def _serve_async(settings: ServeSettings, spec: WorkerSpec, channel: Chann
     control = WorkerControl(channel, registry, topology, events, drain_timeout=max(settings.grace, 5.0),
                             reload_timeout=settings.reload_timeout,
                             experiments=experiments)
-    tally = Tally()
-    service = RecommenderService(
-        registry,
-        experiments=experiments,
-        reload_experiments=control.reload_experiments,
-        limits=rq.Limits(settings.max_n, settings.max_offset, settings.max_ids, settings.max_batch_users),
-        renderer=Renderer(settings.jsonld_item_iri),
-        reloader=control,
-        topology=topology,
-        batch_max_delay=settings.batch_max_delay_ms / 1000.0,
-        batch_max_size=settings.batch_max_size,
-        batch_chunk=settings.batch_chunk,
-        on_batch=tally.batch,
-        store_status=topology.store_status,
-    )
-    gate = handlers.Gate(limit=settings.max_concurrent_rpcs, authenticator=auth.from_settings(settings),
-                         tally=tally, access_log=AccessLog(settings.access_log, settings.slow_call_ms / 1000.0))
-    options: list[tuple[str, Any]] = [
-        ("grpc.so_reuseport", 1),
-        ("grpc.max_receive_message_length", settings.max_message_bytes),
-        ("grpc.max_send_message_length", settings.max_message_bytes),
-    ]
-    # No server-wide maximum_concurrent_rpcs: it would count health and reflection streams
-    # too. The gate limits the Recommender's calls, handlers.with_stream_limits the others.
-    server = grpc.aio.server(options=options)
-    handlers.register(server, names.SERVICE, handlers.recommender_handlers(service, gate))
-    health_servicer = HealthServicer()
-    captured = handlers.Captured()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, captured)
-    handlers.register(server, captured.service, handlers.with_stream_limits("health", captured.handlers))
-    # v1 and v1alpha share one handler, and so one limit
-    reflection_handlers = reflection.method_handlers((names.SERVICE, health.SERVICE_NAME))
-    limited = handlers.with_stream_limits("reflection", next(iter(reflection_handlers.values())))
-    for name in reflection_handlers:
-        handlers.register(server, name, limited)
-    credentials = security.server_credentials(settings)
+    serving = serving_server.build(settings, registry, reloader=control, topology=topology, experiments=experiments,
+                                   reload_experiments=control.reload_experiments,
+                                   store_status=topology.store_status)
+    service, gate, tally = serving.service, serving.gate, serving.tally
     for target in (settings.shared_address, address):
-        try:
-            bound = (server.add_secure_port(target, credentials) if credentials
-                     else server.add_insecure_port(target))
-        except RuntimeError:
-            bound = 0
-        if bound == 0:
+        if serving.bind(target) == 0:
             log.error("worker_bind_failed", address=target)
             channel.send(m.BootFailed(spec.slot, f"cannot bind {target}"))
             return ExitCode.WORKERS_FAILED
-    await server.start()
-    for name in ("", names.SERVICE):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    await serving.start()
     ended: asyncio.Future[str] = loop.create_future()
     _bridge_events(events, loop, ended)
     control.start()
@@ -205,9 +159,8 @@ async def _serve_async(settings: ServeSettings, spec: WorkerSpec, channel: Chann
     if event in ("supervisor_gone", "shutdown_fast"):
         grace = min(grace, 1.0)
     log.info("worker_draining", slot=spec.slot, reason=event, grace=grace)
-    await health_servicer.enter_graceful_shutdown()
     started = time.monotonic()
-    await server.stop(grace)
+    await serving.drain(grace)
     ticker.cancel()
     service.close()
     metrics.flush(tally.take())

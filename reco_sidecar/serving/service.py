@@ -82,7 +82,7 @@ class Reloader(Protocol):
     def reload(self, model: str, version: VersionSpec) -> ReloadOutcome: ...
 
 
-def _no_experiments_file() -> ExperimentsOutcome:
+def no_experiments_file() -> ExperimentsOutcome:
     raise FailedPrecondition("this sidecar was started without --experiments", field="experiments")
 
 
@@ -141,7 +141,7 @@ class RecommenderService:
         on_batch: Callable[[int], None] | None = None,
         store_status: Callable[[], dict[str, Any] | None] = lambda: None,
         experiments: LiveExperiments | None = None,
-        reload_experiments: Callable[[], ExperimentsOutcome] = _no_experiments_file,
+        reload_experiments: Callable[[], ExperimentsOutcome] = no_experiments_file,
     ) -> None:
         self._models = models if isinstance(models, ModelRegistry) else ModelRegistry.single(models)
         self._experiments = experiments
