@@ -1,7 +1,8 @@
 """BatchRecommend streams and call bookkeeping on the asyncio workers, through real channels:
 chunked messages, per-user id checks, one model version per stream, status codes of
 malformed, cancelled and timed-out calls in the log and the metrics, and health and
-reflection that idle streams cannot starve."""
+reflection that idle streams cannot starve. What one worker does is checked on its real
+server in this process; log lines, the metrics endpoint and reloads on a process tree."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from reco_sidecar.artifact import layout, loader
 from reco_sidecar.gen.reco.v1 import reco_pb2
-from tests.support.server import Sidecar, running_sidecar
+from tests.support.server import InProcess, Sidecar, in_process_sidecar, running_sidecar
 from tests.support.versions import copy_version
 
 WAIT = 30.0  # a bound for a condition to become true, never a timing assertion
@@ -42,6 +43,12 @@ def users(demo_version_dir: pathlib.Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
+def server(demo_root: pathlib.Path) -> Iterator[InProcess]:
+    with in_process_sidecar(demo_root, "demo", extra_args=["--batch-chunk", "16"]) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
 def sidecar(demo_root: pathlib.Path) -> Iterator[Sidecar]:
     with running_sidecar(demo_root, "demo", extra_args=["--batch-chunk", "16", "--metrics-port", "0"]) as sc:
         yield sc
@@ -58,9 +65,9 @@ def _answers(messages: list[reco_pb2.BatchRecommendResponse]) -> list[tuple[Any,
     return out
 
 
-def test_chunked_messages_carry_the_same_answers_as_one_user_per_message(sidecar: Sidecar, users: list[str]) -> None:
+def test_chunked_messages_carry_the_same_answers_as_one_user_per_message(server: InProcess, users: list[str]) -> None:
     ids = [*users[:30], "ghost-1", *users[30:45], "ghost-2"]
-    stub = sidecar.stub()
+    stub = server.stub()
     one = list(stub.BatchRecommend(reco_pb2.BatchRecommendRequest(user_ids=ids, n=5, include_jsonld=True),
                                    timeout=30))
     chunked = list(stub.BatchRecommend(reco_pb2.BatchRecommendRequest(user_ids=ids, n=5, include_jsonld=True,
@@ -76,11 +83,11 @@ def test_chunked_messages_carry_the_same_answers_as_one_user_per_message(sidecar
 
 
 def test_batch_checks_every_id_as_recommend_does_and_never_echoes_a_refused_one(
-        sidecar: Sidecar, users: list[str]) -> None:
+        server: InProcess, users: list[str]) -> None:
     huge = "x" * (10 * 1024 * 1024)
     ids = ["", "y" * 600, users[0], huge]
     for per_message in (0, 10):
-        got = _answers(list(sidecar.stub().BatchRecommend(
+        got = _answers(list(server.stub().BatchRecommend(
             reco_pb2.BatchRecommendRequest(user_ids=ids, n=3, users_per_message=per_message), timeout=60)))
         assert [(a[1], a[6]) for a in got] == [(0, "INVALID_ARGUMENT"), (1, "INVALID_ARGUMENT"), (2, ""),
                                                (3, "INVALID_ARGUMENT")]
@@ -91,14 +98,14 @@ def test_batch_checks_every_id_as_recommend_does_and_never_echoes_a_refused_one(
     # Recommend refuses the same ids
     for bad in ("", "y" * 600):
         with pytest.raises(grpc.RpcError) as e:
-            sidecar.stub().Recommend(reco_pb2.RecommendRequest(user_id=bad, n=3), timeout=30)
+            server.stub().Recommend(reco_pb2.RecommendRequest(user_id=bad, n=3), timeout=30)
         assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
-def test_omit_jsonld_leaves_it_empty_and_the_default_renders_it(sidecar: Sidecar, users: list[str],
+def test_omit_jsonld_leaves_it_empty_and_the_default_renders_it(server: InProcess, users: list[str],
                                                                  demo_version_dir: pathlib.Path) -> None:
     item = loader.open_model(demo_version_dir).items.ids[0]
-    stub = sidecar.stub()
+    stub = server.stub()
     for user in (users[0], "ghost"):  # scored, and the popular fallback
         full = stub.Recommend(reco_pb2.RecommendRequest(user_id=user, n=4), timeout=30)
         bare = stub.Recommend(reco_pb2.RecommendRequest(user_id=user, n=4, omit_jsonld=True), timeout=30)
@@ -111,9 +118,9 @@ def test_omit_jsonld_leaves_it_empty_and_the_default_renders_it(sidecar: Sidecar
 
 
 @pytest.mark.parametrize("method", ["Recommend", "Similar", "BatchRecommend", "Reload", "GetModelStatus"])
-def test_malformed_request_bytes_are_invalid_argument(sidecar: Sidecar, method: str) -> None:
-    channel = grpc.insecure_channel(sidecar.address)
-    sidecar.channels.append(channel)
+def test_malformed_request_bytes_are_invalid_argument(server: InProcess, method: str) -> None:
+    channel = grpc.insecure_channel(server.address)
+    server.channels.append(channel)
     path = f"/reco.v1.Recommender/{method}"
     garbage = b"\x0a\xff\xff\xff\xff\xff"  # a length-delimited field longer than the message
     with pytest.raises(grpc.RpcError) as e:
@@ -212,7 +219,7 @@ def test_a_stream_keeps_its_version_and_its_filter_through_a_reload(demo_copy: p
 
 def test_idle_reflection_streams_starve_neither_callers_nor_the_health_probe(demo_root: pathlib.Path,
                                                                                users: list[str]) -> None:
-    with running_sidecar(demo_root, "demo", extra_args=["--max-concurrent-rpcs", "2"]) as sc:
+    with in_process_sidecar(demo_root, "demo", extra_args=["--max-concurrent-rpcs", "2"]) as sc:
         channel = grpc.insecure_channel(sc.address)
         sc.channels.append(channel)
         release = threading.Event()
@@ -252,7 +259,7 @@ def test_idle_reflection_streams_starve_neither_callers_nor_the_health_probe(dem
 
 
 def test_health_watch_streams_have_their_own_limit_and_check_stays_open(demo_root: pathlib.Path) -> None:
-    with running_sidecar(demo_root, "demo") as sc:
+    with in_process_sidecar(demo_root, "demo") as sc:
         channel = grpc.insecure_channel(sc.address)
         sc.channels.append(channel)
         health = health_pb2_grpc.HealthStub(channel)
