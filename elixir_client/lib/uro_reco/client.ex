@@ -4,7 +4,8 @@ defmodule UroReco.Client do
 
       {:ok, rec} = UroReco.Client.recommend(Uro.Reco.Channels, user_id, n: 20, request_id: req_id)
       rec.items  #=> [%{item_id: "…", score: 0.93, rank: 1}, …]
-      rec.source #=> :model | :fold_in | :popular | :ann
+      rec.source #=> :model | :fold_in | :popular | :ann | :random
+      rec.arm    #=> "control" (nil when the user is in no experiment)
 
   Every function returns `{:ok, result}` or `{:error, %UroReco.Error{}}`, whose
   `:code` is the gRPC status as an atom (`:not_found`, `:invalid_argument`,
@@ -35,7 +36,22 @@ defmodule UroReco.Client do
       `categories`, `tags`, `include_seen`
     * `:recent_item_ids` (`recommend/3`) - fold-in: rank for these recent interactions
     * `:disable_fallback` - `:not_found` for an unknown user instead of popular items
+    * `:experiment`, `:arm` (`recommend/3`) - QA override: put the request in this
+      experiment and (with `:arm`) answer with this served arm instead of the one
+      the user's hash gives. An unknown experiment, or an arm that is unknown, a
+      shadow or given without `:experiment`, is `:invalid_argument`
     * `:include_jsonld` (`batch_recommend/3`) - also return JSON-LD per user
+    * `:users_per_message` (`batch_recommend/3`) - users per stream message
+      (default 100; 1 is the one-user form older sidecars send). Many users per
+      message cost the sidecar far less per user; keep it times the size of one
+      answer under the sidecar's `--max-message-bytes`. The stream's elements are
+      one per user either way
+
+  Recommendations carry `:experiment` and `:arm`: the experiment and arm that
+  answered the user (`nil` when the user is in no experiment). The sidecar
+  assigns arms by a hash of the user id, so `batch_recommend/3` gives each user
+  the arm (and items) `recommend/3` gives them; when an arm answers with another
+  model or a pinned version, `:model`/`:version` name it.
 
   `jsonld` is the schema.org `ItemList` decoded into a map (`nil` when absent).
 
@@ -43,8 +59,10 @@ defmodule UroReco.Client do
 
   Each call emits `[:uro_reco, :call, :start | :stop | :exception]` through
   `:telemetry.span/3`, with metadata `%{rpc: atom, pool: atom, request_id: binary}`
-  and, on `:stop`, `result: :ok | :error` and the error `code`. For
-  `batch_recommend/3` the span covers opening the stream.
+  and, on `:stop`, `result: :ok | :error` and the error `code`; a successful
+  `recommend/3` also has `experiment:` and `arm:` (nil outside experiments). For
+  `batch_recommend/3` the span covers opening the stream (per-user arms are in
+  the elements, and `UroReco.Workers.BatchRecommend` emits them per arm).
   """
 
   alias UroReco.Client.{Call, Request, Response}
@@ -55,7 +73,9 @@ defmodule UroReco.Client do
           version: integer(),
           user_id: String.t(),
           items: [%{item_id: String.t(), score: float(), rank: pos_integer()}],
-          source: :model | :fold_in | :popular | :ann | :unspecified,
+          source: :model | :fold_in | :popular | :ann | :random | :unspecified,
+          experiment: String.t() | nil,
+          arm: String.t() | nil,
           jsonld: map() | nil
         }
 
@@ -97,7 +117,7 @@ defmodule UroReco.Client do
 
     Stream.flat_map([request], fn request ->
       case Call.run(pool, :batch_recommend, request, call_opts, & &1, 60_000) do
-        {:ok, replies} -> Stream.map(replies, &batch_item/1)
+        {:ok, replies} -> Stream.flat_map(replies, &batch_items/1)
         {:error, error} -> [{:error, error}]
       end
     end)
@@ -112,7 +132,41 @@ defmodule UroReco.Client do
     Call.run(pool, :reload, request, call_opts, &Response.reload/1, 60_000)
   end
 
-  @doc "What the sidecar serves: model, version, counts, versions, workers, metrics."
+  @doc """
+  The experiments being served, with every arm and its counters (summed over
+  the sidecar's workers since the file was rolled out).
+  """
+  @spec list_experiments(ChannelPool.pool(), keyword()) :: {:ok, map()} | {:error, Error.t()}
+  def list_experiments(pool, opts \\ []) do
+    {call_opts, request_opts} = Call.split_opts(opts)
+    request = Request.list_experiments(request_opts)
+    Call.run(pool, :list_experiments, request, call_opts, &Response.list_experiments/1, 5_000)
+  end
+
+  @doc """
+  Makes the sidecar read its experiments file again and serve it on every worker.
+  A bad file is `:failed_precondition` naming the field; the old one keeps serving.
+  """
+  @spec reload_experiments(ChannelPool.pool(), keyword()) :: {:ok, map()} | {:error, Error.t()}
+  def reload_experiments(pool, opts \\ []) do
+    {call_opts, request_opts} = Call.split_opts(opts)
+    request = Request.reload_experiments(request_opts)
+
+    Call.run(
+      pool,
+      :reload_experiments,
+      request,
+      call_opts,
+      &Response.reload_experiments/1,
+      60_000
+    )
+  end
+
+  @doc """
+  What the sidecar serves: model, version, counts, versions, workers, metrics;
+  `models` (every model served), `default_model` and `store` (the model store's
+  state, `nil` without one).
+  """
   @spec status(ChannelPool.pool(), keyword()) :: {:ok, map()} | {:error, Error.t()}
   def status(pool, opts \\ []) do
     {call_opts, request_opts} = Call.split_opts(opts)
@@ -120,12 +174,17 @@ defmodule UroReco.Client do
     Call.run(pool, :get_model_status, request, call_opts, &Response.status/1, 5_000)
   end
 
-  defp batch_item({:ok, %{error: %Reco.V1.ItemError{code: code, message: message}} = reply}),
-    do: {:error, {reply.user_id, Error.from_name(code, message)}}
+  # One stream message holds one user, or many with `users_per_message` > 1.
+  defp batch_items({:ok, message}) do
+    for user <- Response.batch_users(message) do
+      case user do
+        {:ok, rec} -> {:ok, rec}
+        {:error, {user_id, code, text}} -> {:error, {user_id, Error.from_name(code, text)}}
+      end
+    end
+  end
 
-  defp batch_item({:ok, reply}), do: {:ok, Response.recommendation(reply)}
+  defp batch_items({:error, %GRPC.RPCError{} = error}), do: [{:error, Call.error(error)}]
 
-  defp batch_item({:error, %GRPC.RPCError{} = error}), do: {:error, Call.error(error)}
-
-  defp batch_item({:error, reason}), do: {:error, Error.from_name("UNKNOWN", inspect(reason))}
+  defp batch_items({:error, reason}), do: [{:error, Error.from_name("UNKNOWN", inspect(reason))}]
 end

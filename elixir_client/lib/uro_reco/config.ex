@@ -6,12 +6,19 @@ defmodule UroReco.Config do
         repo: Uro.Repo,
         channel_pool: Uro.Reco.Channels,
         oban: Oban,
-        batch: [n: 50, ttl_seconds: 86_400, page_size: 500, timeout: 120_000],
+        batch: [n: 50, ttl_seconds: 86_400, page_size: 500, timeout: 120_000,
+                users_per_message: 100],
         training: [model_root: "/srv/reco/models", model: "posts", python: "python3",
                    workdir: "/srv/reco/tmp"]
   """
 
-  @batch_defaults [n: 50, ttl_seconds: 86_400, page_size: 500, timeout: 120_000]
+  @batch_defaults [
+    n: 50,
+    ttl_seconds: 86_400,
+    page_size: 500,
+    timeout: 120_000,
+    users_per_message: 100
+  ]
 
   @doc "The Ecto repo holding `user_interactions` and `user_recommendations`."
   @spec repo() :: module()

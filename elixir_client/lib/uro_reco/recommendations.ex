@@ -9,7 +9,17 @@ if Code.ensure_loaded?(Ecto.Query) do
 
     alias UroReco.Schemas.{UserInteraction, UserRecommendation}
 
-    @replace [:item_ids, :scores, :source, :model, :version, :expires_at, :updated_at]
+    @replace [
+      :item_ids,
+      :scores,
+      :source,
+      :model,
+      :version,
+      :experiment,
+      :arm,
+      :expires_at,
+      :updated_at
+    ]
 
     @default_weights %{view: 1.0, click: 2.0, like: 4.0, share: 8.0}
 
@@ -30,7 +40,8 @@ if Code.ensure_loaded?(Ecto.Query) do
 
     @doc """
     Inserts or replaces the recommendations of each user (one row per user),
-    valid for `ttl_seconds`. Returns how many rows were written.
+    valid for `ttl_seconds`, with the experiment and arm that answered them.
+    Returns how many rows were written.
     """
     @spec upsert(Ecto.Repo.t(), [UroReco.Client.recommendation()], pos_integer()) ::
             non_neg_integer()
@@ -50,6 +61,8 @@ if Code.ensure_loaded?(Ecto.Query) do
             source: Atom.to_string(rec.source),
             model: rec.model,
             version: rec.version,
+            experiment: rec.experiment,
+            arm: rec.arm,
             expires_at: expires_at,
             inserted_at: now,
             updated_at: now

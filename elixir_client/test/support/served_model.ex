@@ -11,10 +11,13 @@ defmodule UroReco.Test.ServedModel do
 
   @pool UroReco.Test.Channels
 
-  @doc "Starts both under the test supervisor; returns the test context."
-  @spec start!(String.t()) :: map()
-  def start!(dir) do
-    opts = demo_model!(dir) ++ [workers: 2]
+  @doc """
+  Starts both under the test supervisor; returns the test context. `extra_args`
+  go to `reco_sidecar serve` (e.g. `["--experiments", path]`).
+  """
+  @spec start!(String.t(), [String.t()]) :: map()
+  def start!(dir, extra_args \\ []) do
+    opts = demo_model!(dir) ++ [workers: 2, extra_args: extra_args]
     sidecar = start_supervised!({Sidecar, opts})
     {:ok, ready} = Sidecar.await_ready(sidecar, 60_000)
     track(ready)

@@ -15,7 +15,14 @@ defmodule UroReco.Client.Call do
   @unavailable 14
   @streams [:batch_recommend]
 
-  @type rpc :: :recommend | :similar | :batch_recommend | :reload | :get_model_status
+  @type rpc ::
+          :recommend
+          | :similar
+          | :batch_recommend
+          | :reload
+          | :get_model_status
+          | :list_experiments
+          | :reload_experiments
 
   @doc "Splits a caller's options into call options and request options."
   @spec split_opts(keyword()) :: {keyword(), keyword()}
@@ -160,6 +167,11 @@ defmodule UroReco.Client.Call do
 
   defp stream_failure({:exit, reason}),
     do: {:error, GRPC.RPCError.exception(@unavailable, inspect(reason))}
+
+  # A recommendation names the experiment and arm that answered it (nil for none),
+  # so metrics can be tagged by arm.
+  defp outcome({:ok, %{arm: arm, experiment: experiment}}),
+    do: %{result: :ok, experiment: experiment, arm: arm}
 
   defp outcome({:ok, _}), do: %{result: :ok}
   defp outcome({:error, %Error{code: code}}), do: %{result: :error, code: code}

@@ -6,7 +6,9 @@ defmodule UroReco.Client.Request do
     BatchRecommendRequest,
     Filter,
     GetModelStatusRequest,
+    ListExperimentsRequest,
     RecommendRequest,
+    ReloadExperimentsRequest,
     ReloadRequest,
     SimilarRequest
   }
@@ -20,7 +22,9 @@ defmodule UroReco.Client.Request do
         offset: 0,
         filter: nil,
         recent_item_ids: [],
-        disable_fallback: false
+        disable_fallback: false,
+        experiment: "",
+        arm: ""
       )
 
     %RecommendRequest{
@@ -30,7 +34,9 @@ defmodule UroReco.Client.Request do
       offset: opts[:offset],
       filter: filter(opts[:filter]),
       recent_item_ids: opts[:recent_item_ids],
-      disable_fallback: opts[:disable_fallback]
+      disable_fallback: opts[:disable_fallback],
+      experiment: opts[:experiment],
+      arm: opts[:arm]
     }
   end
 
@@ -55,7 +61,8 @@ defmodule UroReco.Client.Request do
         n: 10,
         filter: nil,
         disable_fallback: false,
-        include_jsonld: false
+        include_jsonld: false,
+        users_per_message: 100
       )
 
     %BatchRecommendRequest{
@@ -64,7 +71,8 @@ defmodule UroReco.Client.Request do
       n: opts[:n],
       filter: filter(opts[:filter]),
       disable_fallback: opts[:disable_fallback],
-      include_jsonld: opts[:include_jsonld]
+      include_jsonld: opts[:include_jsonld],
+      users_per_message: opts[:users_per_message]
     }
   end
 
@@ -78,6 +86,18 @@ defmodule UroReco.Client.Request do
   def status(opts) do
     opts = Keyword.validate!(opts, model: "")
     %GetModelStatusRequest{model: opts[:model]}
+  end
+
+  @spec list_experiments(keyword()) :: ListExperimentsRequest.t()
+  def list_experiments(opts) do
+    Keyword.validate!(opts, [])
+    %ListExperimentsRequest{}
+  end
+
+  @spec reload_experiments(keyword()) :: ReloadExperimentsRequest.t()
+  def reload_experiments(opts) do
+    Keyword.validate!(opts, [])
+    %ReloadExperimentsRequest{}
   end
 
   defp filter(nil), do: nil

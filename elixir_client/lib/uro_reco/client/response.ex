@@ -5,8 +5,11 @@ defmodule UroReco.Client.Response do
 
   alias Reco.V1.{
     BatchRecommendResponse,
+    BatchUserResult,
     GetModelStatusResponse,
+    ListExperimentsResponse,
     RecommendResponse,
+    ReloadExperimentsResponse,
     ReloadResponse,
     SimilarResponse
   }
@@ -15,7 +18,8 @@ defmodule UroReco.Client.Response do
     SOURCE_MODEL: :model,
     SOURCE_FOLD_IN: :fold_in,
     SOURCE_POPULAR: :popular,
-    SOURCE_ANN: :ann
+    SOURCE_ANN: :ann,
+    SOURCE_RANDOM: :random
   }
 
   @states %{
@@ -30,9 +34,42 @@ defmodule UroReco.Client.Response do
   def recommendation(%{user_id: user_id} = response) do
     response
     |> common()
-    |> Map.put(:user_id, user_id)
+    |> Map.merge(%{
+      user_id: user_id,
+      experiment: blank(response.experiment),
+      arm: blank(response.arm)
+    })
     |> put_index(response)
   end
+
+  @doc """
+  The users of one BatchRecommend stream message, in request order: itself in the
+  one-user form, its `users` in the chunked form (`users_per_message` > 1). Each
+  is `{:ok, reply}` or `{:error, {user_id, code, message}}` for a user the sidecar
+  could not answer.
+  """
+  @spec batch_users(BatchRecommendResponse.t()) :: [
+          {:ok, map()} | {:error, {String.t(), String.t(), String.t()}}
+        ]
+  def batch_users(%BatchRecommendResponse{users: []} = message), do: [batch_user(message)]
+
+  def batch_users(%BatchRecommendResponse{users: users} = message) do
+    # A user answered by an arm with another model or version names it; the
+    # others are the message's.
+    for %BatchUserResult{} = user <- users do
+      user
+      |> Map.merge(%{
+        model: if(user.model == "", do: message.model, else: user.model),
+        version: if(user.version == 0, do: message.version, else: user.version)
+      })
+      |> batch_user()
+    end
+  end
+
+  defp batch_user(%{error: %Reco.V1.ItemError{code: code, message: text}, user_id: user_id}),
+    do: {:error, {user_id, code, text}}
+
+  defp batch_user(reply), do: {:ok, reply |> recommendation() |> Map.put(:index, reply.index)}
 
   @spec similar(SimilarResponse.t()) :: map()
   def similar(%SimilarResponse{item_id: item_id} = response) do
@@ -43,6 +80,27 @@ defmodule UroReco.Client.Response do
   def reload(%ReloadResponse{} = r) do
     Map.take(r, [:model, :old_version, :new_version, :load_seconds, :workers])
   end
+
+  @spec list_experiments(ListExperimentsResponse.t()) :: map()
+  def list_experiments(%ListExperimentsResponse{} = r) do
+    %{
+      generation: r.generation,
+      worker: r.worker && worker(r.worker),
+      experiments:
+        Enum.map(r.experiments, fn e ->
+          %{
+            name: e.name,
+            salt: e.salt,
+            share: e.share,
+            arms: Enum.map(e.arms, &experiment_arm/1)
+          }
+        end)
+    }
+  end
+
+  @spec reload_experiments(ReloadExperimentsResponse.t()) :: map()
+  def reload_experiments(%ReloadExperimentsResponse{} = r),
+    do: Map.take(r, [:generation, :experiments, :workers])
 
   @spec status(GetModelStatusResponse.t()) :: map()
   def status(%GetModelStatusResponse{} = s) do
@@ -63,11 +121,65 @@ defmodule UroReco.Client.Response do
     ])
     |> Map.merge(%{
       state: state(s.state),
-      versions:
-        Enum.map(s.versions, &%{version: &1.version, state: state(&1.state), error: &1.error}),
+      versions: versions(s.versions),
       worker: s.worker && worker(s.worker),
-      workers: Enum.map(s.workers, &worker/1)
+      workers: Enum.map(s.workers, &worker/1),
+      default_model: s.default_model,
+      models: Enum.map(s.models, &model_status/1),
+      store: s.store && store(s.store)
     })
+  end
+
+  defp model_status(m) do
+    m
+    |> Map.take([
+      :model,
+      :version,
+      :user_count,
+      :item_count,
+      :factors,
+      :algorithm,
+      :loaded_at,
+      :load_seconds,
+      :path,
+      :has_item_metadata,
+      :metrics
+    ])
+    |> Map.merge(%{state: state(m.state), versions: versions(m.versions)})
+  end
+
+  defp versions(versions),
+    do: Enum.map(versions, &%{version: &1.version, state: state(&1.state), error: &1.error})
+
+  defp store(store) do
+    Map.take(store, [
+      :uri,
+      :target_version,
+      :downloading_version,
+      :downloaded_bytes,
+      :download_total_bytes,
+      :cached_versions,
+      :failed_version,
+      :error,
+      :checked_at
+    ])
+  end
+
+  defp experiment_arm(arm) do
+    Map.take(arm, [
+      :name,
+      :model,
+      :baseline,
+      :shadow,
+      :weight,
+      :traffic_share,
+      :requests,
+      :overrides,
+      :shadow_scored,
+      :shadow_dropped,
+      :mean_overlap,
+      :mean_rank_correlation
+    ])
   end
 
   defp common(response) do
@@ -82,6 +194,10 @@ defmodule UroReco.Client.Response do
 
   defp put_index(map, %BatchRecommendResponse{index: index}), do: Map.put(map, :index, index)
   defp put_index(map, _response), do: map
+
+  # Empty in the proto when the user is in no experiment.
+  defp blank(""), do: nil
+  defp blank(value), do: value
 
   defp jsonld(""), do: nil
   defp jsonld(text), do: Jason.decode!(text)

@@ -5,7 +5,8 @@ if Code.ensure_loaded?(Ecto.Schema) do
     `UroReco.Workers.BatchRecommend` and valid until `expires_at`.
 
     `item_ids` and `scores` are parallel arrays in rank order (CockroachDB has no
-    arrays of JSONB).
+    arrays of JSONB). `experiment` and `arm` name the experiment arm that answered
+    the user (`nil` outside experiments); `model`/`version` are that arm's.
     """
 
     use Ecto.Schema
@@ -21,6 +22,8 @@ if Code.ensure_loaded?(Ecto.Schema) do
       field :source, :string
       field :model, :string
       field :version, :integer
+      field :experiment, :string
+      field :arm, :string
       field :expires_at, :utc_datetime_usec
 
       timestamps(type: :utc_datetime_usec)

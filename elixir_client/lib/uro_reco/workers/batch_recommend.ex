@@ -13,6 +13,15 @@ if Code.ensure_loaded?(Oban.Worker) and Code.ensure_loaded?(Ecto.Query) do
     are logged and skipped; a failed stream fails the job (Oban retries it, and
     the upsert makes a retry harmless).
 
+    The stream is chunked (`users_per_message` from the `:batch` config, default
+    100). Each row records the experiment and arm that answered its user: the
+    sidecar assigns arms by a hash of the user id, so the stored arm is the one
+    `Recommend` gives that user, and the job passes nothing to keep it so.
+
+    After each upsert it emits `[:uro_reco, :batch, :stored]` once per arm, with
+    measurements `%{users: count}` and metadata `%{experiment:, arm:, model:,
+    version:}` (`experiment`/`arm` nil for users in no experiment).
+
         %{"after" => nil} |> UroReco.Workers.BatchRecommend.new() |> Oban.insert()
     """
 
@@ -51,6 +60,7 @@ if Code.ensure_loaded?(Oban.Worker) and Code.ensure_loaded?(Ecto.Query) do
         Config.channel_pool()
         |> Client.batch_recommend(user_ids,
           n: Map.get(args, "n", settings[:n]),
+          users_per_message: settings[:users_per_message],
           timeout: settings[:timeout]
         )
         |> Enum.to_list()
@@ -64,8 +74,18 @@ if Code.ensure_loaded?(Oban.Worker) and Code.ensure_loaded?(Ecto.Query) do
               do: Logger.warning("no recommendations for #{user_id}: #{Exception.message(error)}")
 
           recommendations = for {:ok, rec} <- results, do: rec
-          {:ok, Recommendations.upsert(Config.repo(), recommendations, settings[:ttl_seconds])}
+          count = Recommendations.upsert(Config.repo(), recommendations, settings[:ttl_seconds])
+          emit_arms(recommendations)
+          {:ok, count}
       end
+    end
+
+    defp emit_arms(recommendations) do
+      recommendations
+      |> Enum.frequencies_by(&Map.take(&1, [:experiment, :arm, :model, :version]))
+      |> Enum.each(fn {meta, users} ->
+        :telemetry.execute([:uro_reco, :batch, :stored], %{users: users}, meta)
+      end)
     end
 
     defp next_page(args, last_user_id) do
