@@ -4,14 +4,15 @@ plus its call counts for idle detection.
 `Heartbeat.beat` is called by the worker's serving loop itself (not by a helper thread of
 its own), so a stopped (SIGSTOP) or wedged worker stops beating and the supervisor, which
 kills a worker whose beat is later than --worker-timeout, replaces it. While the worker
-boots, before that loop exists, `booting()` beats from a thread so that a worker stopped
-during a long model load is noticed too."""
+boots, from the fork until that loop's first beat, `BootBeats` beats from a thread: the
+whole boot (model loads, importing gRPC, starting the server) is covered, so a slow boot
+on a busy machine is not taken for a hung one, while a worker stopped during its boot
+(every thread stops) is still noticed."""
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from reco_sidecar.runtime import messages as m
 from reco_sidecar.runtime.control import Channel
@@ -37,19 +38,27 @@ class Heartbeat:
         calls, running = self._counts()
         return self._channel.send(m.Heartbeat(self._slot, calls, running), droppable=True)
 
-    @contextlib.contextmanager
-    def booting(self) -> Iterator[None]:
-        done = threading.Event()
 
-        def run() -> None:
-            while not done.wait(self.interval):
-                self.beat()
+class BootBeats:
+    """Beats from a thread of its own, started at once, until `stop` (the serving loop's
+    first beat, or a failed boot). A wedged serving loop must not be covered by it: the loop
+    stops it as soon as it beats itself."""
 
-        thread = threading.Thread(target=run, name="boot-heartbeat", daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            done.set()
-            thread.join()
+    def __init__(self, beats: Heartbeat) -> None:
+        self._beats = beats
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="boot-heartbeat", daemon=True)
+        self._thread.start()
 
+    def _run(self) -> None:
+        # The first beat at once: the supervisor's deadline runs from the fork.
+        while True:
+            self._beats.beat()
+            if self._done.wait(self._beats.interval):
+                return
+
+    def stop(self) -> None:
+        """Idempotent; when it returns, this thread sends no more beats."""
+        self._done.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join()

@@ -26,7 +26,7 @@ from reco_sidecar.manager.registry import ModelRegistry
 from reco_sidecar.runtime import messages as m
 from reco_sidecar.runtime.control import Channel
 from reco_sidecar.runtime.exit_codes import ExitCode
-from reco_sidecar.runtime.heartbeat import Heartbeat
+from reco_sidecar.runtime.heartbeat import BootBeats, Heartbeat
 from reco_sidecar.serving import metrics
 from reco_sidecar.settings import ServeSettings
 
@@ -71,6 +71,16 @@ def _opener(path: pathlib.Path) -> Model:
 
 def run(settings: ServeSettings, spec: WorkerSpec, channel: Channel) -> int:
     _die_with_parent(spec.supervisor_pid)
+    # From the fork until the serving loop beats itself (every step of the boot can be slow
+    # on a busy machine, importing gRPC included); stopped by that loop's first beat.
+    boot = BootBeats(Heartbeat(channel, spec.slot, settings.worker_timeout))
+    try:
+        return _boot(settings, spec, channel, boot)
+    finally:
+        boot.stop()
+
+
+def _boot(settings: ServeSettings, spec: WorkerSpec, channel: Channel, boot: BootBeats) -> int:
     from threadpoolctl import threadpool_limits
 
     # One BLAS thread per scoring thread: the cores are shared by the worker processes.
@@ -83,39 +93,36 @@ def run(settings: ServeSettings, spec: WorkerSpec, channel: Channel) -> int:
     # Validated by the supervisor before the fork: parsing it again cannot fail.
     experiments = LiveExperiments(parse_sent(spec.experiments.text, spec.experiments.syntax),
                                   spec.experiments_generation, spec.counters, spec.slot)
-    beats = Heartbeat(channel, spec.slot, settings.worker_timeout)
     for manager in registry:
         for bad, reason in spec.failed.get(manager.name, ()):
             manager.mark_failed(bad, reason)
     for manager in registry:
         version = spec.versions[manager.name]
         try:
-            with beats.booting():
-                manager.load(version)
+            manager.load(version)
         except FailedPrecondition as e:
             log.error("worker_load_failed", slot=spec.slot, model=manager.name, version=version, error=str(e))
             channel.send(m.BootFailed(spec.slot, f"model {manager.name!r}: {e}"))
             return ExitCode.WORKER_LOAD_FAILED
     pins = pinned(experiments.current)
     try:
-        with beats.booting():
-            registry.use_pinned(registry.open_pinned(pins))
+        registry.use_pinned(registry.open_pinned(pins))
     except FailedPrecondition as e:
         log.error("worker_load_failed", slot=spec.slot, pinned=[f"{n}@{v}" for n, v in pins], error=str(e))
         channel.send(m.BootFailed(spec.slot, f"a version an experiment arm pins: {e}"))
         return ExitCode.WORKER_LOAD_FAILED
-    return _serve(settings, spec, channel, registry, experiments, events)
+    return _serve(settings, spec, channel, registry, experiments, events, boot)
 
 
 def _serve(settings: ServeSettings, spec: WorkerSpec, channel: Channel, registry: ModelRegistry,
-           experiments: LiveExperiments, events: queue.SimpleQueue[str]) -> int:
+           experiments: LiveExperiments, events: queue.SimpleQueue[str], boot: BootBeats) -> int:
     import asyncio
 
-    return asyncio.run(_serve_async(settings, spec, channel, registry, experiments, events))
+    return asyncio.run(_serve_async(settings, spec, channel, registry, experiments, events, boot))
 
 
 async def _serve_async(settings: ServeSettings, spec: WorkerSpec, channel: Channel, registry: ModelRegistry,
-                       experiments: LiveExperiments, events: queue.SimpleQueue[str]) -> int:
+                       experiments: LiveExperiments, events: queue.SimpleQueue[str], boot: BootBeats) -> int:
     """One grpc.aio server on this process's event loop (created here, after fork)."""
     import asyncio
 
@@ -153,7 +160,7 @@ async def _serve_async(settings: ServeSettings, spec: WorkerSpec, channel: Chann
     log.info("worker_serving", slot=spec.slot, shared=settings.shared_address, address=address,
              versions={v.model: v.version for v in versions})
     beats = Heartbeat(channel, spec.slot, settings.worker_timeout, gate.counts)
-    ticker = loop.create_task(_tick(beats, registry, tally))
+    ticker = loop.create_task(_tick(beats, boot, registry, tally))
     event = await ended
     grace = settings.grace
     if event in ("supervisor_gone", "shutdown_fast"):
@@ -184,16 +191,17 @@ def _bridge_events(events: queue.SimpleQueue[str], loop: Any, ended: Any) -> Non
     threading.Thread(target=wait, name="events", daemon=True).start()
 
 
-async def _tick(beats: Heartbeat, registry: ModelRegistry, tally: Any) -> None:
+async def _tick(beats: Heartbeat, boot: BootBeats, registry: ModelRegistry, tally: Any) -> None:
     """Every heartbeat interval, from the event loop itself (a worker whose loop is stuck stops
     beating and is replaced, heartbeat.py): a beat with the call counts (idle detection), the
     serving version published; about once a second the in-process counts handed to the
-    metrics files."""
+    metrics files. The boot's thread stops beating once this loop has beaten."""
     import asyncio
 
     last_flush = time.monotonic()
     while True:
         beats.beat()
+        boot.stop()
         for manager in registry:
             metrics.track_model(manager.current)
         now = time.monotonic()
