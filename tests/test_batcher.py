@@ -122,3 +122,42 @@ def test_a_cancelled_caller_is_left_out_and_the_others_answered(pool: ThreadPool
 
     assert asyncio.run(main()) == [0, 2]
     assert scored == [(0,), (2,)]
+
+
+def test_small_batches_are_scored_on_the_loop_and_large_ones_in_the_executor(pool: ThreadPoolExecutor) -> None:
+    where: list[tuple[int, bool]] = []
+
+    def score(key: str, queries: Sequence[int]) -> list[int]:
+        where.append((len(queries), threading.current_thread() is threading.main_thread()))
+        return [q * 10 for q in queries]
+
+    async def main() -> list[int]:
+        b: LoopBatcher[str, int, int] = LoopBatcher(score, executor=pool, max_delay=3600.0, max_size=8,
+                                                    inline_max=4)
+        # a lone call, then a burst: one batch of max_size and the three left over
+        first = await b.submit("m", 0)
+        calls = [asyncio.ensure_future(b.submit("m", i)) for i in range(1, 12)]
+        return [first, *await asyncio.wait_for(asyncio.gather(*calls), timeout=60)]
+
+    assert asyncio.run(main()) == [i * 10 for i in range(12)]
+    assert where == [(1, True), (8, False), (3, True)]
+
+
+def test_an_error_scoring_on_the_loop_reaches_that_batch_and_the_batcher_survives(
+        pool: ThreadPoolExecutor) -> None:
+    def score(key: str, queries: Sequence[int]) -> list[int]:
+        if -1 in queries:
+            raise RuntimeError("bad query")
+        return list(queries)
+
+    async def main() -> list[int]:
+        b: LoopBatcher[str, int, int] = LoopBatcher(score, executor=pool, max_delay=0.0, max_size=8, inline_max=8)
+        with pytest.raises(RuntimeError, match="bad query"):
+            await b.submit("m", -1)
+        # submitted in one loop turn: one batch of six, which fails as a whole
+        calls = [asyncio.ensure_future(b.submit("m", -1 if i == 3 else i)) for i in range(6)]
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        assert all(isinstance(r, RuntimeError) for r in results)
+        return [await b.submit("m", 5), *await asyncio.gather(*(b.submit("m", i) for i in range(3)))]
+
+    assert asyncio.run(main()) == [5, 0, 1, 2]

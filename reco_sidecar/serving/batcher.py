@@ -1,5 +1,6 @@
 """Dynamic batching on the worker's event loop: concurrent Recommend calls share one matrix
-product, scored off the loop in an executor (numpy and BLAS release the GIL there).
+product. Small batches are scored on the loop; large ones off it, in an executor (numpy and
+BLAS release the GIL there).
 
 No thread hands a request to another: a caller queues its query and awaits a future; one
 drain task per burst takes everything queued and scores it. The wait for company adapts:
@@ -7,6 +8,15 @@ the drain waits (at most max_delay after the first queued query, and no longer t
 two recent inter-arrival gaps without a new one) only while calls are arriving faster than
 max_delay; a lone request at low load is scored at once. Calls that arrive while a batch is
 being scored queue up and form the next batch without any wait.
+
+Where a batch is scored (`inline_max`): handing a batch to the executor and back costs the
+loop a future, a thread wake-up, a self-pipe write and another loop turn, and the GIL passed
+twice while other calls are being served: 16-26 % of a busy worker's samples in a profile,
+more than the kernel itself for a few queries (docs/performance.md measures both). The
+executor buys only that the loop keeps serving I/O while BLAS runs, which matters when a
+batch's kernel time is long against the latency targets; so batches of at most `inline_max`
+queries are scored on the loop, larger ones in the executor. A lone call still goes through
+a drain task, so calls that arrive in the same loop turn share its batch.
 """
 
 from __future__ import annotations
@@ -39,12 +49,14 @@ class LoopBatcher(Generic[K, Q, R]):
         executor: Executor,
         max_delay: float,
         max_size: int,
+        inline_max: int = 0,
         on_batch: Callable[[int], None] | None = None,
     ) -> None:
         self._score = score
         self._executor = executor
         self._max_delay = max_delay
         self._max_size = max_size
+        self._inline_max = inline_max
         self._on_batch = on_batch
         self._queue: list[tuple[K, Q, asyncio.Future[R]]] = []
         self._first_at = 0.0
@@ -109,8 +121,11 @@ class LoopBatcher(Generic[K, Q, R]):
     async def _score_group(self, loop: asyncio.AbstractEventLoop,
                            group: list[tuple[K, Q, asyncio.Future[R]]]) -> None:
         try:
-            results = await loop.run_in_executor(self._executor, self._score, group[0][0],
-                                                 [q for _, q, _ in group])
+            queries = [q for _, q, _ in group]
+            if len(queries) <= self._inline_max:
+                results = self._score(group[0][0], queries)
+            else:
+                results = await loop.run_in_executor(self._executor, self._score, group[0][0], queries)
         except Exception as e:  # handed to each caller, never ends the drain
             log.exception("batch_failed", size=len(group))
             for _, _, future in group:

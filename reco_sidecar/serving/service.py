@@ -111,6 +111,14 @@ Facts = dict[str, Any]
 # Popular answers kept per model version: (offset, n) pairs are few in practice; the bound
 # only stops a client walking every page from growing the cache without end.
 POPULAR_CACHE_LIMIT = 1024
+# Batches of at most this many queries are scored on the event loop, larger ones in the
+# executor. On the benchmark model (one BLAS thread) the kernel costs 0.41 ms of CPU for one
+# query, 0.87 for 4, 1.2 for 8 and 1.7 for 16, then 3.0 for 32 and 4.7 for 64; a trip to the
+# executor and back costs 0.07 ms of CPU idle and, under load, a sixth to a quarter of a
+# worker's samples (the GIL passed twice, one more loop turn). Up to 16 queries the loop
+# stalls for under 2 ms, a fifth of Recommend's 10 ms p99 target; beyond that the stall
+# would eat into it, while the hand-off is small against the kernel.
+INLINE_SCORE_MAX = 16
 
 
 @dataclass(frozen=True)
@@ -159,7 +167,8 @@ class RecommenderService:
         self._batcher: LoopBatcher[Model, RecQuery, Ranked] | None = None
         if batch_max_size > 1:
             self._batcher = LoopBatcher(_recommend, executor=self._pool, max_delay=batch_max_delay,
-                                        max_size=batch_max_size, on_batch=on_batch)
+                                        max_size=batch_max_size, inline_max=INLINE_SCORE_MAX,
+                                        on_batch=on_batch)
         self._popular: weakref.WeakKeyDictionary[Model, dict[tuple[int, int], _Popular]] = \
             weakref.WeakKeyDictionary()
 
