@@ -184,9 +184,13 @@ def test_experiments_assign_tag_shadow_and_reload_all_or_nothing(two_models: pat
         assert sum(x.requests for x in arms.values()) > 0
         # The arm is a metric label and a field of the access log line.
         metrics_port = next(e["port"] for e in sc.log_events() if e.get("event") == "metrics_serving")
-        text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
-        assert 'reco_arm_responses_total{arm="control",experiment="feed"' in text
-        assert "reco_shadow_overlap_bucket" in text
+
+        def scrape() -> str:
+            return urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
+
+        # counted in process and flushed about once a second, like every per-call metric
+        wait_until(lambda: 'reco_arm_responses_total{arm="control",experiment="feed"' in scrape()
+                   and "reco_shadow_overlap_bucket" in scrape(), 30, "the arm and shadow metrics")
         lines = [e for e in sc.log_events() if e.get("event") == "rpc" and e.get("code") == "OK"]
         recommend = [e for e in lines if e.get("method") == "Recommend"]
         assert recommend and all(e.get("arm") and e.get("experiment") == "feed" for e in recommend)
@@ -221,10 +225,11 @@ def test_experiments_assign_tag_shadow_and_reload_all_or_nothing(two_models: pat
         assert (done.workers, done.experiments) == (2, 1)
         moved = _arms(b, users)
         assert moved == _arms(a, users) and moved != first
-        text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
+        text = scrape()
         assert 'reco_experiment_reloads_total{outcome="refused"} 1.0' in text
         assert 'reco_experiment_reloads_total{outcome="ok"} 2.0' in text
-        assert 'reco_shadow_rank_correlation_count{arm="shadow-random",experiment="feed"}' in text
+        wait_until(lambda: 'reco_shadow_rank_correlation_count{arm="shadow-random",experiment="feed"}' in scrape(),
+                   30, "the shadow rank correlation metric")
 
     # A restart assigns every user as before.
     with running_sidecar(two_models, "posts", workers=2, extra_args=args) as again:

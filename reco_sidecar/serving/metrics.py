@@ -104,10 +104,14 @@ def _get() -> _Metrics | None:
 # -- recording, from any process of the tree ------------------------------------------------------
 
 def flush(tally: Tally) -> None:
-    """Adds what a worker counted in process since its last flush to the multiprocess files
-    (a few file-backed writes per second instead of several per call)."""
+    """Adds what a worker counted in process since its last flush (the RPC tally and the
+    experiment counts) to the multiprocess files: a few file-backed writes per second
+    instead of several per call."""
     m = _get()
-    if m is None or tally.empty():
+    if m is None:
+        return
+    _flush_experiments(m)
+    if tally.empty():
         return
     for (method, code), s in tally.rpcs.items():
         m.rpcs.labels(method, code).inc(s.count)
@@ -155,25 +159,58 @@ def reload_finished(outcome: str, seconds: float | None = None) -> None:
         m.reload_seconds.observe(seconds)
 
 
+# Experiment metrics are counted in process like the RPC tally and written by `flush` about
+# once a second: an answer's arm was a file-backed write per call. They come from the event
+# loop (Recommend), the scoring threads (BatchRecommend chunks) and the shadow thread: a lock.
+@dataclasses.dataclass
+class _Experiments:
+    served: dict[tuple[str, str, str], int] = dataclasses.field(default_factory=dict)
+    overlaps: list[tuple[str, str, float]] = dataclasses.field(default_factory=list)
+    correlations: list[tuple[str, str, float]] = dataclasses.field(default_factory=list)
+    dropped: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
+
+
+_experiments_lock = threading.Lock()
+_experiments = _Experiments()
+
+
 def arm_served(experiment: str, arm: str, source: str) -> None:
-    m = _get()
-    if m is not None:
-        m.arm_responses.labels(experiment, arm, source).inc()
+    if _get() is None:
+        return
+    key = (experiment, arm, source)
+    with _experiments_lock:
+        _experiments.served[key] = _experiments.served.get(key, 0) + 1
 
 
 def shadow_compared(experiment: str, arm: str, overlap: float, correlation: float | None) -> None:
-    m = _get()
-    if m is None:
+    if _get() is None:
         return
-    m.shadow_overlap.labels(experiment, arm).observe(overlap)
-    if correlation is not None:
-        m.shadow_correlation.labels(experiment, arm).observe(correlation)
+    with _experiments_lock:
+        _experiments.overlaps.append((experiment, arm, overlap))
+        if correlation is not None:
+            _experiments.correlations.append((experiment, arm, correlation))
 
 
 def shadow_dropped(experiment: str, arm: str) -> None:
-    m = _get()
-    if m is not None:
-        m.shadow_dropped.labels(experiment, arm).inc()
+    if _get() is None:
+        return
+    key = (experiment, arm)
+    with _experiments_lock:
+        _experiments.dropped[key] = _experiments.dropped.get(key, 0) + 1
+
+
+def _flush_experiments(m: _Metrics) -> None:
+    global _experiments
+    with _experiments_lock:
+        taken, _experiments = _experiments, _Experiments()
+    for (experiment, arm, source), n in taken.served.items():
+        m.arm_responses.labels(experiment, arm, source).inc(n)
+    for experiment, arm, overlap in taken.overlaps:
+        m.shadow_overlap.labels(experiment, arm).observe(overlap)
+    for experiment, arm, correlation in taken.correlations:
+        m.shadow_correlation.labels(experiment, arm).observe(correlation)
+    for (experiment, arm), n in taken.dropped.items():
+        m.shadow_dropped.labels(experiment, arm).inc(n)
 
 
 def experiments_reloaded(outcome: str) -> None:
