@@ -153,7 +153,7 @@ class HashedIdIndex(IdIndex):
     def row(self, id_: str) -> int | None:
         key = id_hash(id_)
         hashes = self._hashes
-        at = int(np.searchsorted(hashes, np.uint64(key)))
+        at = int(hashes.searchsorted(np.uint64(key)))  # the method: np.searchsorted dispatches first
         raw = None
         n = len(hashes)
         while at < n and int(hashes[at]) == key:
