@@ -186,7 +186,8 @@ def test_experiments_assign_tag_shadow_and_reload_all_or_nothing(two_models: pat
         metrics_port = next(e["port"] for e in sc.log_events() if e.get("event") == "metrics_serving")
 
         def scrape() -> str:
-            return urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
+            body: bytes = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read()
+            return body.decode()
 
         # counted in process and flushed about once a second, like every per-call metric
         wait_until(lambda: 'reco_arm_responses_total{arm="control",experiment="feed"' in scrape()
