@@ -44,6 +44,9 @@ class ServeSettings:
     max_batch_users: int = 1_000_000
     batch_chunk: int = 512
     max_concurrent_rpcs: int = 64
+    # Health Watch and reflection streams each, per worker: outside max_concurrent_rpcs so idle
+    # streams cannot starve callers, bounded so they cannot exhaust the worker either.
+    max_side_streams: int = 16
     max_message_bytes: int = 16 * 1024 * 1024
     batch_max_delay_ms: float = 2.0
     batch_max_size: int = 64
@@ -161,6 +164,9 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-concurrent-rpcs", type=_positive_int, default=d.max_concurrent_rpcs,
                    help="per worker; more at once are answered RESOURCE_EXHAUSTED")
     g = p.add_argument_group("process lifecycle")
+    g.add_argument("--max-side-streams", type=_positive_int, default=d.max_side_streams,
+                   help="open health Watch streams, and reflection streams, each allowed per worker "
+                        "(one Watch per client pool per worker)")
     g.add_argument("--workers", type=_positive_int, default=os.cpu_count() or 1, help="worker processes")
     g.add_argument("--grace", type=_non_negative_float, default=d.grace,
                    help="seconds in-flight RPCs get to finish on SIGTERM")

@@ -219,7 +219,8 @@ def test_a_stream_keeps_its_version_and_its_filter_through_a_reload(demo_copy: p
 
 def test_idle_reflection_streams_starve_neither_callers_nor_the_health_probe(demo_root: pathlib.Path,
                                                                                users: list[str]) -> None:
-    with in_process_sidecar(demo_root, "demo", extra_args=["--max-concurrent-rpcs", "2"]) as sc:
+    with in_process_sidecar(demo_root, "demo", extra_args=["--max-concurrent-rpcs", "2",
+                                                           "--max-side-streams", "4"]) as sc:
         channel = grpc.insecure_channel(sc.address)
         sc.channels.append(channel)
         release = threading.Event()
@@ -259,7 +260,7 @@ def test_idle_reflection_streams_starve_neither_callers_nor_the_health_probe(dem
 
 
 def test_health_watch_streams_have_their_own_limit_and_check_stays_open(demo_root: pathlib.Path) -> None:
-    with in_process_sidecar(demo_root, "demo") as sc:
+    with in_process_sidecar(demo_root, "demo", extra_args=["--max-side-streams", "4"]) as sc:
         channel = grpc.insecure_channel(sc.address)
         sc.channels.append(channel)
         health = health_pb2_grpc.HealthStub(channel)

@@ -29,8 +29,6 @@ from reco_sidecar.serving.service import Facts, RecommenderService, status_code
 
 log = logs.get(__name__)
 
-# Streams of health (Watch) and reflection each allowed per worker.
-SIDE_STREAM_LIMIT = 4
 
 Unary = Callable[[Any, Facts], Awaitable[Message]]
 Streaming = Callable[[Any, Facts], AsyncIterator[Message]]
@@ -277,7 +275,7 @@ class Captured:
 
 
 def with_stream_limits(what: str, handlers: Mapping[str, grpc.RpcMethodHandler[Any, Any]],
-                       limit: int = SIDE_STREAM_LIMIT) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
+                       limit: int) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
     """The same handlers, each streaming method allowed `limit` calls at once (the rest are
     RESOURCE_EXHAUSTED); unary ones (the health Check) stay unlimited."""
     out = {}

@@ -98,10 +98,12 @@ def build(settings: ServeSettings, registry: ModelRegistry, *, reloader: Reloade
     health_servicer = HealthServicer()
     captured = handlers.Captured()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, captured)
-    handlers.register(server, captured.service, handlers.with_stream_limits("health", captured.handlers))
+    handlers.register(server, captured.service, handlers.with_stream_limits("health", captured.handlers,
+                                                                               settings.max_side_streams))
     # v1 and v1alpha share one handler, and so one limit
     reflection_handlers = reflection.method_handlers((names.SERVICE, health.SERVICE_NAME))
-    limited = handlers.with_stream_limits("reflection", next(iter(reflection_handlers.values())))
+    limited = handlers.with_stream_limits("reflection", next(iter(reflection_handlers.values())),
+                                         settings.max_side_streams)
     for name in reflection_handlers:
         handlers.register(server, name, limited)
     return Serving(server, service, gate, tally, health_servicer, security.server_credentials(settings))
