@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 from collections.abc import MutableMapping
-from typing import Any, TextIO, cast
+from typing import Any
 
 import structlog
 
@@ -24,20 +25,43 @@ def configure(level: str = "info", fmt: str = "json") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        logger_factory=structlog.PrintLoggerFactory(file=cast(TextIO, _CurrentStderr())),
+        logger_factory=_line_writer,
         cache_logger_on_first_use=False,
     )
 
 
-class _CurrentStderr:
-    """Writes to whatever sys.stderr is now, not what it was at configure time (a caller or a
-    test harness may swap it after logging is configured)."""
+class LineWriter:
+    """Writes each log line, newline included, in one write to whatever sys.stderr is now.
 
-    def write(self, text: str) -> int:
-        return sys.stderr.write(text)
+    structlog's PrintLogger prints the line and its newline as two writes, each logger with its
+    own lock: two threads of one worker (the event loop, the scoring executor, the heartbeat or
+    shadow thread) logging at once then merged two lines into one, which no JSON reader can parse.
+    One write of the whole line under one process-wide lock keeps lines whole, also between the
+    processes sharing the stream (one write(2) each). sys.stderr is looked up at every call: a
+    caller or a test may swap it after logging is configured.
+    """
 
-    def flush(self) -> None:
-        sys.stderr.flush()
+    def msg(self, message: str) -> None:
+        with _write_lock:
+            sys.stderr.write(message + "\n")
+            sys.stderr.flush()
+
+    log = debug = info = warning = warn = error = err = critical = fatal = exception = failure = msg
+
+
+def _line_writer(*_: Any) -> LineWriter:
+    return _WRITER
+
+
+def _new_lock() -> None:
+    # A child forked while another thread held the lock would otherwise never get it.
+    global _write_lock
+    _write_lock = threading.Lock()
+
+
+_write_lock = threading.Lock()
+_WRITER = LineWriter()
+os.register_at_fork(after_in_child=_new_lock)
 
 
 def _add_pid(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
