@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import textwrap
+
+from harness.procs import run_bounded
 
 CHILD = textwrap.dedent("""
     import os, sys, threading
@@ -32,10 +33,10 @@ CHILD = textwrap.dedent("""
 
 
 def test_concurrent_threads_and_a_forked_child_never_merge_lines() -> None:
-    out = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, timeout=60,
-                         env={**os.environ, "PYTHONPATH": os.getcwd()}, check=True)
-    lines = out.stderr.splitlines()
-    events = [json.loads(line) for line in lines]  # raises on a merged or torn line
+    # Its own process group, killed at the bound: a child hung on a copied lock must not outlive the test.
+    code, _, err, _ = run_bounded([sys.executable, "-c", CHILD], 60, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert code == 0, err[-2000:]
+    events = [json.loads(line) for line in err.splitlines()]  # raises on a merged or torn line
     by_tag: dict[str, int] = {}
     for e in events:
         by_tag[e["tag"]] = by_tag.get(e["tag"], 0) + 1
