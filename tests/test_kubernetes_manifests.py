@@ -6,10 +6,9 @@ from __future__ import annotations
 import pathlib
 from typing import Any
 
+import kubernetes_validate
 import pytest
 import yaml
-
-kubernetes_validate = pytest.importorskip("kubernetes_validate")
 
 DEPLOY = pathlib.Path(__file__).resolve().parents[1] / "deploy" / "kubernetes"
 KUBERNETES_VERSION = "1.37"
@@ -35,7 +34,12 @@ def container(deployment: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.mark.parametrize("name", sorted(p.name for p in DEPLOY.glob("*.yaml")))
 def test_manifest_passes_the_schema(name: str) -> None:
-    validate(load(name))
+    resource = load(name)
+    try:
+        validate(resource)
+    except kubernetes_validate.ValidationError as e:
+        pytest.fail(f"{name} does not pass the Kubernetes {KUBERNETES_VERSION} schema: {e}")
+    assert resource["metadata"]["name"], f"{name}: a resource without a name"
 
 
 def test_every_expected_manifest_exists() -> None:
