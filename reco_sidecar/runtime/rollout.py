@@ -23,6 +23,9 @@ from reco_sidecar.common.errors import ErrorKind, RecoError
 from reco_sidecar.experiments import checks
 from reco_sidecar.runtime import messages as m
 
+# One "send this to that slot" action for both state machines: the loop executes them alike.
+from reco_sidecar.runtime.coordinator import Send as Send
+
 Requester = tuple[int, int]
 
 
@@ -42,12 +45,6 @@ class Proposal:
 
 
 @dataclass(frozen=True)
-class ToSlot:
-    slot: int
-    message: m.ToWorker
-
-
-@dataclass(frozen=True)
 class Answer:
     requester: Requester
     message: m.ExperimentsDone | m.ReloadRefused
@@ -63,7 +60,7 @@ class Outcome:
     field: str | None = None
 
 
-Action = ToSlot | Answer | Outcome
+Action = Send | Answer | Outcome
 
 
 @dataclass
@@ -118,17 +115,17 @@ class Rollout:
         proposal = Proposal(self.proposals, loaded, requester, now, set(range(self.pool_size)))
         self.proposal = proposal
         message = m.PrepareExperiments(proposal.generation, loaded.text, loaded.syntax)
-        return [ToSlot(slot, message) for slot in sorted(self.ready)]
+        return [Send(slot, message) for slot in sorted(self.ready)]
 
     def booted(self, slot: int, generation: int) -> list[Action]:
         self.ready[slot] = generation
         out: list[Action] = []
         p = self.proposal
         if p is not None and p.phase is Phase.PREPARE and slot in p.waiting:
-            out.append(ToSlot(slot, m.PrepareExperiments(p.generation, p.file.text, p.file.syntax)))
+            out.append(Send(slot, m.PrepareExperiments(p.generation, p.file.text, p.file.syntax)))
         if generation < self.generation:
             # Forked before the last commit reached it: bring it to the file the pool serves.
-            out.append(ToSlot(slot, m.SetExperiments(self.generation, self.current.text, self.current.syntax)))
+            out.append(Send(slot, m.SetExperiments(self.generation, self.current.text, self.current.syntax)))
         return out + self._maybe_done()
 
     def died(self, slot: int) -> list[Action]:
@@ -149,7 +146,7 @@ class Rollout:
         p.phase = Phase.COMMIT
         self.current, self.generation = p.file, p.generation
         p.waiting = set(range(self.pool_size))
-        out: list[Action] = [ToSlot(s, m.CommitExperiments(p.generation)) for s in sorted(self.ready)]
+        out: list[Action] = [Send(s, m.CommitExperiments(p.generation)) for s in sorted(self.ready)]
         return out + self._maybe_done()
 
     def prepare_failed(self, slot: int, generation: int, error: str, field_name: str) -> list[Action]:
@@ -209,7 +206,7 @@ class Rollout:
         p = self.proposal
         assert p is not None
         self.proposal = None
-        out: list[Action] = [ToSlot(s, m.AbortExperiments(p.generation)) for s in sorted(self.ready)]
+        out: list[Action] = [Send(s, m.AbortExperiments(p.generation)) for s in sorted(self.ready)]
         return out + self._refuse(p.requester, kind, f"{why}; still serving the previous experiments", field_name)
 
     def _refuse(self, requester: Requester | None, kind: ErrorKind, message: str,

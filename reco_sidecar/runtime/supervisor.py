@@ -371,7 +371,7 @@ class Supervisor:
         assert self.pool is not None
         for action in actions:
             match action:
-                case rollout.ToSlot(slot, message):
+                case rollout.Send(slot, message):
                     if isinstance(message, m.PrepareExperiments) and slot == min(self.rollout.ready, default=-1):
                         log.info("experiments_rollout", generation=message.generation)
                     self._send(self.pool.slots[slot], message)
