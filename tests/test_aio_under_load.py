@@ -100,3 +100,25 @@ def test_stream_reload_and_drain_under_load(demo_copy: pathlib.Path, tmp_path: p
         assert set(load.result.failed) <= {"UNAVAILABLE", "CANCELLED", "DEADLINE_EXCEEDED"}, load.result.errors[:5]
         caught = load.result.failed["CANCELLED"] + load.result.failed["DEADLINE_EXCEEDED"]
         assert caught <= 12, load.result.errors[:10]
+
+
+def test_sigterm_lets_a_slow_reader_take_a_whole_stream(demo_copy: pathlib.Path) -> None:
+    """The drain waits for a stream whose client reads slowly, message by message, so that the
+    server's writes wait on HTTP/2 flow control: every message arrives, then the sidecar exits 0."""
+    users = [f"u{i % 600:07d}" for i in range(20_000)]
+    with running_sidecar(demo_copy, "demo", workers=1, extra_args=["--grace", "60"]) as sc:
+        stream = sc.stub().BatchRecommend(reco_pb2.BatchRecommendRequest(user_ids=users, n=10, users_per_message=2),
+                                          timeout=WAIT)
+        messages = [next(stream)]
+        os.kill(sc.proc.pid, signal.SIGTERM)
+        errors: list[grpc.RpcError] = []
+        try:
+            for message in stream:
+                messages.append(message)
+                if len(messages) % 50 == 0:
+                    time.sleep(0.02)  # a slow consumer, not a timing assertion
+        except grpc.RpcError as e:
+            errors.append(e)
+        assert errors == [] and stream.code() == grpc.StatusCode.OK
+        assert _users(messages) == list(range(len(users)))
+        assert sc.proc.wait(WAIT) == 0

@@ -259,12 +259,15 @@ def test_idle_reflection_streams_starve_neither_callers_nor_the_health_probe(dem
         assert codes.count(grpc.StatusCode.OK) == 4
 
 
-def test_health_watch_streams_have_their_own_limit_and_check_stays_open(demo_root: pathlib.Path) -> None:
-    with in_process_sidecar(demo_root, "demo", extra_args=["--max-side-streams", "4"]) as sc:
+@pytest.mark.parametrize(("args", "limit"), [([], 16), (["--max-side-streams", "4"], 4)],
+                         ids=["documented-default", "flag"])
+def test_health_watch_streams_have_their_own_limit_and_check_stays_open(demo_root: pathlib.Path,
+                                                                         args: list[str], limit: int) -> None:
+    with in_process_sidecar(demo_root, "demo", extra_args=args) as sc:
         channel = grpc.insecure_channel(sc.address)
         sc.channels.append(channel)
         health = health_pb2_grpc.HealthStub(channel)
-        watches = [health.Watch(health_pb2.HealthCheckRequest(), timeout=WAIT) for _ in range(6)]
+        watches = [health.Watch(health_pb2.HealthCheckRequest(), timeout=WAIT) for _ in range(limit + 2)]
         try:
             outcomes = []
             for w in watches:
@@ -272,7 +275,7 @@ def test_health_watch_streams_have_their_own_limit_and_check_stays_open(demo_roo
                     outcomes.append(next(w).status == health_pb2.HealthCheckResponse.SERVING)
                 except grpc.RpcError as e:
                     outcomes.append(e.code())
-            assert outcomes.count(True) == 4
+            assert outcomes.count(True) == limit
             assert outcomes.count(grpc.StatusCode.RESOURCE_EXHAUSTED) == 2
             assert health.Check(health_pb2.HealthCheckRequest(), timeout=10).status \
                 == health_pb2.HealthCheckResponse.SERVING
