@@ -173,3 +173,47 @@ def test_a_restarted_worker_boots_with_the_reloaded_version(two_versions: pathli
 
         st = wait_until(replacement, 30, "a new worker answers on the killed one's address")
         assert st is not None and st.version == 2
+
+
+def test_workers_reuse_the_verified_digests_instead_of_hashing_the_version_again(demo_copy: pathlib.Path) -> None:
+    """A Reload to a version first seen after the workers were forked: the supervisor's
+    verification hashes it, and each worker maps exactly those files without reading them a
+    second time (docs/architecture.md, reloads)."""
+    model_dir = demo_copy / "demo"
+    fresh = copy_version(model_dir, 1)
+    with running_sidecar(demo_copy, "demo", workers=2, extra_args=["--version", "1"]) as sc:
+        with Recorder(sc) as rec:
+            rec.answers_after(0.0, 20, "the start")
+            reply = sc.stub().Reload(reco_pb2.ReloadRequest(version=str(fresh)), timeout=60)
+            rec.answers_after(time.monotonic(), 20, "the reload")
+        assert reply.new_version == fresh and reply.workers == 2 and rec.failures == []
+        loaded = [e for e in sc.log_events() if e.get("event") == "model_loaded" and e.get("version") == fresh]
+        assert len({e["pid"] for e in loaded}) == 2, loaded
+        assert [e["hashed_bytes"] for e in loaded] == [0, 0], loaded
+        # the boot version was hashed before the fork, and inherited: no worker read it either
+        booted = [e for e in sc.log_events() if e.get("event") == "model_loaded" and e.get("version") == 1]
+        assert booted and all(e["hashed_bytes"] == 0 for e in booted), booted
+
+
+def _nice(stat_path: pathlib.Path) -> int:
+    # /proc/.../stat: "pid (comm) state ..." — field 19 is nice; comm may hold spaces
+    return int(stat_path.read_text().rsplit(")", 1)[1].split()[16])
+
+
+def test_loading_and_verifying_run_below_the_serving_threads_priority(demo_copy: pathlib.Path) -> None:
+    """A reload's CPU (the supervisor's verification, each worker's load) yields to serving
+    (docs/architecture.md, reloads): the verifier process and the worker thread that loads
+    run at nice 10, every serving process's main thread at the sidecar's own."""
+    fresh = copy_version(demo_copy / "demo", 1)
+    with running_sidecar(demo_copy, "demo", workers=2, extra_args=["--version", "1"]) as sc:
+        assert sc.stub().Reload(reco_pb2.ReloadRequest(version=str(fresh)), timeout=60).new_version == fresh
+        workers = {w.pid for w in sc.stub().GetModelStatus(reco_pb2.GetModelStatusRequest()).workers}
+        assert len(workers) == 2
+        own = _nice(pathlib.Path(f"/proc/{sc.proc.pid}/stat"))
+        children = {int(p) for p in pathlib.Path(f"/proc/{sc.proc.pid}/task/{sc.proc.pid}/children").read_text().split()}
+        helpers = children - workers
+        assert helpers and all(_nice(pathlib.Path(f"/proc/{pid}/stat")) == min(19, own + 10) for pid in helpers), helpers
+        for pid in workers:
+            tasks = {int(t.name): _nice(t / "stat") for t in pathlib.Path(f"/proc/{pid}/task").iterdir()}
+            assert tasks[pid] == own
+            assert min(19, own + 10) in tasks.values(), tasks

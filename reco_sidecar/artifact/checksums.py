@@ -18,6 +18,17 @@ Key = tuple[int, int, int, int, int]
 
 _lock = threading.Lock()
 _verified: dict[Key, str] = {}
+_hashed = [0]  # bytes this process has read to hash, ever (a load logs its share)
+
+
+def hashed_bytes() -> int:
+    with _lock:
+        return _hashed[0]
+
+
+def _count(n: int) -> None:
+    with _lock:
+        _hashed[0] += n
 
 
 def sha256_file(path: pathlib.Path) -> str:
@@ -39,6 +50,25 @@ def remember(k: Key, digest: str) -> None:
         _verified[k] = digest
 
 
+def known(directory: pathlib.Path) -> list[tuple[Key, str]]:
+    """The digests this process holds for the files now in `directory`, keyed by identity
+    (a file replaced or rewritten since it was hashed has another key and is left out)."""
+    out: list[tuple[Key, str]] = []
+    try:
+        entries = list(directory.iterdir())
+    except OSError:
+        return out
+    for path in entries:
+        try:
+            k = key(os.stat(path, follow_symlinks=False))
+        except OSError:
+            continue
+        value = cached(k)
+        if value is not None:
+            out.append((k, value))
+    return out
+
+
 def digest_fd(fd: int) -> str:
     """sha256 of everything the open file `fd` holds (read from offset 0, without moving the
     descriptor's offset), from the cache when this very file was hashed before."""
@@ -51,6 +81,7 @@ def digest_fd(fd: int) -> str:
     while chunk := os.pread(fd, 1 << 20, offset):
         h.update(chunk)  # releases the GIL for large chunks: requests keep running beside a reload
         offset += len(chunk)
+    _count(offset)
     value = h.hexdigest()
     remember(k, value)
     return value
@@ -61,6 +92,7 @@ def digest_bytes(k: Key, data: bytes) -> str:
     value = cached(k)
     if value is None:
         value = hashlib.sha256(data).hexdigest()
+        _count(len(data))
         remember(k, value)
     return value
 

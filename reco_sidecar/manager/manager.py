@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from reco_sidecar.artifact import source
+from reco_sidecar.artifact import checksums, source
 from reco_sidecar.common import logs
 from reco_sidecar.common.errors import FailedPrecondition, NotFound, Unavailable
 from reco_sidecar.common.versions import LATEST, VersionSpec
@@ -137,6 +137,7 @@ class ModelManager:
             # Asked to load it again (a Reload naming it after it was fixed): its new outcome counts.
             self._failed_elsewhere.pop(version, None)
         path = source.version_dir(self.model_root, self.name, version)
+        hashed_before = checksums.hashed_bytes()
         try:
             model = self._open(path)
             warmup.warm(model)
@@ -148,8 +149,11 @@ class ModelManager:
         with self._lock:
             self._prepared[version] = model
             self._status[version] = VersionStatus(version, VersionState.AVAILABLE)
+        # hashed_bytes: what this process read to check the files' sha256 (0 when the
+        # supervisor's verification of these very files was handed over)
         log.info("model_loaded", model=self.name, version=version, load_seconds=round(model.load_seconds, 4),
-                 users=model.users.__len__(), items=model.items.__len__())
+                 users=model.users.__len__(), items=model.items.__len__(),
+                 hashed_bytes=checksums.hashed_bytes() - hashed_before)
         return model
 
     def abort(self, version: int) -> None:

@@ -20,6 +20,21 @@ from reco_sidecar.common.errors import ErrorKind
 
 
 @dataclass(frozen=True)
+class FileDigest:
+    """A file's sha256 the supervisor's verification computed, keyed by the file's identity
+    (checksums.Key): the worker hashes only the files it does not find here, or finds
+    changed, instead of hashing the whole version a third time beside the requests it
+    serves."""
+
+    dev: int
+    ino: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    sha256: str
+
+
+@dataclass(frozen=True)
 class Prepare:
     """Load, validate and warm `version` beside the serving one."""
 
@@ -27,6 +42,7 @@ class Prepare:
     txn: int
     version: int
     model: str = ""
+    digests: tuple[FileDigest, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -47,6 +63,7 @@ class Switch:
     txn: int
     version: int
     model: str = ""
+    digests: tuple[FileDigest, ...] = ()
 
 
 @dataclass(frozen=True)

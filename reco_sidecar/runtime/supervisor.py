@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, assert_never
 
-from reco_sidecar.artifact import source
+from reco_sidecar.artifact import checksums, source
 from reco_sidecar.common import logs
 from reco_sidecar.common.errors import ErrorKind
 from reco_sidecar.common.versions import LATEST, VersionSpec, parse_version_spec, spec_text
@@ -186,7 +186,7 @@ class Supervisor:
         verifier = self.models[model].verifier
         match action:
             case co.Send(slot, message):
-                self._send(self.pool.slots[slot], message)
+                self._send(self.pool.slots[slot], self._with_digests(message, model))
             case co.Reply(requester, message):
                 self._send(self.pool.slots[requester[0]], message)
             case co.StartVerify(ticket, spec, known_bad):
@@ -515,6 +515,14 @@ class Supervisor:
         for s in self.pool.slots:
             if s.ready:
                 self._send(s, workers)
+
+    def _with_digests(self, message: m.ToWorker, model: str) -> m.ToWorker:
+        """A Prepare or Switch carries the digests verification computed for its version (a
+        dozen stat calls, no reading), so each worker re-hashes only files that changed."""
+        if not isinstance(message, m.Prepare | m.Switch):
+            return message
+        known = checksums.known(self.s.model_root / (message.model or self.s.default_model) / str(message.version))
+        return dataclasses.replace(message, digests=tuple(m.FileDigest(*k, digest) for k, digest in known))
 
     @staticmethod
     def _send(slot: WorkerSlot, message: m.ToWorker) -> bool:

@@ -30,6 +30,7 @@ from reco_sidecar.runtime.verification import Refused, Resolved, Verdict
 
 PR_SET_PDEATHSIG = 1
 MAX_MESSAGE = 1 << 20
+VERIFIER_NICENESS = 10  # added to the supervisor's; the workers' load threads use the same
 
 
 class Verifier:
@@ -114,6 +115,10 @@ def _child(model_dir: pathlib.Path, sock: socket.socket) -> None:
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     signal.set_wakeup_fd(-1)
+    # Hashing a new version takes a core for a while: below the workers' priority, it uses the
+    # cores they leave idle, so a reload under load slows the reload, not the requests.
+    with contextlib.suppress(OSError):
+        os.nice(VERIFIER_NICENESS)
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGHUP):
         signal.signal(sig, signal.SIG_DFL)
     while True:
@@ -129,15 +134,9 @@ def _child(model_dir: pathlib.Path, sock: socket.socket) -> None:
 
 def _hashes(version_dir: pathlib.Path) -> list[list[Any]]:
     """The digests this process computed for the version's files, keyed by file identity, so
-    the supervisor can remember them and workers it forks later need not hash again."""
-    out: list[list[Any]] = []
-    with contextlib.suppress(OSError):
-        for path in version_dir.iterdir():
-            st = os.stat(path, follow_symlinks=False)
-            digest = checksums.cached(checksums.key(st))
-            if digest is not None:
-                out.append([*checksums.key(st), digest])
-    return out
+    the supervisor can remember them, hand them to running workers with the reload and to
+    workers it forks later: none of them hashes the version again."""
+    return [[*k, digest] for k, digest in checksums.known(version_dir)]
 
 
 def _encode(ticket: int, verdict: Verdict, hashes: list[list[Any]]) -> bytes:
