@@ -48,7 +48,7 @@ class ServeSettings:
     # streams cannot starve callers, bounded so they cannot exhaust the worker either.
     max_side_streams: int = 16
     max_message_bytes: int = 16 * 1024 * 1024
-    batch_max_delay_ms: float = 2.0
+    batch_max_delay_ms: float = 3.0
     batch_max_size: int = 64
     jsonld_item_iri: str = "https://uro.example/items/{id}"
     metrics_port: int | None = None

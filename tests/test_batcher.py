@@ -100,6 +100,26 @@ def test_calls_arriving_close_together_wait_briefly_and_share_a_batch(pool: Thre
     assert sizes == [8, 8]
 
 
+def test_a_wait_for_company_ends_once_the_calls_pause(pool: ThreadPoolExecutor) -> None:
+    """A burst, then nothing: the drain stops waiting after a few of the burst's gaps (an hour
+    is allowed, the batch is far from full) and scores what came. The first call, with no
+    arrivals before it, is scored at once; the four after it wait for company together."""
+    sizes: list[int] = []
+
+    async def main() -> list[int]:
+        b: LoopBatcher[str, int, int] = LoopBatcher(lambda k, qs: list(qs), executor=pool, max_delay=3600.0,
+                                                    max_size=64, on_batch=sizes.append)
+        calls = []
+        for i in range(5):
+            calls.append(asyncio.ensure_future(b.submit("m", i)))
+            await asyncio.sleep(0.001)  # arrivals a millisecond apart, then a pause
+        return list(await asyncio.wait_for(asyncio.gather(*calls), timeout=60))
+
+    assert asyncio.run(main()) == list(range(5))
+    # [1, 4] on a quiet machine; a stall of several ms between two arrivals may split the four
+    assert sizes[0] == 1 and sum(sizes) == 5 and max(sizes) >= 2, sizes
+
+
 def test_a_cancelled_caller_is_left_out_and_the_others_answered(pool: ThreadPoolExecutor) -> None:
     gate = threading.Event()
     scored: list[tuple[int, ...]] = []
