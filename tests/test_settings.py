@@ -165,3 +165,32 @@ def test_the_operations_guide_lists_every_option_and_variable() -> None:
     for action in serve_options():
         assert f"`{action.option_strings[0]}`" in guide, action.dest
         assert f"`{env_name(action)}`" in guide, action.dest
+
+
+def test_the_operations_guide_states_each_default_the_parser_uses() -> None:
+    """A default the guide shows as a value (`3`, `latest`) is the one `serve` applies; one it
+    states in words (unset, every model, CPU count) is not a literal value in the parser."""
+    import re
+
+    guide = (pathlib.Path(__file__).resolve().parent.parent / "docs" / "operations.md").read_text()
+    checked = 0
+    for action in serve_options():
+        # a row may name two options (`--tls-cert`, `--tls-key`); the serve table has 4 columns
+        flag = re.escape(action.option_strings[0])
+        row = re.search(r"^\|[^|\n]*`" + flag + r"`[^|\n]*\| [^|\n]* \| ([^|\n]*) \| [^|\n]* \|$", guide, re.M)
+        assert row is not None, action.dest
+        cell = row.group(1).strip()
+        shown = re.match(r"`([^`]*)`", cell)
+        if shown is None:
+            assert action.default is None or action.dest == "workers", (action.dest, cell, action.default)
+            continue
+        value = shown.group(1)
+        default = action.default
+        if isinstance(default, bool):
+            assert value == str(default).lower(), (action.dest, value, default)
+        elif isinstance(default, int | float):
+            assert float(value) == float(default), (action.dest, value, default)
+        else:
+            assert value == str(default), (action.dest, value, default)
+        checked += 1
+    assert checked >= 20
