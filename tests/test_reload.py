@@ -203,7 +203,7 @@ def _nice(stat_path: pathlib.Path) -> int:
 def test_loading_and_verifying_run_below_the_serving_threads_priority(demo_copy: pathlib.Path) -> None:
     """A reload's CPU (the supervisor's verification, each worker's load) yields to serving
     (docs/architecture.md, reloads): the verifier process and the worker thread that loads
-    run at nice 10, every serving process's main thread at the sidecar's own."""
+    run 10 nice levels below, every serving process's main thread at the sidecar's own."""
     fresh = copy_version(demo_copy / "demo", 1)
     with running_sidecar(demo_copy, "demo", workers=2, extra_args=["--version", "1"]) as sc:
         assert sc.stub().Reload(reco_pb2.ReloadRequest(version=str(fresh)), timeout=60).new_version == fresh

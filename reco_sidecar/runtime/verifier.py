@@ -23,6 +23,7 @@ from typing import Any
 import msgpack
 
 from reco_sidecar.artifact import checksums
+from reco_sidecar.common import priority
 from reco_sidecar.common.errors import ErrorKind
 from reco_sidecar.common.versions import LATEST, VersionSpec, parse_version_spec
 from reco_sidecar.runtime import verification
@@ -30,7 +31,6 @@ from reco_sidecar.runtime.verification import Refused, Resolved, Verdict
 
 PR_SET_PDEATHSIG = 1
 MAX_MESSAGE = 1 << 20
-VERIFIER_NICENESS = 10  # added to the supervisor's; the workers' load threads use the same
 
 
 class Verifier:
@@ -115,10 +115,9 @@ def _child(model_dir: pathlib.Path, sock: socket.socket) -> None:
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     signal.set_wakeup_fd(-1)
-    # Hashing a new version takes a core for a while: below the workers' priority, it uses the
-    # cores they leave idle, so a reload under load slows the reload, not the requests.
-    with contextlib.suppress(OSError):
-        os.nice(VERIFIER_NICENESS)
+    # Hashing a new version takes a core for a while: a reload under load slows the reload,
+    # not the requests (this process has one thread).
+    priority.lower_this_thread()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGHUP):
         signal.signal(sig, signal.SIG_DFL)
     while True:

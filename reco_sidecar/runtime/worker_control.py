@@ -8,10 +8,8 @@ leaving an aborted version loaded."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import itertools
-import os
 import queue
 import threading
 import time
@@ -20,7 +18,7 @@ from concurrent.futures import Future
 from typing import assert_never
 
 from reco_sidecar.artifact import checksums
-from reco_sidecar.common import logs
+from reco_sidecar.common import logs, priority
 from reco_sidecar.common.errors import ErrorKind, RecoError, Unavailable
 from reco_sidecar.common.versions import VersionSpec
 from reco_sidecar.experiments.live import LiveExperiments
@@ -33,9 +31,6 @@ from reco_sidecar.runtime.worker_experiments import ExperimentsApplier
 from reco_sidecar.serving.service import ExperimentsOutcome, ReloadOutcome, WorkerAddress
 
 log = logs.get(__name__)
-# The apply thread's nice value, above the worker's (see _apply_loop); the supervisor's
-# verification helper runs at the same one.
-LOAD_NICENESS = 10
 
 
 class WorkerControl:
@@ -156,14 +151,9 @@ class WorkerControl:
         return self._registry.get(model)
 
     def _apply_loop(self) -> None:
-        # Loads run on this thread (and on the threads it starts, which inherit its priority).
-        # At the workers' own priority, two workers loading at once on a busy machine took the
-        # cores from their event loops for a few hundred ms: a reload storm's p99 rose to 5-10x
-        # the steady one. Below it, a load uses the CPU the loops leave idle. Linux applies
-        # a nice value per thread; an unprivileged process cannot raise it back, and need not.
-        with contextlib.suppress(OSError):
-            me = threading.get_native_id()
-            os.setpriority(os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me) + LOAD_NICENESS))
+        # Loads run on this thread (and on the threads it starts): at the workers' own priority,
+        # two workers loading at once took the cores from their event loops for a few hundred ms.
+        priority.lower_this_thread()
         while True:
             message = self._work.get()
             if isinstance(message, m.PrepareExperiments | m.CommitExperiments | m.SetExperiments):

@@ -6,8 +6,8 @@ No thread hands a request to another: a caller queues its query and awaits a fut
 drain task per burst takes everything queued and scores it. The wait for company adapts:
 the drain waits (at most max_delay after the first queued query, and no longer than
 QUIET_GAPS recent inter-arrival gaps without a new one) only while calls are arriving
-faster than max_delay; a lone request at low load is scored at once. Calls that arrive while a batch is
-being scored queue up and form the next batch without any wait.
+faster than max_delay; a lone request at low load is scored at once. Calls that arrive
+while a batch is being scored queue up and form the next batch without any wait.
 
 Where a batch is scored (`inline_max`): handing a batch to the executor and back costs the
 loop a future, a thread wake-up, a self-pipe write and another loop turn, and the GIL passed
