@@ -28,7 +28,7 @@ from reco_sidecar.runtime import messages as m
 from reco_sidecar.runtime.control import Channel
 from reco_sidecar.runtime.topology import WorkerTopology
 from reco_sidecar.runtime.worker_experiments import ExperimentsApplier
-from reco_sidecar.serving.service import ExperimentsOutcome, ReloadOutcome, WorkerAddress
+from reco_sidecar.serving.contracts import ExperimentsOutcome, ReloadOutcome, WorkerAddress
 
 log = logs.get(__name__)
 

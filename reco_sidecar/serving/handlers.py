@@ -23,9 +23,10 @@ from reco_sidecar.common import logs
 from reco_sidecar.common.errors import RecoError
 from reco_sidecar.gen.reco.v1 import reco_pb2
 from reco_sidecar.serving.auth import Authenticator
+from reco_sidecar.serving.codes import status_code
 from reco_sidecar.serving.names import SERVICE
 from reco_sidecar.serving.observe import AccessLog, Tally
-from reco_sidecar.serving.service import Facts, RecommenderService, status_code
+from reco_sidecar.serving.service import Facts, RecommenderService
 
 log = logs.get(__name__)
 

@@ -21,15 +21,10 @@ from reco_sidecar.experiments.live import LiveExperiments
 from reco_sidecar.manager.registry import ModelRegistry
 from reco_sidecar.serving import auth, handlers, names, reflection, security
 from reco_sidecar.serving import request_checks as rq
+from reco_sidecar.serving.contracts import ExperimentsOutcome, Reloader, Topology, no_experiments_file
 from reco_sidecar.serving.jsonld import Renderer
 from reco_sidecar.serving.observe import AccessLog, Tally
-from reco_sidecar.serving.service import (
-    ExperimentsOutcome,
-    RecommenderService,
-    Reloader,
-    Topology,
-    no_experiments_file,
-)
+from reco_sidecar.serving.service import RecommenderService
 from reco_sidecar.settings import ServeSettings
 
 
