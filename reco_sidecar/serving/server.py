@@ -15,13 +15,13 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_health.v1._async import HealthServicer
 
 from reco_sidecar.experiments.live import LiveExperiments
 from reco_sidecar.manager.registry import ModelRegistry
 from reco_sidecar.serving import auth, handlers, names, reflection, security
 from reco_sidecar.serving import request_checks as rq
 from reco_sidecar.serving.contracts import ExperimentsOutcome, Reloader, Topology, no_experiments_file
+from reco_sidecar.serving.health import Health
 from reco_sidecar.serving.jsonld import Renderer
 from reco_sidecar.serving.observe import AccessLog, Tally
 from reco_sidecar.serving.service import RecommenderService
@@ -34,7 +34,7 @@ class Serving:
     service: RecommenderService
     gate: handlers.Gate
     tally: Tally
-    health: HealthServicer
+    health: Health
     credentials: grpc.ServerCredentials | None
 
     def bind(self, target: str) -> int:
@@ -49,11 +49,12 @@ class Serving:
     async def start(self) -> None:
         await self.server.start()
         for name in ("", names.SERVICE):
-            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
 
     async def drain(self, grace: float) -> None:
-        """NOT_SERVING for good, then new calls refused and running ones given `grace` seconds."""
-        await self.health.enter_graceful_shutdown()
+        """NOT_SERVING for good (health Watch streams end), then new calls refused and running
+        ones given `grace` seconds."""
+        self.health.drain()
         await self.server.stop(grace)
 
 
@@ -90,7 +91,7 @@ def build(settings: ServeSettings, registry: ModelRegistry, *, reloader: Reloade
     # too. The gate limits the Recommender's calls, handlers.with_stream_limits the others.
     server = grpc.aio.server(options=options)
     handlers.register(server, names.SERVICE, handlers.recommender_handlers(service, gate))
-    health_servicer = HealthServicer()
+    health_servicer = Health()
     captured = handlers.Captured()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, captured)
     handlers.register(server, captured.service, handlers.with_stream_limits("health", captured.handlers,
