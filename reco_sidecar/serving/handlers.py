@@ -31,6 +31,14 @@ from reco_sidecar.serving.service import Facts, RecommenderService
 log = logs.get(__name__)
 
 
+# The caller's x-request-id is logged cut to this: it is the client's to choose, and a
+# failed call is always logged.
+MAX_REQUEST_ID_CHARS = 128
+# A status message is cut to this many characters, whatever raised it: it travels in a
+# trailer, and past about 8 KiB a default client reports RESOURCE_EXHAUSTED instead of the
+# code. Messages quote clients' values cut already (common.errors.echo); this is the bound.
+MAX_STATUS_MESSAGE_CHARS = 1024
+
 Unary = Callable[[Any, Facts], Awaitable[Message]]
 Streaming = Callable[[Any, Facts], AsyncIterator[Message]]
 
@@ -85,7 +93,7 @@ class Gate:
                 self.tally.response(method, name, n)
         if self.access_log.wanted(code, seconds):
             shown = {k: v for k, v in facts.items() if k != "sources"}
-            request_id = str(_metadata(context).get("x-request-id", ""))
+            request_id = str(_metadata(context).get("x-request-id", ""))[:MAX_REQUEST_ID_CHARS]
             self.access_log.write(method, code, seconds, request_id, shown)
 
 
@@ -152,7 +160,7 @@ class _Call:
     async def fail(self, error: Exception) -> None:
         status, message = _refusal(error)
         self.end(status.name)
-        await self.context.abort(status, message)
+        await self.context.abort(status, message[:MAX_STATUS_MESSAGE_CHARS])
 
 
 def _unary(gate: Gate, name: str, kind: type[Message], impl: Unary) -> Callable[..., Awaitable[Message]]:
