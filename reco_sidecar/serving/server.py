@@ -80,8 +80,10 @@ def build(settings: ServeSettings, registry: ModelRegistry, *, reloader: Reloade
         on_batch=tally.batch,
         store_status=store_status,
     )
-    gate = handlers.Gate(limit=settings.max_concurrent_rpcs, authenticator=auth.from_settings(settings),
-                         tally=tally, access_log=AccessLog(settings.access_log, settings.slow_call_ms / 1000.0))
+    gate = handlers.Gate(limit=settings.max_concurrent_rpcs, tally=tally,
+                         access_log=AccessLog(settings.access_log, settings.slow_call_ms / 1000.0),
+                         batch_memory_bytes=settings.batch_memory_mb * handlers.MB)
+    authenticator = auth.from_settings(settings)
     options: list[tuple[str, Any]] = [
         ("grpc.so_reuseport", 1 if reuse_port else 0),
         ("grpc.max_receive_message_length", settings.max_message_bytes),
@@ -89,7 +91,9 @@ def build(settings: ServeSettings, registry: ModelRegistry, *, reloader: Reloade
     ]
     # No server-wide maximum_concurrent_rpcs: it would count health and reflection streams
     # too. The gate limits the Recommender's calls, handlers.with_stream_limits the others.
-    server = grpc.aio.server(options=options)
+    # Without tokens, no interceptor: it would cost every call a coroutine for nothing.
+    interceptors = [handlers.CredentialsFirst(gate, authenticator)] if authenticator is not None else []
+    server = grpc.aio.server(options=options, interceptors=interceptors)
     handlers.register(server, names.SERVICE, handlers.recommender_handlers(service, gate))
     health_servicer = Health()
     captured = handlers.Captured()
