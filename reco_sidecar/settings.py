@@ -43,6 +43,9 @@ class ServeSettings:
     max_ids: int = 10_000
     max_batch_users: int = 1_000_000
     batch_chunk: int = 512
+    # BatchRecommend requests held per worker by open streams, read or not, counted at
+    # handlers.HELD_PER_REQUEST_BYTE times their size on the wire.
+    batch_memory_mb: int = 256
     max_concurrent_rpcs: int = 64
     # Health Watch and reflection streams each, per worker: outside max_concurrent_rpcs so idle
     # streams cannot starve callers, bounded so they cannot exhaust the worker either.
@@ -188,6 +191,9 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-batch-users", type=_positive_int, default=d.max_batch_users)
     g.add_argument("--batch-chunk", type=_positive_int, default=d.batch_chunk,
                    help="BatchRecommend users scored per matrix product")
+    g.add_argument("--batch-memory-mb", type=_positive_int, default=d.batch_memory_mb,
+                   help="memory the requests of open BatchRecommend streams may hold per worker (counted at 5x "
+                        "their size); a stream past it is answered RESOURCE_EXHAUSTED")
     g.add_argument("--batch-max-delay-ms", type=_non_negative_float, default=d.batch_max_delay_ms,
                    help="longest wait to gather concurrent Recommend calls into one product (0: no wait)")
     g.add_argument("--batch-max-size", type=_positive_int, default=d.batch_max_size,
