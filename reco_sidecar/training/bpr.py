@@ -40,7 +40,11 @@ def train(matrix: sp.csr_matrix, params: BprParams, *,
             iterations=params.iterations,
             random_state=params.seed,
         )
-        # BPR only asks whether a pair was seen; the weights play no part.
-        model.fit(matrix.astype(np.float32), show_progress=progress)
+        # BPR only asks whether a pair was liked; the weights play no part, and a pair whose
+        # value is negative (a skip or hide outweighing the rest) is not a like.
+        liked = matrix.astype(np.float32)
+        liked.data = np.maximum(liked.data, 0.0)
+        liked.eliminate_zeros()
+        model.fit(liked, show_progress=progress)
     return (np.ascontiguousarray(model.user_factors, dtype=np.float32),
             np.ascontiguousarray(model.item_factors, dtype=np.float32))
