@@ -26,10 +26,11 @@ from reco_sidecar.training.interactions import Interactions
 WEIGHTS = {"view": 0.1, "click": 0.3, "like": 0.7, "share": 1.0, "skip": -0.3, "hide": -1.0}
 AS_OF = 1_700_000_000.0
 REG, ALPHA = 0.05, 20.0
+Trained = tuple[Model, AlternatingLeastSquares, sp.csr_matrix]
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Model, AlternatingLeastSquares, sp.csr_matrix]:
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
     rng = np.random.default_rng(3)
     users, items = 60, 40
     dense = np.where(rng.random((users, items)) < 0.15, rng.choice([0.1, 0.3, 0.7, 1.0], (users, items)), 0.0)
@@ -70,7 +71,7 @@ def close(ours: np.ndarray, theirs: np.ndarray) -> None:
     np.testing.assert_allclose(ours, theirs, rtol=2e-4, atol=2e-5 * float(np.abs(theirs).max()))
 
 
-def test_a_known_user_with_new_events_is_implicits_recalculation(trained: tuple) -> None:
+def test_a_known_user_with_new_events_is_implicits_recalculation(trained: Trained) -> None:
     model, als, matrix = trained
     user = 3
     trained_item = int(matrix[user].indices[0])
@@ -85,7 +86,7 @@ def test_a_known_user_with_new_events_is_implicits_recalculation(trained: tuple)
     assert got.excluded.tolist() == sorted([trained_item, *new_items])
 
 
-def test_negative_events_enter_as_implicit_reads_them(trained: tuple) -> None:
+def test_negative_events_enter_as_implicit_reads_them(trained: Trained) -> None:
     model, als, matrix = trained
     user = 5  # holds a trained net-negative pair (item 7)
     liked = int(matrix[user].indices[matrix[user].data > 0][0])
@@ -102,7 +103,7 @@ def test_negative_events_enter_as_implicit_reads_them(trained: tuple) -> None:
     assert got.excluded.tolist() == [fresh[1]]
 
 
-def test_a_user_unknown_at_training_gets_a_vector_from_events_alone(trained: tuple) -> None:
+def test_a_user_unknown_at_training_gets_a_vector_from_events_alone(trained: Trained) -> None:
     model, als, matrix = trained
     events = [ev(1, "newcomer", "i2", "like"), ev(2, "newcomer", "i9", "view"), ev(3, "newcomer", "i9", "share"),
               ev(4, "newcomer", "i11", "skip")]
@@ -112,7 +113,7 @@ def test_a_user_unknown_at_training_gets_a_vector_from_events_alone(trained: tup
     assert got.rows.tolist() == [2, 9, 11]
 
 
-def test_events_the_version_already_learned_unknown_items_and_retired_types_take_no_part(trained: tuple) -> None:
+def test_events_the_version_already_learned_unknown_items_and_retired_types_take_no_part(trained: Trained) -> None:
     model, als, matrix = trained
     history = UserHistory("newcomer").add([
         ev(1, "newcomer", "i2", "like"),
@@ -129,7 +130,7 @@ def test_events_the_version_already_learned_unknown_items_and_retired_types_take
     assert recalculate(model, UserHistory("nobody").add([ev(9, "nobody", "zzz", "like")])) is None
 
 
-def test_folding_is_idempotent_by_event_id_and_independent_of_arrival_order(trained: tuple) -> None:
+def test_folding_is_idempotent_by_event_id_and_independent_of_arrival_order(trained: Trained) -> None:
     model, _, _ = trained
     events = [ev(n, "u8", f"i{n % 40}", kind, dt=float(n % 5))
               for n, kind in enumerate(["like", "skip", "view", "share", "click", "hide"] * 4)]
@@ -154,14 +155,14 @@ def test_a_history_refuses_another_users_event() -> None:
         UserHistory("a").add([Event("e", "b", "i", "like", None, 1.0)])
 
 
-def test_old_recent_items_fold_in_is_the_same_solve(trained: tuple) -> None:
+def test_old_recent_items_fold_in_is_the_same_solve(trained: Trained) -> None:
     model, als, _ = trained
     rows = np.array([1, 4, 9])
     close(model.fold_in(rows), implicit_row(als, expected_row(sp.csr_matrix((1, 40)), None,
                                                               [(1, 1.0), (4, 1.0), (9, 1.0)])))
 
 
-def test_history_is_the_trained_row(trained: tuple, tmp_path: pathlib.Path) -> None:
+def test_history_is_the_trained_row(trained: Trained, tmp_path: pathlib.Path) -> None:
     model, _, matrix = trained
     rows, values = model.history(5)
     assert rows.tolist() == matrix[5].indices.tolist()
