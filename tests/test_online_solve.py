@@ -167,3 +167,40 @@ def test_history_is_the_trained_row(trained: Trained, tmp_path: pathlib.Path) ->
     rows, values = model.history(5)
     assert rows.tolist() == matrix[5].indices.tolist()
     np.testing.assert_array_equal(values, matrix[5].data.astype(np.float64))
+
+
+def test_a_value_summing_to_exactly_zero_has_confidence_zero_as_in_implicit(trained: Trained) -> None:
+    model, als, _ = trained
+    # share (+1) then hide (-1) on the same new item: an explicit zero in implicit's matrix
+    got = recalculate(model, UserHistory("z").add([ev(1, "z", "i3", "like"), ev(2, "z", "i8", "share"),
+                                                   ev(3, "z", "i8", "hide")]))
+    assert got is not None and got.values.tolist() == [0.7, 0.0]
+    row = sp.csr_matrix((np.array([0.7, 0.0], dtype=np.float32), np.array([3, 8]), np.array([0, 2])),
+                        shape=(1, 40))
+    assert row.nnz == 2  # the zero is stored, as the sum leaves it
+    with threadpool_limits(1, "blas"):
+        want = als.recalculate_user(0, row)
+    close(got.vector, want)
+    # and it is not the same as leaving the item out
+    assert not np.allclose(got.vector, implicit_row(als, expected_row(sp.csr_matrix((1, 40)), None, [(3, 0.7)])),
+                           rtol=1e-3)
+
+
+def test_an_event_on_an_item_new_to_the_version_counts_once_a_version_knows_it(trained: Trained,
+                                                                               tmp_path: pathlib.Path) -> None:
+    model, _, matrix = trained
+    history = UserHistory("u2").add([ev(1, "u2", "i-new", "share"), ev(2, "u2", "i1", "like")])
+    first = recalculate(model, history)
+    assert first is not None and first.applied == 1
+    # the next version knows i-new (one more item column)
+    wider = sp.hstack([matrix, sp.csr_matrix((matrix.shape[0], 1), dtype=np.float32)]).tocsr()
+    rng = np.random.default_rng(0)
+    data = Interactions([f"u{u}" for u in range(matrix.shape[0])], [*(f"i{i}" for i in range(40)), "i-new"],
+                        wider, AS_OF)
+    content = pipeline.package(data, np.asarray(model.user_factors),
+                               np.vstack([model.item_factors, rng.standard_normal((1, 8)).astype(np.float32)]),
+                               algorithm="als", training={}, fold_in={}, event_types=from_weights(WEIGHTS),
+                               objective=Objective("implicit", alpha=ALPHA, regularization=REG), as_of=AS_OF)
+    later = loader.open_model(write_version(tmp_path, "m", content, ann_trees=2))
+    second = recalculate(later, history)
+    assert second is not None and second.applied == 2 and 40 in second.rows.tolist()
