@@ -19,7 +19,7 @@ from reco_sidecar.engine.model import Model
 from reco_sidecar.engine.objective import Objective
 from reco_sidecar.online.events import Event
 from reco_sidecar.online.history import UserHistory
-from reco_sidecar.online.solve import recalculate
+from reco_sidecar.online.solve import from_totals, recalculate
 from reco_sidecar.training import pipeline
 from reco_sidecar.training.interactions import Interactions
 
@@ -204,3 +204,15 @@ def test_an_event_on_an_item_new_to_the_version_counts_once_a_version_knows_it(t
     later = loader.open_model(write_version(tmp_path, "m", content, ann_trees=2))
     second = recalculate(later, history)
     assert second is not None and second.applied == 2 and 40 in second.rows.tolist()
+
+
+def test_per_item_totals_solve_as_the_events_do(trained: Trained) -> None:
+    model, _, _ = trained
+    events = [ev(1, "u4", "i2", "like"), ev(2, "u4", "i2", "view"), ev(3, "u4", "i17", "skip"),
+              ev(4, "u4", "gone", "share")]
+    by_events = recalculate(model, UserHistory("u4").add(events))
+    by_totals = from_totals(model, "u4", {"i2": 0.7 + 0.1, "i17": -0.3, "gone": 1.0})
+    assert by_events is not None and by_totals is not None
+    assert by_totals.rows.tolist() == by_events.rows.tolist()
+    np.testing.assert_allclose(by_totals.vector, by_events.vector, rtol=1e-6)
+    assert from_totals(model, "nobody", {"gone": 1.0}) is None

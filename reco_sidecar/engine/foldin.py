@@ -30,3 +30,18 @@ def solve(item_factors: np.ndarray, yty: np.ndarray, rows: np.ndarray, values: n
     b = t.rhs @ y
     return np.linalg.solve(a, b).astype(np.float32)
 
+
+
+def solve_user(
+    item_factors: np.ndarray,
+    yty: np.ndarray,
+    rows: np.ndarray,
+    *,
+    regularization: float,
+    alpha: float,
+    weights: np.ndarray | None = None,
+) -> np.ndarray:
+    """`solve` under implicit's objective with these parameters; each item's value is 1 unless
+    `weights` gives it. Prefer Model.solve, which uses the version's recorded objective."""
+    values = np.ones(len(rows)) if weights is None else np.asarray(weights, dtype=np.float64)
+    return solve(item_factors, yty, rows, values, Objective(alpha=alpha, regularization=regularization))

@@ -17,6 +17,7 @@ matrix the next training would see, and the vector is what implicit would give t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,8 +77,23 @@ def merge(trained_rows: np.ndarray, trained_values: np.ndarray, event_rows: np.n
 def recalculate(model: Model, history: UserHistory) -> OnlineUser | None:
     """The user's online vector under `model`, or None when nothing is left to solve from
     (no trained items and no usable event)."""
-    user_row = model.users.row(history.user_id)
-    part = contributions(model, history)
+    return _solve(model, history.user_id, contributions(model, history))
+
+
+def from_totals(model: Model, user_id: str, totals: Mapping[str, float]) -> OnlineUser | None:
+    """The same solve for a caller that keeps per-item sums of the user's online values
+    (item id -> summed value, already valued with the version's types and filtered by its
+    as_of) instead of the events. Items the version does not know take no part; `excluded`
+    is left empty (which items left the list is the caller's record)."""
+    pairs = [(model.items.row(item), value) for item, value in totals.items()]
+    known = sorted((r, v) for r, v in pairs if r is not None)
+    rows = np.fromiter((r for r, _ in known), dtype=np.int64, count=len(known))
+    values = np.fromiter((v for _, v in known), dtype=np.float64, count=len(known))
+    return _solve(model, user_id, Contributions(rows, values, np.zeros(0, dtype=np.int64)))
+
+
+def _solve(model: Model, user_id: str, part: Contributions) -> OnlineUser | None:
+    user_row = model.users.row(user_id)
     if user_row is None:
         trained_rows, trained_values = np.zeros(0, dtype=np.int64), np.zeros(0)
     else:
