@@ -129,7 +129,8 @@ def _finite(pv: PinnedVersion, arrays: dict[str, np.ndarray], name: str) -> None
         return
     for s in range(0, len(arr), 1 << 14):  # a chunk at a time: no boolean copy of the whole array
         if not np.isfinite(arr[s : s + (1 << 14)]).all():
-            raise ArtifactError(pv.file(name).path, "factors contain NaN or infinity")
+            what = "seen weights" if name == layout.SEEN_WEIGHTS else "factors"
+            raise ArtifactError(pv.file(name).path, f"{what} contain NaN or infinity")
 
 
 def _popular_rows(pv: PinnedVersion, popularity: np.ndarray, item_count: int) -> np.ndarray:
@@ -189,7 +190,7 @@ def open_model(version_dir: pathlib.Path, *, checksums_too: bool = True) -> Mode
         u, i = man.user_count, man.item_count
         user_factors, item_factors = arrays[layout.USER_FACTORS], arrays[layout.ITEM_FACTORS]
         indptr, indices = arrays[layout.SEEN_INDPTR], arrays[layout.SEEN_INDICES]
-        for name in (layout.USER_FACTORS, layout.ITEM_FACTORS, layout.COLD_START_VECTOR):
+        for name in (layout.USER_FACTORS, layout.ITEM_FACTORS, layout.COLD_START_VECTOR, layout.SEEN_WEIGHTS):
             _finite(pv, arrays, name)
         if indptr[0] != 0 or indptr[-1] != man.seen_count or (len(indptr) > 1 and np.any(np.diff(indptr) < 0)):
             raise ArtifactError(pv.file(layout.SEEN_INDPTR).path, "seen-item offsets are not a valid CSR index")
@@ -211,7 +212,8 @@ def open_model(version_dir: pathlib.Path, *, checksums_too: bool = True) -> Mode
         version=man.version,
         path=pv.dir,
         info=ModelInfo(algorithm=man.algorithm, metrics=dict(man.metrics), fold_in=dict(man.fold_in),
-                       search_k=man.ann.search_k),
+                       search_k=man.ann.search_k, objective=man.solve_objective(),
+                       event_types=dict(man.event_types), as_of=man.as_of),
         user_factors=user_factors,
         item_factors=item_factors,
         users=users,
@@ -228,4 +230,5 @@ def open_model(version_dir: pathlib.Path, *, checksums_too: bool = True) -> Mode
         load_seconds=time.perf_counter() - started,
         neighbours=neighbours,
         neighbour_scores=arrays.get(layout.ITEM_NEIGHBOUR_SCORES),
+        seen_weights=arrays.get(layout.SEEN_WEIGHTS),
     )
