@@ -10,9 +10,10 @@ defmodule UroReco.ChannelPool do
   Each worker's channel carries a `grpc.health.v1.Health/Watch` stream (one
   long-lived RPC per channel; it counts against the sidecar's
   `--max-concurrent-rpcs`). A channel is handed out only while its worker says
-  `SERVING`: `NOT_SERVING` (a draining worker) takes it out of rotation and
-  `SERVING` puts it back. When the stream ends (the worker died, its connection
-  closed) the channel is dropped and connected again with backoff. A channel a
+  `SERVING`. `NOT_SERVING` (a draining worker) takes it out of rotation and
+  ends the watch at once, so the drain never waits for it; like a stream that
+  ends (the worker died, its connection closed) the channel is then dropped and
+  connected again with backoff. A channel a
   caller reports with `report_unavailable/2` is taken out until a
   `Health/Check` on it answers `SERVING`. Connecting happens in a separate
   process per worker, so a slow or failing connect never blocks the pool.

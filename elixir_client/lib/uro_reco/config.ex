@@ -7,7 +7,8 @@ defmodule UroReco.Config do
         channel_pool: Uro.Reco.Channels,
         oban: Oban,
         batch: [n: 50, ttl_seconds: 86_400, page_size: 500, timeout: 120_000,
-                users_per_message: 100],
+                users_per_message: 100, max_users_per_call: 5_000,
+                rows_per_statement: 1_000, db_timeout: 60_000],
         training: [model_root: "/srv/reco/models", model: "posts", python: "python3",
                    workdir: "/srv/reco/tmp"]
   """
@@ -17,7 +18,10 @@ defmodule UroReco.Config do
     ttl_seconds: 86_400,
     page_size: 500,
     timeout: 120_000,
-    users_per_message: 100
+    users_per_message: 100,
+    max_users_per_call: 5_000,
+    rows_per_statement: 1_000,
+    db_timeout: 60_000
   ]
 
   @doc "The Ecto repo holding `user_interactions` and `user_recommendations`."

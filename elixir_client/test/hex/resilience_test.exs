@@ -40,14 +40,11 @@ defmodule UroReco.ResilienceTest do
       assert {:error, :no_channel} = ChannelPool.pick(@fixed)
     end
 
-    test "takes draining (NOT_SERVING) workers out of rotation while they still run", ctx do
+    test "takes draining (NOT_SERVING) workers out of rotation", ctx do
       OSProcess.signal(ctx.ready.os_pid, "TERM")
 
-      # The workers drain for the sidecar's default 10 s grace, with their
-      # connections open: only the health status can tell.
-      await_status(@fixed, :not_serving, 1_000)
+      eventually(fn -> serving(@fixed) == [] end, "the draining workers leave the pool", 1_000)
       assert {:error, :no_channel} = ChannelPool.pick(@fixed)
-      assert Enum.all?(ctx.worker_pids, &OSProcess.alive?/1)
     end
 
     test "a stopped worker: the deadline holds, and SERVING puts a suspect channel back", ctx do
@@ -73,6 +70,34 @@ defmodule UroReco.ResilienceTest do
       Enum.each(workers, &OSProcess.signal(&1, "CONT"))
       await_status(@fixed, :serving, 15_000)
       assert {:ok, %{user_id: ^user}} = Client.recommend(@fixed, user)
+    end
+  end
+
+  describe "a sidecar with a long --grace" do
+    setup do
+      dir = tmp_dir!("uro_reco_grace")
+      on_exit(fn -> File.rm_rf!(dir) end)
+      UroReco.Test.ServedModel.start!(dir, ["--grace", "120"])
+    end
+
+    # An idle sidecar stops in about 2 s. Its pool's Watch streams used to be
+    # calls in flight that the drain waited for, the whole --grace, on every
+    # rolling restart and idle shutdown: the watcher now ends its stream on
+    # NOT_SERVING (and the sidecar ends it too).
+    test "an attached pool does not hold the drain for --grace", ctx do
+      %{ready: ready, pool: pool} = ctx
+      processes = [ready.os_pid | children(ready.os_pid)]
+      assert length(processes) == 3
+
+      OSProcess.signal(ready.os_pid, "TERM")
+
+      eventually(fn -> serving(pool) == [] end, "the draining workers leave the pool", 5_000)
+
+      eventually(
+        fn -> not Enum.any?(processes, &OSProcess.alive?/1) end,
+        "the sidecar and its workers exit well within the 120 s grace",
+        60_000
+      )
     end
   end
 

@@ -56,6 +56,22 @@ defmodule UroReco.Client.Call do
   end
 
   @doc """
+  `opts` with `:timeout` (or `default_timeout`) turned into an absolute
+  `:deadline`, so several calls made one after another share one deadline.
+  """
+  @spec fix_deadline(keyword(), timeout()) :: keyword()
+  def fix_deadline(opts, default_timeout) do
+    case Keyword.fetch(opts, :deadline) do
+      {:ok, %DateTime{}} ->
+        opts
+
+      :error ->
+        {timeout, opts} = Keyword.pop(opts, :timeout, default_timeout)
+        Keyword.put(opts, :deadline, DateTime.add(DateTime.utc_now(), timeout, :millisecond))
+    end
+  end
+
+  @doc """
   The `UroReco.Error` for a gRPC error. grpc 1.0 reports a broken connection
   (`:stream_error`, `:connection_error`) as INTERNAL; it is UNAVAILABLE.
   """
