@@ -74,16 +74,7 @@ defmodule UroReco.Client do
 
   @max_users_per_call 5_000
 
-  @type recommendation :: %{
-          model: String.t(),
-          version: integer(),
-          user_id: String.t(),
-          items: [%{item_id: String.t(), score: float(), rank: pos_integer()}],
-          source: :model | :fold_in | :popular | :ann | :random | :unspecified,
-          experiment: String.t() | nil,
-          arm: String.t() | nil,
-          jsonld: map() | nil
-        }
+  @type recommendation :: UroReco.Recommendation.t()
 
   @type batch_item ::
           {:ok, recommendation()}

@@ -69,14 +69,8 @@ if Code.ensure_loaded?(Ecto.Query) do
     def upsert(_repo, [], _ttl_seconds, _opts), do: 0
 
     def upsert(repo, recommendations, ttl_seconds, opts) do
-      rows_per_statement = Keyword.get(opts, :rows_per_statement, 1_000)
-      timeout = Keyword.get(opts, :timeout, 60_000)
-
-      unless is_integer(rows_per_statement) and rows_per_statement in 1..@max_rows do
-        raise ArgumentError,
-              "rows_per_statement must be an integer in 1..#{@max_rows}, got: " <>
-                inspect(rows_per_statement)
-      end
+      opts = UroReco.Options.validate!(:upsert, opts)
+      {rows_per_statement, timeout} = {opts[:rows_per_statement], opts[:timeout]}
 
       now = DateTime.utc_now()
       expires_at = DateTime.add(now, ttl_seconds, :second)

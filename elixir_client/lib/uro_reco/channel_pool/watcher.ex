@@ -13,16 +13,18 @@ defmodule UroReco.ChannelPool.Watcher do
   #
   # Messages to the pool: {__MODULE__, self(), {:connected, channel}} and
   # {__MODULE__, self(), {:health, status}} with status :SERVING, :NOT_SERVING, ...
-  # The exit reason says why the watch ended.
+  # The exit reason (seen by the pool's monitor) says why the watch ended; it
+  # carries no result.
 
   alias UroReco.Health.V1.HealthCheckRequest
   alias UroReco.Health.V1.Health.Stub
 
-  @doc "Starts a watcher linked to the calling pool."
-  @spec start_link(String.t(), keyword()) :: pid()
-  def start_link(address, connect_opts) do
+  @doc "Starts a watcher for the calling pool under the pool's task supervisor."
+  @spec start(Supervisor.supervisor(), String.t(), keyword()) :: pid()
+  def start(tasks, address, connect_opts) do
     pool = self()
-    spawn_link(fn -> run(pool, address, connect_opts) end)
+    {:ok, pid} = Task.Supervisor.start_child(tasks, fn -> run(pool, address, connect_opts) end)
+    pid
   end
 
   @doc "One Health/Check on `channel`: the worker's status, or `:unreachable`."

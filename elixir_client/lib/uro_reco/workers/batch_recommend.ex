@@ -105,7 +105,7 @@ if Code.ensure_loaded?(Oban.Worker) and Code.ensure_loaded?(Ecto.Query) do
       recommendations
       |> Enum.frequencies_by(&Map.take(&1, [:experiment, :arm, :model, :version]))
       |> Enum.each(fn {meta, users} ->
-        :telemetry.execute([:uro_reco, :batch, :stored], %{users: users}, meta)
+        UroReco.Telemetry.batch_stored(users, meta)
       end)
     end
 
