@@ -20,14 +20,16 @@ defmodule UroReco do
   registered as `name`: that is what every `UroReco` and `UroReco.Client`
   function takes. The two are supervised `:rest_for_one`: the pool follows the
   sidecar across OS-process restarts, and must start again if the sidecar's
-  server does. `:connect_opts` and `:backoff` go to the pool.
+  server does. `:connect_opts` and `:backoff` go to the pool. A
+  `UroReco.Feedback.Buffer` (options in `:feedback_buffer`) serves
+  `feedback_async/2`.
 
   Options are checked by `UroReco.Options` before anything starts.
   """
 
   use Supervisor
 
-  alias UroReco.{ChannelPool, Client, Options, Sidecar}
+  alias UroReco.{ChannelPool, Client, Feedback, Options, Sidecar}
 
   @doc false
   def child_spec(opts) do
@@ -61,11 +63,12 @@ defmodule UroReco do
   def init(opts) do
     name = opts[:name]
     pool_opts = Keyword.take(opts, [:name, :discover, :addresses, :connect_opts, :backoff])
+    buffer = {Feedback.Buffer, Keyword.put(Keyword.get(opts, :feedback_buffer, []), :pool, name)}
 
     children =
       case opts[:sidecar] do
         nil ->
-          [{ChannelPool, pool_opts}]
+          [{ChannelPool, pool_opts}, buffer]
 
         sidecar_opts ->
           sidecar = Module.concat(name, Sidecar)
@@ -74,7 +77,8 @@ defmodule UroReco do
             Supervisor.child_spec({Sidecar, Keyword.put(sidecar_opts, :name, sidecar)},
               restart: :transient
             ),
-            {ChannelPool, Keyword.put(pool_opts, :sidecar, sidecar)}
+            {ChannelPool, Keyword.put(pool_opts, :sidecar, sidecar)},
+            buffer
           ]
       end
 
@@ -99,4 +103,24 @@ defmodule UroReco do
 
   @doc "See `UroReco.Client.status/2`."
   defdelegate status(name, opts \\ []), to: Client
+
+  @doc """
+  Records one interaction event with the sidecar and waits for its answer
+  (`UroReco.Feedback`): `{:ok, %UroReco.Feedback.Result{}}` or `{:error, %UroReco.Error{}}`.
+  """
+  @spec feedback(atom(), Feedback.event(), keyword()) ::
+          {:ok, Feedback.Result.t()} | {:error, UroReco.Error.t()}
+  def feedback(name, event, opts \\ []), do: Feedback.send(name, [event], opts)
+
+  @doc "Records many events, in calls of at most 1,000 (`UroReco.Feedback.send/3`)."
+  @spec feedback_batch(atom(), [Feedback.event()], keyword()) ::
+          {:ok, Feedback.Result.t()} | {:error, UroReco.Error.t()}
+  def feedback_batch(name, events, opts \\ []), do: Feedback.send(name, events, opts)
+
+  @doc """
+  Queues one event without waiting (`UroReco.Feedback.Buffer`): `:ok`, or
+  `:dropped` (counted) when the buffer is full.
+  """
+  @spec feedback_async(atom(), Feedback.event()) :: :ok | :dropped
+  def feedback_async(name, event), do: Feedback.Buffer.push(name, event)
 end

@@ -28,7 +28,8 @@ defmodule UroReco.Options do
       discover: {:optional, :string},
       addresses: {:optional, {:strings}},
       connect_opts: {:optional, :keyword},
-      backoff: {:optional, :backoff}
+      backoff: {:optional, :backoff},
+      feedback_buffer: {:optional, :keyword}
     ],
     channel_pool: [
       name: {:required, :name},

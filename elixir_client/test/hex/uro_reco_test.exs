@@ -22,7 +22,7 @@ defmodule UroRecoTest do
 
     children = @name |> Module.concat(Supervisor) |> Supervisor.which_children()
     assert children |> Enum.map(fn {_, _, _, [module]} -> module end) |> Enum.sort() ==
-             [UroReco.ChannelPool, UroReco.Sidecar]
+             [UroReco.ChannelPool, UroReco.Feedback.Buffer, UroReco.Sidecar]
 
     eventually(fn -> length(ChannelPool.status(@name)) == 2 and match?({:ok, _}, ChannelPool.pick(@name)) end,
       "the pool serves both workers", 30_000)

@@ -19,7 +19,9 @@ defmodule UroReco.Client.Response do
     SOURCE_FOLD_IN: :fold_in,
     SOURCE_POPULAR: :popular,
     SOURCE_ANN: :ann,
-    SOURCE_RANDOM: :random
+    SOURCE_RANDOM: :random,
+    SOURCE_ONLINE: :online,
+    SOURCE_ONLINE_NEW_USER: :online_new_user
   }
 
   @states %{
