@@ -248,7 +248,10 @@ defmodule UroReco.ChannelPool do
     {:noreply, discovered(state, result)}
   end
 
-  def handle_info({:DOWN, ref, :process, _pid, reason}, %{discover: %{pid: %Task{ref: ref}}} = state) do
+  def handle_info(
+        {:DOWN, ref, :process, _pid, reason},
+        %{discover: %{pid: %Task{ref: ref}}} = state
+      ) do
     {:noreply, discovered(state, {:error, {:crashed, reason}})}
   end
 

@@ -90,7 +90,8 @@ defmodule UroReco.Feedback do
     event = if is_list(event), do: Map.new(event), else: event
 
     unless is_map(event) do
-      raise ArgumentError, "events[#{index}] must be a map or keyword list, got: #{inspect(event)}"
+      raise ArgumentError,
+            "events[#{index}] must be a map or keyword list, got: #{inspect(event)}"
     end
 
     known = [:user_id, :item_id, :type, :weight, :time, :event_id]
@@ -105,32 +106,55 @@ defmodule UroReco.Feedback do
       type: event |> Map.get(:type) |> type!(index),
       weight: number!(event, :weight, index),
       time: time!(Map.get(event, :time), index),
-      event_id: Map.get_lazy(event, :event_id, &event_id/0) |> then(&string!(%{event_id: &1}, :event_id, index))
+      event_id:
+        Map.get_lazy(event, :event_id, &event_id/0)
+        |> then(&string!(%{event_id: &1}, :event_id, index))
     )
   end
 
   defp string!(event, key, index) do
     case Map.get(event, key) do
-      value when is_binary(value) and value != "" -> value
-      value -> raise ArgumentError, "events[#{index}].#{key} must be a non-empty string, got: #{inspect(value)}"
+      value when is_binary(value) and value != "" ->
+        value
+
+      value ->
+        raise ArgumentError,
+              "events[#{index}].#{key} must be a non-empty string, got: #{inspect(value)}"
     end
   end
 
-  defp type!(type, _index) when is_atom(type) and type not in [nil, true, false], do: Atom.to_string(type)
+  defp type!(type, _index) when is_atom(type) and type not in [nil, true, false],
+    do: Atom.to_string(type)
+
   defp type!(type, _index) when is_binary(type) and type != "", do: type
-  defp type!(type, index), do: raise(ArgumentError, "events[#{index}].type must be a non-empty string or atom, got: #{inspect(type)}")
+
+  defp type!(type, index),
+    do:
+      raise(
+        ArgumentError,
+        "events[#{index}].type must be a non-empty string or atom, got: #{inspect(type)}"
+      )
 
   defp number!(event, key, index) do
     case Map.get(event, key, 0) do
-      value when is_number(value) -> value / 1
-      value -> raise ArgumentError, "events[#{index}].#{key} must be a number, got: #{inspect(value)}"
+      value when is_number(value) ->
+        value / 1
+
+      value ->
+        raise ArgumentError, "events[#{index}].#{key} must be a number, got: #{inspect(value)}"
     end
   end
 
   defp time!(nil, _index), do: 0.0
   defp time!(%DateTime{} = at, _index), do: DateTime.to_unix(at, :microsecond) / 1_000_000
   defp time!(seconds, _index) when is_number(seconds) and seconds >= 0, do: seconds / 1
-  defp time!(other, index), do: raise(ArgumentError, "events[#{index}].time must be a DateTime or Unix seconds, got: #{inspect(other)}")
+
+  defp time!(other, index),
+    do:
+      raise(
+        ArgumentError,
+        "events[#{index}].time must be a DateTime or Unix seconds, got: #{inspect(other)}"
+      )
 
   defp event_id, do: Base.encode16(:crypto.strong_rand_bytes(12), case: :lower)
 end

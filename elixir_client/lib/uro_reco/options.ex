@@ -19,7 +19,9 @@ defmodule UroReco.Options do
           | {:max, pos_integer()}
           | :any
 
-  @type schema :: [{atom(), {:required, kind()} | {:default, term(), kind()} | {:optional, kind()}}]
+  @type schema :: [
+          {atom(), {:required, kind()} | {:default, term(), kind()} | {:optional, kind()}}
+        ]
 
   @schemas %{
     uro_reco: [

@@ -39,13 +39,31 @@ if Code.ensure_loaded?(Ecto.Query) do
     defp after_user(query, cursor), do: where(query, [i], i.user_id > ^cursor)
 
     # PostgreSQL binds at most 65,535 parameters in one statement, and each row
-    # here binds one per column: past this many rows an insert_all is refused.
-    @columns 12
-    @max_rows div(65_535, @columns)
+    # here binds one per column: past 65,535 / columns rows an insert_all is
+    # refused. The column count is read off a row, so a column added later
+    # lowers the limit by itself.
+    @max_parameters 65_535
 
     @doc "The most rows one upsert statement can hold (PostgreSQL's parameter limit)."
     @spec max_rows_per_statement() :: pos_integer()
-    def max_rows_per_statement, do: @max_rows
+    def max_rows_per_statement, do: div(@max_parameters, columns())
+
+    @doc "The columns one row binds."
+    @spec columns() :: pos_integer()
+    def columns do
+      blank = %{
+        user_id: "",
+        items: [],
+        source: :popular,
+        model: "",
+        version: 0,
+        experiment: nil,
+        arm: nil
+      }
+
+      now = DateTime.utc_now()
+      map_size(row(blank, now, now))
+    end
 
     @doc """
     Inserts or replaces the recommendations of each user (one row per user),
@@ -54,8 +72,9 @@ if Code.ensure_loaded?(Ecto.Query) do
 
     Options:
 
-      * `:rows_per_statement` - rows per `INSERT ... ON CONFLICT` (default 1_000,
-        at most #{@max_rows}: PostgreSQL's 65,535 parameters over #{@columns} columns)
+      * `:rows_per_statement` - rows per `INSERT ... ON CONFLICT` (default 1_000;
+        never more than `max_rows_per_statement/0`, PostgreSQL's 65,535
+        parameters over the table's columns: 5,461 for 12)
       * `:timeout` - ms each statement may take (default 60_000; Ecto's own
         default is 15 s)
 
@@ -70,7 +89,8 @@ if Code.ensure_loaded?(Ecto.Query) do
 
     def upsert(repo, recommendations, ttl_seconds, opts) do
       opts = UroReco.Options.validate!(:upsert, opts)
-      {rows_per_statement, timeout} = {opts[:rows_per_statement], opts[:timeout]}
+      rows_per_statement = min(opts[:rows_per_statement], max_rows_per_statement())
+      timeout = opts[:timeout]
 
       now = DateTime.utc_now()
       expires_at = DateTime.add(now, ttl_seconds, :second)

@@ -17,15 +17,22 @@ defmodule UroReco.BatchWritesTest do
 
   setup do
     start_supervised!(TestRepo)
-    Ecto.Migrator.run(TestRepo, Ecto.Migrator.migrations_path(TestRepo), :up, all: true, log: false)
+
+    Ecto.Migrator.run(TestRepo, Ecto.Migrator.migrations_path(TestRepo), :up,
+      all: true,
+      log: false
+    )
+
     TestRepo.delete_all(UserRecommendation)
     :ok
   end
 
   test "one statement holds at most 65,535 parameters' worth of rows" do
-    assert Recommendations.max_rows_per_statement() == div(65_535, 12)
+    max = Recommendations.max_rows_per_statement()
+    assert max * Recommendations.columns() <= 65_535
+    assert (max + 1) * Recommendations.columns() > 65_535
 
-    for bad <- [0, Recommendations.max_rows_per_statement() + 1, "100"] do
+    for bad <- [0, 5_462, "100"] do
       error =
         assert_raise ArgumentError, fn ->
           Recommendations.upsert(TestRepo, [recommendation(Ecto.UUID.generate())], 60,
@@ -47,17 +54,22 @@ defmodule UroReco.BatchWritesTest do
 
     written =
       Recommendations.upsert(TestRepo, Enum.map(users, &recommendation/1), 3_600,
-        rows_per_statement: Recommendations.max_rows_per_statement(),
+        rows_per_statement: 5_461,
         timeout: 120_000
       )
 
     assert written == 100_000
     assert TestRepo.aggregate(UserRecommendation, :count) == 100_000
-    # ceil(100_000 / 5_461) statements, none refused.
-    assert insert_statements() == 19
+    # As few statements as PostgreSQL's limit allows (19 for 12 columns), none refused.
+    max = Recommendations.max_rows_per_statement()
+    assert insert_statements() == div(100_000 + max - 1, max)
 
     # Written again (an Oban retry): replaced, not duplicated.
-    assert Recommendations.upsert(TestRepo, Enum.map(Enum.take(users, 6_000), &recommendation/1), 60) ==
+    assert Recommendations.upsert(
+             TestRepo,
+             Enum.map(Enum.take(users, 6_000), &recommendation/1),
+             60
+           ) ==
              6_000
 
     assert TestRepo.aggregate(UserRecommendation, :count) == 100_000

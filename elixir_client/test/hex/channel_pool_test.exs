@@ -35,7 +35,9 @@ defmodule UroReco.ChannelPoolTest do
     start_supervised!({ChannelPool, name: @pool, addresses: ctx.ready.worker_addresses})
 
     for address <- ctx.ready.worker_addresses do
-      assert_receive {:health, %{pool: @pool, address: ^address, from: nil, to: :connecting}}, 5_000
+      assert_receive {:health, %{pool: @pool, address: ^address, from: nil, to: :connecting}},
+                     5_000
+
       assert_receive {:health, %{address: ^address, from: :connecting, to: :serving}}, 30_000
     end
 

@@ -30,9 +30,14 @@ defmodule UroReco.FeedbackBufferTest do
     test = self()
     handler = make_ref()
 
-    :telemetry.attach(handler, [:uro_reco, :feedback, :dropped], fn _, %{count: 1}, meta, _ ->
-      send(test, {:dropped, meta})
-    end, nil)
+    :telemetry.attach(
+      handler,
+      [:uro_reco, :feedback, :dropped],
+      fn _, %{count: 1}, meta, _ ->
+        send(test, {:dropped, meta})
+      end,
+      nil
+    )
 
     on_exit(fn -> :telemetry.detach(handler) end)
 
@@ -48,8 +53,12 @@ defmodule UroReco.FeedbackBufferTest do
 
     # The buffer's mailbox stays bounded while it keeps failing to send.
     pid = Process.whereis(Buffer.name(@name))
-    eventually(fn -> Process.info(pid, :message_queue_len) == {:message_queue_len, 0} end,
-      "the buffer has taken every accepted event", 5_000)
+
+    eventually(
+      fn -> Process.info(pid, :message_queue_len) == {:message_queue_len, 0} end,
+      "the buffer has taken every accepted event",
+      5_000
+    )
   end
 
   test "a malformed event raises naming the field, in the caller" do

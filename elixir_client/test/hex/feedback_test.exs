@@ -19,8 +19,14 @@ defmodule UroReco.FeedbackTest do
     Map.put(ctx, :item_id, hd(rec.items).item_id)
   end
 
-  test "an event is recorded once; its retry is a duplicate; the user is then answered online", ctx do
-    event = %{user_id: ctx.user_id, item_id: ctx.item_id, type: "click", event_id: "e-#{System.unique_integer()}"}
+  test "an event is recorded once; its retry is a duplicate; the user is then answered online",
+       ctx do
+    event = %{
+      user_id: ctx.user_id,
+      item_id: ctx.item_id,
+      type: "click",
+      event_id: "e-#{System.unique_integer()}"
+    }
 
     assert {:ok, %Result{accepted: 1, duplicates: 0}} = UroReco.feedback(ctx.pool, event)
     assert {:ok, %Result{accepted: 0, duplicates: 1}} = UroReco.feedback(ctx.pool, event)
@@ -34,14 +40,26 @@ defmodule UroReco.FeedbackTest do
     test = self()
     handler = make_ref()
 
-    :telemetry.attach(handler, [:uro_reco, :feedback, :sent], fn _, m, _, _ -> send(test, {:sent, m}) end, nil)
+    :telemetry.attach(
+      handler,
+      [:uro_reco, :feedback, :sent],
+      fn _, m, _, _ -> send(test, {:sent, m}) end,
+      nil
+    )
+
     on_exit(fn -> :telemetry.detach(handler) end)
 
     events =
       for i <- 1..2_500,
-          do: [user_id: "online-user-#{rem(i, 50)}", item_id: ctx.item_id, type: :view, event_id: "b-#{i}"]
+          do: [
+            user_id: "online-user-#{rem(i, 50)}",
+            item_id: ctx.item_id,
+            type: :view,
+            event_id: "b-#{i}"
+          ]
 
-    assert {:ok, %Result{accepted: 2_500, duplicates: 0}} = UroReco.feedback_batch(ctx.pool, events)
+    assert {:ok, %Result{accepted: 2_500, duplicates: 0}} =
+             UroReco.feedback_batch(ctx.pool, events)
 
     sizes =
       for _ <- 1..3 do
@@ -57,7 +75,11 @@ defmodule UroReco.FeedbackTest do
        ctx do
     good = %{user_id: "u", item_id: ctx.item_id, type: "click"}
 
-    error = assert_raise ArgumentError, fn -> UroReco.feedback_batch(ctx.pool, [good, %{good | type: ""}]) end
+    error =
+      assert_raise ArgumentError, fn ->
+        UroReco.feedback_batch(ctx.pool, [good, %{good | type: ""}])
+      end
+
     assert error.message =~ "events[1].type"
 
     assert {:error, %Error{code: :invalid_argument, message: message}} =
@@ -71,11 +93,19 @@ defmodule UroReco.FeedbackTest do
 
     results =
       for i <- 1..250,
-          do: UroReco.feedback_async(ctx.pool, %{user_id: "async-#{rem(i, 7)}", item_id: ctx.item_id, type: "like"})
+          do:
+            UroReco.feedback_async(ctx.pool, %{
+              user_id: "async-#{rem(i, 7)}",
+              item_id: ctx.item_id,
+              type: "like"
+            })
 
     assert Enum.all?(results, &(&1 == :ok))
 
-    eventually(fn -> Feedback.Buffer.stats(ctx.pool) == %{pending: 0, dropped: 0, sent: 250} end,
-      "all 250 events are sent", 30_000)
+    eventually(
+      fn -> Feedback.Buffer.stats(ctx.pool) == %{pending: 0, dropped: 0, sent: 250} end,
+      "all 250 events are sent",
+      30_000
+    )
   end
 end

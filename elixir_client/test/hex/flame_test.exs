@@ -30,13 +30,20 @@ defmodule UroReco.FlameTest do
   end
 
   test "a sidecar and its channel pool placed on a runner answer batch_recommend there", ctx do
-    users = ctx.csv |> File.stream!() |> Stream.drop(1) |> Stream.map(&hd(String.split(&1, ","))) |> Enum.uniq() |> Enum.take(40)
+    users =
+      ctx.csv
+      |> File.stream!()
+      |> Stream.drop(1)
+      |> Stream.map(&hd(String.split(&1, ",")))
+      |> Enum.uniq()
+      |> Enum.take(40)
+
     test = self()
 
     children = [
-      {UroReco.Sidecar,
-       [name: UroReco.Test.RemoteSidecar, workers: 2] ++ ctx.sidecar_opts},
-      {UroReco.ChannelPool, name: UroReco.Test.RemoteChannels, sidecar: UroReco.Test.RemoteSidecar}
+      {UroReco.Sidecar, [name: UroReco.Test.RemoteSidecar, workers: 2] ++ ctx.sidecar_opts},
+      {UroReco.ChannelPool,
+       name: UroReco.Test.RemoteChannels, sidecar: UroReco.Test.RemoteSidecar}
     ]
 
     # place_child links the child to the caller: a process of its own here, so
@@ -62,8 +69,12 @@ defmodule UroReco.FlameTest do
         UroReco.Test.RecoRunner,
         fn ->
           {:ok, ready} = UroReco.Sidecar.await_ready(UroReco.Test.RemoteSidecar, 60_000)
-          eventually(fn -> match?({:ok, _}, UroReco.ChannelPool.pick(UroReco.Test.RemoteChannels)) end,
-            "the runner's channel pool serves", 30_000)
+
+          eventually(
+            fn -> match?({:ok, _}, UroReco.ChannelPool.pick(UroReco.Test.RemoteChannels)) end,
+            "the runner's channel pool serves",
+            30_000
+          )
 
           {ready.os_pid,
            UroReco.Test.RemoteChannels
@@ -75,6 +86,7 @@ defmodule UroReco.FlameTest do
 
     assert length(results) == 40
     assert Enum.map(results, fn {:ok, rec} -> rec.user_id end) == users
+
     assert Enum.all?(results, fn {:ok, rec} -> length(rec.items) == 5 and rec.source == :model end)
 
     # The placed child lives as long as its caller: stopping the caller stops

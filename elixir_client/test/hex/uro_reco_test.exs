@@ -21,11 +21,17 @@ defmodule UroRecoTest do
     track(ready)
 
     children = @name |> Module.concat(Supervisor) |> Supervisor.which_children()
+
     assert children |> Enum.map(fn {_, _, _, [module]} -> module end) |> Enum.sort() ==
              [UroReco.ChannelPool, UroReco.Feedback.Buffer, UroReco.Sidecar]
 
-    eventually(fn -> length(ChannelPool.status(@name)) == 2 and match?({:ok, _}, ChannelPool.pick(@name)) end,
-      "the pool serves both workers", 30_000)
+    eventually(
+      fn ->
+        length(ChannelPool.status(@name)) == 2 and match?({:ok, _}, ChannelPool.pick(@name))
+      end,
+      "the pool serves both workers",
+      30_000
+    )
 
     assert {:ok, %Recommendation{source: :popular, items: [_, _, _], index: nil}} =
              UroReco.recommend(@name, "nobody", n: 3)

@@ -58,7 +58,8 @@ defmodule UroReco.Feedback.Buffer do
           timeout: is_integer(opts[:timeout]) and opts[:timeout] > 0
         ],
         not ok? do
-      raise ArgumentError, "invalid option #{inspect(key)} for the feedback buffer: #{inspect(opts[key])}"
+      raise ArgumentError,
+            "invalid option #{inspect(key)} for the feedback buffer: #{inspect(opts[key])}"
     end
 
     GenServer.start_link(__MODULE__, opts, name: name(pool))
@@ -94,7 +95,11 @@ defmodule UroReco.Feedback.Buffer do
   end
 
   @doc "Events held now, dropped and sent (accepted + duplicates) since start."
-  @spec stats(atom()) :: %{pending: non_neg_integer(), dropped: non_neg_integer(), sent: non_neg_integer()}
+  @spec stats(atom()) :: %{
+          pending: non_neg_integer(),
+          dropped: non_neg_integer(),
+          sent: non_neg_integer()
+        }
   def stats(pool) do
     {counters, _max, _pid} = :persistent_term.get({__MODULE__, name(pool)})
 
@@ -142,7 +147,10 @@ defmodule UroReco.Feedback.Buffer do
     {:noreply, answered(%{state | in_flight: nil}, batch, result)}
   end
 
-  def handle_info({:DOWN, ref, :process, _, reason}, %{in_flight: {%Task{ref: ref}, batch}} = state) do
+  def handle_info(
+        {:DOWN, ref, :process, _, reason},
+        %{in_flight: {%Task{ref: ref}, batch}} = state
+      ) do
     {:noreply, answered(%{state | in_flight: nil}, batch, {:error, {:crashed, reason}})}
   end
 
@@ -159,8 +167,12 @@ defmodule UroReco.Feedback.Buffer do
     maybe_send(%{state | attempt: 0})
   end
 
-  defp answered(state, batch, {:error, %UroReco.Error{code: code} = error}) when code in @input_errors do
-    Logger.warning("reco feedback batch of #{length(batch)} refused, dropped: #{Exception.message(error)}")
+  defp answered(state, batch, {:error, %UroReco.Error{code: code} = error})
+       when code in @input_errors do
+    Logger.warning(
+      "reco feedback batch of #{length(batch)} refused, dropped: #{Exception.message(error)}"
+    )
+
     :atomics.sub(state.counters, 1, length(batch))
     for _ <- batch, do: dropped(state.counters, state.opts[:pool], :refused)
     maybe_send(%{state | attempt: 0})

@@ -21,7 +21,15 @@ defmodule UroReco.Recommendation do
           model: String.t(),
           version: integer(),
           items: [item()],
-          source: :model | :fold_in | :popular | :ann | :random | :online | :online_new_user | :unspecified,
+          source:
+            :model
+            | :fold_in
+            | :popular
+            | :ann
+            | :random
+            | :online
+            | :online_new_user
+            | :unspecified,
           experiment: String.t() | nil,
           arm: String.t() | nil,
           index: non_neg_integer() | nil,
