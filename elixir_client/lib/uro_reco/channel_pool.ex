@@ -311,7 +311,12 @@ defmodule UroReco.ChannelPool do
     if current == addresses do
       state
     else
-      Enum.each(state.slots, fn {_, slot} -> retire(state, slot) end)
+      Enum.each(state.slots, fn {_, slot} ->
+        retire(state, slot)
+        Telemetry.pool_health(state.name, slot.address, slot.status, nil)
+      end)
+
+      Enum.each(addresses, &Telemetry.pool_health(state.name, &1, nil, :connecting))
 
       slots =
         for {address, index} <- Enum.with_index(addresses), into: %{} do

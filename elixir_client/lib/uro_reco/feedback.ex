@@ -51,7 +51,7 @@ defmodule UroReco.Feedback do
 
   @doc false
   # Events already checked by event!/1.
-  @spec send_messages(ChannelPool.pool(), [struct()], keyword()) ::
+  @spec send_messages(ChannelPool.pool(), [map()], keyword()) ::
           {:ok, Result.t()} | {:error, Error.t()}
   def send_messages(pool, messages, opts) do
     {model, opts} = Keyword.pop(opts, :model, "")
@@ -60,7 +60,8 @@ defmodule UroReco.Feedback do
     messages
     |> Enum.chunk_every(@max_events)
     |> Enum.reduce_while({:ok, %Result{}}, fn chunk, {:ok, total} ->
-      request = struct(Reco.V1.FeedbackRequest, model: model, events: chunk)
+      events = Enum.map(chunk, &struct(Reco.V1.FeedbackEvent, &1))
+      request = struct(Reco.V1.FeedbackRequest, model: model, events: events)
 
       case Call.run(pool, :feedback, request, call_opts, & &1, 5_000) do
         {:ok, %{accepted: accepted, duplicates: duplicates}} ->
@@ -84,8 +85,9 @@ defmodule UroReco.Feedback do
   end
 
   @doc false
-  # The protobuf message for one event, or ArgumentError naming the field.
-  @spec event!({event(), non_neg_integer()}) :: struct()
+  # One event's fields, checked (ArgumentError naming the field); the protobuf
+  # message is built from them only when it is sent.
+  @spec event!({event(), non_neg_integer()}) :: map()
   def event!({event, index}) do
     event = if is_list(event), do: Map.new(event), else: event
 
@@ -100,7 +102,7 @@ defmodule UroReco.Feedback do
       raise ArgumentError, "events[#{index}]: unknown field #{inspect(key)}"
     end
 
-    struct(Reco.V1.FeedbackEvent,
+    %{
       user_id: string!(event, :user_id, index),
       item_id: string!(event, :item_id, index),
       type: event |> Map.get(:type) |> type!(index),
@@ -109,7 +111,7 @@ defmodule UroReco.Feedback do
       event_id:
         Map.get_lazy(event, :event_id, &event_id/0)
         |> then(&string!(%{event_id: &1}, :event_id, index))
-    )
+    }
   end
 
   defp string!(event, key, index) do
