@@ -48,6 +48,8 @@ class Gate:
                  access_log: AccessLog) -> None:
         self.limit = limit
         self.in_flight = 0
+        # Recommend calls among them: the batcher's signal that company is on its way
+        self.recommends_in_flight = 0
         self.calls = 0
         self.auth = authenticator
         self.tally = tally
@@ -141,11 +143,15 @@ class _Call:
     def enter(self, path: str) -> None:
         self.gate.enter(path, self.context)
         self.entered = True
+        if self.name == "Recommend":
+            self.gate.recommends_in_flight += 1
 
     def end(self, code: str) -> None:
         if self.entered:
             self.entered = False
             self.gate.in_flight -= 1
+            if self.name == "Recommend":
+                self.gate.recommends_in_flight -= 1
         self.gate.finish(self.name, code, self.started, self.context, self.facts)
 
     async def fail(self, error: Exception) -> None:
