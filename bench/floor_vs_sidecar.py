@@ -18,7 +18,9 @@ of that figure). Every sidecar figure is reported as a ratio to the floor's of t
 round. With `--profile`, a py-spy `--native` profile of one sidecar worker during the c32
 Recommend run.
 
-`medians` in the result JSON holds, per server and run, the median over the rounds of each
+The sidecar runs with `--metrics-port 0`: around each run its batching counters are read
+(`batching`: calls scored, batches, mean batch size, share of batches that waited), counts
+that other load on the machine does not move. `medians` in the result JSON holds, per server and run, the median over the rounds of each
 figure and of each per-round ratio to the floors.
 
     python -m bench.floor_vs_sidecar [--seconds 10] [--rounds 1]   # bench/results/floor_vs_sidecar.json
@@ -36,6 +38,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -80,18 +83,51 @@ def sidecar(model: BenchModel, log_path: pathlib.Path, policy: str | None = None
     # "off": the batcher off (--batch-max-size 1), each call scored alone on the loop
     extra = ([] if policy is None else ["--batch-max-size", "1"] if policy == "off" else
              ["--batch-wait-policy", policy])
-    with bench_model.serve(model, workers=2, log_path=log_path, extra=extra) as sc:
-        yield {"address": sc.address, "pgid": sc.pgid, "pids": sc.worker_pids()}
+    with bench_model.serve(model, workers=2, log_path=log_path, extra=[*extra, "--metrics-port", "0"]) as sc:
+        port = next(e["port"] for e in sc.log_events() if e.get("event") == "metrics_serving")
+        yield {"address": sc.address, "pgid": sc.pgid, "pids": sc.worker_pids(), "metrics_port": port}
+
+
+BATCH_SERIES = ("reco_batch_size_sum", "reco_batch_size_count", "reco_batch_waits_total")
+
+
+def batch_counts(server: dict[str, Any]) -> dict[str, float]:
+    """The sidecar's batching counters (summed over its workers), read from /metrics; the
+    floors have none. Counts, not times: they do not move with other load on the machine."""
+    port = server.get("metrics_port")
+    if port is None:
+        return {}
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    return {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples
+            if s.name in BATCH_SERIES}
+
+
+def batching(before: dict[str, float], after: dict[str, float]) -> dict[str, Any] | None:
+    """Calls scored, batches, mean batch size and the share of batches that waited, between two reads."""
+    if not before and not after:
+        return None
+    d = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in BATCH_SERIES}
+    batches = d["reco_batch_size_count"]
+    return {"calls_scored": int(d["reco_batch_size_sum"]), "batches": int(batches),
+            "mean_batch": round(d["reco_batch_size_sum"] / batches, 2) if batches else None,
+            "waited_share": round(d["reco_batch_waits_total"] / batches, 3) if batches else None}
 
 
 def drive(ghz: str, flags: list[str], server: dict[str, Any], run: GhzRun, out: pathlib.Path,
           deadline: Deadline) -> dict[str, Any]:
+    before = batch_counts(server)
     with accounting.CpuMeter(server["pgid"]) as cpu:
         s = ghz_run.run_ghz(ghz, flags, server["address"], run, out / f"ghz-{run.label}.json", deadline)
     s["cpu"] = cpu.summary(s["client_cpu_s"])
     s["cpu_ms_per_request"] = round(s["cpu"]["sidecar_cpu_s"] * 1e3 / s["count"], 3) if s["count"] else None
+    # workers flush their counts to /metrics about once a second
+    time.sleep(1.5 if before else 0)
+    s["batching"] = batching(before, batch_counts(server))
     return {k: s[k] for k in ("label", "count", "rps", "errors", "status_codes", "latency_ms",
-                              "cpu_ms_per_request", "cpu")}
+                              "cpu_ms_per_request", "cpu", "batching")}
 
 
 def batch_call(address: str, users: list[str], per_message: int) -> dict[str, Any]:
@@ -285,6 +321,10 @@ def medians(rounds: list[dict[str, Any]]) -> dict[str, Any]:
                 "cpu_ms_per_request": _median([r["cpu_ms_per_request"] for r in runs]),
                 "errors": sum(r["errors"] for r in runs),
             }
+            shaped = [r["batching"] for r in runs if r.get("batching")]
+            if shaped:
+                row["mean_batch"] = _median([b["mean_batch"] for b in shaped])
+                row["waited_share"] = _median([b["waited_share"] for b in shaped])
             if turn.startswith("sidecar"):
                 for form in FLOORS:
                     per_round = [_round_ratios({label: this[turn][label]}, this.get(form) or {}).get(label)

@@ -88,10 +88,12 @@ def test_a_lone_request_does_not_wait_for_company(pool: ThreadPoolExecutor, poli
     assert asyncio.run(main()) == 1 and batches == [(1, False)]
 
 
-def test_closed_loop_callers_are_never_made_to_wait(pool: ThreadPoolExecutor) -> None:
-    """One caller after another, each sending its next query when the last is answered, as
-    the call gate counts them (in flight from before `submit` until after it): every batch
-    is scored without a wait, however fast the calls come (the `timer` policy waited here)."""
+def test_a_closed_loop_caller_is_never_made_to_wait(pool: ThreadPoolExecutor) -> None:
+    """One caller, sending its next query when the last is answered, counted in flight by
+    the gate from before `submit` until after it: no batch waits, however fast the calls
+    come (the `timer` policy waited on every one). Then four such callers: a batch waits
+    only when company is visibly arriving (more queries queued on the loop turn before), so
+    every batch that waited was shared."""
     gate = {"in_flight": 0}
     batches: list[tuple[int, bool]] = []
 
@@ -111,15 +113,36 @@ def test_closed_loop_callers_are_never_made_to_wait(pool: ThreadPoolExecutor) ->
                                                     batches.append((size, waited)),
                                                     in_flight=lambda: gate["in_flight"])
         one = await asyncio.wait_for(caller(b, 50), timeout=60)
+        assert b.waits == 0 and batches == [(1, False)] * 50
         four = await asyncio.wait_for(asyncio.gather(*(caller(b, 50) for _ in range(4))), timeout=60)
-        assert b.waits == 0 and b.batches == len(batches)
+        assert b.batches == len(batches)
         return one + [x for part in four for x in part]
 
     assert asyncio.run(main()) == list(range(50)) * 5
-    assert not any(waited for _, waited in batches)
     assert sum(size for size, _ in batches) == 250
+    assert all(size > 1 for size, waited in batches if waited)
     # the four callers' queries, each sent while the others' were queued, shared products
     assert max(size for size, _ in batches) > 1
+
+
+def test_the_drain_follows_arrivals_turn_by_turn_and_stops_when_they_stop(pool: ThreadPoolExecutor) -> None:
+    """Calls reaching the queue one per loop turn (as grpc.aio hands a busy loop new calls):
+    the drain waits while each turn brings one, and scores them together once a turn brings
+    none."""
+    batches: list[tuple[int, bool]] = []
+
+    async def main() -> list[int]:
+        b: LoopBatcher[str, int, int] = LoopBatcher(lambda k, qs: list(qs), executor=pool, max_delay=3600.0,
+                                                    max_size=64, on_batch=lambda size, waited:
+                                                    batches.append((size, waited)))
+        calls = [asyncio.ensure_future(b.submit("m", 0)), asyncio.ensure_future(b.submit("m", 1))]
+        for i in range(2, 6):
+            await asyncio.sleep(0)
+            calls.append(asyncio.ensure_future(b.submit("m", i)))
+        return list(await asyncio.wait_for(asyncio.gather(*calls), timeout=60))
+
+    assert asyncio.run(main()) == list(range(6))
+    assert batches == [(6, True)]
 
 
 def test_the_drain_waits_for_a_call_in_flight_that_has_not_reached_the_queue(pool: ThreadPoolExecutor) -> None:

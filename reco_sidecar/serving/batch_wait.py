@@ -45,6 +45,8 @@ _AIMD_STEP = 0.1
 class WaitPolicy(Protocol):
     # True when the drain must re-decide on every arrival (not only when the batch is full)
     wake_on_arrival: bool
+    # True when the drain also waits loop turn by loop turn while each turn brings queries
+    follows_arrivals: bool
 
     def arrived(self, now: float) -> None: ...
 
@@ -60,6 +62,7 @@ class InFlight:
     without reaching the queue."""
 
     wake_on_arrival = True
+    follows_arrivals = True
 
     def __init__(self, max_delay: float, arriving: Callable[[], int]) -> None:
         self._max_delay = max_delay
@@ -92,6 +95,7 @@ class _Gaps:
 
 class Timer:
     wake_on_arrival = False
+    follows_arrivals = False
 
     def __init__(self, max_delay: float) -> None:
         self._max_delay = max_delay
@@ -111,6 +115,7 @@ class Timer:
 
 class Aimd:
     wake_on_arrival = False
+    follows_arrivals = False
 
     def __init__(self, max_delay: float) -> None:
         self._max_delay = max_delay
@@ -134,6 +139,7 @@ class Aimd:
 
 class Budget:
     wake_on_arrival = False
+    follows_arrivals = False
 
     def __init__(self, max_delay: float) -> None:
         self._max_delay = max_delay

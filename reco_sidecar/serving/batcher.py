@@ -65,6 +65,7 @@ class LoopBatcher(Generic[K, Q, R]):
         self._inline_max = inline_max
         self._on_batch = on_batch
         self._in_flight = in_flight
+        self._max_delay = max_delay
         self._policy = batch_wait.policy(policy, max_delay, self.arriving)
         self._queue: list[tuple[K, Q, asyncio.Future[R]]] = []
         self._first_at = 0.0
@@ -99,10 +100,23 @@ class LoopBatcher(Generic[K, Q, R]):
         finally:
             self.submitted -= 1
 
-    async def _gather(self, loop: asyncio.AbstractEventLoop) -> bool:
-        """Waits for company while the policy says so; True if it waited at all."""
+    async def _gather(self, loop: asyncio.AbstractEventLoop, seen: int) -> bool:
+        """Waits for company while the policy says so; True if it waited at all. `seen`: the
+        queue's length when this drain last looked (1 for a new drain: its own query).
+
+        A policy that follows arrivals first waits loop turn by loop turn while each turn
+        brings more queries: under load grpc.aio hands the loop one new call every turn or
+        two, so a batch scored on the first turn would hold one or two of the calls already
+        received. A turn costs microseconds when the loop is idle, and when it is busy it is
+        spent answering other calls. A lone call, or calls that stopped coming, end it at once."""
         waited = False
         while len(self._queue) < self._max_size:
+            if (self._policy.follows_arrivals and len(self._queue) > seen
+                    and loop.time() < self._first_at + self._max_delay):
+                seen = len(self._queue)
+                waited = True
+                await asyncio.sleep(0)
+                continue
             end = self._policy.deadline(loop.time(), self._first_at, len(self._queue))
             if end is None or loop.time() >= end:
                 break
@@ -115,14 +129,16 @@ class LoopBatcher(Generic[K, Q, R]):
             finally:
                 timer.cancel()
                 self._wake = None
+            seen = len(self._queue)
         return waited
 
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
+        seen = 1
         try:
             while self._queue:
                 queued = len(self._queue)
-                waited = await self._gather(loop)
+                waited = await self._gather(loop, seen)
                 if waited:
                     self.waits += 1
                 batch = self._queue[: self._max_size]
@@ -141,6 +157,9 @@ class LoopBatcher(Generic[K, Q, R]):
                     self.batches += 1
                     if self._on_batch is not None:
                         self._on_batch(len(group), waited)
+                # what queued while this batch was scored is the next batch, with no wait for
+                # more unless more keep coming
+                seen = len(self._queue)
         finally:
             self._draining = False
 
