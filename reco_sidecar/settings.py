@@ -199,8 +199,8 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--batch-max-size", type=_positive_int, default=d.batch_max_size,
                    help="most Recommend calls per product (1 disables dynamic batching)")
     g.add_argument("--batch-wait-policy", choices=BATCH_WAIT_POLICIES, default=d.batch_wait_policy,
-                   help="when to wait for company: in-flight (only while a Recommend call is on its way "
-                        "to the queue; the default), timer, aimd or budget (compared in docs/performance.md)")
+                   help="when to wait for company: in-flight (only for calls already on their way to the "
+                        "queue; the default), timer, aimd or budget (compared in docs/performance.md)")
     g.add_argument("--jsonld-item-iri", default=d.jsonld_item_iri, help="IRI template for items, with {id}")
     g = p.add_argument_group("operations and security")
     g.add_argument("--metrics-port", type=_port, default=None, help="Prometheus /metrics on this port")

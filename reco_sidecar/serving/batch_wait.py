@@ -7,9 +7,12 @@ is pure loss; and under load the queue fills by itself while the previous batch 
 The policies below are the candidates measured against each other (docs/performance.md);
 `in-flight`, the default, is the one that never waits when waiting cannot help.
 
-- `in-flight`: wait only while a Recommend call is in flight in this worker but has not yet
-  reached the queue: company that is certain to come, and soon. Otherwise score at once
-  whatever queued while the previous batch was scored. No clock, no estimate.
+- `in-flight`: wait only for company that is already on its way: a Recommend call in flight
+  in this worker (counted by the call gate) that has not reached the queue, or more queries
+  reaching the queue on every loop turn (a busy worker gets new calls from grpc.aio one a
+  turn or two; the drain follows them turn by turn and scores once a turn brings none).
+  Otherwise score at once whatever queued while the previous batch was scored. No clock and
+  no estimate: a lone caller's query is scored on the drain's first turn.
 - `timer`: the earlier policy: wait up to max_delay, ending after QUIET_GAPS mean gaps
   without an arrival, whenever calls arrive faster than max_delay. The inter-arrival rate
   cannot tell a few closed-loop callers from an open stream, so it waits for callers who
