@@ -34,11 +34,20 @@ __all__ = ["manifest_mod", "open_model", "verify"]
 def verify(version_dir: pathlib.Path, *, checksums_too: bool = True) -> Manifest:
     """Checks the manifest against the files on disk; returns the manifest."""
     with PinnedVersion(pathlib.Path(version_dir)) as pv:
-        _check(pv, checksums_too)
+        arrays = _check(pv, checksums_too)
+        # The factors' numbers too: a NaN the checksums vouch for fails every worker's open, so
+        # a version `latest` (or an arm, or the store) picked for it would crash-loop the pool.
+        # The pages were just read for the checksums: this pass costs no disk reads.
+        _factors_finite(pv, arrays)
         # Headers and index counts are cheap to read: checking them here lets the supervisor
         # refuse a bad version before any worker tries (and fails) to open it.
         _ann(pv).unload()
         return pv.manifest
+
+
+def _factors_finite(pv: PinnedVersion, arrays: dict[str, np.ndarray]) -> None:
+    for name in (layout.USER_FACTORS, layout.ITEM_FACTORS, layout.COLD_START_VECTOR):
+        _finite(pv, arrays, name)
 
 
 def _check(pv: PinnedVersion, checksums_too: bool) -> dict[str, np.ndarray]:
@@ -189,8 +198,7 @@ def open_model(version_dir: pathlib.Path, *, checksums_too: bool = True) -> Mode
         u, i = man.user_count, man.item_count
         user_factors, item_factors = arrays[layout.USER_FACTORS], arrays[layout.ITEM_FACTORS]
         indptr, indices = arrays[layout.SEEN_INDPTR], arrays[layout.SEEN_INDICES]
-        for name in (layout.USER_FACTORS, layout.ITEM_FACTORS, layout.COLD_START_VECTOR):
-            _finite(pv, arrays, name)
+        _factors_finite(pv, arrays)
         if indptr[0] != 0 or indptr[-1] != man.seen_count or (len(indptr) > 1 and np.any(np.diff(indptr) < 0)):
             raise ArtifactError(pv.file(layout.SEEN_INDPTR).path, "seen-item offsets are not a valid CSR index")
         if man.seen_count and (indices.min() < 0 or indices.max() >= i):
