@@ -22,6 +22,7 @@ from reco_sidecar.artifact import expected, idmaps, layout, source
 from reco_sidecar.artifact import manifest as manifest_mod
 from reco_sidecar.artifact.manifest import Manifest
 from reco_sidecar.artifact.pinned import PinnedVersion
+from reco_sidecar.common import names
 from reco_sidecar.common.errors import ArtifactError
 from reco_sidecar.engine import ann, foldin, scoring
 from reco_sidecar.engine.idindex import DictIdIndex, IdIndex
@@ -57,6 +58,12 @@ def _check(pv: PinnedVersion, checksums_too: bool) -> dict[str, np.ndarray]:
     number = source.version_number(pv.dir.name)
     if number is not None and number != man.version:
         raise ArtifactError(pv.dir, f"manifest says version {man.version}, directory says {pv.dir.name}")
+    # A version sits in its model's directory: the model it answers as (and labels metrics
+    # with) is the directory's, so a manifest naming another model is a copy put in the wrong
+    # place, not a version of this one.
+    if number is not None and pv.dir.parent.name != man.name:
+        raise ArtifactError(pv.dir, f"manifest names model {man.name!r}, but the version is in the directory of "
+                            f"model {names.printable(pv.dir.parent.name)}")
     pv.open_all(checksums_too=checksums_too)
     return {name: pv.array(name, spec) for name, spec in expected.arrays(man).items()}
 
