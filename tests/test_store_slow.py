@@ -17,10 +17,10 @@ import shutil
 import grpc
 import pytest
 
+from harness.driplink import drip_link
 from harness.procs import wait_until
 from harness.seaweedfs import S3Server
 from reco_sidecar.gen.reco.v1 import reco_pb2
-from tests.support.driplink import drip_link
 from tests.support.server import Sidecar, running_sidecar
 from tests.support.store import new_bucket, publish_version, remote, status, store_uri
 from tests.support.versions import copy_version
