@@ -7,17 +7,15 @@ import argparse
 import dataclasses
 import os
 import pathlib
-import re
 from dataclasses import dataclass
 
+from reco_sidecar.common import names as names_rule
 from reco_sidecar.common.errors import InvalidArgument
 from reco_sidecar.common.tokens import read_tokens
 from reco_sidecar.common.versions import VersionSpec, parse_version_spec
 
 # The batcher's wait policies (serving/batch_wait.py), the default first.
 BATCH_WAIT_POLICIES = ("in-flight", "timer", "aimd", "budget")
-
-_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
 @dataclass(frozen=True)
@@ -127,8 +125,8 @@ def _model_names(text: str) -> tuple[str, ...]:
     if not names:
         raise argparse.ArgumentTypeError(f"must name a model, got {text!r}")
     for name in names:
-        if not _MODEL_NAME.match(name):
-            raise argparse.ArgumentTypeError(f"{name!r} is not a model name (letters, digits, '_', '.', '-')")
+        if not names_rule.is_model_name(name):
+            raise argparse.ArgumentTypeError(f"{name!r} is not a model name ({names_rule.RULE})")
     return names
 
 
