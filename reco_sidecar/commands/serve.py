@@ -7,8 +7,7 @@ import pathlib
 import sys
 
 from reco_sidecar import settings
-from reco_sidecar.artifact import loader, source
-from reco_sidecar.artifact import version_choice as verification
+from reco_sidecar.artifact import loader, source, version_choice
 from reco_sidecar.common import logs
 from reco_sidecar.common.errors import ArtifactError, RecoError
 from reco_sidecar.common.exit_codes import ExitCode
@@ -53,10 +52,10 @@ def initial_version(s: settings.ServeSettings, model: str | None = None) -> tupl
     'latest', the newest that verifies), and the versions found bad on the way, with why."""
     name = model or s.default_model
     model_dir = s.model_root / name
-    verdict = verification.resolve(model_dir, s.version_spec)
+    verdict = version_choice.choose_version(model_dir, s.version_spec)
     for version, reason in verdict.bad:
         log.warning("version_skipped", model=name, version=version, error=reason)
-    if isinstance(verdict, verification.Refused):
+    if isinstance(verdict, version_choice.NoVersion):
         raise ArtifactError(model_dir, verdict.message)
     return verdict.version, dict(verdict.bad)
 

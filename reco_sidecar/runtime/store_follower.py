@@ -1,30 +1,31 @@
 """The follower's process: `python -m reco_sidecar.runtime.store_follower …`, started by the
-supervisor. Downloads run here, so they never block the supervisor's loop, and no thread
-of ours lives in a process that forks workers.
+supervisor (supervisor/store_bridge.py). Downloads run here, so they never block the
+supervisor's loop, and no thread of ours lives in a process that forks workers.
 
-Protocol: JSON lines. From the supervisor on stdin: `{"type": "sync", "id": …, "version":
-"latest" | "N"}` (an explicit Reload), `{"type": "serving", "version": N}` (protect it in the
-cache). To the supervisor on stdout: `status` (the StoreStatus as a dict), `available`
-(`version` is in the cache; `id` of the request or null for the watch), `refused` (`id`,
-`code`, `message`). The first line after start answers the initial sync with `id` "initial".
-The process exits when stdin closes or the supervisor dies."""
+It talks to the supervisor over the channel whose descriptor `--channel-fd` names, in the
+wire's typed messages: `Sync` (bring a version into the cache) and `Serving` (protect it)
+in; `Available`, `NotAvailable` and `StoreStatus` out. Its first message answers the
+initial sync with id `wire.INITIAL`; a new target the watch finds is announced with id
+`wire.WATCH`. The process exits when the channel closes or the supervisor dies."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import ctypes
-import json
 import os
 import pathlib
 import queue
 import signal
+import socket
 import sys
 import threading
 import time
-from typing import Any
 
 from reco_sidecar.common import logs
+from reco_sidecar.common.versions import LATEST
+from reco_sidecar.runtime import wire
+from reco_sidecar.runtime.channel import Channel
 from reco_sidecar.store import location
 from reco_sidecar.store.client import make_client
 from reco_sidecar.store.follower import Follower, Outcome
@@ -32,31 +33,26 @@ from reco_sidecar.store.remote import RemoteModel
 
 log = logs.get(__name__)
 PR_SET_PDEATHSIG = 1
-_out_lock = threading.Lock()
 
 
-def emit(message: dict[str, Any]) -> None:
-    with _out_lock:
-        sys.stdout.write(json.dumps(message) + "\n")
-        sys.stdout.flush()
-
-
-def _reply(request_id: Any, outcome: Outcome) -> None:
+def _reply(channel: Channel, request_id: int, outcome: Outcome) -> None:
     if outcome.version is not None:
-        emit({"type": "available", "id": request_id, "version": outcome.version})
+        channel.send(wire.Available(request_id, outcome.version))
     else:
-        emit({"type": "refused", "id": request_id, "code": outcome.code, "message": outcome.message})
+        assert outcome.kind is not None
+        channel.send(wire.NotAvailable(request_id, outcome.kind, outcome.message))
 
 
-def _read_commands(commands: queue.SimpleQueue[dict[str, Any] | None]) -> None:
-    for line in sys.stdin:
+def _read_commands(channel: Channel, commands: queue.SimpleQueue[wire.ToFollower | None]) -> None:
+    while True:
         try:
-            message = json.loads(line)
-        except json.JSONDecodeError:
+            command = channel.recv(wire.decode_to_follower)
+        except ValueError as e:
+            log.error("control_message_invalid", error=str(e))
             continue
-        if isinstance(message, dict):
-            commands.put(message)
-    commands.put(None)
+        commands.put(command)
+        if command is None:
+            return
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -66,11 +62,11 @@ def _die_with_parent(parent_pid: int) -> None:
         sys.exit(0)
 
 
-def serve_forever(follower: Follower, watch: float) -> int:
-    commands: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
-    threading.Thread(target=_read_commands, args=(commands,), daemon=True, name="commands").start()
+def serve_forever(follower: Follower, channel: Channel, watch: float) -> int:
+    commands: queue.SimpleQueue[wire.ToFollower | None] = queue.SimpleQueue()
+    threading.Thread(target=_read_commands, args=(channel, commands), daemon=True, name="commands").start()
     first = follower.sync(None, explicit=True)
-    _reply("initial", first)
+    _reply(channel, wire.INITIAL, first)
     announced = first.version
     next_look = time.monotonic() + watch if watch else float("inf")
     while True:
@@ -83,22 +79,18 @@ def serve_forever(follower: Follower, watch: float) -> int:
             # Announce a target once; the supervisor runs the reload (and remembers failures).
             if outcome.version is not None and outcome.version != announced:
                 announced = outcome.version
-                _reply(None, outcome)
+                _reply(channel, wire.WATCH, outcome)
             continue
-        if command is None:
-            return 0
-        kind = command.get("type")
-        if kind == "sync":
-            wanted = str(command.get("version") or "latest")
-            if wanted != "latest" and not (wanted.isascii() and wanted.isdigit()):
-                _reply(command.get("id"), Outcome(None, "INVALID_ARGUMENT", f"not a version number: {wanted!r}"))
-                continue
-            outcome = follower.sync(None if wanted == "latest" else int(wanted), explicit=True)
-            if wanted == "latest" and outcome.version is not None:
-                announced = outcome.version
-            _reply(command.get("id"), outcome)
-        elif kind == "serving":
-            follower.set_serving(int(command["version"]))
+        match command:
+            case None:
+                return 0
+            case wire.Sync(request_id, spec):
+                outcome = follower.sync(None if spec is LATEST else spec, explicit=True)
+                if spec is LATEST and outcome.version is not None:
+                    announced = outcome.version
+                _reply(channel, request_id, outcome)
+            case wire.Serving(version):
+                follower.set_serving(version)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,17 +102,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--watch", type=float, default=0.0)
     p.add_argument("--endpoint-url", default=None)
     p.add_argument("--parent-pid", type=int, required=True)
+    p.add_argument("--channel-fd", type=int, required=True)
     p.add_argument("--log-level", default="info")
     p.add_argument("--log-format", default="json")
     args = p.parse_args(argv)
     _die_with_parent(args.parent_pid)
     logs.configure(args.log_level, args.log_format)
+    channel = Channel(socket.socket(fileno=args.channel_fd))
     remote = RemoteModel(make_client(args.endpoint_url), location.parse(args.store), args.model)
-    follower = Follower(remote, args.cache, args.keep, lambda status: emit({"type": "status", "status": status}))
-    try:
-        return serve_forever(follower, args.watch)
-    except BrokenPipeError:  # the supervisor is gone
-        return 0
+    follower = Follower(remote, args.cache, args.keep, channel.send)
+    return serve_forever(follower, channel, args.watch)
 
 
 if __name__ == "__main__":

@@ -66,7 +66,7 @@ class WorkerControl:
 
     # Reloader protocol, called from an RPC thread.
     def reload(self, model: str, version: VersionSpec) -> ReloadOutcome:
-        reply = self._ask(lambda request_id: m.ReloadRequest(request_id, str(version), model))
+        reply = self._ask(lambda request_id: m.ReloadRequest(request_id, version, model))
         match reply:
             case m.ReloadDone(_, old, new, load_seconds, workers):
                 return ReloadOutcome(old, new, load_seconds, workers)
@@ -108,7 +108,7 @@ class WorkerControl:
     def _run(self) -> None:
         while True:
             try:
-                message = self._channel.recv_to_worker()
+                message = self._channel.recv(m.decode_to_worker)
             except ValueError as e:
                 log.error("control_message_invalid", error=str(e))
                 continue
