@@ -48,7 +48,6 @@ class Supervisor:
     @property
     def pool(self) -> Pool:
         return self.router.pool
-
     def run(self) -> int:
         try:
             return self._run()
@@ -70,8 +69,8 @@ class Supervisor:
         self.settings = self.router.settings = s = dataclasses.replace(s, port=port)
         self.router.pool = Pool(s, privates, self._fds_for_children)
         self._wake_r, self._wake_w = os.pipe()
-        for fd in (self._wake_r, self._wake_w):
-            os.set_blocking(fd, False)
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
         signal.set_wakeup_fd(self._wake_w)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGHUP):
             signal.signal(sig, lambda *_: None)  # the wakeup fd carries the signal number
@@ -79,11 +78,7 @@ class Supervisor:
                  default_model=s.default_model, versions=self.router.serving(),
                  experiments=len(self.router.experiments_served().experiments.experiments),
                  worker_timeout=s.worker_timeout)
-        self.router.watch.start(time.monotonic())
-        for slot in self.pool.slots:
-            self.router.spawn(slot, time.monotonic())
-        if self.store is not None:
-            self.store.serving(self.router.serving()[s.default_model])
+        self.router.start(time.monotonic())
         try:
             return self._loop()
         finally:
@@ -142,13 +137,7 @@ class Supervisor:
         self._reap()
 
     def _reap(self) -> None:
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
+        for pid, status in self.pool.reap():
             if self.router.reaped(pid):
                 continue
             slot = self.pool.by_pid(pid)
@@ -169,7 +158,7 @@ class Supervisor:
             self.exit_code = ExitCode.WORKERS_FAILED
             self._stop("a worker cannot boot", fast=True)
             return
-        self._broadcast_topology()
+        self.router.topology()
 
     def _timers(self, now: float) -> None:
         if self.stopping:
@@ -233,7 +222,7 @@ class Supervisor:
     def _ready(self, slot: WorkerSlot, message: m.Ready) -> None:
         self.pool.ready(slot, message.address, time.monotonic())
         self.router.booted(slot, message)
-        self._broadcast_topology()
+        self.router.topology()
         if self.announced or not self.pool.all_ready():
             return
         self.announced, self.last_activity = True, time.monotonic()
@@ -241,11 +230,6 @@ class Supervisor:
         if not ready_line.announce(s.port, [w.address for w in self.pool.slots], s.default_model,
                                    self.router.serving()[s.default_model], self.router.serving(), s.shared_address):
             self._stop("stdout closed before ready", fast=True)  # whoever started us stopped listening
-
-    def _broadcast_topology(self) -> None:
-        workers = m.Workers(tuple(m.WorkerEntry(s.pid, s.address) for s in self.pool.up()))
-        for slot in self.pool.up():
-            self.router.send(slot, workers)
 
     # -- stop ------------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from reco_sidecar.common import logs
@@ -132,6 +132,18 @@ class Pool:
             backoff = 0.0 if was_ready else min(MAX_BACKOFF, 0.1 * 2 ** slot.boot_failures)
             slot.restart_at = now + backoff
         return Exit(slot, code, was_ready, killed_for, gave_up)
+
+    @staticmethod
+    def reap() -> Iterator[tuple[int, int]]:
+        """(pid, status) of every child that exited, workers or not, without waiting."""
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            yield pid, status
 
     def due_restarts(self, now: float) -> list[WorkerSlot]:
         return [s for s in self.slots if s.pid == 0 and s.restart_at is not None and now >= s.restart_at]

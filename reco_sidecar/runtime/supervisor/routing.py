@@ -53,6 +53,14 @@ class Router:
         self._store_specs: dict[Requester, VersionSpec] = {}  # what a Reload sent to the follower asked for
         self.store_handlers = Handlers(self.store_available, self.store_refused, self.store_status)
 
+    def start(self, now: float) -> None:
+        """Forks the first workers (the loop has probed the ports and made the pool)."""
+        self.watch.start(now)
+        for slot in self.pool.slots:
+            self.spawn(slot, now)
+        if self.store is not None:
+            self.store.serving(self.serving()[self.settings.default_model])
+
     def serving(self) -> dict[str, int]:
         """The version of every model a worker started now boots."""
         return {name: reload.serving for name, reload in self.reloads.items()}
@@ -256,6 +264,12 @@ class Router:
         self.rolled(self.rollout.booted(slot.slot, ready.experiments_generation))
         if self.store is not None and self.store.last_status is not None:
             self.send(slot, self.store.last_status)
+
+    def topology(self) -> None:
+        """Where every worker that is up listens, to every worker that is up."""
+        workers = m.Workers(tuple(m.WorkerEntry(s.pid, s.address) for s in self.pool.up()))
+        for slot in self.pool.up():
+            self.send(slot, workers)
 
     def died(self, slot: int, cause: co.Death, detail: str) -> None:
         self.event(co.WorkerDied(slot, cause, detail))
