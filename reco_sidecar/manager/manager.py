@@ -18,8 +18,7 @@ from dataclasses import dataclass
 
 from reco_sidecar.artifact import checksums, source
 from reco_sidecar.common import logs
-from reco_sidecar.common.errors import FailedPrecondition, NotFound, Unavailable
-from reco_sidecar.common.versions import LATEST, VersionSpec
+from reco_sidecar.common.errors import FailedPrecondition, Unavailable
 from reco_sidecar.engine.model import Model
 from reco_sidecar.manager import warmup
 
@@ -113,19 +112,6 @@ class ModelManager:
             self._failed_elsewhere[version] = reason
 
     # -- loading side ---------------------------------------------------------------------------
-
-    def resolve(self, version: VersionSpec) -> int:
-        """LATEST to the newest complete version; a number to itself if it exists."""
-        model_dir = self.model_root / self.name
-        if version is LATEST:
-            latest = source.latest_version(model_dir)
-            if latest is None:
-                raise NotFound(f"model {self.name!r} has no complete version under {self.model_root}",
-                               field="model")
-            return latest
-        if version not in source.list_versions(model_dir):
-            raise NotFound(f"model {self.name!r} has no complete version {version}", field="version")
-        return version
 
     def prepare(self, version: int) -> Model:
         """Loads, validates and warms `version` without serving it. Raises FailedPrecondition."""

@@ -23,11 +23,6 @@ class Limits:
     max_batch_users: int
 
 
-def check_model(requested: str, served: str) -> None:
-    if requested and requested != served:
-        raise NotFound(f"this sidecar serves model {served!r}, not {requested!r}", field="model")
-
-
 def id_problem(value: str) -> str | None:
     """What is wrong with an id, or None. The message never repeats the id."""
     if not value:
