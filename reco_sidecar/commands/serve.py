@@ -1,4 +1,5 @@
-"""`reco-sidecar serve`: the worker pool serving one model."""
+"""`reco-sidecar serve`: checks the settings and the first version of every model, then runs
+the supervisor (runtime/supervisor/) that serves them with a pool of workers."""
 
 from __future__ import annotations
 
