@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 
-from reco_sidecar.artifact import source
+from reco_sidecar.artifact import version_dirs
 from reco_sidecar.common.errors import NotFound
 from reco_sidecar.common.versions import LATEST, VersionSpec
 from reco_sidecar.manager.manager import ModelManager
@@ -34,11 +34,11 @@ def find_version(manager: ModelManager, version: VersionSpec) -> int:
     """LATEST to the newest complete version; a number to itself if it exists."""
     model_dir = manager.model_root / manager.name
     if version is LATEST:
-        latest = source.latest_version(model_dir)
+        latest = version_dirs.latest_version(model_dir)
         if latest is None:
             raise NotFound(f"model {manager.name!r} has no complete version under {manager.model_root}",
                            field="model")
         return latest
-    if version not in source.list_versions(model_dir):
+    if version not in version_dirs.list_versions(model_dir):
         raise NotFound(f"model {manager.name!r} has no complete version {version}", field="version")
     return version

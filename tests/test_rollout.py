@@ -13,7 +13,7 @@ from reco_sidecar.experiments.checks import ExperimentsFile
 from reco_sidecar.runtime import payload as payloads
 from reco_sidecar.runtime import wire as m
 from reco_sidecar.runtime.supervisor import rollout as ro
-from reco_sidecar.runtime.supervisor.experiments_rollout import ExperimentsSource, experiments_rollout
+from reco_sidecar.runtime.supervisor.experiments_rollout import ExperimentsReader, experiments_rollout
 from reco_sidecar.runtime.supervisor.transaction import Reply, Send
 
 GOOD = '[[experiments]]\nname = "e"\nsalt = "s"\nshare = 1.0\narms = [{ name = "a", model = "posts" }]\n'
@@ -32,17 +32,17 @@ def sent(text: str, d: payloads.PayloadDir) -> m.Payload:
 
 
 def make(tmp_path: pathlib.Path, payload_dir: payloads.PayloadDir, text: str = GOOD, pool: int = 2
-         ) -> tuple[Rollout, ExperimentsSource]:
+         ) -> tuple[Rollout, ExperimentsReader]:
     """The pure rollout, and the file it rolls out as the supervisor reads it."""
     path = tmp_path / "experiments.toml"
     path.write_text(text)
     r = experiments_rollout(pool, timeout=10.0)
     for slot in range(pool):
         assert r.booted(slot, 0) == []
-    return r, ExperimentsSource(path, payload_dir)
+    return r, ExperimentsReader(path, payload_dir)
 
 
-def ask(r: Rollout, src: ExperimentsSource, requester: tuple[int, int] | None = (0, 1), now: float = 0.0
+def ask(r: Rollout, src: ExperimentsReader, requester: tuple[int, int] | None = (0, 1), now: float = 0.0
         ) -> list[ro.Action]:
     return r.asked(requester, src.check(["posts"], lambda model: [1, 2]), now)
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from harness.seaweedfs import S3Server
-from reco_sidecar.artifact import layout, loader, source
+from reco_sidecar.artifact import layout, loader, version_dirs
 from reco_sidecar.common.errors import ErrorKind
 from reco_sidecar.store import cache
 from reco_sidecar.store.download import download
@@ -142,11 +142,11 @@ def test_the_cache_keeps_the_most_recently_used_and_the_protected(
     model_dir = root / "demo"
     for _ in range(4):
         copy_version(model_dir, 1)
-    assert source.list_versions(model_dir) == [1, 2, 3, 4, 5]
+    assert version_dirs.list_versions(model_dir) == [1, 2, 3, 4, 5]
     for used_at, version in enumerate([1, 4, 3, 5, 2]):  # oldest use first
         os.utime(model_dir / str(version), ns=(used_at * 10**9, used_at * 10**9))
     assert cache.prune(model_dir, keep=2, protect={1}) == [3, 4]
-    assert source.list_versions(model_dir) == [1, 2, 5]
+    assert version_dirs.list_versions(model_dir) == [1, 2, 5]
     assert visible(model_dir) == ["1", "2", "5"]  # nothing hidden left behind
     cache.touch(model_dir, 5)
     assert cache.prune(model_dir, keep=1, protect=()) == [1, 2]

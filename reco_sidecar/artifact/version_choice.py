@@ -12,7 +12,7 @@ import pathlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from reco_sidecar.artifact import loader, source
+from reco_sidecar.artifact import loader, version_dirs
 from reco_sidecar.common.errors import ArtifactError, ErrorKind
 from reco_sidecar.common.versions import LATEST, VersionSpec
 
@@ -51,7 +51,7 @@ def problem(version_dir: pathlib.Path, verify: Verify = loader.verify) -> str | 
 def choose_version(model_dir: pathlib.Path, spec: VersionSpec, *, known_bad: frozenset[int] = frozenset(),
             verify: Verify = loader.verify) -> Verdict:
     try:
-        versions = source.list_versions(model_dir)
+        versions = version_dirs.list_versions(model_dir)
     except OSError as e:
         return NoVersion(ErrorKind.FAILED_PRECONDITION, f"cannot list {model_dir}: {e}", "model")
     if spec is not LATEST:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from reco_sidecar.artifact import checksums, source
+from reco_sidecar.artifact import checksums, version_dirs
 from reco_sidecar.common import logs
 from reco_sidecar.common.errors import FailedPrecondition, Unavailable
 from reco_sidecar.engine.model import Model
@@ -122,7 +122,7 @@ class ModelManager:
             self._status[version] = VersionStatus(version, VersionState.LOADING)
             # Asked to load it again (a Reload naming it after it was fixed): its new outcome counts.
             self._failed_elsewhere.pop(version, None)
-        path = source.version_dir(self.model_root, self.name, version)
+        path = version_dirs.version_dir(self.model_root, self.name, version)
         hashed_before = checksums.hashed_bytes()
         try:
             model = self._open(path)

@@ -10,11 +10,11 @@ import shutil
 import uuid
 from collections.abc import Iterable
 
-from reco_sidecar.artifact import layout, source
+from reco_sidecar.artifact import layout, version_dirs
 
 
 def cached_versions(model_dir: pathlib.Path) -> list[int]:
-    return source.list_versions(model_dir)
+    return version_dirs.list_versions(model_dir)
 
 
 def touch(model_dir: pathlib.Path, version: int) -> None:

@@ -42,7 +42,7 @@ def experiments_rollout(pool_size: int, timeout: float) -> Rollout[checks.Experi
     return Rollout(ExperimentsKind(), pool_size, timeout)
 
 
-class ExperimentsSource:
+class ExperimentsReader:
     """The experiments file on disk, as `--experiments` names it (None: not given)."""
 
     def __init__(self, path: pathlib.Path | None, payloads: PayloadDir) -> None:

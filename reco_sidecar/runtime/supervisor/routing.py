@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import assert_never
 
-from reco_sidecar.artifact import checksums, source
+from reco_sidecar.artifact import checksums, version_dirs
 from reco_sidecar.common import logs
 from reco_sidecar.common.errors import ErrorKind
 from reco_sidecar.common.versions import LATEST, VersionSpec
@@ -20,7 +20,7 @@ from reco_sidecar.runtime.channel import Undeliverable
 from reco_sidecar.runtime.payload import PayloadDir
 from reco_sidecar.runtime.supervisor import model_reload as co
 from reco_sidecar.runtime.supervisor import rollout as ro
-from reco_sidecar.runtime.supervisor.experiments_rollout import ExperimentsSource, experiments_rollout
+from reco_sidecar.runtime.supervisor.experiments_rollout import ExperimentsReader, experiments_rollout
 from reco_sidecar.runtime.supervisor.pool import Pool, WorkerSlot
 from reco_sidecar.runtime.supervisor.store_bridge import Handlers, StoreBridge
 from reco_sidecar.runtime.supervisor.transaction import Reply, Requester, Send
@@ -45,7 +45,7 @@ class Router:
                                              failed=(failed or {}).get(name)) for name, version in versions.items()}
         self.verifiers = {name: Verifier(settings.model_root / name) for name in versions}
         self.payloads = PayloadDir()
-        self.experiments = ExperimentsSource(settings.experiments, self.payloads)
+        self.experiments = ExperimentsReader(settings.experiments, self.payloads)
         self.booted_with = experiments or ExperimentsFile.empty()
         self.rollout = experiments_rollout(settings.workers, settings.reload_timeout)
         self.watch = Watch(settings.model_root, settings.watch, folders=store is None)
@@ -214,7 +214,7 @@ class Router:
     def reload_experiments(self, requester: Requester | None) -> None:
         def versions_of(model: str) -> list[int]:
             try:
-                return source.list_versions(self.settings.model_root / model)
+                return version_dirs.list_versions(self.settings.model_root / model)
             except OSError:
                 return []
 

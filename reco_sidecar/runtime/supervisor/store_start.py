@@ -5,7 +5,7 @@ store is down."""
 
 from __future__ import annotations
 
-from reco_sidecar.artifact import loader, source
+from reco_sidecar.artifact import loader, version_dirs
 from reco_sidecar.common import logs
 from reco_sidecar.common.errors import ArtifactError
 from reco_sidecar.runtime import wire
@@ -29,7 +29,7 @@ def start(s: ServeSettings) -> tuple[StoreBridge, int]:
         if isinstance(first, wire.Available):
             version = first.version
             try:
-                loader.verify(source.version_dir(s.model_root, s.default_model, version))
+                loader.verify(version_dirs.version_dir(s.model_root, s.default_model, version))
                 return bridge, version
             except ArtifactError as e:
                 reason = str(e)
@@ -42,7 +42,7 @@ def start(s: ServeSettings) -> tuple[StoreBridge, int]:
 
 def _newest_cached(s: ServeSettings, store_reason: str) -> int:
     model_dir = s.model_root / s.default_model
-    for version in reversed(source.list_versions(model_dir)):
+    for version in reversed(version_dirs.list_versions(model_dir)):
         try:
             loader.verify(model_dir / str(version))
         except ArtifactError as e:

@@ -9,7 +9,7 @@ import pathlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from reco_sidecar.artifact import source
+from reco_sidecar.artifact import version_dirs
 from reco_sidecar.common import logs
 from reco_sidecar.common.versions import LATEST, VersionSpec
 from reco_sidecar.runtime.supervisor.model_reload import Coordinator
@@ -52,7 +52,7 @@ class Watch:
             if not self.folders:
                 continue
             try:
-                versions = source.list_versions(self.model_root / name)
+                versions = version_dirs.list_versions(self.model_root / name)
             except OSError as e:
                 log.warning("watch_failed", model=name, error=str(e))
                 continue

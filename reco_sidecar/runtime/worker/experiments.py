@@ -72,9 +72,9 @@ class ExperimentsApplier:
         """Raises _PinFailed naming the arm when a pinned version cannot be opened."""
         experiments = checks.parse_sent(payload.read(file).decode("utf-8"), syntax)
         pinned: dict[tuple[str, int], ModelManager] = {}
-        for model, version in checks.pinned(experiments):
+        for model, version in checks.arm_versions(experiments):
             try:
-                pinned.update(self._registry.open_pinned([(model, version)]))
+                pinned.update(self._registry.open_arm_versions([(model, version)]))
             except Exception as e:  # an odd pinned version must fail the rollout, not the worker
                 error = str(e) if isinstance(e, RecoError) else f"{type(e).__name__}: {e}"
                 raise _PinFailed(checks.arm_field(experiments, model, version),
@@ -109,7 +109,7 @@ class ExperimentsApplier:
         self._swap(generation, prepared)
 
     def _swap(self, generation: int, prepared: _Prepared) -> None:
-        self._registry.use_pinned(prepared.pinned)
+        self._registry.use_arm_versions(prepared.pinned)
         self._live.replace(prepared.experiments, generation)
         log.info("experiments_applied", generation=generation,
                  experiments=[e.name for e in prepared.experiments.experiments],

@@ -19,7 +19,7 @@ from reco_sidecar.common import logs
 from reco_sidecar.common.errors import FailedPrecondition
 from reco_sidecar.common.exit_codes import ExitCode
 from reco_sidecar.engine.model import Model
-from reco_sidecar.experiments.checks import ExperimentsFile, parse_sent, pinned
+from reco_sidecar.experiments.checks import ExperimentsFile, arm_versions, parse_sent
 from reco_sidecar.experiments.counters import SharedCounters
 from reco_sidecar.experiments.live import LiveExperiments
 from reco_sidecar.manager.manager import ModelManager
@@ -106,9 +106,9 @@ def _boot(settings: ServeSettings, spec: WorkerSpec, channel: Channel, boot: Boo
             log.error("worker_load_failed", slot=spec.slot, model=manager.name, version=version, error=str(e))
             channel.send(m.BootFailed(spec.slot, f"model {manager.name!r}: {e}"))
             return ExitCode.WORKER_LOAD_FAILED
-    pins = pinned(experiments.current)
+    pins = arm_versions(experiments.current)
     try:
-        registry.use_pinned(registry.open_pinned(pins))
+        registry.use_arm_versions(registry.open_arm_versions(pins))
     except FailedPrecondition as e:
         log.error("worker_load_failed", slot=spec.slot, pinned=[f"{n}@{v}" for n, v in pins], error=str(e))
         channel.send(m.BootFailed(spec.slot, f"a version an experiment arm pins: {e}"))
