@@ -11,7 +11,7 @@ from reco_sidecar.common.errors import NotFound
 from reco_sidecar.common.versions import LATEST, VersionSpec
 from reco_sidecar.manager.manager import ModelManager
 from reco_sidecar.manager.registry import ModelRegistry
-from reco_sidecar.serving.service import ReloadOutcome
+from reco_sidecar.serving.contracts import ReloadOutcome
 
 
 class LocalReloader:

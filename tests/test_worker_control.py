@@ -19,7 +19,7 @@ from reco_sidecar.runtime.channel import Channel, pair
 from reco_sidecar.runtime.worker.control import WorkerControl
 from reco_sidecar.runtime.worker.stop import StopReason
 from reco_sidecar.runtime.worker.topology import WorkerTopology
-from reco_sidecar.serving.service import WorkerAddress
+from reco_sidecar.serving.contracts import WorkerAddress
 from tests.support.versions import copy_version
 
 

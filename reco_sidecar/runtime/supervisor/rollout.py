@@ -102,7 +102,7 @@ class Rollout(Generic[F]):
                                 self.kind.name)
         if isinstance(checked, RecoError):
             return self._refuse(requester, ErrorKind.FAILED_PRECONDITION,
-                                f"{checked}; still serving the previous {self.kind.name}", checked.field)
+                                f"{checked.message}; still serving the previous {self.kind.name}", checked.field)
         self.proposals = max(self.proposals, self.generation) + 1
         proposal = Proposal(TwoPhase.begin(self.proposals, self.pool_size, requester, now), checked)
         self.proposal = proposal

@@ -72,6 +72,8 @@ class StoreBridge:
                 "--log-level", c.log_level, "--log-format", c.log_format]
         if c.endpoint_url:
             args += ["--endpoint-url", c.endpoint_url]
+        if self._serving is not None:
+            args += ["--serving", str(self._serving)]
         # stdout and stderr are the sidecar's own: the follower's log lines join the others.
         try:
             self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, pass_fds=(theirs.fileno(),))
