@@ -480,3 +480,17 @@ def test_a_reload_to_a_number_pins_it_until_a_reload_of_latest() -> None:
     h.feed(co.ReloadAsked(None, 1, pin=False))  # a model store asking by number on its own
     h.verified(1)
     assert h.c.pinned is None
+
+
+def test_a_message_that_cannot_reach_a_worker_fails_the_reload_at_once() -> None:
+    h = Harness()
+    h.ask(2)
+    h.verified(2)
+    h.prepared(0)
+    h.feed(co.Undeliverable(1, "prepare message of 200000 bytes is larger than 131072"))
+    reply = h.reply()
+    assert isinstance(reply, m.ReloadRefused) and reply.kind is ErrorKind.UNAVAILABLE
+    assert "worker 1" in reply.message and "larger than" in reply.message
+    assert isinstance(h.last(0, m.Abort), m.Abort) and h.c.txn is None and h.c.serving == 1
+    # Not the version's fault: it is not marked bad, a later reload may try it again.
+    assert 2 not in h.c.failed
