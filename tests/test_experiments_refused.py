@@ -12,7 +12,7 @@ import pytest
 
 from harness.procs import run_bounded
 from harness.sidecar import command
-from reco_sidecar.runtime.exit_codes import ExitCode
+from reco_sidecar.common.exit_codes import ExitCode
 
 pytestmark = pytest.mark.slow
 

@@ -1,6 +1,6 @@
 """Follows the store for one model: finds the version replicas should serve (the CURRENT
 pointer, else the newest published), downloads it into the cache and says so. It runs in
-its own process (store/follow_process.py), never in the supervisor's loop or a worker."""
+its own process (runtime/store_follower.py), never in the supervisor's loop or a worker."""
 
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ class Follower:
 
     def look(self, wanted: int | None, *, explicit: bool) -> Outcome | Needs:
         """What `wanted` (None: the store's target) needs: an Outcome when it is in the cache
-        or cannot be had, Needs when it must be downloaded first (follow_process.py runs the
+        or cannot be had, Needs when it must be downloaded first (runtime/store_follower.py runs the
         download off its loop, so a cached target never waits behind one)."""
         if wanted is not None and wanted in cache.cached_versions(self.model_dir):
             return Outcome(wanted)  # already here: a rollback needs no network
