@@ -16,6 +16,7 @@ import pytest
 from harness.procs import run_bounded, wait_until
 from harness.seaweedfs import S3Server
 from harness.sidecar import command, recommender
+from reco_sidecar.artifact import source
 from reco_sidecar.common.exit_codes import ExitCode
 from reco_sidecar.gen.reco.v1 import reco_pb2
 from tests.support.server import running_sidecar
@@ -26,13 +27,17 @@ pytestmark = pytest.mark.slow
 
 
 def publish_nan_users(model_dir: pathlib.Path, src: int = 1) -> int:
-    """A copy of `src` with one user factor NaN and a manifest that vouches for the bytes."""
-    version = copy_version(model_dir, src)
-    path = model_dir / str(version) / "user_factors.npy"
+    """A copy of `src` with one user factor NaN and a manifest that vouches for the bytes,
+    built under a hidden name and renamed into place (a watcher never sees it half-made)."""
+    version = (source.latest_version(model_dir) or 0) + 1
+    building = model_dir / f".building-{version}"
+    copy_version(model_dir, src, version, directory=building.name)
+    path = building / "user_factors.npy"
     factors = np.load(path)
     factors[7, 0] = np.nan
     np.save(path, factors)
-    resign(model_dir / str(version), "user_factors.npy")
+    resign(building, "user_factors.npy")
+    building.rename(model_dir / str(version))
     return version
 
 
