@@ -47,7 +47,7 @@ def verify(version_dir: pathlib.Path, *, checksums_too: bool = True) -> Manifest
 
 
 def _factors_finite(pv: PinnedVersion, arrays: dict[str, np.ndarray]) -> None:
-    for name in (layout.USER_FACTORS, layout.ITEM_FACTORS, layout.COLD_START_VECTOR):
+    for name in (layout.USER_FACTORS, layout.ITEM_FACTORS, layout.COLD_START_VECTOR, layout.SEEN_WEIGHTS):
         _finite(pv, arrays, name)
 
 
@@ -145,7 +145,8 @@ def _finite(pv: PinnedVersion, arrays: dict[str, np.ndarray], name: str) -> None
         return
     for s in range(0, len(arr), 1 << 14):  # a chunk at a time: no boolean copy of the whole array
         if not np.isfinite(arr[s : s + (1 << 14)]).all():
-            raise ArtifactError(pv.file(name).path, "factors contain NaN or infinity")
+            what = "seen weights" if name == layout.SEEN_WEIGHTS else "factors"
+            raise ArtifactError(pv.file(name).path, f"{what} contain NaN or infinity")
 
 
 def _popular_rows(pv: PinnedVersion, popularity: np.ndarray, item_count: int) -> np.ndarray:
@@ -226,7 +227,8 @@ def open_model(version_dir: pathlib.Path, *, checksums_too: bool = True) -> Mode
         version=man.version,
         path=pv.dir,
         info=ModelInfo(algorithm=man.algorithm, metrics=dict(man.metrics), fold_in=dict(man.fold_in),
-                       search_k=man.ann.search_k),
+                       search_k=man.ann.search_k, objective=man.solve_objective(),
+                       event_types=dict(man.event_types), as_of=man.as_of),
         user_factors=user_factors,
         item_factors=item_factors,
         users=users,
@@ -243,4 +245,5 @@ def open_model(version_dir: pathlib.Path, *, checksums_too: bool = True) -> Mode
         load_seconds=time.perf_counter() - started,
         neighbours=neighbours,
         neighbour_scores=arrays.get(layout.ITEM_NEIGHBOUR_SCORES),
+        seen_weights=arrays.get(layout.SEEN_WEIGHTS),
     )
