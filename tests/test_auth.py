@@ -76,9 +76,10 @@ def test_a_method_the_service_lacks_is_unimplemented_with_or_without_a_token(sid
     """The token is checked before the body is read, for the Recommender's methods only."""
     with grpc.insecure_channel(sidecar.address) as channel:
         for metadata in (None, _bearer(CALLER)):
-            nope = channel.unary_unary("/reco.v1.Recommender/NoSuchMethod")
+            nope = channel.unary_unary("/reco.v1.Recommender/NoSuchMethod", request_serializer=None,
+                                       response_deserializer=None)
             with pytest.raises(grpc.RpcError) as e:
-                nope(b"", timeout=10, metadata=metadata)
+                nope(b"", timeout=10, metadata=None if metadata is None else tuple(metadata))
             assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
 
