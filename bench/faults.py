@@ -14,7 +14,13 @@ each worker's own port). For each fault the result records:
 Faults: `sigkill_worker`, `sigstop_worker` (with --worker-timeout), `bad_version_on_disk`
 (manifests of the wrong types, nested JSON, a directory named '²', with --watch and explicit
 Reloads), `file_swapped_during_reload` (user factors replaced by rename while Reloads run),
-`reload_storm_with_restarts` (Reloads back to back while workers are killed).
+`reload_storm_with_restarts` (Reloads back to back while workers are killed), `dripping_store`
+(a replica whose store trickles its target one byte every 5 s: the cache must serve at once,
+CURRENT pointed back and a Reload of a cached version must not wait behind the download),
+`sigterm_with_health_watchers` (a health Watch on every worker, as a client pool keeps, then
+SIGTERM with a long --grace), `memory_from_clients` (a flood of 14 MB calls without a token,
+then never-read 1M-user BatchRecommend streams), `rollout_during_batch` (ReloadExperiments
+drops an arm's pinned version while a BatchRecommend stream uses it).
 
     python -m bench.faults [--small] [--only NAME ...]   # writes bench/results/faults.json
 """
@@ -38,6 +44,7 @@ from typing import Any
 
 import grpc
 import numpy as np
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench import common
 from harness.bench_model import BenchModel, read_ids
@@ -122,7 +129,8 @@ class Run:
     baseline: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @contextmanager
-    def sidecar(self, name: str, extra: list[str]) -> Iterator[tuple[Sidecar, pathlib.Path]]:
+    def sidecar(self, name: str, extra: list[str], *, baseline: bool = True
+                ) -> Iterator[tuple[Sidecar, pathlib.Path]]:
         """A private model root (a byte copy of the benchmark version as version 1) and a sidecar on it."""
         root = self.work / name / "root"
         model_dir = root / self.model.name
@@ -134,13 +142,18 @@ class Run:
         (model_dir / "1" / "manifest.json").write_text(json.dumps(manifest))
         with running_sidecar(root, self.model.name, workers=2, version=1, extra_args=extra,
                              log_path=self.work / name / "sidecar.log", tied=True, stop_grace=5.0) as sc:
-            if not self.baseline:
-                with grpc.insecure_channel(sc.address) as ch:
-                    stub = reco_pb2_grpc.RecommenderStub(ch)  # type: ignore[no-untyped-call]
-                    for u in self.users:
-                        r = stub.Recommend(reco_pb2.RecommendRequest(user_id=u, n=10), timeout=30)
-                        self.baseline[u] = tuple(x.item_id for x in r.items)
+            if baseline:
+                self.fill_baseline(sc)
             yield sc, model_dir
+
+    def fill_baseline(self, sc: Sidecar) -> None:
+        if self.baseline:
+            return
+        with grpc.insecure_channel(sc.address) as ch:
+            stub = reco_pb2_grpc.RecommenderStub(ch)  # type: ignore[no-untyped-call]
+            for u in self.users:
+                r = stub.Recommend(reco_pb2.RecommendRequest(user_id=u, n=10), timeout=30)
+                self.baseline[u] = tuple(x.item_id for x in r.items)
 
     def unverified(self, calls: list[Call]) -> int:
         """Answers whose items differ from what the verified files give (every version here is
@@ -302,9 +315,190 @@ def reload_storm_with_restarts(run: Run, seconds: float = 20.0) -> dict[str, Any
             "wrong_version_answers": wrong, "unverified_answers": run.unverified(clients.calls)}
 
 
+def dripping_store(run: Run) -> dict[str, Any]:
+    """A replica behind a relay that sends the target version's objects one byte every 5 s
+    (the real SeaweedFS server behind it). Records how long the restart took to serve its
+    cache, how long CURRENT pointed back at a cached version took to be followed, and a
+    Reload of a cached version, all while the download trickles."""
+    from harness import seaweedfs
+    from harness.driplink import drip_link
+    from reco_sidecar.store import location
+    from reco_sidecar.store.publish import publish
+    from reco_sidecar.store.remote import RemoteModel
+
+    binary = seaweedfs.weed_binary()
+    if binary is None:
+        raise RuntimeError("weed is not built: run scripts/seaweedfs.sh")
+    name, work = run.model.name, run.work / "dripping_store"
+    shutil.rmtree(work, ignore_errors=True)
+    local = work / "local" / name
+    local.mkdir(parents=True)
+    for v in (1, 2, 3):
+        shutil.copytree(run.model.version_dir, local / str(v))
+        manifest = json.loads((local / str(v) / "manifest.json").read_text())
+        (local / str(v) / "manifest.json").write_text(json.dumps({**manifest, "version": v}))
+    with seaweedfs.running_s3(binary, work / "weed") as s3:
+        s3.client().create_bucket(Bucket="faults")
+        store = "s3://faults/models"
+        model = RemoteModel(s3.client(), location.parse(store), name)
+        for v in (1, 2, 3):
+            publish(model, local / str(v), promote=True)
+        cache = work / "cache"
+        for v in (1, 2):  # what the replica had before its restart
+            shutil.copytree(local / str(v), cache / name / str(v))
+        with drip_link(s3.ports["s3"]) as relay:
+            relay.drip(f"/{name}/3/", every=5.0, per_drip=1)
+            env = {**s3.env(), "RECO_S3_ENDPOINT_URL": relay.endpoint}
+            with running_sidecar(cache, name, workers=2, env=env, log_path=work / "sidecar.log", tied=True,
+                                 extra_args=["--model-store", store, "--watch", "0.5"]) as sc:
+                run.fill_baseline(sc)  # every version here is a byte copy of the benchmark version
+                with Clients(sc, run.users) as clients:
+                    started_on = sc.ready["version"]
+                    wait_until(lambda: len(clients.calls) > 100, 60, "warm-up calls")
+                    pointed = time.monotonic()
+                    model.write_pointer(1)
+                    wait_until(answers(lambda: _status(sc).version == 1), 120, "CURRENT followed back to 1")
+                    followed = time.monotonic() - pointed
+                    asked = time.monotonic()
+                    code, _ = _reload(sc, "2")
+                    reload_seconds = time.monotonic() - asked
+                    wait_until(lambda: any(e.get("event") == "store_download_failed" for e in sc.log_events()), 60,
+                               "the trickling download to fail its progress check")
+                    failures = [e.get("error", "") for e in sc.log_events()
+                                if e.get("event") == "store_download_failed"]
+    return {**clients.summary(), "ready_seconds": round(sc.ready_seconds, 3), "started_on_version": started_on,
+            "current_followed_seconds": round(followed, 3), "reload_cached_code": code,
+            "reload_cached_seconds": round(reload_seconds, 3), "download_failures": len(failures),
+            "download_failure": failures[0][:200] if failures else "",
+            "unverified_answers": run.unverified(clients.calls)}
+
+
+def _status(sc: Sidecar) -> Any:
+    with grpc.insecure_channel(sc.address) as ch:
+        stub = reco_pb2_grpc.RecommenderStub(ch)  # type: ignore[no-untyped-call]
+        return stub.GetModelStatus(reco_pb2.GetModelStatusRequest(), timeout=5)
+
+
+def sigterm_with_health_watchers(run: Run, grace: float = 30.0) -> dict[str, Any]:
+    """Stopping must not wait --grace for the health Watch streams a client pool keeps."""
+    with run.sidecar("sigterm_with_health_watchers", ["--grace", str(grace)]) as (sc, _), \
+            Clients(sc, run.users) as clients:
+        wait_until(lambda: len(clients.calls) > 200, 60, "warm-up calls")
+        channels = [grpc.insecure_channel(a) for a in sc.worker_addresses]
+        watches = [health_pb2_grpc.HealthStub(c).Watch(health_pb2.HealthCheckRequest(), timeout=3 * grace)
+                   for c in channels]
+        for w in watches:
+            next(w)
+        ended: list[str] = []
+
+        def drain(w: Any) -> None:
+            statuses = [m.status for m in w]
+            ended.append(health_pb2.HealthCheckResponse.ServingStatus.Name(statuses[-1]) if statuses else "none")
+
+        readers = [threading.Thread(target=drain, args=(w,), daemon=True) for w in watches]
+        for r in readers:
+            r.start()
+        started = time.monotonic()
+        sc.proc.send_signal(signal.SIGTERM)
+        code = sc.proc.wait(3 * grace)
+        exit_seconds = time.monotonic() - started
+        for r in readers:
+            r.join(5)
+        for c in channels:
+            c.close()
+        drained = [e["drained_seconds"] for e in sc.log_events() if e.get("event") == "worker_exit"
+                   and "drained_seconds" in e]
+    return {**clients.summary(), "grace": grace, "exit_code": code, "exit_seconds": round(exit_seconds, 3),
+            "drained_seconds": drained, "watch_ended_with": ended}
+
+
+def _peak_rss(pid: int) -> int:
+    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def memory_from_clients(run: Run, flood: int = 24, streams: int = 8) -> dict[str, Any]:
+    """What clients can make one worker hold: large calls without a token, then never-read
+    1M-user BatchRecommend streams with one (peak resident memory reset before each)."""
+    mb = 1 << 20
+    token = "fault-caller"
+    tokens = run.work / "callers"
+    tokens.write_text(token + "\n")
+    out: dict[str, Any] = {}
+    bearer = [("authorization", f"Bearer {token}")]
+    with run.sidecar("memory_from_clients", ["--auth-tokens-file", str(tokens)], baseline=False) as (sc, _):
+        address = sc.worker_addresses[0]
+        with grpc.insecure_channel(address, options=[("grpc.max_send_message_length", 32 * mb)]) as ch:
+            stub = reco_pb2_grpc.RecommenderStub(ch)  # type: ignore[no-untyped-call]
+            pid = stub.GetModelStatus(reco_pb2.GetModelStatusRequest(), metadata=bearer, timeout=10).worker.pid
+            body = reco_pb2.RecommendRequest(user_id="u", n=1, recent_item_ids=["i" * 1000] * 14_000)
+            pathlib.Path(f"/proc/{pid}/clear_refs").write_text("5")
+            before = _peak_rss(pid)
+            futures = [stub.Recommend.future(body, timeout=120) for _ in range(flood)]
+            codes = Counter(f.exception().code().name if f.exception() else "OK" for f in futures)
+            out["unauthenticated_flood"] = {"calls": flood, "mb_each": 14, "codes": dict(codes),
+                                            "peak_growth_mb": round((_peak_rss(pid) - before) / mb, 1)}
+            request = reco_pb2.BatchRecommendRequest(user_ids=[f"user-{i:07d}" for i in range(1_000_000)], n=10)
+            pathlib.Path(f"/proc/{pid}/clear_refs").write_text("5")
+            before = _peak_rss(pid)
+            opened: list[Any] = []
+            outcomes: Counter[str] = Counter()
+            for _ in range(streams):
+                stream = stub.BatchRecommend(request, timeout=300, metadata=bearer)
+                opened.append(stream)
+                try:
+                    next(stream)
+                    outcomes["OK"] += 1
+                except grpc.RpcError as e:
+                    outcomes[e.code().name] += 1
+            out["unread_streams"] = {"streams": streams, "request_mb": round(request.ByteSize() / mb, 1),
+                                     "outcomes": dict(outcomes),
+                                     "peak_growth_mb": round((_peak_rss(pid) - before) / mb, 1)}
+            for stream in opened:
+                stream.cancel()
+    return out
+
+
+ROLLOUT = """
+[[experiments]]
+name = "versions"
+salt = "versions-1"
+share = 1.0
+arms = [
+  {{ name = "current", model = "{model}", weight = 1 }},
+{pinned}]
+"""
+
+
+def rollout_during_batch(run: Run, users: int = 120_000) -> dict[str, Any]:
+    """A stream keeps the arms' models it took at its start through a rollout that drops one."""
+    exp_file = run.work / "experiments.toml"
+    pinned = f'  {{ name = "old", model = "{run.model.name}", version = 1, weight = 1 }},\n'
+    exp_file.write_text(ROLLOUT.format(model=run.model.name, pinned=pinned))
+    with run.sidecar("rollout_during_batch", ["--experiments", str(exp_file)]) as (sc, _):
+        options = [("grpc.http2.bdp_probe", 0), ("grpc.http2.lookahead_bytes", 65536)]
+        with grpc.insecure_channel(sc.worker_addresses[0], options=options) as ch:
+            stub = reco_pb2_grpc.RecommenderStub(ch)  # type: ignore[no-untyped-call]
+            stream = stub.BatchRecommend(reco_pb2.BatchRecommendRequest(
+                user_ids=[f"user-{i}" for i in range(users)], n=10), timeout=600)
+            answered = [next(stream)]
+            exp_file.write_text(ROLLOUT.format(model=run.model.name, pinned=""))
+            code, _ = "OK", stub.ReloadExperiments(reco_pb2.ReloadExperimentsRequest(), timeout=120)
+            try:
+                answered.extend(stream)
+                stream_code = "OK"
+            except grpc.RpcError as e:
+                stream_code = f"{e.code().name}: {e.details()}"
+    return {"users": users, "rollout": code, "stream": stream_code, "answered": len(answered),
+            "arms": dict(Counter(a.arm for a in answered))}
+
+
 FAULTS: dict[str, Callable[[Run], dict[str, Any]]] = {
     f.__name__: f for f in (sigkill_worker, sigstop_worker, bad_version_on_disk, file_swapped_during_reload,
-                            reload_storm_with_restarts)
+                             reload_storm_with_restarts, dripping_store, sigterm_with_health_watchers,
+                             memory_from_clients, rollout_during_batch)
 }
 
 

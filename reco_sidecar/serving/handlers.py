@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import grpc
@@ -93,6 +93,8 @@ class Gate:
                  batch_memory_bytes: int = 256 * MB) -> None:
         self.limit = limit
         self.in_flight = 0
+        # Recommend calls among them: the batcher's signal that company is on its way
+        self.recommends_in_flight = 0
         self.calls = 0
         self.tally = tally
         self.access_log = access_log
@@ -181,11 +183,15 @@ class _Call:
     def enter(self) -> None:
         self.gate.enter()
         self.entered = True
+        if self.name == "Recommend":
+            self.gate.recommends_in_flight += 1
 
     def end(self, code: str) -> None:
         if self.entered:
             self.entered = False
             self.gate.in_flight -= 1
+            if self.name == "Recommend":
+                self.gate.recommends_in_flight -= 1
         self.gate.finish(self.name, code, self.started, self.context, self.facts)
 
     async def fail(self, error: Exception) -> None:
@@ -299,20 +305,22 @@ class CredentialsFirst(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]  #
     received, where a unary handler is handed all of it, up to --max-message-bytes. The
     refusal is counted and logged through the gate like any other call's."""
 
-    def __init__(self, gate: Gate, authenticator: Authenticator) -> None:
+    def __init__(self, gate: Gate, authenticator: Authenticator, methods: Iterable[str]) -> None:
         self._gate = gate
         self._auth = authenticator
-        self._prefix = f"/{SERVICE}/"
+        # Only the Recommender's own methods: an unknown one stays UNIMPLEMENTED, and never
+        # becomes a label of the call counts.
+        self._names = {f"/{SERVICE}/{name}": name for name in methods}
 
     async def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails],
                                                              Awaitable[grpc.RpcMethodHandler[Any, Any]]],
                                 details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[Any, Any]:
-        method = details.method
-        if method.startswith(self._prefix):
+        name = self._names.get(details.method)
+        if name is not None:
             authorization = dict(details.invocation_metadata or ()).get("authorization")
-            refused = self._auth.check(method, authorization)
+            refused = self._auth.check(details.method, authorization)
             if refused is not None:
-                return self._refusal(method[len(self._prefix):], *refused)
+                return self._refusal(name, *refused)
         return await continuation(details)
 
     def _refusal(self, name: str, code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler[Any, Any]:

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from reco_sidecar.common.versions import version_number
+from reco_sidecar.store import paced
 from reco_sidecar.store.errors import StoreError, StoreUnreachable
 from reco_sidecar.store.location import MARKER, StoreLocation, check_model_name
 
@@ -21,6 +24,8 @@ if TYPE_CHECKING:
 MARKER_FORMAT = 1
 # The pointer and the marker are a few bytes; anything larger is not ours.
 SMALL_OBJECT_LIMIT = 64 * 1024
+# ...and are read in full within this many seconds, however slowly the bytes come.
+SMALL_OBJECT_DEADLINE = 30.0
 
 
 @dataclass(frozen=True)
@@ -93,7 +98,8 @@ class RemoteModel:
                 raise
             body = obj["Body"]
             try:
-                data = body.read(SMALL_OBJECT_LIMIT + 1)
+                data = b"".join(paced.chunks(body, SMALL_OBJECT_LIMIT, self.uri(key),
+                                             time.monotonic() + SMALL_OBJECT_DEADLINE, chunk=SMALL_OBJECT_LIMIT + 1))
             finally:
                 body.close()
         if len(data) > SMALL_OBJECT_LIMIT:
@@ -130,8 +136,10 @@ class RemoteModel:
             for page in pages:
                 for obj in page.get("Contents", []):
                     rest = obj["Key"][len(prefix):].split("/")
-                    if len(rest) == 2 and rest[0].isascii() and rest[0].isdigit() and int(rest[0]) > 0:
-                        found.setdefault(int(rest[0]), set()).add(rest[1])
+                    # One spelling per version, as on disk: `007/` is no version (common/versions.py).
+                    version = version_number(rest[0]) if len(rest) == 2 else None
+                    if version is not None:
+                        found.setdefault(version, set()).add(rest[1])
         return found
 
     def published_versions(self) -> list[int]:
@@ -186,9 +194,11 @@ class RemoteModel:
         if data is None:
             return None
         text = data.decode("utf-8", errors="replace").strip()
-        if not (text.isascii() and text.isdigit()) or int(text) <= 0:
-            raise StoreError(f"{self.uri(key)} holds {text[:40]!r}, not a positive version number")
-        return int(text)
+        version = version_number(text)
+        if version is None:
+            raise StoreError(f"{self.uri(key)} holds {text[:40]!r}, not a version number (ASCII digits, no leading "
+                             "zero)")
+        return version
 
     def write_pointer(self, version: int) -> None:
         """Points replicas at `version`, which must be published (rollback is the same call)."""
