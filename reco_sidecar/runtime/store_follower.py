@@ -30,6 +30,7 @@ from reco_sidecar.runtime import wire
 from reco_sidecar.runtime.channel import Channel
 from reco_sidecar.store import cache, location
 from reco_sidecar.store.client import make_client
+from reco_sidecar.store.errors import StoreUnreachable
 from reco_sidecar.store.follower import Follower, Needs, Outcome
 from reco_sidecar.store.remote import RemoteModel
 
@@ -62,6 +63,15 @@ class _Downloaded:
 
     version: int
     error: BaseException | None
+    attempt: int
+
+
+# A download that has brought no bytes for this long is given up by the loop. The download's
+# own checks (store/paced.py) normally fire first; this catches what they cannot see, such as
+# response headers that trickle in. Its thread is left to end by itself, its result ignored;
+# while MAX_ABANDONED such threads live, no new download starts.
+STUCK_AFTER = 45.0
+MAX_ABANDONED = 2
 
 
 class _Loop:
@@ -79,7 +89,10 @@ class _Loop:
         self.latest_ids: set[int] = set()  # requests for the store's target: their answer is announced
         self.watched: int | None = None  # the store's target the watch is downloading
         self.running: int | None = None
+        self.attempt = 0
         self.queued: list[int] = []
+        self.abandoned: list[threading.Thread] = []
+        self._thread: threading.Thread | None = None
 
     def run(self) -> int:
         threading.Thread(target=_read_commands, args=(self.channel, self.commands), daemon=True,
@@ -95,12 +108,16 @@ class _Loop:
             self._answer(wire.INITIAL, first, latest=True)
         next_look = time.monotonic() + self.watch if self.watch else float("inf")
         while True:
-            timeout = max(0.0, next_look - time.monotonic())
+            wake = min(next_look, self.follower.progress_at + STUCK_AFTER if self.running is not None else next_look)
+            timeout = max(0.0, wake - time.monotonic())
             try:
                 item = self.commands.get(timeout=None if timeout == float("inf") else timeout)
             except queue.Empty:
-                next_look = time.monotonic() + self.watch
-                self._look()
+                if self.running is not None and time.monotonic() >= self.follower.progress_at + STUCK_AFTER:
+                    self._give_up()
+                if time.monotonic() >= next_look:
+                    next_look = time.monotonic() + self.watch
+                    self._look()
                 continue
             if item is None:
                 return 0
@@ -150,7 +167,15 @@ class _Loop:
         self.announced = outcome.version
         self._reply(request_id, outcome)
 
+    def _give_up(self) -> None:
+        assert self.running is not None and self._thread is not None
+        self.abandoned.append(self._thread)
+        self._downloaded(_Downloaded(self.running, StoreUnreachable(
+            f"too slow: no bytes for {STUCK_AFTER:.0f} s"), self.attempt))
+
     def _downloaded(self, done: _Downloaded) -> None:
+        if done.attempt != self.attempt or self.running is None:
+            return  # a download given up on ended after all
         self.running = None
         outcome = self.follower.finish(done.version, done.error)
         ids = self.waiting.pop(done.version, [])
@@ -177,13 +202,24 @@ class _Loop:
             return
         # A version nobody waits for any more (the target moved on) is not downloaded.
         self.queued = [v for v in self.queued if v in self.waiting or v == self.watched]
+        self.abandoned = [t for t in self.abandoned if t.is_alive()]
+        if len(self.abandoned) >= MAX_ABANDONED:
+            stuck, self.queued = self.queued, []
+            for version in stuck:  # answered now, not after the stuck ones end
+                self.running, self.attempt = version, self.attempt + 1
+                self._downloaded(_Downloaded(version, StoreUnreachable(
+                    f"{len(self.abandoned)} downloads are stuck on a store too slow to answer"), self.attempt))
+            return
         if not self.queued:
             return
-        self.running = self.queued.pop(0)
-        threading.Thread(target=self._fetch, args=(self.running,), daemon=True, name="download").start()
+        self.running, self.attempt = self.queued.pop(0), self.attempt + 1
+        self.follower.progress_at = time.monotonic()
+        self._thread = threading.Thread(target=self._fetch, args=(self.running, self.attempt), daemon=True,
+                                        name="download")
+        self._thread.start()
 
-    def _fetch(self, version: int) -> None:
-        self.commands.put(_Downloaded(version, self.follower.fetch(version)))
+    def _fetch(self, version: int, attempt: int) -> None:
+        self.commands.put(_Downloaded(version, self.follower.fetch(version), attempt))
 
 
 def serve_forever(follower: Follower, channel: Channel, watch: float) -> int:

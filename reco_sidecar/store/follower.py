@@ -54,6 +54,9 @@ class Follower:
         # watch; an explicit request retries. Network failures are retried on the next look.
         self.failed: dict[int, str] = {}
         self._last_progress = 0.0
+        # When the download under way last brought bytes (time.monotonic()): the follower's loop
+        # gives up on one that stalls where the download's own checks cannot see.
+        self.progress_at = time.monotonic()
         download.clean_partial(self.model_dir)
         self._update(cached_versions=self._cached())
 
@@ -164,7 +167,7 @@ class Follower:
 
     def _progress(self, done: int, total: int) -> None:
         self._update(downloaded_bytes=done, download_total_bytes=total)
-        now = time.monotonic()
+        now = self.progress_at = time.monotonic()
         if now - self._last_progress >= PROGRESS_EVERY:
             self._last_progress = now
             self._publish_status()
