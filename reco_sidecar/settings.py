@@ -7,14 +7,15 @@ import argparse
 import dataclasses
 import os
 import pathlib
-import re
 from dataclasses import dataclass
 
+from reco_sidecar.common import names as names_rule
 from reco_sidecar.common.errors import InvalidArgument
 from reco_sidecar.common.tokens import read_tokens
 from reco_sidecar.common.versions import VersionSpec, parse_version_spec
 
-_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+# The batcher's wait policies (serving/batch_wait.py), the default first.
+BATCH_WAIT_POLICIES = ("in-flight", "timer", "aimd", "budget")
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,9 @@ class ServeSettings:
     max_message_bytes: int = 16 * 1024 * 1024
     batch_max_delay_ms: float = 3.0
     batch_max_size: int = 64
+    # When the batcher waits for company (serving/batch_wait.py); the others are kept to be
+    # measured against it (docs/performance.md).
+    batch_wait_policy: str = "in-flight"
     jsonld_item_iri: str = "https://uro.example/items/{id}"
     metrics_port: int | None = None
     tls_cert: pathlib.Path | None = None
@@ -121,8 +125,8 @@ def _model_names(text: str) -> tuple[str, ...]:
     if not names:
         raise argparse.ArgumentTypeError(f"must name a model, got {text!r}")
     for name in names:
-        if not _MODEL_NAME.match(name):
-            raise argparse.ArgumentTypeError(f"{name!r} is not a model name (letters, digits, '_', '.', '-')")
+        if not names_rule.is_model_name(name):
+            raise argparse.ArgumentTypeError(f"{name!r} is not a model name ({names_rule.RULE})")
     return names
 
 
@@ -198,6 +202,9 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
                    help="longest wait to gather concurrent Recommend calls into one product (0: no wait)")
     g.add_argument("--batch-max-size", type=_positive_int, default=d.batch_max_size,
                    help="most Recommend calls per product (1 disables dynamic batching)")
+    g.add_argument("--batch-wait-policy", choices=BATCH_WAIT_POLICIES, default=d.batch_wait_policy,
+                   help="when to wait for company: in-flight (only for calls already on their way to the "
+                        "queue; the default), timer, aimd or budget (compared in docs/performance.md)")
     g.add_argument("--jsonld-item-iri", default=d.jsonld_item_iri, help="IRI template for items, with {id}")
     g = p.add_argument_group("operations and security")
     g.add_argument("--metrics-port", type=_port, default=None, help="Prometheus /metrics on this port")

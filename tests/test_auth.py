@@ -15,8 +15,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from reco_sidecar.common import tokens
+from reco_sidecar.common.exit_codes import ExitCode
 from reco_sidecar.gen.reco.v1 import reco_pb2
-from reco_sidecar.runtime.exit_codes import ExitCode
 from reco_sidecar.serving import auth
 from tests.support.server import Sidecar, command, running_sidecar, stop_tree
 
@@ -75,8 +75,9 @@ def test_every_method_refuses_a_missing_or_unknown_token(sidecar: Sidecar, metho
 def test_a_method_the_service_lacks_is_unimplemented_with_or_without_a_token(sidecar: Sidecar) -> None:
     """The token is checked before the body is read, for the Recommender's methods only."""
     with grpc.insecure_channel(sidecar.address) as channel:
-        for metadata in (None, _bearer(CALLER)):
-            nope = channel.unary_unary("/reco.v1.Recommender/NoSuchMethod")
+        nope = channel.unary_unary("/reco.v1.Recommender/NoSuchMethod", request_serializer=None,
+                                   response_deserializer=None)
+        for metadata in ((), tuple(_bearer(CALLER))):
             with pytest.raises(grpc.RpcError) as e:
                 nope(b"", timeout=10, metadata=metadata)
             assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED

@@ -93,6 +93,8 @@ class Gate:
                  batch_memory_bytes: int = 256 * MB) -> None:
         self.limit = limit
         self.in_flight = 0
+        # Recommend calls among them: the batcher's signal that company is on its way
+        self.recommends_in_flight = 0
         self.calls = 0
         self.tally = tally
         self.access_log = access_log
@@ -181,11 +183,15 @@ class _Call:
     def enter(self) -> None:
         self.gate.enter()
         self.entered = True
+        if self.name == "Recommend":
+            self.gate.recommends_in_flight += 1
 
     def end(self, code: str) -> None:
         if self.entered:
             self.entered = False
             self.gate.in_flight -= 1
+            if self.name == "Recommend":
+                self.gate.recommends_in_flight -= 1
         self.gate.finish(self.name, code, self.started, self.context, self.facts)
 
     async def fail(self, error: Exception) -> None:

@@ -66,6 +66,10 @@ def build(settings: ServeSettings, registry: ModelRegistry, *, reloader: Reloade
     """The server, its handlers registered, nothing bound yet. `reuse_port`: the workers share
     one port through SO_REUSEPORT; a lone server on a port of its own does without."""
     tally = Tally()
+    gate = handlers.Gate(limit=settings.max_concurrent_rpcs, tally=tally,
+                         access_log=AccessLog(settings.access_log, settings.slow_call_ms / 1000.0),
+                         batch_memory_bytes=settings.batch_memory_mb * handlers.MB)
+    authenticator = auth.from_settings(settings)
     service = RecommenderService(
         registry,
         experiments=experiments,
@@ -77,13 +81,11 @@ def build(settings: ServeSettings, registry: ModelRegistry, *, reloader: Reloade
         batch_max_delay=settings.batch_max_delay_ms / 1000.0,
         batch_max_size=settings.batch_max_size,
         batch_chunk=settings.batch_chunk,
+        batch_wait_policy=settings.batch_wait_policy,
         on_batch=tally.batch,
+        recommends_in_flight=lambda: gate.recommends_in_flight,
         store_status=store_status,
     )
-    gate = handlers.Gate(limit=settings.max_concurrent_rpcs, tally=tally,
-                         access_log=AccessLog(settings.access_log, settings.slow_call_ms / 1000.0),
-                         batch_memory_bytes=settings.batch_memory_mb * handlers.MB)
-    authenticator = auth.from_settings(settings)
     options: list[tuple[str, Any]] = [
         ("grpc.so_reuseport", 1 if reuse_port else 0),
         ("grpc.max_receive_message_length", settings.max_message_bytes),

@@ -30,6 +30,7 @@ from reco_sidecar.serving import status
 from reco_sidecar.serving.arms import Arms, Choice
 from reco_sidecar.serving.batch import BatchStream
 from reco_sidecar.serving.batch_arms import BatchArms
+from reco_sidecar.serving.batch_wait import DEFAULT_POLICY
 from reco_sidecar.serving.batcher import LoopBatcher
 from reco_sidecar.serving.contracts import ExperimentsOutcome, Reloader, Topology, no_experiments_file
 from reco_sidecar.serving.jsonld import Renderer
@@ -61,7 +62,9 @@ class RecommenderService:
         batch_max_delay: float,
         batch_max_size: int,
         batch_chunk: int,
-        on_batch: Callable[[int], None] | None = None,
+        batch_wait_policy: str = DEFAULT_POLICY,
+        on_batch: Callable[[int, bool], None] | None = None,
+        recommends_in_flight: Callable[[], int] = lambda: 0,
         store_status: Callable[[], dict[str, Any] | None] = lambda: None,
         experiments: LiveExperiments | None = None,
         reload_experiments: Callable[[], ExperimentsOutcome] = no_experiments_file,
@@ -83,7 +86,8 @@ class RecommenderService:
         if batch_max_size > 1:
             self._batcher = LoopBatcher(_recommend, executor=self._pool, max_delay=batch_max_delay,
                                         max_size=batch_max_size, inline_max=INLINE_SCORE_MAX,
-                                        on_batch=on_batch)
+                                        on_batch=on_batch, in_flight=recommends_in_flight,
+                                        policy=batch_wait_policy)
 
     def close(self) -> None:
         self._arms.close()
