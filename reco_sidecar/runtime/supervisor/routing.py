@@ -171,6 +171,10 @@ class Router:
     # -- verifiers -------------------------------------------------------------------------------
 
     def verified(self, verifier: Verifier) -> None:
+        if not verifier.running:
+            # Dropped earlier in the same loop turn (a stop, its death reaped): whatever it
+            # sent is moot, and its socket is already closed.
+            return
         model = next(name for name, v in self.verifiers.items() if v is verifier)
         result = verifier.read()
         if result is None:
