@@ -136,7 +136,9 @@ class Router:
                     self.send(self.pool.slots[slot], message, rollout=True)
                 case Reply(requester, message):
                     self.send(self.pool.slots[requester[0]], message)
-                case ro.Outcome(ok, generation, message, field_name):
+                case ro.Outcome(ok, generation, message, field_name, file_refused):
+                    if file_refused:
+                        self.experiments.workers_refused()
                     if ok:
                         self.payloads.keep_only([self.rollout.current.payload if self.rollout.current else None])
                         log.info("experiments_done", generation=generation,
