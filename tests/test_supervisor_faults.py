@@ -5,6 +5,7 @@ during a watched rollout. Each test failed against the supervisor before its fix
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import functools
 import os
 import pathlib
@@ -13,7 +14,7 @@ import signal
 import grpc
 import pytest
 
-from harness.faults import huge_file_version, worker_pid
+from harness.faults import huge_file_version, worker_pid, worker_version
 from harness.procs import stat_fields, wait_until
 from harness.versions import copy_version
 from reco_sidecar.gen.reco.v1 import reco_pb2
@@ -184,3 +185,31 @@ def test_a_file_refused_in_prepare_is_reported_once_and_retried_when_it_changes(
         assert len(_events(sc, "experiments_refused")) == 1
         exp_file.write_text(pinned.replace("feed-1", "feed-2"))
         wait_until(lambda: len(_events(sc, "experiments_refused")) == 2, 60, "the changed file tried again")
+
+
+# -- item 8: a worker's fault during a watched rollout says nothing about the version ---------------
+
+
+def test_a_worker_stopped_during_a_watched_rollout_does_not_fail_the_version(demo_copy: pathlib.Path) -> None:
+    model_dir = demo_copy / "demo"
+    args = ["--worker-timeout", "3", "--watch", "0.2"]
+    with running_sidecar(demo_copy, "demo", workers=2, extra_args=args) as sc:
+        stopped = worker_pid(sc.worker_addresses[1])
+        os.kill(stopped, signal.SIGSTOP)
+        try:
+            version = copy_version(model_dir, 1)  # a good version 2 appears
+            wait_until(lambda: _events(sc, "worker_timeout"), 60, "the stopped worker to be timed out")
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(stopped, signal.SIGCONT)
+        # Replaced, and the watch tries the version again: every worker serves it.
+        wait_until(lambda: all(_serves(a, version) for a in sc.worker_addresses), 60,
+                   f"every worker to serve version {version}")
+        assert not [e for e in _events(sc, "version_failed") if e.get("version") == version]
+
+
+def _serves(address: str, version: int) -> bool:
+    try:
+        return worker_version(address, timeout=1) == version
+    except grpc.RpcError:
+        return False
