@@ -447,12 +447,12 @@ defmodule Reco.V1.FeedbackEvent do
     protoc_gen_elixir_version: "0.17.0",
     syntax: :proto3
 
-  field :event_id, 1, type: :string, json_name: "eventId"
-  field :user_id, 2, type: :string, json_name: "userId"
-  field :item_id, 3, type: :string, json_name: "itemId"
-  field :type, 4, type: :string
-  field :weight, 5, type: :double
-  field :time, 6, type: :double
+  field :user_id, 1, type: :string, json_name: "userId"
+  field :item_id, 2, type: :string, json_name: "itemId"
+  field :type, 3, type: :string
+  field :weight, 4, type: :double
+  field :time, 5, type: :double
+  field :event_id, 6, type: :string, json_name: "eventId"
 end
 
 defmodule Reco.V1.FeedbackRequest do

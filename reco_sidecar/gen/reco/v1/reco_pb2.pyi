@@ -440,20 +440,20 @@ class StoreStatus(_message.Message):
     def __init__(self, uri: _Optional[str] = ..., target_version: _Optional[int] = ..., downloading_version: _Optional[int] = ..., downloaded_bytes: _Optional[int] = ..., download_total_bytes: _Optional[int] = ..., cached_versions: _Optional[_Iterable[int]] = ..., failed_version: _Optional[int] = ..., error: _Optional[str] = ..., checked_at: _Optional[float] = ...) -> None: ...
 
 class FeedbackEvent(_message.Message):
-    __slots__ = ("event_id", "user_id", "item_id", "type", "weight", "time")
-    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("user_id", "item_id", "type", "weight", "time", "event_id")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     WEIGHT_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
-    event_id: str
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     item_id: str
     type: str
     weight: float
     time: float
-    def __init__(self, event_id: _Optional[str] = ..., user_id: _Optional[str] = ..., item_id: _Optional[str] = ..., type: _Optional[str] = ..., weight: _Optional[float] = ..., time: _Optional[float] = ...) -> None: ...
+    event_id: str
+    def __init__(self, user_id: _Optional[str] = ..., item_id: _Optional[str] = ..., type: _Optional[str] = ..., weight: _Optional[float] = ..., time: _Optional[float] = ..., event_id: _Optional[str] = ...) -> None: ...
 
 class FeedbackRequest(_message.Message):
     __slots__ = ("model", "events")
