@@ -65,6 +65,21 @@ class ServeSettings:
     store_keep: int = 3
     access_log: str = "sampled"
     slow_call_ms: float = 100.0
+    # Online learning (docs/online.md): the Feedback RPC, its journal and the learner process,
+    # on when this directory (journal and tables, one sidecar's alone) is given.
+    online_dir: pathlib.Path | None = None
+    online_max_users: int = 100_000
+    online_fsync: str = "always"
+    online_retention_events: int = 1_000_000
+
+    @property
+    def online(self) -> bool:
+        return self.online_dir is not None
+
+    @property
+    def online_path(self) -> pathlib.Path:
+        assert self.online_dir is not None, "online learning is off"
+        return self.online_dir
 
     @property
     def version_spec(self) -> VersionSpec:
@@ -157,6 +172,17 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
                    help="endpoint of an S3-compatible store (unset: AWS S3); credentials come from the AWS chain")
     g.add_argument("--store-keep", type=_positive_int, default=d.store_keep,
                    help="versions kept in the local cache, the most recently used (the serving one is always kept)")
+    g = p.add_argument_group("online learning (docs/online.md)")
+    g.add_argument("--online-dir", type=pathlib.Path, default=None,
+                   help="turns online learning on: accepted Feedback events are journaled here and users are "
+                        "answered from their updated vectors (one sidecar per directory)")
+    g.add_argument("--online-max-users", type=_positive_int, default=d.online_max_users,
+                   help="users with an online vector; beyond, the least recently updated of a bucket is evicted")
+    g.add_argument("--online-fsync", choices=("always", "never"), default=d.online_fsync,
+                   help="always: fdatasync the journal before acknowledging; never: the OS writes it back")
+    g.add_argument("--online-retention-events", type=_positive_int, default=d.online_retention_events,
+                   help="events the journal keeps (and deduplicates) at least; size it above one retrain "
+                        "interval of events")
     g = p.add_argument_group("network")
     g.add_argument("--host", default=d.host, help="address to bind (shared and per-worker ports)")
     g.add_argument("--port", type=_port, default=d.port, help="shared port; 0 picks a free one")
@@ -237,6 +263,8 @@ def from_args(args: argparse.Namespace, models: tuple[str, ...], default_model: 
     # Absolute from here on: GetModelStatus.path, logs and error messages name the directory
     # a reader can find without knowing the cwd serve was started in.
     values["model_root"] = pathlib.Path(os.path.abspath(values["model_root"]))
+    if values.get("online_dir") is not None:
+        values["online_dir"] = pathlib.Path(os.path.abspath(values["online_dir"]))
     settings = ServeSettings(**values)
     validate(settings)
     return settings

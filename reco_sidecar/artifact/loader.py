@@ -9,6 +9,8 @@ file swapped in after the check is ever served.
 
 from __future__ import annotations
 
+import datetime
+import math
 import pathlib
 import time
 import weakref
@@ -211,7 +213,7 @@ def open_model(version_dir: pathlib.Path, *, checksums_too: bool = True) -> Mode
         version=man.version,
         path=pv.dir,
         info=ModelInfo(algorithm=man.algorithm, metrics=dict(man.metrics), fold_in=dict(man.fold_in),
-                       search_k=man.ann.search_k),
+                       search_k=man.ann.search_k, event_types=_event_types(man), as_of=_as_of(man)),
         user_factors=user_factors,
         item_factors=item_factors,
         users=users,
@@ -229,3 +231,29 @@ def open_model(version_dir: pathlib.Path, *, checksums_too: bool = True) -> Mode
         neighbours=neighbours,
         neighbour_scores=arrays.get(layout.ITEM_NEIGHBOUR_SCORES),
     )
+
+
+# The trainer's default weights: a version whose manifest does not record the types it was
+# trained with (trained from a CSV of plain weights, or before manifests recorded them).
+DEFAULT_EVENT_TYPES = {"view": 0.1, "click": 0.3, "like": 0.7, "share": 1.0}
+
+
+def _event_types(man: Manifest) -> dict[str, float]:
+    recorded = man.training.get("type_weights")
+    if isinstance(recorded, dict) and recorded and all(
+            isinstance(k, str) and isinstance(v, int | float) and math.isfinite(v) for k, v in recorded.items()):
+        return {k: float(v) for k, v in recorded.items()}
+    return dict(DEFAULT_EVENT_TYPES)
+
+
+def _as_of(man: Manifest) -> float | None:
+    text = man.training.get("as_of")
+    if not isinstance(text, str):
+        return None
+    try:
+        when = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    return when.timestamp()

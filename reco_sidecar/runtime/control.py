@@ -56,5 +56,9 @@ class Channel:
         data = self.recv_bytes()
         return None if data is None else messages.decode_to_supervisor(data)
 
+    def recv_to_learner(self) -> messages.ToLearner | None:
+        data = self.recv_bytes()
+        return None if data is None else messages.decode_to_learner(data)
+
     def close(self) -> None:
         self.sock.close()

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import msgpack
 
 from reco_sidecar.common.errors import ErrorKind
+from reco_sidecar.serving.online import Event
 
 # -- supervisor -> worker --------------------------------------------------------------------------
 
@@ -307,14 +308,54 @@ class CommitFailed:
     model: str = ""
 
 
+# -- worker <-> learner, supervisor -> learner (online learning, runtime/learner/) ---------------
+
+
+@dataclass(frozen=True)
+class Feed:
+    """Events a worker accepted from a Feedback call, already validated."""
+
+    TAG: ClassVar[str] = "feed"
+    id: int
+    events: tuple[Event, ...]
+
+
+@dataclass(frozen=True)
+class Fed:
+    """The answer to Feed `id`: every event is journaled and in the table, or `error` says
+    why none is."""
+
+    TAG: ClassVar[str] = "fed"
+    id: int
+    accepted: int
+    duplicates: int
+    error: str
+
+
+@dataclass(frozen=True)
+class ServeVersion:
+    """The supervisor's word that `version` of `model` serves now (at start and after each
+    reload): the learner solves its users against it from then on."""
+
+    TAG: ClassVar[str] = "serve_version"
+    model: str
+    version: int
+
+
+ToLearner = Feed | ServeVersion
+FromLearner = Fed
+
 ToSupervisor = (Ready | BootFailed | Heartbeat | ReloadRequest | Prepared | PrepareFailed | Committed | CommitFailed
                 | ReloadExperimentsRequest | ExperimentsApplied | ExperimentsPrepared | ExperimentsPrepareFailed)
-Message = ToWorker | ToSupervisor
+Message = ToWorker | ToSupervisor | ToLearner | FromLearner
 
 _TO_WORKER: tuple[type[Any], ...] = typing.get_args(ToWorker)
 _TO_SUPERVISOR: tuple[type[Any], ...] = typing.get_args(ToSupervisor)
-_BY_TAG: dict[str, type[Any]] = {cls.TAG: cls for cls in (*_TO_WORKER, *_TO_SUPERVISOR)}
-assert len(_BY_TAG) == len(_TO_WORKER) + len(_TO_SUPERVISOR), "duplicate tag"
+_TO_LEARNER: tuple[type[Any], ...] = typing.get_args(ToLearner)
+_FROM_LEARNER: tuple[type[Any], ...] = (Fed,)
+_BY_TAG: dict[str, type[Any]] = {cls.TAG: cls for cls in (*_TO_WORKER, *_TO_SUPERVISOR, *_TO_LEARNER, *_FROM_LEARNER)}
+assert len(_BY_TAG) == len(_TO_WORKER) + len(_TO_SUPERVISOR) + len(_TO_LEARNER) + len(_FROM_LEARNER), \
+    "duplicate tag"
 
 
 def encode(message: Message) -> bytes:
@@ -328,6 +369,14 @@ def decode_to_worker(data: bytes) -> ToWorker:
 
 def decode_to_supervisor(data: bytes) -> ToSupervisor:
     return typing.cast(ToSupervisor, _decode(data, _TO_SUPERVISOR))
+
+
+def decode_to_learner(data: bytes) -> ToLearner:
+    return typing.cast(ToLearner, _decode(data, _TO_LEARNER))
+
+
+def decode_from_learner(data: bytes) -> FromLearner:
+    return typing.cast(FromLearner, _decode(data, _FROM_LEARNER))
 
 
 def _plain(value: Any) -> Any:

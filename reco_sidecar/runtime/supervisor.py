@@ -24,6 +24,7 @@ from reco_sidecar.runtime import coordinator as co
 from reco_sidecar.runtime import messages as m
 from reco_sidecar.runtime import ports, rollout
 from reco_sidecar.runtime.exit_codes import ExitCode
+from reco_sidecar.runtime.learner.supervised import LearnerHandle, OnlineDirBusy
 from reco_sidecar.runtime.pool import Pool, WorkerSlot, signal_pid
 from reco_sidecar.runtime.verifier import Verifier
 from reco_sidecar.serving import metrics
@@ -65,6 +66,8 @@ class Supervisor:
         if experiments is not None:
             self.rollout.current = experiments
         self.pool: Pool | None = None
+        # Online learning's one writer (runtime/learner/), when --online-dir is given.
+        self.learner: LearnerHandle | None = None
 
     # -- start -----------------------------------------------------------------------------------
 
@@ -85,6 +88,13 @@ class Supervisor:
             log.error("port_in_use", error=str(e))
             print(f"reco-sidecar serve: {e}", file=sys.stderr)
             return ExitCode.PORT_IN_USE
+        try:
+            self.learner = LearnerHandle(self.s) if self.s.online else None
+        except (OnlineDirBusy, OSError) as e:
+            exporter.close()
+            log.error("online_dir_unusable", error=str(e))
+            print(f"reco-sidecar serve: {e}", file=sys.stderr)
+            return ExitCode.CONFIG
         self.s = dataclasses.replace(self.s, port=port)
         self.pool = Pool(self.s, privates, self._fds_for_children)
         self._install_signals()
@@ -93,6 +103,8 @@ class Supervisor:
                  versions=self._serving(), experiments=len(self.rollout.current.experiments.experiments),
                  worker_timeout=self.s.worker_timeout)
         now = time.monotonic()
+        if self.learner is not None:
+            self.learner.spawn(self.version, self._fds_for_children(), now)
         for slot in self.pool.slots:
             self.pool.spawn(slot, self._serving(), now, self.rollout.current, self.rollout.generation,
                             self._failed())
@@ -105,6 +117,8 @@ class Supervisor:
                 served.verifier.kill()
             self.pool.kill_all(signal.SIGKILL)
             self.pool.wait_all(2.0)
+            if self.learner is not None:
+                self.learner.signal(signal.SIGKILL)
             exporter.close()
 
     def _fds_for_children(self) -> list[int]:
@@ -114,6 +128,8 @@ class Supervisor:
         fds += [served.verifier.fileno() for served in self.models.values() if served.verifier.running]
         if self.store is not None:
             fds += self.store.fds()
+        if self.learner is not None:
+            fds += self.learner.fds()
         return fds
 
     def _install_signals(self) -> None:
@@ -218,6 +234,8 @@ class Supervisor:
         self.version = self.coordinator.serving
         if f.ok and self.store is not None:
             self.store.serving(self.version)
+        if f.ok and self.learner is not None and model == self.s.default_model:
+            self.learner.serving(self.coordinator.serving)
         if f.ok and f.noop:
             log.info("reload_done", model=model, version=f.version, old_version=f.old_version, workers=f.workers,
                      noop=True, pinned=f.pinned)
@@ -259,6 +277,9 @@ class Supervisor:
                 self.models[verifying].verifier.pid = 0
                 self._verifier_died(verifying)
                 continue
+            if self.learner is not None and self.learner.exited(pid, status, time.monotonic(),
+                                                                restart=not self.stopping):
+                continue
             slot = self.pool.by_pid(pid)
             if slot is not None:
                 self._worker_exited(slot, status)
@@ -298,6 +319,8 @@ class Supervisor:
         assert self.pool is not None
         if self.stopping:
             return
+        if self.learner is not None and self.learner.due(now):
+            self.learner.spawn(self.coordinator.serving, self._fds_for_children(), now)
         for slot in self.pool.due_restarts(now):
             self.pool.spawn(slot, self._serving(), now, self.rollout.current, self.rollout.generation,
                             self._failed())
@@ -546,6 +569,8 @@ class Supervisor:
         for slot in self.pool.slots:
             if slot.pid and not self._send(slot, m.Shutdown(fast)):
                 signal_pid(slot.pid, signal.SIGTERM)
+        if self.learner is not None:
+            self.learner.signal(signal.SIGTERM)
 
 
 @dataclass(frozen=True)

@@ -137,9 +137,16 @@ async def _serve_async(settings: ServeSettings, spec: WorkerSpec, channel: Chann
     control = WorkerControl(channel, registry, topology, events, drain_timeout=max(settings.grace, 5.0),
                             reload_timeout=settings.reload_timeout,
                             experiments=experiments)
+    online = None
+    if settings.online:
+        from reco_sidecar.runtime.learner.client import LearnerClient
+        from reco_sidecar.runtime.learner.framing import address as learner_address
+
+        online = LearnerClient(learner_address(spec.supervisor_pid), settings.online_path / "tables",
+                               settings.default_model)
     serving = serving_server.build(settings, registry, reloader=control, topology=topology, experiments=experiments,
                                    reload_experiments=control.reload_experiments,
-                                   store_status=topology.store_status)
+                                   store_status=topology.store_status, online=online)
     service, gate, tally = serving.service, serving.gate, serving.tally
     for target in (settings.shared_address, address):
         if serving.bind(target) == 0:

@@ -120,6 +120,11 @@ class Arms:
             return self._registry.pinned(arm.model, arm.version)
         return self._registry.get(arm.model)
 
+    @staticmethod
+    def online(choice: Choice) -> bool:
+        """Whether the arm answering serves online updates (an arm may turn them off)."""
+        return choice.arm is None or choice.arm.online
+
     def rank(self, choice: Choice, model: Model, request: reco_pb2.RecommendRequest, restriction: Restriction
              ) -> Ranked | None:
         """A baseline arm's answer; None when the model itself ranks (the caller's batcher)."""

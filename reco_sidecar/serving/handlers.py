@@ -228,6 +228,37 @@ def _streaming(gate: Gate, name: str, kind: type[Message], impl: Streaming
     return handle
 
 
+ClientStreaming = Callable[[AsyncIterator[Any], Facts], Awaitable[Message]]
+
+
+def _client_streaming(gate: Gate, name: str, kind: type[Message], impl: ClientStreaming
+                      ) -> Callable[..., Awaitable[Message]]:
+    """A client stream passes the gate once, like a unary call; each message is parsed as
+    it arrives, so a malformed one ends the call with INVALID_ARGUMENT."""
+    path = f"/{SERVICE}/{name}"
+
+    async def handle(requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]) -> Message:
+        call = _Call(gate, name, context)
+
+        async def parsed() -> AsyncIterator[Any]:
+            async for raw in requests:
+                yield _parse(kind, raw)
+
+        try:
+            call.enter(path)
+            response = await impl(parsed(), call.facts)
+        except asyncio.CancelledError:
+            call.end(_ended_code(context))
+            raise
+        except Exception as e:
+            await call.fail(e)
+            raise AssertionError("unreachable: abort raises") from e
+        call.end("OK")
+        return response
+
+    return handle
+
+
 def recommender_handlers(service: RecommenderService, gate: Gate) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
     def unary(name: str, kind: type[Message], response: type[Message], impl: Unary
               ) -> grpc.RpcMethodHandler[Any, Any]:
@@ -248,6 +279,10 @@ def recommender_handlers(service: RecommenderService, gate: Gate) -> dict[str, g
                                  reco_pb2.ListExperimentsResponse, service.list_experiments),
         "ReloadExperiments": unary("ReloadExperiments", reco_pb2.ReloadExperimentsRequest,
                                    reco_pb2.ReloadExperimentsResponse, service.reload_experiments),
+        "Feedback": unary("Feedback", reco_pb2.FeedbackRequest, reco_pb2.FeedbackResponse, service.feedback),
+        "FeedbackStream": grpc.stream_unary_rpc_method_handler(
+            _client_streaming(gate, "FeedbackStream", reco_pb2.FeedbackRequest, service.feedback_stream), None,
+            reco_pb2.FeedbackResponse.SerializeToString),
     }
 
 

@@ -23,6 +23,7 @@ from reco_sidecar.serving import auth, handlers, names, reflection, security
 from reco_sidecar.serving import request_checks as rq
 from reco_sidecar.serving.jsonld import Renderer
 from reco_sidecar.serving.observe import AccessLog, Tally
+from reco_sidecar.serving.online import Online
 from reco_sidecar.serving.service import (
     ExperimentsOutcome,
     RecommenderService,
@@ -66,7 +67,7 @@ def build(settings: ServeSettings, registry: ModelRegistry, *, reloader: Reloade
           experiments: LiveExperiments | None = None,
           reload_experiments: Callable[[], ExperimentsOutcome] = no_experiments_file,
           store_status: Callable[[], dict[str, Any] | None] = lambda: None,
-          reuse_port: bool = True) -> Serving:
+          reuse_port: bool = True, online: Online | None = None) -> Serving:
     """The server, its handlers registered, nothing bound yet. `reuse_port`: the workers share
     one port through SO_REUSEPORT; a lone server on a port of its own does without."""
     tally = Tally()
@@ -83,6 +84,7 @@ def build(settings: ServeSettings, registry: ModelRegistry, *, reloader: Reloade
         batch_chunk=settings.batch_chunk,
         on_batch=tally.batch,
         store_status=store_status,
+        online=online,
     )
     gate = handlers.Gate(limit=settings.max_concurrent_rpcs, authenticator=auth.from_settings(settings),
                          tally=tally, access_log=AccessLog(settings.access_log, settings.slow_call_ms / 1000.0))

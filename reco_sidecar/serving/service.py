@@ -40,6 +40,8 @@ from reco_sidecar.serving.arms import Arms, Choice
 from reco_sidecar.serving.batch_arms import BatchArms
 from reco_sidecar.serving.batcher import LoopBatcher
 from reco_sidecar.serving.jsonld import Renderer
+from reco_sidecar.serving.online import Accepted, Online, OnlineUser, event_types
+from reco_sidecar.serving.online import events_of as online_events
 
 log = logs.get(__name__)
 
@@ -56,6 +58,8 @@ SOURCE_PB = {
     Source.FOLD_IN: reco_pb2.SOURCE_FOLD_IN,
     Source.POPULAR: reco_pb2.SOURCE_POPULAR,
     Source.ANN: reco_pb2.SOURCE_ANN,
+    Source.ONLINE: reco_pb2.SOURCE_ONLINE,
+    Source.ONLINE_NEW_USER: reco_pb2.SOURCE_ONLINE_NEW_USER,
 }
 SOURCE_NAME = {source: source.value for source in Source}
 _SOURCE_OF = {pb: source for source, pb in SOURCE_PB.items()}
@@ -150,8 +154,10 @@ class RecommenderService:
         store_status: Callable[[], dict[str, Any] | None] = lambda: None,
         experiments: LiveExperiments | None = None,
         reload_experiments: Callable[[], ExperimentsOutcome] = no_experiments_file,
+        online: Online | None = None,
     ) -> None:
         self._models = models if isinstance(models, ModelRegistry) else ModelRegistry.single(models)
+        self._online = online
         self._experiments = experiments
         self._reload_experiments = reload_experiments
         self._arms = Arms(self._models, experiments)  # shadow arms: the Arms' own thread, never the loop
@@ -226,7 +232,8 @@ class RecommenderService:
             facts.update(model=model.name, version=model.version, users=1)
             ranked = self._arms.rank(choice, model, request, restriction)  # a baseline arm's answer
             if ranked is None:
-                query = rq.recommend_query(model, request, self._limits, restriction)
+                query = rq.recommend_query(model, request, self._limits, restriction,
+                                           self._online_of(model, choice))
                 if query is None and not arm:
                     page = self._popular_page(model, request.offset, request.n, restriction)
                     if isinstance(page, _Popular):
@@ -254,6 +261,49 @@ class RecommenderService:
             # Counted, and shadows queued on the Arms' thread, after the answer is built; never waited for.
             self._arms.served(choice, ranked.source.value, [i.item_id for i in response.items], request)
         return response
+
+    def _online_of(self, model: Model, choice: Choice) -> Callable[[str], OnlineUser | None] | None:
+        """How to find a user's online vector for this call; None when online learning is off
+        (for the sidecar, or for the experiment arm that answers)."""
+        online = self._online
+        if online is None or not self._arms.online(choice):
+            return None
+        return lambda user_id: online.lookup(model, user_id)
+
+    # -- Feedback -------------------------------------------------------------------------------
+
+    async def feedback(self, request: reco_pb2.FeedbackRequest, facts: Facts) -> reco_pb2.FeedbackResponse:
+        accepted = await self._feed(request, facts)
+        return reco_pb2.FeedbackResponse(accepted=accepted.accepted, duplicates=accepted.duplicates)
+
+    async def feedback_stream(self, requests: AsyncIterator[reco_pb2.FeedbackRequest], facts: Facts
+                              ) -> reco_pb2.FeedbackResponse:
+        """Each message is handed to the learner as it arrives; a refused message ends the
+        call with its error, the messages before it stay accepted (their ids make a retry of
+        the whole stream safe)."""
+        accepted = duplicates = messages = 0
+        async for request in requests:
+            messages += 1
+            answer = await self._feed(request, facts)
+            accepted += answer.accepted
+            duplicates += answer.duplicates
+            facts.update(messages=messages, accepted=accepted, duplicates=duplicates)
+        return reco_pb2.FeedbackResponse(accepted=accepted, duplicates=duplicates)
+
+    async def _feed(self, request: reco_pb2.FeedbackRequest, facts: Facts) -> Accepted:
+        if self._online is None:
+            raise FailedPrecondition("online learning is off in this sidecar (--online)", field="events")
+        manager = self._models.get(request.model)
+        if manager is not self._models.get(""):
+            raise FailedPrecondition("online learning serves the default model only", field="model")
+        with manager.lease() as model:
+            events = online_events(request, event_types(model))
+            facts.update(model=model.name, version=model.version)
+        answer = await self._online.submit(events)
+        facts["events"] = facts.get("events", 0) + len(events)
+        facts.update(accepted=facts.get("accepted", 0) + answer.accepted,
+                     duplicates=facts.get("duplicates", 0) + answer.duplicates)
+        return answer
 
     # -- Similar --------------------------------------------------------------------------------
 

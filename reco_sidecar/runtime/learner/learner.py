@@ -1,0 +1,101 @@
+"""The learner's work, without the process around it: dedupe by event id, journal, solve,
+publish. One instance, in the learner process; the only writer of the journal and tables.
+
+Order for each group of Feed messages (group commit): the events not seen before are
+appended to the journal (and fdatasync'ed with --online-fsync always), then applied to the
+served version's state and its table, then every Feed of the group is answered. So an
+acknowledged event is both durable and visible to every worker.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import time
+from collections.abc import Sequence
+
+from reco_sidecar.artifact import loader
+from reco_sidecar.common import logs
+from reco_sidecar.runtime import messages as m
+from reco_sidecar.runtime.learner.journal import Journal
+from reco_sidecar.runtime.learner.state import VersionState
+from reco_sidecar.runtime.learner.table import TableWriter, table_path
+from reco_sidecar.serving.online import Event
+
+log = logs.get(__name__)
+
+
+class Learner:
+    def __init__(self, *, model_root: pathlib.Path, model: str, directory: pathlib.Path, max_users: int,
+                 retention: int, fsync: bool) -> None:
+        self.model_root, self.model_name = model_root, model
+        self.tables = directory / "tables"
+        self.tables.mkdir(parents=True, exist_ok=True)
+        self.max_users, self.retention = max_users, retention
+        self.journal = Journal(directory / "journal", fsync=fsync)
+        if self.journal.torn_bytes:
+            log.warning("online_journal_torn", bytes=self.journal.torn_bytes)
+        replayed = self.journal.replayed()
+        # Every retained event id: a retry or a replay of any of them is a duplicate.
+        self.ids: dict[str, None] = dict.fromkeys(e.event_id for e in replayed)
+        self.state: VersionState | None = None
+        log.info("online_journal_replayed", events=len(replayed))
+
+    def serve(self, version: int) -> None:
+        """Solves every user again against `version` from the journal's events after its
+        as_of, publishes its table, retires the previous one."""
+        started = time.monotonic()
+        model = loader.open_model(self.model_root / self.model_name / str(version))
+        path = table_path(self.tables, self.model_name, version)
+        table = TableWriter(path, version, model.factors, self.max_users)
+        state = VersionState(model, table)
+        events = list(self.journal.events())
+        state.publish(state.add(events), time.time())
+        table.publish()
+        old, self.state = self.state, state
+        if old is not None:
+            old.table.retire()
+            old.table.close()
+            if old.table.path != path:
+                old.table.path.unlink(missing_ok=True)
+        for stale in self.tables.glob(f"{self.model_name}-*.table*"):
+            if stale != path:
+                stale.unlink(missing_ok=True)
+        log.info("online_version", model=self.model_name, version=version, users=len(state),
+                 events=len(events), applied=sum(1 for e in events if state.counts(e)), as_of=model.info.as_of,
+                 seconds=round(time.monotonic() - started, 4))
+
+    def feed(self, feeds: Sequence[m.Feed]) -> list[m.Fed]:
+        fresh: list[Event] = []
+        counts: list[tuple[int, int]] = []
+        for f in feeds:
+            accepted = duplicates = 0
+            for e in f.events:
+                if e.event_id in self.ids:
+                    duplicates += 1
+                    continue
+                self.ids[e.event_id] = None
+                fresh.append(e)
+                accepted += 1
+            counts.append((accepted, duplicates))
+        try:
+            self.journal.append(fresh)
+        except OSError as error:
+            for e in fresh:
+                self.ids.pop(e.event_id, None)
+            log.error("online_journal_failed", error=str(error), events=len(fresh))
+            return [m.Fed(f.id, 0, 0, f"the journal cannot be written: {error.strerror}") for f in feeds]
+        if self.state is not None:
+            self.state.publish(self.state.add(fresh), time.time())
+        if self.journal.records > 2 * self.retention:
+            self._compact()
+        return [m.Fed(f.id, a, d, "") for f, (a, d) in zip(feeds, counts, strict=True)]
+
+    def _compact(self) -> None:
+        dropped = self.journal.compact(self.retention)
+        self.ids = dict.fromkeys(e.event_id for e in self.journal.events())
+        log.info("online_journal_compacted", dropped=dropped, kept=self.journal.records)
+
+    def close(self) -> None:
+        self.journal.close()
+        if self.state is not None:
+            self.state.table.close()

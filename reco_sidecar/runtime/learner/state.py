@@ -1,0 +1,102 @@
+"""The learner's state for one served model version: each online user's events, folded
+into a vector with the item factors fixed, and written to the shared table.
+
+Which events count: every event newer than the version's `as_of` (older ones are already
+in its training data). Which user is kept: the table decides (bucket LRU, table.py); a user
+it evicts is forgotten here too, so memory stays within --online-max-users users of at most
+MAX_SEEN distinct items each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from reco_sidecar.engine import foldin
+from reco_sidecar.engine.model import Model
+from reco_sidecar.runtime.learner.table import MAX_SEEN, TableWriter
+from reco_sidecar.serving.online import Event
+
+
+@dataclass
+class _User:
+    # item id -> summed weight, least recently touched first
+    items: dict[str, float] = field(default_factory=dict)
+
+
+class VersionState:
+    def __init__(self, model: Model, table: TableWriter) -> None:
+        self.model = model
+        self.table = table
+        self.as_of = model.info.as_of
+        self._users: dict[str, _User] = {}
+        params = model.info.fold_in
+        self._reg = params.get("regularization", 0.1)
+        self._alpha = params.get("alpha", 1.0)
+
+    def counts(self, event: Event) -> bool:
+        """Whether this version learns from `event` (not already in its training data)."""
+        return self.as_of is None or event.time > self.as_of
+
+    def weight(self, event: Event) -> float:
+        if event.weight is not None:
+            return event.weight
+        return self.model.info.event_types.get(event.type, 0.0)
+
+    def add(self, events: Iterable[Event]) -> set[str]:
+        """Records the events; returns the users whose vectors must be solved again."""
+        touched: set[str] = set()
+        for e in events:
+            if not self.counts(e):
+                continue
+            user = self._users.get(e.user_id)
+            if user is None:
+                user = self._users[e.user_id] = _User()
+            total = user.items.pop(e.item_id, 0.0) + self.weight(e)
+            user.items[e.item_id] = total
+            while len(user.items) > MAX_SEEN:
+                del user.items[next(iter(user.items))]
+            touched.add(e.user_id)
+        return touched
+
+    def publish(self, users: Iterable[str], now: float) -> None:
+        for user_id in users:
+            user = self._users.get(user_id)
+            if user is None:
+                continue
+            solved = self.solve(user_id, user)
+            if solved is None:
+                continue
+            vector, seen, known = solved
+            evicted = self.table.put(user_id, vector, seen, known, now)
+            if evicted is not None:
+                self._users.pop(evicted, None)
+
+    def solve(self, user_id: str, user: _User) -> tuple[np.ndarray, np.ndarray, bool] | None:
+        """The user's trained interactions plus the online ones, solved as implicit's ALS
+        recalculates a user; None when no online item is known to this version."""
+        m = self.model
+        online_rows = []
+        weights: dict[int, float] = {}
+        for item_id, total in user.items.items():
+            row = m.items.row(item_id)
+            if row is None:
+                continue
+            online_rows.append(row)
+            weights[row] = weights.get(row, 0.0) + total
+        if not online_rows:
+            return None
+        user_row = m.users.row(user_id)
+        if user_row is not None:
+            for row in m.seen_rows(user_row).tolist():
+                weights[row] = weights.get(row, 0.0) + 1.0
+        rows = np.fromiter(weights, dtype=np.int64, count=len(weights))
+        w = np.fromiter(weights.values(), dtype=np.float64, count=len(weights))
+        vector = foldin.solve_user(m.item_factors, m.yty, rows, regularization=self._reg, alpha=self._alpha,
+                                   weights=w)
+        return vector, np.asarray(online_rows, dtype=np.int64), user_row is not None
+
+    def __len__(self) -> int:
+        return len(self._users)

@@ -1,0 +1,89 @@
+"""Online learning through the real process tree (docs/online.md): Feedback's events reach
+the one learner, its journal and the table every worker reads."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import signal
+import time
+from collections.abc import Iterator
+
+import grpc
+import pytest
+
+from harness.procs import wait_until
+from reco_sidecar.gen.reco.v1 import reco_pb2, reco_pb2_grpc
+from reco_sidecar.runtime.learner import journal
+from tests.support.server import Sidecar, running_sidecar
+
+pytestmark = pytest.mark.slow
+
+
+def _event(event_id: str, user: str, item: str, kind: str = "like", when: float = 0.0,
+           weight: float = 0.0) -> reco_pb2.FeedbackEvent:
+    return reco_pb2.FeedbackEvent(event_id=event_id, user_id=user, item_id=item, type=kind, time=when,
+                                  weight=weight)
+
+
+def _items(stub: reco_pb2_grpc.RecommenderStub, user: str, n: int = 10) -> tuple[list[str], int]:
+    r = stub.Recommend(reco_pb2.RecommendRequest(user_id=user, n=n, omit_jsonld=True), timeout=10)
+    return [i.item_id for i in r.items], r.source
+
+
+def _stubs(sc: Sidecar) -> list[reco_pb2_grpc.RecommenderStub]:
+    """One channel per worker address: each stub reaches one worker, known by its pid."""
+    stubs = [sc.stub(address) for address in sc.worker_addresses]
+    pids = {s.GetModelStatus(reco_pb2.GetModelStatusRequest(), timeout=10).worker.pid for s in stubs}
+    assert len(pids) == len(stubs)
+    return stubs
+
+
+def _online(tmp_path: pathlib.Path) -> list[str]:
+    return ["--online-dir", str(tmp_path / "online")]
+
+
+@pytest.fixture
+def a_user(demo_root: pathlib.Path) -> Iterator[tuple[str, list[str]]]:
+    """A trained user and items they have not seen, far down their list."""
+    from reco_sidecar.artifact import loader
+
+    model = loader.open_model(demo_root / "demo" / "1")
+    user = model.users.ids[7]
+    seen = set(model.seen_rows(7).tolist())
+    unseen = [model.items.ids[r] for r in range(len(model.items.ids)) if r not in seen]
+    yield user, unseen
+
+
+def test_an_event_changes_the_next_recommend_on_every_worker(
+        demo_root: pathlib.Path, tmp_path: pathlib.Path, a_user: tuple[str, list[str]]) -> None:
+    user, unseen = a_user
+    with running_sidecar(demo_root, "demo", workers=2, extra_args=_online(tmp_path)) as sc:
+        stubs = _stubs(sc)
+        before = [_items(s, user, 50) for s in stubs]
+        assert all(source == reco_pb2.SOURCE_MODEL for _, source in before)
+        liked = before[0][0][0]  # the top item: once liked it must leave the list (seen)
+        answer = stubs[0].Feedback(reco_pb2.FeedbackRequest(events=[_event("e1", user, liked)]), timeout=30)
+        assert (answer.accepted, answer.duplicates) == (1, 0)
+        for stub in stubs:  # no waiting: OK means every worker answers from the new vector
+            items, source = _items(stub, user, 50)
+            assert source == reco_pb2.SOURCE_ONLINE
+            assert liked not in items
+            assert items != before[0][0]
+        again = stubs[1].Feedback(reco_pb2.FeedbackRequest(events=[_event("e1", user, liked)]), timeout=30)
+        assert (again.accepted, again.duplicates) == (0, 1)
+
+
+def test_a_user_unknown_at_training_is_answered_from_their_events(
+        demo_root: pathlib.Path, tmp_path: pathlib.Path, a_user: tuple[str, list[str]]) -> None:
+    _, unseen = a_user
+    with running_sidecar(demo_root, "demo", workers=2, extra_args=_online(tmp_path)) as sc:
+        stubs = _stubs(sc)
+        assert _items(stubs[0], "newcomer")[1] == reco_pb2.SOURCE_POPULAR
+        events = [_event(f"n{i}", "newcomer", item, "share") for i, item in enumerate(unseen[:3])]
+        assert stubs[1].Feedback(reco_pb2.FeedbackRequest(events=events), timeout=30).accepted == 3
+        for stub in stubs:
+            items, source = _items(stub, "newcomer")
+            assert source == reco_pb2.SOURCE_ONLINE_NEW_USER
+            assert not set(items) & set(unseen[:3])
