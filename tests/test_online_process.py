@@ -87,3 +87,77 @@ def test_a_user_unknown_at_training_is_answered_from_their_events(
             items, source = _items(stub, "newcomer")
             assert source == reco_pb2.SOURCE_ONLINE_NEW_USER
             assert not set(items) & set(unseen[:3])
+
+
+def _learner_pid(sc: Sidecar) -> int:
+    """The one child of the supervisor that is not a serving worker (once both serve again)."""
+    def workers() -> set[int] | None:
+        try:
+            return {sc.stub(a).GetModelStatus(reco_pb2.GetModelStatusRequest(), timeout=10).worker.pid
+                    for a in sc.worker_addresses}
+        except grpc.RpcError:
+            return None
+    serving = wait_until(workers, 60, "both workers serving")
+    (pid,) = [p for p in sc.worker_pids() if p not in serving]
+    return pid
+
+
+def _feed_until_accepted(stub: reco_pb2_grpc.RecommenderStub, events: list[reco_pb2.FeedbackEvent]
+                         ) -> reco_pb2.FeedbackResponse:
+    """Retries UNAVAILABLE (a learner or worker restarting), as a client should: event ids make
+    a retry safe."""
+    def attempt() -> reco_pb2.FeedbackResponse | None:
+        try:
+            return stub.Feedback(reco_pb2.FeedbackRequest(events=events), timeout=30)
+        except grpc.RpcError as e:
+            if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                return None
+            raise
+    return wait_until(attempt, 60, "Feedback accepted")
+
+
+def _journaled(online_dir: pathlib.Path) -> list[str]:
+    events, _ = journal.read(online_dir / "journal")
+    return [e.event_id for e in events]
+
+
+def test_nothing_is_lost_or_doubled_across_worker_and_learner_kills_and_a_restart(
+        demo_root: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    from reco_sidecar.artifact import loader
+
+    model = loader.open_model(demo_root / "demo" / "1")
+    users = [model.users.ids[r] for r in range(5)] + ["fresh-1", "fresh-2"]
+    items = list(model.items.ids)
+    # 70 events: user u gets items 10 apart, so each event can be checked on its own
+    events = [_event(f"ev-{u}-{k}", user, items[(u * 37 + k * 11) % len(items)], "click")
+              for u, user in enumerate(users) for k in range(10)]
+    accepted: dict[str, int] = {}
+    with running_sidecar(demo_root, "demo", workers=2, extra_args=_online(tmp_path)) as sc:
+        stubs = _stubs(sc)
+        for i in range(0, len(events), 7):
+            batch = events[i : i + 7]
+            if i == 14:
+                os.kill(int(stubs[0].GetModelStatus(reco_pb2.GetModelStatusRequest(), timeout=10).worker.pid),
+                        signal.SIGKILL)
+            if i == 35:
+                os.kill(_learner_pid(sc), signal.SIGKILL)
+            answer = _feed_until_accepted(sc.stub(), batch + batch[:2])  # two retried inside the batch
+            for e in batch:
+                accepted[e.event_id] = accepted.get(e.event_id, 0) + 1
+            assert answer.accepted + answer.duplicates == 9
+        # a whole batch retried: all duplicates
+        again = _feed_until_accepted(sc.stub(), events[:7])
+        assert (again.accepted, again.duplicates) == (0, 7)
+        sc.proc.send_signal(signal.SIGTERM)
+        sc.proc.wait(30)
+    ids = _journaled(tmp_path / "online")
+    assert sorted(ids) == sorted(e.event_id for e in events)  # each once: none lost, none doubled
+    with running_sidecar(demo_root, "demo", workers=2, extra_args=_online(tmp_path)) as sc:
+        stubs = _stubs(sc)
+        for user in users:
+            mine = {e.item_id for e in events if e.user_id == user}
+            for stub in stubs:
+                listed, source = _items(stub, user, len(items))
+                assert source in (reco_pb2.SOURCE_ONLINE, reco_pb2.SOURCE_ONLINE_NEW_USER)
+                assert not mine & set(listed), "an event's item is recommended again after the restart"
+        assert _feed_until_accepted(sc.stub(), events[7:14]).duplicates == 7

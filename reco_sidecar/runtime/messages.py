@@ -334,12 +334,15 @@ class Fed:
 
 @dataclass(frozen=True)
 class ServeVersion:
-    """The supervisor's word that `version` of `model` serves now (at start and after each
-    reload): the learner solves its users against it from then on."""
+    """The supervisor's word about `version` of `model`. `exclusive`: it alone serves now (at
+    start and when a reload ends, either way), so the learner keeps only its state. Otherwise
+    a reload to it began: the learner solves every user against it too, beside the serving
+    version, so its table is ready when the workers switch."""
 
     TAG: ClassVar[str] = "serve_version"
     model: str
     version: int
+    exclusive: bool
 
 
 ToLearner = Feed | ServeVersion

@@ -227,6 +227,8 @@ class Supervisor:
                 self._finished(action, model)
             case co.Began(txn, version, old_version):
                 log.info("reload_start", model=model, txn=txn, version=version, old_version=old_version)
+                if self.learner is not None and model == self.s.default_model:
+                    self.learner.preparing(version)
             case _:
                 assert_never(action)
 
@@ -234,7 +236,7 @@ class Supervisor:
         self.version = self.coordinator.serving
         if f.ok and self.store is not None:
             self.store.serving(self.version)
-        if f.ok and self.learner is not None and model == self.s.default_model:
+        if self.learner is not None and model == self.s.default_model:
             self.learner.serving(self.coordinator.serving)
         if f.ok and f.noop:
             log.info("reload_done", model=model, version=f.version, old_version=f.old_version, workers=f.workers,

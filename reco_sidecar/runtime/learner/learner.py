@@ -18,7 +18,7 @@ from reco_sidecar.common import logs
 from reco_sidecar.runtime import messages as m
 from reco_sidecar.runtime.learner.journal import Journal
 from reco_sidecar.runtime.learner.state import VersionState
-from reco_sidecar.runtime.learner.table import TableWriter, table_path
+from reco_sidecar.runtime.learner.table import TableWriter, retire_file, table_path
 from reco_sidecar.serving.online import Event
 
 log = logs.get(__name__)
@@ -37,12 +37,27 @@ class Learner:
         replayed = self.journal.replayed()
         # Every retained event id: a retry or a replay of any of them is a duplicate.
         self.ids: dict[str, None] = dict.fromkeys(e.event_id for e in replayed)
-        self.state: VersionState | None = None
+        # The serving version's state, and during a reload the next version's beside it.
+        self.states: dict[int, VersionState] = {}
+        for stale in self.tables.glob("*.table*"):  # a previous learner's: rebuilt from the journal
+            retire_file(stale)
         log.info("online_journal_replayed", events=len(replayed))
 
-    def serve(self, version: int) -> None:
-        """Solves every user again against `version` from the journal's events after its
-        as_of, publishes its table, retires the previous one."""
+    def serve(self, version: int, *, exclusive: bool = True) -> None:
+        """Solves every user against `version` from the journal's events after its as_of and
+        publishes its table (unless it has one already). `exclusive`: only `version` serves
+        now, the other tables are retired; otherwise it is learned beside them (a reload to
+        it is under way)."""
+        if version not in self.states:
+            self.states[version] = self._build(version)
+        if exclusive:
+            for other in [v for v in self.states if v != version]:
+                state = self.states.pop(other)
+                state.table.retire()
+                state.table.close()
+                state.table.path.unlink(missing_ok=True)
+
+    def _build(self, version: int) -> VersionState:
         started = time.monotonic()
         model = loader.open_model(self.model_root / self.model_name / str(version))
         path = table_path(self.tables, self.model_name, version)
@@ -50,19 +65,14 @@ class Learner:
         state = VersionState(model, table)
         events = list(self.journal.events())
         state.publish(state.add(events), time.time())
+        stale = self.states.pop(version, None)
         table.publish()
-        old, self.state = self.state, state
-        if old is not None:
-            old.table.retire()
-            old.table.close()
-            if old.table.path != path:
-                old.table.path.unlink(missing_ok=True)
-        for stale in self.tables.glob(f"{self.model_name}-*.table*"):
-            if stale != path:
-                stale.unlink(missing_ok=True)
+        if stale is not None:
+            stale.table.retire()
         log.info("online_version", model=self.model_name, version=version, users=len(state),
                  events=len(events), applied=sum(1 for e in events if state.counts(e)), as_of=model.info.as_of,
                  seconds=round(time.monotonic() - started, 4))
+        return state
 
     def feed(self, feeds: Sequence[m.Feed]) -> list[m.Fed]:
         fresh: list[Event] = []
@@ -84,8 +94,9 @@ class Learner:
                 self.ids.pop(e.event_id, None)
             log.error("online_journal_failed", error=str(error), events=len(fresh))
             return [m.Fed(f.id, 0, 0, f"the journal cannot be written: {error.strerror}") for f in feeds]
-        if self.state is not None:
-            self.state.publish(self.state.add(fresh), time.time())
+        now = time.time()
+        for state in self.states.values():
+            state.publish(state.add(fresh), now)
         if self.journal.records > 2 * self.retention:
             self._compact()
         return [m.Fed(f.id, a, d, "") for f, (a, d) in zip(feeds, counts, strict=True)]
@@ -97,5 +108,5 @@ class Learner:
 
     def close(self) -> None:
         self.journal.close()
-        if self.state is not None:
-            self.state.table.close()
+        for state in self.states.values():
+            state.table.close()

@@ -68,7 +68,7 @@ async def _serve(learner: Learner, listener: socket.socket, control: Channel) ->
             return
         if isinstance(message, m.ServeVersion):
             try:
-                learner.serve(message.version)
+                learner.serve(message.version, exclusive=message.exclusive)
             except Exception as e:  # a version that cannot be opened: keep learning on the old one
                 log.error("online_version_failed", version=message.version, error=str(e))
 

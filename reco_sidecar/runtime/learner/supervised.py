@@ -82,13 +82,16 @@ class LearnerHandle:
         self._started = now
         log.info("online_learner_start", learner_pid=pid, version=version)
 
+    def preparing(self, version: int) -> None:
+        """A reload of the default model to `version` began."""
+        if self.channel is not None and version != self.version:
+            self.channel.send(m.ServeVersion(self.s.default_model, version, False))
+
     def serving(self, version: int) -> None:
-        """`version` of the default model serves now."""
-        if version == self.version:
-            return
+        """`version` of the default model serves now (a reload ended, either way)."""
         self.version = version
         if self.channel is not None:
-            self.channel.send(m.ServeVersion(self.s.default_model, version))
+            self.channel.send(m.ServeVersion(self.s.default_model, version, True))
 
     def exited(self, pid: int, status: int, now: float, *, restart: bool) -> bool:
         """True when `pid` was the learner (restarted after a backoff unless stopping)."""

@@ -16,6 +16,7 @@ it opens the path again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import mmap
 import os
@@ -75,6 +76,12 @@ class _Mapped:
         self.slots = np.frombuffer(self.mm, dtype=slot_dtype(factors), count=self.buckets * WAYS,
                                    offset=HEADER_BYTES)
         self.factors = factors
+
+    def close(self) -> None:
+        """Unmaps, unless an array taken from it is still alive: then the mapping goes with it."""
+        del self.slots, self.retired_word
+        with contextlib.suppress(BufferError):
+            self.mm.close()
 
 
 class TableWriter:
@@ -149,7 +156,19 @@ class TableWriter:
         self._m.retired_word[0] = 1
 
     def close(self) -> None:
-        self._m.mm.close()
+        self._m.close()
+
+
+def retire_file(path: pathlib.Path) -> None:
+    """Marks a table a previous learner left retired (workers may still map it), and removes it."""
+    try:
+        mapped = _Mapped(path, writable=True)
+    except (OSError, ValueError):
+        pass
+    else:
+        mapped.retired_word[0] = 1
+        mapped.close()
+    path.unlink(missing_ok=True)
 
 
 class TableReader:
@@ -186,4 +205,4 @@ class TableReader:
         return None  # the writer kept rewriting this slot: answer from the model this once
 
     def close(self) -> None:
-        self._m.mm.close()
+        self._m.close()
