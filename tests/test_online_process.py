@@ -3,11 +3,9 @@ the one learner, its journal and the table every worker reads."""
 
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 import signal
-import time
 from collections.abc import Iterator
 
 import grpc
@@ -58,7 +56,7 @@ def a_user(demo_root: pathlib.Path) -> Iterator[tuple[str, list[str]]]:
 
 def test_an_event_changes_the_next_recommend_on_every_worker(
         demo_root: pathlib.Path, tmp_path: pathlib.Path, a_user: tuple[str, list[str]]) -> None:
-    user, unseen = a_user
+    user, _ = a_user
     with running_sidecar(demo_root, "demo", workers=2, extra_args=_online(tmp_path)) as sc:
         stubs = _stubs(sc)
         before = [_items(s, user, 50) for s in stubs]
