@@ -96,6 +96,7 @@ def _learner_pid(sc: Sidecar) -> int:
         except grpc.RpcError:
             return None
     serving = wait_until(workers, 60, "both workers serving")
+    assert serving is not None
     (pid,) = [p for p in sc.worker_pids() if p not in serving]
     return pid
 
@@ -106,12 +107,15 @@ def _feed_until_accepted(stub: reco_pb2_grpc.RecommenderStub, events: list[reco_
     a retry safe."""
     def attempt() -> reco_pb2.FeedbackResponse | None:
         try:
-            return stub.Feedback(reco_pb2.FeedbackRequest(events=events), timeout=30)
+            answer: reco_pb2.FeedbackResponse = stub.Feedback(reco_pb2.FeedbackRequest(events=events), timeout=30)
+            return answer
         except grpc.RpcError as e:
             if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                 return None
             raise
-    return wait_until(attempt, 60, "Feedback accepted")
+    accepted = wait_until(attempt, 60, "Feedback accepted")
+    assert accepted is not None
+    return accepted
 
 
 def _journaled(online_dir: pathlib.Path) -> list[str]:

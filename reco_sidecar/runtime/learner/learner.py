@@ -64,7 +64,7 @@ class Learner:
         table = TableWriter(path, version, model.factors, self.max_users)
         state = VersionState(model, table)
         events = list(self.journal.events())
-        state.publish(state.add(events), time.time())
+        state.publish(state.add(events))
         stale = self.states.pop(version, None)
         table.publish()
         if stale is not None:
@@ -94,9 +94,8 @@ class Learner:
                 self.ids.pop(e.event_id, None)
             log.error("online_journal_failed", error=str(error), events=len(fresh))
             return [m.Fed(f.id, 0, 0, f"the journal cannot be written: {error.strerror}") for f in feeds]
-        now = time.time()
         for state in self.states.values():
-            state.publish(state.add(fresh), now)
+            state.publish(state.add(fresh))
         if self.journal.records > 2 * self.retention:
             self._compact()
         return [m.Fed(f.id, a, d, "") for f, (a, d) in zip(feeds, counts, strict=True)]

@@ -45,9 +45,10 @@ class VersionState:
             return event.weight
         return self.model.info.event_types.get(event.type, 0.0)
 
-    def add(self, events: Iterable[Event]) -> set[str]:
-        """Records the events; returns the users whose vectors must be solved again."""
-        touched: set[str] = set()
+    def add(self, events: Iterable[Event]) -> list[str]:
+        """Records the events; returns the users whose vectors must be solved again, the user
+        of the newest event last (so that it is the last one any eviction could touch)."""
+        touched: dict[str, None] = {}
         for e in events:
             if not self.counts(e):
                 continue
@@ -58,10 +59,11 @@ class VersionState:
             user.items[e.item_id] = total
             while len(user.items) > MAX_SEEN:
                 del user.items[next(iter(user.items))]
-            touched.add(e.user_id)
-        return touched
+            touched.pop(e.user_id, None)
+            touched[e.user_id] = None
+        return list(touched)
 
-    def publish(self, users: Iterable[str], now: float) -> None:
+    def publish(self, users: Iterable[str]) -> None:
         for user_id in users:
             user = self._users.get(user_id)
             if user is None:
@@ -70,7 +72,7 @@ class VersionState:
             if solved is None:
                 continue
             vector, seen, known = solved
-            evicted = self.table.put(user_id, vector, seen, known, now)
+            evicted = self.table.put(user_id, vector, seen, known)
             if evicted is not None:
                 self._users.pop(evicted, None)
 

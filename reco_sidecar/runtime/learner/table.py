@@ -102,6 +102,7 @@ class TableWriter:
         self.version, self.capacity = version, buckets * WAYS
         self._slot_of: dict[str, int] = {}
         self._owner: dict[int, str] = {}
+        self._writes = 0
 
     def publish(self) -> None:
         """Renames the table into place, where workers find it (after the initial fill)."""
@@ -113,8 +114,11 @@ class TableWriter:
     def users(self) -> list[str]:
         return list(self._slot_of)
 
-    def put(self, user_id: str, vector: np.ndarray, seen_rows: np.ndarray, known: bool, now: float) -> str | None:
-        """Writes the user's slot; returns the user evicted to make room, if any."""
+    def put(self, user_id: str, vector: np.ndarray, seen_rows: np.ndarray, known: bool) -> str | None:
+        """Writes the user's slot; returns the user evicted to make room, if any. `updated` is
+        a count of writes, not a clock: the order of updates decides eviction, without ties."""
+        self._writes += 1
+        now = float(self._writes)
         slots = self._m.slots
         slot = self._slot_of.get(user_id)
         evicted = None
