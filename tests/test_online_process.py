@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import pathlib
 import signal
+import time
 from collections.abc import Iterator
 
 import grpc
@@ -87,6 +88,15 @@ def test_a_user_unknown_at_training_is_answered_from_their_events(
             assert not set(items) & set(unseen[:3])
 
 
+def _once_online(stub: reco_pb2_grpc.RecommenderStub, user: str, n: int) -> tuple[list[str], int]:
+    def answer() -> tuple[list[str], int] | None:
+        listed, source = _items(stub, user, n)
+        return (listed, source) if source in (reco_pb2.SOURCE_ONLINE, reco_pb2.SOURCE_ONLINE_NEW_USER) else None
+    found = wait_until(answer, 60, f"{user} answered online")
+    assert found is not None
+    return found
+
+
 def _learner_pid(sc: Sidecar) -> int:
     """The one child of the supervisor that is not a serving worker (once both serve again)."""
     def workers() -> set[int] | None:
@@ -163,3 +173,46 @@ def test_nothing_is_lost_or_doubled_across_worker_and_learner_kills_and_a_restar
                 assert source in (reco_pb2.SOURCE_ONLINE, reco_pb2.SOURCE_ONLINE_NEW_USER)
                 assert not mine & set(listed), "an event's item is recommended again after the restart"
         assert _feed_until_accepted(sc.stub(), events[7:14]).duplicates == 7
+
+
+def test_a_reload_keeps_only_the_events_after_the_new_versions_as_of(
+        demo_copy: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    import datetime
+
+    from harness.versions import copy_version
+    from reco_sidecar.artifact import loader
+
+    items = list(loader.open_model(demo_copy / "demo" / "1").items.ids)
+    as_of = time.time() - 3600
+    old, new, later = items[5], items[6], items[7]
+    before = _event("r-old", "drifter", old, "share", when=as_of - 60)
+    after = _event("r-new", "drifter", new, "share", when=as_of + 60)
+    with running_sidecar(demo_copy, "demo", workers=2, extra_args=_online(tmp_path)) as sc:
+        stubs = _stubs(sc)
+        assert stubs[0].Feedback(reco_pb2.FeedbackRequest(events=[before, after]), timeout=30).accepted == 2
+        for stub in stubs:  # version 1 has no as_of: it learns from both
+            listed, source = _items(stub, "drifter", len(items))
+            assert source == reco_pb2.SOURCE_ONLINE_NEW_USER and old not in listed and new not in listed
+        stamp = datetime.datetime.fromtimestamp(as_of, datetime.UTC).isoformat()
+
+        def trained_until(manifest: dict[str, object]) -> None:
+            training = manifest["training"]
+            assert isinstance(training, dict)
+            training["as_of"] = stamp
+
+        version = copy_version(demo_copy / "demo", 1, edit=trained_until)
+        assert sc.stub().Reload(reco_pb2.ReloadRequest(version=str(version)), timeout=120).new_version == version
+        for stub in stubs:  # version 2 was trained up to as_of: the older event is its own
+            # The learner began solving version 2 when the reload began; its table may come a
+            # moment after the workers switch (docs/online.md, "Reload").
+            listed, source = _once_online(stub, "drifter", len(items))
+            assert source == reco_pb2.SOURCE_ONLINE_NEW_USER
+            assert old in listed and new not in listed
+        # nothing is counted twice: both are known still, and a new one counts once
+        again = stubs[1].Feedback(reco_pb2.FeedbackRequest(
+            events=[before, after, _event("r-later", "drifter", later, "share")]), timeout=30)
+        assert (again.accepted, again.duplicates) == (1, 2)
+        for stub in stubs:
+            listed, _ = _items(stub, "drifter", len(items))
+            assert old in listed and new not in listed and later not in listed
+    assert sorted(_journaled(tmp_path / "online")) == ["r-later", "r-new", "r-old"]

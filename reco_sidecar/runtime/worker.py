@@ -104,6 +104,13 @@ def _boot(settings: ServeSettings, spec: WorkerSpec, channel: Channel, boot: Boo
             log.error("worker_load_failed", slot=spec.slot, model=manager.name, version=version, error=str(e))
             channel.send(m.BootFailed(spec.slot, f"model {manager.name!r}: {e}"))
             return ExitCode.WORKER_LOAD_FAILED
+    if settings.online:
+        from reco_sidecar.runtime.learner.client import await_table
+
+        # Ready means the journal's events are visible: wait (bounded) for the learner's table.
+        if not await_table(settings.online_path / "tables", settings.default_model,
+                           spec.versions[settings.default_model]):
+            log.warning("online_table_missing", slot=spec.slot, version=spec.versions[settings.default_model])
     pins = pinned(experiments.current)
     try:
         registry.use_pinned(registry.open_pinned(pins))

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import itertools
 import pathlib
+import time
 from collections.abc import Sequence
 
 from reco_sidecar.common import logs
@@ -21,6 +22,22 @@ from reco_sidecar.serving.online import Accepted, Event, OnlineUser
 log = logs.get(__name__)
 # How long a Feedback waits for the learner (a restarted learner replays its journal first).
 SUBMIT_TIMEOUT = 30.0
+
+
+# How long a booting worker waits for the learner to publish the served version's table.
+BOOT_WAIT = 30.0
+
+
+def await_table(tables: pathlib.Path, model: str, version: int, timeout: float = BOOT_WAIT) -> bool:
+    """True once the learner has published `version`'s table (it replays the journal first);
+    False after `timeout`: the worker then serves, answering from trained vectors until it is."""
+    path = table_path(tables, model, version)
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 class LearnerClient:
