@@ -71,6 +71,10 @@ class ServeSettings:
     online_max_users: int = 100_000
     online_fsync: str = "always"
     online_retention_events: int = 1_000_000
+    # Several replicas: the Redis Stream every replica adds its events to and reads all from.
+    online_stream: str | None = None
+    online_stream_key: str = ""
+    online_stream_maxlen: int = 1_000_000
 
     @property
     def online(self) -> bool:
@@ -183,6 +187,12 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--online-retention-events", type=_positive_int, default=d.online_retention_events,
                    help="events the journal keeps (and deduplicates) at least; size it above one retrain "
                         "interval of events")
+    g.add_argument("--online-stream", default=None,
+                   help="redis://host:port/db: replicas share their Feedback events through this Redis Stream")
+    g.add_argument("--online-stream-key", default=d.online_stream_key,
+                   help="the stream's key (default: reco:feedback:<default model>)")
+    g.add_argument("--online-stream-maxlen", type=_positive_int, default=d.online_stream_maxlen,
+                   help="entries the stream keeps (about; XADD MAXLEN ~); size it above one retrain interval")
     g = p.add_argument_group("network")
     g.add_argument("--host", default=d.host, help="address to bind (shared and per-worker ports)")
     g.add_argument("--port", type=_port, default=d.port, help="shared port; 0 picks a free one")
@@ -294,6 +304,15 @@ def validate(s: ServeSettings) -> None:
                          f"({', '.join(s.model)})")
     if len(s.model) > 1 and s.version not in ("", "latest"):
         raise ValueError("--version names one version of one model: with several models it can only be 'latest'")
+    if s.online_stream is not None and s.online_dir is None:
+        raise ValueError("--online-stream needs --online-dir (each replica journals what it reads)")
+    if s.online_stream is not None and not s.online_stream.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError(f"--online-stream must be a redis:// URL, got {s.online_stream!r}")
+    if s.online_stream is not None:
+        import importlib.util
+
+        if importlib.util.find_spec("redis") is None:
+            raise ValueError("--online-stream needs the redis client: pip install 'reco-sidecar[replicas]'")
     if s.experiments is not None and not s.experiments.is_file():
         raise ValueError(f"--experiments: {s.experiments} is not a readable file")
     if s.model_store is not None:

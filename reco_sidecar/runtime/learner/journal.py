@@ -33,7 +33,7 @@ def encode(event: Event) -> bytes:
     return _HEAD.pack(len(payload), zlib.crc32(payload)) + payload
 
 
-def _decode(payload: bytes) -> Event | None:
+def decode_payload(payload: bytes) -> Event | None:
     try:
         raw = msgpack.unpackb(payload)
         event_id, user_id, item_id, kind, weight, when = raw
@@ -56,7 +56,7 @@ def read(path: pathlib.Path) -> tuple[list[Event], int]:
         if length > MAX_RECORD or end > len(data):
             break
         payload = data[at + _HEAD.size : end]
-        event = _decode(payload) if zlib.crc32(payload) == crc else None
+        event = decode_payload(payload) if zlib.crc32(payload) == crc else None
         if event is None:
             break
         events.append(event)

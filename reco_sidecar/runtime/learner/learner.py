@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pathlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from reco_sidecar.artifact import loader
 from reco_sidecar.common import logs
@@ -26,7 +26,9 @@ log = logs.get(__name__)
 
 class Learner:
     def __init__(self, *, model_root: pathlib.Path, model: str, directory: pathlib.Path, max_users: int,
-                 retention: int, fsync: bool) -> None:
+                 retention: int, fsync: bool, publish: Callable[[Sequence[Event]], None] | None = None) -> None:
+        # With replicas, adds accepted events to the shared stream (stream.py) before the journal.
+        self.publish = publish
         self.model_root, self.model_name = model_root, model
         self.tables = directory / "tables"
         self.tables.mkdir(parents=True, exist_ok=True)
@@ -74,6 +76,24 @@ class Learner:
                  seconds=round(time.monotonic() - started, 4))
         return state
 
+    def absorb(self, events: Sequence[Event]) -> int:
+        """Events another replica accepted (read from the stream): journaled and learned like
+        this replica's own, never published again. Returns how many were new."""
+        fresh = []
+        for e in events:
+            if e.event_id not in self.ids:
+                self.ids[e.event_id] = None
+                fresh.append(e)
+        self._record(fresh)
+        return len(fresh)
+
+    def _record(self, fresh: Sequence[Event]) -> None:
+        self.journal.append(fresh)
+        for state in self.states.values():
+            state.publish(state.add(fresh))
+        if self.journal.records > 2 * self.retention:
+            self._compact()
+
     def feed(self, feeds: Sequence[m.Feed]) -> list[m.Fed]:
         fresh: list[Event] = []
         counts: list[tuple[int, int]] = []
@@ -87,17 +107,21 @@ class Learner:
                 fresh.append(e)
                 accepted += 1
             counts.append((accepted, duplicates))
+        if fresh and self.publish is not None:
+            try:
+                self.publish(fresh)
+            except Exception as error:  # redis raises its own hierarchy, and OSError
+                for e in fresh:
+                    self.ids.pop(e.event_id, None)
+                log.error("online_stream_failed", error=str(error), events=len(fresh))
+                return [m.Fed(f.id, 0, 0, f"the event stream cannot be written: {error}") for f in feeds]
         try:
-            self.journal.append(fresh)
+            self._record(fresh)
         except OSError as error:
             for e in fresh:
                 self.ids.pop(e.event_id, None)
             log.error("online_journal_failed", error=str(error), events=len(fresh))
             return [m.Fed(f.id, 0, 0, f"the journal cannot be written: {error.strerror}") for f in feeds]
-        for state in self.states.values():
-            state.publish(state.add(fresh))
-        if self.journal.records > 2 * self.retention:
-            self._compact()
         return [m.Fed(f.id, a, d, "") for f, (a, d) in zip(feeds, counts, strict=True)]
 
     def _compact(self) -> None:

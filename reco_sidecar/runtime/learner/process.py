@@ -5,11 +5,13 @@ learner replays the journal), and hears the served version on its control channe
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import ctypes
 import os
 import signal
 import socket
+from typing import TYPE_CHECKING
 
 from reco_sidecar.common import logs
 from reco_sidecar.runtime import messages as m
@@ -17,7 +19,11 @@ from reco_sidecar.runtime.control import Channel
 from reco_sidecar.runtime.exit_codes import ExitCode
 from reco_sidecar.runtime.learner.framing import frame, read_frame
 from reco_sidecar.runtime.learner.learner import Learner
+from reco_sidecar.serving.online import Event
 from reco_sidecar.settings import ServeSettings
+
+if TYPE_CHECKING:
+    from reco_sidecar.runtime.learner.stream import EventStream
 
 log = logs.get(__name__)
 PR_SET_PDEATHSIG = 1
@@ -29,17 +35,27 @@ def run(settings: ServeSettings, listener: socket.socket, control: Channel, vers
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)
+    stream = None
+    if settings.online_stream is not None:
+        from reco_sidecar.runtime.learner.stream import EventStream
+
+        stream = EventStream(settings.online_stream, settings.online_stream_key or f"reco:feedback:"
+                             f"{settings.default_model}", settings.online_stream_maxlen,
+                             settings.online_path / "stream-cursor")
     learner = Learner(model_root=settings.model_root, model=settings.default_model,
                       directory=settings.online_path, max_users=settings.online_max_users,
-                      retention=settings.online_retention_events, fsync=settings.online_fsync == "always")
+                      retention=settings.online_retention_events, fsync=settings.online_fsync == "always",
+                      publish=stream.publish if stream is not None else None)
     try:
         learner.serve(version)
-        return asyncio.run(_serve(learner, listener, control))
+        return asyncio.run(_serve(learner, listener, control, stream))
     finally:
         learner.close()
+        if stream is not None:
+            stream.close()
 
 
-async def _serve(learner: Learner, listener: socket.socket, control: Channel) -> int:
+async def _serve(learner: Learner, listener: socket.socket, control: Channel, stream: EventStream | None) -> int:
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[m.Feed, asyncio.StreamWriter]] = asyncio.Queue()
     ended: asyncio.Future[None] = loop.create_future()
@@ -91,8 +107,34 @@ async def _serve(learner: Learner, listener: socket.socket, control: Channel) ->
     loop.add_reader(control.fileno(), controlled)
     server = await asyncio.start_unix_server(connection, sock=listener)
     committer = loop.create_task(commit())
+    stop_reading = None
+    if stream is not None:
+        from reco_sidecar.runtime.learner.stream import start
+
+        def absorbed(events: list[Event], cursor: str) -> None:
+            """On the loop, between two commit groups: the learner has one thread of work."""
+            learner.absorb(events)
+            stream.save_cursor(cursor)
+
+        def deliver(events: list[Event], cursor: str) -> None:
+            """From the reader thread: waits until the loop journaled them (back-pressure)."""
+            done: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+            def run() -> None:
+                try:
+                    absorbed(events, cursor)
+                    done.set_result(None)
+                except BaseException as e:
+                    done.set_exception(e)
+
+            loop.call_soon_threadsafe(run)
+            done.result()
+
+        _, stop_reading = start(stream, deliver)
     log.info("online_learner_ready", pid=os.getpid())
     await ended
+    if stop_reading is not None:
+        stop_reading.set()
     committer.cancel()
     server.close()
     return ExitCode.OK

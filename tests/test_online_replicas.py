@@ -1,0 +1,111 @@
+"""Several replicas sharing Feedback events through one real Redis Stream (docs/online.md,
+"The stream"): every replica learns every event, once, and a restarted one catches up."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import pathlib
+import signal
+from collections.abc import Iterator
+
+import pytest
+
+from harness.procs import wait_until
+from harness.redis_server import RedisServer, redis_binary, running_redis
+from reco_sidecar.gen.reco.v1 import reco_pb2
+from reco_sidecar.runtime.learner import journal
+from tests.support.requires import require
+from tests.support.server import Sidecar, running_sidecar
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def redis_server(tmp_path: pathlib.Path) -> Iterator[RedisServer]:
+    require(redis_binary() is not None, "Debian's redis-server")
+    with running_redis(tmp_path / "redis") as server:
+        yield server
+
+
+def _args(directory: pathlib.Path, redis_server: RedisServer) -> list[str]:
+    return ["--online-dir", str(directory), "--online-stream", redis_server.url]
+
+
+def _ids(directory: pathlib.Path) -> list[str]:
+    events, _ = journal.read(directory / "journal")
+    return [e.event_id for e in events]
+
+
+def _events(prefix: str, items: list[str], count: int, users: int = 5) -> list[reco_pb2.FeedbackEvent]:
+    return [reco_pb2.FeedbackEvent(event_id=f"{prefix}-{k}", user_id=f"{prefix}-user-{k % users}",
+                                   item_id=items[(k * 7) % len(items)], type="like") for k in range(count)]
+
+
+def _send(sc: Sidecar, events: list[reco_pb2.FeedbackEvent], per_call: int = 25) -> int:
+    accepted = 0
+    stub = sc.stub()
+    for start in range(0, len(events), per_call):
+        accepted += stub.Feedback(reco_pb2.FeedbackRequest(events=events[start : start + per_call]),
+                                  timeout=30).accepted
+    return accepted
+
+
+def _converged(directory: pathlib.Path, expected: set[str]) -> bool:
+    ids = _ids(directory)
+    assert len(ids) == len(set(ids)), "an event was journaled twice"
+    return set(ids) == expected
+
+
+@pytest.fixture(scope="module")
+def items(demo_root: pathlib.Path) -> list[str]:
+    from reco_sidecar.artifact import loader
+
+    return list(loader.open_model(demo_root / "demo" / "1").items.ids)
+
+
+def test_two_replicas_learn_every_event_once(demo_root: pathlib.Path, tmp_path: pathlib.Path,
+                                             redis_server: RedisServer, items: list[str]) -> None:
+    a_dir, b_dir = tmp_path / "a", tmp_path / "b"
+    with running_sidecar(demo_root, "demo", extra_args=_args(a_dir, redis_server)) as a, \
+            running_sidecar(demo_root, "demo", extra_args=_args(b_dir, redis_server)) as b:
+        to_a, to_b = _events("a", items, 60), _events("b", items, 60)
+        assert _send(a, to_a) == 60
+        assert _send(b, to_b) == 60
+        # the same events sent to the other replica too (a client retrying elsewhere): duplicates
+        # there once the stream has brought them, never counted twice
+        expected = {e.event_id for e in to_a + to_b}
+        wait_until(lambda: _converged(a_dir, expected), 60, "replica a has every event")
+        wait_until(lambda: _converged(b_dir, expected), 60, "replica b has every event")
+        for sc in (a, b):
+            for user in ("a-user-0", "b-user-0"):
+                mine = {e.item_id for e in to_a + to_b if e.user_id == user}
+                r = sc.stub().Recommend(reco_pb2.RecommendRequest(user_id=user, n=len(items), omit_jsonld=True),
+                                        timeout=10)
+                assert r.source == reco_pb2.SOURCE_ONLINE_NEW_USER
+                assert not mine & {i.item_id for i in r.items}
+        retried = b.stub().Feedback(reco_pb2.FeedbackRequest(events=to_a[:25]), timeout=30)
+        assert (retried.accepted, retried.duplicates) == (0, 25)
+
+
+def test_a_replica_restarted_during_a_burst_catches_up(demo_root: pathlib.Path, tmp_path: pathlib.Path,
+                                                       redis_server: RedisServer, items: list[str]) -> None:
+    a_dir, b_dir = tmp_path / "a", tmp_path / "b"
+    burst = _events("burst", items, 400, users=20)
+    expected = {e.event_id for e in burst}
+    with running_sidecar(demo_root, "demo", extra_args=_args(a_dir, redis_server)) as a, \
+            concurrent.futures.ThreadPoolExecutor(1) as sender:
+        with running_sidecar(demo_root, "demo", extra_args=_args(b_dir, redis_server)) as b:
+            sending = sender.submit(_send, a, burst[:200], 5)
+            # killed (the whole process tree, as a lost node) once it has read part of the burst,
+            # whether or not the rest of it has been sent yet
+            wait_until(lambda: len(_ids(b_dir)) >= 50, 60, "the replica read part of the burst")
+            os.killpg(b.pgid, signal.SIGKILL)
+        assert sending.result(120) == 200
+        assert _send(a, burst[200:300]) == 100  # while the replica is down
+        with running_sidecar(demo_root, "demo", extra_args=_args(b_dir, redis_server)) as b:
+            assert _send(a, burst[300:]) == 100
+            wait_until(lambda: _converged(b_dir, expected), 60, "the restarted replica has every event")
+            assert _converged(a_dir, expected)
+            r = b.stub().Recommend(reco_pb2.RecommendRequest(user_id="burst-user-3", n=5), timeout=10)
+            assert r.source == reco_pb2.SOURCE_ONLINE_NEW_USER
