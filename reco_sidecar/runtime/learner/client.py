@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from reco_sidecar.common import logs
 from reco_sidecar.common.errors import Unavailable
 from reco_sidecar.engine.model import Model
-from reco_sidecar.runtime import messages as m
+from reco_sidecar.runtime import wire as m
 from reco_sidecar.runtime.learner.framing import frame, read_frame
 from reco_sidecar.runtime.learner.table import TableReader, table_path
 from reco_sidecar.serving.online import Accepted, Event, OnlineUser

@@ -7,14 +7,14 @@ from __future__ import annotations
 import asyncio
 import struct
 
-from reco_sidecar.runtime import messages
+from reco_sidecar.runtime import wire
 
 _LENGTH = struct.Struct(">I")
 MAX_FRAME = 8 << 20
 
 
-def frame(message: messages.Message) -> bytes:
-    data = messages.encode(message)
+def frame(message: wire.Message) -> bytes:
+    data = wire.encode(message)
     return _LENGTH.pack(len(data)) + data
 
 

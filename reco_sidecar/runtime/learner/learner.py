@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 from reco_sidecar.artifact import loader
 from reco_sidecar.common import logs
-from reco_sidecar.runtime import messages as m
+from reco_sidecar.runtime import wire as m
 from reco_sidecar.runtime.learner.journal import Journal
 from reco_sidecar.runtime.learner.state import VersionState
 from reco_sidecar.runtime.learner.table import TableWriter, retire_file, table_path

@@ -12,9 +12,9 @@ import socket
 import sys
 
 from reco_sidecar.common import logs
-from reco_sidecar.runtime import messages as m
-from reco_sidecar.runtime.control import Channel, pair
-from reco_sidecar.runtime.exit_codes import ExitCode
+from reco_sidecar.common.exit_codes import ExitCode
+from reco_sidecar.runtime import wire as m
+from reco_sidecar.runtime.channel import Channel, pair
 from reco_sidecar.runtime.learner.framing import address
 from reco_sidecar.settings import ServeSettings
 
