@@ -216,3 +216,33 @@ def test_a_reload_keeps_only_the_events_after_the_new_versions_as_of(
             listed, _ = _items(stub, "drifter", len(items))
             assert old in listed and new not in listed and later not in listed
     assert sorted(_journaled(tmp_path / "online")) == ["r-later", "r-new", "r-old"]
+
+
+def test_an_experiment_arm_with_online_off_answers_from_the_trained_vectors(
+        demo_root: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    from reco_sidecar.artifact import loader
+
+    model = loader.open_model(demo_root / "demo" / "1")
+    experiments = tmp_path / "experiments.toml"
+    experiments.write_text("""
+[[experiments]]
+name = "online-ab"
+salt = "online-ab-1"
+share = 1.0
+arms = [
+  { name = "learning", model = "demo", weight = 1 },
+  { name = "frozen", model = "demo", weight = 1, online = false },
+]
+""")
+    users = [model.users.ids[r] for r in range(40)]
+    items = model.items.ids
+    args = [*_online(tmp_path), "--experiments", str(experiments)]
+    with running_sidecar(demo_root, "demo", workers=2, extra_args=args) as sc:
+        events = [_event(f"ab-{u}", user, items[u], "share") for u, user in enumerate(users)]
+        assert sc.stub().Feedback(reco_pb2.FeedbackRequest(events=events), timeout=30).accepted == len(users)
+        arms: dict[str, set[int]] = {}
+        for stub in _stubs(sc):
+            for user in users:
+                r = stub.Recommend(reco_pb2.RecommendRequest(user_id=user, n=5, omit_jsonld=True), timeout=10)
+                arms.setdefault(r.arm, set()).add(r.source)
+        assert arms == {"learning": {reco_pb2.SOURCE_ONLINE}, "frozen": {reco_pb2.SOURCE_MODEL}}
