@@ -2,7 +2,7 @@
 learner (the one writer) and by every worker (readers).
 
 Layout: a 64-byte header, then `buckets * WAYS` fixed-size slots. A user's slot is one of
-the WAYS slots of bucket `key0 % buckets`, where (key0, key1) is the user id's 128-bit
+the WAYS slots of bucket `key1 % buckets`, where (key0, key1) is the user id's 128-bit
 blake2b digest; when all WAYS are taken, the least recently updated user of that bucket is
 evicted (docs/online.md, "Bounds"). Each slot is guarded by a sequence number (a seqlock):
 the writer makes it odd, writes, makes it even; a reader that saw it odd or changed reads
@@ -43,6 +43,11 @@ def key_of(user_id: str) -> tuple[int, int]:
     digest = hashlib.blake2b(user_id.encode("utf-8", "surrogatepass"), digest_size=16).digest()
     # key0 is never 0: 0 marks an empty slot
     return int.from_bytes(digest[:8], "little") | 1, int.from_bytes(digest[8:], "little")
+
+
+def _bucket(key1: int, buckets: int) -> int:
+    # key1, not key0: key0's lowest bit is always set, so key0 would use odd buckets only
+    return key1 % buckets
 
 
 def buckets_for(max_users: int) -> int:
@@ -123,8 +128,8 @@ class TableWriter:
         slot = self._slot_of.get(user_id)
         evicted = None
         if slot is None:
-            key0, _ = key_of(user_id)
-            first = (key0 % self._m.buckets) * WAYS
+            _, key1 = key_of(user_id)
+            first = _bucket(key1, self._m.buckets) * WAYS
             ways = slots["key0"][first : first + WAYS]
             empty = np.flatnonzero(ways == 0)
             if len(empty):
@@ -190,7 +195,7 @@ class TableReader:
     def lookup(self, user_id: str) -> Entry | None:
         key0, key1 = key_of(user_id)
         slots = self._m.slots
-        first = (key0 % self._m.buckets) * WAYS
+        first = _bucket(key1, self._m.buckets) * WAYS
         for _ in range(_READ_ATTEMPTS):
             hits = np.flatnonzero(slots["key0"][first : first + WAYS] == key0)
             if not len(hits):

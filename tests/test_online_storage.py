@@ -1,0 +1,134 @@
+"""The learner's files on their own: the journal (torn tails, compaction) and the table of
+online vectors (what a reader sees while the writer writes, the bound on users)."""
+
+from __future__ import annotations
+
+import pathlib
+import threading
+
+import numpy as np
+
+from reco_sidecar.runtime.learner import journal
+from reco_sidecar.runtime.learner.table import MAX_SEEN, WAYS, TableReader, TableWriter, retire_file
+from reco_sidecar.serving.online import Event
+
+
+def _events(n: int, start: int = 0) -> list[Event]:
+    return [Event(f"e{i}", f"u{i % 7}", f"i{i}", "click", None if i % 2 else 0.5, 1000.0 + i)
+            for i in range(start, start + n)]
+
+
+def test_the_journal_gives_back_what_was_appended(tmp_path: pathlib.Path) -> None:
+    j = journal.Journal(tmp_path / "journal", fsync=True)
+    j.append(_events(10))
+    j.append(_events(5, 10))
+    j.close()
+    again = journal.Journal(tmp_path / "journal", fsync=False)
+    assert again.replayed() == _events(15)
+    assert again.torn_bytes == 0
+
+
+def test_a_torn_last_record_is_cut_off_and_appending_goes_on(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "journal"
+    j = journal.Journal(path, fsync=True)
+    j.append(_events(3))
+    j.close()
+    whole = path.stat().st_size
+    with path.open("ab") as f:
+        f.write(journal.encode(_events(1, 3)[0])[:-4])  # a write cut short by a crash
+    again = journal.Journal(path, fsync=True)
+    assert again.replayed() == _events(3)
+    assert again.torn_bytes > 0 and path.stat().st_size == whole
+    again.append(_events(1, 3))
+    again.close()
+    assert journal.read(path)[0] == _events(4)
+
+
+def test_a_corrupt_record_ends_the_journal_there(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "journal"
+    path.write_bytes(b"".join(journal.encode(e) for e in _events(3)))
+    data = bytearray(path.read_bytes())
+    data[len(journal.encode(_events(1)[0])) + 10] ^= 0xFF  # inside the second record
+    path.write_bytes(bytes(data))
+    assert journal.read(path)[0] == _events(1)
+
+
+def test_compaction_keeps_the_newest_events(tmp_path: pathlib.Path) -> None:
+    j = journal.Journal(tmp_path / "journal", fsync=False)
+    j.append(_events(20))
+    assert j.compact(8) == 12
+    j.append(_events(1, 20))
+    j.close()
+    assert journal.read(tmp_path / "journal")[0] == _events(9, 12)
+
+
+def test_a_reader_sees_what_the_writer_put(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "t.table"
+    w = TableWriter(path, 3, 4, max_users=16)
+    w.put("alice", np.array([1, 2, 3, 4], np.float32), np.array([5, 6]), True)
+    w.publish()
+    r = TableReader(path)
+    entry = r.lookup("alice")
+    assert entry is not None and entry.known
+    assert entry.vector.tolist() == [1, 2, 3, 4] and entry.seen_rows.tolist() == [5, 6]
+    assert r.lookup("bob") is None and r.version == 3
+    w.put("alice", np.zeros(4, np.float32), np.arange(MAX_SEEN + 10), False)
+    entry = r.lookup("alice")
+    assert entry is not None and not entry.known
+    assert entry.seen_rows.tolist() == list(range(10, MAX_SEEN + 10))  # the newest MAX_SEEN
+    assert not r.retired
+    w.retire()
+    assert r.retired
+
+
+def test_the_table_never_holds_more_users_than_its_slots(tmp_path: pathlib.Path) -> None:
+    w = TableWriter(tmp_path / "t.table", 1, 2, max_users=2 * WAYS)
+    evicted = [w.put(f"user-{i}", np.ones(2, np.float32), np.zeros(0), False) for i in range(500)]
+    w.publish()
+    assert len(w) == 2 * WAYS
+    assert sum(e is not None for e in evicted) == 500 - 2 * WAYS
+    r = TableReader(tmp_path / "t.table")
+    present = [u for u in (f"user-{i}" for i in range(500)) if r.lookup(u) is not None]
+    assert sorted(present) == sorted(w.users())
+    assert "user-499" in present  # the newest is never the one evicted
+
+
+def test_a_reader_never_sees_half_a_write(tmp_path: pathlib.Path) -> None:
+    """The writer fills vector and seen rows with one value per write; every read must find
+    them all equal, whatever the interleaving."""
+    path = tmp_path / "t.table"
+    w = TableWriter(path, 1, 64, max_users=8)
+    w.put("u", np.zeros(64, np.float32), np.zeros(MAX_SEEN, np.int64), True)
+    w.publish()
+    r = TableReader(path)
+    stop = threading.Event()
+    torn: list[tuple[float, int]] = []
+    reads = [0]
+
+    def read() -> None:
+        while not stop.is_set():
+            entry = r.lookup("u")
+            if entry is None:
+                continue
+            reads[0] += 1
+            values = set(entry.vector.tolist()) | {float(v) for v in entry.seen_rows.tolist()}
+            if len(values) != 1:
+                torn.append((float(entry.vector[0]), len(values)))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    for v in range(1, 3000):
+        w.put("u", np.full(64, v, np.float32), np.full(MAX_SEEN, v, np.int64), True)
+    stop.set()
+    reader.join()
+    assert reads[0] > 0
+    assert torn == []
+
+
+def test_a_table_left_by_a_previous_learner_is_retired_for_its_readers(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "t.table"
+    w = TableWriter(path, 1, 2, max_users=8)
+    w.publish()
+    r = TableReader(path)
+    retire_file(path)
+    assert r.retired and not path.exists()
