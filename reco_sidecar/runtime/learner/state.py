@@ -14,10 +14,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from reco_sidecar.engine import foldin
 from reco_sidecar.engine.model import Model
 from reco_sidecar.runtime.learner.table import MAX_SEEN, TableWriter
 from reco_sidecar.serving.online import Event
+
+
+@dataclass(frozen=True)
+class _System:
+    user_id: str
+    a: np.ndarray
+    b: np.ndarray
+    seen: np.ndarray
+    known: bool
 
 
 @dataclass
@@ -35,6 +43,8 @@ class VersionState:
         params = model.info.fold_in
         self._reg = params.get("regularization", 0.1)
         self._alpha = params.get("alpha", 1.0)
+        # YtY + reg I: the part of every user's system that does not depend on the user
+        self._base = model.yty + self._reg * np.eye(model.yty.shape[0])
 
     def counts(self, event: Event) -> bool:
         """Whether this version learns from `event` (not already in its training data)."""
@@ -64,21 +74,28 @@ class VersionState:
         return list(touched)
 
     def publish(self, users: Iterable[str]) -> None:
+        """Solves the users again, all in one batched solve, and writes them to the table."""
+        systems = []
         for user_id in users:
             user = self._users.get(user_id)
-            if user is None:
-                continue
-            solved = self.solve(user_id, user)
-            if solved is None:
-                continue
-            vector, seen, known = solved
-            evicted = self.table.put(user_id, vector, seen, known)
+            if user is not None:
+                system = self._system(user_id, user)
+                if system is not None:
+                    systems.append(system)
+        if not systems:
+            return
+        a = np.stack([s.a for s in systems])
+        b = np.stack([s.b for s in systems])[:, :, None]
+        vectors = np.linalg.solve(a, b)[:, :, 0].astype(np.float32)
+        for s, vector in zip(systems, vectors, strict=True):
+            evicted = self.table.put(s.user_id, vector, s.seen, s.known)
             if evicted is not None:
                 self._users.pop(evicted, None)
 
-    def solve(self, user_id: str, user: _User) -> tuple[np.ndarray, np.ndarray, bool] | None:
-        """The user's trained interactions plus the online ones, solved as implicit's ALS
-        recalculates a user; None when no online item is known to this version."""
+    def _system(self, user_id: str, user: _User) -> _System | None:
+        """The normal equations of the user's vector, as implicit's ALS recalculates a user
+        (engine/foldin.py): the user's trained interactions plus the online ones, item factors
+        fixed. None when no online item is known to this version."""
         m = self.model
         online_rows = []
         weights: dict[int, float] = {}
@@ -96,9 +113,10 @@ class VersionState:
                 weights[row] = weights.get(row, 0.0) + 1.0
         rows = np.fromiter(weights, dtype=np.int64, count=len(weights))
         w = np.fromiter(weights.values(), dtype=np.float64, count=len(weights))
-        vector = foldin.solve_user(m.item_factors, m.yty, rows, regularization=self._reg, alpha=self._alpha,
-                                   weights=w)
-        return vector, np.asarray(online_rows, dtype=np.int64), user_row is not None
+        y = np.asarray(m.item_factors[rows], dtype=np.float64)
+        c = np.maximum(self._alpha * w, 1e-6)
+        a = self._base + (y.T * (c - 1.0)) @ y
+        return _System(user_id, a, c @ y, np.asarray(online_rows, dtype=np.int32), user_row is not None)
 
     def __len__(self) -> int:
         return len(self._users)

@@ -108,6 +108,12 @@ class TableWriter:
         self._slot_of: dict[str, int] = {}
         self._owner: dict[int, str] = {}
         self._writes = 0
+        # One view per field, made once: an element write through them is a fraction of the
+        # cost of indexing the structured array by field name on every write.
+        slots = self._m.slots
+        self._seq, self._key0, self._key1 = slots["seq"], slots["key0"], slots["key1"]
+        self._updated, self._known, self._n_seen = slots["updated"], slots["known"], slots["n_seen"]
+        self._seen, self._vector = slots["seen"], slots["vector"]
 
     def publish(self) -> None:
         """Renames the table into place, where workers find it (after the initial fill)."""
@@ -123,32 +129,27 @@ class TableWriter:
         """Writes the user's slot; returns the user evicted to make room, if any. `updated` is
         a count of writes, not a clock: the order of updates decides eviction, without ties."""
         self._writes += 1
-        now = float(self._writes)
-        slots = self._m.slots
+        key0, key1 = key_of(user_id)
         slot = self._slot_of.get(user_id)
         evicted = None
         if slot is None:
-            _, key1 = key_of(user_id)
             first = _bucket(key1, self._m.buckets) * WAYS
-            ways = slots["key0"][first : first + WAYS]
-            empty = np.flatnonzero(ways == 0)
+            empty = np.flatnonzero(self._key0[first : first + WAYS] == 0)
             if len(empty):
                 slot = first + int(empty[0])
             else:
-                slot = first + int(np.argmin(slots["updated"][first : first + WAYS]))
+                slot = first + int(np.argmin(self._updated[first : first + WAYS]))
                 evicted = self._owner.pop(slot)
                 del self._slot_of[evicted]
             self._slot_of[user_id] = slot
             self._owner[slot] = user_id
-        key0, key1 = key_of(user_id)
-        seen = np.asarray(seen_rows, dtype=np.int32)[-MAX_SEEN:]
-        s = slots[slot : slot + 1]
-        s["seq"] += 1  # odd: being written
-        s["key0"], s["key1"], s["updated"] = key0, key1, now
-        s["known"], s["n_seen"] = int(known), len(seen)
-        s["seen"][0, : len(seen)] = seen
-        s["vector"][0] = vector
-        s["seq"] += 1
+        seen = seen_rows[-MAX_SEEN:]
+        self._seq[slot] += 1  # odd: being written
+        self._key0[slot], self._key1[slot], self._updated[slot] = key0, key1, self._writes
+        self._known[slot], self._n_seen[slot] = known, len(seen)
+        self._seen[slot, : len(seen)] = seen
+        self._vector[slot] = vector
+        self._seq[slot] += 1
         return evicted
 
     def drop(self, user_id: str) -> None:
@@ -156,15 +157,15 @@ class TableWriter:
         if slot is None:
             return
         del self._owner[slot]
-        s = self._m.slots[slot : slot + 1]
-        s["seq"] += 1
-        s["key0"], s["key1"], s["updated"] = 0, 0, 0.0
-        s["seq"] += 1
+        self._seq[slot] += 1
+        self._key0[slot], self._key1[slot], self._updated[slot] = 0, 0, 0.0
+        self._seq[slot] += 1
 
     def retire(self) -> None:
         self._m.retired_word[0] = 1
 
     def close(self) -> None:
+        del self._seq, self._key0, self._key1, self._updated, self._known, self._n_seen, self._seen, self._vector
         self._m.close()
 
 
