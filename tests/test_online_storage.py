@@ -7,6 +7,7 @@ import pathlib
 import threading
 
 import numpy as np
+import pytest
 
 from reco_sidecar.runtime.learner import journal
 from reco_sidecar.runtime.learner.table import MAX_SEEN, WAYS, TableReader, TableWriter, retire_file
@@ -24,7 +25,7 @@ def test_the_journal_gives_back_what_was_appended(tmp_path: pathlib.Path) -> Non
     j.append(_events(5, 10))
     j.close()
     again = journal.Journal(tmp_path / "journal", fsync=False)
-    assert again.replayed() == _events(15)
+    assert list(again.events()) == _events(15) and again.records == 15
     assert again.torn_bytes == 0
 
 
@@ -37,7 +38,7 @@ def test_a_torn_last_record_is_cut_off_and_appending_goes_on(tmp_path: pathlib.P
     with path.open("ab") as f:
         f.write(journal.encode(_events(1, 3)[0])[:-4])  # a write cut short by a crash
     again = journal.Journal(path, fsync=True)
-    assert again.replayed() == _events(3)
+    assert list(again.events()) == _events(3) and again.records == 3
     assert again.torn_bytes > 0 and path.stat().st_size == whole
     again.append(_events(1, 3))
     again.close()
@@ -164,3 +165,28 @@ def test_the_learner_solves_a_known_user_as_the_fold_in_does(demo_root: pathlib.
     assert entry is not None and entry.known
     np.testing.assert_allclose(entry.vector, expected, rtol=1e-5, atol=1e-6)
     assert sorted(entry.seen_rows.tolist()) == [10, 20]
+
+
+def test_a_failed_append_takes_back_its_partial_record(tmp_path: pathlib.Path) -> None:
+    """A disk that fills mid-write (here the file size limit: a short write, then EFBIG) must
+    not leave half a record, which would end the journal there at the next start."""
+    import resource
+    import signal
+
+    path = tmp_path / "journal"
+    j = journal.Journal(path, fsync=False)
+    j.append(_events(10))
+    size = path.stat().st_size
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    try:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size + 50, hard))
+        with pytest.raises(OSError):
+            j.append(_events(10, 10))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+    assert path.stat().st_size == size
+    j.append(_events(1, 20))
+    j.close()
+    assert journal.read(path)[0] == _events(10) + _events(1, 20)

@@ -13,6 +13,7 @@ renamed over it), so the file holds at most about twice --online-retention-event
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import struct
@@ -43,25 +44,42 @@ def decode_payload(payload: bytes) -> Event | None:
         return None
 
 
+def records(path: pathlib.Path, end: list[int] | None = None) -> Iterator[Event]:
+    """Every whole record in order, read as a stream (the journal may be large). When the
+    iteration is done, `end` (if given) holds the byte length of the whole records: where a
+    torn tail starts."""
+    at = 0
+    try:
+        f = path.open("rb")
+    except FileNotFoundError:
+        if end is not None:
+            end[:] = [0]
+        return
+    with f:
+        while True:
+            head = f.read(_HEAD.size)
+            if len(head) < _HEAD.size:
+                break
+            length, crc = _HEAD.unpack(head)
+            if length > MAX_RECORD:
+                break
+            payload = f.read(length)
+            if len(payload) < length or zlib.crc32(payload) != crc:
+                break
+            event = decode_payload(payload)
+            if event is None:
+                break
+            at += _HEAD.size + length
+            yield event
+    if end is not None:
+        end[:] = [at]
+
+
 def read(path: pathlib.Path) -> tuple[list[Event], int]:
     """Every whole record, and the byte length they take (where a torn tail starts)."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return [], 0
-    events, at = [], 0
-    while at + _HEAD.size <= len(data):
-        length, crc = _HEAD.unpack_from(data, at)
-        end = at + _HEAD.size + length
-        if length > MAX_RECORD or end > len(data):
-            break
-        payload = data[at + _HEAD.size : end]
-        event = decode_payload(payload) if zlib.crc32(payload) == crc else None
-        if event is None:
-            break
-        events.append(event)
-        at = end
-    return events, at
+    end: list[int] = []
+    events = list(records(path, end))
+    return events, end[0]
 
 
 class Journal:
@@ -69,51 +87,54 @@ class Journal:
         self.path = path
         self.fsync = fsync
         path.parent.mkdir(parents=True, exist_ok=True)
-        events, good = read(path)
-        self.records = len(events)
+        end: list[int] = []
+        self.records = sum(1 for _ in records(path, end))
         self.torn_bytes = 0
-        if path.exists() and path.stat().st_size > good:
-            self.torn_bytes = path.stat().st_size - good
-            os.truncate(path, good)
-        self._replayed = events
+        if path.exists() and path.stat().st_size > end[0]:
+            self.torn_bytes = path.stat().st_size - end[0]
+            os.truncate(path, end[0])
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-
-    def replayed(self) -> list[Event]:
-        """The events found at open (once: the list is handed over, not kept)."""
-        events, self._replayed = self._replayed, []
-        return events
 
     def append(self, events: Sequence[Event]) -> None:
         data = b"".join(encode(e) for e in events)
         if not data:
             return
-        view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
-        if self.fsync:
-            os.fdatasync(self._fd)
+        size = os.fstat(self._fd).st_size
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+            if self.fsync:
+                os.fdatasync(self._fd)
+        except OSError:
+            # A partial record (a full disk) would end the journal at the next start and hide
+            # every record after it: none of these was acknowledged, so take them all back.
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, size)
+            raise
         self.records += len(events)
 
     def events(self) -> Iterator[Event]:
-        events, _ = read(self.path)
-        return iter(events)
+        return records(self.path)
 
     def compact(self, keep: int) -> int:
-        """Keeps the newest `keep` events; returns how many were dropped."""
-        events, _ = read(self.path)
-        dropped = max(0, len(events) - keep)
+        """Keeps the newest `keep` events (two streaming passes); returns how many were dropped."""
+        total = sum(1 for _ in records(self.path))
+        dropped = max(0, total - keep)
         if not dropped:
             return 0
         tmp = self.path.with_name(self.path.name + ".tmp")
         with open(tmp, "wb") as f:
-            f.write(b"".join(encode(e) for e in events[dropped:]))
+            for i, e in enumerate(records(self.path)):
+                if i >= dropped:
+                    f.write(encode(e))
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.path)
         os.close(self._fd)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND, 0o600)
-        self.records = len(events) - dropped
+        self.records = total - dropped
         return dropped
 
     def close(self) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pathlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from reco_sidecar.artifact import loader
 from reco_sidecar.common import logs
@@ -36,14 +36,13 @@ class Learner:
         self.journal = Journal(directory / "journal", fsync=fsync)
         if self.journal.torn_bytes:
             log.warning("online_journal_torn", bytes=self.journal.torn_bytes)
-        replayed = self.journal.replayed()
         # Every retained event id: a retry or a replay of any of them is a duplicate.
-        self.ids: dict[str, None] = dict.fromkeys(e.event_id for e in replayed)
+        self.ids: dict[str, None] = dict.fromkeys(e.event_id for e in self.journal.events())
+        log.info("online_journal_replayed", events=len(self.ids))
         # The serving version's state, and during a reload the next version's beside it.
         self.states: dict[int, VersionState] = {}
         for stale in self.tables.glob("*.table*"):  # a previous learner's: rebuilt from the journal
             retire_file(stale)
-        log.info("online_journal_replayed", events=len(replayed))
 
     def serve(self, version: int, *, exclusive: bool = True) -> None:
         """Solves every user against `version` from the journal's events after its as_of and
@@ -65,14 +64,14 @@ class Learner:
         path = table_path(self.tables, self.model_name, version)
         table = TableWriter(path, version, model.factors, self.max_users)
         state = VersionState(model, table)
-        events = list(self.journal.events())
-        state.publish(state.add(events))
+        counted = _Counted(self.journal.events(), state.counts)
+        state.publish(state.add(counted))
         stale = self.states.pop(version, None)
         table.publish()
         if stale is not None:
             stale.table.retire()
         log.info("online_version", model=self.model_name, version=version, users=len(state),
-                 events=len(events), applied=sum(1 for e in events if state.counts(e)), as_of=model.info.as_of,
+                 events=counted.seen, applied=counted.applied, as_of=model.info.as_of,
                  seconds=round(time.monotonic() - started, 4))
         return state
 
@@ -133,3 +132,17 @@ class Learner:
         self.journal.close()
         for state in self.states.values():
             state.table.close()
+
+
+class _Counted:
+    """Events passed through, counted (all, and those `counts` keeps), for the log line."""
+
+    def __init__(self, events: Iterator[Event], counts: Callable[[Event], bool]) -> None:
+        self._events, self._counts = events, counts
+        self.seen = self.applied = 0
+
+    def __iter__(self) -> Iterator[Event]:
+        for e in self._events:
+            self.seen += 1
+            self.applied += self._counts(e)
+            yield e
