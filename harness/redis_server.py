@@ -48,12 +48,13 @@ def _answers(port: int) -> bool:
 
 
 @contextlib.contextmanager
-def running_redis(directory: pathlib.Path) -> Iterator[RedisServer]:
+def running_redis(directory: pathlib.Path, port: int = 0) -> Iterator[RedisServer]:
+    """`port` 0: a free one; another: that one (to start a server again where it was)."""
     binary = redis_binary()
     if binary is None:
         raise RuntimeError("redis-server is not installed (scripts/test installs it)")
     directory.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = port or _free_port()
     log = (directory / "redis.log").open("wb")
     proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                              "--dir", str(directory), "--daemonize", "no", "--protected-mode", "yes"],

@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import os
 import pathlib
 import signal
 from collections.abc import Iterator
 
+import grpc
 import pytest
 
 from harness.procs import wait_until
@@ -109,3 +111,24 @@ def test_a_replica_restarted_during_a_burst_catches_up(demo_root: pathlib.Path, 
             assert _converged(a_dir, expected)
             r = b.stub().Recommend(reco_pb2.RecommendRequest(user_id="burst-user-3", n=5), timeout=10)
             assert r.source == reco_pb2.SOURCE_ONLINE_NEW_USER
+
+
+def test_without_redis_feedback_is_unavailable_and_recommend_goes_on(
+        demo_root: pathlib.Path, tmp_path: pathlib.Path, items: list[str]) -> None:
+    require(redis_binary() is not None, "Debian's redis-server")
+    directory = tmp_path / "a"
+    with contextlib.ExitStack() as redis_running:
+        first = redis_running.enter_context(running_redis(tmp_path / "redis"))
+        with running_sidecar(demo_root, "demo", extra_args=_args(directory, first)) as sc:
+            redis_running.close()  # Redis goes away under the running replica
+            events = _events("away", items, 3)
+            with pytest.raises(grpc.RpcError) as e:
+                sc.stub().Feedback(reco_pb2.FeedbackRequest(events=events), timeout=30)
+            assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert (e.value.details() or "").startswith("events: the event stream cannot be written")
+            assert sc.stub().Recommend(reco_pb2.RecommendRequest(user_id="away-user-0", n=3), timeout=10).items
+            assert _ids(directory) == []  # refused: nothing recorded
+            with running_redis(tmp_path / "redis-again", port=first.port):
+                answer = sc.stub().Feedback(reco_pb2.FeedbackRequest(events=events), timeout=30)
+                assert (answer.accepted, answer.duplicates) == (3, 0)
+                assert sorted(_ids(directory)) == sorted(e.event_id for e in events)
