@@ -30,8 +30,10 @@ class _System:
 
 @dataclass
 class _User:
-    # item id -> summed weight, least recently touched first
-    items: dict[str, float] = field(default_factory=dict)
+    # The user's row in this version (None: unknown at training), looked up once.
+    row: int | None
+    # item id -> (summed weight, the item's row or None), least recently touched first
+    items: dict[str, tuple[float, int | None]] = field(default_factory=dict)
 
 
 class VersionState:
@@ -64,9 +66,11 @@ class VersionState:
                 continue
             user = self._users.get(e.user_id)
             if user is None:
-                user = self._users[e.user_id] = _User()
-            total = user.items.pop(e.item_id, 0.0) + self.weight(e)
-            user.items[e.item_id] = total
+                user = self._users[e.user_id] = _User(self.model.users.row(e.user_id))
+            known = user.items.pop(e.item_id, None)
+            if known is None:
+                known = (0.0, self.model.items.row(e.item_id))
+            user.items[e.item_id] = (known[0] + self.weight(e), known[1])
             while len(user.items) > MAX_SEEN:
                 del user.items[next(iter(user.items))]
             touched.pop(e.user_id, None)
@@ -99,15 +103,14 @@ class VersionState:
         m = self.model
         online_rows = []
         weights: dict[int, float] = {}
-        for item_id, total in user.items.items():
-            row = m.items.row(item_id)
+        for total, row in user.items.values():
             if row is None:
                 continue
             online_rows.append(row)
             weights[row] = weights.get(row, 0.0) + total
         if not online_rows:
             return None
-        user_row = m.users.row(user_id)
+        user_row = user.row
         if user_row is not None:
             for row in m.seen_rows(user_row).tolist():
                 weights[row] = weights.get(row, 0.0) + 1.0
