@@ -133,3 +133,12 @@ def test_a_flood_of_users_keeps_at_most_the_bound(sidecar: Sidecar, demo_root: p
     for worker in sidecar.worker_addresses:
         assert sidecar.stub(worker).Recommend(reco_pb2.RecommendRequest(user_id="u", n=3), timeout=10,
                                               metadata=AUTH).items
+
+
+def test_without_an_online_dir_feedback_is_failed_precondition(demo_root: pathlib.Path) -> None:
+    from tests.support.server import in_process_sidecar
+
+    with in_process_sidecar(demo_root, "demo") as sc, pytest.raises(grpc.RpcError) as e:
+        sc.stub().Feedback(reco_pb2.FeedbackRequest(events=[_event()]), timeout=30)
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert (e.value.details() or "").startswith("events: online learning is off")

@@ -292,7 +292,7 @@ class RecommenderService:
 
     async def _feed(self, request: reco_pb2.FeedbackRequest, facts: Facts) -> Accepted:
         if self._online is None:
-            raise FailedPrecondition("online learning is off in this sidecar (--online)", field="events")
+            raise FailedPrecondition("online learning is off in this sidecar (serve --online-dir)", field="events")
         manager = self._models.get(request.model)
         if manager is not self._models.get(""):
             raise FailedPrecondition("online learning serves the default model only", field="model")
