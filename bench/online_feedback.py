@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
             for label in ("alone", "with_feedback", "alone_again"):
                 stop = threading.Event()
                 beside = [_Sender(sc.address, users, items, args.batch, stop, f"{label}-{i}",
-                                  rate=args.events_per_s / 2) for i in range(2)] if label == "with_feedback" else []
+                                  rate=args.events_per_s / 4) for i in range(4)] if label == "with_feedback" else []
                 for t in beside:
                     t.start()
                 run = GhzRun(label, "Recommend", data["Recommend"], rps=args.rec_rps, concurrency=32,
