@@ -132,3 +132,19 @@ def test_without_redis_feedback_is_unavailable_and_recommend_goes_on(
                 answer = sc.stub().Feedback(reco_pb2.FeedbackRequest(events=events), timeout=30)
                 assert (answer.accepted, answer.duplicates) == (3, 0)
                 assert sorted(_ids(directory)) == sorted(e.event_id for e in events)
+
+
+def test_a_replica_away_longer_than_the_stream_keeps_says_so(demo_root: pathlib.Path, tmp_path: pathlib.Path,
+                                                             redis_server: RedisServer, items: list[str]) -> None:
+    a_dir, b_dir = tmp_path / "a", tmp_path / "b"
+    keep = ["--online-stream-maxlen", "10"]
+    with running_sidecar(demo_root, "demo", extra_args=[*_args(a_dir, redis_server), *keep]) as a:
+        with running_sidecar(demo_root, "demo", extra_args=[*_args(b_dir, redis_server), *keep]):
+            assert _send(a, _events("before", items, 5)) == 5
+            wait_until(lambda: len(_ids(b_dir)) == 5, 60, "the replica read the first events")
+        # while it is down the stream is trimmed far past its cursor (MAXLEN ~ trims whole nodes)
+        assert _send(a, _events("while-away", items, 1000)) == 1000
+        with running_sidecar(demo_root, "demo", extra_args=[*_args(b_dir, redis_server), *keep]) as b:
+            gaps = wait_until(lambda: [e for e in b.log_events() if e.get("event") == "online_stream_gap"], 60,
+                              "the gap logged")
+            assert gaps[0]["cursor"] != gaps[0]["first"]
