@@ -15,9 +15,16 @@ import pytest
 from harness.procs import wait_until
 from reco_sidecar.gen.reco.v1 import reco_pb2, reco_pb2_grpc
 from reco_sidecar.runtime.learner import journal
+from tests.support.models import online_copy
 from tests.support.server import Sidecar, running_sidecar
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def online_root(demo_root: pathlib.Path, tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    """demo, recording the event types `train` records: it accepts Feedback."""
+    return online_copy(demo_root, tmp_path_factory.mktemp("online-models") / "root")
 
 
 def _event(event_id: str, user: str, item: str, kind: str = "like", when: float = 0.0,
@@ -44,11 +51,11 @@ def _online(tmp_path: pathlib.Path) -> list[str]:
 
 
 @pytest.fixture
-def a_user(demo_root: pathlib.Path) -> Iterator[tuple[str, list[str]]]:
+def a_user(online_root: pathlib.Path) -> Iterator[tuple[str, list[str]]]:
     """A trained user and items they have not seen, far down their list."""
     from reco_sidecar.artifact import loader
 
-    model = loader.open_model(demo_root / "demo" / "1")
+    model = loader.open_model(online_root / "demo" / "1")
     user = model.users.ids[7]
     seen = set(model.seen_rows(7).tolist())
     unseen = [model.items.ids[r] for r in range(len(model.items.ids)) if r not in seen]
@@ -56,9 +63,9 @@ def a_user(demo_root: pathlib.Path) -> Iterator[tuple[str, list[str]]]:
 
 
 def test_an_event_changes_the_next_recommend_on_every_worker(
-        demo_root: pathlib.Path, tmp_path: pathlib.Path, a_user: tuple[str, list[str]]) -> None:
+        online_root: pathlib.Path, tmp_path: pathlib.Path, a_user: tuple[str, list[str]]) -> None:
     user, _ = a_user
-    with running_sidecar(demo_root, "demo", workers=2, extra_args=_online(tmp_path)) as sc:
+    with running_sidecar(online_root, "demo", workers=2, extra_args=_online(tmp_path)) as sc:
         stubs = _stubs(sc)
         before = [_items(s, user, 50) for s in stubs]
         assert all(source == reco_pb2.SOURCE_MODEL for _, source in before)
@@ -75,9 +82,9 @@ def test_an_event_changes_the_next_recommend_on_every_worker(
 
 
 def test_a_user_unknown_at_training_is_answered_from_their_events(
-        demo_root: pathlib.Path, tmp_path: pathlib.Path, a_user: tuple[str, list[str]]) -> None:
+        online_root: pathlib.Path, tmp_path: pathlib.Path, a_user: tuple[str, list[str]]) -> None:
     _, unseen = a_user
-    with running_sidecar(demo_root, "demo", workers=2, extra_args=_online(tmp_path)) as sc:
+    with running_sidecar(online_root, "demo", workers=2, extra_args=_online(tmp_path)) as sc:
         stubs = _stubs(sc)
         assert _items(stubs[0], "newcomer")[1] == reco_pb2.SOURCE_POPULAR
         events = [_event(f"n{i}", "newcomer", item, "share") for i, item in enumerate(unseen[:3])]
@@ -134,17 +141,17 @@ def _journaled(online_dir: pathlib.Path) -> list[str]:
 
 
 def test_nothing_is_lost_or_doubled_across_worker_and_learner_kills_and_a_restart(
-        demo_root: pathlib.Path, tmp_path: pathlib.Path) -> None:
+        online_root: pathlib.Path, tmp_path: pathlib.Path) -> None:
     from reco_sidecar.artifact import loader
 
-    model = loader.open_model(demo_root / "demo" / "1")
+    model = loader.open_model(online_root / "demo" / "1")
     users = [model.users.ids[r] for r in range(5)] + ["fresh-1", "fresh-2"]
     items = list(model.items.ids)
     # 70 events: user u gets items 10 apart, so each event can be checked on its own
     events = [_event(f"ev-{u}-{k}", user, items[(u * 37 + k * 11) % len(items)], "click")
               for u, user in enumerate(users) for k in range(10)]
     accepted: dict[str, int] = {}
-    with running_sidecar(demo_root, "demo", workers=2, extra_args=_online(tmp_path)) as sc:
+    with running_sidecar(online_root, "demo", workers=2, extra_args=_online(tmp_path)) as sc:
         stubs = _stubs(sc)
         for i in range(0, len(events), 7):
             batch = events[i : i + 7]
@@ -164,7 +171,7 @@ def test_nothing_is_lost_or_doubled_across_worker_and_learner_kills_and_a_restar
         sc.proc.wait(30)
     ids = _journaled(tmp_path / "online")
     assert sorted(ids) == sorted(e.event_id for e in events)  # each once: none lost, none doubled
-    with running_sidecar(demo_root, "demo", workers=2, extra_args=_online(tmp_path)) as sc:
+    with running_sidecar(online_root, "demo", workers=2, extra_args=_online(tmp_path)) as sc:
         stubs = _stubs(sc)
         for user in users:
             mine = {e.item_id for e in events if e.user_id == user}
@@ -176,31 +183,27 @@ def test_nothing_is_lost_or_doubled_across_worker_and_learner_kills_and_a_restar
 
 
 def test_a_reload_keeps_only_the_events_after_the_new_versions_as_of(
-        demo_copy: pathlib.Path, tmp_path: pathlib.Path) -> None:
-    import datetime
-
+        demo_root: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    online_root = online_copy(demo_root, tmp_path / "root")  # a version is published into it
     from harness.versions import copy_version
     from reco_sidecar.artifact import loader
 
-    items = list(loader.open_model(demo_copy / "demo" / "1").items.ids)
+    items = list(loader.open_model(online_root / "demo" / "1").items.ids)
     as_of = time.time() - 3600
     old, new, later = items[5], items[6], items[7]
     before = _event("r-old", "drifter", old, "share", when=as_of - 60)
     after = _event("r-new", "drifter", new, "share", when=as_of + 60)
-    with running_sidecar(demo_copy, "demo", workers=2, extra_args=_online(tmp_path)) as sc:
+    with running_sidecar(online_root, "demo", workers=2, extra_args=_online(tmp_path)) as sc:
         stubs = _stubs(sc)
         assert stubs[0].Feedback(reco_pb2.FeedbackRequest(events=[before, after]), timeout=30).accepted == 2
         for stub in stubs:  # version 1 has no as_of: it learns from both
             listed, source = _items(stub, "drifter", len(items))
             assert source == reco_pb2.SOURCE_ONLINE_NEW_USER and old not in listed and new not in listed
-        stamp = datetime.datetime.fromtimestamp(as_of, datetime.UTC).isoformat()
 
         def trained_until(manifest: dict[str, object]) -> None:
-            training = manifest["training"]
-            assert isinstance(training, dict)
-            training["as_of"] = stamp
+            manifest["as_of"] = as_of
 
-        version = copy_version(demo_copy / "demo", 1, edit=trained_until)
+        version = copy_version(online_root / "demo", 1, edit=trained_until)
         assert sc.stub().Reload(reco_pb2.ReloadRequest(version=str(version)), timeout=120).new_version == version
         for stub in stubs:  # version 2 was trained up to as_of: the older event is its own
             # The learner began solving version 2 when the reload began; its table may come a
@@ -219,10 +222,10 @@ def test_a_reload_keeps_only_the_events_after_the_new_versions_as_of(
 
 
 def test_an_experiment_arm_with_online_off_answers_from_the_trained_vectors(
-        demo_root: pathlib.Path, tmp_path: pathlib.Path) -> None:
+        online_root: pathlib.Path, tmp_path: pathlib.Path) -> None:
     from reco_sidecar.artifact import loader
 
-    model = loader.open_model(demo_root / "demo" / "1")
+    model = loader.open_model(online_root / "demo" / "1")
     experiments = tmp_path / "experiments.toml"
     experiments.write_text("""
 [[experiments]]
@@ -237,7 +240,7 @@ arms = [
     users = [model.users.ids[r] for r in range(40)]
     items = model.items.ids
     args = [*_online(tmp_path), "--experiments", str(experiments)]
-    with running_sidecar(demo_root, "demo", workers=2, extra_args=args) as sc:
+    with running_sidecar(online_root, "demo", workers=2, extra_args=args) as sc:
         events = [_event(f"ab-{u}", user, items[u], "share") for u, user in enumerate(users)]
         assert sc.stub().Feedback(reco_pb2.FeedbackRequest(events=events), timeout=30).accepted == len(users)
         arms: dict[str, set[int]] = {}

@@ -17,10 +17,17 @@ from harness.procs import wait_until
 from harness.redis_server import RedisServer, redis_binary, running_redis
 from reco_sidecar.gen.reco.v1 import reco_pb2
 from reco_sidecar.runtime.learner import journal
+from tests.support.models import online_copy
 from tests.support.requires import require
 from tests.support.server import Sidecar, running_sidecar
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def online_root(demo_root: pathlib.Path, tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    """demo, recording the event types `train` records: it accepts Feedback."""
+    return online_copy(demo_root, tmp_path_factory.mktemp("online-models") / "root")
 
 
 @pytest.fixture
@@ -60,17 +67,17 @@ def _converged(directory: pathlib.Path, expected: set[str]) -> bool:
 
 
 @pytest.fixture(scope="module")
-def items(demo_root: pathlib.Path) -> list[str]:
+def items(online_root: pathlib.Path) -> list[str]:
     from reco_sidecar.artifact import loader
 
-    return list(loader.open_model(demo_root / "demo" / "1").items.ids)
+    return list(loader.open_model(online_root / "demo" / "1").items.ids)
 
 
-def test_two_replicas_learn_every_event_once(demo_root: pathlib.Path, tmp_path: pathlib.Path,
+def test_two_replicas_learn_every_event_once(online_root: pathlib.Path, tmp_path: pathlib.Path,
                                              redis_server: RedisServer, items: list[str]) -> None:
     a_dir, b_dir = tmp_path / "a", tmp_path / "b"
-    with running_sidecar(demo_root, "demo", extra_args=_args(a_dir, redis_server)) as a, \
-            running_sidecar(demo_root, "demo", extra_args=_args(b_dir, redis_server)) as b:
+    with running_sidecar(online_root, "demo", extra_args=_args(a_dir, redis_server)) as a, \
+            running_sidecar(online_root, "demo", extra_args=_args(b_dir, redis_server)) as b:
         to_a, to_b = _events("a", items, 60), _events("b", items, 60)
         assert _send(a, to_a) == 60
         assert _send(b, to_b) == 60
@@ -90,14 +97,14 @@ def test_two_replicas_learn_every_event_once(demo_root: pathlib.Path, tmp_path: 
         assert (retried.accepted, retried.duplicates) == (0, 25)
 
 
-def test_a_replica_restarted_during_a_burst_catches_up(demo_root: pathlib.Path, tmp_path: pathlib.Path,
+def test_a_replica_restarted_during_a_burst_catches_up(online_root: pathlib.Path, tmp_path: pathlib.Path,
                                                        redis_server: RedisServer, items: list[str]) -> None:
     a_dir, b_dir = tmp_path / "a", tmp_path / "b"
     burst = _events("burst", items, 400, users=20)
     expected = {e.event_id for e in burst}
-    with running_sidecar(demo_root, "demo", extra_args=_args(a_dir, redis_server)) as a, \
+    with running_sidecar(online_root, "demo", extra_args=_args(a_dir, redis_server)) as a, \
             concurrent.futures.ThreadPoolExecutor(1) as sender:
-        with running_sidecar(demo_root, "demo", extra_args=_args(b_dir, redis_server)) as b:
+        with running_sidecar(online_root, "demo", extra_args=_args(b_dir, redis_server)) as b:
             sending = sender.submit(_send, a, burst[:200], 5)
             # killed (the whole process tree, as a lost node) once it has read part of the burst,
             # whether or not the rest of it has been sent yet
@@ -105,7 +112,7 @@ def test_a_replica_restarted_during_a_burst_catches_up(demo_root: pathlib.Path, 
             os.killpg(b.pgid, signal.SIGKILL)
         assert sending.result(120) == 200
         assert _send(a, burst[200:300]) == 100  # while the replica is down
-        with running_sidecar(demo_root, "demo", extra_args=_args(b_dir, redis_server)) as b:
+        with running_sidecar(online_root, "demo", extra_args=_args(b_dir, redis_server)) as b:
             assert _send(a, burst[300:]) == 100
             wait_until(lambda: _converged(b_dir, expected), 60, "the restarted replica has every event")
             assert _converged(a_dir, expected)
@@ -114,12 +121,12 @@ def test_a_replica_restarted_during_a_burst_catches_up(demo_root: pathlib.Path, 
 
 
 def test_without_redis_feedback_is_unavailable_and_recommend_goes_on(
-        demo_root: pathlib.Path, tmp_path: pathlib.Path, items: list[str]) -> None:
+        online_root: pathlib.Path, tmp_path: pathlib.Path, items: list[str]) -> None:
     require(redis_binary() is not None, "Debian's redis-server")
     directory = tmp_path / "a"
     with contextlib.ExitStack() as redis_running:
         first = redis_running.enter_context(running_redis(tmp_path / "redis"))
-        with running_sidecar(demo_root, "demo", extra_args=_args(directory, first)) as sc:
+        with running_sidecar(online_root, "demo", extra_args=_args(directory, first)) as sc:
             redis_running.close()  # Redis goes away under the running replica
             events = _events("away", items, 3)
             with pytest.raises(grpc.RpcError) as e:
@@ -134,17 +141,17 @@ def test_without_redis_feedback_is_unavailable_and_recommend_goes_on(
                 assert sorted(_ids(directory)) == sorted(e.event_id for e in events)
 
 
-def test_a_replica_away_longer_than_the_stream_keeps_says_so(demo_root: pathlib.Path, tmp_path: pathlib.Path,
+def test_a_replica_away_longer_than_the_stream_keeps_says_so(online_root: pathlib.Path, tmp_path: pathlib.Path,
                                                              redis_server: RedisServer, items: list[str]) -> None:
     a_dir, b_dir = tmp_path / "a", tmp_path / "b"
     keep = ["--online-stream-maxlen", "10"]
-    with running_sidecar(demo_root, "demo", extra_args=[*_args(a_dir, redis_server), *keep]) as a:
-        with running_sidecar(demo_root, "demo", extra_args=[*_args(b_dir, redis_server), *keep]):
+    with running_sidecar(online_root, "demo", extra_args=[*_args(a_dir, redis_server), *keep]) as a:
+        with running_sidecar(online_root, "demo", extra_args=[*_args(b_dir, redis_server), *keep]):
             assert _send(a, _events("before", items, 5)) == 5
             wait_until(lambda: len(_ids(b_dir)) == 5, 60, "the replica read the first events")
         # while it is down the stream is trimmed far past its cursor (MAXLEN ~ trims whole nodes)
         assert _send(a, _events("while-away", items, 1000)) == 1000
-        with running_sidecar(demo_root, "demo", extra_args=[*_args(b_dir, redis_server), *keep]) as b:
+        with running_sidecar(online_root, "demo", extra_args=[*_args(b_dir, redis_server), *keep]) as b:
             gaps = wait_until(lambda: [e for e in b.log_events() if e.get("event") == "online_stream_gap"], 60,
                               "the gap logged")
             assert gaps[0]["cursor"] != gaps[0]["first"]

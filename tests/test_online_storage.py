@@ -12,6 +12,13 @@ import pytest
 from reco_sidecar.runtime.learner import journal
 from reco_sidecar.runtime.learner.table import MAX_SEEN, WAYS, TableReader, TableWriter, retire_file
 from reco_sidecar.serving.online import Event
+from tests.support.models import online_copy
+
+
+@pytest.fixture(scope="module")
+def online_root(demo_root: pathlib.Path, tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    """demo, recording the event types `train` records: it accepts Feedback."""
+    return online_copy(demo_root, tmp_path_factory.mktemp("online-models") / "root")
 
 
 def _events(n: int, start: int = 0) -> list[Event]:
@@ -135,36 +142,30 @@ def test_a_table_left_by_a_previous_learner_is_retired_for_its_readers(tmp_path:
     assert r.retired and not path.exists()
 
 
-def test_the_learner_solves_a_known_user_as_the_fold_in_does(demo_root: pathlib.Path, tmp_path: pathlib.Path
+def test_the_learner_solves_a_user_as_the_online_solve_does(online_root: pathlib.Path, tmp_path: pathlib.Path
                                                             ) -> None:
-    """Trained interactions (weight 1) plus the events' weights per item, through the same
-    normal equations as engine/foldin.py, batched over the users of a group."""
+    """The learner's per-item sums give the vector online/solve.py gives the user's history."""
     from reco_sidecar.artifact import loader
-    from reco_sidecar.engine import foldin
+    from reco_sidecar.online import solve
+    from reco_sidecar.online.history import UserHistory
     from reco_sidecar.runtime.learner.state import VersionState
 
-    model = loader.open_model(demo_root / "demo" / "1")
+    model = loader.open_model(online_root / "demo" / "1")
     table = TableWriter(tmp_path / "t.table", 1, model.factors, max_users=64)
     state = VersionState(model, table)
+    types = sorted(model.info.event_types)
     user, other = model.users.ids[3], model.users.ids[4]
     item_a, item_b = model.items.ids[10], model.items.ids[20]
-    events = [Event("1", user, item_a, "like", None, 1.0), Event("2", user, item_a, "click", 2.0, 2.0),
-              Event("3", user, item_b, "view", None, 3.0), Event("4", other, item_b, "share", None, 4.0)]
+    events = [Event("1", user, item_a, types[0], None, 1.0), Event("2", user, item_a, types[-1], 2.0, 2.0),
+              Event("3", user, item_b, types[0], None, 3.0), Event("4", other, item_b, types[-1], None, 4.0)]
     state.publish(state.add(events))
     table.publish()
-    reader = TableReader(tmp_path / "t.table")
-    weights: dict[int, float] = dict.fromkeys(model.seen_rows(3).tolist(), 1.0)
-    types = model.info.event_types
-    for row, w in ((10, types["like"] + 2.0), (20, types["view"])):
-        weights[row] = weights.get(row, 0.0) + w
-    params = model.info.fold_in
-    expected = foldin.solve_user(model.item_factors, model.yty, np.array(list(weights)),
-                                 regularization=params["regularization"], alpha=params["alpha"],
-                                 weights=np.array(list(weights.values())))
-    entry = reader.lookup(user)
+    expected = solve.recalculate(model, UserHistory(user).add(e for e in events if e.user_id == user))
+    assert expected is not None
+    entry = TableReader(tmp_path / "t.table").lookup(user)
     assert entry is not None and entry.known
-    np.testing.assert_allclose(entry.vector, expected, rtol=1e-5, atol=1e-6)
-    assert sorted(entry.seen_rows.tolist()) == [10, 20]
+    np.testing.assert_allclose(entry.vector, expected.vector, rtol=1e-5, atol=1e-6)
+    assert sorted(entry.seen_rows.tolist()) == sorted(expected.excluded.tolist())
 
 
 def test_a_failed_append_takes_back_its_partial_record(tmp_path: pathlib.Path) -> None:

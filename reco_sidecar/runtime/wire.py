@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import msgpack
 
 from reco_sidecar.common.errors import ErrorKind
-from reco_sidecar.serving.online import Event
+from reco_sidecar.online.events import Event
 
 # -- supervisor -> worker --------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 
 import msgpack
 
-from reco_sidecar.serving.online import Event
+from reco_sidecar.online.events import Event
 
 _HEAD = struct.Struct(">II")
 MAX_RECORD = 1 << 16

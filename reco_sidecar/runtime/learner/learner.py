@@ -15,11 +15,11 @@ from collections.abc import Callable, Iterator, Sequence
 
 from reco_sidecar.artifact import loader
 from reco_sidecar.common import logs
+from reco_sidecar.online.events import Event
 from reco_sidecar.runtime import wire as m
 from reco_sidecar.runtime.learner.journal import Journal
 from reco_sidecar.runtime.learner.state import VersionState
 from reco_sidecar.runtime.learner.table import TableWriter, retire_file, table_path
-from reco_sidecar.serving.online import Event
 
 log = logs.get(__name__)
 

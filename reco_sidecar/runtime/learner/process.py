@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING
 
 from reco_sidecar.common import logs
 from reco_sidecar.common.exit_codes import ExitCode
+from reco_sidecar.online.events import Event
 from reco_sidecar.runtime import wire as m
 from reco_sidecar.runtime.channel import Channel
 from reco_sidecar.runtime.learner.framing import frame, read_frame
 from reco_sidecar.runtime.learner.learner import Learner
-from reco_sidecar.serving.online import Event
 from reco_sidecar.settings import ServeSettings
 
 if TYPE_CHECKING:

@@ -22,9 +22,9 @@ from typing import Any
 import msgpack
 
 from reco_sidecar.common import logs
+from reco_sidecar.common.ids import id_problem
+from reco_sidecar.online.events import MAX_EVENT_WEIGHT, MAX_TIME, Event
 from reco_sidecar.runtime.learner import journal
-from reco_sidecar.serving.online import MAX_ABS_WEIGHT, MAX_EVENT_ID_BYTES, Event
-from reco_sidecar.serving.request_checks import MAX_ID_BYTES
 
 log = logs.get(__name__)
 READ_COUNT = 1000
@@ -36,11 +36,13 @@ Deliver = Callable[[list[Event], str], None]
 
 
 def _sane(e: Event) -> bool:
-    """What a worker checks, checked again: the stream is written by other processes."""
-    return (0 < len(e.event_id.encode("utf-8", "surrogatepass")) <= MAX_EVENT_ID_BYTES
-            and all(0 < len(v.encode("utf-8", "surrogatepass")) <= MAX_ID_BYTES for v in (e.user_id, e.item_id))
-            and (e.weight is None or (math.isfinite(e.weight) and abs(e.weight) <= MAX_ABS_WEIGHT))
-            and math.isfinite(e.time) and e.time >= 0)
+    """What a worker checks without the version's types, checked again: the stream is
+    written by other processes. (A type this version does not know is kept: a later version
+    may; the solve skips it.)"""
+    return (all(id_problem(v) is None for v in (e.event_id, e.user_id, e.item_id))
+            and id_problem(e.type) is None
+            and (e.weight is None or (math.isfinite(e.weight) and 0 < e.weight <= MAX_EVENT_WEIGHT))
+            and math.isfinite(e.time) and 0 <= e.time <= MAX_TIME)
 
 
 class EventStream:
