@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import tempfile
 import threading
@@ -24,6 +25,7 @@ from bench import common
 from harness import bench_model, ghz_run, scaffold
 from harness.ghz_run import GhzRun, percentile
 from harness.gotools import find as find_ghz
+from harness.versions import copy_version
 from reco_sidecar.gen.reco.v1 import reco_pb2, reco_pb2_grpc
 
 
@@ -116,6 +118,23 @@ class _Probe(threading.Thread):
                 ch.close()
 
 
+# A version number for the benchmark model's copy that records event types (the cached model
+# may predate manifests recording them; `train` records these defaults).
+ONLINE_VERSION = 90
+TYPES = {"view": 0.1, "click": 0.3, "like": 0.7, "share": 1.0}
+
+
+def _online_model(model: bench_model.BenchModel) -> bench_model.BenchModel:
+    model_dir = model.root / model.name
+    if not (model_dir / str(ONLINE_VERSION) / "manifest.json").is_file():
+        def typed(manifest: dict[str, object]) -> None:
+            manifest["event_types"] = {k: {"weight": w, "excludes": True} for k, w in TYPES.items()}
+            manifest["as_of"] = None
+
+        copy_version(model_dir, model.version, ONLINE_VERSION, edit=typed)
+    return dataclasses.replace(model, version=ONLINE_VERSION)
+
+
 def _ms(values: list[float]) -> dict[str, float]:
     s = sorted(values)
     return {f"p{q}": round(percentile(s, q), 3) for q in (50, 95, 99)} | {"max": round(s[-1], 3) if s else 0.0}
@@ -134,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     def body(model: bench_model.BenchModel, deadline: scaffold.Deadline, result: dict[str, Any]) -> None:
+        model = _online_model(model)
         ghz = find_ghz("ghz", install=True)
         if ghz is None:
             raise RuntimeError("ghz is not installed and go is not available to install it")
