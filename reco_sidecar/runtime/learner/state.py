@@ -26,6 +26,8 @@ class _User:
     # item id -> (summed value, whether an event of an excluding type put it in the seen set),
     # least recently touched first
     items: dict[str, tuple[float, bool]] = field(default_factory=dict)
+    # Rows of this version's items in the seen set, looked up once per item.
+    seen: dict[str, int] = field(default_factory=dict)
 
 
 class VersionState:
@@ -54,7 +56,12 @@ class VersionState:
             valued = value_of(e, self._types)
             total, excludes = user.items.pop(e.item_id, (0.0, False))
             user.items[e.item_id] = (total + valued.value, excludes or valued.excludes)
+            if valued.excludes and e.item_id not in user.seen:
+                row = self.model.items.row(e.item_id)
+                if row is not None:
+                    user.seen[e.item_id] = row
             while len(user.items) > MAX_SEEN:
+                user.seen.pop(next(iter(user.items)), None)
                 del user.items[next(iter(user.items))]
             touched.pop(e.user_id, None)
             touched[e.user_id] = None
@@ -70,8 +77,7 @@ class VersionState:
             solved = from_totals(m, user_id, {item: total for item, (total, _) in user.items.items()})
             if solved is None:
                 continue
-            seen = [m.items.row(item) for item, (_, excludes) in user.items.items() if excludes]
-            rows = np.fromiter((r for r in seen if r is not None), dtype=np.int32)
+            rows = np.fromiter(user.seen.values(), dtype=np.int32, count=len(user.seen))
             evicted = self.table.put(user_id, solved.vector, rows, not solved.new_user)
             if evicted is not None:
                 self._users.pop(evicted, None)
