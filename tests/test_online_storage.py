@@ -191,3 +191,19 @@ def test_a_failed_append_takes_back_its_partial_record(tmp_path: pathlib.Path) -
     j.append(_events(1, 20))
     j.close()
     assert journal.read(path)[0] == _events(10) + _events(1, 20)
+
+
+def test_many_users_solved_together_equal_each_solved_alone(online_root: pathlib.Path) -> None:
+    from reco_sidecar.artifact import loader
+    from reco_sidecar.engine import foldin
+
+    model = loader.open_model(online_root / "demo" / "1")
+    rng = np.random.default_rng(4)
+    histories = [(np.array([], dtype=np.int64), np.array([]))]
+    for size in (1, 5, 30):
+        rows = rng.choice(len(model.items.ids), size=size, replace=False)
+        histories.append((np.sort(rows), rng.uniform(-1.0, 2.0, size=size)))
+    together = foldin.solve_many(model.item_factors, model.yty, histories, model.info.objective)
+    for (rows, values), vector in zip(histories, together, strict=True):
+        alone = foldin.solve(model.item_factors, model.yty, rows, values, model.info.objective)
+        np.testing.assert_array_equal(vector, alone)

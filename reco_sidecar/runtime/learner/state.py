@@ -15,19 +15,24 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from reco_sidecar.engine import foldin
 from reco_sidecar.engine.model import Model
 from reco_sidecar.online.events import Event, value_of
-from reco_sidecar.online.solve import from_totals
+from reco_sidecar.online.solve import merge
 from reco_sidecar.runtime.learner.table import MAX_SEEN, TableWriter
+
+_UNSET = -1
 
 
 @dataclass
 class _User:
-    # item id -> (summed value, whether an event of an excluding type put it in the seen set),
-    # least recently touched first
-    items: dict[str, tuple[float, bool]] = field(default_factory=dict)
-    # Rows of this version's items in the seen set, looked up once per item.
+    # item id -> (summed value, the item's row in this version or None), least recently
+    # touched first
+    items: dict[str, tuple[float, int | None]] = field(default_factory=dict)
+    # Rows of this version's items an excluding event put in the seen set.
     seen: dict[str, int] = field(default_factory=dict)
+    # The user's row in this version (None: unknown at training); _UNSET until looked up.
+    row: int | None = _UNSET
 
 
 class VersionState:
@@ -54,12 +59,11 @@ class VersionState:
             if user is None:
                 user = self._users[e.user_id] = _User()
             valued = value_of(e, self._types)
-            total, excludes = user.items.pop(e.item_id, (0.0, False))
-            user.items[e.item_id] = (total + valued.value, excludes or valued.excludes)
-            if valued.excludes and e.item_id not in user.seen:
-                row = self.model.items.row(e.item_id)
-                if row is not None:
-                    user.seen[e.item_id] = row
+            before = user.items.pop(e.item_id, None)
+            total, row = before if before is not None else (0.0, self.model.items.row(e.item_id))
+            user.items[e.item_id] = (total + valued.value, row)
+            if valued.excludes and row is not None:
+                user.seen[e.item_id] = row
             while len(user.items) > MAX_SEEN:
                 user.seen.pop(next(iter(user.items)), None)
                 del user.items[next(iter(user.items))]
@@ -68,19 +72,50 @@ class VersionState:
         return list(touched)
 
     def publish(self, users: Iterable[str]) -> None:
-        """Solves the users again and writes them to the table."""
+        """Solves the users again and writes them to the table: each user's history as
+        online/solve.py builds it (trained values + the online sums per item), all users of
+        the group in one batched solve (engine/foldin.py)."""
         m = self.model
+        solved: list[tuple[str, _User, bool]] = []
+        histories: list[tuple[np.ndarray, np.ndarray]] = []
         for user_id in users:
             user = self._users.get(user_id)
             if user is None:
                 continue
-            solved = from_totals(m, user_id, {item: total for item, (total, _) in user.items.items()})
-            if solved is None:
+            history = self._history(user_id, user)
+            if history is None:
                 continue
+            rows, values, known = history
+            solved.append((user_id, user, known))
+            histories.append((rows, values))
+        if not solved:
+            return
+        vectors = foldin.solve_many(m.item_factors, m.yty, histories, m.info.objective)
+        for (user_id, user, known), vector in zip(solved, vectors, strict=True):
             rows = np.fromiter(user.seen.values(), dtype=np.int32, count=len(user.seen))
-            evicted = self.table.put(user_id, solved.vector, rows, not solved.new_user)
+            evicted = self.table.put(user_id, vector, rows, known)
             if evicted is not None:
                 self._users.pop(evicted, None)
+
+    def _history(self, user_id: str, user: _User) -> tuple[np.ndarray, np.ndarray, bool] | None:
+        """(rows, values, known at training) of the user's whole history under this version,
+        as online/solve.py's from_totals builds it; None when it leaves nothing to solve."""
+        m = self.model
+        if user.row is _UNSET:
+            user.row = m.users.row(user_id)
+        pairs = sorted((row, total) for total, row in user.items.values() if row is not None)
+        rows = np.fromiter((r for r, _ in pairs), dtype=np.int64, count=len(pairs))
+        values = np.fromiter((v for _, v in pairs), dtype=np.float64, count=len(pairs))
+        if user.row is None:
+            trained_rows, trained_values = np.zeros(0, dtype=np.int64), np.zeros(0)
+        elif not len(rows):
+            return None  # nothing new: the version's stored vector stands
+        else:
+            trained_rows, trained_values = m.history(user.row)
+        merged_rows, merged_values = merge(trained_rows, trained_values, rows, values)
+        if not len(merged_rows):
+            return None
+        return merged_rows, merged_values, user.row is not None
 
     def __len__(self) -> int:
         return len(self._users)
