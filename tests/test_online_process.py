@@ -77,6 +77,9 @@ def test_an_event_changes_the_next_recommend_on_every_worker(
             assert source == reco_pb2.SOURCE_ONLINE
             assert liked not in items
             assert items != before[0][0]
+            (batch,) = stub.BatchRecommend(reco_pb2.BatchRecommendRequest(user_ids=[user], n=50), timeout=10)
+            assert batch.source == reco_pb2.SOURCE_ONLINE
+            assert [i.item_id for i in batch.items] == items
         again = stubs[1].Feedback(reco_pb2.FeedbackRequest(events=[_event("e1", user, liked)]), timeout=30)
         assert (again.accepted, again.duplicates) == (0, 1)
 
@@ -93,6 +96,10 @@ def test_a_user_unknown_at_training_is_answered_from_their_events(
             items, source = _items(stub, "newcomer")
             assert source == reco_pb2.SOURCE_ONLINE_NEW_USER
             assert not set(items) & set(unseen[:3])
+            # BatchRecommend answers them as Recommend does, item for item
+            (batch,) = stub.BatchRecommend(reco_pb2.BatchRecommendRequest(user_ids=["newcomer"], n=10), timeout=10)
+            assert batch.source == reco_pb2.SOURCE_ONLINE_NEW_USER
+            assert [i.item_id for i in batch.items] == items
 
 
 def _once_online(stub: reco_pb2_grpc.RecommenderStub, user: str, n: int) -> tuple[list[str], int]:

@@ -18,6 +18,7 @@ from reco_sidecar.gen.reco.v1 import reco_pb2
 from reco_sidecar.serving import request_checks as rq
 from reco_sidecar.serving.arms import Choice
 from reco_sidecar.serving.batch_arms import BatchArms, Target
+from reco_sidecar.serving.online import Online
 from reco_sidecar.serving.render import SOURCE_NAME, SOURCE_OF, SOURCE_PB, Pages, PopularPage
 from reco_sidecar.serving.retrieval import Ask, rank_for_arm
 
@@ -30,8 +31,11 @@ class BatchStream:
     `messages` drives the chunks in order."""
 
     def __init__(self, model: Model, request: reco_pb2.BatchRecommendRequest, restriction: Restriction, *,
-                 chunk: int, pages: Pages, arms: BatchArms | None, served: Served) -> None:
+                 chunk: int, pages: Pages, arms: BatchArms | None, served: Served,
+                 online: Online | None = None) -> None:
         self.model = model
+        # Users with an online vector are answered from it, as Recommend answers them.
+        self._online = online
         self.request = request
         self.restriction = restriction
         self.chunk = chunk
@@ -121,7 +125,7 @@ class BatchStream:
         for target, choice, members in groups.values():
             baseline = choice is not None and choice.baseline
             asks = [Ask(ids[i], 0, request.n, target.restriction, request.filter.include_seen,
-                        None if baseline else self._query(target, ids[i])) for i in members]
+                        None if baseline else self._query(target, ids[i], choice)) for i in members]
             # The main product leaves unknown users to the shared popular page; another arm's
             # model ranks its own fallback.
             out = rank_for_arm(target.model, choice.arm if choice else None, choice.experiment if choice else None,
@@ -130,8 +134,14 @@ class BatchStream:
                 ranked[i] = result
         return targets, ranked
 
-    def _query(self, target: Target, user_id: str) -> RecQuery | None:
+    def _query(self, target: Target, user_id: str, choice: Choice | None) -> RecQuery | None:
         row = target.model.users.row(user_id)
+        if self._online is not None and (choice is None or choice.arm is None or choice.arm.online):
+            found = self._online.lookup(target.model, user_id)
+            if found is not None:
+                return RecQuery(0, self.request.n, target.restriction, user_row=row, vector=found.vector,
+                                include_seen=self.request.filter.include_seen, seen_rows=found.seen_rows,
+                                source=Source.ONLINE if found.known else Source.ONLINE_NEW_USER)
         if row is None:
             return None
         return RecQuery(0, self.request.n, target.restriction, user_row=row,

@@ -220,7 +220,7 @@ class RecommenderService:
             # Users in an experiment get their arm, as Recommend gives it.
             arms = BatchArms(self._arms, requested, model, restriction, request, self._limits, leases)
             stream = BatchStream(model, request, restriction, chunk=self._chunk, pages=self._pages,
-                                 arms=arms if arms.active else None, served=self._arms.served)
+                                 arms=arms if arms.active else None, served=self._arms.served, online=self._online)
             facts.update(sources=stream.sources)
             if arms.active:
                 facts.update(arms=stream.arm_counts)  # users per "experiment/arm", in the log line

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import itertools
 import pathlib
+import threading
 import time
 from collections.abc import Sequence
 
@@ -50,6 +51,7 @@ class LearnerClient:
         self._pending: dict[int, asyncio.Future[m.Fed]] = {}
         self._writer: asyncio.StreamWriter | None = None
         self._connecting = asyncio.Lock()
+        self._opening = threading.Lock()
 
     # -- lookups (on the event loop or a scoring thread; never blocks) --------------------------
 
@@ -65,21 +67,24 @@ class LearnerClient:
         return OnlineUser(entry.vector, entry.seen_rows, entry.known)
 
     def _table(self, version: int) -> TableReader | None:
+        """Called from the event loop and from BatchRecommend's scoring threads: a replaced
+        reader is dropped, not closed, so a thread still reading it keeps its mapping (it is
+        unmapped when the last reference goes)."""
         reader = self._reader
         if reader is not None and reader.version == version and not reader.retired:
             return reader
-        if reader is not None:
-            reader.close()
-            self._reader = None
-        try:
-            reader = TableReader(table_path(self._tables, self._model, version))
-        except (OSError, ValueError):
-            return None  # not published yet: the learner is still solving this version
-        if reader.version != version:
-            reader.close()
-            return None
-        self._reader = reader
-        return reader
+        with self._opening:
+            reader = self._reader
+            if reader is not None and reader.version == version and not reader.retired:
+                return reader
+            try:
+                reader = TableReader(table_path(self._tables, self._model, version))
+            except (OSError, ValueError):
+                return None  # not published yet: the learner is still solving this version
+            if reader.version != version:
+                return None
+            self._reader = reader
+            return reader
 
     # -- events ---------------------------------------------------------------------------------
 
