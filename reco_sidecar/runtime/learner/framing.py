@@ -14,7 +14,7 @@ MAX_FRAME = 8 << 20
 
 
 def frame(message: wire.Message) -> bytes:
-    data = wire.encode(message)
+    data = wire.encode(message, limit=MAX_FRAME)
     return _LENGTH.pack(len(data)) + data
 
 

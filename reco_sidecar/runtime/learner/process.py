@@ -75,7 +75,7 @@ async def _serve(learner: Learner, listener: socket.socket, control: Channel, st
 
     def controlled() -> None:
         try:
-            message = control.recv_to_learner()
+            message = control.recv(m.decode_to_learner)
         except ValueError as e:
             log.error("online_message_invalid", error=str(e))
             return
