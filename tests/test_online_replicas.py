@@ -86,13 +86,18 @@ def test_two_replicas_learn_every_event_once(online_root: pathlib.Path, tmp_path
         expected = {e.event_id for e in to_a + to_b}
         wait_until(lambda: _converged(a_dir, expected), 60, "replica a has every event")
         wait_until(lambda: _converged(b_dir, expected), 60, "replica b has every event")
+        # The journal takes an event just before the table does: each replica answers from
+        # every event once its learner has applied the last one read.
         for sc in (a, b):
             for user in ("a-user-0", "b-user-0"):
                 mine = {e.item_id for e in to_a + to_b if e.user_id == user}
-                r = sc.stub().Recommend(reco_pb2.RecommendRequest(user_id=user, n=len(items), omit_jsonld=True),
-                                        timeout=10)
-                assert r.source == reco_pb2.SOURCE_ONLINE_NEW_USER
-                assert not mine & {i.item_id for i in r.items}
+
+                def applied(sc: Sidecar = sc, user: str = user, mine: set[str] = mine) -> bool:
+                    r = sc.stub().Recommend(reco_pb2.RecommendRequest(user_id=user, n=len(items),
+                                                                      omit_jsonld=True), timeout=10)
+                    return r.source == reco_pb2.SOURCE_ONLINE_NEW_USER and not mine & {i.item_id for i in r.items}
+
+                wait_until(applied, 60, f"{user} answered from every event")
         retried = b.stub().Feedback(reco_pb2.FeedbackRequest(events=to_a[:25]), timeout=30)
         assert (retried.accepted, retried.duplicates) == (0, 25)
 
@@ -116,8 +121,9 @@ def test_a_replica_restarted_during_a_burst_catches_up(online_root: pathlib.Path
             assert _send(a, burst[300:]) == 100
             wait_until(lambda: _converged(b_dir, expected), 60, "the restarted replica has every event")
             assert _converged(a_dir, expected)
-            r = b.stub().Recommend(reco_pb2.RecommendRequest(user_id="burst-user-3", n=5), timeout=10)
-            assert r.source == reco_pb2.SOURCE_ONLINE_NEW_USER
+            wait_until(lambda: b.stub().Recommend(reco_pb2.RecommendRequest(user_id="burst-user-3", n=5), timeout=10
+                                                  ).source == reco_pb2.SOURCE_ONLINE_NEW_USER,
+                       60, "the restarted replica answers from the events")
 
 
 def test_without_redis_feedback_is_unavailable_and_recommend_goes_on(
