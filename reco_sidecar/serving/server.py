@@ -9,6 +9,7 @@ made them), and in a worker only after the fork (grpc/grpc#16001).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,7 @@ from grpc_health.v1._async import HealthServicer
 
 from reco_sidecar.experiments.live import LiveExperiments
 from reco_sidecar.manager.registry import ModelRegistry
-from reco_sidecar.serving import auth, handlers, names, reflection, security
+from reco_sidecar.serving import auth, handlers, names, reflection, security, tracing
 from reco_sidecar.serving import request_checks as rq
 from reco_sidecar.serving.jsonld import Renderer
 from reco_sidecar.serving.observe import AccessLog, Tally
@@ -41,6 +42,7 @@ class Serving:
     tally: Tally
     health: HealthServicer
     credentials: grpc.ServerCredentials | None
+    tracing: tracing.Tracing | None = None
 
     def bind(self, target: str) -> int:
         """The port bound for `target` ("host:port", port 0 for a free one), or 0 if it could
@@ -60,6 +62,8 @@ class Serving:
         """NOT_SERVING for good, then new calls refused and running ones given `grace` seconds."""
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
+        if self.tracing is not None:  # the last spans sent, bounded: a dead collector holds no exit
+            await asyncio.to_thread(self.tracing.shutdown)
 
 
 def build(settings: ServeSettings, registry: ModelRegistry, *, reloader: Reloader, topology: Topology,
@@ -84,8 +88,10 @@ def build(settings: ServeSettings, registry: ModelRegistry, *, reloader: Reloade
         on_batch=tally.batch,
         store_status=store_status,
     )
+    traces = tracing.build(settings)  # here, after the fork: the SDK's thread and channel are this process's
     gate = handlers.Gate(limit=settings.max_concurrent_rpcs, authenticator=auth.from_settings(settings),
-                         tally=tally, access_log=AccessLog(settings.access_log, settings.slow_call_ms / 1000.0))
+                         tally=tally, access_log=AccessLog(settings.access_log, settings.slow_call_ms / 1000.0),
+                         tracing=traces)
     options: list[tuple[str, Any]] = [
         ("grpc.so_reuseport", 1 if reuse_port else 0),
         ("grpc.max_receive_message_length", settings.max_message_bytes),
@@ -106,4 +112,4 @@ def build(settings: ServeSettings, registry: ModelRegistry, *, reloader: Reloade
                                          settings.max_side_streams)
     for name in reflection_handlers:
         handlers.register(server, name, limited)
-    return Serving(server, service, gate, tally, health_servicer, security.server_credentials(settings))
+    return Serving(server, service, gate, tally, health_servicer, security.server_credentials(settings), traces)

@@ -35,7 +35,7 @@ from reco_sidecar.gen.reco.v1 import reco_pb2
 from reco_sidecar.manager.manager import ModelManager
 from reco_sidecar.manager.registry import ModelRegistry
 from reco_sidecar.serving import request_checks as rq
-from reco_sidecar.serving import status
+from reco_sidecar.serving import status, tracing
 from reco_sidecar.serving.arms import Arms, Choice
 from reco_sidecar.serving.batch_arms import BatchArms
 from reco_sidecar.serving.batcher import LoopBatcher
@@ -163,10 +163,10 @@ class RecommenderService:
         self._chunk = batch_chunk
         # Scoring and BatchRecommend chunks run here, off the loop: numpy drops the GIL in the
         # product and the top-k. Two threads: one batch scoring while the next is prepared.
-        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="score")
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix=tracing.EXECUTOR_PREFIX)
         self._batcher: LoopBatcher[Model, RecQuery, Ranked] | None = None
         if batch_max_size > 1:
-            self._batcher = LoopBatcher(_recommend, executor=self._pool, max_delay=batch_max_delay,
+            self._batcher = LoopBatcher(tracing.timed(_recommend), executor=self._pool, max_delay=batch_max_delay,
                                         max_size=batch_max_size, inline_max=INLINE_SCORE_MAX,
                                         on_batch=on_batch)
         self._popular: weakref.WeakKeyDictionary[Model, dict[tuple[int, int], _Popular]] = \
@@ -238,18 +238,20 @@ class RecommenderService:
                 elif query is None:
                     ranked = model.popular(request.offset, request.n, restriction)
                 elif self._batcher is not None:
-                    ranked = await self._batcher.submit(model, query)
+                    ranked = await tracing.batched(self._batcher, model, query)
                 else:
                     # --batch-max-size 1: no batching, scored on the loop (the bare server's form)
-                    ranked = model.recommend([query])[0]
+                    with tracing.span("score", {"reco.batch.size": 1}):
+                        ranked = model.recommend([query])[0]
             facts.update(items=len(ranked.rows), source=SOURCE_NAME[ranked.source])
-            response = reco_pb2.RecommendResponse(
-                model=model.name, version=model.version, user_id=request.user_id,
-                items=self._items(model, ranked, request.offset), source=SOURCE_PB[ranked.source],
-                jsonld="" if request.omit_jsonld else self._jsonld(model, ranked, request.offset,
-                                                                    experiment=experiment, arm=arm),
-                experiment=experiment, arm=arm,
-            )
+            with tracing.span("render"):
+                response = reco_pb2.RecommendResponse(
+                    model=model.name, version=model.version, user_id=request.user_id,
+                    items=self._items(model, ranked, request.offset), source=SOURCE_PB[ranked.source],
+                    jsonld="" if request.omit_jsonld else self._jsonld(model, ranked, request.offset,
+                                                                        experiment=experiment, arm=arm),
+                    experiment=experiment, arm=arm,
+                )
         if arm:
             # Counted, and shadows queued on the Arms' thread, after the answer is built; never waited for.
             self._arms.served(choice, ranked.source.value, [i.item_id for i in response.items], request)
@@ -306,7 +308,8 @@ class RecommenderService:
             try:
                 for start in range(0, count, self._chunk):
                     # two chunks in flight: one scored while the previous one is sent
-                    pending.append(loop.run_in_executor(self._pool, self._score_chunk, chunk, start))
+                    score_chunk = tracing.carry(self._score_chunk, "chunk", {"reco.chunk.first_index": start})
+                    pending.append(loop.run_in_executor(self._pool, score_chunk, chunk, start))
                     if len(pending) < 2:
                         continue
                     for message in await pending.pop(0):
@@ -354,8 +357,9 @@ class RecommenderService:
         queries = [RecQuery(0, request.n, c.restriction, user_row=rows[i], include_seen=request.filter.include_seen)
                    for i in known]
         ranked: list[Ranked | None] = [None] * len(ids)
-        for i, result in zip(known, _recommend(model, queries) if queries else [], strict=True):
-            ranked[i] = result
+        with tracing.span("score", {"reco.batch.size": len(queries)}):
+            for i, result in zip(known, _recommend(model, queries) if queries else [], strict=True):
+                ranked[i] = result
         results = []
         for i, user_id in enumerate(ids):
             index = start + i
@@ -383,7 +387,8 @@ class RecommenderService:
 
     async def reload(self, request: reco_pb2.ReloadRequest, facts: Facts) -> reco_pb2.ReloadResponse:
         name = self._models.get(request.model).name
-        outcome = await asyncio.to_thread(self._reloader.reload, name, parse_version_spec(request.version))
+        with tracing.span("reload.rollout", {"reco.model": name, "reco.version_requested": request.version}):
+            outcome = await asyncio.to_thread(self._reloader.reload, name, parse_version_spec(request.version))
         facts.update(model=name, version=outcome.new_version)
         return reco_pb2.ReloadResponse(
             model=name, old_version=outcome.old_version, new_version=outcome.new_version,
