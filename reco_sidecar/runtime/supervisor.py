@@ -316,6 +316,7 @@ class Supervisor:
         self._rolled(self.rollout.tick(now))
         if self.store is not None:
             self.store.tick(now)
+            metrics.store_state(self.store.proc is not None, self.store.last_status)
         if self.s.parent_pid is not None and not _alive(self.s.parent_pid):
             self._stop("parent process gone", fast=True)
             return
