@@ -139,6 +139,10 @@ class Jaeger:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.query_port}{path}", timeout=5) as r:
             return json.loads(r.read())
 
+    def services(self) -> list[str]:
+        """The service names Jaeger holds spans of."""
+        return list(self._get("/api/services").get("data") or [])
+
     def trace(self, trace_id: str) -> dict[str, Any] | None:
         """The trace as Jaeger's query API returns it (`data[0]`: spans, processes), or None
         while Jaeger does not have it."""
