@@ -16,8 +16,8 @@ import pytest
 from harness.procs import wait_until
 from harness.seaweedfs import free_ports
 from reco_sidecar.artifact import loader
+from reco_sidecar.common.exit_codes import ExitCode
 from reco_sidecar.gen.reco.v1 import reco_pb2
-from reco_sidecar.runtime.exit_codes import ExitCode
 from tests.support.server import running_sidecar
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
