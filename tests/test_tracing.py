@@ -166,7 +166,8 @@ def test_recommend_is_a_server_span_under_the_callers_span_with_its_batch_wait_s
 
 def test_batch_recommend_has_a_span_per_chunk_each_holding_its_scoring(
         sidecar: Sidecar, jaeger: Jaeger, caller: Caller, demo_root: pathlib.Path) -> None:
-    users = [str(u) for u in loader.open_model(demo_root / "demo" / "1").users.ids[:1100]]
+    known = loader.open_model(demo_root / "demo" / "1").users.ids
+    users = [str(known[i % len(known)]) for i in range(1100)]  # three chunks of --batch-chunk 512
     stub = sidecar.stub()
     trace_id, client_id, (rid, got) = caller.call(
         "BatchRecommend",
@@ -278,3 +279,25 @@ def test_killing_the_collector_mid_load_fails_no_call(binary: str, demo_root: pa
         wait_until(lambda: any(e.get("event") == "tracing_sdk" for e in sc.log_events()), 60,
                    "the exporter's failure logged")
         assert stub.Recommend(reco_pb2.RecommendRequest(user_id=user_id, n=5), timeout=10).items
+
+
+def test_sampling_follows_the_caller_and_the_ratio_applies_to_calls_without_one(
+        jaeger: Jaeger, caller: Caller, demo_root: pathlib.Path, user_id: str) -> None:
+    args = ["--otlp-endpoint", jaeger.otlp_endpoint, "--trace-sample-ratio", "0", "--access-log", "on"]
+    with running_sidecar(demo_root, "demo", workers=1, env=TRACE_ENV, extra_args=args) as sc:
+        stub = sc.stub(sc.worker_addresses[0])  # one worker: its spans leave in the order they end
+        request = reco_pb2.RecommendRequest(user_id=user_id, n=3)
+        # no traceparent: a root call, sampled at ratio 0, so never exported
+        root_rid = uuid.uuid4().hex
+        stub.Recommend(request, metadata=[("x-request-id", root_rid)])
+        # the caller did not sample: neither does the sidecar
+        unsampled = "00-" + uuid.uuid4().hex + "-" + uuid.uuid4().hex[:16] + "-00"
+        stub.Recommend(request, metadata=[("traceparent", unsampled)])
+        # the caller sampled: so does the sidecar, whatever its ratio
+        trace_id, client_id, _ = caller.call("Recommend", lambda md: stub.Recommend(request, metadata=md))
+        t = _trace_with(jaeger, trace_id, {f"{SERVICE}/Recommend", "score"})
+        _server_span(t, "Recommend", client_id)
+        # exported after the two calls before it, had they been sampled
+        root_line = _log_line(sc, root_rid)
+        assert jaeger.trace(root_line["trace_id"]) is None
+        assert jaeger.trace(unsampled.split("-")[1]) is None

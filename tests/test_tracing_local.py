@@ -70,6 +70,9 @@ def test_a_collector_nobody_answers_at_fails_no_call_and_holds_no_exit(demo_root
         assert len(lines) == 200
         assert {e["trace_id"] for e in lines} == {TRACEPARENT.split("-")[1]}
         assert len({e["span_id"] for e in lines}) == 200
+        # the SDK is started in each worker, after the fork, never in the supervisor
+        started = {e["pid"] for e in sc.log_events() if e.get("event") == "tracing_on"}
+        assert len(started) == 2 and sc.proc.pid not in started
         # the exporter's failures are JSON lines of their own
         wait_until(lambda: any(e.get("event") == "tracing_sdk" for e in sc.log_events()), 60,
                    "the exporter's failure logged")
