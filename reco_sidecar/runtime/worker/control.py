@@ -28,7 +28,7 @@ from reco_sidecar.runtime import wire as m
 from reco_sidecar.runtime.channel import Channel
 from reco_sidecar.runtime.worker.experiments import ExperimentsApplier
 from reco_sidecar.runtime.worker.topology import WorkerTopology
-from reco_sidecar.serving.service import ExperimentsOutcome, ReloadOutcome, WorkerAddress
+from reco_sidecar.serving.contracts import ExperimentsOutcome, ReloadOutcome, WorkerAddress
 
 log = logs.get(__name__)
 
