@@ -92,7 +92,7 @@ class BatchStream:
         # A re-ranking stage goes here: it takes each user's `ranked` and returns another
         # ranking of the same candidates; the rendering below takes whatever it returns.
         results = []
-        with tracing.span("render"):
+        with tracing.event("render"):
             for i, user_id in enumerate(ids):
                 index = start + i
                 problem = refused.get(i)

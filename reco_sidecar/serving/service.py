@@ -109,7 +109,7 @@ class RecommenderService:
             # too) and hands render a Ranked of the same page.
             ranked = candidates.ranked if isinstance(candidates, PopularPage) else candidates
             facts.update(items=len(ranked.rows), source=SOURCE_NAME[ranked.source])
-            with tracing.span("render"):
+            with tracing.event("render"):
                 response = self._pages.recommend(model, request, candidates, experiment, arm)
         if arm:
             # Counted, and shadows queued on their thread, after the answer is built; never waited for.

@@ -1,8 +1,11 @@
 """OpenTelemetry traces of the Recommender's calls, off unless an OTLP endpoint is given.
 
 Each call is a SERVER span, the child of the caller's span when its metadata carries W3C
-`traceparent` (and `tracestate`); inside it, child spans for the batcher's wait, the scoring
-(with the batch's size), the rendering and each BatchRecommend chunk. Attributes follow
+`traceparent` (and `tracestate`); inside it, child spans for the scoring (with the batch's
+size) and each BatchRecommend chunk, and events for the batcher's wait and the rendering.
+Events, not spans, for those two: a span costs a Recommend more CPU to make and to encode for
+export than an event (bench/tracing_cost.py), and the wait and the render are the gaps before
+and after the `score` span anyway; the events carry their durations. Attributes follow
 OpenTelemetry's RPC conventions (rpc.system, rpc.service, rpc.method, rpc.grpc.status_code,
 server.address, network.peer.address...) plus the model, version, experiment and arm served.
 
@@ -162,11 +165,12 @@ class CallSpan:
         written (it carries the ids), possibly from another task when a stream is cancelled."""
         span = self.span
         if span.is_recording():
-            span.set_attribute("rpc.grpc.status_code", _CODE_NUMBER.get(code, 2))
+            attributes: dict[str, Any] = {"rpc.grpc.status_code": _CODE_NUMBER.get(code, 2)}
             for name, value in facts.items():
                 attribute = FACT_ATTRIBUTES.get(name)
                 if attribute is not None and isinstance(value, str | int | float | bool) and value != "":
-                    span.set_attribute(attribute, value)
+                    attributes[attribute] = value
+            span.set_attributes(attributes)  # one lock, not one per attribute
             if code in SERVER_ERRORS:
                 from opentelemetry.trace import Status, StatusCode
 
@@ -244,6 +248,32 @@ class _Step:
             _active.reset(self._token)
 
 
+class _Event:
+    """An event on the current span when the `with` block ends, with its duration."""
+
+    __slots__ = ("_name", "_span", "_started")
+
+    def __init__(self, span: Span, name: str) -> None:
+        self._span = span
+        self._name = name
+        self._started = 0
+
+    def __enter__(self) -> None:
+        self._started = time.perf_counter_ns()
+
+    def __exit__(self, *_: Any) -> None:
+        self._span.add_event(self._name, {"reco.duration_ms": (time.perf_counter_ns() - self._started) / 1e6})
+
+
+def event(name: str) -> _Event | _NoStep:
+    """An event `name` on the current span at the end of the `with` block, with the block's
+    duration (`reco.duration_ms`); nothing when untraced."""
+    active = _active.get()
+    if active is None:
+        return _NO_STEP
+    return _Event(active.span, name)
+
+
 def span(name: str, attributes: dict[str, Any] | None = None) -> _Step | _NoStep:
     """A child span of the current call's span for the `with` block; nothing when untraced."""
     active = _active.get()
@@ -298,9 +328,10 @@ def timed(score: Callable[[K, Sequence[Q]], Sequence[R]]) -> Callable[[K, Sequen
 
 
 async def batched(batcher: LoopBatcher[K, Q, R], key: K, query: Q) -> R:
-    """`batcher.submit(key, query)`; when the call is traced, with a `batch.wait` span (queued,
-    waiting for company and for the batch before it) and a `score` span (the batch's product
-    and top-k, its size an attribute), placed by their times once the answer has come."""
+    """`batcher.submit(key, query)`; when the call is traced, with a `batch.wait` event (queued,
+    waiting for company and for the batch before it: its duration an attribute, its time when
+    the scoring began) and a `score` span (the batch's product and top-k, its size an
+    attribute), placed by their times once the answer has come."""
     active = _active.get()
     if active is None:
         return await batcher.submit(key, query)
@@ -315,8 +346,7 @@ async def batched(batcher: LoopBatcher[K, Q, R], key: K, query: Q) -> R:
 
         started, ended, size, on_executor = timing
         parent = trace.set_span_in_context(active.span)
-        wait = active.tracer.start_span("batch.wait", context=parent, start_time=submitted)
-        wait.end(end_time=started)
+        active.span.add_event("batch.wait", {"reco.duration_ms": (started - submitted) / 1e6}, timestamp=started)
         score = active.tracer.start_span("score", context=parent, start_time=started,
                                          attributes={"reco.batch.size": size, "reco.batch.executor": on_executor})
         score.end(end_time=ended)
