@@ -245,12 +245,13 @@ def version_failed() -> None:
 _store_shown: dict[str, tuple[bool, bool]] = {}
 
 
-def store_state(running: bool, status: dict[str, Any] | None) -> None:
-    """The follower's state as the supervisor sees it on each tick; written only when it changes."""
+def store_state(running: bool, failing: bool) -> None:
+    """The follower's state as the supervisor sees it on each tick (its process up; its last
+    status an error); written only when it changes."""
     m = _get()
     if m is None:
         return
-    state = (running, bool(status and status.get("error")))
+    state = (running, failing)
     if _store_shown.get("state") == state:
         return
     _store_shown["state"] = state
