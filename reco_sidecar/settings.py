@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import os
 import pathlib
+import re
 from dataclasses import dataclass
 
 from reco_sidecar.common import names as names_rule
@@ -91,6 +93,10 @@ class ServeSettings:
     def online_path(self) -> pathlib.Path:
         assert self.online_dir is not None, "online learning is off"
         return self.online_dir
+    # OpenTelemetry traces over OTLP/gRPC (serving/tracing.py): off while no endpoint is set
+    # here or in OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT. None ratio: OTEL_TRACES_SAMPLER decides.
+    otlp_endpoint: str | None = None
+    trace_sample_ratio: float | None = None
 
     @property
     def version_spec(self) -> VersionSpec:
@@ -119,6 +125,13 @@ def _positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:  # also refuses nan
         raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _ratio(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
     return value
 
 
@@ -250,6 +263,12 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
                         "failed and slow calls are always logged")
     g.add_argument("--slow-call-ms", type=_non_negative_float, default=d.slow_call_ms,
                    help="a call taking at least this long is always logged, as a warning")
+    g.add_argument("--otlp-endpoint", default=None,
+                   help="send OpenTelemetry traces to this OTLP/gRPC collector, e.g. http://127.0.0.1:4317 "
+                        "(default: off, unless OTEL_EXPORTER_OTLP_ENDPOINT is set)")
+    g.add_argument("--trace-sample-ratio", type=_ratio, default=None,
+                   help="share of calls traced when the caller sent no sampled traceparent (parent-based; "
+                        "default: OTEL_TRACES_SAMPLER, else every call)")
     g.add_argument("--tls-cert", type=pathlib.Path, default=None, help="PEM certificate chain")
     g.add_argument("--tls-key", type=pathlib.Path, default=None, help="PEM private key")
     g.add_argument("--tls-client-ca", type=pathlib.Path, default=None,
@@ -303,6 +322,14 @@ def validate(s: ServeSettings) -> None:
         raise ValueError("--jsonld-item-iri must contain {id}")
     if s.access_log not in ("on", "off", "sampled"):
         raise ValueError(f"--access-log must be on, off or sampled, got {s.access_log!r}")
+    if s.otlp_endpoint is not None and not re.match(r"^https?://[^/]+", s.otlp_endpoint):
+        raise ValueError(f"--otlp-endpoint must be http://host:port (plaintext) or https://host:port, "
+                         f"got {s.otlp_endpoint!r}")
+    if (s.otlp_endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+            or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")) \
+            and importlib.util.find_spec("opentelemetry.exporter.otlp.proto.grpc") is None:
+        raise ValueError("tracing (--otlp-endpoint or OTEL_EXPORTER_OTLP_ENDPOINT) needs the OpenTelemetry "
+                         "packages: pip install 'reco-sidecar[tracing]'")
     for path in (s.tls_cert, s.tls_key, s.tls_client_ca, s.auth_tokens_file, s.admin_tokens_file):
         if path is not None and not path.is_file():
             raise ValueError(f"{path} is not a readable file")
@@ -323,8 +350,6 @@ def validate(s: ServeSettings) -> None:
     if s.online_stream is not None and not s.online_stream.startswith(("redis://", "rediss://", "unix://")):
         raise ValueError(f"--online-stream must be a redis:// URL, got {s.online_stream!r}")
     if s.online_stream is not None:
-        import importlib.util
-
         if importlib.util.find_spec("redis") is None:
             raise ValueError("--online-stream needs the redis client: pip install 'reco-sidecar[replicas]'")
     if s.experiments is not None and not s.experiments.is_file():

@@ -16,6 +16,7 @@ from reco_sidecar.engine.model import Model
 from reco_sidecar.engine.query import Ranked, RecQuery, Restriction, Source
 from reco_sidecar.gen.reco.v1 import reco_pb2
 from reco_sidecar.serving import request_checks as rq
+from reco_sidecar.serving import tracing
 from reco_sidecar.serving.arms import Choice
 from reco_sidecar.serving.batch_arms import BatchArms, Target
 from reco_sidecar.serving.online import Online
@@ -59,7 +60,8 @@ class BatchStream:
         try:
             for start in range(0, len(self.request.user_ids), self.chunk):
                 # two chunks in flight: one scored while the previous one is sent
-                pending.append(loop.run_in_executor(pool, self.score, start))
+                score = tracing.carry(self.score, "chunk", {"reco.chunk.first_index": start})
+                pending.append(loop.run_in_executor(pool, score, start))
                 if len(pending) < 2:
                     continue
                 for message in await pending.pop(0):
@@ -89,18 +91,20 @@ class BatchStream:
             for i, user_id in enumerate(ids):
                 if i not in refused:
                     choices[i] = self.arms.choose(user_id)
-        targets, ranked = self._retrieve(ids, refused, choices)
+        with tracing.span("score", {"reco.batch.size": len(ids) - len(refused)}):
+            targets, ranked = self._retrieve(ids, refused, choices)
         # A re-ranking stage goes here: it takes each user's `ranked` and returns another
         # ranking of the same candidates; the rendering below takes whatever it returns.
         results = []
-        for i, user_id in enumerate(ids):
-            index = start + i
-            problem = refused.get(i)
-            if problem is not None:
-                # never echo a refused id: it may be megabytes long
-                results.append(self._error(index, "", "INVALID_ARGUMENT", f"user_ids[{index}]: {problem}"))
-                continue
-            results.append(self._render(index, user_id, choices[i], targets[i], ranked[i]))
+        with tracing.event("render"):
+            for i, user_id in enumerate(ids):
+                index = start + i
+                problem = refused.get(i)
+                if problem is not None:
+                    # never echo a refused id: it may be megabytes long
+                    results.append(self._error(index, "", "INVALID_ARGUMENT", f"user_ids[{index}]: {problem}"))
+                    continue
+                results.append(self._render(index, user_id, choices[i], targets[i], ranked[i]))
         return self._messages(results)
 
     def _retrieve(self, ids: list[str], refused: dict[int, str], choices: list[Choice | None]

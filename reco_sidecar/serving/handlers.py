@@ -30,6 +30,7 @@ from reco_sidecar.serving.codes import status_code
 from reco_sidecar.serving.names import SERVICE
 from reco_sidecar.serving.observe import AccessLog, Tally
 from reco_sidecar.serving.service import Facts, RecommenderService
+from reco_sidecar.serving.tracing import CallSpan, Tracing
 
 log = logs.get(__name__)
 
@@ -90,8 +91,9 @@ class Gate:
     """State shared by every Recommender call of one worker (all on its event loop)."""
 
     def __init__(self, *, limit: int, tally: Tally, access_log: AccessLog,
-                 batch_memory_bytes: int = 256 * MB) -> None:
+                 batch_memory_bytes: int = 256 * MB, tracing: Tracing | None = None) -> None:
         self.limit = limit
+        self.tracing = tracing  # None: tracing off, no span of any kind
         self.in_flight = 0
         # Recommend calls among them: the batcher's signal that company is on its way
         self.recommends_in_flight = 0
@@ -170,7 +172,7 @@ class _Call:
     """One call's bookkeeping. A failure is counted and logged before its status is sent,
     so a client that got the status finds the log line already written."""
 
-    __slots__ = ("context", "entered", "facts", "gate", "name", "started")
+    __slots__ = ("context", "entered", "facts", "gate", "name", "started", "trace")
 
     def __init__(self, gate: Gate, name: str, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         self.gate = gate
@@ -179,6 +181,8 @@ class _Call:
         self.started = time.perf_counter()
         self.facts: Facts = {}
         self.entered = False
+        self.trace: CallSpan | None = None if gate.tracing is None else gate.tracing.start_call(name, context,
+                                                                                                  self.facts)
 
     def enter(self) -> None:
         self.gate.enter()
@@ -186,17 +190,20 @@ class _Call:
         if self.name == "Recommend":
             self.gate.recommends_in_flight += 1
 
-    def end(self, code: str) -> None:
+    def end(self, code: str, message: str = "") -> None:
         if self.entered:
             self.entered = False
             self.gate.in_flight -= 1
             if self.name == "Recommend":
                 self.gate.recommends_in_flight -= 1
         self.gate.finish(self.name, code, self.started, self.context, self.facts)
+        if self.trace is not None:  # after the log line, which carries the span's ids
+            self.trace.finish(code, self.facts, message)
+            self.trace = None
 
     async def fail(self, error: Exception) -> None:
         status, message = _refusal(error)
-        self.end(status.name)
+        self.end(status.name, message[:MAX_STATUS_MESSAGE_CHARS])
         await self.context.abort(status, message[:MAX_STATUS_MESSAGE_CHARS])
 
 

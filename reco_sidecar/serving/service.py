@@ -26,7 +26,7 @@ from reco_sidecar.gen.reco.v1 import reco_pb2
 from reco_sidecar.manager.manager import ModelManager
 from reco_sidecar.manager.registry import ModelRegistry
 from reco_sidecar.serving import request_checks as rq
-from reco_sidecar.serving import status
+from reco_sidecar.serving import status, tracing
 from reco_sidecar.serving.arms import Arms, Choice
 from reco_sidecar.serving.batch import BatchStream
 from reco_sidecar.serving.batch_arms import BatchArms
@@ -85,10 +85,10 @@ class RecommenderService:
         self._chunk = batch_chunk
         # Scoring and BatchRecommend chunks run here, off the loop: numpy drops the GIL in the
         # product and the top-k. Two threads: one batch scoring while the next is prepared.
-        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="score")
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix=tracing.EXECUTOR_PREFIX)
         self._batcher: LoopBatcher[Model, RecQuery, Ranked] | None = None
         if batch_max_size > 1:
-            self._batcher = LoopBatcher(_recommend, executor=self._pool, max_delay=batch_max_delay,
+            self._batcher = LoopBatcher(tracing.timed(_recommend), executor=self._pool, max_delay=batch_max_delay,
                                         max_size=batch_max_size, inline_max=INLINE_SCORE_MAX,
                                         on_batch=on_batch, in_flight=recommends_in_flight,
                                         policy=batch_wait_policy)
@@ -113,7 +113,8 @@ class RecommenderService:
             # too) and hands render a Ranked of the same page.
             ranked = candidates.ranked if isinstance(candidates, PopularPage) else candidates
             facts.update(items=len(ranked.rows), source=SOURCE_NAME[ranked.source])
-            response = self._pages.recommend(model, request, candidates, experiment, arm)
+            with tracing.event("render"):
+                response = self._pages.recommend(model, request, candidates, experiment, arm)
         if arm:
             # Counted, and shadows queued on their thread, after the answer is built; never waited for.
             self._arms.served(choice, SOURCE_NAME[ranked.source], [i.item_id for i in response.items], request)
@@ -135,9 +136,10 @@ class RecommenderService:
                 return self._pages.popular(model, request.offset, request.n, restriction)
             return model.popular(request.offset, request.n, restriction)
         if self._batcher is not None:
-            return await self._batcher.submit(model, query)
+            return await tracing.batched(self._batcher, model, query)
         # --batch-max-size 1: no batching, scored on the loop (the bare server's form)
-        return model.recommend([query])[0]
+        with tracing.span("score", {"reco.batch.size": 1}):
+            return model.recommend([query])[0]
 
     def _online_of(self, model: Model, choice: Choice) -> Callable[[str], OnlineUser | None] | None:
         """How to find a user's online vector for this call; None when online learning is off
@@ -231,7 +233,8 @@ class RecommenderService:
 
     async def reload(self, request: reco_pb2.ReloadRequest, facts: Facts) -> reco_pb2.ReloadResponse:
         name = self._models.get(request.model).name
-        outcome = await asyncio.to_thread(self._reloader.reload, name, parse_version_spec(request.version))
+        with tracing.span("reload.rollout", {"reco.model": name, "reco.version_requested": request.version}):
+            outcome = await asyncio.to_thread(self._reloader.reload, name, parse_version_spec(request.version))
         facts.update(model=name, version=outcome.new_version)
         return reco_pb2.ReloadResponse(
             model=name, old_version=outcome.old_version, new_version=outcome.new_version,

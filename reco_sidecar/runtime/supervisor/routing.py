@@ -307,6 +307,8 @@ class Router:
         self.rolled(self.rollout.tick(now))
         if self.store is not None:
             self.store.tick(now)
+            status = self.store.last_status
+            metrics.store_state(self.store.proc is not None, status is not None and bool(status.error))
 
     def shutdown(self) -> None:
         self.event(co.ShutdownBegan())
