@@ -349,9 +349,8 @@ def validate(s: ServeSettings) -> None:
         raise ValueError("--online-stream needs --online-dir (each replica journals what it reads)")
     if s.online_stream is not None and not s.online_stream.startswith(("redis://", "rediss://", "unix://")):
         raise ValueError(f"--online-stream must be a redis:// URL, got {s.online_stream!r}")
-    if s.online_stream is not None:
-        if importlib.util.find_spec("redis") is None:
-            raise ValueError("--online-stream needs the redis client: pip install 'reco-sidecar[replicas]'")
+    if s.online_stream is not None and importlib.util.find_spec("redis") is None:
+        raise ValueError("--online-stream needs the redis client: pip install 'reco-sidecar[replicas]'")
     if s.experiments is not None and not s.experiments.is_file():
         raise ValueError(f"--experiments: {s.experiments} is not a readable file")
     if s.model_store is not None:
