@@ -17,8 +17,15 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "reco_sidecar"
 RANK: dict[str, int] = {
     "gen": 0,
     "common": 0,
+    # Helpers for a host that starts or probes a sidecar (its ready line, its health probe):
+    # they import nothing of ours, so a host can use them without the server's layers.
+    "host": 0,
     "engine": 1,
     "artifact": 2,
+    # Learning between retrains, the model side: events, histories and the user solve. Built on
+    # the engine's Model alone, so the serving processes (serving, runtime) can use it and it
+    # never depends on how versions are stored or loaded.
+    "online": 2,
     "manager": 3,
     "training": 3,
     "store": 3,

@@ -8,11 +8,11 @@ import sys
 
 from reco_sidecar import settings
 from reco_sidecar.artifact import loader, source
+from reco_sidecar.artifact import version_choice as verification
 from reco_sidecar.common import logs
 from reco_sidecar.common.errors import ArtifactError, RecoError
+from reco_sidecar.common.exit_codes import ExitCode
 from reco_sidecar.experiments import checks
-from reco_sidecar.runtime import verification
-from reco_sidecar.runtime.exit_codes import ExitCode
 
 log = logs.get(__name__)
 
@@ -38,7 +38,13 @@ def _fail(code: ExitCode, message: str) -> int:
 def _model_names(root: pathlib.Path, requested: tuple[str, ...] | None, default: str | None
                  ) -> tuple[tuple[str, ...], str]:
     """The models to serve and the default one: every --model, or every model under the root."""
-    models = tuple(requested or source.list_models(root))
+    if requested:
+        models = tuple(requested)
+    else:
+        found, skipped = source.discover_models(root)
+        for name, reason in skipped:
+            log.warning("model_skipped", name=name, reason=reason)
+        models = tuple(found)
     if not models:
         raise ValueError(f"--model is needed: {root} holds no models")
     if default:
@@ -82,7 +88,7 @@ def _experiments(s: settings.ServeSettings) -> checks.ExperimentsFile:
 
 
 def run(args: argparse.Namespace) -> int:
-    from reco_sidecar.runtime.supervisor import Supervisor
+    from reco_sidecar.runtime.supervisor.loop import Supervisor
 
     try:
         if args.model_store and not args.model:
@@ -92,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         return _fail(ExitCode.CONFIG, str(e))
     if s.model_store is not None:
-        from reco_sidecar.runtime import store_start
+        from reco_sidecar.runtime.supervisor import store_start
 
         try:
             link, version = store_start.start(s)

@@ -24,11 +24,11 @@ from reco_sidecar.common.versions import VersionSpec
 from reco_sidecar.experiments.live import LiveExperiments
 from reco_sidecar.manager.manager import ModelManager
 from reco_sidecar.manager.registry import ModelRegistry
-from reco_sidecar.runtime import messages as m
-from reco_sidecar.runtime.control import Channel
-from reco_sidecar.runtime.topology import WorkerTopology
-from reco_sidecar.runtime.worker_experiments import ExperimentsApplier
-from reco_sidecar.serving.service import ExperimentsOutcome, ReloadOutcome, WorkerAddress
+from reco_sidecar.runtime import wire as m
+from reco_sidecar.runtime.channel import Channel
+from reco_sidecar.runtime.worker.experiments import ExperimentsApplier
+from reco_sidecar.runtime.worker.topology import WorkerTopology
+from reco_sidecar.serving.contracts import ExperimentsOutcome, ReloadOutcome, WorkerAddress
 
 log = logs.get(__name__)
 

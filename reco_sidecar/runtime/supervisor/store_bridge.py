@@ -60,11 +60,13 @@ class StoreLink:
 
     def start(self) -> None:
         c = self.config
-        args = [sys.executable, "-m", "reco_sidecar.store.follow_process", "--store", c.store, "--model", c.model,
+        args = [sys.executable, "-m", "reco_sidecar.runtime.store_follower", "--store", c.store, "--model", c.model,
                 "--cache", str(c.cache), "--keep", str(c.keep), "--watch", str(c.watch),
                 "--parent-pid", str(os.getpid()), "--log-level", c.log_level, "--log-format", c.log_format]
         if c.endpoint_url:
             args += ["--endpoint-url", c.endpoint_url]
+        if self._serving is not None:
+            args += ["--serving", str(self._serving)]
         # stderr is the sidecar's own: the follower's log lines join the others.
         self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
         assert self.proc.stdout is not None

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 
 from reco_sidecar.common.errors import ErrorKind, RecoError
 from reco_sidecar.experiments import checks
-from reco_sidecar.runtime import messages as m
+from reco_sidecar.runtime import wire as m
 
 # One "send this to that slot" action for both state machines: the loop executes them alike.
-from reco_sidecar.runtime.coordinator import Send as Send
+from reco_sidecar.runtime.supervisor.model_reload import Send as Send
 
 Requester = tuple[int, int]
 
@@ -109,7 +109,7 @@ class Rollout:
             except (OSError, UnicodeDecodeError):
                 self.refused = None
             return self._refuse(requester, ErrorKind.FAILED_PRECONDITION,
-                                f"{e}; still serving the previous experiments", e.field)
+                                f"{e.message}; still serving the previous experiments", e.field)
         self.refused = ""
         self.proposals = max(self.proposals, self.generation) + 1
         proposal = Proposal(self.proposals, loaded, requester, now, set(range(self.pool_size)))
