@@ -48,7 +48,8 @@ def matrix(ratings: DataFrame, n_users: int, n_items: int, *, flag: str | None =
             its.append(np.asarray(bi, dtype=np.int32))
             ws.append(np.asarray(bw, dtype=np.float32))
             fs.append(np.asarray(bf, dtype=bool))
-            bu.clear(), bi.clear(), bw.clear(), bf.clear()
+            for buffer in (bu, bi, bw, bf):
+                buffer.clear()
 
     for r in ratings.select(*cols).toLocalIterator(prefetchPartitions=True):
         bu.append(r[0])

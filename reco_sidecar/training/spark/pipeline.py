@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 from reco_sidecar.artifact.writer import ItemMetadata, write_version
 from reco_sidecar.common import logs
 from reco_sidecar.common.errors import InvalidArgument
+from reco_sidecar.engine.eventtypes import EventType
+from reco_sidecar.engine.objective import SPARK, Objective
 from reco_sidecar.training import pipeline
 from reco_sidecar.training.evaluate import evaluate
 from reco_sidecar.training.interactions import Interactions
@@ -51,10 +53,9 @@ def index(pairs: DataFrame) -> Indexed:
                    collect.ids_in_order(items, "item_id", "i", n_items))
 
 
-def objective(params: SparkAlsParams) -> dict[str, Any]:
+def objective(params: SparkAlsParams) -> Objective:
     """What fold-in and online updates must solve to stay on the model Spark trained."""
-    return {"regularization": params.regularization, "alpha": params.alpha,
-            "confidence": "one_plus_alpha_abs", "regularization_scale": "positive_count"}
+    return Objective(SPARK, alpha=params.alpha, regularization=params.regularization)
 
 
 def train_and_publish(
@@ -70,6 +71,8 @@ def train_and_publish(
     ann_trees: int = 50,
     exact_neighbours: int = 50,
     first_version: int = 1,
+    event_types: dict[str, EventType] | None = None,
+    as_of: float | None = None,
 ) -> pipeline.Published:
     data = index(pairs)
     n_users, n_items = len(data.user_ids), len(data.item_ids)
@@ -102,6 +105,9 @@ def train_and_publish(
                   **({"evaluation": evaluation.as_dict()} if evaluation is not None else {}),
                   "users": n_users, "items": n_items, "pairs": int(matrix.nnz), **(training or {})},
         fold_in={"regularization": params.regularization, "alpha": params.alpha},
+        objective=objective(params),
+        event_types=event_types,
+        as_of=as_of,
         metrics=metrics,
         item_metadata=meta,
         source=source,

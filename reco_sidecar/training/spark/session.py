@@ -23,6 +23,8 @@ log = logs.get(__name__)
 
 # The PostgreSQL JDBC driver Spark's JDBC reader loads (from Maven Central, cached by Ivy).
 POSTGRES_JDBC = "org.postgresql:postgresql:42.7.14"
+# Hadoop's S3 connector, at the version of the Hadoop client pyspark 4.3 ships (for s3a:// reads).
+HADOOP_AWS = "org.apache.hadoop:hadoop-aws:3.5.0"
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,8 @@ def _options(s: SparkSettings) -> dict[str, str]:
         # thing to collide.
         "spark.ui.enabled": "false",
         "spark.sql.session.timeZone": "UTC",
+        # Progress bars would interleave with the structured log lines on stderr.
+        "spark.ui.showConsoleProgress": "false",
     }
     if _is_local(s.master):
         # Local mode talks to itself only: keep the driver on loopback.

@@ -39,9 +39,17 @@ def file_format(path: str, given: str | None) -> str:
                           field="input_format")
 
 
-def read_files(spark: SparkSession, path: str, fmt: str) -> DataFrame:
-    """Columns user_id, item_id and optionally weight (default 1), as `train --interactions` reads
-    a CSV; duplicate pairs summed."""
+@dataclass(frozen=True)
+class Read:
+    pairs: DataFrame  # user_id, item_id, weight: one row per pair
+    # Unix time the data ends (the version's `as_of`): the given cut-off, else the newest
+    # timestamp, else None when the files carry no time.
+    as_of: float | None
+
+
+def read_files(spark: SparkSession, path: str, fmt: str, *, until: float | None = None) -> Read:
+    """Columns user_id, item_id and optionally weight (default 1) and timestamp (unix seconds), as
+    `train --interactions` reads a CSV: duplicate pairs summed, rows after `until` left out."""
     from pyspark.sql import functions as F
 
     if fmt not in FORMATS:
@@ -58,11 +66,19 @@ def read_files(spark: SparkSession, path: str, fmt: str) -> DataFrame:
         raise InvalidArgument(f"{path}: no column {', '.join(missing)} (columns: {df.columns})",
                               field="interactions")
     weight = F.col("weight").cast("double") if "weight" in df.columns else F.lit(1.0)
+    at = F.col("timestamp").cast("double") if "timestamp" in df.columns else F.lit(None).cast("double")
     rows = df.select(F.col("user_id").cast("string").alias("user_id"),
                      F.col("item_id").cast("string").alias("item_id"),
-                     F.coalesce(weight, F.lit(1.0)).alias("weight"))
+                     F.coalesce(weight, F.lit(1.0)).alias("weight"), at.alias("at"))
     rows = rows.where(F.col("user_id").isNotNull() & F.col("item_id").isNotNull())
-    return _pairs(rows)
+    if "timestamp" not in df.columns:
+        return Read(_pairs(rows.drop("at")), until)
+    if until is not None:
+        rows = rows.where(F.col("at").isNull() | (F.col("at") <= until))
+    if until is None:
+        newest = rows.agg(F.max("at")).collect()[0][0]
+        until = None if newest is None else float(newest)
+    return Read(_pairs(rows.drop("at")), until)
 
 
 def _pairs(rows: DataFrame) -> DataFrame:
@@ -137,8 +153,8 @@ def _weight(spec: ReadSpec, as_of: dt.datetime) -> Column:
     return weight * decay
 
 
-def read_jdbc(spark: SparkSession, jdbc: JdbcSpec, spec: ReadSpec) -> tuple[DataFrame, dt.datetime]:
-    """The pairs from uro's table, and the as-of time their ages were measured from."""
+def read_jdbc(spark: SparkSession, jdbc: JdbcSpec, spec: ReadSpec) -> Read:
+    """The pairs from uro's table; `as_of` is the time their ages were measured from."""
     as_of = spec.as_of or dt.datetime.now(dt.UTC)
     props = {"driver": "org.postgresql.Driver", "fetchsize": str(spec.batch_size)}
     if jdbc.user is not None:
@@ -157,4 +173,4 @@ def read_jdbc(spark: SparkSession, jdbc: JdbcSpec, spec: ReadSpec) -> tuple[Data
     else:
         rows = spark.read.jdbc(jdbc.url, table, properties=props)
     weighted = rows.select("user_id", "item_id", _weight(spec, as_of).alias("weight"))
-    return _pairs(weighted), as_of
+    return Read(_pairs(weighted), as_of.timestamp())
