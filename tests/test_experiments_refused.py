@@ -9,10 +9,10 @@ import json
 import pathlib
 
 import pytest
-from reco_sidecar.runtime.exit_codes import ExitCode
 
 from harness.procs import run_bounded
 from harness.sidecar import command
+from reco_sidecar.common.exit_codes import ExitCode
 
 pytestmark = pytest.mark.slow
 

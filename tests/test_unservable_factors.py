@@ -17,6 +17,7 @@ from reco_sidecar.runtime.exit_codes import ExitCode
 from harness.procs import run_bounded, wait_until
 from harness.seaweedfs import S3Server
 from harness.sidecar import command, recommender
+from reco_sidecar.common.exit_codes import ExitCode
 from reco_sidecar.gen.reco.v1 import reco_pb2
 from tests.support.server import running_sidecar
 from tests.support.store import new_bucket, publish_version, remote, store_uri
