@@ -12,7 +12,6 @@ import shutil
 
 import numpy as np
 import pytest
-from reco_sidecar.runtime.exit_codes import ExitCode
 
 from harness.procs import run_bounded, wait_until
 from harness.seaweedfs import S3Server
