@@ -20,8 +20,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("engine")
     g.add_argument("--engine", choices=ENGINES, default="implicit",
                    help="implicit: one machine (default); spark: Spark MLlib ALS on --spark-master")
-    g.add_argument("--spark-master", default="local[*]",
-                   help="Spark master URL: local[*], spark://HOST:PORT, k8s://https://HOST:PORT (default local[*])")
+    g.add_argument("--spark-master",
+                   help="Spark master URL: local[*], spark://HOST:PORT, k8s://https://HOST:PORT (default: the "
+                   "one spark-submit was given, else local[*])")
     g.add_argument("--spark-conf", action="append", metavar="KEY=VALUE",
                    help="extra Spark setting, repeatable (e.g. spark.executor.memory=8g)")
     g.add_argument("--spark-driver-memory", help="driver memory, e.g. 8g (holds the exported artifact)")
@@ -87,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
             got.pairs, args.model_root, args.name, params,
             evaluation=evaluation if args.holdout > 0 else None,
             item_metadata_path=args.items, source=where,
-            training={**read, "spark_master": args.spark_master},
+            training={**read, "spark_master": spark.sparkContext.master},
             ann_trees=args.ann_trees, exact_neighbours=args.exact_neighbours,
             first_version=first_version, event_types=eventtypes.from_weights(args.weights), as_of=got.as_of)
     if published.metrics:

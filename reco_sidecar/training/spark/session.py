@@ -29,7 +29,8 @@ HADOOP_AWS = "org.apache.hadoop:hadoop-aws:3.5.0"
 
 @dataclass(frozen=True)
 class SparkSettings:
-    master: str = "local[*]"
+    # None: the master spark-submit was given (a SparkApplication, cluster mode), else local[*].
+    master: str | None = None
     driver_memory: str | None = None
     # Shuffle partitions: Spark's default (200) is sized for clusters; None keeps it.
     shuffle_partitions: int | None = None
@@ -55,7 +56,19 @@ def _is_local(master: str) -> bool:
     return master == "local" or master.startswith("local[")
 
 
-def _options(s: SparkSettings) -> dict[str, str]:
+def _submitted() -> bool:
+    """Started by spark-submit (which passes its own master and settings through a gateway it
+    already launched): setting a master here would override the cluster's."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def effective_master(given: str | None) -> str | None:
+    if given is not None:
+        return given
+    return None if _submitted() else "local[*]"
+
+
+def _options(s: SparkSettings, master: str | None) -> dict[str, str]:
     opts: dict[str, str] = {
         # A training run has no use for the web UI, and on a shared host its port is one more
         # thing to collide.
@@ -64,7 +77,7 @@ def _options(s: SparkSettings) -> dict[str, str]:
         # Progress bars would interleave with the structured log lines on stderr.
         "spark.ui.showConsoleProgress": "false",
     }
-    if _is_local(s.master):
+    if master is not None and _is_local(master):
         # Local mode talks to itself only: keep the driver on loopback.
         opts["spark.driver.host"] = "127.0.0.1"
         opts["spark.driver.bindAddress"] = "127.0.0.1"
@@ -93,12 +106,15 @@ def session(settings: SparkSettings) -> Iterator[SparkSession]:
     except ModuleNotFoundError:
         raise InvalidArgument("--engine spark needs pyspark: pip install 'reco-sidecar[spark]'",
                               field="engine") from None
-    builder = SparkSession.builder.master(settings.master).appName("reco-sidecar-train")
-    for key, value in _options(settings).items():
+    master = effective_master(settings.master)
+    builder = SparkSession.builder.appName("reco-sidecar-train")
+    if master is not None:
+        builder = builder.master(master)
+    for key, value in _options(settings, master).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
-    log.info("spark_started", master=settings.master, version=spark.version,
+    log.info("spark_started", master=spark.sparkContext.master, version=spark.version,
              parallelism=spark.sparkContext.defaultParallelism)
     try:
         yield spark
