@@ -66,3 +66,21 @@ def test_a_bpr_run_on_spark_is_refused_before_any_work() -> None:
                                 "--model-root", "r", "--name", "n"])
     with pytest.raises(InvalidArgument, match="ALS only"):
         train_spark.check(args)
+
+
+def test_a_java_that_spark_cannot_run_is_refused_with_what_to_install(tmp_path: pathlib.Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from reco_sidecar.common.errors import FailedPrecondition
+    from reco_sidecar.training.spark import java
+
+    fake = tmp_path / "jdk" / "bin" / "java"
+    fake.parent.mkdir(parents=True)
+    fake.write_text('#!/bin/sh\necho \'openjdk version "11.0.2" 2019-01-15\' >&2\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "jdk"))
+    with pytest.raises(FailedPrecondition, match="Spark needs Java 17 or 21; .* is Java 11"):
+        java.check()
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "nowhere"))
+    with pytest.raises(FailedPrecondition, match="no `java` was found"):
+        java.check()
+    assert java.major_version('java version "1.8.0_392"') == 8

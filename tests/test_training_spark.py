@@ -56,28 +56,23 @@ def _train(args: list[str], env: dict[str, str]) -> pathlib.Path:
 @dataclass(frozen=True)
 class Trained:
     root: pathlib.Path
-    bucket: str
     implicit_dir: pathlib.Path
     spark_dir: pathlib.Path
     data: pathlib.Path
 
 
 @pytest.fixture(scope="module")
-def trained(s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
-    """Version 1 by implicit, version 2 by Spark, both in one model root and one store bucket."""
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
+    """Version 1 by implicit, version 2 by Spark, in one model root."""
     require(_installed("pyspark"), "pyspark (the [spark] extra)")
     work = tmp_path_factory.mktemp("spark")
     data, _ = demo_data.write(demo_data.DemoSpec(users=300, items=150, interactions=6000, clusters=3, seed=3),
                               work / "interactions.csv")
     root = work / "root"
-    bucket = new_bucket(s3_server)
-    env = {**s3_server.env(), "RECO_S3_ENDPOINT_URL": s3_server.endpoint}
-    store = ["--model-store", store_uri(bucket), "--promote"]
-    implicit_dir = _train(["--interactions", str(data), "--model-root", str(root), *COMMON, "--holdout", "0",
-                           *store], env)
+    implicit_dir = _train(["--interactions", str(data), "--model-root", str(root), *COMMON, "--holdout", "0"], {})
     spark_dir = _train(["--interactions", str(data), "--model-root", str(root), *COMMON, *ON_SPARK,
-                        "--holdout", "0.2", *store], env)
-    yield Trained(root, bucket, implicit_dir, spark_dir, data)
+                        "--holdout", "0.2"], {})
+    yield Trained(root, implicit_dir, spark_dir, data)
 
 
 def test_a_spark_version_records_its_engine_objective_evaluation_and_as_of(trained: Trained) -> None:
@@ -108,17 +103,13 @@ def test_fold_in_solves_sparks_objective_and_implicits_does_not(trained: Trained
     assert min(implicit_gap) > 1e-2, min(implicit_gap)
 
 
-def test_the_store_replica_serves_it_and_a_sidecar_reloads_to_it(trained: Trained, s3_server: S3Server,
-                                                                 tmp_path: pathlib.Path) -> None:
-    assert remote(s3_server, trained.bucket).used_versions() == [1, 2]
+def test_a_sidecar_on_an_implicit_version_reloads_to_the_spark_one(trained: Trained,
+                                                                   tmp_path: pathlib.Path) -> None:
     model = loader.open_model(trained.spark_dir)
     user = model.users.ids[0]
     user_row = model.users.row(user)
     assert user_row is not None
     seen = {model.items.ids[r] for r in model.seen_rows(user_row)}
-    with replicas(s3_server, trained.bucket, [tmp_path / "cache"]) as (replica,):
-        answer = replica.stub().Recommend(reco_pb2.RecommendRequest(user_id=user, n=5), timeout=30)
-        assert answer.version == 2 and len(answer.items) == 5
     local = tmp_path / "root"
     shutil.copytree(trained.root, local)
     with running_sidecar(local, "demo", version=1, workers=2) as sidecar:
@@ -134,9 +125,10 @@ def test_the_store_replica_serves_it_and_a_sidecar_reloads_to_it(trained: Traine
             assert not seen & {item.item_id for item in answer.items}
 
 
-def test_interactions_from_s3_csv_and_local_parquet_train_the_same_model(trained: Trained,
-                                                                         s3_server: S3Server,
-                                                                         tmp_path: pathlib.Path) -> None:
+def test_from_s3_to_the_model_store_a_replica_serves_it_and_parquet_trains_the_same(
+        trained: Trained, s3_server: S3Server, tmp_path: pathlib.Path) -> None:
+    """CSV read from S3 (s3a), the version published to the store and promoted, a replica
+    following the store serves it; the same rows as local Parquet give the same model."""
     require(_installed("pyarrow"), "pyarrow (the [spark] extra)")
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
@@ -150,8 +142,17 @@ def test_interactions_from_s3_csv_and_local_parquet_train_the_same_model(trained
     from_parquet = _train(["--interactions", str(parquet), "--model-root", str(tmp_path / "a"), *COMMON,
                            *ON_SPARK, "--holdout", "0"], env)
     from_s3 = _train(["--interactions", f"s3://{bucket}/raw/interactions.csv", "--model-root",
-                      str(tmp_path / "b"), *COMMON, *ON_SPARK, "--holdout", "0"], env)
+                      str(tmp_path / "b"), *COMMON, *ON_SPARK, "--holdout", "0",
+                      "--model-store", store_uri(bucket), "--promote"], env)
+    assert remote(s3_server, bucket).used_versions() == [1]
     a, b = loader.open_model(from_parquet), loader.open_model(from_s3)
     assert list(a.users.ids) == list(b.users.ids) and list(a.items.ids) == list(b.items.ids)
     np.testing.assert_array_equal(a.seen_indices, b.seen_indices)
     np.testing.assert_allclose(a.user_factors, b.user_factors, atol=1e-4)
+    user = b.users.ids[0]
+    with replicas(s3_server, bucket, [tmp_path / "cache"]) as (replica,):
+        answer = replica.stub().Recommend(reco_pb2.RecommendRequest(user_id=user, n=5), timeout=30)
+        assert answer.version == 1 and len(answer.items) == 5
+        assert answer.items[0].item_id == b.items.ids[int(np.argmax(
+            np.where(np.isin(np.arange(len(b.items)), b.seen_rows(0)), -np.inf,
+                     b.item_factors @ b.user_factors[0])))]
