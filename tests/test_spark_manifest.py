@@ -78,7 +78,7 @@ def test_a_java_that_spark_cannot_run_is_refused_with_what_to_install(tmp_path: 
     fake.write_text('#!/bin/sh\necho \'openjdk version "11.0.2" 2019-01-15\' >&2\n')
     fake.chmod(0o755)
     monkeypatch.setenv("JAVA_HOME", str(tmp_path / "jdk"))
-    with pytest.raises(FailedPrecondition, match="Spark needs Java 17 or 21; .* is Java 11"):
+    with pytest.raises(FailedPrecondition, match=r"Spark needs Java 17 or 21; .* is Java 11"):
         java.check()
     monkeypatch.setenv("JAVA_HOME", str(tmp_path / "nowhere"))
     with pytest.raises(FailedPrecondition, match="no `java` was found"):
