@@ -21,6 +21,7 @@ import shutil
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pytest
@@ -115,13 +116,16 @@ def test_a_sidecar_on_an_implicit_version_reloads_to_the_spark_one(trained: Trai
     with running_sidecar(local, "demo", version=1, workers=2) as sidecar:
         stub = sidecar.stub()
         assert stub.Recommend(reco_pb2.RecommendRequest(user_id=user, n=5), timeout=30).version == 1
-        stub.Reload(reco_pb2.ReloadRequest(model="demo", version=2), timeout=120)
+        stub.Reload(reco_pb2.ReloadRequest(model="demo", version="2"), timeout=120)
         for address in sidecar.worker_addresses:
             worker = sidecar.stub(address)
-            answer = wait_until(lambda w=worker: w.Recommend(reco_pb2.RecommendRequest(user_id=user, n=5),
-                                                             timeout=30),
-                                30.0, "the reload")
-            assert answer.version == 2
+
+            def on_two(w: Any = worker) -> reco_pb2.RecommendResponse | None:
+                got: reco_pb2.RecommendResponse = w.Recommend(reco_pb2.RecommendRequest(user_id=user, n=5),
+                                                              timeout=30)
+                return got if got.version == 2 else None
+
+            answer = wait_until(on_two, 60.0, "version 2 on every worker")
             assert not seen & {item.item_id for item in answer.items}
 
 
