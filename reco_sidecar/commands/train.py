@@ -9,10 +9,9 @@ import pathlib
 import sys
 from typing import Any
 
-from reco_sidecar.artifact.writer import ItemMetadata
 from reco_sidecar.commands import store_publish
 from reco_sidecar.common.errors import InvalidArgument
-from reco_sidecar.training import algorithms, als, bpr, database, interactions, pipeline, report, weights
+from reco_sidecar.training import algorithms, als, bpr, database, interactions, items, pipeline, report, weights
 from reco_sidecar.training.interactions import Interactions
 
 
@@ -35,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     src.add_argument("--as-of", type=_timestamp,
                      help="ISO time that ages are measured from (default: now); fixes a re-run's weights")
     src.add_argument("--batch-size", type=int, default=50_000, help="rows fetched per round trip")
-    p.add_argument("--items", type=pathlib.Path, help="item metadata CSV item_id,category,tags")
+    p.add_argument("--items", type=pathlib.Path, help="item metadata CSV item_id,category,tags[,created_at][,more fields such as creator]")
     p.add_argument("--model-root", type=pathlib.Path, required=True)
     p.add_argument("--name", required=True, help="model name (directory under the model root)")
     p.add_argument("--algorithm", choices=algorithms.NAMES, default="als")
@@ -125,8 +124,7 @@ def run(args: argparse.Namespace) -> int:
     data, source, read = _load(args)
     meta = None
     if args.items:
-        cats, tags = interactions.read_item_metadata(args.items, data.item_ids)
-        meta = ItemMetadata(cats, tags)
+        meta = items.read(args.items, data.item_ids)
     evaluation = pipeline.Evaluation(args.holdout, args.k, args.seed, args.min_user_items)
     published = pipeline.train_and_publish(
         data, args.model_root, args.name, _params(args),
