@@ -24,6 +24,9 @@ RANK: dict[str, int] = {
     "store": 3,
     "librecommender": 4,
     "experiments": 4,
+    # The ranking stage: rules, re-ranking and reasons over the engine's models; the serving
+    # layer applies it, the runtime rolls its rules file out.
+    "ranking": 4,
     "settings": 4,
     "serving": 5,
     "runtime": 6,

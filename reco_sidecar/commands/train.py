@@ -34,7 +34,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     src.add_argument("--as-of", type=_timestamp,
                      help="ISO time that ages are measured from (default: now); fixes a re-run's weights")
     src.add_argument("--batch-size", type=int, default=50_000, help="rows fetched per round trip")
-    p.add_argument("--items", type=pathlib.Path, help="item metadata CSV item_id,category,tags[,created_at][,more fields such as creator]")
+    p.add_argument("--items", type=pathlib.Path,
+                   help="item metadata CSV item_id,category,tags[,created_at][,creator...]")
     p.add_argument("--model-root", type=pathlib.Path, required=True)
     p.add_argument("--name", required=True, help="model name (directory under the model root)")
     p.add_argument("--algorithm", choices=algorithms.NAMES, default="als")

@@ -94,12 +94,13 @@ class RuleSet:
     candidates: int = 100
     # How far retrieval may grow to make a capped or boosted list exact (docs/ranking.md).
     max_candidates: int = 5000
+    # The file names a rule for the stage (even one that changes nothing, such as MMR with
+    # lambda 0); without one, the model's own top-N is served and only hiding applies.
+    staged: bool = False
 
     @property
     def reorders(self) -> bool:
-        """False when the stage would return the model's own order (only hiding applies)."""
-        d = self.diversity
-        return bool(d.mmr_lambda > 0 or d.cap or self.freshness or self.pins or self.boosts)
+        return self.staged
 
 
 @dataclass(frozen=True)
@@ -183,7 +184,8 @@ def _rule_set(raw: Any, where: str) -> RuleSet:
     _unique([p.item for p in pins], f"{where}.pin", "item")
     boosts = tuple(_boost(b, f"{where}.boost[{i}]") for i, b in enumerate(_list(t.get("boost", []), f"{where}.boost")))
     _unique([b.item for b in boosts], f"{where}.boost", "item")
-    return RuleSet(model, experiment, arm, diversity, freshness, pins, boosts, candidates, max_candidates)
+    staged = any(key in t for key in ("diversity", "freshness", "pin", "boost"))
+    return RuleSet(model, experiment, arm, diversity, freshness, pins, boosts, candidates, max_candidates, staged)
 
 
 def _diversity(raw: Any, where: str) -> Diversity:

@@ -6,13 +6,15 @@ one list never overlap and do not depend on the page size):
 - otherwise the best remaining candidate by adjusted score (the model's score times its boost or
   bury factor and its freshness boost), skipping items whose cap-field value already fills
   `cap` of the last `window` positions; with mmr_lambda > 0 "best" is maximal marginal
-  relevance, (1 - lambda) * adjusted - lambda * the largest cosine to the last `window` items.
+  relevance, (1 - lambda) * adjusted - lambda * the largest cosine to the last `window` items,
+  among the `candidates` best remaining items.
 
 Exactness: retrieval returns the top C by the model's score, pins and boosted items are scored
 whatever their rank, and no other item can be adjusted above `bound` = the C-th score times the
 freshness boost. With lambda = 0, a list whose every chosen item beats `bound` is the list the
 whole catalogue would give; otherwise C doubles (up to max_candidates) and the list is rebuilt.
-With lambda > 0, MMR chooses among the top max(candidates, 4 x (offset + n)) (docs/ranking.md).
+With lambda > 0 each position is chosen from a pool of the `candidates` best remaining items
+the cap allows, and the same test (every pool's last item beats `bound`) makes it exact.
 """
 
 from __future__ import annotations
@@ -37,8 +39,11 @@ class Page:
 
 
 def depth(c: Compiled, query: RecQuery) -> int:
-    """How many items the first retrieval asks for."""
-    return max(c.rules.candidates, 4 * query.k, query.k + len(c.pins))
+    """How many items the first retrieval asks for: enough, usually, for the list to be exact
+    at once (MMR's sliding pool reaches `candidates` past the last position)."""
+    if c.rules.diversity.mmr_lambda > 0:
+        return 2 * query.k + c.rules.candidates
+    return max(4 * query.k, query.k + len(c.pins), 20)
 
 
 def retrieval_query(query: RecQuery, k: int) -> RecQuery:
@@ -114,8 +119,7 @@ def _choose(model: Model, c: Compiled, query: RecQuery, retrieved: Ranked, asked
     codes = c.cap_codes[pool_rows] if c.cap_codes is not None else None
     d = rules.diversity
     if d.mmr_lambda > 0:
-        rows, pinned, filled = _mmr(model, c, query.k, pool_rows, adjusted, codes, pins)
-        return rows, pinned, filled or exhausted
+        return _mmr(model, c, query.k, pool_rows, adjusted, codes, pins, bound, exhausted)
     return _greedy(c, query.k, pool_rows, adjusted, codes, pins, bound, exhausted)
 
 
@@ -170,9 +174,12 @@ def _greedy(c: Compiled, want: int, rows: np.ndarray, adjusted: np.ndarray, code
 
 
 def _mmr(model: Model, c: Compiled, want: int, rows: np.ndarray, adjusted: np.ndarray, codes: np.ndarray | None,
-         pins: dict[int, int]) -> tuple[list[int], list[bool], bool]:
+         pins: dict[int, int], bound: float, exhausted: bool) -> tuple[list[int], list[bool], bool]:
+    """At each position MMR picks among the `candidates` best remaining items the cap allows
+    there: a pool that slides down the list, so the list never depends on the page asked for."""
     d = c.rules.diversity
     lam = d.mmr_lambda
+    pool_size = c.rules.candidates
     y = np.asarray(model.item_factors[rows], dtype=np.float64)
     norms = np.linalg.norm(y, axis=1)
     unit = y / np.where(norms > 0, norms, 1.0)[:, None]
@@ -180,10 +187,10 @@ def _mmr(model: Model, c: Compiled, want: int, rows: np.ndarray, adjusted: np.nd
     out: list[int] = []
     pinned: list[bool] = []
     placed: list[int] = []
-    recent: list[np.ndarray] = []  # unit vectors of the last window positions
+    recent: list[np.ndarray] = []  # unit vectors of the list so far
     available = np.ones(len(rows), dtype=bool)
     all_codes = c.cap_codes
-    filled = True
+    exact = True
     for position in range(1, want + 1):
         pin = pins.get(position)
         if pin is not None:
@@ -194,26 +201,28 @@ def _mmr(model: Model, c: Compiled, want: int, rows: np.ndarray, adjusted: np.nd
             placed.append(int(all_codes[pin]) if all_codes is not None else -1)
             recent.append(v / nv if nv > 0 else v)
             continue
-        eligible = available.copy()
+        eligible = available
         if codes is not None and d.cap:
             window = placed[-(d.window - 1):] if d.window > 1 else []
             full = [code for code in set(window) if window.count(code) >= d.cap]
             if full:
-                eligible &= ~np.isin(codes, full)
-        if not eligible.any():
-            # Capped out: deeper retrieval may help; if not, the cap gives way before the list runs short.
-            filled = False
-            eligible = available
-            if not eligible.any():
-                return out, pinned, False
-        value = relevance.copy()
+                eligible = available & ~np.isin(codes, full)
+        pool = np.flatnonzero(eligible)[:pool_size]
+        if len(pool) < pool_size or adjusted[pool[-1]] <= bound:
+            if not exhausted:
+                return out, pinned, False  # the pool reaches past what was retrieved
+            exact = exact and len(pool) > 0
+            if not len(pool):  # the whole catalogue is capped out: the cap gives way
+                pool = np.flatnonzero(available)[:pool_size]
+                if not len(pool):
+                    break
+        value = relevance[pool]
         if recent:
-            value -= lam * (unit @ np.stack(recent[-d.window:]).T).max(axis=1)
-        value[~eligible] = -np.inf
-        pick = int(np.argmax(value))  # ties to the first, the better by adjusted score
+            value = value - lam * (unit[pool] @ np.stack(recent[-d.window:]).T).max(axis=1)
+        pick = int(pool[int(np.argmax(value))])  # ties to the first, the better by adjusted score
         available[pick] = False
         out.append(int(rows[pick]))
         pinned.append(False)
         placed.append(int(codes[pick]) if codes is not None else -1)
         recent.append(unit[pick])
-    return out, pinned, filled
+    return out, pinned, exact

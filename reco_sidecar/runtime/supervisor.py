@@ -20,9 +20,10 @@ from reco_sidecar.common import logs
 from reco_sidecar.common.errors import ErrorKind
 from reco_sidecar.common.versions import LATEST, VersionSpec, parse_version_spec, spec_text
 from reco_sidecar.experiments.checks import ExperimentsFile
+from reco_sidecar.ranking.rules import RulesFile
 from reco_sidecar.runtime import coordinator as co
 from reco_sidecar.runtime import messages as m
-from reco_sidecar.runtime import ports, rollout
+from reco_sidecar.runtime import ports, rollout, rules_rollout
 from reco_sidecar.runtime.exit_codes import ExitCode
 from reco_sidecar.runtime.pool import Pool, WorkerSlot, signal_pid
 from reco_sidecar.runtime.verifier import Verifier
@@ -36,7 +37,8 @@ TICK = 0.1
 
 class Supervisor:
     def __init__(self, settings: ServeSettings, versions: dict[str, int], store: StoreLink | None = None,
-                 experiments: ExperimentsFile | None = None, failed: dict[str, dict[int, str]] | None = None) -> None:
+                 experiments: ExperimentsFile | None = None, failed: dict[str, dict[int, str]] | None = None,
+                 rules: RulesFile | None = None) -> None:
         self.s = settings
         self.version = versions[settings.default_model]
         # With a model store, its follower process watches and downloads; the loop only hears
@@ -64,6 +66,9 @@ class Supervisor:
         self.rollout = rollout.Rollout(settings.experiments, settings.workers, settings.reload_timeout)
         if experiments is not None:
             self.rollout.current = experiments
+        self.rules = rules_rollout.RulesRollout(settings.rules, settings.workers, settings.reload_timeout)
+        if rules is not None:
+            self.rules.current, self.rules.generation = rules, 1
         self.pool: Pool | None = None
 
     # -- start -----------------------------------------------------------------------------------
@@ -95,7 +100,7 @@ class Supervisor:
         now = time.monotonic()
         for slot in self.pool.slots:
             self.pool.spawn(slot, self._serving(), now, self.rollout.current, self.rollout.generation,
-                            self._failed())
+                            self._failed(), rules=self.rules.current, rules_generation=self.rules.generation)
         if self.store is not None:
             self.store.serving(self.version)
         try:
@@ -274,6 +279,7 @@ class Supervisor:
                     killed_for=done.killed_for or None)
         self._event(co.WorkerDied(slot.slot, cause, done.killed_for or f"exit code {done.code}"))
         self._rolled(self.rollout.died(slot.slot))
+        self._rules_rolled(self.rules.died(slot.slot))
         if done.gave_up:
             log.error("worker_cannot_boot", slot=slot.slot, failures=slot.boot_failures)
             self.exit_code = ExitCode.WORKERS_FAILED
@@ -300,7 +306,7 @@ class Supervisor:
             return
         for slot in self.pool.due_restarts(now):
             self.pool.spawn(slot, self._serving(), now, self.rollout.current, self.rollout.generation,
-                            self._failed())
+                            self._failed(), rules=self.rules.current, rules_generation=self.rules.generation)
         if now - self._last_timers > self.s.worker_timeout / 2:
             # This loop itself did not run (the supervisor was stopped or starved): the workers'
             # beats are waiting unread in their sockets, so a late beat is not theirs.
@@ -314,6 +320,7 @@ class Supervisor:
             self.pool.kill(slot, reason)
         self._event(co.Tick())
         self._rolled(self.rollout.tick(now))
+        self._rules_rolled(self.rules.tick(now))
         if self.store is not None:
             self.store.tick(now)
         if self.s.parent_pid is not None and not _alive(self.s.parent_pid):
@@ -347,6 +354,9 @@ class Supervisor:
         if self.rollout.file_changed() and not self.rollout.busy:
             log.info("watch_found_experiments", file=str(self.s.experiments))
             self._reload_experiments(None)
+        if self.rules.file_changed() and not self.rules.busy:
+            log.info("watch_found_rules", file=str(self.s.rules))
+            self._rules_rolled(self.rules.asked(None, time.monotonic()))
 
     def _pinned_skip(self, model: str, pinned: int, newer: int) -> None:
         """An operator's Reload to a number pinned `pinned`: say once per newer version that it
@@ -384,6 +394,26 @@ class Supervisor:
                     else:
                         log.warning("experiments_refused", generation=generation, error=message, field=field_name)
                     metrics.experiments_reloaded("ok" if ok else "refused")
+                case _:
+                    assert_never(action)
+
+    # -- ranking rules -----------------------------------------------------------------------------
+
+    def _rules_rolled(self, actions: list[rules_rollout.Action]) -> None:
+        """Carries out what the rules rollout returns."""
+        assert self.pool is not None
+        for action in actions:
+            match action:
+                case rules_rollout.Send(slot, message):
+                    self._send(self.pool.slots[slot], message)
+                case rules_rollout.Answer(requester, message):
+                    self._send(self.pool.slots[requester[0]], message)
+                case rules_rollout.Outcome(ok, generation, message, field_name):
+                    if ok:
+                        log.info("rules_done", generation=generation, rule_sets=len(self.rules.current.rule_sets),
+                                 hidden=len(self.rules.current.hide))
+                    else:
+                        log.warning("rules_refused", generation=generation, error=message, field=field_name)
                 case _:
                     assert_never(action)
 
@@ -478,6 +508,11 @@ class Supervisor:
                 self._rolled(self.rollout.prepare_failed(slot.slot, generation, error, field_name))
             case m.ExperimentsApplied(generation):
                 self._rolled(self.rollout.applied(slot.slot, generation))
+            case m.ReloadRulesRequest(request_id):
+                self.last_activity = now
+                self._rules_rolled(self.rules.asked((slot.slot, request_id), now))
+            case m.RulesApplied(generation):
+                self._rules_rolled(self.rules.applied(slot.slot, generation))
             case _:
                 assert_never(message)
 
@@ -488,6 +523,7 @@ class Supervisor:
         for served in message.versions:
             self._event(co.WorkerBooted(slot.slot, served.version), served.model)
         self._rolled(self.rollout.booted(slot.slot, message.experiments_generation))
+        self._rules_rolled(self.rules.booted(slot.slot))
         self._broadcast_topology()
         if self.store is not None and self.store.last_status is not None:
             self._send(slot, _store_message(self.store.last_status))
@@ -540,6 +576,7 @@ class Supervisor:
         log.info("supervisor_stopping", reason=reason, grace=grace)
         self._event(co.ShutdownBegan())
         self._rolled(self.rollout.shutdown())
+        self._rules_rolled(self.rules.shutdown())
         # A verification in progress (hashing a huge file) must not hold up the exit.
         for served in self.models.values():
             served.verifier.died()

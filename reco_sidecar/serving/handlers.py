@@ -248,6 +248,8 @@ def recommender_handlers(service: RecommenderService, gate: Gate) -> dict[str, g
                                  reco_pb2.ListExperimentsResponse, service.list_experiments),
         "ReloadExperiments": unary("ReloadExperiments", reco_pb2.ReloadExperimentsRequest,
                                    reco_pb2.ReloadExperimentsResponse, service.reload_experiments),
+        "ReloadRules": unary("ReloadRules", reco_pb2.RankingReloadRulesRequest,
+                             reco_pb2.RankingReloadRulesResponse, service.reload_rules),
     }
 
 

@@ -19,6 +19,7 @@ from grpc_health.v1._async import HealthServicer
 
 from reco_sidecar.experiments.live import LiveExperiments
 from reco_sidecar.manager.registry import ModelRegistry
+from reco_sidecar.ranking.live import LiveRules
 from reco_sidecar.serving import auth, handlers, names, reflection, security
 from reco_sidecar.serving import request_checks as rq
 from reco_sidecar.serving.jsonld import Renderer
@@ -27,8 +28,10 @@ from reco_sidecar.serving.service import (
     ExperimentsOutcome,
     RecommenderService,
     Reloader,
+    RulesOutcome,
     Topology,
     no_experiments_file,
+    no_rules_file,
 )
 from reco_sidecar.settings import ServeSettings
 
@@ -66,7 +69,8 @@ def build(settings: ServeSettings, registry: ModelRegistry, *, reloader: Reloade
           experiments: LiveExperiments | None = None,
           reload_experiments: Callable[[], ExperimentsOutcome] = no_experiments_file,
           store_status: Callable[[], dict[str, Any] | None] = lambda: None,
-          reuse_port: bool = True) -> Serving:
+          reuse_port: bool = True, rules: LiveRules | None = None,
+          reload_rules: Callable[[], RulesOutcome] = no_rules_file) -> Serving:
     """The server, its handlers registered, nothing bound yet. `reuse_port`: the workers share
     one port through SO_REUSEPORT; a lone server on a port of its own does without."""
     tally = Tally()
@@ -83,6 +87,8 @@ def build(settings: ServeSettings, registry: ModelRegistry, *, reloader: Reloade
         batch_chunk=settings.batch_chunk,
         on_batch=tally.batch,
         store_status=store_status,
+        rules=rules,
+        reload_rules=reload_rules,
     )
     gate = handlers.Gate(limit=settings.max_concurrent_rpcs, authenticator=auth.from_settings(settings),
                          tally=tally, access_log=AccessLog(settings.access_log, settings.slow_call_ms / 1000.0))

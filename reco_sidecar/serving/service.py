@@ -34,12 +34,15 @@ from reco_sidecar.experiments.live import LiveExperiments
 from reco_sidecar.gen.reco.v1 import reco_pb2
 from reco_sidecar.manager.manager import ModelManager
 from reco_sidecar.manager.registry import ModelRegistry
+from reco_sidecar.ranking.compiled import ForModel
+from reco_sidecar.ranking.live import LiveRules
 from reco_sidecar.serving import request_checks as rq
 from reco_sidecar.serving import status
 from reco_sidecar.serving.arms import Arms, Choice
 from reco_sidecar.serving.batch_arms import BatchArms
 from reco_sidecar.serving.batcher import LoopBatcher
 from reco_sidecar.serving.jsonld import Renderer
+from reco_sidecar.serving.ranking_step import RankingStep, check_explain
 
 log = logs.get(__name__)
 
@@ -84,6 +87,17 @@ class Reloader(Protocol):
 
 def no_experiments_file() -> ExperimentsOutcome:
     raise FailedPrecondition("this sidecar was started without --experiments", field="experiments")
+
+
+@dataclass(frozen=True)
+class RulesOutcome:
+    generation: int
+    rule_sets: int
+    workers: int
+
+
+def no_rules_file() -> RulesOutcome:
+    raise FailedPrecondition("this sidecar was started without --rules", field="rules")
 
 
 @dataclass(frozen=True)
@@ -150,10 +164,14 @@ class RecommenderService:
         store_status: Callable[[], dict[str, Any] | None] = lambda: None,
         experiments: LiveExperiments | None = None,
         reload_experiments: Callable[[], ExperimentsOutcome] = no_experiments_file,
+        rules: LiveRules | None = None,
+        reload_rules: Callable[[], RulesOutcome] = no_rules_file,
     ) -> None:
         self._models = models if isinstance(models, ModelRegistry) else ModelRegistry.single(models)
         self._experiments = experiments
         self._reload_experiments = reload_experiments
+        self._ranking = RankingStep(rules)
+        self._reload_rules = reload_rules
         self._arms = Arms(self._models, experiments)  # shadow arms: the Arms' own thread, never the loop
         self._limits = limits
         self._renderer = renderer
@@ -188,13 +206,13 @@ class RecommenderService:
         ]
 
     def _jsonld(self, model: Model, ranked: Ranked, offset: int, about: str | None = None,
-                experiment: str = "", arm: str = "") -> str:
+                experiment: str = "", arm: str = "", reasons: list[list[tuple[str, float]]] | None = None) -> str:
         ids = model.items.ids
         # SOURCE_NAME, not ranked.source.value: Enum.value is a property call on every response
         return self._renderer.render(
             model=model.name, version=model.version, source=SOURCE_NAME[ranked.source],
             item_ids=[ids[r] for r in ranked.rows.tolist()], scores=ranked.scores.tolist(),
-            first_position=offset + 1, about=about, experiment=experiment, arm=arm,
+            first_position=offset + 1, about=about, experiment=experiment, arm=arm, reasons=reasons,
         )
 
     def _popular_page(self, model: Model, offset: int, n: int, restriction: Restriction) -> _Popular | Ranked:
@@ -222,12 +240,20 @@ class RecommenderService:
             facts.update(experiment=experiment, arm=arm)
         with choice.manager.lease() as model:
             rq.check_page(request.n, request.offset, self._limits)
-            restriction = rq.restriction(model, request.filter, self._limits)
+            explain = check_explain(request.explain)
+            rules = self._ranking.for_model(model)
+            restriction = self._ranking.hide(rules, rq.restriction(model, request.filter, self._limits))
             facts.update(model=model.name, version=model.version, users=1)
             ranked = self._arms.rank(choice, model, request, restriction)  # a baseline arm's answer
+            query: RecQuery | None = None
+            pinned = None
             if ranked is None:
                 query = rq.recommend_query(model, request, self._limits, restriction)
-                if query is None and not arm:
+                compiled = self._ranking.find(rules, experiment, arm) if query is not None else None
+                if compiled is not None and query is not None:
+                    staged = await self._ranking.rank(model, compiled, query, self._retrieve)
+                    ranked, pinned = staged.ranked, staged.pinned
+                elif query is None and not arm:
                     page = self._popular_page(model, request.offset, request.n, restriction)
                     if isinstance(page, _Popular):
                         facts.update(items=len(page.ranked.rows), source=Source.POPULAR.value)
@@ -243,17 +269,24 @@ class RecommenderService:
                     # --batch-max-size 1: no batching, scored on the loop (the bare server's form)
                     ranked = model.recommend([query])[0]
             facts.update(items=len(ranked.rows), source=SOURCE_NAME[ranked.source])
+            items = self._items(model, ranked, request.offset)
+            reasons = self._ranking.decorate(model, items, query, ranked, explain, pinned)
             response = reco_pb2.RecommendResponse(
                 model=model.name, version=model.version, user_id=request.user_id,
-                items=self._items(model, ranked, request.offset), source=SOURCE_PB[ranked.source],
+                items=items, source=SOURCE_PB[ranked.source],
                 jsonld="" if request.omit_jsonld else self._jsonld(model, ranked, request.offset,
-                                                                    experiment=experiment, arm=arm),
+                                                                    experiment=experiment, arm=arm, reasons=reasons),
                 experiment=experiment, arm=arm,
             )
         if arm:
             # Counted, and shadows queued on the Arms' thread, after the answer is built; never waited for.
             self._arms.served(choice, ranked.source.value, [i.item_id for i in response.items], request)
         return response
+
+    async def _retrieve(self, model: Model, query: RecQuery) -> Ranked:
+        if self._batcher is not None:
+            return await self._batcher.submit(model, query)
+        return model.recommend([query])[0]
 
     # -- Similar --------------------------------------------------------------------------------
 
@@ -264,7 +297,8 @@ class RecommenderService:
             row = model.items.row(request.item_id)
             if row is None:
                 raise NotFound(f"unknown item {request.item_id!r}", field="item_id")
-            restriction = rq.restriction(model, request.filter, self._limits)
+            restriction = self._ranking.hide(self._ranking.for_model(model),
+                                             rq.restriction(model, request.filter, self._limits))
             # No matrix product: a table lookup or an annoy query, cheaper than a thread hop.
             ranked = model.similar(row, request.offset, request.n, restriction)
             facts.update(model=model.name, version=model.version, items=len(ranked.rows),
@@ -289,17 +323,20 @@ class RecommenderService:
             raise ResourceExhausted(f"{count} users, at most {self._limits.max_batch_users} per call",
                                     field="user_ids")
         rq.check_page(request.n, 0, self._limits)
+        check_explain(request.explain)
         loop = asyncio.get_running_loop()
         sources: dict[str, int] = {}
         facts.update(users=count, sources=sources)
         requested = self._models.get(request.model)
         with requested.lease() as model, contextlib.ExitStack() as leases:
-            restriction = rq.restriction(model, request.filter, self._limits)
+            rules = self._ranking.for_model(model)
+            restriction = self._ranking.hide(rules, rq.restriction(model, request.filter, self._limits))
             facts.update(model=model.name, version=model.version)
             # Users in an experiment get their arm, as Recommend gives it; every model an arm
             # needs is leased here, once, like the requested one.
             arms = BatchArms(self._arms, requested, model, restriction, request, self._limits, leases)
-            chunk = _Chunking(model, request, restriction, self._chunk, sources, arms if arms.active else None)
+            chunk = _Chunking(model, request, restriction, self._chunk, sources, arms if arms.active else None,
+                              rules)
             if arms.active:
                 facts.update(arms=chunk.arm_counts)  # users per "experiment/arm", in the log line
             pending: list[asyncio.Future[list[reco_pb2.BatchRecommendResponse]]] = []
@@ -354,8 +391,13 @@ class RecommenderService:
         queries = [RecQuery(0, request.n, c.restriction, user_row=rows[i], include_seen=request.filter.include_seen)
                    for i in known]
         ranked: list[Ranked | None] = [None] * len(ids)
-        for i, result in zip(known, _recommend(model, queries) if queries else [], strict=True):
+        sets = [self._ranking.find(c.rules, *_labels(choices[i])) for i in known]
+        results, pinned = self._ranking.rank_batch(model, sets, queries, _recommend)
+        pins: dict[int, Any] = {}
+        for i, result, marks in zip(known, results, pinned, strict=True):
             ranked[i] = result
+            pins[i] = marks
+        query_of = dict(zip(known, queries, strict=True))
         results = []
         for i, user_id in enumerate(ids):
             index = start + i
@@ -371,7 +413,8 @@ class RecommenderService:
                 results.append(c.error(index, user_id, "NOT_FOUND", f"user_id: unknown user {user_id!r}",
                                        experiment=experiment, arm=arm))
                 continue
-            result = c.answer(index, user_id, r, self, model=by, experiment=experiment, arm=arm)
+            result = c.answer(index, user_id, r, self, model=by, experiment=experiment, arm=arm,
+                              query=query_of.get(i), pinned=pins.get(i))
             results.append(result)
             if arm and c.arms is not None and chosen is not None:
                 # Counted, and its shadows queued, as Recommend does.
@@ -430,12 +473,23 @@ class RecommenderService:
             status.experiments(resp, self._experiments.snapshot())
         return resp
 
+    async def reload_rules(self, request: reco_pb2.RankingReloadRulesRequest, facts: Facts
+                           ) -> reco_pb2.RankingReloadRulesResponse:
+        outcome = await asyncio.to_thread(self._reload_rules)  # a rollout to every worker: blocking
+        facts.update(generation=outcome.generation)
+        return reco_pb2.RankingReloadRulesResponse(generation=outcome.generation, rule_sets=outcome.rule_sets,
+                                                   workers=outcome.workers)
+
     async def reload_experiments(self, request: reco_pb2.ReloadExperimentsRequest, facts: Facts
                                  ) -> reco_pb2.ReloadExperimentsResponse:
         outcome = await asyncio.to_thread(self._reload_experiments)  # a rollout to every worker: blocking
         facts.update(generation=outcome.generation)
         return reco_pb2.ReloadExperimentsResponse(generation=outcome.generation,
                                                   experiments=outcome.experiments, workers=outcome.workers)
+
+
+def _labels(choice: Choice | None) -> tuple[str, str]:
+    return choice.labels if choice is not None else ("", "")
 
 
 def _recommend(model: Model, queries: Sequence[RecQuery]) -> list[Ranked]:
@@ -447,8 +501,10 @@ class _Chunking:
     form, each answer built as the message itself) or up to users_per_message users in `users`."""
 
     def __init__(self, model: Model, request: reco_pb2.BatchRecommendRequest, restriction: Restriction,
-                 size: int, sources: dict[str, int], arms: BatchArms | None = None) -> None:
+                 size: int, sources: dict[str, int], arms: BatchArms | None = None,
+                 rules: ForModel | None = None) -> None:
         self.model = model
+        self.rules = rules
         self.arms = arms
         self.arm_counts: dict[str, int] = {}
         self._counting = threading.Lock()
@@ -487,9 +543,19 @@ class _Chunking:
                           **self._tags(self.model, experiment, arm))
 
     def answer(self, index: int, user_id: str, ranked: Ranked | None, service: RecommenderService, *,
-               model: Model | None = None, experiment: str = "", arm: str = "") -> Any:
+               model: Model | None = None, experiment: str = "", arm: str = "", query: RecQuery | None = None,
+               pinned: Any = None) -> Any:
         jsonld = self.request.include_jsonld
         model = model or self.model
+        if self.request.explain and ranked is not None:
+            # Explained answers are built here, never the shared forms below.
+            items = service._items(model, ranked, 0)
+            reasons = service._ranking.decorate(model, items, query, ranked, self.request.explain, pinned)
+            self._count(SOURCE_NAME[ranked.source])
+            return self._kind(user_id=user_id, index=index, items=items, source=SOURCE_PB[ranked.source],
+                              jsonld=service._jsonld(model, ranked, 0, experiment=experiment, arm=arm,
+                                                     reasons=reasons) if jsonld else "",
+                              **self._tags(model, experiment, arm))
         if arm:
             # An arm's answer is rendered for it (its model, its tags), never the shared page.
             ranked = ranked or model.popular(0, self.request.n, self.restriction)
@@ -508,8 +574,9 @@ class _Chunking:
                                   jsonld=page.jsonld if jsonld else "", **self._one)
             ranked = page
         self._count(SOURCE_NAME[ranked.source])
-        return self._kind(user_id=user_id, index=index, items=service._items(model, ranked, 0),
-                          source=SOURCE_PB[ranked.source],
+        items = service._items(model, ranked, 0)
+        service._ranking.decorate(model, items, query, ranked, 0, pinned)
+        return self._kind(user_id=user_id, index=index, items=items, source=SOURCE_PB[ranked.source],
                           jsonld=service._jsonld(model, ranked, 0) if jsonld else "", **self._one)
 
     def messages(self, results: list[Any]) -> list[reco_pb2.BatchRecommendResponse]:
