@@ -157,7 +157,9 @@ def test_a_hidden_item_leaves_every_worker_at_once_and_a_bad_file_keeps_the_rule
     assert len(workers) == 2
 
     def answers(stub: reco_pb2_grpc.RecommenderStub) -> list[list[str]]:
+        batch = stub.BatchRecommend(reco_pb2.BatchRecommendRequest(user_ids=[user], n=10), timeout=10)
         return [ids(stub.Recommend(reco_pb2.RecommendRequest(user_id=user, n=10), timeout=10)),
+                [i.item_id for message in batch for i in message.items],
                 ids(stub.Recommend(reco_pb2.RecommendRequest(user_id="someone-new", n=50), timeout=10)),
                 [i.item_id for i in stub.Similar(reco_pb2.SimilarRequest(item_id=top[1], n=50), timeout=10).items]]
 
