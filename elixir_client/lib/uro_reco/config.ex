@@ -17,7 +17,8 @@ defmodule UroReco.Config do
     ttl_seconds: 86_400,
     page_size: 500,
     timeout: 120_000,
-    users_per_message: 100
+    users_per_message: 100,
+    explain: 0
   ]
 
   @doc "The Ecto repo holding `user_interactions` and `user_recommendations`."

@@ -17,6 +17,7 @@ if Code.ensure_loaded?(Ecto.Query) do
       :version,
       :experiment,
       :arm,
+      :reasons,
       :expires_at,
       :updated_at
     ]
@@ -47,6 +48,19 @@ if Code.ensure_loaded?(Ecto.Query) do
             non_neg_integer()
     def upsert(_repo, [], _ttl_seconds), do: 0
 
+    # nil unless some item carries reasons (the job asked for `explain`)
+    defp reasons(items) do
+      if Enum.any?(items, &(Map.get(&1, :reasons, []) != [])) do
+        Map.new(items, fn item ->
+          {item.item_id,
+           Enum.map(
+             item.reasons,
+             &%{"item_id" => &1.item_id, "contribution" => &1.contribution, "share" => &1.share}
+           )}
+        end)
+      end
+    end
+
     def upsert(repo, recommendations, ttl_seconds) do
       now = DateTime.utc_now()
       expires_at = DateTime.add(now, ttl_seconds, :second)
@@ -63,6 +77,7 @@ if Code.ensure_loaded?(Ecto.Query) do
             version: rec.version,
             experiment: rec.experiment,
             arm: rec.arm,
+            reasons: reasons(rec.items),
             expires_at: expires_at,
             inserted_at: now,
             updated_at: now

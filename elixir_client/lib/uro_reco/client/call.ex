@@ -23,6 +23,7 @@ defmodule UroReco.Client.Call do
           | :get_model_status
           | :list_experiments
           | :reload_experiments
+          | :reload_rules
 
   @doc "Splits a caller's options into call options and request options."
   @spec split_opts(keyword()) :: {keyword(), keyword()}

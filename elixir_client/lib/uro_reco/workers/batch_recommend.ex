@@ -9,7 +9,9 @@ if Code.ensure_loaded?(Oban.Worker) and Code.ensure_loaded?(Ecto.Query) do
       * `%{"after" => nil | user_id}` - a sweep over every user with interactions:
         one page of `page_size` users after the cursor, then a job for the next page
 
-    Optional `"n"` overrides the configured count. Users the sidecar cannot answer
+    Optional `"n"` overrides the configured count, and `"explain"` (or `explain:` in
+    the `:batch` config, default 0) stores up to that many reasons per item in
+    `reasons`. Users the sidecar cannot answer
     are logged and skipped; a failed stream fails the job (Oban retries it, and
     the upsert makes a retry harmless).
 
@@ -61,6 +63,7 @@ if Code.ensure_loaded?(Oban.Worker) and Code.ensure_loaded?(Ecto.Query) do
         |> Client.batch_recommend(user_ids,
           n: Map.get(args, "n", settings[:n]),
           users_per_message: settings[:users_per_message],
+          explain: Map.get(args, "explain", settings[:explain]),
           timeout: settings[:timeout]
         )
         |> Enum.to_list()
