@@ -7,10 +7,10 @@ unthrottled ghz load (32 concurrent callers), in one run, sidecars alternating:
 
 Ratios: ranked / plain and explained / plain, of CPU per call and of requests/s. The model is
 the demo data set (2,000 users, 1,000 items, 32 factors, creators and categories in its item
-metadata), trained once into bench/results/ranking_stage/. A small catalogue makes retrieval
-cheap, so the stage's share of a call is larger here than on a big one.
+metadata), or `--scale` times it, trained once into bench/results/ranking_stage/. A small
+catalogue makes retrieval cheap, so the stage's share of a call is larger there.
 
-    python -m bench.ranking_stage [--seconds 8] [--repeats 3]  # bench/results/ranking_stage.json
+    python -m bench.ranking_stage [--scale 10] [--seconds 8] [--repeats 3]  # bench/results/ranking_stage.json
 """
 
 from __future__ import annotations
@@ -40,19 +40,25 @@ mmr_lambda = 0.3
 """
 
 
-def _model(out: pathlib.Path) -> pathlib.Path:
-    root = out / "models"
+def _spec(scale: int) -> demo_data.DemoSpec:
+    base = demo_data.DemoSpec()
+    return demo_data.DemoSpec(users=base.users * scale, items=base.items * scale,
+                              interactions=base.interactions * scale)
+
+
+def _model(out: pathlib.Path, scale: int) -> pathlib.Path:
+    root = out / f"models-x{scale}"
     if not (root / "demo" / "1").is_dir():
-        csv_path, items_path = demo_data.write(demo_data.DemoSpec(), out / "interactions.csv")
+        csv_path, items_path = demo_data.write(_spec(scale), out / f"interactions-x{scale}.csv")
         data = interactions.read_csv(csv_path)
         pipeline.train_als(data, root, "demo", als.AlsParams(factors=32, iterations=10),
                            item_metadata=items.read(items_path, data.item_ids))
     return root
 
 
-def _data(out: pathlib.Path, explain: int) -> pathlib.Path:
+def _data(out: pathlib.Path, explain: int, users: int) -> pathlib.Path:
     rng = random.Random(1)
-    rows = [{"user_id": demo_data.user_id(rng.randrange(2000)), "n": 10,
+    rows = [{"user_id": demo_data.user_id(rng.randrange(users)), "n": 10,
              **({"explain": explain} if explain else {})} for _ in range(5000)]
     path = out / f"data-explain{explain}.json"
     path.write_text(json.dumps(rows))
@@ -65,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--seconds", type=float, default=8.0)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--scale", type=int, default=1,
+                   help="the demo data times this many users, items and interactions (1: 2,000 x 1,000)")
     p.add_argument("--out", type=pathlib.Path, default=RESULTS / "ranking_stage.json")
     p.add_argument("--time-limit", type=float, default=900)
     args = p.parse_args(argv)
@@ -76,11 +84,13 @@ def main(argv: list[str] | None = None) -> int:
             raise RuntimeError("ghz is not installed and go is not available to install it")
         out = RESULTS / "ranking_stage"
         out.mkdir(parents=True, exist_ok=True)
-        root = _model(out)
+        root = _model(out, args.scale)
+        users = _spec(args.scale).users
+        r.record["catalogue"] = {"users": users, "items": _spec(args.scale).items}
         rules = out / "rules.toml"
         rules.write_text(RULES)
-        modes = {"plain": ([], _data(out, 0)), "ranked": (["--rules", str(rules)], _data(out, 0)),
-                 "explained": ([], _data(out, 3))}
+        modes = {"plain": ([], _data(out, 0, users)), "ranked": (["--rules", str(rules)], _data(out, 0, users)),
+                 "explained": ([], _data(out, 3, users))}
         runs: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
         for rep in range(args.repeats):
             for mode, (extra, data) in modes.items():

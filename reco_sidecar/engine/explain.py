@@ -39,7 +39,10 @@ def explain(item_factors: np.ndarray, yty: np.ndarray, history_rows: np.ndarray,
     y = np.asarray(item_factors[rows], dtype=np.float64)
     a = np.asarray(yty, dtype=np.float64) + regularization * np.eye(yty.shape[0])
     a += (y.T * (np.abs(c) - 1.0)) @ y
-    weighted = scipy.linalg.cho_solve(scipy.linalg.cho_factor(a), np.asarray(item_factors[t], dtype=np.float64).T)
+    # check_finite=False: the artifact's factors were checked finite at load; the checks cost
+    # more than the 64 x 64 factorisation itself.
+    weighted = scipy.linalg.cho_solve(scipy.linalg.cho_factor(a, check_finite=False, overwrite_a=True),
+                                      np.asarray(item_factors[t], dtype=np.float64).T, check_finite=False)
     contrib = (y @ weighted) * c[:, None]  # (history, targets)
     liked = c >= 0
     contrib, rows = contrib[liked], rows[liked]

@@ -42,7 +42,7 @@ def depth(c: Compiled, query: RecQuery) -> int:
     """How many items the first retrieval asks for: enough, usually, for the list to be exact
     at once (MMR's sliding pool reaches `candidates` past the last position)."""
     if c.rules.diversity.mmr_lambda > 0:
-        return 2 * query.k + c.rules.candidates
+        return 2 * (query.k + c.rules.candidates)
     return max(4 * query.k, query.k + len(c.pins), 20)
 
 
@@ -106,16 +106,19 @@ def _choose(model: Model, c: Compiled, query: RecQuery, retrieved: Ranked, asked
     if pins:
         keep = ~np.isin(pool_rows, np.fromiter(pins.values(), dtype=np.int64))
         pool_rows, pool_raw = pool_rows[keep], pool_raw[keep]
-    factor = np.ones(len(pool_rows))
-    if c.factors:
-        factor *= np.fromiter((c.factors.get(r, 1.0) for r in pool_rows.tolist()), dtype=np.float64,
-                              count=len(pool_rows))
     f = rules.freshness
-    if f is not None and c.created_at is not None:
-        factor[c.created_at[pool_rows] > now - f.max_age_seconds] *= f.boost
-    adjusted = _adjust(pool_raw, factor)
-    order = np.lexsort((pool_rows, -adjusted))  # best first, ties to the lower row
-    pool_rows, adjusted = pool_rows[order], adjusted[order]
+    if c.factors or (f is not None and c.created_at is not None) or len(pool_rows) > len(retrieved.rows) or pins:
+        factor = np.ones(len(pool_rows))
+        if c.factors:
+            factor *= np.fromiter((c.factors.get(r, 1.0) for r in pool_rows.tolist()), dtype=np.float64,
+                                  count=len(pool_rows))
+        if f is not None and c.created_at is not None:
+            factor[c.created_at[pool_rows] > now - f.max_age_seconds] *= f.boost
+        adjusted = _adjust(pool_raw, factor)
+        order = np.lexsort((pool_rows, -adjusted))  # best first, ties to the lower row
+        pool_rows, adjusted = pool_rows[order], adjusted[order]
+    else:
+        adjusted = pool_raw  # retrieval's own order: score descending, ties to the lower row
     codes = c.cap_codes[pool_rows] if c.cap_codes is not None else None
     d = rules.diversity
     if d.mmr_lambda > 0:
@@ -176,53 +179,63 @@ def _greedy(c: Compiled, want: int, rows: np.ndarray, adjusted: np.ndarray, code
 def _mmr(model: Model, c: Compiled, want: int, rows: np.ndarray, adjusted: np.ndarray, codes: np.ndarray | None,
          pins: dict[int, int], bound: float, exhausted: bool) -> tuple[list[int], list[bool], bool]:
     """At each position MMR picks among the `candidates` best remaining items the cap allows
-    there: a pool that slides down the list, so the list never depends on the page asked for."""
+    there: a pool that slides down the list, so the list never depends on the page asked for.
+
+    Each pick costs a few whole-array operations: the largest cosine of every candidate to
+    the list is kept up to date with one product per placed item, not recomputed."""
     d = c.rules.diversity
     lam = d.mmr_lambda
     pool_size = c.rules.candidates
     y = np.asarray(model.item_factors[rows], dtype=np.float64)
-    norms = np.linalg.norm(y, axis=1)
-    unit = y / np.where(norms > 0, norms, 1.0)[:, None]
+    unit = y / np.maximum(np.linalg.norm(y, axis=1), 1e-12)[:, None]
     relevance = (1.0 - lam) * adjusted
+    # similarity of every candidate to each placed item, in placement order (a window's worth)
+    placed_sims: list[np.ndarray] = []
+    maxsim = np.full(len(rows), -np.inf)
     out: list[int] = []
     pinned: list[bool] = []
-    placed: list[int] = []
-    recent: list[np.ndarray] = []  # unit vectors of the list so far
+    placed: list[int] = []  # cap codes of the list so far (-1: none)
     available = np.ones(len(rows), dtype=bool)
     all_codes = c.cap_codes
+    capping = codes is not None and d.cap > 0
+    blocked = np.zeros(int(all_codes.max()) + 2 if all_codes is not None and len(all_codes) else 1, dtype=bool)
     exact = True
     for position in range(1, want + 1):
         pin = pins.get(position)
         if pin is not None:
             v = np.asarray(model.item_factors[pin], dtype=np.float64)
-            nv = float(np.linalg.norm(v))
+            sims = unit @ (v / max(float(np.linalg.norm(v)), 1e-12))
             out.append(pin)
             pinned.append(True)
             placed.append(int(all_codes[pin]) if all_codes is not None else -1)
-            recent.append(v / nv if nv > 0 else v)
-            continue
-        eligible = available
-        if codes is not None and d.cap:
+        else:
+            eligible = available & ~blocked[codes] if capping and codes is not None else available
+            pool = np.flatnonzero(eligible)[:pool_size]
+            if len(pool) < pool_size or adjusted[pool[-1]] <= bound:
+                if not exhausted:
+                    return out, pinned, False  # the pool reaches past what was retrieved
+                if not len(pool):  # the whole catalogue is capped out: the cap gives way
+                    exact = False
+                    pool = np.flatnonzero(available)[:pool_size]
+                    if not len(pool):
+                        break
+            value = relevance[pool] if not placed_sims else relevance[pool] - lam * maxsim[pool]
+            pick = int(pool[int(np.argmax(value))])  # ties to the first, the better by adjusted score
+            available[pick] = False
+            sims = unit @ unit[pick]
+            out.append(int(rows[pick]))
+            pinned.append(False)
+            placed.append(int(codes[pick]) if codes is not None else -1)
+        placed_sims.append(sims)
+        if len(placed_sims) > d.window:  # the oldest leaves the window: recompute from the rest
+            placed_sims.pop(0)
+            maxsim = np.max(placed_sims, axis=0)
+        else:
+            np.maximum(maxsim, sims, out=maxsim)
+        if capping:
             window = placed[-(d.window - 1):] if d.window > 1 else []
-            full = [code for code in set(window) if window.count(code) >= d.cap]
-            if full:
-                eligible = available & ~np.isin(codes, full)
-        pool = np.flatnonzero(eligible)[:pool_size]
-        if len(pool) < pool_size or adjusted[pool[-1]] <= bound:
-            if not exhausted:
-                return out, pinned, False  # the pool reaches past what was retrieved
-            exact = exact and len(pool) > 0
-            if not len(pool):  # the whole catalogue is capped out: the cap gives way
-                pool = np.flatnonzero(available)[:pool_size]
-                if not len(pool):
-                    break
-        value = relevance[pool]
-        if recent:
-            value = value - lam * (unit[pool] @ np.stack(recent[-d.window:]).T).max(axis=1)
-        pick = int(pool[int(np.argmax(value))])  # ties to the first, the better by adjusted score
-        available[pick] = False
-        out.append(int(rows[pick]))
-        pinned.append(False)
-        placed.append(int(codes[pick]) if codes is not None else -1)
-        recent.append(unit[pick])
+            blocked[:] = False
+            for code in set(window):
+                if code >= 0 and window.count(code) >= d.cap:
+                    blocked[code] = True
     return out, pinned, exact
