@@ -39,20 +39,23 @@ def explain(item_factors: np.ndarray, yty: np.ndarray, history_rows: np.ndarray,
     y = np.asarray(item_factors[rows], dtype=np.float64)
     a = np.asarray(yty, dtype=np.float64) + regularization * np.eye(yty.shape[0])
     a += (y.T * (np.abs(c) - 1.0)) @ y
-    # check_finite=False: the artifact's factors were checked finite at load; the checks cost
-    # more than the 64 x 64 factorisation itself.
-    weighted = scipy.linalg.cho_solve(scipy.linalg.cho_factor(a, check_finite=False, overwrite_a=True),
-                                      np.asarray(item_factors[t], dtype=np.float64).T, check_finite=False)
-    contrib = (y @ weighted) * c[:, None]  # (history, targets)
+    # One LAPACK call (Cholesky factorisation and solve, as implicit's cho_factor/cho_solve):
+    # scipy's wrappers and finiteness checks cost more than the 64 x 64 solve itself.
+    _, weighted, info = scipy.linalg.lapack.dposv(a, np.asarray(item_factors[t], dtype=np.float64).T)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"the user's matrix is not positive definite (LAPACK info {info})")
     liked = c >= 0
-    contrib, rows = contrib[liked], rows[liked]
+    contrib = (y[liked] @ weighted) * c[liked, None]  # (history, targets)
+    rows = rows[liked]
     totals = contrib.sum(axis=0)
     width = min(k, len(rows))
     out_rows = np.full((len(t), k), -1, dtype=np.int64)
     out_vals = np.zeros((len(t), k), dtype=np.float64)
     if width:
-        # descending by (contribution, row), as popping implicit's min-heap of (score, item) reversed
-        order = np.lexsort((np.broadcast_to(-rows[:, None], contrib.shape), -contrib), axis=0)[:width]
+        # Descending by (contribution, row), as popping implicit's min-heap of (score, item)
+        # reversed: a stable sort of the history in descending row order puts ties larger row first.
+        by_row = np.argsort(-rows, kind="stable")
+        order = by_row[np.argsort(-contrib[by_row], axis=0, kind="stable")[:width]]
         out_rows[:, :width] = rows[order].T
         out_vals[:, :width] = np.take_along_axis(contrib, order, axis=0).T
     return Explanation(totals, out_rows, out_vals)

@@ -90,8 +90,8 @@ class RuleSet:
     freshness: Freshness | None = None
     pins: tuple[Pin, ...] = ()
     boosts: tuple[Boost, ...] = ()
-    # Items retrieved for MMR to choose from: max(candidates, 4 x (offset + n)).
-    candidates: int = 100
+    # MMR's pool: each position is chosen among this many best remaining items.
+    candidates: int = 50
     # How far retrieval may grow to make a capped or boosted list exact (docs/ranking.md).
     max_candidates: int = 5000
     # The file names a rule for the stage (even one that changes nothing, such as MMR with
@@ -171,7 +171,7 @@ def _rule_set(raw: Any, where: str) -> RuleSet:
     if bool(experiment) != bool(arm):
         missing = "arm" if experiment else "experiment"
         raise RulesFileError("`experiment` and `arm` go together", field=f"{where}.{missing}")
-    candidates = _int(t.get("candidates", 100), f"{where}.candidates", 1, MAX_CANDIDATES)
+    candidates = _int(t.get("candidates", 50), f"{where}.candidates", 1, MAX_CANDIDATES)
     max_candidates = _int(t.get("max_candidates", 5000), f"{where}.max_candidates", candidates, MAX_CANDIDATES)
     diversity = _diversity(t["diversity"], f"{where}.diversity") if "diversity" in t else Diversity()
     freshness = _freshness(t["freshness"], f"{where}.freshness") if "freshness" in t else None
