@@ -24,6 +24,8 @@ class Compiled:
     explicit: np.ndarray
     cap_codes: np.ndarray | None
     created_at: np.ndarray | None
+    # Item factor norms (float32, per item row) when MMR needs cosines; computed once per version.
+    norms: np.ndarray | None = None
 
     @property
     def outside_factor(self) -> float:
@@ -62,7 +64,11 @@ def compile_set(model: Model, rules: RuleSet) -> Compiled:
     field = rules.diversity.cap_field
     codes = catalog.field_codes(field) if catalog is not None and field else None
     created = catalog.created_at if catalog is not None else None
-    return Compiled(rules, pins, factors, explicit, codes, created)
+    norms = None
+    if rules.diversity.mmr_lambda > 0:
+        y = np.asarray(model.item_factors, dtype=np.float32)
+        norms = np.maximum(np.sqrt(np.einsum("ij,ij->i", y, y)), np.float32(1e-12)).astype(np.float32)
+    return Compiled(rules, pins, factors, explicit, codes, created, norms)
 
 
 class CompiledRules:

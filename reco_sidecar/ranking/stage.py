@@ -42,7 +42,7 @@ def depth(c: Compiled, query: RecQuery) -> int:
     """How many items the first retrieval asks for: enough, usually, for the list to be exact
     at once (MMR's sliding pool reaches `candidates` past the last position)."""
     if c.rules.diversity.mmr_lambda > 0:
-        return 2 * (query.k + c.rules.candidates)
+        return 2 * query.k + 3 * c.rules.candidates
     return max(4 * query.k, query.k + len(c.pins), 20)
 
 
@@ -92,8 +92,11 @@ def _choose(model: Model, c: Compiled, query: RecQuery, retrieved: Ranked, asked
             now: float) -> tuple[list[int], list[bool], bool]:
     rules = c.rules
     exhausted = len(retrieved.rows) < asked
-    bound = -math.inf if exhausted or not len(retrieved.rows) else \
-        float(_adjust(retrieved.scores[-1:].astype(np.float64), np.array([c.outside_factor]))[0])
+    if exhausted or not len(retrieved.rows):
+        bound = -math.inf
+    else:
+        last, most = float(retrieved.scores[-1]), c.outside_factor
+        bound = last * most if last >= 0 else last / most
     pool_rows = retrieved.rows.astype(np.int64)
     pool_raw = retrieved.scores.astype(np.float64)
     pins: dict[int, int] = {}
@@ -181,47 +184,48 @@ def _mmr(model: Model, c: Compiled, want: int, rows: np.ndarray, adjusted: np.nd
     """At each position MMR picks among the `candidates` best remaining items the cap allows
     there: a pool that slides down the list, so the list never depends on the page asked for.
 
-    Each pick costs a few whole-array operations: the largest cosine of every candidate to
-    the list is kept up to date with one product per placed item, not recomputed."""
+    Every candidate's MMR value is kept up to date as items are placed (one product with the
+    placed item's unit vector), so a pick costs a handful of whole-array steps; item norms are
+    computed once per model version."""
     d = c.rules.diversity
     lam = d.mmr_lambda
     pool_size = c.rules.candidates
-    y = np.asarray(model.item_factors[rows], dtype=np.float64)
-    unit = y / np.maximum(np.linalg.norm(y, axis=1), 1e-12)[:, None]
+    norms = c.norms
+    assert norms is not None  # compiled with MMR
+    unit = model.item_factors[rows] / norms[rows][:, None]  # float32: the cosines only order candidates
     relevance = (1.0 - lam) * adjusted
-    # similarity of every candidate to each placed item, in placement order (a window's worth)
-    placed_sims: list[np.ndarray] = []
+    value = relevance.copy()  # (1 - lambda) * adjusted - lambda * (largest cosine to the window)
+    placed_sims: list[np.ndarray] = []  # each placed item's cosine to every candidate, in order
     maxsim = np.full(len(rows), -np.inf)
     out: list[int] = []
     pinned: list[bool] = []
     placed: list[int] = []  # cap codes of the list so far (-1: none)
     available = np.ones(len(rows), dtype=bool)
+    eligible = available.copy()
     all_codes = c.cap_codes
     capping = codes is not None and d.cap > 0
-    blocked = np.zeros(int(all_codes.max()) + 2 if all_codes is not None and len(all_codes) else 1, dtype=bool)
+    blocked: set[int] = set()
+    is_blocked = np.zeros(int(all_codes.max()) + 1 if capping and all_codes is not None else 1, dtype=bool)
     exact = True
     for position in range(1, want + 1):
         pin = pins.get(position)
         if pin is not None:
-            v = np.asarray(model.item_factors[pin], dtype=np.float64)
-            sims = unit @ (v / max(float(np.linalg.norm(v)), 1e-12))
+            sims = unit @ (model.item_factors[pin] / norms[pin])
             out.append(pin)
             pinned.append(True)
             placed.append(int(all_codes[pin]) if all_codes is not None else -1)
         else:
-            eligible = available & ~blocked[codes] if capping and codes is not None else available
-            pool = np.flatnonzero(eligible)[:pool_size]
+            pool = eligible.nonzero()[0][:pool_size]
             if len(pool) < pool_size or adjusted[pool[-1]] <= bound:
                 if not exhausted:
                     return out, pinned, False  # the pool reaches past what was retrieved
                 if not len(pool):  # the whole catalogue is capped out: the cap gives way
                     exact = False
-                    pool = np.flatnonzero(available)[:pool_size]
+                    pool = available.nonzero()[0][:pool_size]
                     if not len(pool):
                         break
-            value = relevance[pool] if not placed_sims else relevance[pool] - lam * maxsim[pool]
-            pick = int(pool[int(np.argmax(value))])  # ties to the first, the better by adjusted score
-            available[pick] = False
+            pick = int(pool[int(np.argmax(value[pool]))])  # ties to the first, the better by adjusted score
+            available[pick] = eligible[pick] = False
             sims = unit @ unit[pick]
             out.append(int(rows[pick]))
             pinned.append(False)
@@ -232,10 +236,16 @@ def _mmr(model: Model, c: Compiled, want: int, rows: np.ndarray, adjusted: np.nd
             maxsim = np.max(placed_sims, axis=0)
         else:
             np.maximum(maxsim, sims, out=maxsim)
-        if capping:
+        np.multiply(maxsim, -lam, out=value)
+        value += relevance
+        if capping and codes is not None:
             window = placed[-(d.window - 1):] if d.window > 1 else []
-            blocked[:] = False
-            for code in set(window):
-                if code >= 0 and window.count(code) >= d.cap:
-                    blocked[code] = True
+            now_blocked = {code for code in set(window) if code >= 0 and window.count(code) >= d.cap}
+            if now_blocked != blocked:
+                for code in blocked - now_blocked:
+                    is_blocked[code] = False
+                for code in now_blocked - blocked:
+                    is_blocked[code] = True
+                blocked = now_blocked
+                eligible = available & ~is_blocked[codes] if blocked else available.copy()
     return out, pinned, exact
