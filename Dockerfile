@@ -55,7 +55,7 @@ EXPOSE 50051 9464
 # Asks grpc.health.v1 on the local port. With TLS, set RECO_HEALTHCHECK_TLS_CA (and, for
 # mutual TLS, RECO_HEALTHCHECK_TLS_CERT and RECO_HEALTHCHECK_TLS_KEY).
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["python", "-m", "reco_sidecar.runtime.healthcheck"]
+    CMD ["python", "-m", "reco_sidecar.host.healthcheck"]
 # The supervisor is PID 1: it handles SIGTERM (graceful drain) and reaps its workers itself.
 ENTRYPOINT ["reco-sidecar"]
 CMD ["serve"]

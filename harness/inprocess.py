@@ -32,8 +32,8 @@ from reco_sidecar.commands.serve import initial_version
 from reco_sidecar.gen.reco.v1 import reco_pb2_grpc
 from reco_sidecar.manager.manager import ModelManager
 from reco_sidecar.manager.registry import ModelRegistry
-from reco_sidecar.runtime import ports
-from reco_sidecar.runtime.topology import WorkerTopology
+from reco_sidecar.runtime.supervisor import ports
+from reco_sidecar.runtime.worker.topology import WorkerTopology
 from reco_sidecar.serving import server
 from reco_sidecar.serving.reloader import LocalReloader
 from reco_sidecar.serving.service import WorkerAddress

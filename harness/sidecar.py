@@ -20,7 +20,7 @@ import grpc
 from harness.paths import ROOT, python_env
 from harness.procs import group_pids, kill_group
 from reco_sidecar.gen.reco.v1 import reco_pb2_grpc
-from reco_sidecar.runtime.readyline import wait_ready
+from reco_sidecar.host.readyline import wait_ready
 
 READY_TIMEOUT = 60.0
 

@@ -8,7 +8,7 @@ import sys
 
 from reco_sidecar.common import logs
 from reco_sidecar.common.errors import ArtifactError, RecoError
-from reco_sidecar.runtime.exit_codes import ExitCode
+from reco_sidecar.common.exit_codes import ExitCode
 
 # Imported lazily so that `serve` does not pay for training imports and vice versa.
 COMMANDS = (

@@ -16,7 +16,7 @@ from annoy import AnnoyIndex
 from reco_sidecar.artifact import layout, loader
 from reco_sidecar.artifact.checksums import sha256_file
 from reco_sidecar.common.errors import ArtifactError
-from reco_sidecar.runtime.exit_codes import ExitCode
+from reco_sidecar.common.exit_codes import ExitCode
 from tests.support.server import command, stop_tree
 
 

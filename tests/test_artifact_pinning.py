@@ -19,8 +19,8 @@ import pytest
 
 from reco_sidecar.artifact import layout, loader
 from reco_sidecar.common.errors import ArtifactError
+from reco_sidecar.common.exit_codes import ExitCode
 from reco_sidecar.gen.reco.v1 import reco_pb2
-from reco_sidecar.runtime.exit_codes import ExitCode
 from tests.support.server import command, running_sidecar, stop_tree
 from tests.support.versions import copy_version, resign
 from tests.test_artifact_loader import serve_exit

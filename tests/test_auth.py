@@ -15,8 +15,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from reco_sidecar.common import tokens
+from reco_sidecar.common.exit_codes import ExitCode
 from reco_sidecar.gen.reco.v1 import reco_pb2
-from reco_sidecar.runtime.exit_codes import ExitCode
 from reco_sidecar.serving import auth
 from tests.support.server import Sidecar, command, running_sidecar, stop_tree
 

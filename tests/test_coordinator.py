@@ -10,11 +10,11 @@ import itertools
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from reco_sidecar.artifact.version_choice import Refused, Resolved
 from reco_sidecar.common.errors import ErrorKind
 from reco_sidecar.common.versions import LATEST, VersionSpec
-from reco_sidecar.runtime import coordinator as co
-from reco_sidecar.runtime import messages as m
-from reco_sidecar.runtime.verification import Refused, Resolved
+from reco_sidecar.runtime import wire as m
+from reco_sidecar.runtime.supervisor import model_reload as co
 
 T = TypeVar("T")
 

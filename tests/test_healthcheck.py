@@ -15,7 +15,7 @@ from tests.support.server import running_sidecar
 
 
 def probe(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "reco_sidecar.runtime.healthcheck", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "reco_sidecar.host.healthcheck", *args], capture_output=True,
                           text=True, timeout=60, env={**os.environ, **(env or {})})
 
 

@@ -17,6 +17,9 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "reco_sidecar"
 RANK: dict[str, int] = {
     "gen": 0,
     "common": 0,
+    # Helpers for a host that starts or probes a sidecar (its ready line, its health probe):
+    # they import nothing of ours, so a host can use them without the server's layers.
+    "host": 0,
     "engine": 1,
     "artifact": 2,
     "manager": 3,

@@ -17,8 +17,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from reco_sidecar.artifact import loader
+from reco_sidecar.common.exit_codes import ExitCode
 from reco_sidecar.gen.reco.v1 import reco_pb2
-from reco_sidecar.runtime.exit_codes import ExitCode
 from reco_sidecar.serving import metrics
 from tests.support.server import Sidecar, command, running_sidecar, stop_tree
 from tests.support.versions import copy_version

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from reco_sidecar.runtime.readyline import wait_ready
+from reco_sidecar.host.readyline import wait_ready
 
 
 def _spawn(code: str) -> subprocess.Popen[bytes]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pathlib
 
 from reco_sidecar.common.errors import ErrorKind
-from reco_sidecar.runtime import messages as m
-from reco_sidecar.runtime import rollout as ro
+from reco_sidecar.runtime import wire as m
+from reco_sidecar.runtime.supervisor import experiments_rollout as ro
 
 GOOD = '[[experiments]]\nname = "e"\nsalt = "s"\nshare = 1.0\narms = [{ name = "a", model = "posts" }]\n'
 

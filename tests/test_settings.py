@@ -13,7 +13,7 @@ import pytest
 
 from reco_sidecar import cli, settings
 from reco_sidecar.common import logs
-from reco_sidecar.runtime.exit_codes import ExitCode
+from reco_sidecar.common.exit_codes import ExitCode
 
 # A value for each option type, unlike every default, so that reading it is visible.
 SAMPLES: dict[object, str] = {

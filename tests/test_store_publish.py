@@ -13,7 +13,7 @@ import pytest
 from harness.seaweedfs import S3Server
 from reco_sidecar.artifact import layout
 from reco_sidecar.cli import main
-from reco_sidecar.runtime.exit_codes import ExitCode
+from reco_sidecar.common.exit_codes import ExitCode
 from reco_sidecar.store.errors import StoreError
 from reco_sidecar.store.location import CLAIM, MARKER
 from tests.support.store import new_bucket, publish_version, remote, store_uri

@@ -14,8 +14,8 @@ import grpc
 import pytest
 
 from harness.seaweedfs import S3Server, free_ports
+from reco_sidecar.common.exit_codes import ExitCode
 from reco_sidecar.gen.reco.v1 import reco_pb2
-from reco_sidecar.runtime.exit_codes import ExitCode
 from tests.support.server import Sidecar, running_sidecar
 from tests.support.store import new_bucket, object_key, publish_version, remote, status, store_uri, wait_all
 from tests.support.versions import copy_version

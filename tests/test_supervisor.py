@@ -17,8 +17,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from harness.accounting import file_mappings
 from harness.procs import group_pids, kill_group, wait_until
+from reco_sidecar.common.exit_codes import ExitCode
 from reco_sidecar.gen.reco.v1 import reco_pb2, reco_pb2_grpc
-from reco_sidecar.runtime.exit_codes import ExitCode
 from tests.support.load import Load
 from tests.support.server import command, running_sidecar, stop_tree
 

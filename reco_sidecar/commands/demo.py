@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 
-from reco_sidecar.runtime.readyline import wait_ready
+from reco_sidecar.host.readyline import wait_ready
 from reco_sidecar.training import demo_data
 
 READY_TIMEOUT = 60

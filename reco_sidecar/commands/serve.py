@@ -8,13 +8,13 @@ import sys
 
 from reco_sidecar import settings
 from reco_sidecar.artifact import loader, source
+from reco_sidecar.artifact import version_choice as verification
 from reco_sidecar.common import logs
 from reco_sidecar.common.errors import ArtifactError, RecoError
+from reco_sidecar.common.exit_codes import ExitCode
 from reco_sidecar.experiments import checks
 from reco_sidecar.ranking import rules as rules_file
 from reco_sidecar.ranking.rules import RulesFile
-from reco_sidecar.runtime import verification
-from reco_sidecar.runtime.exit_codes import ExitCode
 
 log = logs.get(__name__)
 
@@ -94,7 +94,7 @@ def _rules(s: settings.ServeSettings) -> RulesFile | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from reco_sidecar.runtime.supervisor import Supervisor
+    from reco_sidecar.runtime.supervisor.loop import Supervisor
 
     try:
         if args.model_store and not args.model:
@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         return _fail(ExitCode.CONFIG, str(e))
     if s.model_store is not None:
-        from reco_sidecar.runtime import store_start
+        from reco_sidecar.runtime.supervisor import store_start
 
         try:
             link, version = store_start.start(s)

@@ -1,6 +1,6 @@
 """Container health probe: asks grpc.health.v1 and exits 0 when the server is SERVING, 1 otherwise.
 
-Usage: python -m reco_sidecar.runtime.healthcheck [--address HOST:PORT] [--service NAME]
+Usage: python -m reco_sidecar.host.healthcheck [--address HOST:PORT] [--service NAME]
        [--tls-ca PEM [--tls-cert PEM --tls-key PEM] [--server-name NAME]]
 Every option defaults to a RECO_HEALTHCHECK_* variable; the address to the local RECO_PORT.
 """
@@ -21,7 +21,7 @@ def _env(name: str, default: str | None = None) -> str | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m reco_sidecar.runtime.healthcheck", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m reco_sidecar.host.healthcheck", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--address", default=_env("ADDRESS", f"127.0.0.1:{os.environ.get('RECO_PORT', '50051')}"),
                    help="server to probe [env RECO_HEALTHCHECK_ADDRESS]")

@@ -17,6 +17,7 @@ from typing import Any
 from reco_sidecar.artifact import loader
 from reco_sidecar.common import logs
 from reco_sidecar.common.errors import FailedPrecondition
+from reco_sidecar.common.exit_codes import ExitCode
 from reco_sidecar.engine.model import Model
 from reco_sidecar.experiments.checks import ExperimentsFile, parse_sent, pinned
 from reco_sidecar.experiments.counters import SharedCounters
@@ -25,10 +26,9 @@ from reco_sidecar.manager.manager import ModelManager
 from reco_sidecar.manager.registry import ModelRegistry
 from reco_sidecar.ranking.live import LiveRules
 from reco_sidecar.ranking.rules import RulesFile
-from reco_sidecar.runtime import messages as m
-from reco_sidecar.runtime.control import Channel
-from reco_sidecar.runtime.exit_codes import ExitCode
-from reco_sidecar.runtime.heartbeat import BootBeats, Heartbeat
+from reco_sidecar.runtime import wire as m
+from reco_sidecar.runtime.channel import Channel
+from reco_sidecar.runtime.worker.heartbeat import BootBeats, Heartbeat
 from reco_sidecar.serving import metrics
 from reco_sidecar.settings import ServeSettings
 
@@ -131,8 +131,8 @@ async def _serve_async(settings: ServeSettings, spec: WorkerSpec, channel: Chann
     """One grpc.aio server on this process's event loop (created here, after fork)."""
     import asyncio
 
-    from reco_sidecar.runtime.topology import WorkerTopology
-    from reco_sidecar.runtime.worker_control import WorkerControl
+    from reco_sidecar.runtime.worker.control import WorkerControl
+    from reco_sidecar.runtime.worker.topology import WorkerTopology
     from reco_sidecar.serving import server as serving_server
     from reco_sidecar.serving.service import WorkerAddress
 

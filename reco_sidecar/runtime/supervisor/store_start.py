@@ -8,8 +8,8 @@ from __future__ import annotations
 from reco_sidecar.artifact import loader, source
 from reco_sidecar.common import logs
 from reco_sidecar.common.errors import ArtifactError
+from reco_sidecar.runtime.supervisor.store_bridge import FollowerConfig, StoreLink
 from reco_sidecar.settings import ServeSettings
-from reco_sidecar.store.link import FollowerConfig, StoreLink
 
 log = logs.get(__name__)
 

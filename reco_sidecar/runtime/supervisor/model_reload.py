@@ -32,10 +32,10 @@ import enum
 from dataclasses import dataclass, field
 from typing import assert_never
 
+from reco_sidecar.artifact.version_choice import Refused, Resolved, Verdict
 from reco_sidecar.common.errors import ErrorKind
 from reco_sidecar.common.versions import LATEST, VersionSpec
-from reco_sidecar.runtime import messages as m
-from reco_sidecar.runtime.verification import Refused, Resolved, Verdict
+from reco_sidecar.runtime import wire as m
 
 DEFAULT_TIMEOUT = 600.0
 # Txn id of a Switch sent outside any transaction (a worker that booted with an old version).

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 
 from reco_sidecar.common.errors import ErrorKind, RecoError
 from reco_sidecar.experiments import checks
-from reco_sidecar.runtime import messages as m
+from reco_sidecar.runtime import wire as m
 
 # One "send this to that slot" action for both state machines: the loop executes them alike.
-from reco_sidecar.runtime.coordinator import Send as Send
+from reco_sidecar.runtime.supervisor.model_reload import Send as Send
 
 Requester = tuple[int, int]
 

@@ -18,18 +18,19 @@ from typing import Any, assert_never
 from reco_sidecar.artifact import checksums, source
 from reco_sidecar.common import logs
 from reco_sidecar.common.errors import ErrorKind
+from reco_sidecar.common.exit_codes import ExitCode
 from reco_sidecar.common.versions import LATEST, VersionSpec, parse_version_spec, spec_text
 from reco_sidecar.experiments.checks import ExperimentsFile
 from reco_sidecar.ranking.rules import RulesFile
-from reco_sidecar.runtime import coordinator as co
-from reco_sidecar.runtime import messages as m
-from reco_sidecar.runtime import ports, rollout, rules_rollout
-from reco_sidecar.runtime.exit_codes import ExitCode
-from reco_sidecar.runtime.pool import Pool, WorkerSlot, signal_pid
-from reco_sidecar.runtime.verifier import Verifier
+from reco_sidecar.runtime import wire as m
+from reco_sidecar.runtime.supervisor import experiments_rollout as rollout
+from reco_sidecar.runtime.supervisor import model_reload as co
+from reco_sidecar.runtime.supervisor import ports, rules_rollout
+from reco_sidecar.runtime.supervisor.pool import Pool, WorkerSlot, signal_pid
+from reco_sidecar.runtime.supervisor.store_bridge import Handlers, StoreLink
+from reco_sidecar.runtime.supervisor.verifier import Verifier
 from reco_sidecar.serving import metrics
 from reco_sidecar.settings import ServeSettings
-from reco_sidecar.store.link import Handlers, StoreLink
 
 log = logs.get(__name__)
 TICK = 0.1

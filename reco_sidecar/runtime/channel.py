@@ -1,4 +1,4 @@
-"""The control channel between the supervisor and one worker: typed messages (messages.py)
+"""The control channel between the supervisor and one worker: typed messages (wire.py)
 over a SOCK_SEQPACKET socket pair, so each send is one whole message and a closed peer
 reads as EOF."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import socket
 import threading
 
-from reco_sidecar.runtime import messages
+from reco_sidecar.runtime import wire
 
 MAX_MESSAGE = 1 << 20
 
@@ -26,10 +26,10 @@ class Channel:
     def fileno(self) -> int:
         return self.sock.fileno()
 
-    def send(self, message: messages.Message, *, droppable: bool = False) -> bool:
+    def send(self, message: wire.Message, *, droppable: bool = False) -> bool:
         """False when the peer is gone. A `droppable` message (a heartbeat) is dropped instead of
         waiting when the peer is not reading (a stopped supervisor): the next one replaces it."""
-        data = messages.encode(message)
+        data = wire.encode(message)
         try:
             with self._send_lock:
                 self.sock.send(data, socket.MSG_DONTWAIT if droppable else 0)
@@ -47,14 +47,14 @@ class Channel:
             return None
         return data or None
 
-    def recv_to_worker(self) -> messages.ToWorker | None:
+    def recv_to_worker(self) -> wire.ToWorker | None:
         """The worker's read: None at EOF; ValueError for a malformed message."""
         data = self.recv_bytes()
-        return None if data is None else messages.decode_to_worker(data)
+        return None if data is None else wire.decode_to_worker(data)
 
-    def recv_to_supervisor(self) -> messages.ToSupervisor | None:
+    def recv_to_supervisor(self) -> wire.ToSupervisor | None:
         data = self.recv_bytes()
-        return None if data is None else messages.decode_to_supervisor(data)
+        return None if data is None else wire.decode_to_supervisor(data)
 
     def close(self) -> None:
         self.sock.close()

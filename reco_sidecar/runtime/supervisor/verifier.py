@@ -23,11 +23,11 @@ from typing import Any
 import msgpack
 
 from reco_sidecar.artifact import checksums
+from reco_sidecar.artifact import version_choice as verification
+from reco_sidecar.artifact.version_choice import Refused, Resolved, Verdict
 from reco_sidecar.common import priority
 from reco_sidecar.common.errors import ErrorKind
 from reco_sidecar.common.versions import LATEST, VersionSpec, parse_version_spec
-from reco_sidecar.runtime import verification
-from reco_sidecar.runtime.verification import Refused, Resolved, Verdict
 
 PR_SET_PDEATHSIG = 1
 MAX_MESSAGE = 1 << 20

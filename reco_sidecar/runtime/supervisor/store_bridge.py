@@ -60,7 +60,7 @@ class StoreLink:
 
     def start(self) -> None:
         c = self.config
-        args = [sys.executable, "-m", "reco_sidecar.store.follow_process", "--store", c.store, "--model", c.model,
+        args = [sys.executable, "-m", "reco_sidecar.runtime.store_follower", "--store", c.store, "--model", c.model,
                 "--cache", str(c.cache), "--keep", str(c.keep), "--watch", str(c.watch),
                 "--parent-pid", str(os.getpid()), "--log-level", c.log_level, "--log-format", c.log_format]
         if c.endpoint_url:

@@ -13,12 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from reco_sidecar.common import logs
+from reco_sidecar.common.exit_codes import ExitCode
 from reco_sidecar.experiments.checks import ExperimentsFile
 from reco_sidecar.experiments.counters import SharedCounters
 from reco_sidecar.ranking.rules import RulesFile
-from reco_sidecar.runtime import worker
-from reco_sidecar.runtime.control import Channel, pair
-from reco_sidecar.runtime.exit_codes import ExitCode
+from reco_sidecar.runtime.channel import Channel, pair
+from reco_sidecar.runtime.worker import process as worker
 from reco_sidecar.settings import ServeSettings
 
 log = logs.get(__name__)

@@ -1,4 +1,4 @@
-"""The follower's process: `python -m reco_sidecar.store.follow_process …`, started by the
+"""The follower's process: `python -m reco_sidecar.runtime.store_follower …`, started by the
 supervisor. Downloads run here, so they never block the supervisor's loop, and no thread
 of ours lives in a process that forks workers.
 
@@ -102,7 +102,7 @@ def serve_forever(follower: Follower, watch: float) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="reco_sidecar.store.follow_process")
+    p = argparse.ArgumentParser(prog="reco_sidecar.runtime.store_follower")
     p.add_argument("--store", required=True)
     p.add_argument("--model", required=True)
     p.add_argument("--cache", type=pathlib.Path, required=True)

@@ -12,13 +12,13 @@ from dataclasses import dataclass
 
 from reco_sidecar.common import logs
 from reco_sidecar.common.errors import RecoError
+from reco_sidecar.common.exit_codes import ExitCode
 from reco_sidecar.experiments import checks
 from reco_sidecar.experiments.config import ExperimentSet
 from reco_sidecar.experiments.live import LiveExperiments
 from reco_sidecar.manager.manager import ModelManager
 from reco_sidecar.manager.registry import ModelRegistry
-from reco_sidecar.runtime import messages as m
-from reco_sidecar.runtime.exit_codes import ExitCode
+from reco_sidecar.runtime import wire as m
 
 log = logs.get(__name__)
 

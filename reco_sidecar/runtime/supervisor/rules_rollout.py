@@ -1,5 +1,5 @@
 """Rolling out the ranking rules file to every worker, all or nothing (no I/O: the supervisor
-sends what it returns), on the experiments rollout's path (rollout.py) minus its prepare phase.
+sends what it returns), on the experiments rollout's path (experiments_rollout.py) minus its prepare phase.
 
 1. The supervisor reads and validates the whole file before any worker sees it; a bad file is
    refused naming the field and every worker keeps the rules it serves.
@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 
 from reco_sidecar.common.errors import ErrorKind, RecoError
 from reco_sidecar.ranking import rules as rules_file
-from reco_sidecar.runtime import messages as m
-from reco_sidecar.runtime.coordinator import Send as Send
-from reco_sidecar.runtime.rollout import Outcome as Outcome
-from reco_sidecar.runtime.rollout import Requester
+from reco_sidecar.runtime import wire as m
+from reco_sidecar.runtime.supervisor.experiments_rollout import Outcome as Outcome
+from reco_sidecar.runtime.supervisor.experiments_rollout import Requester
+from reco_sidecar.runtime.supervisor.model_reload import Send as Send
 
 
 @dataclass(frozen=True)

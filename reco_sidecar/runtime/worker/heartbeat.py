@@ -14,8 +14,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from reco_sidecar.runtime import messages as m
-from reco_sidecar.runtime.control import Channel
+from reco_sidecar.runtime import wire as m
+from reco_sidecar.runtime.channel import Channel
 
 # Beats per timeout: a few missed beats (a GC pause, a busy core) are not a death.
 BEATS_PER_TIMEOUT = 5

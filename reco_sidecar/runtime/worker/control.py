@@ -26,10 +26,10 @@ from reco_sidecar.manager.manager import ModelManager
 from reco_sidecar.manager.registry import ModelRegistry
 from reco_sidecar.ranking import rules as rules_file
 from reco_sidecar.ranking.live import LiveRules
-from reco_sidecar.runtime import messages as m
-from reco_sidecar.runtime.control import Channel
-from reco_sidecar.runtime.topology import WorkerTopology
-from reco_sidecar.runtime.worker_experiments import ExperimentsApplier
+from reco_sidecar.runtime import wire as m
+from reco_sidecar.runtime.channel import Channel
+from reco_sidecar.runtime.worker.experiments import ExperimentsApplier
+from reco_sidecar.runtime.worker.topology import WorkerTopology
 from reco_sidecar.serving.service import ExperimentsOutcome, ReloadOutcome, RulesOutcome, WorkerAddress
 
 log = logs.get(__name__)
