@@ -248,3 +248,66 @@ def test_watch_rolls_a_changed_rules_file_out(demo_root: pathlib.Path, tmp_path:
         while not gone():
             assert time.monotonic() < deadline, "the watched rules file never reached every worker"
             time.sleep(0.05)
+
+
+def test_freshness_boosts_and_buries_reorder_exactly_as_over_the_whole_catalogue(
+        sidecar: Sidecar, reference: Reference, rules_path: pathlib.Path) -> None:
+    catalog = reference.model.catalog
+    assert catalog is not None and catalog.created_at is not None
+    created = dict(zip(reference.item_ids, catalog.created_at.tolist(), strict=True))
+    # Half the catalogue is younger than the median age (wall clock, as the sidecar measures it).
+    max_age_days = (time.time() - float(np.median(catalog.created_at))) / 86_400
+    user = reference.user_ids[21]
+    order = reference.order(user)
+    positive = [i for i in order if reference.scores(user)[reference.item_ids.index(i)] > 0]
+    lifted, sunk = positive[-1], order[0]  # far down (a positive score, so a factor lifts it), and the first
+    reload(sidecar, rules_path, f'[[rules]]\nmodel = "demo"\n[rules.freshness]\nmax_age_days = {max_age_days}\n'
+           f'boost = 4.0\n[[rules.boost]]\nitem = "{lifted}"\nfactor = 1000000.0\n'
+           f'[[rules.boost]]\nitem = "{sunk}"\nfactor = 0.000001\n')
+    stub = sidecar.stub()
+    row = {item: r for r, item in enumerate(reference.item_ids)}
+    reordered = 0
+    for u in [*reference.user_ids[::25], user]:
+        scores = reference.scores(u)
+        young = {i for i in reference.item_ids if time.time() - created[i] < max_age_days * 86_400}
+
+        def adjusted(i: str, s: np.ndarray = scores, y: set[str] = young) -> float:
+            f = (4.0 if i in y else 1.0) * {lifted: 1e6, sunk: 1e-6}.get(i, 1.0)
+            v = float(s[row[i]])
+            return v * f if v >= 0 else v / f
+
+        expected = sorted(reference.order(u), key=lambda i: (-adjusted(i), row[i]))[:20]
+        got = ids(stub.Recommend(reco_pb2.RecommendRequest(user_id=u, n=20), timeout=10))
+        assert got == expected, u
+        reordered += expected != reference.plain(u, 20)
+    assert reordered > 10  # the rules had work to do
+    got = ids(stub.Recommend(reco_pb2.RecommendRequest(user_id=user, n=10), timeout=10))
+    assert got[0] == lifted and sunk not in got
+
+
+def test_an_experiment_arm_gets_its_own_rule_set(demo_root: pathlib.Path, tmp_path: pathlib.Path,
+                                                  reference: Reference) -> None:
+    experiments, rules = tmp_path / "experiments.toml", tmp_path / "rules.toml"
+    experiments.write_text('[[experiments]]\nname = "feed"\nsalt = "feed-1"\nshare = 1.0\n'
+                           'arms = [{ name = "plain", model = "demo" }, { name = "capped", model = "demo" }]\n')
+    rules.write_text('[[rules]]\nmodel = "demo"\nexperiment = "feed"\narm = "capped"\n'
+                     '[rules.diversity]\ncap_field = "creator"\ncap = 2\n')
+    with running_sidecar(demo_root, "demo", workers=2,
+                         extra_args=["--experiments", str(experiments), "--rules", str(rules)]) as sc:
+        stub = sc.stub()
+        users = reference.user_ids[::9]
+        for user in users:
+            for arm, expected in (("plain", reference.plain(user, 10)), ("capped", reference.capped(user, 10, 2))):
+                resp = stub.Recommend(reco_pb2.RecommendRequest(user_id=user, n=10, experiment="feed", arm=arm),
+                                      timeout=10)
+                assert (resp.arm, ids(resp)) == (arm, expected), user
+        # Users get their own arm's rules in BatchRecommend too, as Recommend gives them.
+        batch = stub.BatchRecommend(reco_pb2.BatchRecommendRequest(user_ids=users, n=10, users_per_message=50),
+                                    timeout=60)
+        arms: collections.Counter[str] = collections.Counter()
+        for message in batch:
+            for u in message.users:
+                arms[u.arm] += 1
+                expected = reference.capped(u.user_id, 10, 2) if u.arm == "capped" else reference.plain(u.user_id, 10)
+                assert ids(u) == expected, (u.user_id, u.arm)
+        assert arms["plain"] > 0 and arms["capped"] > 0

@@ -6,6 +6,7 @@ model: a rollout or a Reload during the stream changes nothing in it."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from reco_sidecar.engine.model import Model
@@ -27,7 +28,8 @@ class Target:
 
 class BatchArms:
     def __init__(self, arms: Arms, requested: ModelManager, model: Model, restriction: Restriction,
-                 request: reco_pb2.BatchRecommendRequest, limits: rq.Limits, leases: contextlib.ExitStack) -> None:
+                 request: reco_pb2.BatchRecommendRequest, limits: rq.Limits, leases: contextlib.ExitStack,
+                 restrict: Callable[[Model, Restriction], Restriction] = lambda _model, r: r) -> None:
         self._arms = arms
         self._requested = requested
         self._request = request
@@ -36,7 +38,9 @@ class BatchArms:
         for manager in arms.managers(self.experiments, requested):
             if id(manager) not in self._targets:
                 other = leases.enter_context(manager.lease())
-                self._targets[id(manager)] = Target(other, rq.restriction(other, request.filter, limits))
+                # `restrict`: what every answer leaves out besides the filter (hidden items)
+                self._targets[id(manager)] = Target(other, restrict(other, rq.restriction(other, request.filter,
+                                                                                            limits)))
 
     @property
     def active(self) -> bool:

@@ -334,7 +334,8 @@ class RecommenderService:
             facts.update(model=model.name, version=model.version)
             # Users in an experiment get their arm, as Recommend gives it; every model an arm
             # needs is leased here, once, like the requested one.
-            arms = BatchArms(self._arms, requested, model, restriction, request, self._limits, leases)
+            arms = BatchArms(self._arms, requested, model, restriction, request, self._limits, leases,
+                             restrict=lambda m, r: self._ranking.hide(self._ranking.for_model(m), r))
             chunk = _Chunking(model, request, restriction, self._chunk, sources, arms if arms.active else None,
                               rules)
             if arms.active:
