@@ -6,7 +6,9 @@ the whole catalogue: the stage's bounded candidate set must give the same answer
 from __future__ import annotations
 
 import collections
+import os
 import pathlib
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +17,8 @@ import grpc
 import numpy as np
 import pytest
 
+from harness.inprocess import in_process_sidecar
+from harness.procs import wait_until
 from harness.sidecar import Sidecar, running_sidecar
 from reco_sidecar.artifact.loader import open_model
 from reco_sidecar.gen.reco.v1 import reco_pb2, reco_pb2_grpc
@@ -181,6 +185,21 @@ def test_a_hidden_item_leaves_every_worker_at_once_and_a_bad_file_keeps_the_rule
             assert hidden not in answer
     events = [x.get("event") for x in sidecar.log_events()]
     assert "rules_done" in events and "rules_refused" in events
+    # A worker that dies and is restarted boots with the rules the pool serves.
+    address = sidecar.worker_addresses[0]
+    old_pid = workers[0].GetModelStatus(reco_pb2.GetModelStatusRequest(), timeout=10).worker.pid
+    os.kill(old_pid, signal.SIGKILL)
+
+    def restarted() -> bool:
+        try:
+            status = sidecar.stub(address).GetModelStatus(reco_pb2.GetModelStatusRequest(), timeout=5)
+        except grpc.RpcError:
+            return False
+        return bool(status.worker.pid != old_pid)
+
+    wait_until(restarted, 60, "the killed worker's replacement answering")
+    for answer in answers(sidecar.stub(address)):
+        assert hidden not in answer
 
 
 def test_pins_land_at_their_positions(sidecar: Sidecar, reference: Reference, rules_path: pathlib.Path) -> None:
@@ -311,3 +330,21 @@ def test_an_experiment_arm_gets_its_own_rule_set(demo_root: pathlib.Path, tmp_pa
                 expected = reference.capped(u.user_id, 10, 2) if u.arm == "capped" else reference.plain(u.user_id, 10)
                 assert ids(u) == expected, (u.user_id, u.arm)
         assert arms["plain"] > 0 and arms["capped"] > 0
+
+
+def test_a_bad_rules_file_at_start_is_exit_2_naming_the_field(demo_root: pathlib.Path,
+                                                             tmp_path: pathlib.Path) -> None:
+    from tests.test_settings import run_cli
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text(CAPPED.replace('cap_field = "creator"', 'cap_field = 7'))
+    done = run_cli("serve", "--model-root", str(demo_root), "--model", "demo", "--rules", str(bad))
+    assert done.returncode == 2 and "rules[0].diversity.cap_field" in done.stderr
+
+
+def test_reload_rules_without_a_rules_file_is_failed_precondition(demo_root: pathlib.Path) -> None:
+    with in_process_sidecar(demo_root, "demo") as s:
+        with pytest.raises(grpc.RpcError) as e:
+            s.stub().ReloadRules(reco_pb2.RankingReloadRulesRequest(), timeout=10)
+        assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert (e.value.details() or "").startswith("rules:")
