@@ -14,7 +14,9 @@ each worker's own port). For each fault the result records:
 Faults: `sigkill_worker`, `sigstop_worker` (with --worker-timeout), `bad_version_on_disk`
 (manifests of the wrong types, nested JSON, a directory named '²', with --watch and explicit
 Reloads), `file_swapped_during_reload` (user factors replaced by rename while Reloads run),
-`reload_storm_with_restarts` (Reloads back to back while workers are killed).
+`reload_storm_with_restarts` (Reloads back to back while workers are killed), `dripping_store`
+(a replica whose store trickles its target one byte every 5 s: the cache must serve at once,
+CURRENT pointed back and a Reload of a cached version must not wait behind the download).
 
     python -m bench.faults [--small] [--only NAME ...]   # writes bench/results/faults.json
 """
@@ -134,13 +136,17 @@ class Run:
         (model_dir / "1" / "manifest.json").write_text(json.dumps(manifest))
         with running_sidecar(root, self.model.name, workers=2, version=1, extra_args=extra,
                              log_path=self.work / name / "sidecar.log", tied=True, stop_grace=5.0) as sc:
-            if not self.baseline:
-                with grpc.insecure_channel(sc.address) as ch:
-                    stub = reco_pb2_grpc.RecommenderStub(ch)  # type: ignore[no-untyped-call]
-                    for u in self.users:
-                        r = stub.Recommend(reco_pb2.RecommendRequest(user_id=u, n=10), timeout=30)
-                        self.baseline[u] = tuple(x.item_id for x in r.items)
+            self.fill_baseline(sc)
             yield sc, model_dir
+
+    def fill_baseline(self, sc: Sidecar) -> None:
+        if self.baseline:
+            return
+        with grpc.insecure_channel(sc.address) as ch:
+            stub = reco_pb2_grpc.RecommenderStub(ch)  # type: ignore[no-untyped-call]
+            for u in self.users:
+                r = stub.Recommend(reco_pb2.RecommendRequest(user_id=u, n=10), timeout=30)
+                self.baseline[u] = tuple(x.item_id for x in r.items)
 
     def unverified(self, calls: list[Call]) -> int:
         """Answers whose items differ from what the verified files give (every version here is
@@ -302,9 +308,73 @@ def reload_storm_with_restarts(run: Run, seconds: float = 20.0) -> dict[str, Any
             "wrong_version_answers": wrong, "unverified_answers": run.unverified(clients.calls)}
 
 
+def dripping_store(run: Run) -> dict[str, Any]:
+    """A replica behind a relay that sends the target version's objects one byte every 5 s
+    (the real SeaweedFS server behind it). Records how long the restart took to serve its
+    cache, how long CURRENT pointed back at a cached version took to be followed, and a
+    Reload of a cached version, all while the download trickles."""
+    from harness import seaweedfs
+    from harness.driplink import drip_link
+    from reco_sidecar.store import location
+    from reco_sidecar.store.publish import publish
+    from reco_sidecar.store.remote import RemoteModel
+
+    binary = seaweedfs.weed_binary()
+    if binary is None:
+        raise RuntimeError("weed is not built: run scripts/seaweedfs.sh")
+    name, work = run.model.name, run.work / "dripping_store"
+    shutil.rmtree(work, ignore_errors=True)
+    local = work / "local" / name
+    local.mkdir(parents=True)
+    for v in (1, 2, 3):
+        shutil.copytree(run.model.version_dir, local / str(v))
+        manifest = json.loads((local / str(v) / "manifest.json").read_text())
+        (local / str(v) / "manifest.json").write_text(json.dumps({**manifest, "version": v}))
+    with seaweedfs.running_s3(binary, work / "weed") as s3:
+        s3.client().create_bucket(Bucket="faults")
+        store = "s3://faults/models"
+        model = RemoteModel(s3.client(), location.parse(store), name)
+        for v in (1, 2, 3):
+            publish(model, local / str(v), promote=True)
+        cache = work / "cache"
+        for v in (1, 2):  # what the replica had before its restart
+            shutil.copytree(local / str(v), cache / name / str(v))
+        with drip_link(s3.ports["s3"]) as relay:
+            relay.drip(f"/{name}/3/", every=5.0, per_drip=1)
+            env = {**s3.env(), "RECO_S3_ENDPOINT_URL": relay.endpoint}
+            with running_sidecar(cache, name, workers=2, env=env, log_path=work / "sidecar.log", tied=True,
+                                 extra_args=["--model-store", store, "--watch", "0.5"]) as sc:
+                run.fill_baseline(sc)  # every version here is a byte copy of the benchmark version
+                with Clients(sc, run.users) as clients:
+                    started_on = sc.ready["version"]
+                    wait_until(lambda: len(clients.calls) > 100, 60, "warm-up calls")
+                    pointed = time.monotonic()
+                    model.write_pointer(1)
+                    wait_until(answers(lambda: _status(sc).version == 1), 120, "CURRENT followed back to 1")
+                    followed = time.monotonic() - pointed
+                    asked = time.monotonic()
+                    code, _ = _reload(sc, "2")
+                    reload_seconds = time.monotonic() - asked
+                    wait_until(lambda: any(e.get("event") == "store_download_failed" for e in sc.log_events()), 60,
+                               "the trickling download to fail its progress check")
+                    failures = [e.get("error", "") for e in sc.log_events()
+                                if e.get("event") == "store_download_failed"]
+    return {**clients.summary(), "ready_seconds": round(sc.ready_seconds, 3), "started_on_version": started_on,
+            "current_followed_seconds": round(followed, 3), "reload_cached_code": code,
+            "reload_cached_seconds": round(reload_seconds, 3), "download_failures": len(failures),
+            "download_failure": failures[0][:200] if failures else "",
+            "unverified_answers": run.unverified(clients.calls)}
+
+
+def _status(sc: Sidecar) -> Any:
+    with grpc.insecure_channel(sc.address) as ch:
+        stub = reco_pb2_grpc.RecommenderStub(ch)  # type: ignore[no-untyped-call]
+        return stub.GetModelStatus(reco_pb2.GetModelStatusRequest(), timeout=5)
+
+
 FAULTS: dict[str, Callable[[Run], dict[str, Any]]] = {
     f.__name__: f for f in (sigkill_worker, sigstop_worker, bad_version_on_disk, file_swapped_during_reload,
-                            reload_storm_with_restarts)
+                            reload_storm_with_restarts, dripping_store)
 }
 
 

@@ -32,8 +32,8 @@ CONFIGS: dict[str, list[str]] = {
 LAYERS = (
     ("scoring (Model.recommend)", ("Model.recommend (",)),
     ("popular fallback (Model.popular)", ("Model.popular (",)),
-    ("JSON-LD rendering", ("RecommenderService._jsonld (", "Renderer.render (")),
-    ("response protos (ScoredItem list)", ("RecommenderService._items (",)),
+    ("JSON-LD rendering", ("Pages.jsonld (", "Renderer.render (")),
+    ("response protos (ScoredItem list)", ("Pages.items (",)),
     ("request validation", ("restriction (requests.py", "recommend_query (", "check_")),
     ("logging (structlog)", ("structlog", "logs.py")),
     ("call gate / counting (handlers, observe, metrics flush)", ("handlers.py", "observe.py", "metrics.py")),

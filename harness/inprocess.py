@@ -35,8 +35,8 @@ from reco_sidecar.manager.registry import ModelRegistry
 from reco_sidecar.runtime.supervisor import ports
 from reco_sidecar.runtime.worker.topology import WorkerTopology
 from reco_sidecar.serving import server
+from reco_sidecar.serving.contracts import WorkerAddress
 from reco_sidecar.serving.reloader import LocalReloader
-from reco_sidecar.serving.service import WorkerAddress
 from reco_sidecar.settings import ServeSettings
 
 START_TIMEOUT = 60.0

@@ -71,9 +71,11 @@ class Sidecar:
 
 def command(model_root: pathlib.Path, model: str, workers: int, extra_args: Sequence[str] = (), *,
             version: int | None = None, log_level: str | None = None) -> list[str]:
-    """`reco-sidecar serve` on an ephemeral port of 127.0.0.1."""
+    """`reco-sidecar serve` on an ephemeral port of 127.0.0.1; `model` "": no --model (every
+    model found under the root)."""
     return [sys.executable, "-m", "reco_sidecar", *(["--log-level", log_level] if log_level else []), "serve",
-            "--model-root", str(model_root), "--model", model, *(["--version", str(version)] if version else []),
+            "--model-root", str(model_root), *(["--model", model] if model else []),
+            *(["--version", str(version)] if version else []),
             "--host", "127.0.0.1", "--port", "0", "--workers", str(workers), *extra_args]
 
 

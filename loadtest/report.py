@@ -114,6 +114,15 @@ def markdown(summary: dict[str, Any], png: pathlib.Path | None) -> str:
     if ceil:
         with contextlib.suppress(KeyError, TypeError):
             lines += ceiling_lines(ceil)
+    closed = [r for r in summary["runs"] if r.get("kind") == "closed_loop"]
+    if closed:
+        lines += ["## Recommend, closed loop (each caller sends its next call when the last is answered)", "",
+                  "Against the floors in one run: `python -m bench.floor_vs_sidecar` (its recommend-c1/c4/c8 rows).",
+                  "", "| callers | RPS | p50 ms | p99 ms | sidecar CPU ms/req | errors |", "|---|---|---|---|---|---|"]
+        lines += [f"| {r['concurrency']} | {_fmt(r['rps'])} | {_fmt(r['latency_ms']['p50'])} | "
+                  f"{_fmt(r['latency_ms']['p99'])} | {_fmt(r.get('sidecar_cpu_ms_per_request'))} | {r['errors']} |"
+                  for r in closed]
+        lines.append("")
     lines += ["## Runs", "", "| run | target RPS | -c | achieved RPS | p50 ms | p90 ms | p99 ms | p99.9 ms | "
               "errors | codes | / ceiling | sidecar CPU ms/req | scoring share of CPU | sidecar CPU s | "
               "client CPU s | other CPU s |",

@@ -51,6 +51,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--step-concurrency", type=int, default=50, help="ghz -c for fixed-rate steps")
     p.add_argument("--max-concurrency", default="4,16,48", help="ghz -c of the unthrottled runs ('' skips)")
     p.add_argument("--max-seconds", type=float, default=10.0)
+    p.add_argument("--closed-loop", default="1,4,8",
+                   help="Recommend closed-loop callers, one run each ('' skips): the loads where a batcher "
+                        "that waits for company costs latency (bench/floor_vs_sidecar.py has the floors' rows)")
     p.add_argument("--unknown-user-share", type=float, default=0.05,
                    help="share of unknown user ids (answered with popular items, status OK)")
     p.add_argument("--unknown-item-share", type=float, default=0.0,
@@ -67,8 +70,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--serve-arg", action="append", default=[], help="extra argument for `serve` (repeatable)")
     args = p.parse_args(argv)
     if args.smoke:
-        p.set_defaults(rates="200", step_seconds=3.0, max_concurrency="", reload_rates="200", reload_seconds=4.0,
-                       reload_every=1.5, ceiling_seconds=0.0, profile=False, time_limit=240.0,
+        p.set_defaults(rates="200", step_seconds=3.0, max_concurrency="", closed_loop="", reload_rates="200",
+                       reload_seconds=4.0, reload_every=1.5, ceiling_seconds=0.0, profile=False, time_limit=240.0,
                        unknown_item_share=0.0, step_concurrency=10)
         args = p.parse_args(argv)
     return args
@@ -122,6 +125,7 @@ def run_all(args: argparse.Namespace, out: pathlib.Path, deadline: Deadline, sum
     calls = [c for c in args.calls.split(",") if c]
     rates = [int(r) for r in args.rates.split(",") if r]
     concurrencies = [int(c) for c in args.max_concurrency.split(",") if c]
+    closed_loop = [int(c) for c in args.closed_loop.split(",") if c]
     with serve(model, workers=args.workers, log_path=out / "sidecar.log", extra=args.serve_arg,
                log_level=args.server_log_level) as sc:
         summary["sidecar"] = {"ready": sc.ready, "start_to_ready_s": round(sc.ready_seconds, 3),
@@ -150,6 +154,11 @@ def run_all(args: argparse.Namespace, out: pathlib.Path, deadline: Deadline, sum
                 run_ghz(ghz, flags, sc.address, GhzRun(f"warmup-{call}", rps=300, concurrency=16,
                                                        duration_s=3, **common),
                             out / f"ghz-warmup-{call}.json", deadline)
+            if call == "Recommend":
+                # one connection per caller, each sending its next call when the last is answered
+                for callers in closed_loop:
+                    ghz_run(GhzRun(f"Recommend-closed-c{callers}", rps=0, concurrency=callers,
+                                   duration_s=args.max_seconds, **dict(common, connections=callers)), "closed_loop")
             for rate in rates:
                 ghz_run(GhzRun(f"{call}-rps{rate}", rps=rate, concurrency=args.step_concurrency,
                                duration_s=args.step_seconds, **common), "fixed_rate")

@@ -7,14 +7,15 @@ import argparse
 import dataclasses
 import os
 import pathlib
-import re
 from dataclasses import dataclass
 
+from reco_sidecar.common import names as names_rule
 from reco_sidecar.common.errors import InvalidArgument
 from reco_sidecar.common.tokens import read_tokens
 from reco_sidecar.common.versions import VersionSpec, parse_version_spec
 
-_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+# The batcher's wait policies (serving/batch_wait.py), the default first.
+BATCH_WAIT_POLICIES = ("in-flight", "timer", "aimd", "budget")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,9 @@ class ServeSettings:
     max_ids: int = 10_000
     max_batch_users: int = 1_000_000
     batch_chunk: int = 512
+    # BatchRecommend requests held per worker by open streams, read or not, counted at
+    # handlers.HELD_PER_REQUEST_BYTE times their size on the wire.
+    batch_memory_mb: int = 256
     max_concurrent_rpcs: int = 64
     # Health Watch and reflection streams each, per worker: outside max_concurrent_rpcs so idle
     # streams cannot starve callers, bounded so they cannot exhaust the worker either.
@@ -52,6 +56,9 @@ class ServeSettings:
     max_message_bytes: int = 16 * 1024 * 1024
     batch_max_delay_ms: float = 3.0
     batch_max_size: int = 64
+    # When the batcher waits for company (serving/batch_wait.py); the others are kept to be
+    # measured against it (docs/performance.md).
+    batch_wait_policy: str = "in-flight"
     jsonld_item_iri: str = "https://uro.example/items/{id}"
     metrics_port: int | None = None
     tls_cert: pathlib.Path | None = None
@@ -120,8 +127,8 @@ def _model_names(text: str) -> tuple[str, ...]:
     if not names:
         raise argparse.ArgumentTypeError(f"must name a model, got {text!r}")
     for name in names:
-        if not _MODEL_NAME.match(name):
-            raise argparse.ArgumentTypeError(f"{name!r} is not a model name (letters, digits, '_', '.', '-')")
+        if not names_rule.is_model_name(name):
+            raise argparse.ArgumentTypeError(f"{name!r} is not a model name ({names_rule.RULE})")
     return names
 
 
@@ -192,10 +199,16 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-batch-users", type=_positive_int, default=d.max_batch_users)
     g.add_argument("--batch-chunk", type=_positive_int, default=d.batch_chunk,
                    help="BatchRecommend users scored per matrix product")
+    g.add_argument("--batch-memory-mb", type=_positive_int, default=d.batch_memory_mb,
+                   help="memory the requests of open BatchRecommend streams may hold per worker (counted at 5x "
+                        "their size); a stream past it is answered RESOURCE_EXHAUSTED")
     g.add_argument("--batch-max-delay-ms", type=_non_negative_float, default=d.batch_max_delay_ms,
                    help="longest wait to gather concurrent Recommend calls into one product (0: no wait)")
     g.add_argument("--batch-max-size", type=_positive_int, default=d.batch_max_size,
                    help="most Recommend calls per product (1 disables dynamic batching)")
+    g.add_argument("--batch-wait-policy", choices=BATCH_WAIT_POLICIES, default=d.batch_wait_policy,
+                   help="when to wait for company: in-flight (only for calls already on their way to the "
+                        "queue; the default), timer, aimd or budget (compared in docs/performance.md)")
     g.add_argument("--jsonld-item-iri", default=d.jsonld_item_iri, help="IRI template for items, with {id}")
     g = p.add_argument_group("operations and security")
     g.add_argument("--metrics-port", type=_port, default=None, help="Prometheus /metrics on this port")

@@ -115,7 +115,7 @@ CASES = {
                                                 layout.USER_FACTORS, True),
     "wrong dtype": Case(wrong_dtype, "dtype float64, expected float32", layout.ITEM_FACTORS, True),
     "wrong shape": Case(wrong_shape, "shape (594, 16), expected (595, 16)", layout.USER_FACTORS, True),
-    "NaN factor": Case(nan_factor, "factors contain NaN or infinity", layout.ITEM_FACTORS, False),
+    "NaN factor": Case(nan_factor, "factors contain NaN or infinity", layout.ITEM_FACTORS, True),
     "bad JSON manifest": Case(bad_json, "manifest.json is not valid JSON", layout.MANIFEST, True),
     "manifest lacks a key": Case(manifest_lacks_a_key, "manifest lacks 'item_count'", "", True),
     "checksum mismatch": Case(checksum_mismatch, "sha256 does not match the manifest", layout.ITEM_POPULARITY,

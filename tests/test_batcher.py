@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from reco_sidecar.serving.batch_wait import POLICIES, Aimd, Budget
 from reco_sidecar.serving.batcher import LoopBatcher
 
 
@@ -28,7 +29,7 @@ def test_calls_arriving_while_a_batch_is_scored_are_scored_together_in_order(poo
 
     async def main() -> list[int]:
         b: LoopBatcher[str, int, int] = LoopBatcher(score, executor=pool, max_delay=0.0, max_size=64,
-                                                    on_batch=sizes.append)
+                                                    on_batch=lambda size, waited: sizes.append(size))
         first = asyncio.ensure_future(b.submit("m", 0))
         await asyncio.sleep(0)
         rest = [asyncio.ensure_future(b.submit("m", i)) for i in range(1, 20)]
@@ -73,16 +74,139 @@ def test_an_error_reaches_every_caller_of_that_batch_and_the_batcher_survives(po
     assert asyncio.run(main()) == 5
 
 
-def test_a_lone_request_does_not_wait_for_company(pool: ThreadPoolExecutor) -> None:
-    sizes: list[int] = []
+@pytest.mark.parametrize("policy", POLICIES)
+def test_a_lone_request_does_not_wait_for_company(pool: ThreadPoolExecutor, policy: str) -> None:
+    batches: list[tuple[int, bool]] = []
 
     async def main() -> int:
-        # an hour of allowed delay: only the adaptive policy lets this finish
+        # an hour of allowed delay: only a policy that does not wait lets this finish
         b: LoopBatcher[str, int, int] = LoopBatcher(lambda k, qs: list(qs), executor=pool, max_delay=3600.0,
-                                                    max_size=64, on_batch=sizes.append)
+                                                    max_size=64, on_batch=lambda size, waited:
+                                                    batches.append((size, waited)), policy=policy)
         return await asyncio.wait_for(b.submit("m", 1), timeout=60)
 
-    assert asyncio.run(main()) == 1 and sizes == [1]
+    assert asyncio.run(main()) == 1 and batches == [(1, False)]
+
+
+def test_a_closed_loop_caller_is_never_made_to_wait(pool: ThreadPoolExecutor) -> None:
+    """One caller, sending its next query when the last is answered, counted in flight by
+    the gate from before `submit` until after it: no batch waits, however fast the calls
+    come (the `timer` policy waited on every one). Then four such callers: a batch waits
+    only when company is visibly arriving (more queries queued on the loop turn before), so
+    every batch that waited was shared."""
+    gate = {"in_flight": 0}
+    batches: list[tuple[int, bool]] = []
+
+    async def caller(b: LoopBatcher[str, int, int], n: int) -> list[int]:
+        out = []
+        for i in range(n):
+            gate["in_flight"] += 1
+            try:
+                out.append(await b.submit("m", i))
+            finally:
+                gate["in_flight"] -= 1
+        return out
+
+    async def main() -> list[int]:
+        b: LoopBatcher[str, int, int] = LoopBatcher(lambda k, qs: list(qs), executor=pool, max_delay=3600.0,
+                                                    max_size=64, on_batch=lambda size, waited:
+                                                    batches.append((size, waited)),
+                                                    in_flight=lambda: gate["in_flight"])
+        one = await asyncio.wait_for(caller(b, 50), timeout=60)
+        assert b.waits == 0 and batches == [(1, False)] * 50
+        four = await asyncio.wait_for(asyncio.gather(*(caller(b, 50) for _ in range(4))), timeout=60)
+        assert b.batches == len(batches)
+        return one + [x for part in four for x in part]
+
+    assert asyncio.run(main()) == list(range(50)) * 5
+    assert sum(size for size, _ in batches) == 250
+    assert all(size > 1 for size, waited in batches if waited)
+    # the four callers' queries, each sent while the others' were queued, shared products
+    assert max(size for size, _ in batches) > 1
+
+
+def test_the_drain_follows_arrivals_turn_by_turn_and_stops_when_they_stop(pool: ThreadPoolExecutor) -> None:
+    """Calls reaching the queue one per loop turn (as grpc.aio hands a busy loop new calls):
+    the drain waits while each turn brings one, and scores them together once a turn brings
+    none."""
+    batches: list[tuple[int, bool]] = []
+
+    async def main() -> list[int]:
+        b: LoopBatcher[str, int, int] = LoopBatcher(lambda k, qs: list(qs), executor=pool, max_delay=3600.0,
+                                                    max_size=64, on_batch=lambda size, waited:
+                                                    batches.append((size, waited)))
+        calls = [asyncio.ensure_future(b.submit("m", 0)), asyncio.ensure_future(b.submit("m", 1))]
+        for i in range(2, 6):
+            await asyncio.sleep(0)
+            calls.append(asyncio.ensure_future(b.submit("m", i)))
+        return list(await asyncio.wait_for(asyncio.gather(*calls), timeout=60))
+
+    assert asyncio.run(main()) == list(range(6))
+    assert batches == [(6, True)]
+
+
+def test_the_drain_waits_for_a_call_in_flight_that_has_not_reached_the_queue(pool: ThreadPoolExecutor) -> None:
+    """Two calls entered the worker; one is queued, the other still on its way (the gate
+    counts it, `submit` has not seen it). The drain waits for it (an hour is allowed), and
+    both are scored in one product as soon as it comes."""
+    gate = {"in_flight": 2}
+    batches: list[tuple[int, bool]] = []
+
+    async def main() -> list[int]:
+        b: LoopBatcher[str, int, int] = LoopBatcher(lambda k, qs: list(qs), executor=pool, max_delay=3600.0,
+                                                    max_size=64, on_batch=lambda size, waited:
+                                                    batches.append((size, waited)),
+                                                    in_flight=lambda: gate["in_flight"])
+        first = asyncio.ensure_future(b.submit("m", 1))
+        for _ in range(5):
+            await asyncio.sleep(0)  # loop turns: the drain has started and is waiting
+        assert not first.done() and b.arriving() == 1
+        second = asyncio.ensure_future(b.submit("m", 2))
+        return list(await asyncio.wait_for(asyncio.gather(first, second), timeout=60))
+
+    assert asyncio.run(main()) == [1, 2]
+    assert batches == [(2, True)]
+
+
+def test_a_wait_for_a_call_that_never_queues_ends_at_the_max_delay(pool: ThreadPoolExecutor) -> None:
+    """A call counted in flight that never reaches the queue (answered from the popular list,
+    refused): the wait ends at max_delay and the queued query is scored."""
+    batches: list[tuple[int, bool]] = []
+
+    async def main() -> int:
+        b: LoopBatcher[str, int, int] = LoopBatcher(lambda k, qs: list(qs), executor=pool, max_delay=0.005,
+                                                    max_size=64, on_batch=lambda size, waited:
+                                                    batches.append((size, waited)), in_flight=lambda: 2)
+        return await asyncio.wait_for(b.submit("m", 7), timeout=60)
+
+    assert asyncio.run(main()) == 7
+    assert batches == [(1, True)]
+
+
+def test_aimd_budget_grows_while_waits_gather_company_and_halves_when_they_do_not() -> None:
+    p = Aimd(0.003)
+    assert p.deadline(0.0, 0.0, 1) is None  # no budget yet: no wait
+    p.scored(3, 3, False, 0.001)  # three queued without a wait: concurrency, add a step
+    assert p.budget == pytest.approx(0.0003)
+    p.scored(4, 1, True, 0.001)  # the wait gathered company
+    assert p.budget == pytest.approx(0.0006)
+    assert p.deadline(1.0, 1.0, 1) == pytest.approx(1.0006)
+    p.scored(1, 1, True, 0.001)  # it gathered none
+    assert p.budget == pytest.approx(0.0003)
+    for _ in range(3):
+        p.scored(1, 1, True, 0.001)
+    assert p.budget == 0.0
+
+
+def test_budget_waits_one_kernel_run_only_when_arrivals_come_faster() -> None:
+    p = Budget(0.003)
+    p.scored(1, 1, False, 0.0004)  # one query's kernel: 0.4 ms
+    for t in range(10):
+        p.arrived(t * 0.001)  # a call every millisecond: slower than the kernel
+    assert p.deadline(0.01, 0.01, 1) is None
+    for t in range(40):
+        p.arrived(0.01 + t * 0.0001)  # every 0.1 ms
+    assert p.deadline(0.02, 0.02, 1) == pytest.approx(0.0204)
 
 
 def test_calls_arriving_close_together_wait_briefly_and_share_a_batch(pool: ThreadPoolExecutor) -> None:
@@ -90,7 +214,7 @@ def test_calls_arriving_close_together_wait_briefly_and_share_a_batch(pool: Thre
 
     async def main() -> list[int]:
         b: LoopBatcher[str, int, int] = LoopBatcher(lambda k, qs: list(qs), executor=pool, max_delay=3600.0,
-                                                    max_size=8, on_batch=sizes.append)
+                                                    max_size=8, on_batch=lambda size, waited: sizes.append(size))
         # a burst: arrivals far closer together than the allowed delay
         calls = [asyncio.ensure_future(b.submit("m", i)) for i in range(16)]
         return list(await asyncio.wait_for(asyncio.gather(*calls), timeout=60))
@@ -100,15 +224,16 @@ def test_calls_arriving_close_together_wait_briefly_and_share_a_batch(pool: Thre
     assert sizes == [8, 8]
 
 
-def test_a_wait_for_company_ends_once_the_calls_pause(pool: ThreadPoolExecutor) -> None:
-    """A burst, then nothing: the drain stops waiting after a few of the burst's gaps (an hour
+def test_a_timer_wait_for_company_ends_once_the_calls_pause(pool: ThreadPoolExecutor) -> None:
+    """The `timer` policy. A burst, then nothing: the drain stops waiting after a few of the burst's gaps (an hour
     is allowed, the batch is far from full) and scores what came. The first call, with no
     arrivals before it, is scored at once; the four after it wait for company together."""
     sizes: list[int] = []
 
     async def main() -> list[int]:
         b: LoopBatcher[str, int, int] = LoopBatcher(lambda k, qs: list(qs), executor=pool, max_delay=3600.0,
-                                                    max_size=64, on_batch=sizes.append)
+                                                    max_size=64, on_batch=lambda size, waited: sizes.append(size),
+                                                    policy="timer")
         calls = []
         for i in range(5):
             calls.append(asyncio.ensure_future(b.submit("m", i)))

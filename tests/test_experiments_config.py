@@ -77,6 +77,9 @@ BAD = [
      "experiments[0].arms[1].name"),
     ("[[experiments]]\nname='a'\nsalt='s'\nshare=1\narms=[{name='x', model='m'}]\n"
      "[[experiments]]\nname='b'\nsalt='s'\nshare=1\narms=[{name='x', model='m'}]", "experiments[1].salt"),
+    ("[[experiments]]\nname='a'\nsalt='s'\nshare=1\narms=[{name='x', model='m', weight=1e308}, "
+     "{name='y', model='m', weight=1e308}]", "experiments[0].arms"),
+    ("[[experiments]]\nname='a\\n'\nsalt='s'\nshare=1\narms=[{name='x', model='m'}]", "experiments[0].name"),
     ("this is not toml", "file"),
 ]
 

@@ -22,6 +22,10 @@ RANK: dict[str, int] = {
     "host": 0,
     "engine": 1,
     "artifact": 2,
+    # Learning between retrains, the model side: events, histories and the user solve. Built on
+    # the engine's Model alone, so the serving processes (serving, runtime) can use it and it
+    # never depends on how versions are stored or loaded.
+    "online": 2,
     "manager": 3,
     "training": 3,
     "store": 3,

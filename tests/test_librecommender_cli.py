@@ -57,6 +57,8 @@ def test_manifest_records_algorithm_source_and_hyper_parameters(tmp_path: pathli
     assert man["source"]["kind"] == "librecommender" and man["source"]["form"] == "tf_variables"
     assert man["training"]["hyper_parameters"]["loss_type"] == "bpr"
     assert {"cold_start_vector.npy", "default_items.npy"} <= set(man["files"])
+    # LibRecommender's files say nothing of event types or seen values: no feedback, documented
+    assert man["event_types"] == {} and man["as_of"] is None and "seen_weights.npy" not in man["files"]
 
 
 def test_import_with_reload_switches_a_running_sidecar(tmp_path: pathlib.Path,

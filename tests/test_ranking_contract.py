@@ -56,7 +56,8 @@ def artifact(tmp_path_factory: pytest.TempPathFactory) -> tuple[pathlib.Path, wr
 
 @pytest.fixture(scope="module")
 def stub(artifact: tuple[pathlib.Path, writer.ArtifactContent]) -> Iterator[reco_pb2_grpc.RecommenderStub]:
-    with running_sidecar(artifact[0], "ties", workers=2, extra_args=["--batch-max-delay-ms", "5"]) as sc:
+    with running_sidecar(artifact[0], "ties", workers=2, extra_args=["--batch-wait-policy", "timer",
+                                                                        "--batch-max-delay-ms", "5"]) as sc:
         yield sc.stub("ipv4:" + ",".join(sc.worker_addresses), **{"grpc.lb_policy_name": "round_robin"})
 
 

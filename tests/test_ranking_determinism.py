@@ -46,9 +46,11 @@ def model_root(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
 
 @pytest.fixture(scope="module")
 def sidecar(model_root: pathlib.Path) -> Iterator[Sidecar]:
-    # a longer batching window than the default makes concurrent calls share products often
+    # the timer policy with a longer window than the default waits for company whenever calls
+    # come fast, so concurrent calls share products often and in every size
     with running_sidecar(model_root, "det", workers=2,
-                         extra_args=["--metrics-port", "0", "--batch-max-delay-ms", "5",
+                         extra_args=["--metrics-port", "0", "--batch-wait-policy", "timer",
+                                     "--batch-max-delay-ms", "5",
                                      "--max-concurrent-rpcs", "256"]) as sc:
         yield sc
 

@@ -1,6 +1,7 @@
 import numpy as np
 import scipy.sparse as sp
 
+from reco_sidecar.engine.objective import Objective
 from reco_sidecar.training import algorithms, bpr
 
 
@@ -35,3 +36,11 @@ def test_algorithms_dispatch_on_params() -> None:
     users, items = algorithms.fit(m, params)
     assert users.shape[1] == items.shape[1] == 5
     assert algorithms.fold_in(params)["alpha"] == 1.0
+
+
+def test_bpr_learns_from_positive_pairs_only_and_records_the_ridge_objective() -> None:
+    m = sp.csr_matrix(np.array([[0.7, -0.3, 0.0, 1.0], [-1.0, 0.1, 0.4, 0.0]], dtype=np.float32))
+    assert bpr.liked(m).toarray().tolist() == [[np.float32(0.7), 0.0, 0.0, 1.0], [0.0, np.float32(0.1),
+                                                                             np.float32(0.4), 0.0]]
+    assert bpr.liked(m).nnz == 4 and m.nnz == 6  # the input is left alone
+    assert algorithms.objective(bpr.BprParams()) == Objective("implicit", alpha=1.0, regularization=0.1)

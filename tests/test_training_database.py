@@ -18,7 +18,7 @@ from reco_sidecar.artifact.manifest import Manifest
 from reco_sidecar.common import logs
 from reco_sidecar.common.errors import InvalidArgument
 from reco_sidecar.engine.query import RecQuery, Restriction
-from reco_sidecar.training import database
+from reco_sidecar.training import database, weights
 from tests.support.requires import require
 
 pytestmark = pytest.mark.postgres
@@ -107,6 +107,9 @@ def test_train_from_dsn_recommends_each_users_planted_taste(conn: psycopg.Connec
     assert man.source["kind"] == "database" and man.source["table"] == table
     assert "password" not in json_text(man)
     assert man.training["half_life_days"] == 30
+    # the version records the read's as_of and the types it weighted, for the online solve
+    assert man.as_of == AS_OF.timestamp()
+    assert {k: t.weight for k, t in man.event_types.items()} == weights.DEFAULT_TYPE_WEIGHTS
     assert man.metrics["ndcg_at_10"] > man.metrics["baseline_ndcg_at_10"]
 
 

@@ -12,15 +12,21 @@ def test_parse_reads_pairs_in_any_order_with_spaces() -> None:
     ("view", "is not type=weight"),
     ("=1", "is not type=weight"),
     ("view=abc", "not a number"),
-    ("view=0", "positive"),
-    ("view=-1", "positive"),
-    ("view=nan", "positive"),
+    ("view=0", "non-zero"),
+    ("view=nan", "non-zero"),
+    ("view=inf", "non-zero"),
+    ("view=2e6", "between -1e\\+06 and 1e\\+06"),
+    ("x" * 65 + "=1", "at most 64 bytes"),
     ("view=1,view=2", "twice"),
     (" , ", "no type=weight"),
 ])
 def test_parse_refuses_bad_input_saying_why(text: str, why: str) -> None:
     with pytest.raises(InvalidArgument, match=why):
         weights.parse(text)
+
+
+def test_a_negative_weight_makes_a_negative_type() -> None:
+    assert weights.parse("view=0.1,skip=-0.3,hide=-1") == {"view": 0.1, "skip": -0.3, "hide": -1.0}
 
 
 def test_defaults_rank_share_over_like_over_click_over_view() -> None:

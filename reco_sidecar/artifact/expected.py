@@ -45,6 +45,8 @@ def arrays(man: Manifest) -> dict[str, Array]:
         layout.SEEN_INDICES: Array(i32, (man.seen_count,)),
         layout.ITEM_POPULARITY: Array(f32, (i,)),
     }
+    if layout.SEEN_WEIGHTS in man.files:
+        out[layout.SEEN_WEIGHTS] = Array(f32, (man.seen_count,))
     if layout.COLD_START_VECTOR in man.files:
         out[layout.COLD_START_VECTOR] = Array(f32, (d,))
     if man.ann.exact_neighbours:

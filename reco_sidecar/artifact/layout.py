@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-FORMAT_VERSION = 1
+# 2 added seen_weights.npy and the manifest's event_types, objective and as_of (all optional,
+# so a version-1 directory is read as before; docs/model-format.md says what is then assumed).
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)
 MANIFEST = "manifest.json"
 USER_FACTORS = "user_factors.npy"
 ITEM_FACTORS = "item_factors.npy"
@@ -16,6 +19,8 @@ ANN_INDEX = "items.annoy"
 ITEM_METADATA = "item_metadata.msgpack"
 COLD_START_VECTOR = "cold_start_vector.npy"
 DEFAULT_ITEMS = "default_items.npy"
+# Each seen pair's training value, aligned with seen_indices (float32).
+SEEN_WEIGHTS = "seen_weights.npy"
 # Exact cosine neighbours of every item (rows and similarities), nearest first.
 ITEM_NEIGHBOURS = "item_neighbours.npy"
 ITEM_NEIGHBOUR_SCORES = "item_neighbour_scores.npy"
@@ -40,7 +45,7 @@ REQUIRED_FILES = (
     ITEM_POPULARITY,
     ANN_INDEX,
 )
-OPTIONAL_FILES = (ITEM_METADATA, COLD_START_VECTOR, DEFAULT_ITEMS, ITEM_NEIGHBOURS, ITEM_NEIGHBOUR_SCORES,
+OPTIONAL_FILES = (ITEM_METADATA, SEEN_WEIGHTS, COLD_START_VECTOR, DEFAULT_ITEMS, ITEM_NEIGHBOURS, ITEM_NEIGHBOUR_SCORES,
                   *NORM_ORDER_FILES, *USER_ID_FILES, *ITEM_ID_FILES)
 # Optional files that are written, and must be listed, together.
 GROUPS = (NORM_ORDER_FILES, USER_ID_FILES, ITEM_ID_FILES)

@@ -22,6 +22,7 @@ from reco_sidecar.artifact import expected, idmaps, layout, source
 from reco_sidecar.artifact import manifest as manifest_mod
 from reco_sidecar.artifact.manifest import Manifest
 from reco_sidecar.artifact.pinned import PinnedVersion
+from reco_sidecar.common import names
 from reco_sidecar.common.errors import ArtifactError
 from reco_sidecar.engine import ann, foldin, scoring
 from reco_sidecar.engine.idindex import DictIdIndex, IdIndex
@@ -34,11 +35,20 @@ __all__ = ["manifest_mod", "open_model", "verify"]
 def verify(version_dir: pathlib.Path, *, checksums_too: bool = True) -> Manifest:
     """Checks the manifest against the files on disk; returns the manifest."""
     with PinnedVersion(pathlib.Path(version_dir)) as pv:
-        _check(pv, checksums_too)
+        arrays = _check(pv, checksums_too)
+        # The factors' numbers too: a NaN the checksums vouch for fails every worker's open, so
+        # a version `latest` (or an arm, or the store) picked for it would crash-loop the pool.
+        # The pages were just read for the checksums: this pass costs no disk reads.
+        _factors_finite(pv, arrays)
         # Headers and index counts are cheap to read: checking them here lets the supervisor
         # refuse a bad version before any worker tries (and fails) to open it.
         _ann(pv).unload()
         return pv.manifest
+
+
+def _factors_finite(pv: PinnedVersion, arrays: dict[str, np.ndarray]) -> None:
+    for name in (layout.USER_FACTORS, layout.ITEM_FACTORS, layout.COLD_START_VECTOR, layout.SEEN_WEIGHTS):
+        _finite(pv, arrays, name)
 
 
 def _check(pv: PinnedVersion, checksums_too: bool) -> dict[str, np.ndarray]:
@@ -48,6 +58,12 @@ def _check(pv: PinnedVersion, checksums_too: bool) -> dict[str, np.ndarray]:
     number = source.version_number(pv.dir.name)
     if number is not None and number != man.version:
         raise ArtifactError(pv.dir, f"manifest says version {man.version}, directory says {pv.dir.name}")
+    # A version sits in its model's directory: the model it answers as (and labels metrics
+    # with) is the directory's, so a manifest naming another model is a copy put in the wrong
+    # place, not a version of this one.
+    if number is not None and pv.dir.parent.name != man.name:
+        raise ArtifactError(pv.dir, f"manifest names model {man.name!r}, but the version is in the directory of "
+                            f"model {names.printable(pv.dir.parent.name)}")
     pv.open_all(checksums_too=checksums_too)
     return {name: pv.array(name, spec) for name, spec in expected.arrays(man).items()}
 
@@ -138,7 +154,8 @@ def _finite(pv: PinnedVersion, arrays: dict[str, np.ndarray], name: str) -> None
         return
     for s in range(0, len(arr), 1 << 14):  # a chunk at a time: no boolean copy of the whole array
         if not np.isfinite(arr[s : s + (1 << 14)]).all():
-            raise ArtifactError(pv.file(name).path, "factors contain NaN or infinity")
+            what = "seen weights" if name == layout.SEEN_WEIGHTS else "factors"
+            raise ArtifactError(pv.file(name).path, f"{what} contain NaN or infinity")
 
 
 def _popular_rows(pv: PinnedVersion, popularity: np.ndarray, item_count: int) -> np.ndarray:
@@ -198,8 +215,7 @@ def open_model(version_dir: pathlib.Path, *, checksums_too: bool = True) -> Mode
         u, i = man.user_count, man.item_count
         user_factors, item_factors = arrays[layout.USER_FACTORS], arrays[layout.ITEM_FACTORS]
         indptr, indices = arrays[layout.SEEN_INDPTR], arrays[layout.SEEN_INDICES]
-        for name in (layout.USER_FACTORS, layout.ITEM_FACTORS, layout.COLD_START_VECTOR):
-            _finite(pv, arrays, name)
+        _factors_finite(pv, arrays)
         if indptr[0] != 0 or indptr[-1] != man.seen_count or (len(indptr) > 1 and np.any(np.diff(indptr) < 0)):
             raise ArtifactError(pv.file(layout.SEEN_INDPTR).path, "seen-item offsets are not a valid CSR index")
         if man.seen_count and (indices.min() < 0 or indices.max() >= i):
@@ -220,7 +236,8 @@ def open_model(version_dir: pathlib.Path, *, checksums_too: bool = True) -> Mode
         version=man.version,
         path=pv.dir,
         info=ModelInfo(algorithm=man.algorithm, metrics=dict(man.metrics), fold_in=dict(man.fold_in),
-                       search_k=man.ann.search_k),
+                       search_k=man.ann.search_k, objective=man.solve_objective(),
+                       event_types=dict(man.event_types), as_of=man.as_of),
         user_factors=user_factors,
         item_factors=item_factors,
         users=users,
@@ -237,4 +254,5 @@ def open_model(version_dir: pathlib.Path, *, checksums_too: bool = True) -> Mode
         load_seconds=time.perf_counter() - started,
         neighbours=neighbours,
         neighbour_scores=arrays.get(layout.ITEM_NEIGHBOUR_SCORES),
+        seen_weights=arrays.get(layout.SEEN_WEIGHTS),
     )

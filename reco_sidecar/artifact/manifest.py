@@ -16,6 +16,9 @@ from typing import Any, NoReturn
 
 from reco_sidecar.artifact import layout
 from reco_sidecar.common.errors import ArtifactError
+from reco_sidecar.engine import eventtypes, objective
+from reco_sidecar.engine.eventtypes import EventType
+from reco_sidecar.engine.objective import Objective
 
 # A manifest lists a few dozen files and some training notes; anything larger is not one, and
 # reading it whole would let a huge file stall whoever parses it.
@@ -29,6 +32,9 @@ MAX_FACTORS = 1 << 16
 # Larger than any disk; keeps every product of counts inside int64.
 MAX_BYTES = 2**53
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+# An event type's weight, either sign; bounded so that alpha x weight stays a sane confidence.
+MAX_TYPE_WEIGHT = 1e6
+MAX_EVENT_TYPES = 1024
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,19 @@ class Manifest:
     # Regularization and confidence scale used to solve a user's vector from items (fold-in).
     fold_in: dict[str, float] = field(default_factory=dict)
     source: dict[str, Any] = field(default_factory=dict)
+    # Format 2: the interaction types and weights training used, by name (empty: not recorded).
+    event_types: dict[str, EventType] = field(default_factory=dict)
+    # Format 2: the loss the factors were fitted to (None: not recorded, see `solve_objective`).
+    objective: Objective | None = None
+    # Format 2: Unix time the training data ends (None: not recorded).
+    as_of: float | None = None
+
+    def solve_objective(self) -> Objective:
+        """The recorded objective; for older versions implicit's form with fold_in's parameters."""
+        if self.objective is not None:
+            return self.objective
+        return Objective(objective.IMPLICIT, alpha=self.fold_in.get("alpha", 1.0),
+                         regularization=self.fold_in.get("regularization", 0.1))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -90,6 +109,10 @@ class Manifest:
             "metrics": self.metrics,
             "fold_in": self.fold_in,
             "source": self.source,
+            "event_types": {k: {"weight": v.weight, "excludes": v.excludes}
+                            for k, v in sorted(self.event_types.items())},
+            "objective": None if self.objective is None else self.objective.as_json(),
+            "as_of": self.as_of,
         }
 
 
@@ -158,6 +181,12 @@ class _Fields:
             self.fail(self.name(key), f"must be a string, got {_kind(value)}")
         if nonempty and not value:
             self.fail(self.name(key), "must not be empty")
+        return value
+
+    def boolean(self, key: str, default: object = ...) -> bool:
+        value = self.get(key, default)
+        if not isinstance(value, bool):
+            self.fail(self.name(key), f"must be true or false, got {_kind(value)}")
         return value
 
     def obj(self, key: str, default: object = ...) -> _Fields:
@@ -231,11 +260,46 @@ def _ann(f: _Fields, item_count: int) -> AnnParams:
     )
 
 
+def _event_types(f: _Fields) -> dict[str, EventType]:
+    section = f.obj("event_types", {})
+    if len(section.raw) > MAX_EVENT_TYPES:
+        section.fail(section.path, f"lists more than {MAX_EVENT_TYPES} types")
+    out: dict[str, EventType] = {}
+    for name in section.raw:
+        label = f'event_types["{name}"]'
+        if not name or len(name.encode("utf-8", "surrogatepass")) > eventtypes.MAX_NAME_BYTES:
+            section.fail(label, f"needs a name of 1 to {eventtypes.MAX_NAME_BYTES} bytes")
+        entry = _Fields(section.raw[name], label, f.where)
+        weight = entry.number("weight", -MAX_TYPE_WEIGHT, MAX_TYPE_WEIGHT)
+        if weight == 0:
+            entry.fail(entry.name("weight"), "must not be 0 (a type that counts nothing is left out)")
+        out[name] = EventType(weight, entry.boolean("excludes", eventtypes.default_excludes(name, weight)))
+    return out
+
+
+def _objective(f: _Fields) -> Objective | None:
+    if f.get("objective", None) is None:
+        return None
+    section = f.obj("objective")
+    form = section.string("form")
+    if form not in objective.FORMS:
+        section.fail(section.name("form"), f"must be one of {', '.join(objective.FORMS)}, got {form!r}")
+    return Objective(form, alpha=section.number("alpha", 0.0, 1e12),
+                     regularization=section.number("regularization", 0.0, 1e12))
+
+
+def _as_of(f: _Fields) -> float | None:
+    if f.get("as_of", None) is None:
+        return None
+    return f.number("as_of", 0.0, 1e11)
+
+
 def parse(raw: object, where: object) -> Manifest:
     f = _Fields(raw, "", where)
     fmt = f.integer("format_version", 0, 2**31)
-    if fmt != layout.FORMAT_VERSION:
-        raise ArtifactError(where, f"format_version {fmt} is not supported (expected {layout.FORMAT_VERSION})")
+    if fmt not in layout.READABLE_FORMATS:
+        raise ArtifactError(where, f"format_version {fmt} is not supported (expected one of "
+                            f"{', '.join(map(str, layout.READABLE_FORMATS))})")
     item_count = f.integer("item_count", 1, MAX_ROWS)
     return Manifest(
         format_version=fmt,
@@ -254,6 +318,9 @@ def parse(raw: object, where: object) -> Manifest:
         metrics=_numbers(f, "metrics", -math.inf, math.inf, finite=False),
         fold_in=_numbers(f, "fold_in", 0.0, 1e12),
         source=_free_form(f, "source"),
+        event_types=_event_types(f),
+        objective=_objective(f),
+        as_of=_as_of(f),
     )
 
 

@@ -21,6 +21,8 @@ from reco_sidecar.artifact.durable import fsync_path
 from reco_sidecar.artifact.manifest import AnnParams, FileEntry, Manifest
 from reco_sidecar.artifact.source import list_versions
 from reco_sidecar.engine import ann, scoring
+from reco_sidecar.engine.eventtypes import EventType
+from reco_sidecar.engine.objective import Objective
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,12 @@ class ArtifactContent:
     item_metadata: ItemMetadata | None = None
     cold_start_vector: np.ndarray | None = None
     default_items: np.ndarray | None = None
+    # Each seen pair's training value r, aligned with seen_indices (None: not known).
+    seen_weights: np.ndarray | None = None
+    event_types: dict[str, EventType] = field(default_factory=dict)
+    objective: Objective | None = None
+    # Unix time the training data ends.
+    as_of: float | None = None
 
 
 # Above this many items the all-pairs product for the exact table gets too slow to build.
@@ -63,6 +71,8 @@ def _write_files(tmp: pathlib.Path, c: ArtifactContent, ann_trees: int, ann_reca
     np.save(tmp / layout.ITEM_FACTORS, np.ascontiguousarray(c.item_factors, dtype=np.float32))
     np.save(tmp / layout.SEEN_INDPTR, np.asarray(c.seen_indptr, dtype=np.int64))
     np.save(tmp / layout.SEEN_INDICES, np.asarray(c.seen_indices, dtype=np.int32))
+    if c.seen_weights is not None:
+        np.save(tmp / layout.SEEN_WEIGHTS, np.asarray(c.seen_weights, dtype=np.float32))
     np.save(tmp / layout.ITEM_POPULARITY, np.asarray(c.item_popularity, dtype=np.float32))
     for ids, name, derived in ((c.user_ids, layout.USER_IDS, layout.USER_ID_FILES),
                                (c.item_ids, layout.ITEM_IDS, layout.ITEM_ID_FILES)):
@@ -163,4 +173,7 @@ def _manifest(
         metrics=c.metrics,
         fold_in=c.fold_in,
         source=c.source,
+        event_types=dict(c.event_types),
+        objective=c.objective,
+        as_of=c.as_of,
     )

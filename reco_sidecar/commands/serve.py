@@ -40,7 +40,13 @@ def _fail(code: ExitCode, message: str) -> int:
 def _model_names(root: pathlib.Path, requested: tuple[str, ...] | None, default: str | None
                  ) -> tuple[tuple[str, ...], str]:
     """The models to serve and the default one: every --model, or every model under the root."""
-    models = tuple(requested or source.list_models(root))
+    if requested:
+        models = tuple(requested)
+    else:
+        found, skipped = source.discover_models(root)
+        for name, reason in skipped:
+            log.warning("model_skipped", name=name, reason=reason)
+        models = tuple(found)
     if not models:
         raise ValueError(f"--model is needed: {root} holds no models")
     if default:

@@ -11,6 +11,7 @@ from typing import Any
 
 from reco_sidecar.commands import store_publish
 from reco_sidecar.common.errors import InvalidArgument
+from reco_sidecar.engine import eventtypes
 from reco_sidecar.training import algorithms, als, bpr, database, interactions, items, pipeline, report, weights
 from reco_sidecar.training.interactions import Interactions
 
@@ -28,11 +29,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     src.add_argument("--type-column", default=tab.type_column)
     src.add_argument("--time-column", default=tab.time_column)
     src.add_argument("--weights", type=_weights, default=dict(weights.DEFAULT_TYPE_WEIGHTS),
-                     help="interaction type weights; other types are ignored (default: "
+                     help="interaction type weights, recorded in the version as the event types it "
+                     "accepts online; a negative weight (skip=-0.3, hide=-1) marks a negative type; other "
+                     "types are ignored (default: "
                      + ",".join(f"{k}={v:g}" for k, v in weights.DEFAULT_TYPE_WEIGHTS.items()) + ")")
     src.add_argument("--half-life-days", type=float, help="time decay: an interaction this old counts half")
     src.add_argument("--as-of", type=_timestamp,
-                     help="ISO time that ages are measured from (default: now); fixes a re-run's weights")
+                     help="ISO time that ages are measured from (default: now); fixes a re-run's weights. "
+                     "With --interactions, CSV rows dated after it are left out. Recorded in the version "
+                     "as the time its training data ends")
     src.add_argument("--batch-size", type=int, default=50_000, help="rows fetched per round trip")
     p.add_argument("--items", type=pathlib.Path,
                    help="item metadata CSV item_id,category,tags[,created_at][,creator...]")
@@ -98,7 +103,9 @@ def _load(args: argparse.Namespace) -> tuple[Interactions, dict[str, Any], dict[
     if (args.interactions is None) == (args.dsn is None):
         raise InvalidArgument("give exactly one of --interactions CSV or --dsn", field="interactions")
     if args.interactions is not None:
-        return interactions.read_csv(args.interactions), {"kind": "csv", "path": str(args.interactions)}, {}
+        until = None if args.as_of is None else args.as_of.timestamp()
+        return (interactions.read_csv(args.interactions, until=until),
+                {"kind": "csv", "path": str(args.interactions)}, {})
     spec = database.ReadSpec(
         table=database.TableSpec(args.table, args.user_column, args.item_column, args.type_column,
                                  args.time_column),
@@ -109,6 +116,7 @@ def _load(args: argparse.Namespace) -> tuple[Interactions, dict[str, Any], dict[
     )
     source = {"kind": "database", **database.describe_dsn(args.dsn), **spec.table.as_dict()}
     data, as_of = database.read_interactions(args.dsn, spec, show_progress=args.progress)
+    data = Interactions(data.user_ids, data.item_ids, data.matrix, as_of.timestamp())
     read = {"type_weights": spec.type_weights, "half_life_days": spec.half_life_days,
             "as_of": as_of.isoformat()}
     return data, source, read
@@ -134,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
         exact_neighbours=args.exact_neighbours,
         show_progress=args.progress,
         first_version=first_version,
+        event_types=eventtypes.from_weights(args.weights),
     )
     if published.metrics:
         # stdout carries only the published path, for scripts.

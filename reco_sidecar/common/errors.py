@@ -17,6 +17,19 @@ class RecoError(Exception):
         return f"{self.field}: {self.message}" if self.field else self.message
 
 
+# A client's value quoted in an error message is cut to this many characters: a message
+# travels in a trailer, and past about 8 KiB a default client refuses the trailer itself
+# (RESOURCE_EXHAUSTED instead of the code that says what was wrong).
+ECHO_CHARS = 80
+
+
+def echo(value: str) -> str:
+    """`value` as an error message quotes it: repr, cut to ECHO_CHARS characters."""
+    if len(value) <= ECHO_CHARS:
+        return repr(value)
+    return f"{value[:ECHO_CHARS]!r}... ({len(value)} characters)"
+
+
 class InvalidArgument(RecoError):
     pass
 

@@ -7,15 +7,17 @@ service's business. Recommendation is batch-first: many queries share one matrix
 from __future__ import annotations
 
 import pathlib
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 from annoy import AnnoyIndex
 
 from reco_sidecar.engine import exactdot, foldin, scoring
+from reco_sidecar.engine.eventtypes import EventType
 from reco_sidecar.engine.idindex import IdIndex
 from reco_sidecar.engine.metadata import ItemCatalog
+from reco_sidecar.engine.objective import Objective
 from reco_sidecar.engine.query import Ranked, RecQuery, Restriction, Source
 from reco_sidecar.engine.topk import decode_keys, sort_keys
 
@@ -28,6 +30,12 @@ class ModelInfo:
     metrics: dict[str, float]
     fold_in: dict[str, float]
     search_k: int
+    # The loss every serving-time solve uses (recent items, online events).
+    objective: Objective = field(default_factory=Objective)
+    # The interaction types training weighted, by name (empty: the version does not say).
+    event_types: Mapping[str, EventType] = field(default_factory=dict)
+    # Unix time the training data ends: interactions at or before it are in the factors.
+    as_of: float | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,6 +66,9 @@ class Model:
     # Exact neighbour table (item rows and cosine), when the artifact has one.
     neighbours: np.ndarray | None = None
     neighbour_scores: np.ndarray | None = None
+    # Each seen pair's training value r (type weight x event weight x decay, summed), aligned
+    # with seen_indices; None for versions written before it existed (every value is then 1).
+    seen_weights: np.ndarray | None = None
 
     @property
     def factors(self) -> int:
@@ -66,15 +77,21 @@ class Model:
     def seen_rows(self, user_row: int) -> np.ndarray:
         return np.asarray(self.seen_indices[self.seen_indptr[user_row] : self.seen_indptr[user_row + 1]])
 
+    def history(self, user_row: int) -> tuple[np.ndarray, np.ndarray]:
+        """The user's trained interactions: (item rows int64, values r float64), aligned."""
+        start, end = int(self.seen_indptr[user_row]), int(self.seen_indptr[user_row + 1])
+        rows = np.asarray(self.seen_indices[start:end], dtype=np.int64)
+        if self.seen_weights is None:
+            return rows, np.ones(len(rows))
+        return rows, np.asarray(self.seen_weights[start:end], dtype=np.float64)
+
+    def solve(self, item_rows: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """A user's vector from a whole history (unique rows, values r), item factors fixed."""
+        return foldin.solve(self.item_factors, self.yty, item_rows, values, self.info.objective)
+
     def fold_in(self, item_rows: np.ndarray) -> np.ndarray:
-        params = self.info.fold_in
-        return foldin.solve_user(
-            self.item_factors,
-            self.yty,
-            item_rows,
-            regularization=params.get("regularization", 0.1),
-            alpha=params.get("alpha", 1.0),
-        )
+        """A vector from recent items alone, each valued 1 (a CSV interaction's default)."""
+        return self.solve(item_rows, np.ones(len(item_rows)))
 
     # -- recommendation -------------------------------------------------------------------
 

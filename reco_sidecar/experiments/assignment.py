@@ -14,7 +14,7 @@ import hashlib
 import itertools
 from dataclasses import dataclass
 
-from reco_sidecar.common.errors import InvalidArgument
+from reco_sidecar.common.errors import InvalidArgument, echo
 from reco_sidecar.experiments.config import Arm, Experiment, ExperimentSet
 
 _SCALE = float(1 << 64)
@@ -59,11 +59,11 @@ def resolve(experiments: ExperimentSet, user_id: str, *, experiment: str = "", a
     if experiment:
         exp = experiments.get(experiment)
         if exp is None:
-            raise InvalidArgument(f"no active experiment named {experiment!r}", field="experiment")
+            raise InvalidArgument(f"no active experiment named {echo(experiment)}", field="experiment")
         if arm:
             chosen = exp.arm(arm)
             if chosen is None or chosen.shadow:
-                raise InvalidArgument(f"experiment {experiment!r} has no served arm {arm!r}", field="arm")
+                raise InvalidArgument(f"experiment {echo(experiment)} has no served arm {echo(arm)}", field="arm")
             return Assignment(exp, chosen, overridden=True)
         found = assign(exp, user_id)
         return Assignment(exp, found) if found is not None else None

@@ -31,7 +31,8 @@ from typing import Any
 from reco_sidecar.common.errors import InvalidArgument
 
 BASELINES = ("popular", "random")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# Matched whole (fullmatch): `$` would also accept a name ending in a newline.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 MAX_EXPERIMENTS = 64
 MAX_ARMS = 16
 MAX_FILE_BYTES = 1 << 20
@@ -139,6 +140,10 @@ def _experiment(raw: Any, where: str) -> Experiment:
     _unique([a.name for a in arms], f"{where}.arms", "name")
     if not any(not a.shadow for a in arms):
         raise ExperimentFileError("needs at least one arm that is not a shadow", field=f"{where}.arms")
+    # Each weight is finite, their sum need not be (1e308 + 1e308): an infinite total would send
+    # every user to the last arm.
+    if not math.isfinite(sum(a.weight for a in arms)):
+        raise ExperimentFileError("the weights' sum must be a finite number", field=f"{where}.arms")
     return Experiment(name=name, salt=salt, share=share, arms=arms)
 
 
@@ -190,7 +195,7 @@ def _keys(t: dict[str, Any], where: str, *, required: set[str], optional: set[st
 
 
 def _name(raw: Any, where: str) -> str:
-    if not isinstance(raw, str) or not _NAME.match(raw):
+    if not isinstance(raw, str) or not _NAME.fullmatch(raw):
         raise ExperimentFileError("must be 1-64 characters of letters, digits, '_', '.', '-'", field=where)
     return raw
 

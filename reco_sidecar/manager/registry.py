@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 
-from reco_sidecar.common.errors import NotFound, Unavailable
+from reco_sidecar.common.errors import NotFound, Unavailable, echo
 from reco_sidecar.manager.manager import ModelManager
 
 
@@ -31,7 +31,7 @@ class ModelRegistry:
         """The manager of `name` ('' is the default model); NotFound for any other name."""
         manager = self._managers.get(name or self.default)
         if manager is None:
-            raise NotFound(f"this sidecar serves no model {name!r} (it serves {', '.join(self.names)})",
+            raise NotFound(f"this sidecar serves no model {echo(name)} (it serves {', '.join(self.names)})",
                            field="model")
         return manager
 

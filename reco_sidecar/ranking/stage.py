@@ -51,6 +51,13 @@ def retrieval_query(query: RecQuery, k: int) -> RecQuery:
                     include_seen=query.include_seen, seen_rows=query.seen_rows)
 
 
+def deeper(model: Model, query: RecQuery) -> Callable[[int], Ranked]:
+    """A deeper retrieval for the same query, scored directly (rare: caps or boosts past the first)."""
+    def retrieve(k: int) -> Ranked:
+        return model.recommend([retrieval_query(query, k)])[0]
+    return retrieve
+
+
 def _explicit(model: Model, c: Compiled, query: RecQuery) -> Ranked | None:
     """Pins and boosted items this user may be shown, with their scores."""
     if not len(c.explicit):

@@ -1,7 +1,8 @@
 """BatchRecommend with experiments: each user is answered by the arm Recommend would give
-them (the same assignment), so a batch job keeps every user in their arm. The experiments and
-every model an arm answers with are taken once, at the stream's start, like the requested
-model: a rollout or a Reload during the stream changes nothing in it."""
+them (the same assignment), so a batch job keeps every user in their arm. The experiments,
+and every model an arm answers with (at the version it pins), are taken once, at the
+stream's start, like the requested model: the stream never looks an arm's model up again, so
+a rollout or a Reload during the stream changes nothing in it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from reco_sidecar.engine.model import Model
-from reco_sidecar.engine.query import Ranked, RecQuery, Restriction
+from reco_sidecar.engine.query import Restriction
+from reco_sidecar.experiments import assignment
 from reco_sidecar.experiments.config import ExperimentSet
 from reco_sidecar.gen.reco.v1 import reco_pb2
 from reco_sidecar.manager.manager import ModelManager
@@ -35,24 +37,32 @@ class BatchArms:
         self._request = request
         self.experiments: ExperimentSet = arms.covering(requested)
         self._targets: dict[int, Target] = {id(requested): Target(model, restriction)}
-        for manager in arms.managers(self.experiments, requested):
-            if id(manager) not in self._targets:
-                other = leases.enter_context(manager.lease())
-                # `restrict`: what every answer leaves out besides the filter (hidden items)
-                self._targets[id(manager)] = Target(other, restrict(other, rq.restriction(other, request.filter,
-                                                                                            limits)))
+        # (experiment, arm) -> the manager it answers with, as served at the stream's start
+        self._managers: dict[tuple[str, str], ModelManager] = {}
+        for e in self.experiments.experiments:
+            for a in e.served_arms:
+                manager = self._managers[(e.name, a.name)] = arms.manager_of(a, requested)
+                if id(manager) not in self._targets:
+                    other = leases.enter_context(manager.lease())
+                    # `restrict`: what every answer leaves out besides the filter (hidden items)
+                    self._targets[id(manager)] = Target(other, restrict(other, rq.restriction(other, request.filter,
+                                                                                                limits)))
 
     @property
     def active(self) -> bool:
         return bool(self.experiments.experiments)
 
     def choose(self, user_id: str) -> Choice:
-        return self._arms.assign(self.experiments, self._requested, user_id)
+        found = assignment.resolve(self.experiments, user_id)
+        if found is None:
+            return Choice(self._requested)
+        manager = self._managers[(found.experiment.name, found.arm.name)]
+        return Choice(manager, found.experiment, found.arm, found.overridden)
 
     def on_requested(self, choice: Choice) -> bool:
-        """Whether the requested model's own chunk product answers this user."""
-        arm = choice.arm
-        return arm is None or (arm.baseline is None and choice.manager is self._requested)
+        """Whether the requested model's own product answers this user, in the chunk's one
+        matrix product."""
+        return choice.arm is None or (not choice.baseline and choice.manager is self._requested)
 
     def target(self, choice: Choice) -> Target:
         return self._targets[id(choice.manager)]
@@ -61,28 +71,3 @@ class BatchArms:
         r = self._request
         return reco_pb2.RecommendRequest(model=r.model, user_id=user_id, n=r.n, filter=r.filter,
                                          disable_fallback=r.disable_fallback)
-
-    def rank_other(self, choice: Choice, user_ids: list[str]) -> list[Ranked | None]:
-        """Users of one arm whose answer does not come from the requested model's chunk
-        product: a baseline arm, or another model or version. None: unknown user with
-        disable_fallback."""
-        target = self.target(choice)
-        model, request = target.model, self._request
-        out: list[Ranked | None] = [None] * len(user_ids)
-        queries: list[tuple[int, RecQuery]] = []
-        for k, user_id in enumerate(user_ids):
-            baseline = self._arms.rank(choice, model, self.shadow_request(user_id), target.restriction)
-            if baseline is not None:
-                out[k] = baseline
-                continue
-            row = model.users.row(user_id)
-            if row is None:
-                if not request.disable_fallback:
-                    out[k] = model.popular(0, request.n, target.restriction)
-                continue
-            queries.append((k, RecQuery(0, request.n, target.restriction, user_row=row,
-                                        include_seen=request.filter.include_seen)))
-        if queries:
-            for (k, _), ranked in zip(queries, model.recommend([q for _, q in queries]), strict=True):
-                out[k] = ranked
-        return out

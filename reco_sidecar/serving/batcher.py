@@ -3,11 +3,11 @@ product. Small batches are scored on the loop; large ones off it, in an executor
 BLAS release the GIL there).
 
 No thread hands a request to another: a caller queues its query and awaits a future; one
-drain task per burst takes everything queued and scores it. The wait for company adapts:
-the drain waits (at most max_delay after the first queued query, and no longer than
-QUIET_GAPS recent inter-arrival gaps without a new one) only while calls are arriving
-faster than max_delay; a lone request at low load is scored at once. Calls that arrive
-while a batch is being scored queue up and form the next batch without any wait.
+drain task per burst takes everything queued and scores it. Whether the drain first waits
+for company is the wait policy's call (serving/batch_wait.py); the default waits only while
+a Recommend call is in flight in this worker but not yet queued, so a lone caller is scored
+at once and, under load, each batch is whatever queued while the previous one was scored.
+Calls that arrive in the same loop turns as the first share its batch either way.
 
 Where a batch is scored (`inline_max`): handing a batch to the executor and back costs the
 loop a future, a thread wake-up, a self-pipe write and another loop turn, and the GIL passed
@@ -15,19 +15,19 @@ twice while other calls are being served: 16-26 % of a busy worker's samples in 
 more than the kernel itself for a few queries (docs/performance.md measures both). The
 executor buys only that the loop keeps serving I/O while BLAS runs, which matters when a
 batch's kernel time is long against the latency targets; so batches of at most `inline_max`
-queries are scored on the loop, larger ones in the executor. A lone call still goes through
-a drain task, so calls that arrive in the same loop turn share its batch.
+queries are scored on the loop, larger ones in the executor.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from typing import Generic, TypeVar
 
 from reco_sidecar.common import logs
+from reco_sidecar.serving import batch_wait
 
 log = logs.get(__name__)
 
@@ -35,19 +35,17 @@ K = TypeVar("K")  # what queries must share to be batched together (the model)
 Q = TypeVar("Q")
 R = TypeVar("R")
 
-# Weight of the newest gap in the moving average of inter-arrival gaps.
-_GAP_WEIGHT = 0.2
-# A wait ends early once no call has come for this many mean gaps: for arrivals at random
-# (Poisson) a gap that long happens 2 % of the time (e^-4), so the stream has most likely
-# paused. At 2 (13 %) waits were cut while calls were still coming, batches stayed small and
-# each query paid the single-query kernel and its own socket write: against the batched
-# floor at 1,000 RPS offered, 1.13-1.32 x its CPU and a p99 of 15-30 ms, against 1.01-1.07 x
-# and 14 ms with 4 and a 3 ms max_delay (docs/performance.md).
-QUIET_GAPS = 4.0
+
+def _none_in_flight() -> int:
+    return 0
 
 
 class LoopBatcher(Generic[K, Q, R]):
-    """Must be used from one event loop only (the worker's)."""
+    """Must be used from one event loop only (the worker's).
+
+    `in_flight()` counts the worker's Recommend calls that have started and not ended (the
+    call gate's count); those not inside `submit` are the company the `in-flight` policy
+    waits for. `on_batch(size, waited)` is told of every batch scored."""
 
     def __init__(
         self,
@@ -57,28 +55,35 @@ class LoopBatcher(Generic[K, Q, R]):
         max_delay: float,
         max_size: int,
         inline_max: int = 0,
-        on_batch: Callable[[int], None] | None = None,
+        on_batch: Callable[[int, bool], None] | None = None,
+        in_flight: Callable[[], int] = _none_in_flight,
+        policy: str = batch_wait.DEFAULT_POLICY,
     ) -> None:
         self._score = score
         self._executor = executor
-        self._max_delay = max_delay
         self._max_size = max_size
         self._inline_max = inline_max
         self._on_batch = on_batch
+        self._in_flight = in_flight
+        self._max_delay = max_delay
+        self._policy = batch_wait.policy(policy, max_delay, self.arriving)
         self._queue: list[tuple[K, Q, asyncio.Future[R]]] = []
         self._first_at = 0.0
         self._draining = False
-        self._last_at = -math.inf
-        self._gap = math.inf
         self._wake: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None  # the running drain (a reference keeps it alive)
+        self.submitted = 0  # calls inside `submit` now: queued, being scored, or answered and not yet resumed
+        self.waits = 0  # batches whose drain waited for company before scoring
+        self.batches = 0
+
+    def arriving(self) -> int:
+        """Recommend calls in flight in this worker that have not reached `submit`."""
+        return max(0, self._in_flight() - self.submitted)
 
     async def submit(self, key: K, query: Q) -> R:
         loop = asyncio.get_running_loop()
         now = loop.time()
-        gap = now - self._last_at
-        self._last_at = now
-        self._gap = gap if math.isinf(self._gap) else (1 - _GAP_WEIGHT) * self._gap + _GAP_WEIGHT * gap
+        self._policy.arrived(now)
         future: asyncio.Future[R] = loop.create_future()
         if not self._queue:
             self._first_at = now
@@ -86,18 +91,36 @@ class LoopBatcher(Generic[K, Q, R]):
         if not self._draining:
             self._draining = True
             self._task = loop.create_task(self._drain())
-        elif len(self._queue) >= self._max_size and self._wake is not None and not self._wake.done():
+        elif ((self._policy.wake_on_arrival or len(self._queue) >= self._max_size)
+              and self._wake is not None and not self._wake.done()):
             self._wake.set_result(None)
-        return await future
+        self.submitted += 1
+        try:
+            return await future
+        finally:
+            self.submitted -= 1
 
-    def _should_wait(self) -> bool:
-        return self._max_delay > 0 and len(self._queue) < self._max_size and self._gap < self._max_delay
+    async def _gather(self, loop: asyncio.AbstractEventLoop, seen: int) -> bool:
+        """Waits for company while the policy says so; True if it waited at all. `seen`: the
+        queue's length when this drain last looked (1 for a new drain: its own query).
 
-    async def _gather(self, loop: asyncio.AbstractEventLoop) -> None:
-        while self._should_wait():
-            end = min(self._first_at + self._max_delay, self._last_at + QUIET_GAPS * self._gap)
-            if loop.time() >= end:
-                return
+        A policy that follows arrivals first waits loop turn by loop turn while each turn
+        brings more queries: under load grpc.aio hands the loop one new call every turn or
+        two, so a batch scored on the first turn would hold one or two of the calls already
+        received. A turn costs microseconds when the loop is idle, and when it is busy it is
+        spent answering other calls. A lone call, or calls that stopped coming, end it at once."""
+        waited = False
+        while len(self._queue) < self._max_size:
+            if (self._policy.follows_arrivals and len(self._queue) > seen
+                    and loop.time() < self._first_at + self._max_delay):
+                seen = len(self._queue)
+                waited = True
+                await asyncio.sleep(0)
+                continue
+            end = self._policy.deadline(loop.time(), self._first_at, len(self._queue))
+            if end is None or loop.time() >= end:
+                break
+            waited = True
             wake: asyncio.Future[None] = loop.create_future()
             self._wake = wake
             timer = loop.call_at(end, _resolve, wake)
@@ -106,12 +129,18 @@ class LoopBatcher(Generic[K, Q, R]):
             finally:
                 timer.cancel()
                 self._wake = None
+            seen = len(self._queue)
+        return waited
 
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
+        seen = 1
         try:
             while self._queue:
-                await self._gather(loop)
+                queued = len(self._queue)
+                waited = await self._gather(loop, seen)
+                if waited:
+                    self.waits += 1
                 batch = self._queue[: self._max_size]
                 del self._queue[: self._max_size]
                 if self._queue:
@@ -121,7 +150,16 @@ class LoopBatcher(Generic[K, Q, R]):
                     if not entry[2].done():  # a cancelled call needs no answer
                         groups.setdefault(id(entry[0]), []).append(entry)
                 for group in groups.values():
+                    started = time.perf_counter()
                     await self._score_group(loop, group)
+                    self._policy.scored(len(group), min(queued, len(group)), waited,
+                                        time.perf_counter() - started)
+                    self.batches += 1
+                    if self._on_batch is not None:
+                        self._on_batch(len(group), waited)
+                # what queued while this batch was scored is the next batch, with no wait for
+                # more unless more keep coming
+                seen = len(self._queue)
         finally:
             self._draining = False
 
@@ -142,8 +180,6 @@ class LoopBatcher(Generic[K, Q, R]):
             for (_, _, future), result in zip(group, results, strict=True):
                 if not future.done():
                     future.set_result(result)
-        if self._on_batch is not None:
-            self._on_batch(len(group))
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

@@ -1,6 +1,9 @@
 """The grpc.aio method handlers of a worker: every Recommender call passes one gate that
-limits concurrency, checks the bearer token, parses the request, turns domain errors into
-status codes and counts and logs the call. No interceptor chain: the gate is the handler.
+limits concurrency, bounds the memory open streams' requests hold, parses the request, turns
+domain errors into status codes and counts and logs the call. The bearer token is checked
+before that, from the call's metadata alone, by the one interceptor (`CredentialsFirst`):
+gRPC hands a unary handler the whole request body, so a call without a valid token is given
+a handler that never reads it.
 
 Requests arrive as raw bytes and are parsed here, so malformed bytes are INVALID_ARGUMENT
 (grpc's own deserializer failure is INTERNAL). Health and reflection are not behind the
@@ -23,12 +26,21 @@ from reco_sidecar.common import logs
 from reco_sidecar.common.errors import RecoError
 from reco_sidecar.gen.reco.v1 import reco_pb2
 from reco_sidecar.serving.auth import Authenticator
+from reco_sidecar.serving.codes import status_code
 from reco_sidecar.serving.names import SERVICE
 from reco_sidecar.serving.observe import AccessLog, Tally
-from reco_sidecar.serving.service import Facts, RecommenderService, status_code
+from reco_sidecar.serving.service import Facts, RecommenderService
 
 log = logs.get(__name__)
 
+
+# The caller's x-request-id is logged cut to this: it is the client's to choose, and a
+# failed call is always logged.
+MAX_REQUEST_ID_CHARS = 128
+# A status message is cut to this many characters, whatever raised it: it travels in a
+# trailer, and past about 8 KiB a default client reports RESOURCE_EXHAUSTED instead of the
+# code. Messages quote clients' values cut already (common.errors.echo); this is the bound.
+MAX_STATUS_MESSAGE_CHARS = 1024
 
 Unary = Callable[[Any, Facts], Awaitable[Message]]
 Streaming = Callable[[Any, Facts], AsyncIterator[Message]]
@@ -41,33 +53,63 @@ class _Refused(Exception):
         self.message = message
 
 
+# A BatchRecommend stream holds its request for its whole life: the bytes gRPC received, its
+# own copy, and the parsed message (upb keeps every id and a view of it, 3.1 times the wire
+# size for 1M ten-byte ids). Measured on a worker, a 1M-user request of 14 MB raised its
+# resident memory by 68-75 MB while the stream stayed open.
+HELD_PER_REQUEST_BYTE = 5
+MB = 1 << 20
+
+
+class RequestMemory:
+    """What the requests of open BatchRecommend streams hold on one worker, read or not,
+    against --batch-memory-mb. A stream always starts when no other holds any, so the largest
+    request --max-message-bytes admits can always be answered."""
+
+    def __init__(self, limit_bytes: int) -> None:
+        self.limit = limit_bytes
+        self.held = 0
+
+    def take(self, request_bytes: int) -> int:
+        """Reserves a request's share and returns it; raises _Refused past the limit."""
+        need = request_bytes * HELD_PER_REQUEST_BYTE
+        if self.held and self.held + need > self.limit:
+            raise _Refused(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                           f"user_ids: this request ({request_bytes / MB:.1f} MB) holds {need / MB:.0f} MB while it "
+                           f"streams, and open BatchRecommend streams on this worker hold {self.held / MB:.0f} MB of "
+                           f"the {self.limit // MB} MB --batch-memory-mb allows; retry when they end, or send "
+                           "fewer users per call")
+        self.held += need
+        return need
+
+    def give(self, share: int) -> None:
+        self.held -= share
+
+
 class Gate:
     """State shared by every Recommender call of one worker (all on its event loop)."""
 
-    def __init__(self, *, limit: int, authenticator: Authenticator | None, tally: Tally,
-                 access_log: AccessLog) -> None:
+    def __init__(self, *, limit: int, tally: Tally, access_log: AccessLog,
+                 batch_memory_bytes: int = 256 * MB) -> None:
         self.limit = limit
         self.in_flight = 0
+        # Recommend calls among them: the batcher's signal that company is on its way
+        self.recommends_in_flight = 0
         self.calls = 0
-        self.auth = authenticator
         self.tally = tally
         self.access_log = access_log
+        self.requests = RequestMemory(batch_memory_bytes)
 
     def counts(self) -> tuple[int, int]:
         """(calls started so far, calls running now): a worker's activity, for idle shutdown.
         Only calls that passed the limit and the token count; a running stream is activity."""
         return self.calls, self.in_flight
 
-    def enter(self, path: str, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    def enter(self) -> None:
         """Raises _Refused; otherwise the call counts as in flight until it ends."""
         if self.in_flight >= self.limit:
             raise _Refused(grpc.StatusCode.RESOURCE_EXHAUSTED,
                            f"more than {self.limit} calls in flight on this worker (--max-concurrent-rpcs)")
-        if self.auth is not None:
-            authorization = _metadata(context).get("authorization")
-            refused = self.auth.check(path, authorization)
-            if refused is not None:
-                raise _Refused(*refused)
         self.calls += 1
         self.in_flight += 1
 
@@ -84,7 +126,7 @@ class Gate:
                 self.tally.response(method, name, n)
         if self.access_log.wanted(code, seconds):
             shown = {k: v for k, v in facts.items() if k != "sources"}
-            request_id = str(_metadata(context).get("x-request-id", ""))
+            request_id = str(_metadata(context).get("x-request-id", ""))[:MAX_REQUEST_ID_CHARS]
             self.access_log.write(method, code, seconds, request_id, shown)
 
 
@@ -138,29 +180,31 @@ class _Call:
         self.facts: Facts = {}
         self.entered = False
 
-    def enter(self, path: str) -> None:
-        self.gate.enter(path, self.context)
+    def enter(self) -> None:
+        self.gate.enter()
         self.entered = True
+        if self.name == "Recommend":
+            self.gate.recommends_in_flight += 1
 
     def end(self, code: str) -> None:
         if self.entered:
             self.entered = False
             self.gate.in_flight -= 1
+            if self.name == "Recommend":
+                self.gate.recommends_in_flight -= 1
         self.gate.finish(self.name, code, self.started, self.context, self.facts)
 
     async def fail(self, error: Exception) -> None:
         status, message = _refusal(error)
         self.end(status.name)
-        await self.context.abort(status, message)
+        await self.context.abort(status, message[:MAX_STATUS_MESSAGE_CHARS])
 
 
 def _unary(gate: Gate, name: str, kind: type[Message], impl: Unary) -> Callable[..., Awaitable[Message]]:
-    path = f"/{SERVICE}/{name}"
-
     async def handle(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Message:
         call = _Call(gate, name, context)
         try:
-            call.enter(path)
+            call.enter()
             response = await impl(_parse(kind, raw), call.facts)
         except asyncio.CancelledError:
             call.end(_ended_code(context))
@@ -200,13 +244,14 @@ _closing: set[asyncio.Task[None]] = set()  # references keep the closing tasks a
 
 def _streaming(gate: Gate, name: str, kind: type[Message], impl: Streaming
                ) -> Callable[..., AsyncIterator[Message]]:
-    path = f"/{SERVICE}/{name}"
-
     async def stream(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncGenerator[Message, None]:
         call = _Call(gate, name, context)
         sent = 0
+        share = 0
         try:
-            call.enter(path)
+            call.enter()
+            # Before parsing: the parsed message is most of what a stream holds.
+            share = gate.requests.take(len(raw))
             async for message in impl(_parse(kind, raw), call.facts):
                 sent += 1
                 yield message
@@ -218,6 +263,8 @@ def _streaming(gate: Gate, name: str, kind: type[Message], impl: Streaming
             call.facts["responses"] = sent
             await call.fail(e)
             raise AssertionError("unreachable: abort raises") from e
+        finally:
+            gate.requests.give(share)
         call.facts["responses"] = sent
         call.end("OK")
 
@@ -251,6 +298,38 @@ def recommender_handlers(service: RecommenderService, gate: Gate) -> dict[str, g
         "ReloadRules": unary("ReloadRules", reco_pb2.RankingReloadRulesRequest,
                              reco_pb2.RankingReloadRulesResponse, service.reload_rules),
     }
+
+
+class CredentialsFirst(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]  # generic in the stubs only
+    """Checks a Recommender call's bearer token from its metadata, before gRPC reads the
+    request body. A refused call gets a handler that never reads the body (to gRPC, a
+    client-streaming one that is not iterated): at most a flow-control window of it is
+    received, where a unary handler is handed all of it, up to --max-message-bytes. The
+    refusal is counted and logged through the gate like any other call's."""
+
+    def __init__(self, gate: Gate, authenticator: Authenticator) -> None:
+        self._gate = gate
+        self._auth = authenticator
+        self._prefix = f"/{SERVICE}/"
+
+    async def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails],
+                                                             Awaitable[grpc.RpcMethodHandler[Any, Any]]],
+                                details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[Any, Any]:
+        method = details.method
+        if method.startswith(self._prefix):
+            authorization = dict(details.invocation_metadata or ()).get("authorization")
+            refused = self._auth.check(method, authorization)
+            if refused is not None:
+                return self._refusal(method[len(self._prefix):], *refused)
+        return await continuation(details)
+
+    def _refusal(self, name: str, code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler[Any, Any]:
+        gate = self._gate
+
+        async def refuse(_unread: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+            await _Call(gate, name, context).fail(_Refused(code, message))
+
+        return grpc.stream_stream_rpc_method_handler(refuse)
 
 
 def register(server: grpc.aio.Server, service_name: str,

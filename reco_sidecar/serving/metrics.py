@@ -51,6 +51,8 @@ class _Metrics:
             ["method", "source"], registry=none)
         self.batch_size = Histogram("reco_batch_size", "Recommend calls scored together by the dynamic batcher.",
                                     buckets=BATCH_BUCKETS, registry=none)
+        self.batch_waits = Counter("reco_batch_waits", "Batches whose scoring waited for more Recommend calls "
+                                   "to join (--batch-wait-policy).", registry=none)
         # One series per live worker (pid label): a reload in progress shows mixed versions.
         self.model_version = Gauge("reco_model_version", "Model version each worker serves.", ["model"],
                                    multiprocess_mode="liveall", registry=none)
@@ -129,6 +131,8 @@ def flush(tally: Tally) -> None:
         for i, n in enumerate(tally.batch_sizes):
             if n:
                 m.batch_size._buckets[i].inc(n)
+    if tally.batch_waits:
+        m.batch_waits.inc(tally.batch_waits)
 
 
 def model_bytes(model: Any) -> int:

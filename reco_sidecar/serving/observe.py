@@ -41,6 +41,7 @@ class Tally:
     responses: dict[tuple[str, str], int] = field(default_factory=dict)
     batch_sizes: list[int] = field(default_factory=lambda: [0] * (len(BATCH_BUCKETS) + 1))
     batch_sum: int = 0
+    batch_waits: int = 0  # batches whose drain waited for company before scoring
 
     def rpc(self, method: str, code: str, seconds: float) -> None:
         s = self.rpcs.get((method, code))
@@ -55,15 +56,16 @@ class Tally:
         key = (method, source)
         self.responses[key] = self.responses.get(key, 0) + count
 
-    def batch(self, size: int) -> None:
+    def batch(self, size: int, waited: bool = False) -> None:
         self.batch_sizes[bisect.bisect_left(BATCH_BUCKETS, size)] += 1
         self.batch_sum += size
+        self.batch_waits += waited
 
     def take(self) -> Tally:
         """Everything counted so far; this tally starts again from zero."""
-        taken = Tally(self.rpcs, self.responses, self.batch_sizes, self.batch_sum)
+        taken = Tally(self.rpcs, self.responses, self.batch_sizes, self.batch_sum, self.batch_waits)
         self.rpcs, self.responses = {}, {}
-        self.batch_sizes, self.batch_sum = [0] * (len(BATCH_BUCKETS) + 1), 0
+        self.batch_sizes, self.batch_sum, self.batch_waits = [0] * (len(BATCH_BUCKETS) + 1), 0, 0
         return taken
 
     def empty(self) -> bool:

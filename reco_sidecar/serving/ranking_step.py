@@ -59,28 +59,7 @@ class RankingStep:
         """The first, usual-sized retrieval goes through `submit` (the batcher); a deeper one,
         needed only when caps or boosts reach past it, is scored directly."""
         first = await submit(model, stage.retrieval_query(query, stage.depth(c, query)))
-        return stage.rerank(model, c, query, first, _deeper(model, query), time.time())
-
-    @staticmethod
-    def rank_batch(model: Model, sets: Sequence[Compiled | None], queries: Sequence[RecQuery],
-                   score: Callable[[Model, Sequence[RecQuery]], list[Ranked]]
-                   ) -> tuple[list[Ranked], list[np.ndarray | None]]:
-        """BatchRecommend's users in one scoring call, each re-ranked by its rule set."""
-        asked = [q if c is None else stage.retrieval_query(q, stage.depth(c, q)) for c, q in zip(sets, queries,
-                                                                                              strict=True)]
-        results = score(model, asked) if asked else []
-        out: list[Ranked] = []
-        pinned: list[np.ndarray | None] = []
-        now = time.time()
-        for c, q, r in zip(sets, queries, results, strict=True):
-            if c is None:
-                out.append(r)
-                pinned.append(None)
-                continue
-            page = stage.rerank(model, c, q, r, _deeper(model, q), now)
-            out.append(page.ranked)
-            pinned.append(page.pinned)
-        return out, pinned
+        return stage.rerank(model, c, query, first, stage.deeper(model, query), time.time())
 
     @staticmethod
     def decorate(model: Model, items: Sequence[reco_pb2.ScoredItem], query: RecQuery | None, ranked: Ranked,
@@ -101,9 +80,3 @@ class RankingStep:
             out.append([(ids[r.row], r.share) for r in reasons])
         return out
 
-
-def _deeper(model: Model, query: RecQuery) -> Callable[[int], Ranked]:
-    """A deeper retrieval for the same query, scored directly (rare: caps or boosts past the first)."""
-    def retrieve(k: int) -> Ranked:
-        return model.recommend([stage.retrieval_query(query, k)])[0]
-    return retrieve

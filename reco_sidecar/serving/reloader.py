@@ -8,7 +8,7 @@ import threading
 from reco_sidecar.common.versions import VersionSpec
 from reco_sidecar.manager.manager import ModelManager
 from reco_sidecar.manager.registry import ModelRegistry
-from reco_sidecar.serving.service import ReloadOutcome
+from reco_sidecar.serving.contracts import ReloadOutcome
 
 
 class LocalReloader:

@@ -8,11 +8,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from reco_sidecar.common.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+from reco_sidecar.common.ids import id_problem as id_problem  # the service checks batch ids with it
 from reco_sidecar.engine.model import Model
 from reco_sidecar.engine.query import RecQuery, Restriction
 from reco_sidecar.gen.reco.v1 import reco_pb2
-
-MAX_ID_BYTES = 512
 
 
 @dataclass(frozen=True)
@@ -26,16 +25,6 @@ class Limits:
 def check_model(requested: str, served: str) -> None:
     if requested and requested != served:
         raise NotFound(f"this sidecar serves model {served!r}, not {requested!r}", field="model")
-
-
-def id_problem(value: str) -> str | None:
-    """What is wrong with an id, or None. The message never repeats the id."""
-    if not value:
-        return "must not be empty"
-    # a UTF-8 character takes at most 4 bytes: short ids need no encoding to be measured
-    if len(value) * 4 > MAX_ID_BYTES and len(value.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES:
-        return f"longer than {MAX_ID_BYTES} bytes"
-    return None
 
 
 def check_id(value: str, field: str) -> None:

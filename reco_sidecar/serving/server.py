@@ -15,24 +15,24 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_health.v1._async import HealthServicer
 
 from reco_sidecar.experiments.live import LiveExperiments
 from reco_sidecar.manager.registry import ModelRegistry
 from reco_sidecar.ranking.live import LiveRules
 from reco_sidecar.serving import auth, handlers, names, reflection, security
 from reco_sidecar.serving import request_checks as rq
-from reco_sidecar.serving.jsonld import Renderer
-from reco_sidecar.serving.observe import AccessLog, Tally
-from reco_sidecar.serving.service import (
+from reco_sidecar.serving.contracts import (
     ExperimentsOutcome,
-    RecommenderService,
     Reloader,
     RulesOutcome,
     Topology,
     no_experiments_file,
     no_rules_file,
 )
+from reco_sidecar.serving.health import Health
+from reco_sidecar.serving.jsonld import Renderer
+from reco_sidecar.serving.observe import AccessLog, Tally
+from reco_sidecar.serving.service import RecommenderService
 from reco_sidecar.settings import ServeSettings
 
 
@@ -42,7 +42,7 @@ class Serving:
     service: RecommenderService
     gate: handlers.Gate
     tally: Tally
-    health: HealthServicer
+    health: Health
     credentials: grpc.ServerCredentials | None
 
     def bind(self, target: str) -> int:
@@ -57,11 +57,12 @@ class Serving:
     async def start(self) -> None:
         await self.server.start()
         for name in ("", names.SERVICE):
-            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
 
     async def drain(self, grace: float) -> None:
-        """NOT_SERVING for good, then new calls refused and running ones given `grace` seconds."""
-        await self.health.enter_graceful_shutdown()
+        """NOT_SERVING for good (health Watch streams end), then new calls refused and running
+        ones given `grace` seconds."""
+        self.health.drain()
         await self.server.stop(grace)
 
 
@@ -74,6 +75,10 @@ def build(settings: ServeSettings, registry: ModelRegistry, *, reloader: Reloade
     """The server, its handlers registered, nothing bound yet. `reuse_port`: the workers share
     one port through SO_REUSEPORT; a lone server on a port of its own does without."""
     tally = Tally()
+    gate = handlers.Gate(limit=settings.max_concurrent_rpcs, tally=tally,
+                         access_log=AccessLog(settings.access_log, settings.slow_call_ms / 1000.0),
+                         batch_memory_bytes=settings.batch_memory_mb * handlers.MB)
+    authenticator = auth.from_settings(settings)
     service = RecommenderService(
         registry,
         experiments=experiments,
@@ -85,13 +90,13 @@ def build(settings: ServeSettings, registry: ModelRegistry, *, reloader: Reloade
         batch_max_delay=settings.batch_max_delay_ms / 1000.0,
         batch_max_size=settings.batch_max_size,
         batch_chunk=settings.batch_chunk,
+        batch_wait_policy=settings.batch_wait_policy,
         on_batch=tally.batch,
+        recommends_in_flight=lambda: gate.recommends_in_flight,
         store_status=store_status,
         rules=rules,
         reload_rules=reload_rules,
     )
-    gate = handlers.Gate(limit=settings.max_concurrent_rpcs, authenticator=auth.from_settings(settings),
-                         tally=tally, access_log=AccessLog(settings.access_log, settings.slow_call_ms / 1000.0))
     options: list[tuple[str, Any]] = [
         ("grpc.so_reuseport", 1 if reuse_port else 0),
         ("grpc.max_receive_message_length", settings.max_message_bytes),
@@ -99,9 +104,11 @@ def build(settings: ServeSettings, registry: ModelRegistry, *, reloader: Reloade
     ]
     # No server-wide maximum_concurrent_rpcs: it would count health and reflection streams
     # too. The gate limits the Recommender's calls, handlers.with_stream_limits the others.
-    server = grpc.aio.server(options=options)
+    # Without tokens, no interceptor: it would cost every call a coroutine for nothing.
+    interceptors = [handlers.CredentialsFirst(gate, authenticator)] if authenticator is not None else []
+    server = grpc.aio.server(options=options, interceptors=interceptors)
     handlers.register(server, names.SERVICE, handlers.recommender_handlers(service, gate))
-    health_servicer = HealthServicer()
+    health_servicer = Health()
     captured = handlers.Captured()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, captured)
     handlers.register(server, captured.service, handlers.with_stream_limits("health", captured.handlers,

@@ -4,6 +4,7 @@ so the loader, the reload transaction and a worker restart read it like any othe
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import pathlib
 import shutil
@@ -11,10 +12,30 @@ import uuid
 from collections.abc import Iterable
 
 from reco_sidecar.artifact import layout, source
+from reco_sidecar.artifact.manifest import MAX_MANIFEST_BYTES
 
 
 def cached_versions(model_dir: pathlib.Path) -> list[int]:
     return source.list_versions(model_dir)
+
+
+def manifest_sha256(model_dir: pathlib.Path, version: int) -> str | None:
+    """The sha256 of a cached version's manifest.json: what the store's marker vouches for."""
+    try:
+        with (model_dir / str(version) / layout.MANIFEST).open("rb") as f:
+            return hashlib.sha256(f.read(MAX_MANIFEST_BYTES + 1)).hexdigest()
+    except OSError:
+        return None
+
+
+def evict(model_dir: pathlib.Path, version: int) -> None:
+    """Removes one version: out of the visible names with one rename, then deleted."""
+    hidden = model_dir / f"{layout.TMP_PREFIX}evict-{version}-{uuid.uuid4().hex}"
+    try:
+        (model_dir / str(version)).rename(hidden)
+    except OSError:
+        return
+    shutil.rmtree(hidden, ignore_errors=True)
 
 
 def touch(model_dir: pathlib.Path, version: int) -> None:
@@ -33,12 +54,7 @@ def prune(model_dir: pathlib.Path, keep: int, protect: Iterable[int]) -> list[in
     by_use = sorted(cached_versions(model_dir), key=lambda v: (_used_at(model_dir, v), v), reverse=True)
     doomed = sorted(v for v in by_use[keep:] if v not in protected)
     for v in doomed:
-        hidden = model_dir / f"{layout.TMP_PREFIX}evict-{v}-{uuid.uuid4().hex}"
-        try:
-            (model_dir / str(v)).rename(hidden)
-        except OSError:
-            continue
-        shutil.rmtree(hidden, ignore_errors=True)
+        evict(model_dir, v)
     return doomed
 
 

@@ -10,6 +10,7 @@ import json
 import os
 import pathlib
 import shutil
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from reco_sidecar.artifact import layout, manifest
 from reco_sidecar.artifact.durable import fsync_path
 from reco_sidecar.common.errors import ArtifactError
+from reco_sidecar.store import paced
 from reco_sidecar.store.errors import IntegrityError, NotPublished, StoreError, StoreUnreachable
 from reco_sidecar.store.remote import RemoteModel, translated
 
@@ -27,7 +29,18 @@ DISK_HEADROOM = 64 * 1024 * 1024
 # A manifest is a few KiB; a marker claiming more is not to be believed (nor downloaded).
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 
+# A whole version's download must end within DEADLINE_BASE plus its size at MIN_AVERAGE_RATE;
+# paced.py also fails any PROGRESS_WINDOW that brings too few bytes. A store (or proxy) that
+# trickles bytes cannot hold the follower for hours.
+DEADLINE_BASE = 60.0
+MIN_AVERAGE_RATE = 1024 * 1024  # bytes per second
+
 Progress = Callable[[int, int], None]  # (bytes so far, total bytes)
+
+
+def deadline_for(total_bytes: int) -> float:
+    """The time.monotonic() by which a download of `total_bytes` started now must end."""
+    return time.monotonic() + DEADLINE_BASE + total_bytes / MIN_AVERAGE_RATE
 
 
 def download(remote: RemoteModel, version: int, model_dir: pathlib.Path, *,
@@ -49,16 +62,17 @@ def download(remote: RemoteModel, version: int, model_dir: pathlib.Path, *,
     try:
         man_key = remote.location.file_key(remote.model, version, layout.MANIFEST)
         man_bytes = _fetch(remote, man_key, tmp / f"{layout.TMP_PREFIX}{layout.MANIFEST}",
-                           marker.manifest_bytes, marker.manifest_sha256, "the marker")
+                           marker.manifest_bytes, marker.manifest_sha256, "the marker", deadline_for(0))
         man = _parse_manifest(man_bytes, remote, version, man_key)
         total = sum(e.bytes for e in man.files.values()) + len(man_bytes)
+        deadline = deadline_for(total)
         _check_space(model_dir, total)
         done = len(man_bytes)
         if progress is not None:
             progress(done, total)
         for name, entry in sorted(man.files.items()):
             key = remote.location.file_key(remote.model, version, name)
-            _fetch(remote, key, tmp / name, entry.bytes, entry.sha256, "the manifest",
+            _fetch(remote, key, tmp / name, entry.bytes, entry.sha256, "the manifest", deadline,
                    _offset(progress, done, total))
             done += entry.bytes
         # The manifest goes in last: it is what makes a directory a complete version.
@@ -108,7 +122,7 @@ def _check_space(model_dir: pathlib.Path, total: int) -> None:
 
 
 def _fetch(remote: RemoteModel, key: str, dest: pathlib.Path, size: int, sha256: str, vouched_by: str,
-           progress: Callable[[int], None] | None = None) -> bytes:
+           deadline: float, progress: Callable[[int], None] | None = None) -> bytes:
     """Streams one object to `dest`, hashing as it goes; returns its bytes when small (the manifest)."""
     h = hashlib.sha256()
     got = 0
@@ -124,7 +138,7 @@ def _fetch(remote: RemoteModel, key: str, dest: pathlib.Path, size: int, sha256:
                                      f"{size} ({name})")
             with dest.open("wb") as out:
                 # Read one byte past the expected size: a larger object is refused, not truncated.
-                while chunk := _read(body, min(CHUNK, size + 1 - got), remote.uri(key)):
+                for chunk in paced.chunks(body, size, remote.uri(key), deadline, chunk=CHUNK):
                     got += len(chunk)
                     if got > size:
                         break
@@ -144,15 +158,6 @@ def _fetch(remote: RemoteModel, key: str, dest: pathlib.Path, size: int, sha256:
         raise IntegrityError(f"{remote.uri(key)}: sha256 {h.hexdigest()} differs from {vouched_by}'s "
                              f"{sha256} ({name})")
     return bytes(small) if small is not None else b""
-
-
-def _read(body: Any, n: int, uri: str) -> bytes:
-    if n <= 0:
-        return b""
-    try:
-        return bytes(body.read(n))
-    except OSError as e:  # a connection reset mid-body surfaces from the socket, not botocore
-        raise StoreUnreachable(f"downloading {uri}: {e}") from None
 
 
 def clean_partial(model_dir: pathlib.Path) -> None:

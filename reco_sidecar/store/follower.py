@@ -38,6 +38,13 @@ class StoreStatus:
 
 
 @dataclass(frozen=True)
+class Needs:
+    """The version must be downloaded before anyone can have it."""
+
+    version: int
+
+
+@dataclass(frozen=True)
 class Outcome:
     """The answer to one sync: a version in the cache, or why there is none."""
 
@@ -65,8 +72,10 @@ class Follower:
     def _publish_status(self) -> None:
         self.emit_status(self.status.to_json())
 
-    def sync(self, wanted: int | None, *, explicit: bool) -> Outcome:
-        """Brings `wanted` (None: the store's target) into the cache."""
+    def look(self, wanted: int | None, *, explicit: bool) -> Outcome | Needs:
+        """What `wanted` (None: the store's target) needs: an Outcome when it is in the cache
+        or cannot be had, Needs when it must be downloaded first (follow_process.py runs the
+        download off its loop, so a cached target never waits behind one)."""
         if wanted is not None and wanted in cache.cached_versions(self.model_dir):
             return Outcome(wanted)  # already here: a rollback needs no network
         try:
@@ -75,25 +84,73 @@ class Follower:
         except StoreError as e:
             return self._failed(None, _reason(e), retry=isinstance(e, StoreUnreachable))
         if target is None:
-            self.status.error = f"{self.remote.uri()} holds no published version"
+            self.status.error, self.status.failed_version = f"{self.remote.uri()} holds no published version", 0
             self._publish_status()
             return Outcome(None, "NOT_FOUND", self.status.error)
         if wanted is None:
             self.status.target_version = target
         if target in self.failed and not explicit:
             return Outcome(None, "FAILED_PRECONDITION", self.failed[target])
-        if target not in cache.cached_versions(self.model_dir):
+        if wanted is None and target in cache.cached_versions(self.model_dir):
             try:
-                self._download(target)
-            except NotPublished as e:
-                return self._failed(target, _reason(e), retry=True, code="NOT_FOUND")
+                stale = self._stale(target)
             except StoreError as e:
-                return self._failed(target, _reason(e), retry=isinstance(e, StoreUnreachable))
-            except OSError as e:  # the cache's disk, not the store: worth another try later
-                return self._failed(target, f"writing the cache failed: {e}", retry=True)
+                return self._failed(None, _reason(e), retry=isinstance(e, StoreUnreachable))
+            if stale is not None:
+                return stale
+        if target not in cache.cached_versions(self.model_dir):
+            return Needs(target)
+        return self._arrived(target)
+
+    def _stale(self, version: int) -> Outcome | Needs | None:
+        """The cache is keyed by what the marker vouches for, not by the number alone: a number
+        reused after the bucket was re-created names other bytes. A stale copy nobody serves is
+        replaced; the one this replica serves cannot be (its workers map it), so that is an
+        error for the status and the logs, never a silent split of the fleet."""
+        marker = self.remote.marker(version)
+        cached = cache.manifest_sha256(self.model_dir, version)
+        if marker is None or cached is None or cached == marker.manifest_sha256:
+            return None
+        log.warning("store_cache_stale", version=version, cached_sha256=cached, store_sha256=marker.manifest_sha256,
+                    serving=self.serving == version)
+        if self.serving == version:
+            return self._failed(version, f"the store's version {version} (manifest sha256 {marker.manifest_sha256}) "
+                                f"is not the version {version} this replica serves (manifest sha256 {cached}): "
+                                "a version number was reused; publish under a new number", retry=False,
+                                prefix=False)
+        cache.evict(self.model_dir, version)
+        self.status.cached_versions = cache.cached_versions(self.model_dir)
+        return Needs(version)
+
+    def fetch(self, version: int) -> BaseException | None:
+        """Downloads `version` (in the download thread); the error, if any, for finish()."""
+        try:
+            self._download(version)
+        except (StoreError, OSError) as e:
+            return e
+        return None
+
+    def finish(self, version: int, error: BaseException | None) -> Outcome:
+        """Records a download's end (on the follower's loop) and says what it gave."""
+        if error is None:
+            return self._arrived(version)
+        if isinstance(error, NotPublished):
+            return self._failed(version, _reason(error), retry=True, code="NOT_FOUND")
+        if isinstance(error, StoreError):
+            return self._failed(version, _reason(error), retry=isinstance(error, StoreUnreachable))
+        return self._failed(version, f"writing the cache failed: {error}", retry=True)  # the disk: try again
+
+    def sync(self, wanted: int | None, *, explicit: bool) -> Outcome:
+        """look() and, when it needs one, the download: in one call (tests, the publisher's tools)."""
+        found = self.look(wanted, explicit=explicit)
+        if isinstance(found, Outcome):
+            return found
+        return self.finish(found.version, self.fetch(found.version))
+
+    def _arrived(self, target: int) -> Outcome:
         self.failed.pop(target, None)
-        if self.status.failed_version == target or self.status.failed_version == 0:
-            self.status.failed_version, self.status.error = 0, ""
+        # The replica has what it was asked for: an earlier failure is over, whichever version it was.
+        self.status.failed_version, self.status.error = 0, ""
         self._prune(target)
         self._publish_status()
         return Outcome(target)
@@ -118,11 +175,14 @@ class Follower:
             self._last_progress = now
             self._publish_status()
 
-    def _failed(self, version: int | None, reason: str, *, retry: bool, code: str = "") -> Outcome:
+    def _failed(self, version: int | None, reason: str, *, retry: bool, code: str = "",
+                prefix: bool = True) -> Outcome:
         """Records a failure; `retry`: transient (network, disk), so the next look tries again."""
         message = reason
+        # An error about no version (the store unreachable) is not reported under an old one.
+        self.status.failed_version = 0
         if version is not None:
-            message = f"version {version} not downloaded: {message}"
+            message = f"version {version} not downloaded: {message}" if prefix else message
             if not retry:
                 self.failed[version] = message
             self.status.failed_version = version

@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from reco_sidecar.common import names
+
 MARKER = "PUBLISHED"
 # Written first, only if absent: one publisher per version number, even when two race.
 CLAIM = "UPLOADING"
 POINTER = "CURRENT"
 # S3 bucket names: 3-63 lowercase letters, digits, dots and hyphens.
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-_MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ def parse(uri: str) -> StoreLocation:
     if not uri.startswith("s3://"):
         raise ValueError(f"must be an s3://BUCKET[/PREFIX] URI, got {uri!r}")
     bucket, _, prefix = uri[len("s3://"):].partition("/")
-    if not _BUCKET.match(bucket):
+    if not _BUCKET.fullmatch(bucket):
         raise ValueError(f"{bucket!r} is not a valid bucket name (3-63 of a-z 0-9 . -)")
     parts = [p for p in prefix.split("/") if p]
     if any(p in (".", "..") for p in parts):
@@ -56,7 +57,6 @@ def parse(uri: str) -> StoreLocation:
 
 
 def check_model_name(model: str) -> str:
-    if not _MODEL.match(model):
-        raise ValueError(f"model name {model!r} must be letters, digits, '.', '_' or '-', "
-                         "starting with a letter or digit")
+    if not names.is_model_name(model):
+        raise ValueError(f"model name {model!r} must be {names.RULE}")
     return model

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from reco_sidecar.store import paced
 from reco_sidecar.store.errors import StoreError, StoreUnreachable
 from reco_sidecar.store.location import MARKER, StoreLocation, check_model_name
 
@@ -21,6 +23,8 @@ if TYPE_CHECKING:
 MARKER_FORMAT = 1
 # The pointer and the marker are a few bytes; anything larger is not ours.
 SMALL_OBJECT_LIMIT = 64 * 1024
+# ...and are read in full within this many seconds, however slowly the bytes come.
+SMALL_OBJECT_DEADLINE = 30.0
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,8 @@ class RemoteModel:
                 raise
             body = obj["Body"]
             try:
-                data = body.read(SMALL_OBJECT_LIMIT + 1)
+                data = b"".join(paced.chunks(body, SMALL_OBJECT_LIMIT, self.uri(key),
+                                             time.monotonic() + SMALL_OBJECT_DEADLINE, chunk=SMALL_OBJECT_LIMIT + 1))
             finally:
                 body.close()
         if len(data) > SMALL_OBJECT_LIMIT:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from reco_sidecar.engine.objective import IMPLICIT, Objective
 from reco_sidecar.training import als, bpr
 
 Params = als.AlsParams | bpr.BprParams
@@ -30,3 +31,9 @@ def fold_in(params: Params) -> dict[str, float]:
     if isinstance(params, als.AlsParams):
         return {"regularization": params.regularization, "alpha": params.alpha}
     return {"regularization": 0.1, "alpha": 1.0}
+
+
+def objective(params: Params) -> Objective:
+    """The loss serving-time solves use: ALS's own; for BPR, fold_in's ridge approximation."""
+    f = fold_in(params)
+    return Objective(IMPLICIT, alpha=f["alpha"], regularization=f["regularization"])

@@ -27,6 +27,15 @@ class BprParams:
                 "regularization": self.regularization, "seed": self.seed}
 
 
+def liked(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    """The pairs BPR learns from. BPR only asks whether a pair was liked, so the weights play no
+    part; a pair whose value is not positive (a skip or hide outweighing the rest) is no like."""
+    out = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
+    out.data = np.maximum(out.data, 0.0)
+    out.eliminate_zeros()
+    return out
+
+
 def train(matrix: sp.csr_matrix, params: BprParams, *,
           progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(user_factors, item_factors), float32, each factors + 1 wide (the bias column)."""
@@ -40,7 +49,6 @@ def train(matrix: sp.csr_matrix, params: BprParams, *,
             iterations=params.iterations,
             random_state=params.seed,
         )
-        # BPR only asks whether a pair was seen; the weights play no part.
-        model.fit(matrix.astype(np.float32), show_progress=progress)
+        model.fit(liked(matrix), show_progress=progress)
     return (np.ascontiguousarray(model.user_factors, dtype=np.float32),
             np.ascontiguousarray(model.item_factors, dtype=np.float32))

@@ -19,6 +19,8 @@ class Interactions:
     item_ids: list[str]
     # CSR users x items; duplicate (user, item) pairs summed.
     matrix: sp.csr_matrix
+    # Unix time of the latest interaction, when the source dates them (the version's as_of).
+    latest: float | None = None
 
     @property
     def seen(self) -> tuple[np.ndarray, np.ndarray]:
@@ -30,7 +32,8 @@ class Interactions:
         items = sorted(range(len(self.item_ids)), key=self.item_ids.__getitem__)
         matrix = self.matrix[users][:, items].tocsr()
         matrix.sort_indices()
-        return Interactions([self.user_ids[u] for u in users], [self.item_ids[i] for i in items], matrix)
+        return Interactions([self.user_ids[u] for u in users], [self.item_ids[i] for i in items], matrix,
+                            self.latest)
 
     def popularity(self) -> np.ndarray:
         """Number of distinct users per item."""
@@ -68,7 +71,7 @@ class Builder:
                                  np.asarray(self._w, dtype=np.float32)))
             self._u, self._i, self._w = [], [], []
 
-    def build(self) -> Interactions:
+    def build(self, latest: float | None = None) -> Interactions:
         self._flush()
         if not self._chunks or not sum(len(c[0]) for c in self._chunks):
             raise InvalidArgument("no interactions to train on", field="interactions")
@@ -77,7 +80,7 @@ class Builder:
         matrix = coo.tocsr()
         matrix.sum_duplicates()
         matrix.sort_indices()
-        return Interactions(list(self._users), list(self._items), matrix)
+        return Interactions(list(self._users), list(self._items), matrix, latest)
 
 
 def _rows(index: dict[str, int], ids: Sequence[str]) -> np.ndarray:
@@ -91,9 +94,14 @@ def _rows(index: dict[str, int], ids: Sequence[str]) -> np.ndarray:
     return np.array(rows, dtype=np.int64)
 
 
-def read_csv(path: pathlib.Path) -> Interactions:
-    """CSV with header user_id,item_id[,weight][,timestamp]; weight defaults to 1."""
+def read_csv(path: pathlib.Path, *, until: float | None = None) -> Interactions:
+    """CSV with header user_id,item_id[,weight][,timestamp]; weight defaults to 1.
+
+    timestamp is Unix seconds. With `until`, rows dated after it are left out (undated rows
+    stay); the data's `latest` is the latest time read (or `until` when given).
+    """
     b = Builder()
+    latest: float | None = None
     with pathlib.Path(path).open(newline="") as f:
         reader = csv.reader(f)
         header = next(reader, None)
@@ -101,16 +109,26 @@ def read_csv(path: pathlib.Path) -> Interactions:
             raise InvalidArgument(f"{path}: header must start with user_id,item_id (got {header})",
                                   field="interactions")
         has_weight = len(header) > 2 and header[2] == "weight"
+        at = header.index("timestamp") if "timestamp" in header[2:] else None
         for lineno, row in enumerate(reader, start=2):
             if not row:
                 continue
+            if at is not None and len(row) > at and row[at] != "":
+                try:
+                    when = float(row[at])
+                except ValueError:
+                    raise InvalidArgument(f"{path}:{lineno}: timestamp {row[at]!r} is not Unix seconds",
+                                          field="interactions") from None
+                if until is not None and when > until:
+                    continue
+                latest = when if latest is None else max(latest, when)
             try:
                 w = float(row[2]) if has_weight and len(row) > 2 and row[2] != "" else 1.0
             except ValueError:
                 raise InvalidArgument(f"{path}:{lineno}: weight {row[2]!r} is not a number",
                                       field="interactions") from None
             b.add(row[0], row[1], w)
-    return b.build()
+    return b.build(until if until is not None else latest)
 
 
 def read_item_metadata(path: pathlib.Path, item_ids: list[str]) -> tuple[list[str], list[list[str]]]:

@@ -12,8 +12,12 @@ import pathlib
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from reco_sidecar.artifact.writer import ArtifactContent, ItemMetadata, write_version
 from reco_sidecar.common import logs
+from reco_sidecar.engine.eventtypes import EventType
+from reco_sidecar.engine.objective import Objective
 from reco_sidecar.training import algorithms, als, progress
 from reco_sidecar.training.evaluate import evaluate
 from reco_sidecar.training.interactions import Interactions
@@ -33,6 +37,9 @@ def package(
     metrics: dict[str, float] | None = None,
     item_metadata: ItemMetadata | None = None,
     source: dict[str, Any] | None = None,
+    event_types: dict[str, EventType] | None = None,
+    objective: Objective | None = None,
+    as_of: float | None = None,
 ) -> ArtifactContent:
     indptr, indices = data.seen
     return ArtifactContent(
@@ -49,6 +56,10 @@ def package(
         fold_in=fold_in,
         source=source or {},
         item_metadata=item_metadata,
+        seen_weights=data.matrix.data.astype(np.float32),
+        event_types=dict(event_types or {}),
+        objective=objective,
+        as_of=as_of,
     )
 
 
@@ -90,6 +101,8 @@ def train_and_publish(
     exact_neighbours: int = 50,
     show_progress: bool | None = None,
     first_version: int = 1,
+    event_types: dict[str, EventType] | None = None,
+    as_of: float | None = None,
 ) -> Published:
     """Evaluates (unless evaluation is None or its holdout is 0), trains on everything, publishes."""
     algorithm = algorithms.name(params)
@@ -116,6 +129,9 @@ def train_and_publish(
         metrics=metrics,
         item_metadata=item_metadata,
         source=source,
+        event_types=event_types,
+        objective=algorithms.objective(params),
+        as_of=as_of if as_of is not None else data.latest,
     )
     with progress.bar(show_progress, desc="publishing (ANN index, checksums)", total=1) as bar:
         path = write_version(model_root, name, content, ann_trees=ann_trees, exact_neighbours=exact_neighbours,

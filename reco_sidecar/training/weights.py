@@ -1,10 +1,20 @@
-"""How much each kind of interaction counts, and how fast old interactions fade."""
+"""How much each kind of interaction counts, and how fast old interactions fade.
+
+A negative weight makes a negative type (skip, hide): its interactions lower the pair's
+value, and a pair whose value ends below zero is read by ALS as "not liked, with confidence
+alpha x |value|" (engine/objective.py). The weights are recorded in the version's manifest
+as the event types the sidecar accepts online (engine/eventtypes.py).
+"""
 
 from __future__ import annotations
 
 import math
 
 from reco_sidecar.common.errors import InvalidArgument
+from reco_sidecar.engine.eventtypes import MAX_NAME_BYTES
+
+# The manifest's bound on a type's weight (artifact/manifest.py MAX_TYPE_WEIGHT).
+MAX_WEIGHT = 1e6
 
 # A share says far more about taste than a view that may have been a scroll-past.
 DEFAULT_TYPE_WEIGHTS: dict[str, float] = {"view": 0.1, "click": 0.3, "like": 0.7, "share": 1.0}
@@ -25,8 +35,11 @@ def parse(text: str) -> dict[str, float]:
             weight = float(value)
         except ValueError:
             raise InvalidArgument(f"weight of {name!r} is not a number: {value!r}", field="weights") from None
-        if not math.isfinite(weight) or weight <= 0:
-            raise InvalidArgument(f"weight of {name!r} must be a positive number, got {value!r}",
+        if not math.isfinite(weight) or weight == 0 or abs(weight) > MAX_WEIGHT:
+            raise InvalidArgument(f"weight of {name!r} must be a non-zero number between {-MAX_WEIGHT:g} "
+                                  f"and {MAX_WEIGHT:g}, got {value!r}", field="weights")
+        if not name.isprintable() or len(name.encode("utf-8")) > MAX_NAME_BYTES:
+            raise InvalidArgument(f"type {name!r} must be printable and at most {MAX_NAME_BYTES} bytes",
                                   field="weights")
         if name in out:
             raise InvalidArgument(f"type {name!r} is given twice", field="weights")

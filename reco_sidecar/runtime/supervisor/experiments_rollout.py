@@ -109,7 +109,7 @@ class Rollout:
             except (OSError, UnicodeDecodeError):
                 self.refused = None
             return self._refuse(requester, ErrorKind.FAILED_PRECONDITION,
-                                f"{e}; still serving the previous experiments", e.field)
+                                f"{e.message}; still serving the previous experiments", e.field)
         self.refused = ""
         self.proposals = max(self.proposals, self.generation) + 1
         proposal = Proposal(self.proposals, loaded, requester, now, set(range(self.pool_size)))

@@ -65,6 +65,8 @@ class StoreLink:
                 "--parent-pid", str(os.getpid()), "--log-level", c.log_level, "--log-format", c.log_format]
         if c.endpoint_url:
             args += ["--endpoint-url", c.endpoint_url]
+        if self._serving is not None:
+            args += ["--serving", str(self._serving)]
         # stderr is the sidecar's own: the follower's log lines join the others.
         self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
         assert self.proc.stdout is not None

@@ -30,7 +30,7 @@ from reco_sidecar.runtime import wire as m
 from reco_sidecar.runtime.channel import Channel
 from reco_sidecar.runtime.worker.experiments import ExperimentsApplier
 from reco_sidecar.runtime.worker.topology import WorkerTopology
-from reco_sidecar.serving.service import ExperimentsOutcome, ReloadOutcome, RulesOutcome, WorkerAddress
+from reco_sidecar.serving.contracts import ExperimentsOutcome, ReloadOutcome, RulesOutcome, WorkerAddress
 
 log = logs.get(__name__)
 _Answer = m.ReloadDone | m.ReloadRefused | m.ExperimentsDone | m.RulesDone

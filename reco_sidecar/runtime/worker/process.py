@@ -134,7 +134,7 @@ async def _serve_async(settings: ServeSettings, spec: WorkerSpec, channel: Chann
     from reco_sidecar.runtime.worker.control import WorkerControl
     from reco_sidecar.runtime.worker.topology import WorkerTopology
     from reco_sidecar.serving import server as serving_server
-    from reco_sidecar.serving.service import WorkerAddress
+    from reco_sidecar.serving.contracts import WorkerAddress
 
     loop = asyncio.get_running_loop()
     address = f"{settings.host}:{spec.private_port}"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from reco_sidecar.serving.service import WorkerAddress
+from reco_sidecar.serving.contracts import WorkerAddress
 
 
 class WorkerTopology:
