@@ -143,3 +143,25 @@ def test_reasons_ride_in_the_jsonld_and_batch(sidecar: Sidecar, unit_model: Mode
     with pytest.raises(Exception) as e:
         stub.Recommend(reco_pb2.RecommendRequest(user_id=user_id, n=5, explain=21), timeout=10)
     assert "explain" in str(e.value)
+
+
+def test_a_weighted_model_is_explained_with_its_training_values(demo_root: pathlib.Path) -> None:
+    """The demo model was trained on weighted interactions: the artifact carries each user's
+    values, and the reasons are implicit's explain() over that training matrix row."""
+    model = open_model(demo_root / "demo" / "1")
+    als = _implicit(model)
+    with running_sidecar(demo_root, "demo", workers=1) as sc:
+        stub = sc.stub()
+        for user_id in sorted(model.users.ids)[::60]:
+            user = model.users.row(user_id)
+            assert user is not None
+            rows, values = model.history(user)
+            assert len(set(values.tolist())) > 1 or len(values) < 3  # weighted, not all ones
+            m = sp.lil_matrix((user + 1, len(model.items)), dtype=np.float32)
+            m[user, rows] = values
+            resp = stub.Recommend(reco_pb2.RecommendRequest(user_id=user_id, n=5, explain=3), timeout=10)
+            for item in resp.items:
+                _, top, _ = als.explain(user, m.tocsr(), model.items.row(item.item_id), N=3)
+                assert [r.item_id for r in item.reasons] == [model.items.ids[i] for i, _ in top]
+                assert [r.contribution for r in item.reasons] == pytest.approx([s for _, s in top], rel=1e-4,
+                                                                                abs=1e-6)
