@@ -16,7 +16,11 @@ Faults: `sigkill_worker`, `sigstop_worker` (with --worker-timeout), `bad_version
 Reloads), `file_swapped_during_reload` (user factors replaced by rename while Reloads run),
 `reload_storm_with_restarts` (Reloads back to back while workers are killed), `dripping_store`
 (a replica whose store trickles its target one byte every 5 s: the cache must serve at once,
-CURRENT pointed back and a Reload of a cached version must not wait behind the download).
+CURRENT pointed back and a Reload of a cached version must not wait behind the download),
+`sigterm_with_health_watchers` (a health Watch on every worker, as a client pool keeps, then
+SIGTERM with a long --grace), `memory_from_clients` (a flood of 14 MB calls without a token,
+then never-read 1M-user BatchRecommend streams), `rollout_during_batch` (ReloadExperiments
+drops an arm's pinned version while a BatchRecommend stream uses it).
 
     python -m bench.faults [--small] [--only NAME ...]   # writes bench/results/faults.json
 """
@@ -40,6 +44,7 @@ from typing import Any
 
 import grpc
 import numpy as np
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench import common
 from harness.bench_model import BenchModel, read_ids
@@ -124,7 +129,8 @@ class Run:
     baseline: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @contextmanager
-    def sidecar(self, name: str, extra: list[str]) -> Iterator[tuple[Sidecar, pathlib.Path]]:
+    def sidecar(self, name: str, extra: list[str], *, baseline: bool = True
+                ) -> Iterator[tuple[Sidecar, pathlib.Path]]:
         """A private model root (a byte copy of the benchmark version as version 1) and a sidecar on it."""
         root = self.work / name / "root"
         model_dir = root / self.model.name
@@ -136,7 +142,8 @@ class Run:
         (model_dir / "1" / "manifest.json").write_text(json.dumps(manifest))
         with running_sidecar(root, self.model.name, workers=2, version=1, extra_args=extra,
                              log_path=self.work / name / "sidecar.log", tied=True, stop_grace=5.0) as sc:
-            self.fill_baseline(sc)
+            if baseline:
+                self.fill_baseline(sc)
             yield sc, model_dir
 
     def fill_baseline(self, sc: Sidecar) -> None:
@@ -372,9 +379,126 @@ def _status(sc: Sidecar) -> Any:
         return stub.GetModelStatus(reco_pb2.GetModelStatusRequest(), timeout=5)
 
 
+def sigterm_with_health_watchers(run: Run, grace: float = 30.0) -> dict[str, Any]:
+    """Stopping must not wait --grace for the health Watch streams a client pool keeps."""
+    with run.sidecar("sigterm_with_health_watchers", ["--grace", str(grace)]) as (sc, _), \
+            Clients(sc, run.users) as clients:
+        wait_until(lambda: len(clients.calls) > 200, 60, "warm-up calls")
+        channels = [grpc.insecure_channel(a) for a in sc.worker_addresses]
+        watches = [health_pb2_grpc.HealthStub(c).Watch(health_pb2.HealthCheckRequest(), timeout=3 * grace)
+                   for c in channels]
+        for w in watches:
+            next(w)
+        ended: list[str] = []
+
+        def drain(w: Any) -> None:
+            statuses = [m.status for m in w]
+            ended.append(health_pb2.HealthCheckResponse.ServingStatus.Name(statuses[-1]) if statuses else "none")
+
+        readers = [threading.Thread(target=drain, args=(w,), daemon=True) for w in watches]
+        for r in readers:
+            r.start()
+        started = time.monotonic()
+        sc.proc.send_signal(signal.SIGTERM)
+        code = sc.proc.wait(3 * grace)
+        exit_seconds = time.monotonic() - started
+        for r in readers:
+            r.join(5)
+        for c in channels:
+            c.close()
+        drained = [e["drained_seconds"] for e in sc.log_events() if e.get("event") == "worker_exit"
+                   and "drained_seconds" in e]
+    return {**clients.summary(), "grace": grace, "exit_code": code, "exit_seconds": round(exit_seconds, 3),
+            "drained_seconds": drained, "watch_ended_with": ended}
+
+
+def _peak_rss(pid: int) -> int:
+    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def memory_from_clients(run: Run, flood: int = 24, streams: int = 8) -> dict[str, Any]:
+    """What clients can make one worker hold: large calls without a token, then never-read
+    1M-user BatchRecommend streams with one (peak resident memory reset before each)."""
+    mb = 1 << 20
+    token = "fault-caller"
+    tokens = run.work / "callers"
+    tokens.write_text(token + "\n")
+    out: dict[str, Any] = {}
+    bearer = [("authorization", f"Bearer {token}")]
+    with run.sidecar("memory_from_clients", ["--auth-tokens-file", str(tokens)], baseline=False) as (sc, _):
+        address = sc.worker_addresses[0]
+        with grpc.insecure_channel(address, options=[("grpc.max_send_message_length", 32 * mb)]) as ch:
+            stub = reco_pb2_grpc.RecommenderStub(ch)  # type: ignore[no-untyped-call]
+            pid = stub.GetModelStatus(reco_pb2.GetModelStatusRequest(), metadata=bearer, timeout=10).worker.pid
+            body = reco_pb2.RecommendRequest(user_id="u", n=1, recent_item_ids=["i" * 1000] * 14_000)
+            pathlib.Path(f"/proc/{pid}/clear_refs").write_text("5")
+            before = _peak_rss(pid)
+            futures = [stub.Recommend.future(body, timeout=120) for _ in range(flood)]
+            codes = Counter(f.exception().code().name if f.exception() else "OK" for f in futures)
+            out["unauthenticated_flood"] = {"calls": flood, "mb_each": 14, "codes": dict(codes),
+                                            "peak_growth_mb": round((_peak_rss(pid) - before) / mb, 1)}
+            request = reco_pb2.BatchRecommendRequest(user_ids=[f"user-{i:07d}" for i in range(1_000_000)], n=10)
+            pathlib.Path(f"/proc/{pid}/clear_refs").write_text("5")
+            before = _peak_rss(pid)
+            opened: list[Any] = []
+            outcomes: Counter[str] = Counter()
+            for _ in range(streams):
+                stream = stub.BatchRecommend(request, timeout=300, metadata=bearer)
+                opened.append(stream)
+                try:
+                    next(stream)
+                    outcomes["OK"] += 1
+                except grpc.RpcError as e:
+                    outcomes[e.code().name] += 1
+            out["unread_streams"] = {"streams": streams, "request_mb": round(request.ByteSize() / mb, 1),
+                                     "outcomes": dict(outcomes),
+                                     "peak_growth_mb": round((_peak_rss(pid) - before) / mb, 1)}
+            for stream in opened:
+                stream.cancel()
+    return out
+
+
+ROLLOUT = """
+[[experiments]]
+name = "versions"
+salt = "versions-1"
+share = 1.0
+arms = [
+  {{ name = "current", model = "{model}", weight = 1 }},
+{pinned}]
+"""
+
+
+def rollout_during_batch(run: Run, users: int = 120_000) -> dict[str, Any]:
+    """A stream keeps the arms' models it took at its start through a rollout that drops one."""
+    exp_file = run.work / "experiments.toml"
+    pinned = f'  {{ name = "old", model = "{run.model.name}", version = 1, weight = 1 }},\n'
+    exp_file.write_text(ROLLOUT.format(model=run.model.name, pinned=pinned))
+    with run.sidecar("rollout_during_batch", ["--experiments", str(exp_file)]) as (sc, _):
+        options = [("grpc.http2.bdp_probe", 0), ("grpc.http2.lookahead_bytes", 65536)]
+        with grpc.insecure_channel(sc.worker_addresses[0], options=options) as ch:
+            stub = reco_pb2_grpc.RecommenderStub(ch)  # type: ignore[no-untyped-call]
+            stream = stub.BatchRecommend(reco_pb2.BatchRecommendRequest(
+                user_ids=[f"user-{i}" for i in range(users)], n=10), timeout=600)
+            answered = [next(stream)]
+            exp_file.write_text(ROLLOUT.format(model=run.model.name, pinned=""))
+            code, _ = "OK", stub.ReloadExperiments(reco_pb2.ReloadExperimentsRequest(), timeout=120)
+            try:
+                answered.extend(stream)
+                stream_code = "OK"
+            except grpc.RpcError as e:
+                stream_code = f"{e.code().name}: {e.details()}"
+    return {"users": users, "rollout": code, "stream": stream_code, "answered": len(answered),
+            "arms": dict(Counter(a.arm for a in answered))}
+
+
 FAULTS: dict[str, Callable[[Run], dict[str, Any]]] = {
     f.__name__: f for f in (sigkill_worker, sigstop_worker, bad_version_on_disk, file_swapped_during_reload,
-                            reload_storm_with_restarts, dripping_store)
+                             reload_storm_with_restarts, dripping_store, sigterm_with_health_watchers,
+                             memory_from_clients, rollout_during_batch)
 }
 
 

@@ -20,8 +20,9 @@ Recommend run.
 
 The sidecar runs with `--metrics-port 0`: around each run its batching counters are read
 (`batching`: calls scored, batches, mean batch size, share of batches that waited), counts
-that other load on the machine does not move. `medians` in the result JSON holds, per server
-and run, the median over the rounds of each figure and of each per-round ratio to the floors.
+that other load on the machine does not move. `medians` in the result JSON holds, per
+server and run, the median over the rounds of each figure and of each per-round ratio to
+the floors.
 
     python -m bench.floor_vs_sidecar [--seconds 10] [--rounds 1]   # bench/results/floor_vs_sidecar.json
     python -m bench.floor_vs_sidecar --seconds 5 --rounds 3 --policies timer,aimd,budget \

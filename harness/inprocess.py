@@ -5,7 +5,7 @@ on a loopback port, reached through real gRPC channels. No process tree, so it s
 well under a second.
 
 The server runs on an event loop of its own in a background thread. Reload here is the
-single-process reload (serving.reloader.LocalReloader); the reload transaction across workers,
+single-process reload (harness/local_reload.py); the reload transaction across workers,
 signals, the supervisor and the metrics endpoint need processes: harness.sidecar.
 
 Nothing here forks: tests in the same process may still start process trees with subprocess
@@ -26,6 +26,7 @@ from typing import Any
 
 import grpc
 
+from harness.local_reload import LocalReloader
 from reco_sidecar import settings as serve_settings
 from reco_sidecar.artifact import loader
 from reco_sidecar.commands.serve import initial_version
@@ -36,7 +37,6 @@ from reco_sidecar.runtime.supervisor import ports
 from reco_sidecar.runtime.worker.topology import WorkerTopology
 from reco_sidecar.serving import server
 from reco_sidecar.serving.contracts import WorkerAddress
-from reco_sidecar.serving.reloader import LocalReloader
 from reco_sidecar.settings import ServeSettings
 
 START_TIMEOUT = 60.0

@@ -42,7 +42,7 @@ def group_pids(pgid: int) -> list[int]:
     return sorted(pids)
 
 
-def wait_until(condition: Callable[[], T], timeout: float, what: str, interval: float = 0.02) -> T:
+def wait_until(condition: Callable[[], T | None], timeout: float, what: str, interval: float = 0.02) -> T:
     """Polls `condition` until it returns something truthy, and returns that; raises TimeoutError
     naming `what` after `timeout` seconds. The bound only stops a broken run: nothing is asserted
     about how long the wait took."""

@@ -15,12 +15,12 @@ import random
 import signal
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from harness.paths import ROOT
+from harness.procs import wait_until
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -124,9 +124,9 @@ class S3Server:
         from botocore.exceptions import BotoCoreError, ClientError
 
         client = self.client()
-        deadline = time.monotonic() + START_TIMEOUT
-        last: Exception | None = None
-        while time.monotonic() < deadline:
+        last: list[Exception] = []
+
+        def writable() -> bool:
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(f"weed exited with {self.proc.returncode}: {self.log_tail()}")
             try:
@@ -134,12 +134,15 @@ class S3Server:
                                          client.exceptions.BucketAlreadyExists):
                     client.create_bucket(Bucket="reco-probe")
                 client.put_object(Bucket="reco-probe", Key="probe", Body=b"ok")
-                if client.get_object(Bucket="reco-probe", Key="probe")["Body"].read() == b"ok":
-                    return
+                return bool(client.get_object(Bucket="reco-probe", Key="probe")["Body"].read() == b"ok")
             except (BotoCoreError, ClientError) as e:
-                last = e
-            time.sleep(0.25)
-        raise TimeoutError(f"weed not writable after {START_TIMEOUT} s ({last}): {self.log_tail()}")
+                last[:] = [e]
+                return False
+
+        try:
+            wait_until(writable, START_TIMEOUT, "weed writable", interval=0.25)
+        except TimeoutError:
+            raise TimeoutError(f"weed not writable after {START_TIMEOUT} s ({last}): {self.log_tail()}") from None
 
     def stop(self) -> None:
         """Kills the server's whole process group at once (SIGKILL: also the mid-download fault)."""

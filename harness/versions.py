@@ -9,7 +9,7 @@ import pathlib
 import shutil
 from collections.abc import Callable
 
-from reco_sidecar.artifact import source
+from reco_sidecar.artifact import version_dirs
 
 
 def copy_version(model_dir: pathlib.Path, src: int, dst: int | None = None, *,
@@ -24,7 +24,7 @@ def copy_version(model_dir: pathlib.Path, src: int, dst: int | None = None, *,
     `raw_manifest` replaces its text altogether, and `directory` names the published
     directory (e.g. one that is not a canonical version number)."""
     if dst is None:
-        dst = (source.latest_version(model_dir) or 0) + 1
+        dst = (version_dirs.latest_version(model_dir) or 0) + 1
     tmp = model_dir / f".tmp-copy-{dst}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(model_dir / str(src), tmp)

@@ -15,7 +15,7 @@ from reco_sidecar.common.tokens import read_tokens
 from reco_sidecar.common.versions import VersionSpec, parse_version_spec
 
 # The batcher's wait policies (serving/batch_wait.py), the default first.
-BATCH_WAIT_POLICIES = ("in-flight", "timer", "aimd", "budget")
+BATCH_WAIT_POLICIES = ("aimd", "in-flight", "timer", "budget")
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class ServeSettings:
     batch_max_size: int = 64
     # When the batcher waits for company (serving/batch_wait.py); the others are kept to be
     # measured against it (docs/performance.md).
-    batch_wait_policy: str = "in-flight"
+    batch_wait_policy: str = "aimd"
     jsonld_item_iri: str = "https://uro.example/items/{id}"
     metrics_port: int | None = None
     tls_cert: pathlib.Path | None = None
@@ -207,8 +207,9 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--batch-max-size", type=_positive_int, default=d.batch_max_size,
                    help="most Recommend calls per product (1 disables dynamic batching)")
     g.add_argument("--batch-wait-policy", choices=BATCH_WAIT_POLICIES, default=d.batch_wait_policy,
-                   help="when to wait for company: in-flight (only for calls already on their way to the "
-                        "queue; the default), timer, aimd or budget (compared in docs/performance.md)")
+                   help="when to wait for company: aimd (the default: a wait budget that grows while waits "
+                        "gather company and halves when they do not), in-flight, timer or budget "
+                        "(compared in docs/performance.md)")
     g.add_argument("--jsonld-item-iri", default=d.jsonld_item_iri, help="IRI template for items, with {id}")
     g = p.add_argument_group("operations and security")
     g.add_argument("--metrics-port", type=_port, default=None, help="Prometheus /metrics on this port")

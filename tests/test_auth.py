@@ -72,6 +72,17 @@ def test_every_method_refuses_a_missing_or_unknown_token(sidecar: Sidecar, metho
     assert _code(call, request_, metadata=metadata) == grpc.StatusCode.UNAUTHENTICATED
 
 
+def test_a_method_the_service_lacks_is_unimplemented_with_or_without_a_token(sidecar: Sidecar) -> None:
+    """The token is checked before the body is read, for the Recommender's methods only."""
+    with grpc.insecure_channel(sidecar.address) as channel:
+        for metadata in (None, _bearer(CALLER)):
+            nope = channel.unary_unary("/reco.v1.Recommender/NoSuchMethod", request_serializer=None,
+                                       response_deserializer=None)
+            with pytest.raises(grpc.RpcError) as e:
+                nope(b"", timeout=10, metadata=None if metadata is None else tuple(metadata))
+            assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
 def test_a_caller_token_calls_everything_but_reload(sidecar: Sidecar) -> None:
     stub = sidecar.stub()
     assert stub.GetModelStatus(reco_pb2.GetModelStatusRequest(), metadata=_bearer(CALLER)).model == "demo"

@@ -111,7 +111,7 @@ def test_a_closed_loop_caller_is_never_made_to_wait(pool: ThreadPoolExecutor) ->
         b: LoopBatcher[str, int, int] = LoopBatcher(lambda k, qs: list(qs), executor=pool, max_delay=3600.0,
                                                     max_size=64, on_batch=lambda size, waited:
                                                     batches.append((size, waited)),
-                                                    in_flight=lambda: gate["in_flight"])
+                                                    in_flight=lambda: gate["in_flight"], policy="in-flight")
         one = await asyncio.wait_for(caller(b, 50), timeout=60)
         assert b.waits == 0 and batches == [(1, False)] * 50
         four = await asyncio.wait_for(asyncio.gather(*(caller(b, 50) for _ in range(4))), timeout=60)
@@ -134,7 +134,7 @@ def test_the_drain_follows_arrivals_turn_by_turn_and_stops_when_they_stop(pool: 
     async def main() -> list[int]:
         b: LoopBatcher[str, int, int] = LoopBatcher(lambda k, qs: list(qs), executor=pool, max_delay=3600.0,
                                                     max_size=64, on_batch=lambda size, waited:
-                                                    batches.append((size, waited)))
+                                                    batches.append((size, waited)), policy="in-flight")
         calls = [asyncio.ensure_future(b.submit("m", 0)), asyncio.ensure_future(b.submit("m", 1))]
         for i in range(2, 6):
             await asyncio.sleep(0)
@@ -156,7 +156,7 @@ def test_the_drain_waits_for_a_call_in_flight_that_has_not_reached_the_queue(poo
         b: LoopBatcher[str, int, int] = LoopBatcher(lambda k, qs: list(qs), executor=pool, max_delay=3600.0,
                                                     max_size=64, on_batch=lambda size, waited:
                                                     batches.append((size, waited)),
-                                                    in_flight=lambda: gate["in_flight"])
+                                                    in_flight=lambda: gate["in_flight"], policy="in-flight")
         first = asyncio.ensure_future(b.submit("m", 1))
         for _ in range(5):
             await asyncio.sleep(0)  # loop turns: the drain has started and is waiting
@@ -176,11 +176,35 @@ def test_a_wait_for_a_call_that_never_queues_ends_at_the_max_delay(pool: ThreadP
     async def main() -> int:
         b: LoopBatcher[str, int, int] = LoopBatcher(lambda k, qs: list(qs), executor=pool, max_delay=0.005,
                                                     max_size=64, on_batch=lambda size, waited:
-                                                    batches.append((size, waited)), in_flight=lambda: 2)
+                                                    batches.append((size, waited)), in_flight=lambda: 2,
+                                                    policy="in-flight")
         return await asyncio.wait_for(b.submit("m", 7), timeout=60)
 
     assert asyncio.run(main()) == 7
     assert batches == [(1, True)]
+
+
+def test_aimd_never_makes_a_lone_caller_wait_and_forgets_a_burst(pool: ThreadPoolExecutor) -> None:
+    """The default policy. A closed-loop caller alone: no wait, ever. A burst (concurrency
+    seen) gives the budget a step; then, alone again, a few waits gather nobody and the
+    budget is back to zero: the caller is scored at once again."""
+    batches: list[tuple[int, bool]] = []
+
+    async def main() -> None:
+        b: LoopBatcher[str, int, int] = LoopBatcher(lambda k, qs: list(qs), executor=pool, max_delay=0.003,
+                                                    max_size=64, on_batch=lambda size, waited:
+                                                    batches.append((size, waited)))
+        for i in range(50):
+            assert await asyncio.wait_for(b.submit("m", i), timeout=60) == i
+        assert b.waits == 0
+        assert await asyncio.wait_for(asyncio.gather(*(b.submit("m", i) for i in range(8))), timeout=60) \
+            == list(range(8))
+        for i in range(50):
+            assert await asyncio.wait_for(b.submit("m", i), timeout=60) == i
+        assert 1 <= b.waits <= 5
+        assert batches[-40:] == [(1, False)] * 40
+
+    asyncio.run(main())
 
 
 def test_aimd_budget_grows_while_waits_gather_company_and_halves_when_they_do_not() -> None:
@@ -278,7 +302,7 @@ def test_small_batches_are_scored_on_the_loop_and_large_ones_in_the_executor(poo
 
     async def main() -> list[int]:
         b: LoopBatcher[str, int, int] = LoopBatcher(score, executor=pool, max_delay=3600.0, max_size=8,
-                                                    inline_max=4)
+                                                    inline_max=4, policy="in-flight")
         # a lone call, then a burst: one batch of max_size and the three left over
         first = await b.submit("m", 0)
         calls = [asyncio.ensure_future(b.submit("m", i)) for i in range(1, 12)]

@@ -10,11 +10,12 @@ import itertools
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from reco_sidecar.artifact.version_choice import Refused, Resolved
+from reco_sidecar.artifact.version_choice import Chosen, NoVersion
 from reco_sidecar.common.errors import ErrorKind
 from reco_sidecar.common.versions import LATEST, VersionSpec
 from reco_sidecar.runtime import wire as m
 from reco_sidecar.runtime.supervisor import model_reload as co
+from reco_sidecar.runtime.supervisor.transaction import Reply, Send
 
 T = TypeVar("T")
 
@@ -34,7 +35,7 @@ class Harness:
         self.c = co.Coordinator(pool, serving, timeout=timeout)
         self.now = 0.0
         self.workers = {s: FakeWorker() for s in range(pool)}
-        self.replies: list[co.Reply] = []
+        self.replies: list[Reply] = []
         self.verifies: list[co.StartVerify] = []
         self.killed: list[int] = []
         self.finished: list[co.Finished] = []
@@ -45,9 +46,9 @@ class Harness:
         actions = self.c.handle(event, self.now)
         for a in actions:
             match a:
-                case co.Send(slot, message):
+                case Send(slot, message):
                     self.workers[slot].inbox.append(message)
-                case co.Reply():
+                case Reply():
                     self.replies.append(a)
                 case co.StartVerify():
                     self.verifies.append(a)
@@ -62,7 +63,7 @@ class Harness:
         self.feed(co.ReloadAsked((slot, request_id), spec))
 
     def verified(self, version: int, bad: tuple[tuple[int, str], ...] = ()) -> None:
-        self.feed(co.VersionVerified(self.verifies[-1].ticket, Resolved(version, bad)))
+        self.feed(co.VersionVerified(self.verifies[-1].ticket, Chosen(version, bad)))
 
     def boot(self, slot: int, version: int) -> None:
         self.workers[slot] = FakeWorker(version)
@@ -95,7 +96,9 @@ class Harness:
 
     def reply(self) -> m.ReloadDone | m.ReloadRefused:
         assert len(self.replies) == 1, self.replies
-        return self.replies[0].message
+        message = self.replies[0].message
+        assert isinstance(message, m.ReloadDone | m.ReloadRefused)
+        return message
 
     def serving(self) -> dict[int, int | None]:
         return {s: w.version for s, w in self.workers.items()}
@@ -223,7 +226,7 @@ def test_a_queued_reload_runs_after_the_running_one() -> None:
 def test_a_refused_version_is_answered_and_skipped_by_latest_afterwards() -> None:
     h = Harness()
     h.ask(LATEST)
-    h.feed(co.VersionVerified(h.verifies[-1].ticket, Refused(ErrorKind.FAILED_PRECONDITION, "bad", "version",
+    h.feed(co.VersionVerified(h.verifies[-1].ticket, NoVersion(ErrorKind.FAILED_PRECONDITION, "bad", "version",
                                                              ((3, "TypeError: odd"),))))
     r = h.reply()
     assert isinstance(r, m.ReloadRefused) and r.kind is ErrorKind.FAILED_PRECONDITION and r.field == "version"
@@ -466,7 +469,7 @@ def test_a_reload_to_a_number_pins_it_until_a_reload_of_latest() -> None:
     h.committed(1)
     assert isinstance(h.reply(), m.ReloadDone) and h.c.pinned == 1
     h.ask(3, request_id=2)  # a failed Reload changes nothing
-    h.feed(co.VersionVerified(h.verifies[-1].ticket, Refused(ErrorKind.FAILED_PRECONDITION, "bad", "version")))
+    h.feed(co.VersionVerified(h.verifies[-1].ticket, NoVersion(ErrorKind.FAILED_PRECONDITION, "bad", "version")))
     assert h.c.pinned == 1
     h.ask(LATEST, request_id=3)
     h.verified(1)
@@ -477,3 +480,17 @@ def test_a_reload_to_a_number_pins_it_until_a_reload_of_latest() -> None:
     h.feed(co.ReloadAsked(None, 1, pin=False))  # a model store asking by number on its own
     h.verified(1)
     assert h.c.pinned is None
+
+
+def test_a_message_that_cannot_reach_a_worker_fails_the_reload_at_once() -> None:
+    h = Harness()
+    h.ask(2)
+    h.verified(2)
+    h.prepared(0)
+    h.feed(co.Undeliverable(1, "prepare message of 200000 bytes is larger than 131072"))
+    reply = h.reply()
+    assert isinstance(reply, m.ReloadRefused) and reply.kind is ErrorKind.UNAVAILABLE
+    assert "worker 1" in reply.message and "larger than" in reply.message
+    assert isinstance(h.last(0, m.Abort), m.Abort) and h.c.txn is None and h.c.serving == 1
+    # Not the version's fault: it is not marked bad, a later reload may try it again.
+    assert 2 not in h.c.failed

@@ -43,6 +43,21 @@ RANK: dict[str, int] = {
 }
 TOP_LEVEL_MODULES = {"__init__", "__main__", "cli", "settings"}
 
+# Packages of one rank do not import each other, except these pairs (importer, imported), each
+# with its reason.
+SAME_RANK_ALLOWED: dict[tuple[str, str], str] = {}
+
+# Inside runtime/, the same rule one level down: what crosses process boundaries is below both
+# sides, and only the supervisor knows the worker (its pool forks the worker's entry point).
+RUNTIME_RANK: dict[str, int] = {
+    "wire": 0,
+    "channel": 1,
+    "payload": 1,
+    "worker": 2,
+    "store_follower": 2,
+    "supervisor": 3,
+}
+
 
 def layer_of(module: str) -> str:
     """`reco_sidecar.engine.model` → `engine`; `reco_sidecar` itself → `__init__`."""
@@ -63,9 +78,9 @@ def imported_modules(path: pathlib.Path, module: str) -> list[tuple[int, str]]:
                 anchor = package.split(".")
                 anchor = anchor[: len(anchor) - (node.level - 1)]
                 base = ".".join([*anchor, base]) if base else ".".join(anchor)
-            if base == "reco_sidecar":
+            if base == "reco_sidecar" or base == "reco_sidecar.runtime":
                 # `from reco_sidecar import settings` names a module per alias
-                found += [(node.lineno, f"reco_sidecar.{a.name}") for a in node.names]
+                found += [(node.lineno, f"{base}.{a.name}") for a in node.names]
             else:
                 found.append((node.lineno, base))
     return [(line, m) for line, m in found if m == "reco_sidecar" or m.startswith("reco_sidecar.")]
@@ -79,6 +94,12 @@ def module_name(path: pathlib.Path, root: pathlib.Path) -> str:
     return ".".join(parts)
 
 
+def runtime_part(module: str) -> str:
+    """`reco_sidecar.runtime.supervisor.loop` → `supervisor`; `reco_sidecar.runtime` → ``."""
+    parts = module.split(".")
+    return parts[2] if len(parts) > 2 and parts[1] == "runtime" else ""
+
+
 def violations(root: pathlib.Path = PACKAGE) -> list[str]:
     out = []
     for path in sorted(root.rglob("*.py")):
@@ -86,15 +107,33 @@ def violations(root: pathlib.Path = PACKAGE) -> list[str]:
             continue
         module = module_name(path, root)
         mine = layer_of(module)
+        where = f"{path.relative_to(root.parent)}"
         for line, target in imported_modules(path, module):
             theirs = layer_of(target)
-            if theirs == "__init__" or theirs == mine:
+            if theirs == "__init__":
+                continue
+            if theirs == mine:
+                if mine == "runtime":
+                    out += runtime_violations(f"{where}:{line}", module, target)
                 continue
             if theirs not in RANK or mine not in RANK:
-                out.append(f"{path.relative_to(root.parent)}:{line}: {module} → {target}: unknown layer")
+                out.append(f"{where}:{line}: {module} → {target}: unknown layer")
             elif RANK[theirs] > RANK[mine]:
-                out.append(f"{path.relative_to(root.parent)}:{line}: {mine} imports {theirs} ({target})")
+                out.append(f"{where}:{line}: {mine} imports {theirs} ({target})")
+            elif RANK[theirs] == RANK[mine] and (mine, theirs) not in SAME_RANK_ALLOWED:
+                out.append(f"{where}:{line}: {mine} imports {theirs} of the same rank ({target})")
     return out
+
+
+def runtime_violations(where: str, module: str, target: str) -> list[str]:
+    mine, theirs = runtime_part(module), runtime_part(target)
+    if not mine or not theirs or mine == theirs:
+        return []
+    if mine not in RUNTIME_RANK or theirs not in RUNTIME_RANK:
+        return [f"{where}: runtime/{mine} → runtime/{theirs}: not in RUNTIME_RANK"]
+    if RUNTIME_RANK[theirs] >= RUNTIME_RANK[mine]:
+        return [f"{where}: runtime/{mine} imports runtime/{theirs} ({target})"]
+    return []
 
 
 def test_imports_point_down_the_layers() -> None:
@@ -115,13 +154,19 @@ def test_no_module_stands_outside_a_layer_package() -> None:
         ("serving/extra.py", "from reco_sidecar import runtime\n"),
         ("common/extra.py", "import reco_sidecar.engine.model\n"),
         ("manager/extra.py", "from ..serving import batcher\n"),
+        ("store/extra.py", "from reco_sidecar.manager import manager\n"),
+        ("experiments/extra.py", "from reco_sidecar import settings\n"),
+        ("runtime/worker/extra.py", "from reco_sidecar.runtime.supervisor import pool\n"),
+        ("runtime/wire.py", "from reco_sidecar.runtime import channel\n"),
     ],
 )
 def test_a_reversed_import_is_caught(tmp_path: pathlib.Path, where: str, statement: str) -> None:
     root = tmp_path / "reco_sidecar"
     target = root / where
     target.parent.mkdir(parents=True)
-    (target.parent / "__init__.py").write_text("")
+    for folder in (target.parent, target.parent.parent):
+        if folder != root:
+            (folder / "__init__.py").write_text("")
     target.write_text(statement)
     found = violations(root)
     assert len(found) == 1, found

@@ -5,6 +5,7 @@ import threading
 
 import pytest
 
+from harness.local_reload import find_version
 from reco_sidecar.artifact import loader
 from reco_sidecar.common.errors import FailedPrecondition, NotFound, Unavailable
 from reco_sidecar.common.versions import parse_version_spec
@@ -80,10 +81,11 @@ def test_abort_drops_a_prepared_version(manager: ModelManager) -> None:
     assert {s.version: s.state for s in manager.statuses()}[2] == VersionState.END
 
 
-def test_resolve(manager: ModelManager) -> None:
-    assert manager.resolve(parse_version_spec("latest")) == 2 and manager.resolve(parse_version_spec("1")) == 1
+def test_the_in_process_reload_finds_the_version_a_spec_names(manager: ModelManager) -> None:
+    assert find_version(manager, parse_version_spec("latest")) == 2
+    assert find_version(manager, parse_version_spec("1")) == 1
     with pytest.raises(NotFound):
-        manager.resolve(7)
+        find_version(manager, 7)
 
 
 def test_a_version_failed_elsewhere_is_listed_failed_unless_this_process_holds_it(manager: ModelManager) -> None:

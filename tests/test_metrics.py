@@ -7,7 +7,6 @@ import pathlib
 import signal
 import socket
 import subprocess
-import time
 import urllib.request
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +15,7 @@ import grpc
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness.procs import wait_until
 from reco_sidecar.artifact import loader
 from reco_sidecar.common.exit_codes import ExitCode
 from reco_sidecar.gen.reco.v1 import reco_pb2
@@ -48,12 +48,13 @@ def series(samples: Samples, name: str) -> dict[frozenset[tuple[str, str]], floa
 
 
 def wait_for(sc: Sidecar, ok: Callable[[Samples], bool]) -> Samples:
-    deadline = time.monotonic() + WAIT
-    while True:
+    """The first scrape for which `ok` holds (the workers flush their counts about once a second)."""
+
+    def scraped() -> tuple[Samples] | None:
         samples = scrape(sc)
-        if ok(samples) or time.monotonic() > deadline:
-            return samples
-        time.sleep(0.05)
+        return (samples,) if ok(samples) else None
+
+    return wait_until(scraped, WAIT, "the metrics to show what the test did")[0]
 
 
 @pytest.fixture(scope="module")

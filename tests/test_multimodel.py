@@ -237,6 +237,24 @@ def test_experiments_assign_tag_shadow_and_reload_all_or_nothing(two_models: pat
         assert _arms(again.stub(again.worker_addresses[1]), users) == moved
 
 
+def test_a_600_kib_experiments_file_rolls_out_to_every_worker(two_models: pathlib.Path,
+                                                             tmp_path: pathlib.Path) -> None:
+    """A file far larger than one control frame (the limit is 1 MiB) reaches every worker: it
+    crosses as a payload file checked by its sha256, not inside a message."""
+    exp_file = tmp_path / "experiments.toml"
+    exp_file.write_text(EXPERIMENTS)
+    padding = "# " + "x" * 98 + "\n"
+    big = EXPERIMENTS.replace('salt = "feed-2026"', 'salt = "feed-big"') + padding * (600 * 1024 // len(padding) + 1)
+    assert 600 * 1024 < len(big.encode()) < config.MAX_FILE_BYTES
+    with running_sidecar(two_models, "posts", workers=2,
+                         extra_args=["--model", "worlds", "--experiments", str(exp_file)]) as sc:
+        exp_file.write_text(big)
+        done = sc.stub().ReloadExperiments(reco_pb2.ReloadExperimentsRequest(), timeout=120)
+        assert (done.workers, done.experiments) == (2, 1)
+        applied = [e for e in sc.log_events() if e.get("event") == "experiments_applied"]
+        assert sorted(e["generation"] for e in applied) == [done.generation] * 2
+
+
 def test_a_bad_experiments_file_at_start_is_exit_2_naming_the_field(two_models: pathlib.Path,
                                                                    tmp_path: pathlib.Path) -> None:
     from tests.test_settings import run_cli

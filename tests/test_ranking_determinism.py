@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import pathlib
 import threading
-import time
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness.procs import wait_until
 from reco_sidecar.gen.reco.v1 import reco_pb2, reco_pb2_grpc
 from reco_sidecar.training import als, demo_data
 from tests.support.models import train_demo
@@ -125,13 +125,13 @@ def flushed_batched_calls(sidecar: Sidecar) -> tuple[float, float]:
     """batched_calls once every answered Recommend is in the metrics: workers count in process
     and flush to the metrics files about once a second, so a scrape right after the calls
     returned may not hold them yet."""
-    deadline = time.monotonic() + WAIT
-    while True:
-        calls, products = batched_calls(sidecar)
-        if calls >= ANSWERED.count or time.monotonic() > deadline:
-            assert calls == ANSWERED.count, f"the batch metric counts {calls} calls, {ANSWERED.count} were answered"
-            return calls, products
-        time.sleep(0.05)
+    def flushed() -> tuple[float, float] | None:
+        counted = batched_calls(sidecar)
+        return counted if counted[0] >= ANSWERED.count else None
+
+    calls, products = wait_until(flushed, WAIT, "every answered call in the batch metric")
+    assert calls == ANSWERED.count, f"the batch metric counts {calls} calls, {ANSWERED.count} were answered"
+    return calls, products
 
 
 class References:

@@ -73,7 +73,6 @@ def test_twenty_reloads_under_load_drop_nothing_and_switch_every_worker(two_vers
                 # calls between this reload and the next, for the check below
                 rec.answers_after(returned[-1][1], 6, f"Reload({target}) returned")
         assert rec.failures == []
-        assert len(rec.calls) > 200
         assert {v for _, _, v, _ in rec.calls} == {1, 2}
         # a call that started after Reload(v) returned, and before the next one was sent, answers v
         for (_, done, target), nxt in zip(returned, [*returned[1:], (float("inf"), 0.0, 0)], strict=True):

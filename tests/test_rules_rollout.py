@@ -5,12 +5,20 @@ late, dead and restarted workers; one rollout at a time."""
 from __future__ import annotations
 
 import pathlib
+from collections.abc import Sequence
 
 from reco_sidecar.common.errors import ErrorKind
+from reco_sidecar.runtime import payload
 from reco_sidecar.runtime import wire as m
 from reco_sidecar.runtime.supervisor.rules_rollout import Answer, Outcome, RulesRollout, Send
 
 GOOD = 'hide = ["i1"]\n[[rules]]\nmodel = "demo"\n[rules.diversity]\ncap_field = "creator"\ncap = 2\n'
+
+
+def _sent(actions: Sequence[object]) -> list[tuple[int, int, str]]:
+    """(slot, generation, file text) of each SetRules sent."""
+    return [(a.slot, a.message.generation, payload.read(a.message.payload).decode())
+            for a in actions if isinstance(a, Send) and isinstance(a.message, m.SetRules)]
 
 
 def _rollout(tmp_path: pathlib.Path, text: str = GOOD) -> RulesRollout:
@@ -24,7 +32,7 @@ def _rollout(tmp_path: pathlib.Path, text: str = GOOD) -> RulesRollout:
 def test_a_good_file_reaches_every_slot_and_is_answered_when_all_serve_it(tmp_path: pathlib.Path) -> None:
     r = _rollout(tmp_path)
     actions = r.asked((0, 7), now=0.0)
-    assert [(a.slot, type(a.message)) for a in actions if isinstance(a, Send)] == [(0, m.SetRules), (1, m.SetRules)]
+    assert _sent(actions) == [(0, 1, GOOD), (1, 1, GOOD)]
     assert r.busy and r.current.hide == ("i1",) and r.generation == 1
     assert r.applied(0, 1) == []
     done = r.applied(1, 1)
@@ -32,9 +40,9 @@ def test_a_good_file_reaches_every_slot_and_is_answered_when_all_serve_it(tmp_pa
     (answer,) = [a for a in done if isinstance(a, Answer)]
     assert answer.requester == (0, 7) and answer.message == m.RulesDone(7, 1, 1, 2)
     assert not r.busy
-    # A worker booting afterwards is sent the file the pool serves.
+    # A worker booting afterwards is sent the file the pool serves (as a checked payload file).
     r.died(1)
-    assert r.booted(1) == [Send(1, m.SetRules(1, GOOD, "toml"))]
+    assert _sent(r.booted(1)) == [(1, 1, GOOD)]
 
 
 def test_a_bad_file_is_refused_naming_the_field_and_changes_nothing(tmp_path: pathlib.Path) -> None:
@@ -70,7 +78,7 @@ def test_a_worker_that_dies_mid_rollout_confirms_when_it_boots_again(tmp_path: p
     r.asked((0, 1), 0.0)
     r.applied(0, 1)
     r.died(1)
-    assert r.booted(1) == [Send(1, m.SetRules(1, GOOD, "toml"))]  # forked before, or not: sent again
+    assert _sent(r.booted(1)) == [(1, 1, GOOD)]  # forked before, or not: sent again
     done = r.applied(1, 1)
     assert any(isinstance(a, Answer) and isinstance(a.message, m.RulesDone) for a in done)
 

@@ -11,11 +11,13 @@ from typing import Any
 import pytest
 
 from harness.seaweedfs import S3Server
-from reco_sidecar.artifact import layout, loader, source
+from reco_sidecar.artifact import layout, loader, version_dirs
+from reco_sidecar.common.errors import ErrorKind
 from reco_sidecar.store import cache
 from reco_sidecar.store.download import download
 from reco_sidecar.store.errors import IntegrityError, NotPublished, StoreError
 from reco_sidecar.store.follower import Follower
+from reco_sidecar.store.status import StoreStatus
 from tests.support.store import new_bucket, object_key, publish_version, remote
 from tests.support.versions import copy_version
 
@@ -98,28 +100,36 @@ def test_a_damaged_store_is_refused_and_leaves_nothing(
     assert visible(tmp_path / "demo") == []
 
 
-def test_a_garbled_pointer_is_reported(s3_server: S3Server, published: str) -> None:
+@pytest.mark.parametrize("text", ["latest", "007", "0", "²"])
+def test_a_garbled_pointer_is_reported(s3_server: S3Server, published: str, text: str) -> None:
+    """The store names versions by the one rule every other part uses: `007` is no version."""
     model = remote(s3_server, published)
-    s3_server.client().put_object(Bucket=published, Key="models/uro/demo/CURRENT", Body=b"latest\n")
-    with pytest.raises(StoreError, match="CURRENT holds 'latest', not a positive version number"):
+    s3_server.client().put_object(Bucket=published, Key="models/uro/demo/CURRENT", Body=f"{text}\n".encode())
+    with pytest.raises(StoreError, match=f"CURRENT holds '{text}', not a version number"):
         model.target()
+
+
+def test_a_version_folder_with_a_leading_zero_is_no_version(s3_server: S3Server, published: str) -> None:
+    model = remote(s3_server, published)
+    s3_server.client().put_object(Bucket=published, Key="models/uro/demo/007/PUBLISHED", Body=b"{}")
+    assert model.published_versions() == [1]
 
 
 def test_the_follower_reports_a_failure_with_its_reason_and_retries_only_when_asked(
         s3_server: S3Server, published: str, tmp_path: pathlib.Path) -> None:
-    statuses: list[dict[str, Any]] = []
+    statuses: list[StoreStatus] = []
     follower = Follower(remote(s3_server, published), tmp_path, keep=3, emit_status=statuses.append)
     assert follower.sync(None, explicit=False).version == 1
     put(s3_server, published, layout.ITEM_FACTORS, b"x")  # damaged in the store after publishing
     (tmp_path / "demo" / "1").rename(tmp_path / "demo" / ".gone")  # and no longer in the cache
     outcome = follower.sync(None, explicit=False)
-    assert outcome.version is None and outcome.code == "FAILED_PRECONDITION"
-    assert "item_factors.npy" in outcome.message and statuses[-1]["failed_version"] == 1
-    assert statuses[-1]["error"] == outcome.message
+    assert outcome.version is None and outcome.kind is ErrorKind.FAILED_PRECONDITION
+    assert "item_factors.npy" in outcome.message and statuses[-1].failed_version == 1
+    assert statuses[-1].error == outcome.message
     # The watch does not hammer a version that failed for good…
     assert follower.sync(None, explicit=False).message == outcome.message
     # …an explicit request tries again.
-    assert follower.sync(1, explicit=True).code == "FAILED_PRECONDITION"
+    assert follower.sync(1, explicit=True).kind is ErrorKind.FAILED_PRECONDITION
 
 
 def test_the_cache_keeps_the_most_recently_used_and_the_protected(
@@ -132,11 +142,11 @@ def test_the_cache_keeps_the_most_recently_used_and_the_protected(
     model_dir = root / "demo"
     for _ in range(4):
         copy_version(model_dir, 1)
-    assert source.list_versions(model_dir) == [1, 2, 3, 4, 5]
+    assert version_dirs.list_versions(model_dir) == [1, 2, 3, 4, 5]
     for used_at, version in enumerate([1, 4, 3, 5, 2]):  # oldest use first
         os.utime(model_dir / str(version), ns=(used_at * 10**9, used_at * 10**9))
     assert cache.prune(model_dir, keep=2, protect={1}) == [3, 4]
-    assert source.list_versions(model_dir) == [1, 2, 5]
+    assert version_dirs.list_versions(model_dir) == [1, 2, 5]
     assert visible(model_dir) == ["1", "2", "5"]  # nothing hidden left behind
     cache.touch(model_dir, 5)
     assert cache.prune(model_dir, keep=1, protect=()) == [1, 2]

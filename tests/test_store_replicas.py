@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from harness import seaweedfs
+from harness.procs import wait_until
 from harness.seaweedfs import S3Server
 from reco_sidecar.artifact import layout
 from reco_sidecar.gen.reco.v1 import reco_pb2
@@ -48,17 +49,31 @@ def caches(tmp_path: pathlib.Path) -> list[pathlib.Path]:
 
 
 class Callers(Load):
-    """Recommend calls on every replica at once; each answer's (replica, version) is tallied."""
+    """Recommend calls on every replica at once; each answer is recorded as (replica, version,
+    started, returned), times from time.monotonic()."""
 
     def __init__(self, sidecars: list[Sidecar]) -> None:
         stubs = [sc.stub() for sc in sidecars]
 
-        def call(i: int) -> tuple[int, int]:
+        def call(i: int) -> tuple[int, int, float, float]:
             replica = i % len(stubs)
+            started = time.monotonic()
             resp = stubs[replica].Recommend(reco_pb2.RecommendRequest(user_id=f"u{i % 500:07d}", n=10), timeout=10)
-            return replica, resp.version
+            return replica, resp.version, started, time.monotonic()
 
         super().__init__(call, threads=2 * len(sidecars))
+
+    def versions(self) -> set[int]:
+        return {v for _, v, _, _ in self.result.values}
+
+
+def went_back(calls: list[tuple[int, int, float, float]], replica: int, new: int) -> list[tuple[float, int]]:
+    """The promise of an all-or-nothing switch, as a client sees it: a call that STARTS after a
+    call to the same replica RETURNED `new` never gets an older version. (Calls that overlap may
+    finish in any order: one that leased the old version may end after one that got the new.)"""
+    mine = [c for c in calls if c[0] == replica]
+    first_new = min((returned for _, v, _, returned in mine if v == new), default=float("inf"))
+    return [(started, v) for _, v, started, _ in mine if started > first_new and v < new]
 
 
 def test_a_published_version_reaches_every_replica_with_no_failed_call(
@@ -70,16 +85,15 @@ def test_a_published_version_reaches_every_replica_with_no_failed_call(
         with Callers(sidecars) as load:
             publish_version(s3_server, bucket, two_versions / "demo" / "2")
             statuses = wait_all(sidecars, lambda st: st.version == 2, "serving version 2")
-            seen_before = load.result.ok
-            deadline = time.monotonic() + 30
-            while load.result.ok < seen_before + 30 and time.monotonic() < deadline:
-                time.sleep(0.05)
+            switched = time.monotonic()
+            wait_until(lambda: all(sum(1 for r, _, started, _ in list(load.result.values)
+                                       if r == replica and started > switched) >= 10 for replica in range(REPLICAS)),
+                       30, "ten calls to every replica after the switch")
         assert load.result.failures == 0, load.result.errors[:5]
-        # Each replica answered with 1, then with 2, never back (the switch is all or nothing).
         for replica in range(REPLICAS):
-            versions = [v for r, v in load.result.values if r == replica]
-            assert versions and versions[-1] == 2
-            assert versions == sorted(versions), f"replica {replica} went back: {versions}"
+            calls = [c for c in load.result.values if c[0] == replica]
+            assert {v for _, v, _, _ in calls} == {1, 2}
+            assert went_back(load.result.values, replica, 2) == [], f"replica {replica} went back"
         for st in statuses:
             assert st.store.uri.endswith("/models/uro/demo/")
             assert st.store.target_version == 2 and st.store.downloading_version == 0
@@ -105,7 +119,7 @@ def test_a_corrupted_upload_is_refused_everywhere_while_the_old_version_serves(
         remote(s3_server, bucket).write_pointer(2)
         statuses = wait_all(sidecars, lambda st: st.store.failed_version == 2, "version 2 refused")
     assert load.result.failures == 0, load.result.errors[:5]
-    assert {v for _, v in load.result.values} == {1}
+    assert load.versions() == {1}
     for st in statuses:
         assert st.version == 1
         assert st.store.target_version == 2
@@ -130,7 +144,7 @@ def test_a_pointer_rollback_converges_on_every_replica(
             remote(s3_server, bucket).write_pointer(2)
             statuses = wait_all(sidecars, lambda st: st.version == 2, "forward again to 2")
         assert load.result.failures == 0, load.result.errors[:5]
-        assert {v for _, v in load.result.values} == {1, 2}
+        assert load.versions() == {1, 2}
         for st in statuses:
             assert list(st.store.cached_versions) == [1, 2]
 
@@ -160,7 +174,7 @@ def test_killing_the_store_mid_download_leaves_every_replica_on_its_last_good_ve
             statuses = wait_all(sidecars, lambda st: st.store.downloading_version == 0 and st.store.error != "",
                                 "download given up")
         assert load.result.failures == 0, load.result.errors[:5]
-        assert {v for _, v in load.result.values} == {1}
+        assert load.versions() == {1}
         for st in statuses:
             assert st.version == 1
             assert "store unreachable" in st.store.error, st.store.error

@@ -28,7 +28,8 @@ USERS = [f"u{i:07d}" for i in range(0, 500, 25)]
 
 def answers(sc: Sidecar) -> list[tuple[str, ...]]:
     stub = sc.stub()
-    return [tuple(stub.Recommend(reco_pb2.RecommendRequest(user_id=u, n=10), timeout=10).item_ids) for u in USERS]
+    return [tuple(x.item_id for x in stub.Recommend(reco_pb2.RecommendRequest(user_id=u, n=10), timeout=10).items)
+            for u in USERS]
 
 
 def test_a_reused_version_number_is_reported_and_replaced_on_restart(

@@ -9,10 +9,9 @@ from __future__ import annotations
 import json
 import pathlib
 import threading
-import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -21,20 +20,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness.procs import wait_until
 from reco_sidecar.artifact import layout, loader
 from reco_sidecar.gen.reco.v1 import reco_pb2
 from tests.support.server import InProcess, Sidecar, in_process_sidecar, running_sidecar
 from tests.support.versions import copy_version
 
 WAIT = 30.0  # a bound for a condition to become true, never a timing assertion
-
-
-def wait_until(what: str, ok: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + WAIT
-    while not ok():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached within {WAIT} s: {what}")
-        time.sleep(0.02)
 
 
 @pytest.fixture(scope="module")
@@ -153,11 +145,11 @@ def test_a_cancelled_stream_is_logged_and_counted_as_cancelled(sidecar: Sidecar,
     for _ in range(5):
         next(stream)
     stream.cancel()
-    wait_until("the cancelled stream's log line", lambda: bool(_rpc_lines(sidecar, rid)))
+    wait_until(lambda: bool(_rpc_lines(sidecar, rid)), WAIT, "the cancelled stream's log line")
     (line,) = _rpc_lines(sidecar, rid)
     assert (line["method"], line["code"]) == ("BatchRecommend", "CANCELLED")
     assert 5 <= line["responses"] < len(ids)
-    wait_until("CANCELLED counted", lambda: _rpcs_total(sidecar, "BatchRecommend", "CANCELLED") == before + 1)
+    wait_until(lambda: _rpcs_total(sidecar, "BatchRecommend", "CANCELLED") == before + 1, WAIT, "CANCELLED counted")
     assert _rpcs_total(sidecar, "BatchRecommend", "UNKNOWN") == 0
 
 
@@ -171,11 +163,11 @@ def test_a_stream_past_its_deadline_is_logged_and_counted_as_deadline_exceeded(
                                                metadata=[("x-request-id", rid)]):
             pass
     assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    wait_until("the timed-out stream's log line", lambda: bool(_rpc_lines(sidecar, rid)))
+    wait_until(lambda: bool(_rpc_lines(sidecar, rid)), WAIT, "the timed-out stream's log line")
     (line,) = _rpc_lines(sidecar, rid)
     assert line["code"] == "DEADLINE_EXCEEDED"
-    wait_until("DEADLINE_EXCEEDED counted",
-               lambda: _rpcs_total(sidecar, "BatchRecommend", "DEADLINE_EXCEEDED") == before + 1)
+    wait_until(lambda: _rpcs_total(sidecar, "BatchRecommend", "DEADLINE_EXCEEDED") == before + 1, WAIT,
+               "DEADLINE_EXCEEDED counted")
 
 
 def _without_metadata(model_dir: pathlib.Path) -> int:
@@ -204,8 +196,8 @@ def test_a_stream_keeps_its_version_and_its_filter_through_a_reload(demo_copy: p
             stub.Reload(reco_pb2.ReloadRequest(version=str(v2)), timeout=120)))
         reloading.start()
         # the swap has happened while the stream is still open (it is not being read)
-        wait_until("version 2 serving", lambda: stub.GetModelStatus(
-            reco_pb2.GetModelStatusRequest(), timeout=30).version == v2)
+        wait_until(lambda: stub.GetModelStatus(
+            reco_pb2.GetModelStatusRequest(), timeout=30).version == v2, WAIT, "version 2 serving")
         rest = list(stream)
         reloading.join(120)
         assert replies and replies[0].new_version == v2
@@ -245,7 +237,7 @@ def test_idle_reflection_streams_starve_neither_callers_nor_the_health_probe(dem
             t.start()
         try:
             # all but the reflection limit's few are refused; those few stay open, idle
-            wait_until("reflection streams refused", lambda: len(codes) >= 36)
+            wait_until(lambda: len(codes) >= 36, WAIT, "reflection streams refused")
             assert set(codes) == {grpc.StatusCode.RESOURCE_EXHAUSTED}
             health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
             assert health.status == health_pb2.HealthCheckResponse.SERVING

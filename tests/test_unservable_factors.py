@@ -6,6 +6,7 @@ full open used to look at the numbers, so each of these was a boot loop ending i
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pathlib
 import shutil
@@ -16,23 +17,29 @@ import pytest
 from harness.procs import run_bounded, wait_until
 from harness.seaweedfs import S3Server
 from harness.sidecar import command, recommender
+from reco_sidecar.artifact import version_dirs
 from reco_sidecar.common.exit_codes import ExitCode
 from reco_sidecar.gen.reco.v1 import reco_pb2
+from reco_sidecar.store.remote import Marker, now
 from tests.support.server import running_sidecar
-from tests.support.store import new_bucket, publish_version, remote, store_uri
+from tests.support.store import new_bucket, object_key, publish_version, remote, store_uri
 from tests.support.versions import copy_version, resign
 
 pytestmark = pytest.mark.slow
 
 
 def publish_nan_users(model_dir: pathlib.Path, src: int = 1) -> int:
-    """A copy of `src` with one user factor NaN and a manifest that vouches for the bytes."""
-    version = copy_version(model_dir, src)
-    path = model_dir / str(version) / "user_factors.npy"
+    """A copy of `src` with one user factor NaN and a manifest that vouches for the bytes,
+    built under a hidden name and renamed into place (a watcher never sees it half-made)."""
+    version = (version_dirs.latest_version(model_dir) or 0) + 1
+    building = model_dir / f".building-{version}"
+    copy_version(model_dir, src, version, directory=building.name)
+    path = building / "user_factors.npy"
     factors = np.load(path)
     factors[7, 0] = np.nan
     np.save(path, factors)
-    resign(model_dir / str(version), "user_factors.npy")
+    resign(building, "user_factors.npy")
+    building.rename(model_dir / str(version))
     return version
 
 
@@ -74,11 +81,23 @@ def test_a_replica_whose_store_points_at_a_nan_version_starts_on_its_cache(
         s3_server: S3Server, demo_root: pathlib.Path, tmp_path: pathlib.Path) -> None:
     local = tmp_path / "local"
     shutil.copytree(demo_root, local)
-    bad = publish_nan_users(local / "demo")
     bucket = new_bucket(s3_server)
     publish_version(s3_server, bucket, local / "demo" / "1")
-    publish_version(s3_server, bucket, local / "demo" / str(bad))
-    assert remote(s3_server, bucket).target() == bad
+    # Our publisher verifies (NaN included) before uploading; an older or another publisher
+    # may not: version 2 is published good, then its user factors and manifest replaced and
+    # its marker rewritten to vouch for them.
+    good = copy_version(local / "demo", 1)
+    publish_version(s3_server, bucket, local / "demo" / str(good))
+    shutil.rmtree(local / "demo" / str(good))
+    bad = publish_nan_users(local / "demo")
+    assert bad == good
+    client, model = s3_server.client(), remote(s3_server, bucket)
+    for name in ("user_factors.npy", "manifest.json"):
+        client.upload_file(str(local / "demo" / str(bad) / name), bucket, object_key(bucket, bad, name))
+    client.delete_object(Bucket=bucket, Key=object_key(bucket, bad, "PUBLISHED"))
+    manifest = (local / "demo" / str(bad) / "manifest.json").read_bytes()
+    model.write_marker(Marker(bad, hashlib.sha256(manifest).hexdigest(), len(manifest), now()))
+    assert model.target() == bad
     cache = tmp_path / "cache"
     (cache / "demo").mkdir(parents=True)
     shutil.copytree(local / "demo" / "1", cache / "demo" / "1")  # what this replica served before

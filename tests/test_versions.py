@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from reco_sidecar.artifact import source
+from reco_sidecar.artifact import version_dirs
 from reco_sidecar.common.errors import InvalidArgument
 from reco_sidecar.common.versions import LATEST, parse_version_spec, version_number
 
@@ -34,5 +34,5 @@ def test_source_scan_ignores_names_that_are_not_versions(demo_copy: pathlib.Path
     model_dir = demo_copy / "demo"
     for name in ("²", "007", "١"):
         shutil.copytree(model_dir / "1", model_dir / name)
-    assert source.list_versions(model_dir) == [1]
-    assert source.latest_version(model_dir) == 1
+    assert version_dirs.list_versions(model_dir) == [1]
+    assert version_dirs.latest_version(model_dir) == 1

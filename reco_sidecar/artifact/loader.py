@@ -18,10 +18,10 @@ import msgpack
 import numpy as np
 from annoy import AnnoyIndex
 
-from reco_sidecar.artifact import expected, idmaps, layout, source
+from reco_sidecar.artifact import expected, idmaps, layout, version_dirs
 from reco_sidecar.artifact import manifest as manifest_mod
 from reco_sidecar.artifact.manifest import Manifest
-from reco_sidecar.artifact.pinned import PinnedVersion
+from reco_sidecar.artifact.opened import OpenedVersion
 from reco_sidecar.common import names
 from reco_sidecar.common.errors import ArtifactError
 from reco_sidecar.engine import ann, foldin, scoring
@@ -34,7 +34,7 @@ __all__ = ["manifest_mod", "open_model", "verify"]
 
 def verify(version_dir: pathlib.Path, *, checksums_too: bool = True) -> Manifest:
     """Checks the manifest against the files on disk; returns the manifest."""
-    with PinnedVersion(pathlib.Path(version_dir)) as pv:
+    with OpenedVersion(pathlib.Path(version_dir)) as pv:
         arrays = _check(pv, checksums_too)
         # The factors' numbers too: a NaN the checksums vouch for fails every worker's open, so
         # a version `latest` (or an arm, or the store) picked for it would crash-loop the pool.
@@ -46,16 +46,16 @@ def verify(version_dir: pathlib.Path, *, checksums_too: bool = True) -> Manifest
         return pv.manifest
 
 
-def _factors_finite(pv: PinnedVersion, arrays: dict[str, np.ndarray]) -> None:
+def _factors_finite(pv: OpenedVersion, arrays: dict[str, np.ndarray]) -> None:
     for name in (layout.USER_FACTORS, layout.ITEM_FACTORS, layout.COLD_START_VECTOR, layout.SEEN_WEIGHTS):
         _finite(pv, arrays, name)
 
 
-def _check(pv: PinnedVersion, checksums_too: bool) -> dict[str, np.ndarray]:
+def _check(pv: OpenedVersion, checksums_too: bool) -> dict[str, np.ndarray]:
     """Manifest against directory name, files, sizes and checksums; every array's header.
     Returns the arrays, mapped from the pinned files."""
     man = pv.manifest
-    number = source.version_number(pv.dir.name)
+    number = version_dirs.version_number(pv.dir.name)
     if number is not None and number != man.version:
         raise ArtifactError(pv.dir, f"manifest says version {man.version}, directory says {pv.dir.name}")
     # A version sits in its model's directory: the model it answers as (and labels metrics
@@ -68,7 +68,7 @@ def _check(pv: PinnedVersion, checksums_too: bool) -> dict[str, np.ndarray]:
     return {name: pv.array(name, spec) for name, spec in expected.arrays(man).items()}
 
 
-def _ann(pv: PinnedVersion) -> AnnoyIndex:
+def _ann(pv: OpenedVersion) -> AnnoyIndex:
     man = pv.manifest
     f = pv.file(layout.ANN_INDEX)
     try:
@@ -90,7 +90,7 @@ def _ann(pv: PinnedVersion) -> AnnoyIndex:
 _id_maps: weakref.WeakValueDictionary[str, DictIdIndex] = weakref.WeakValueDictionary()
 
 
-def _id_index(pv: PinnedVersion, arrays: dict[str, np.ndarray], name: str, derived: tuple[str, str, str],
+def _id_index(pv: OpenedVersion, arrays: dict[str, np.ndarray], name: str, derived: tuple[str, str, str],
               count: int, what: str) -> IdIndex:
     f = pv.file(name)
     if derived[0] in arrays:
@@ -123,7 +123,7 @@ def _ids(data: bytes, path: pathlib.Path, count: int, what: str) -> list[str]:
     return ids
 
 
-def _catalog(pv: PinnedVersion, item_count: int) -> ItemCatalog:
+def _catalog(pv: OpenedVersion, item_count: int) -> ItemCatalog:
     path = pv.file(layout.ITEM_METADATA).path
     try:
         raw: Any = msgpack.unpackb(pv.verified_bytes(layout.ITEM_METADATA))
@@ -148,7 +148,7 @@ def _catalog(pv: PinnedVersion, item_count: int) -> ItemCatalog:
     return ItemCatalog(cats, tags, fields, created)
 
 
-def _finite(pv: PinnedVersion, arrays: dict[str, np.ndarray], name: str) -> None:
+def _finite(pv: OpenedVersion, arrays: dict[str, np.ndarray], name: str) -> None:
     arr = arrays.get(name)
     if arr is None:
         return
@@ -158,7 +158,7 @@ def _finite(pv: PinnedVersion, arrays: dict[str, np.ndarray], name: str) -> None
             raise ArtifactError(pv.file(name).path, f"{what} contain NaN or infinity")
 
 
-def _popular_rows(pv: PinnedVersion, popularity: np.ndarray, item_count: int) -> np.ndarray:
+def _popular_rows(pv: OpenedVersion, popularity: np.ndarray, item_count: int) -> np.ndarray:
     popular_rows = np.argsort(-popularity, kind="stable")
     if layout.DEFAULT_ITEMS not in pv.files:
         return popular_rows
@@ -178,7 +178,7 @@ def _popular_rows(pv: PinnedVersion, popularity: np.ndarray, item_count: int) ->
 NORM_ORDER_SAMPLE = 64
 
 
-def _norm_order(pv: PinnedVersion, arrays: dict[str, np.ndarray], item_factors: np.ndarray) -> scoring.NormOrder:
+def _norm_order(pv: OpenedVersion, arrays: dict[str, np.ndarray], item_factors: np.ndarray) -> scoring.NormOrder:
     """The scoring kernel's norm order: mapped from the artifact when it has one (one copy in
     the page cache for every worker), else built here as a private copy (older artifacts)."""
     if layout.ITEMS_BY_NORM not in arrays:
@@ -209,7 +209,7 @@ def open_model(version_dir: pathlib.Path, *, checksums_too: bool = True) -> Mode
     the sidecar always verifies.
     """
     started = time.perf_counter()
-    with PinnedVersion(pathlib.Path(version_dir)) as pv:
+    with OpenedVersion(pathlib.Path(version_dir)) as pv:
         man = pv.manifest
         arrays = _check(pv, checksums_too)
         u, i = man.user_count, man.item_count

@@ -12,7 +12,7 @@ import pathlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from reco_sidecar.artifact import loader, source
+from reco_sidecar.artifact import loader, version_dirs
 from reco_sidecar.common.errors import ArtifactError, ErrorKind
 from reco_sidecar.common.versions import LATEST, VersionSpec
 
@@ -20,20 +20,20 @@ MAX_REASON = 2000
 
 
 @dataclass(frozen=True)
-class Resolved:
+class Chosen:
     version: int
     bad: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(frozen=True)
-class Refused:
+class NoVersion:
     kind: ErrorKind
     message: str
     field: str | None
     bad: tuple[tuple[int, str], ...] = ()
 
 
-Verdict = Resolved | Refused
+Verdict = Chosen | NoVersion
 Verify = Callable[[pathlib.Path], object]
 
 
@@ -48,32 +48,32 @@ def problem(version_dir: pathlib.Path, verify: Verify = loader.verify) -> str | 
     return None
 
 
-def resolve(model_dir: pathlib.Path, spec: VersionSpec, *, known_bad: frozenset[int] = frozenset(),
+def choose_version(model_dir: pathlib.Path, spec: VersionSpec, *, known_bad: frozenset[int] = frozenset(),
             verify: Verify = loader.verify) -> Verdict:
     try:
-        versions = source.list_versions(model_dir)
+        versions = version_dirs.list_versions(model_dir)
     except OSError as e:
-        return Refused(ErrorKind.FAILED_PRECONDITION, f"cannot list {model_dir}: {e}", "model")
+        return NoVersion(ErrorKind.FAILED_PRECONDITION, f"cannot list {model_dir}: {e}", "model")
     if spec is not LATEST:
         if spec not in versions:
-            return Refused(ErrorKind.NOT_FOUND, f"model {model_dir.name!r} has no complete version {spec}",
+            return NoVersion(ErrorKind.NOT_FOUND, f"model {model_dir.name!r} has no complete version {spec}",
                            "version")
         # A number named explicitly is checked again even if it failed before: it may be fixed.
         reason = problem(model_dir / str(spec), verify)
         if reason is not None:
-            return Refused(ErrorKind.FAILED_PRECONDITION, f"version {spec} cannot be loaded: {reason}", "version",
+            return NoVersion(ErrorKind.FAILED_PRECONDITION, f"version {spec} cannot be loaded: {reason}", "version",
                            ((spec, reason),))
-        return Resolved(spec)
+        return Chosen(spec)
     bad: list[tuple[int, str]] = []
     for version in reversed(versions):
         if version in known_bad:
             continue
         reason = problem(model_dir / str(version), verify)
         if reason is None:
-            return Resolved(version, tuple(bad))
+            return Chosen(version, tuple(bad))
         bad.append((version, reason))
     if not versions:
-        return Refused(ErrorKind.NOT_FOUND, f"model {model_dir.name!r} has no complete version", "version")
-    return Refused(ErrorKind.FAILED_PRECONDITION,
+        return NoVersion(ErrorKind.NOT_FOUND, f"model {model_dir.name!r} has no complete version", "version")
+    return NoVersion(ErrorKind.FAILED_PRECONDITION,
                    f"no version of model {model_dir.name!r} passes verification"
                    + "".join(f"; version {v}: {r}" for v, r in bad), "version", tuple(bad))

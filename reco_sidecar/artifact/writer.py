@@ -19,7 +19,7 @@ from reco_sidecar.artifact import idmaps, layout
 from reco_sidecar.artifact.checksums import sha256_file
 from reco_sidecar.artifact.durable import fsync_path
 from reco_sidecar.artifact.manifest import AnnParams, FileEntry, Manifest
-from reco_sidecar.artifact.source import list_versions
+from reco_sidecar.artifact.version_dirs import list_versions
 from reco_sidecar.engine import ann, scoring
 from reco_sidecar.engine.eventtypes import EventType
 from reco_sidecar.engine.objective import Objective

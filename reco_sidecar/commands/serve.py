@@ -1,4 +1,5 @@
-"""`reco-sidecar serve`: the worker pool serving one model."""
+"""`reco-sidecar serve`: checks the settings and the first version of every model, then runs
+the supervisor (runtime/supervisor/) that serves them with a pool of workers."""
 
 from __future__ import annotations
 
@@ -7,8 +8,7 @@ import pathlib
 import sys
 
 from reco_sidecar import settings
-from reco_sidecar.artifact import loader, source
-from reco_sidecar.artifact import version_choice as verification
+from reco_sidecar.artifact import loader, version_choice, version_dirs
 from reco_sidecar.common import logs
 from reco_sidecar.common.errors import ArtifactError, RecoError
 from reco_sidecar.common.exit_codes import ExitCode
@@ -43,7 +43,7 @@ def _model_names(root: pathlib.Path, requested: tuple[str, ...] | None, default:
     if requested:
         models = tuple(requested)
     else:
-        found, skipped = source.discover_models(root)
+        found, skipped = version_dirs.discover_models(root)
         for name, reason in skipped:
             log.warning("model_skipped", name=name, reason=reason)
         models = tuple(found)
@@ -61,10 +61,10 @@ def initial_version(s: settings.ServeSettings, model: str | None = None) -> tupl
     'latest', the newest that verifies), and the versions found bad on the way, with why."""
     name = model or s.default_model
     model_dir = s.model_root / name
-    verdict = verification.resolve(model_dir, s.version_spec)
+    verdict = version_choice.choose_version(model_dir, s.version_spec)
     for version, reason in verdict.bad:
         log.warning("version_skipped", model=name, version=version, error=reason)
-    if isinstance(verdict, verification.Refused):
+    if isinstance(verdict, version_choice.NoVersion):
         raise ArtifactError(model_dir, verdict.message)
     return verdict.version, dict(verdict.bad)
 
@@ -74,14 +74,15 @@ def _experiments(s: settings.ServeSettings) -> checks.ExperimentsFile:
     if s.experiments is None:
         return checks.ExperimentsFile.empty()
     try:
-        loaded = checks.read_checked(s.experiments, s.model, lambda name: source.list_versions(s.model_root / name))
+        loaded = checks.read_checked(s.experiments, s.model,
+                                     lambda name: version_dirs.list_versions(s.model_root / name))
     except RecoError as e:
         raise ValueError(f"--experiments: {e}") from None
     # Every worker opens the versions arms pin when it boots: check them once here (the
     # workers inherit the hashes), so a bad one stops serve with the field, not a boot loop.
-    for model, version in checks.pinned(loaded.experiments):
+    for model, version in checks.arm_versions(loaded.experiments):
         try:
-            loader.verify(source.version_dir(s.model_root, model, version))
+            loader.verify(version_dirs.version_dir(s.model_root, model, version))
         except Exception as e:  # whatever an odd file makes the checks raise
             where = checks.arm_field(loaded.experiments, model, version)
             raise ValueError(f"--experiments: {where}: version {version} of model {model!r} cannot be "

@@ -62,13 +62,6 @@ class ErrorKind(enum.Enum):
     def error(self, message: str, field: str | None = None) -> RecoError:
         return _CLASS_OF[self](message, field=field)
 
-    @staticmethod
-    def of(error: RecoError) -> ErrorKind:
-        for kind, cls in _CLASS_OF.items():
-            if type(error) is cls:
-                return kind
-        return ErrorKind.FAILED_PRECONDITION
-
 
 _CLASS_OF: dict[ErrorKind, type[RecoError]] = {
     ErrorKind.INVALID_ARGUMENT: InvalidArgument,

@@ -51,7 +51,7 @@ def arm_field(experiments: ExperimentSet, model: str, version: int) -> str:
     return "experiments"
 
 
-def pinned(experiments: ExperimentSet) -> list[tuple[str, int]]:
+def arm_versions(experiments: ExperimentSet) -> list[tuple[str, int]]:
     """Every (model, version) an arm pins, once each, in file order."""
     out: dict[tuple[str, int], None] = {}
     for experiment in experiments.experiments:

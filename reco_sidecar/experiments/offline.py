@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reco_sidecar.artifact import loader, source
+from reco_sidecar.artifact import loader, version_dirs
 from reco_sidecar.engine.model import Model
 from reco_sidecar.engine.query import Ranked, RecQuery, Restriction
 from reco_sidecar.experiments.config import Arm, Experiment
@@ -60,10 +60,10 @@ def read_held_out(pairs: Sequence[tuple[str, str]]) -> HeldOut:
 
 def open_arm_model(model_root: pathlib.Path, arm: Arm, fallback: str) -> Model:
     name = arm.model or fallback
-    version = arm.version or max(source.list_versions(model_root / name), default=0)
+    version = arm.version or max(version_dirs.list_versions(model_root / name), default=0)
     if not version:
         raise FileNotFoundError(f"model {name!r} has no complete version under {model_root}")
-    return loader.open_model(source.version_dir(model_root, name, version))
+    return loader.open_model(version_dirs.version_dir(model_root, name, version))
 
 
 def rank_arm(arm: Arm, model: Model, users: list[str], k: int, seed: int, rules: RulesFile | None = None,

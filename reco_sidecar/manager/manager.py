@@ -16,10 +16,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from reco_sidecar.artifact import checksums, source
+from reco_sidecar.artifact import checksums, version_dirs
 from reco_sidecar.common import logs
-from reco_sidecar.common.errors import FailedPrecondition, NotFound, Unavailable
-from reco_sidecar.common.versions import LATEST, VersionSpec
+from reco_sidecar.common.errors import FailedPrecondition, Unavailable
 from reco_sidecar.engine.model import Model
 from reco_sidecar.manager import warmup
 
@@ -114,19 +113,6 @@ class ModelManager:
 
     # -- loading side ---------------------------------------------------------------------------
 
-    def resolve(self, version: VersionSpec) -> int:
-        """LATEST to the newest complete version; a number to itself if it exists."""
-        model_dir = self.model_root / self.name
-        if version is LATEST:
-            latest = source.latest_version(model_dir)
-            if latest is None:
-                raise NotFound(f"model {self.name!r} has no complete version under {self.model_root}",
-                               field="model")
-            return latest
-        if version not in source.list_versions(model_dir):
-            raise NotFound(f"model {self.name!r} has no complete version {version}", field="version")
-        return version
-
     def prepare(self, version: int) -> Model:
         """Loads, validates and warms `version` without serving it. Raises FailedPrecondition."""
         cur = self.current
@@ -136,7 +122,7 @@ class ModelManager:
             self._status[version] = VersionStatus(version, VersionState.LOADING)
             # Asked to load it again (a Reload naming it after it was fixed): its new outcome counts.
             self._failed_elsewhere.pop(version, None)
-        path = source.version_dir(self.model_root, self.name, version)
+        path = version_dirs.version_dir(self.model_root, self.name, version)
         hashed_before = checksums.hashed_bytes()
         try:
             model = self._open(path)

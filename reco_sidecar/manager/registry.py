@@ -41,7 +41,7 @@ class ModelRegistry:
             raise Unavailable(f"version {version} of model {name!r} is not open here", field="arm")
         return manager
 
-    def open_pinned(self, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], ModelManager]:
+    def open_arm_versions(self, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], ModelManager]:
         """Managers holding each (model, version), loaded and warmed (those already open are
         reused); raises FailedPrecondition naming nothing but the version. Serves none yet."""
         out: dict[tuple[str, int], ModelManager] = {}
@@ -54,7 +54,7 @@ class ModelRegistry:
             out[(name, version)] = manager
         return out
 
-    def use_pinned(self, pinned: Mapping[tuple[str, int], ModelManager]) -> None:
+    def use_arm_versions(self, pinned: Mapping[tuple[str, int], ModelManager]) -> None:
         """Serves these pinned versions from now on; the others are dropped (a request still
         holding one keeps it until it ends)."""
         self._pinned = dict(pinned)

@@ -1,15 +1,27 @@
-"""The control channel between the supervisor and one worker: typed messages (wire.py)
-over a SOCK_SEQPACKET socket pair, so each send is one whole message and a closed peer
-reads as EOF."""
+"""One end of a process boundary: typed messages (wire.py) over a SOCK_SEQPACKET socket,
+so each send is one whole message and a closed peer reads as EOF. The same channel joins
+the supervisor to each worker, to the verifier helper and to the store follower."""
 
 from __future__ import annotations
 
+import errno
 import socket
 import threading
+from collections.abc import Callable
+from typing import TypeVar
 
 from reco_sidecar.runtime import wire
 
-MAX_MESSAGE = 1 << 20
+T = TypeVar("T")
+# Receive buffer: larger than any frame a sender may send (wire.MAX_FRAME), so a frame that
+# is too large arrives truncated and fails to decode instead of splitting.
+RECV_BUFFER = 4 * wire.MAX_FRAME
+# The peer's process is gone: its death is reported by the pool (SIGCHLD), not here.
+_PEER_GONE = {errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.EBADF}
+
+
+class Undeliverable(Exception):
+    """The peer is alive but this message cannot reach it (a frame its socket refuses)."""
 
 
 def pair() -> tuple[socket.socket, socket.socket]:
@@ -28,33 +40,30 @@ class Channel:
 
     def send(self, message: wire.Message, *, droppable: bool = False) -> bool:
         """False when the peer is gone. A `droppable` message (a heartbeat) is dropped instead of
-        waiting when the peer is not reading (a stopped supervisor): the next one replaces it."""
-        data = wire.encode(message)
+        waiting when the peer is not reading (a stopped supervisor): the next one replaces it.
+        Raises Undeliverable (wire.FrameTooLarge among them) for a message that cannot cross."""
+        try:
+            data = wire.encode(message)
+        except wire.FrameTooLarge as e:
+            raise Undeliverable(str(e)) from e
         try:
             with self._send_lock:
                 self.sock.send(data, socket.MSG_DONTWAIT if droppable else 0)
         except BlockingIOError:
             return True
-        except OSError:
-            return False
+        except OSError as e:
+            if e.errno in _PEER_GONE:
+                return False
+            raise Undeliverable(f"{message.TAG}: {e}") from e
         return True
 
-    def recv_bytes(self) -> bytes | None:
-        """The next message's bytes, or None at EOF."""
+    def recv(self, decode: Callable[[bytes], T]) -> T | None:
+        """The next message, None at EOF; ValueError for a malformed one."""
         try:
-            data = self.sock.recv(MAX_MESSAGE)
+            data = self.sock.recv(RECV_BUFFER)
         except OSError:
             return None
-        return data or None
-
-    def recv_to_worker(self) -> wire.ToWorker | None:
-        """The worker's read: None at EOF; ValueError for a malformed message."""
-        data = self.recv_bytes()
-        return None if data is None else wire.decode_to_worker(data)
-
-    def recv_to_supervisor(self) -> wire.ToSupervisor | None:
-        data = self.recv_bytes()
-        return None if data is None else wire.decode_to_supervisor(data)
+        return decode(data) if data else None
 
     def close(self) -> None:
         self.sock.close()

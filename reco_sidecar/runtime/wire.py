@@ -1,7 +1,13 @@
-"""Every supervisor <-> worker control message, one frozen dataclass each, and their one
-encoding: a msgpack array `[tag, field, ...]` in field order. Errors cross as `ErrorKind`
-values, never as gRPC codes. Decoding checks each field's type, so a malformed message is
-a ValueError at the boundary instead of a KeyError deep in a handler."""
+"""Every message that crosses a process boundary, one frozen dataclass each, and their one
+encoding: a msgpack array `[tag, field, ...]` in field order.
+
+Three boundaries: the supervisor and each worker (`ToWorker`, `ToSupervisor`), the
+supervisor and its verifier helper (`ToVerifier`, `FromVerifier`), the supervisor and the
+model store's follower process (`ToFollower`, `FromFollower`). Errors cross as `ErrorKind`
+values, never as gRPC codes; a version spec crosses as a `VersionSpec` (`latest` or a
+positive number), parsed once where it entered the sidecar. Decoding checks every field's
+type, so a malformed message is a ValueError at the boundary instead of a KeyError deep in
+a handler, and a number that is no version is refused like everywhere else."""
 
 from __future__ import annotations
 
@@ -15,6 +21,13 @@ from typing import Any, ClassVar
 import msgpack
 
 from reco_sidecar.common.errors import ErrorKind
+from reco_sidecar.common.versions import LATEST, MAX_DIGITS, Latest, VersionSpec
+from reco_sidecar.store.status import StoreStatus as StoreStatus
+
+# A frame larger than this is refused by the sender (FrameTooLarge) before it reaches the
+# socket: a SOCK_SEQPACKET datagram must fit the socket's buffer (about 208 KiB by default).
+# Anything that can be larger (an experiments file) travels as a Payload instead.
+MAX_FRAME = 128 * 1024
 
 # -- supervisor -> worker --------------------------------------------------------------------------
 
@@ -126,19 +139,14 @@ class ReloadRefused:
 
 
 @dataclass(frozen=True)
-class StoreStatus:
-    """The model store follower's view, for GetModelStatus (the proto's StoreStatus fields)."""
+class Payload:
+    """A file the supervisor wrote for the workers (an experiments file): its path, and the
+    sha256 and size the reader checks before using a byte of it. Content of any size
+    crosses this way; the frame stays small."""
 
-    TAG: ClassVar[str] = "store"
-    uri: str
-    target_version: int
-    downloading_version: int
-    downloaded_bytes: int
-    download_total_bytes: int
-    cached_versions: tuple[int, ...]
-    failed_version: int
-    error: str
-    checked_at: float
+    path: str
+    sha256: str
+    size: int
 
 
 @dataclass(frozen=True)
@@ -149,7 +157,7 @@ class PrepareExperiments:
 
     TAG: ClassVar[str] = "prepare_experiments"
     generation: int
-    text: str
+    file: Payload
     syntax: str
 
 
@@ -176,7 +184,7 @@ class SetExperiments:
 
     TAG: ClassVar[str] = "set_experiments"
     generation: int
-    text: str
+    file: Payload
     syntax: str
 
 
@@ -191,12 +199,12 @@ class ExperimentsDone:
 
 @dataclass(frozen=True)
 class SetRules:
-    """Serve this ranking rules file (validated whole by the supervisor) from now on; answer
-    RulesApplied. `syntax` is "toml" or "json"."""
+    """Serve this ranking rules file (validated whole by the supervisor; up to 1 MiB, so it
+    crosses as a Payload) from now on; answer RulesApplied. `syntax` is "toml" or "json"."""
 
     TAG: ClassVar[str] = "set_rules"
     generation: int
-    text: str
+    payload: Payload
     syntax: str
 
 
@@ -251,12 +259,12 @@ class Heartbeat:
 
 @dataclass(frozen=True)
 class ReloadRequest:
-    """A client's Reload, forwarded; `version` is a spec already parsed by the worker, `model`
-    a model the worker serves."""
+    """A client's Reload, forwarded; `version` was parsed by the worker, `model` is a model
+    the worker serves."""
 
     TAG: ClassVar[str] = "reload"
     id: int
-    version: str
+    version: VersionSpec
     model: str = ""
 
 
@@ -346,16 +354,125 @@ class RulesApplied:
 ToSupervisor = (Ready | BootFailed | Heartbeat | ReloadRequest | Prepared | PrepareFailed | Committed | CommitFailed
                 | ReloadExperimentsRequest | ExperimentsApplied | ExperimentsPrepared | ExperimentsPrepareFailed
                 | ReloadRulesRequest | RulesApplied)
-Message = ToWorker | ToSupervisor
 
-_TO_WORKER: tuple[type[Any], ...] = typing.get_args(ToWorker)
-_TO_SUPERVISOR: tuple[type[Any], ...] = typing.get_args(ToSupervisor)
-_BY_TAG: dict[str, type[Any]] = {cls.TAG: cls for cls in (*_TO_WORKER, *_TO_SUPERVISOR)}
-assert len(_BY_TAG) == len(_TO_WORKER) + len(_TO_SUPERVISOR), "duplicate tag"
+# -- supervisor <-> verifier helper ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Verify:
+    """Which version `spec` names, verified; versions in `known_bad` are skipped by `latest`."""
+
+    TAG: ClassVar[str] = "verify"
+    ticket: int
+    spec: VersionSpec
+    known_bad: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class BadVersion:
+    version: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class VersionChosen:
+    """`version` passed every check; `digests` are what hashing it computed (the supervisor
+    hands them to the workers), `bad` the newer versions that failed on the way."""
+
+    TAG: ClassVar[str] = "version_chosen"
+    ticket: int
+    version: int
+    bad: tuple[BadVersion, ...]
+    digests: tuple[FileDigest, ...]
+
+
+@dataclass(frozen=True)
+class VersionRefused:
+    TAG: ClassVar[str] = "version_refused"
+    ticket: int
+    kind: ErrorKind
+    message: str
+    field: str | None
+    bad: tuple[BadVersion, ...]
+
+
+ToVerifier = Verify
+FromVerifier = VersionChosen | VersionRefused
+
+# -- supervisor <-> store follower -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sync:
+    """Bring `spec` (`latest`: the store's target) into the cache; answered by Available or
+    Unavailable with the same `id`."""
+
+    TAG: ClassVar[str] = "sync"
+    id: int
+    spec: VersionSpec
+
+
+@dataclass(frozen=True)
+class Serving:
+    """The version the pool serves: the follower's cache pruning keeps it."""
+
+    TAG: ClassVar[str] = "serving"
+    version: int
+
+
+@dataclass(frozen=True)
+class Available:
+    """`version` is in the cache. `id`: the Sync it answers; INITIAL for the first look after
+    the follower started; WATCH for a new target the follower found by itself."""
+
+    TAG: ClassVar[str] = "available"
+    id: int
+    version: int
+
+
+@dataclass(frozen=True)
+class NotAvailable:
+    TAG: ClassVar[str] = "not_available"
+    id: int
+    kind: ErrorKind
+    message: str
+
+
+# Ids of Available/NotAvailable that answer no Sync.
+INITIAL = -1
+WATCH = 0
+
+ToFollower = Sync | Serving
+FromFollower = Available | NotAvailable | StoreStatus
+
+Message = ToWorker | ToSupervisor | ToVerifier | FromVerifier | ToFollower | FromFollower
+
+
+class FrameTooLarge(ValueError):
+    """A message that cannot cross as one frame (a sender's bug, not the peer's)."""
+
+
+def _kinds(union: Any) -> tuple[type[Any], ...]:
+    args = typing.get_args(union)
+    return args if args else (union,)
+
+
+_TO_WORKER = _kinds(ToWorker)
+_TO_SUPERVISOR = _kinds(ToSupervisor)
+_TO_VERIFIER = _kinds(ToVerifier)
+_FROM_VERIFIER = _kinds(FromVerifier)
+_TO_FOLLOWER = _kinds(ToFollower)
+_FROM_FOLLOWER = _kinds(FromFollower)
+ALL: tuple[type[Any], ...] = tuple(dict.fromkeys((*_TO_WORKER, *_TO_SUPERVISOR, *_TO_VERIFIER, *_FROM_VERIFIER,
+                                                  *_TO_FOLLOWER, *_FROM_FOLLOWER)))
+_BY_TAG: dict[str, type[Any]] = {cls.TAG: cls for cls in ALL}
+assert len(_BY_TAG) == len(ALL), "duplicate tag"
 
 
 def encode(message: Message) -> bytes:
     data: bytes = msgpack.packb([message.TAG, *(_plain(getattr(message, f.name)) for f in dataclasses.fields(message))])
+    if len(data) > MAX_FRAME:
+        raise FrameTooLarge(f"{message.TAG} message of {len(data)} bytes is larger than {MAX_FRAME}")
     return data
 
 
@@ -365,6 +482,22 @@ def decode_to_worker(data: bytes) -> ToWorker:
 
 def decode_to_supervisor(data: bytes) -> ToSupervisor:
     return typing.cast(ToSupervisor, _decode(data, _TO_SUPERVISOR))
+
+
+def decode_to_verifier(data: bytes) -> ToVerifier:
+    return typing.cast(ToVerifier, _decode(data, _TO_VERIFIER))
+
+
+def decode_from_verifier(data: bytes) -> FromVerifier:
+    return typing.cast(FromVerifier, _decode(data, _FROM_VERIFIER))
+
+
+def decode_to_follower(data: bytes) -> ToFollower:
+    return typing.cast(ToFollower, _decode(data, _TO_FOLLOWER))
+
+
+def decode_from_follower(data: bytes) -> FromFollower:
+    return typing.cast(FromFollower, _decode(data, _FROM_FOLLOWER))
 
 
 def _plain(value: Any) -> Any:
@@ -398,8 +531,18 @@ def _build(cls: type[Any], values: Any, where: str) -> Any:
     return cls(*(_convert(hints[f.name], v, f"{where}.{f.name}") for f, v in zip(fields, values, strict=True)))
 
 
+def _version_spec(value: Any, where: str) -> VersionSpec:
+    if value == LATEST.value:
+        return LATEST
+    if type(value) is int and 0 < value < 10 ** MAX_DIGITS:
+        return value
+    raise ValueError(f"{where}: expected 'latest' or a positive version number, got {value!r:.40}")
+
+
 def _convert(hint: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType) and Latest in typing.get_args(hint):
+        return _version_spec(value, where)
     if origin is tuple:  # tuple[X, ...]
         (item, _) = typing.get_args(hint)
         if not isinstance(value, list):

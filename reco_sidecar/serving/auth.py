@@ -1,7 +1,7 @@
 """Optional bearer-token authentication (`authorization: Bearer <token>` metadata).
 
-Tokens from --auth-tokens-file may call every Recommender method but Reload; tokens from
---admin-tokens-file may call Reload too. Health and reflection stay open so that
+Tokens from --auth-tokens-file may call every Recommender method but Reload and
+ReloadExperiments; tokens from --admin-tokens-file may call those too. Health and reflection stay open so that
 orchestrators and tools can probe without a secret (their streams have a small limit of
 their own, see handlers.py). Tokens are compared as sha256 digests
 with hmac.compare_digest, against every known token, so the time taken tells neither how

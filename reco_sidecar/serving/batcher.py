@@ -4,10 +4,10 @@ BLAS release the GIL there).
 
 No thread hands a request to another: a caller queues its query and awaits a future; one
 drain task per burst takes everything queued and scores it. Whether the drain first waits
-for company is the wait policy's call (serving/batch_wait.py); the default waits only while
-a Recommend call is in flight in this worker but not yet queued, so a lone caller is scored
-at once and, under load, each batch is whatever queued while the previous one was scored.
-Calls that arrive in the same loop turns as the first share its batch either way.
+for company is the wait policy's call (serving/batch_wait.py); the default (`aimd`) waits
+only after it has seen concurrency, for a budget that grows while waits gather company and
+halves when they do not, so a lone caller is scored at once. Calls that arrive in the same
+loop turns as the first, or while a batch is scored, share a batch either way.
 
 Where a batch is scored (`inline_max`): handing a batch to the executor and back costs the
 loop a future, a thread wake-up, a self-pipe write and another loop turn, and the GIL passed

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import grpc
@@ -307,20 +307,22 @@ class CredentialsFirst(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]  #
     received, where a unary handler is handed all of it, up to --max-message-bytes. The
     refusal is counted and logged through the gate like any other call's."""
 
-    def __init__(self, gate: Gate, authenticator: Authenticator) -> None:
+    def __init__(self, gate: Gate, authenticator: Authenticator, methods: Iterable[str]) -> None:
         self._gate = gate
         self._auth = authenticator
-        self._prefix = f"/{SERVICE}/"
+        # Only the Recommender's own methods: an unknown one stays UNIMPLEMENTED, and never
+        # becomes a label of the call counts.
+        self._names = {f"/{SERVICE}/{name}": name for name in methods}
 
     async def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails],
                                                              Awaitable[grpc.RpcMethodHandler[Any, Any]]],
                                 details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[Any, Any]:
-        method = details.method
-        if method.startswith(self._prefix):
+        name = self._names.get(details.method)
+        if name is not None:
             authorization = dict(details.invocation_metadata or ()).get("authorization")
-            refused = self._auth.check(method, authorization)
+            refused = self._auth.check(details.method, authorization)
             if refused is not None:
-                return self._refusal(method[len(self._prefix):], *refused)
+                return self._refusal(name, *refused)
         return await continuation(details)
 
     def _refusal(self, name: str, code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler[Any, Any]:

@@ -22,11 +22,6 @@ class Limits:
     max_batch_users: int
 
 
-def check_model(requested: str, served: str) -> None:
-    if requested and requested != served:
-        raise NotFound(f"this sidecar serves model {served!r}, not {requested!r}", field="model")
-
-
 def check_id(value: str, field: str) -> None:
     problem = id_problem(value)
     if problem is not None:

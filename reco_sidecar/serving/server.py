@@ -105,9 +105,11 @@ def build(settings: ServeSettings, registry: ModelRegistry, *, reloader: Reloade
     # No server-wide maximum_concurrent_rpcs: it would count health and reflection streams
     # too. The gate limits the Recommender's calls, handlers.with_stream_limits the others.
     # Without tokens, no interceptor: it would cost every call a coroutine for nothing.
-    interceptors = [handlers.CredentialsFirst(gate, authenticator)] if authenticator is not None else []
+    recommender = handlers.recommender_handlers(service, gate)
+    interceptors = ([handlers.CredentialsFirst(gate, authenticator, recommender)] if authenticator is not None
+                    else [])
     server = grpc.aio.server(options=options, interceptors=interceptors)
-    handlers.register(server, names.SERVICE, handlers.recommender_handlers(service, gate))
+    handlers.register(server, names.SERVICE, recommender)
     health_servicer = Health()
     captured = handlers.Captured()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, captured)

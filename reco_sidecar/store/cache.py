@@ -11,12 +11,12 @@ import shutil
 import uuid
 from collections.abc import Iterable
 
-from reco_sidecar.artifact import layout, source
+from reco_sidecar.artifact import layout, version_dirs
 from reco_sidecar.artifact.manifest import MAX_MANIFEST_BYTES
 
 
 def cached_versions(model_dir: pathlib.Path) -> list[int]:
-    return source.list_versions(model_dir)
+    return version_dirs.list_versions(model_dir)
 
 
 def manifest_sha256(model_dir: pathlib.Path, version: int) -> str | None:

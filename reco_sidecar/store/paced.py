@@ -43,10 +43,11 @@ def chunks(body: Any, size: int, uri: str, deadline: float, *, chunk: int = 1 <<
         yield data
         now = time.monotonic()
         if now > deadline:
-            raise StoreUnreachable(f"downloading {uri}: not done by its deadline ({got} of {size} bytes)")
+            raise StoreUnreachable(f"downloading {uri}: too slow: not done by its deadline ({got} of {size} bytes)")
         if now - window_start >= PROGRESS_WINDOW:
             needed = min(MIN_WINDOW_BYTES, size - (got - window_got))
             if window_got < needed:
-                raise StoreUnreachable(f"downloading {uri}: only {window_got} bytes in {now - window_start:.0f} s "
-                                       f"(at least {MIN_WINDOW_BYTES} are needed every {PROGRESS_WINDOW:.0f} s)")
+                raise StoreUnreachable(f"downloading {uri}: too slow: only {window_got} bytes in "
+                                       f"{now - window_start:.0f} s (at least {MIN_WINDOW_BYTES} are needed every "
+                                       f"{PROGRESS_WINDOW:.0f} s)")
             window_start, window_got = now, 0

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from reco_sidecar.common.versions import version_number
 from reco_sidecar.store import paced
 from reco_sidecar.store.errors import StoreError, StoreUnreachable
 from reco_sidecar.store.location import MARKER, StoreLocation, check_model_name
@@ -135,8 +136,10 @@ class RemoteModel:
             for page in pages:
                 for obj in page.get("Contents", []):
                     rest = obj["Key"][len(prefix):].split("/")
-                    if len(rest) == 2 and rest[0].isascii() and rest[0].isdigit() and int(rest[0]) > 0:
-                        found.setdefault(int(rest[0]), set()).add(rest[1])
+                    # One spelling per version, as on disk: `007/` is no version (common/versions.py).
+                    version = version_number(rest[0]) if len(rest) == 2 else None
+                    if version is not None:
+                        found.setdefault(version, set()).add(rest[1])
         return found
 
     def published_versions(self) -> list[int]:
@@ -191,9 +194,11 @@ class RemoteModel:
         if data is None:
             return None
         text = data.decode("utf-8", errors="replace").strip()
-        if not (text.isascii() and text.isdigit()) or int(text) <= 0:
-            raise StoreError(f"{self.uri(key)} holds {text[:40]!r}, not a positive version number")
-        return int(text)
+        version = version_number(text)
+        if version is None:
+            raise StoreError(f"{self.uri(key)} holds {text[:40]!r}, not a version number (ASCII digits, no leading "
+                             "zero)")
+        return version
 
     def write_pointer(self, version: int) -> None:
         """Points replicas at `version`, which must be published (rollback is the same call)."""

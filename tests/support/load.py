@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ class LoadResult:
     # Every successful call's return value, and every failure as "CODE: details", in order.
     values: list[Any] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    # Every failed call as (started, ended, code name), times from time.monotonic().
+    failed_calls: list[tuple[float, float, str]] = field(default_factory=list)
 
     @property
     def failures(self) -> int:
@@ -38,12 +41,14 @@ class Load:
     def _run(self, t: int) -> None:
         i = t
         while not self._stop.is_set():
+            started = time.monotonic()
             try:
                 value = self._call(i)
             except grpc.RpcError as e:
                 with self._lock:
                     self.result.failed[e.code().name] += 1
                     self.result.errors.append(f"{e.code().name}: {e.details()}")
+                    self.result.failed_calls.append((started, time.monotonic(), e.code().name))
             else:
                 with self._lock:
                     self.result.ok += 1

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import contextlib
 import pathlib
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from harness.procs import wait_until
 from harness.seaweedfs import S3Server
 from reco_sidecar.gen.reco.v1 import reco_pb2
 from reco_sidecar.store import location
@@ -75,11 +75,13 @@ def status(sc: Sidecar) -> reco_pb2.GetModelStatusResponse:
 def wait_all(sidecars: list[Sidecar], condition: Callable[[reco_pb2.GetModelStatusResponse], bool],
              what: str, timeout: float = 60.0) -> list[reco_pb2.GetModelStatusResponse]:
     """Polls every replica's status until `condition` holds on all of them."""
-    deadline = time.monotonic() + timeout
     last: list[Any] = []
-    while time.monotonic() < deadline:
-        last = [status(sc) for sc in sidecars]
-        if all(condition(st) for st in last):
-            return last
-        time.sleep(0.05)
-    raise AssertionError(f"not every replica reached: {what}; last statuses: {last}")
+
+    def reached() -> list[reco_pb2.GetModelStatusResponse] | None:
+        last[:] = [status(sc) for sc in sidecars]
+        return list(last) if all(condition(st) for st in last) else None
+
+    try:
+        return wait_until(reached, timeout, f"every replica: {what}")
+    except TimeoutError:
+        raise AssertionError(f"not every replica reached: {what}; last statuses: {last}") from None

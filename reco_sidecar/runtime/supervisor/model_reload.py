@@ -4,7 +4,8 @@ The supervisor's loop feeds it what happened (a reload was asked for, a version 
 verified, a worker booted, answered, died or timed out, time passed, shutdown began) and
 carries out what it returns (send a message to a worker, answer a requester, verify a
 version off the loop, kill a worker). Every interleaving is therefore testable without
-processes (tests/test_coordinator.py).
+processes (tests/test_coordinator.py). The two phases and their bookkeeping are the shared
+core (transaction.py) the experiments rollout runs through as well.
 
 The transaction, for a pool of N slots:
 
@@ -32,17 +33,15 @@ import enum
 from dataclasses import dataclass, field
 from typing import assert_never
 
-from reco_sidecar.artifact.version_choice import Refused, Resolved, Verdict
+from reco_sidecar.artifact.version_choice import Chosen, NoVersion, Verdict
 from reco_sidecar.common.errors import ErrorKind
 from reco_sidecar.common.versions import LATEST, VersionSpec
 from reco_sidecar.runtime import wire as m
+from reco_sidecar.runtime.supervisor.transaction import Phase, Reply, Requester, Send, TwoPhase, refusal, to_each
 
 DEFAULT_TIMEOUT = 600.0
 # Txn id of a Switch sent outside any transaction (a worker that booted with an old version).
 REPAIR = 0
-
-Requester = tuple[int, int]  # (slot, request id) of a client's Reload; None for SIGHUP and --watch
-
 
 # -- events --------------------------------------------------------------------------------------
 
@@ -88,6 +87,15 @@ class WorkerAnswered:
 
 
 @dataclass(frozen=True)
+class Undeliverable:
+    """A message to `slot` could not be sent (the worker is alive): the reload fails now
+    instead of at its timeout."""
+
+    slot: int
+    error: str
+
+
+@dataclass(frozen=True)
 class Tick:
     pass
 
@@ -97,22 +105,11 @@ class ShutdownBegan:
     pass
 
 
-Event = ReloadAsked | VersionVerified | WorkerBooted | WorkerDied | WorkerAnswered | Tick | ShutdownBegan
+Event = (ReloadAsked | VersionVerified | WorkerBooted | WorkerDied | WorkerAnswered | Undeliverable | Tick
+         | ShutdownBegan)
 
 
 # -- actions -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Send:
-    slot: int
-    message: m.ToWorker
-
-
-@dataclass(frozen=True)
-class Reply:
-    requester: Requester
-    message: m.ReloadDone | m.ReloadRefused
 
 
 @dataclass(frozen=True)
@@ -170,24 +167,23 @@ Action = Send | Reply | StartVerify | StopVerify | Kill | Finished | Began | Ver
 # -- state ---------------------------------------------------------------------------------------
 
 
-class Phase(enum.Enum):
-    PREPARE = "prepare"
-    COMMIT = "commit"
-
-
 @dataclass
 class Txn:
-    id: int
+    steps: TwoPhase
     version: int
     old_version: int
-    requester: Requester | None
     asked_at: float
-    started: float
     pin: bool  # a success pins the version
-    phase: Phase = Phase.PREPARE
-    waiting: set[int] = field(default_factory=set)  # slots that have not confirmed this phase
     exits: collections.Counter[int] = field(default_factory=collections.Counter)
     load_seconds: float = 0.0
+
+    @property
+    def id(self) -> int:
+        return self.steps.id
+
+    @property
+    def requester(self) -> Requester | None:
+        return self.steps.requester
 
 
 @dataclass
@@ -244,6 +240,9 @@ class Coordinator:
                 self._died(slot, cause, detail, out)
             case WorkerAnswered(slot, answer):
                 self._answered(slot, answer, out)
+            case Undeliverable(slot, error):
+                if self.txn is not None and self.txn.steps.phase is Phase.PREPARE and not self.stopping:
+                    self._abort(self.txn, ErrorKind.UNAVAILABLE, f"worker {slot}: {error}", out)
             case Tick():
                 self._tick(out)
             case ShutdownBegan():
@@ -281,9 +280,9 @@ class Coordinator:
                 self.failed[version] = reason
                 out.append(VersionFailed(version, reason))
         match verdict:
-            case Refused(kind, message, field_name):
+            case NoVersion(kind, message, field_name):
                 self._refuse(job.requester, job.asked_at, kind, message, field_name, None, out)
-            case Resolved(version):
+            case Chosen(version):
                 self.failed.pop(version, None)
                 self._begin(job, version, out)
             case _:
@@ -299,9 +298,8 @@ class Coordinator:
             return
         self._ids += 1
         # One deadline (--reload-timeout) for the whole reload, from the start of its verification.
-        txn = Txn(self._ids, version, self.serving, job.requester, job.asked_at, job.started,
-                  job.pin,
-                  waiting=set(range(self.pool_size)))
+        txn = Txn(TwoPhase.begin(self._ids, self.pool_size, job.requester, job.started), version, self.serving,
+                  job.asked_at, job.pin)
         self.txn = txn
         out.append(Began(txn.id, version, txn.old_version))
         for slot in sorted(self.ready):
@@ -319,8 +317,8 @@ class Coordinator:
             if version != self.serving:
                 out.append(Send(slot, m.Switch(REPAIR, self.serving, self.model)))
             return
-        if txn.phase is Phase.PREPARE:
-            if slot in txn.waiting:
+        if txn.steps.phase is Phase.PREPARE:
+            if slot in txn.steps.waiting:
                 self._send_prepare(txn, slot, out)
             return
         if version == txn.version:
@@ -335,16 +333,14 @@ class Coordinator:
         if txn is None or self.stopping:
             return
         what = f"worker {slot} {cause.value}" + (f" ({detail})" if detail else "")
-        if txn.phase is Phase.PREPARE:
+        if txn.steps.phase is Phase.PREPARE:
             txn.exits[slot] += 1
             if cause is Death.TIMED_OUT or txn.exits[slot] > 1:
                 self._abort(txn, ErrorKind.FAILED_PRECONDITION, f"{what} during the reload", out)
                 return
-            # It restarts with the serving version; prepare it again once it is ready.
-            txn.waiting.add(slot)
-            return
+        # Prepare: it restarts with the serving version and is prepared again once ready.
         # Commit: it restarts with the new version; wait for it to say so.
-        txn.waiting.add(slot)
+        txn.steps.lost(slot)
 
     def _answered(self, slot: int, answer: m.Prepared | m.PrepareFailed | m.Committed | m.CommitFailed,
                   out: list[Action]) -> None:
@@ -354,7 +350,7 @@ class Coordinator:
         match answer:
             case m.Committed(txn_id, version, _):
                 self.ready[slot] = version
-                if txn is not None and txn_id == txn.id and txn.phase is Phase.COMMIT:
+                if txn is not None and txn_id == txn.id and txn.steps.phase is Phase.COMMIT:
                     self._confirm(txn, slot, out)
             case m.CommitFailed(txn_id, version, error, _):
                 if txn_id == REPAIR or (txn is not None and txn_id == txn.id):
@@ -362,31 +358,27 @@ class Coordinator:
                     # restart boots that version.
                     out.append(Kill(slot, f"could not switch to version {version}: {error}"))
             case m.Prepared(txn_id, _, load_seconds, _):
-                if txn is None or txn_id != txn.id or txn.phase is not Phase.PREPARE or slot not in txn.waiting:
+                if txn is None or txn_id != txn.id or txn.steps.phase is not Phase.PREPARE \
+                        or slot not in txn.steps.waiting:
                     return
                 txn.load_seconds = max(txn.load_seconds, load_seconds)
-                txn.waiting.discard(slot)
-                self._maybe_commit(txn, out)
+                if txn.steps.confirm(slot):
+                    self._commit(txn, out)
             case m.PrepareFailed(txn_id, _, error, _):
-                if txn is None or txn_id != txn.id or txn.phase is not Phase.PREPARE:
+                if txn is None or txn_id != txn.id or txn.steps.phase is not Phase.PREPARE:
                     return
                 self._abort(txn, ErrorKind.FAILED_PRECONDITION, f"worker {slot}: {error}", out)
             case _:
                 assert_never(answer)
 
-    def _maybe_commit(self, txn: Txn, out: list[Action]) -> None:
-        if txn.waiting:
-            return
-        txn.phase = Phase.COMMIT
+    def _commit(self, txn: Txn, out: list[Action]) -> None:
+        txn.steps.commit(self.pool_size)
         # From here on, a worker started by the pool boots the new version.
         self.serving = txn.version
-        txn.waiting = set(range(self.pool_size))
-        for slot in sorted(self.ready):
-            out.append(Send(slot, m.Commit(txn.id, txn.version, self.model)))
+        out += to_each(self.ready, m.Commit(txn.id, txn.version, self.model))
 
     def _confirm(self, txn: Txn, slot: int, out: list[Action]) -> None:
-        txn.waiting.discard(slot)
-        if txn.waiting:
+        if not txn.steps.confirm(slot):
             return
         self.txn = None
         self._done(txn.requester, txn.asked_at, txn.old_version, txn.version, txn.load_seconds, txn.pin, out)
@@ -394,8 +386,7 @@ class Coordinator:
 
     def _abort(self, txn: Txn, kind: ErrorKind, why: str, out: list[Action]) -> None:
         self.txn = None
-        for slot in sorted(self.ready):
-            out.append(Send(slot, m.Abort(txn.id, txn.version, self.model)))
+        out += to_each(self.ready, m.Abort(txn.id, txn.version, self.model))
         if kind is not ErrorKind.UNAVAILABLE:
             self.failed[txn.version] = why
             out.append(VersionFailed(txn.version, why))
@@ -413,15 +404,15 @@ class Coordinator:
                          f"verifying the version took longer than {self.timeout:g} s", "version", None, out)
             self._next(out)
         txn = self.txn
-        if txn is None or self.stopping or self.now - txn.started <= self.timeout:
+        if txn is None or self.stopping or not txn.steps.expired(self.now, self.timeout):
             return
-        late = ", ".join(str(s) for s in sorted(txn.waiting))
-        if txn.phase is Phase.PREPARE:
+        late = txn.steps.late()
+        if txn.steps.phase is Phase.PREPARE:
             self._abort(txn, ErrorKind.UNAVAILABLE, f"worker(s) {late} did not answer within {self.timeout:g} s",
                         out)
             return
         # The new version is what the pool serves now: replace the workers that never confirmed it.
-        for slot in sorted(txn.waiting & set(self.ready)):
+        for slot in sorted(txn.steps.waiting & set(self.ready)):
             out.append(Kill(slot, f"did not confirm version {txn.version} within {self.timeout:g} s"))
         self.txn = None
         self._refuse(txn.requester, txn.asked_at, ErrorKind.UNAVAILABLE,
@@ -465,5 +456,4 @@ class Coordinator:
     def _refuse(self, requester: Requester | None, asked_at: float, kind: ErrorKind, message: str,
                 field_name: str | None, version: int | None, out: list[Action]) -> None:
         out.append(Finished(False, version, self.serving, self.now - asked_at, kind=kind, message=message))
-        if requester is not None:
-            out.append(Reply(requester, m.ReloadRefused(requester[1], kind, message, field_name)))
+        out += refusal(requester, kind, message, field_name)

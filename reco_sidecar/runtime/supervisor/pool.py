@@ -1,6 +1,6 @@
 """The worker pool: one slot per worker, fork, reap, restart with backoff, the boot-failure
-limit and the heartbeat deadline. It knows processes, not reloads: the coordinator decides
-which version a new worker boots (`version_for_boot`)."""
+limit and the heartbeat deadline. It knows processes, not reloads: the caller says which
+versions and which experiments a new worker boots with (`spawn`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from reco_sidecar.common import logs
@@ -55,7 +55,7 @@ class Exit:
 class Pool:
     def __init__(self, settings: ServeSettings, private_ports: list[int],
                  close_in_child: Callable[[], list[int]]) -> None:
-        self.s = settings
+        self.settings = settings
         self.slots = [WorkerSlot(i, p) for i, p in enumerate(private_ports)]
         # Before the first fork, so every worker maps the same pages.
         self.counters = SharedCounters(len(private_ports))
@@ -84,7 +84,7 @@ class Pool:
                 for fd in inherited:
                     with contextlib.suppress(OSError):
                         os.close(fd)
-                code = worker.run(self.s, spec, Channel(child_end))
+                code = worker.run(self.settings, spec, Channel(child_end))
             except BaseException:
                 log.exception("worker_crashed", slot=slot.slot)
             finally:
@@ -95,6 +95,25 @@ class Pool:
         slot.pid, slot.channel, slot.ready, slot.restart_at = pid, Channel(parent_end), False, None
         slot.last_beat, slot.calls, slot.in_flight, slot.killed_for = now, -1, 0, ""
         log.info("worker_start", slot=slot.slot, worker_pid=pid, versions=versions)
+
+    def ready(self, slot: WorkerSlot, address: str, now: float) -> None:
+        """The worker serves: its boot succeeded, so the boot-failure count starts again."""
+        slot.ready, slot.address, slot.boot_failures, slot.last_beat = True, address, 0, now
+
+    def closed(self, slot: WorkerSlot) -> None:
+        """The worker closed its channel; reaping it happens on SIGCHLD."""
+        if slot.channel is not None:
+            slot.channel.close()
+        slot.channel = None
+
+    def by_channel(self, channel: object) -> WorkerSlot | None:
+        return next((s for s in self.slots if s.channel is channel), None)
+
+    def all_ready(self) -> bool:
+        return all(s.ready for s in self.slots)
+
+    def up(self) -> list[WorkerSlot]:
+        return [s for s in self.slots if s.ready]
 
     def channel_fds(self) -> list[int]:
         return [s.channel.fileno() for s in self.slots if s.channel is not None]
@@ -117,6 +136,18 @@ class Pool:
             slot.restart_at = now + backoff
         return Exit(slot, code, was_ready, killed_for, gave_up)
 
+    @staticmethod
+    def reap() -> Iterator[tuple[int, int]]:
+        """(pid, status) of every child that exited, workers or not, without waiting."""
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            yield pid, status
+
     def due_restarts(self, now: float) -> list[WorkerSlot]:
         return [s for s in self.slots if s.pid == 0 and s.restart_at is not None and now >= s.restart_at]
 
@@ -129,7 +160,8 @@ class Pool:
 
     def overdue(self, now: float) -> list[WorkerSlot]:
         """Live workers whose heartbeat is later than --worker-timeout and not yet killed."""
-        return [s for s in self.slots if s.pid and not s.killed_for and now - s.last_beat > self.s.worker_timeout]
+        timeout = self.settings.worker_timeout
+        return [s for s in self.slots if s.pid and not s.killed_for and now - s.last_beat > timeout]
 
     def forgive(self, now: float) -> None:
         """Restarts every heartbeat deadline from `now`."""

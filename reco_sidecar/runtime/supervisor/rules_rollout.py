@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from reco_sidecar.common.errors import ErrorKind, RecoError
 from reco_sidecar.ranking import rules as rules_file
 from reco_sidecar.runtime import wire as m
-from reco_sidecar.runtime.supervisor.experiments_rollout import Outcome as Outcome
-from reco_sidecar.runtime.supervisor.experiments_rollout import Requester
-from reco_sidecar.runtime.supervisor.model_reload import Send as Send
+from reco_sidecar.runtime.payload import PayloadDir
+from reco_sidecar.runtime.supervisor.rollout import Outcome as Outcome
+from reco_sidecar.runtime.supervisor.transaction import Requester
+from reco_sidecar.runtime.supervisor.transaction import Send as Send
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ class RulesRollout:
     path: pathlib.Path | None
     pool_size: int
     timeout: float
+    # Where the file crosses to the workers (it can be larger than a control frame).
+    payloads: PayloadDir = field(default_factory=PayloadDir)
     current: rules_file.RulesFile = field(default_factory=rules_file.RulesFile.empty)
     generation: int = 0
     ready: set[int] = field(default_factory=set)
@@ -83,15 +86,20 @@ class RulesRollout:
         self.refused = ""
         self.current, self.generation = loaded, self.generation + 1
         self.proposal = Proposal(self.generation, requester, now, set(range(self.pool_size)))
-        message = m.SetRules(self.generation, loaded.text, loaded.syntax)
+        message = self._message()
+        self.payloads.keep_only([message.payload])
         return [Send(slot, message) for slot in sorted(self.ready)]
+
+    def _message(self) -> m.SetRules:
+        return m.SetRules(self.generation, self.payloads.write(self.current.text.encode("utf-8")),
+                          self.current.syntax)
 
     def booted(self, slot: int) -> list[Action]:
         """A worker forked before the last rollout boots with older rules: send it the current."""
         self.ready.add(slot)
         if self.generation == 0:
             return []
-        return [Send(slot, m.SetRules(self.generation, self.current.text, self.current.syntax))]
+        return [Send(slot, self._message())]
 
     def died(self, slot: int) -> list[Action]:
         self.ready.discard(slot)

@@ -5,43 +5,44 @@ store is down."""
 
 from __future__ import annotations
 
-from reco_sidecar.artifact import loader, source
+from reco_sidecar.artifact import loader, version_dirs
 from reco_sidecar.common import logs
 from reco_sidecar.common.errors import ArtifactError
-from reco_sidecar.runtime.supervisor.store_bridge import FollowerConfig, StoreLink
+from reco_sidecar.runtime import wire
+from reco_sidecar.runtime.supervisor.store_bridge import FollowerConfig, StoreBridge
 from reco_sidecar.settings import ServeSettings
 
 log = logs.get(__name__)
 
 
-def start(s: ServeSettings) -> tuple[StoreLink, int]:
+def start(s: ServeSettings) -> tuple[StoreBridge, int]:
     """The running follower and the verified first version; raises ArtifactError (and stops
     the follower) when there is nothing to serve."""
     assert s.model_store is not None
     (s.model_root / s.default_model).mkdir(parents=True, exist_ok=True)
-    link = StoreLink(FollowerConfig(s.model_store, s.default_model, s.model_root, s.store_keep, s.watch,
+    bridge = StoreBridge(FollowerConfig(s.model_store, s.default_model, s.model_root, s.store_keep, s.watch,
                                     s.s3_endpoint_url, s.log_level, s.log_format))
-    link.start()
+    bridge.start()
     try:
-        first = link.wait_initial()
-        reason = first.get("message", "")
-        if first.get("type") == "available":
-            version = int(first["version"])
+        first = bridge.wait_initial()
+        reason = first.message if isinstance(first, wire.NotAvailable) else ""
+        if isinstance(first, wire.Available):
+            version = first.version
             try:
-                loader.verify(source.version_dir(s.model_root, s.default_model, version))
-                return link, version
+                loader.verify(version_dirs.version_dir(s.model_root, s.default_model, version))
+                return bridge, version
             except ArtifactError as e:
                 reason = str(e)
         log.warning("store_initial_failed", error=reason)
-        return link, _newest_cached(s, reason)
+        return bridge, _newest_cached(s, reason)
     except BaseException:
-        link.close()
+        bridge.close()
         raise
 
 
 def _newest_cached(s: ServeSettings, store_reason: str) -> int:
     model_dir = s.model_root / s.default_model
-    for version in reversed(source.list_versions(model_dir)):
+    for version in reversed(version_dirs.list_versions(model_dir)):
         try:
             loader.verify(model_dir / str(version))
         except ArtifactError as e:

@@ -16,40 +16,39 @@ import ctypes
 import os
 import pathlib
 import signal
-import socket
 import sys
-from typing import Any
 
-import msgpack
-
-from reco_sidecar.artifact import checksums
-from reco_sidecar.artifact import version_choice as verification
-from reco_sidecar.artifact.version_choice import Refused, Resolved, Verdict
+from reco_sidecar.artifact import checksums, version_choice
+from reco_sidecar.artifact.version_choice import Chosen, NoVersion, Verdict
 from reco_sidecar.common import priority
 from reco_sidecar.common.errors import ErrorKind
-from reco_sidecar.common.versions import LATEST, VersionSpec, parse_version_spec
+from reco_sidecar.common.versions import VersionSpec
+from reco_sidecar.runtime import wire
+from reco_sidecar.runtime.channel import Channel, Undeliverable, pair
 
 PR_SET_PDEATHSIG = 1
-MAX_MESSAGE = 1 << 20
+# A verdict that would not fit one frame (hundreds of bad versions) is sent with each reason
+# cut to this length: every bad version is still reported.
+SHORT_REASON = 200
 
 
 class Verifier:
     def __init__(self, model_dir: pathlib.Path) -> None:
         self.model_dir = model_dir
         self.pid = 0
-        self._sock: socket.socket | None = None
+        self._channel: Channel | None = None
         self.job: int | None = None
 
     def fileno(self) -> int:
-        assert self._sock is not None
-        return self._sock.fileno()
+        assert self._channel is not None
+        return self._channel.fileno()
 
     @property
     def running(self) -> bool:
-        return self._sock is not None
+        return self._channel is not None
 
     def start(self, close_in_child: list[int]) -> None:
-        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        parent, child = pair()
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
@@ -60,47 +59,49 @@ class Verifier:
                 for fd in close_in_child:
                     with contextlib.suppress(OSError):
                         os.close(fd)
-                _child(self.model_dir, child)
+                _child(self.model_dir, Channel(child))
                 code = 0
             finally:
                 os._exit(code)
         child.close()
-        self.pid, self._sock = pid, parent
+        self.pid, self._channel = pid, Channel(parent)
 
     def submit(self, ticket: int, spec: VersionSpec, known_bad: frozenset[int]) -> bool:
         """False if the helper is gone (its death is reported by `read`/`died`)."""
-        assert self._sock is not None
+        assert self._channel is not None
         self.job = ticket
-        try:
-            self._sock.send(msgpack.packb([ticket, str(spec), sorted(known_bad)]))
-        except OSError:
-            return False
-        return True
+        return self._channel.send(wire.Verify(ticket, spec, tuple(sorted(known_bad))))
 
     def read(self) -> tuple[int, Verdict] | None:
-        """The finished job, or None when the helper died (then call `died`)."""
-        assert self._sock is not None
+        """The finished job, or None when the helper died or sent nonsense (then call `died`)."""
+        assert self._channel is not None
         try:
-            data = self._sock.recv(MAX_MESSAGE)
-        except OSError:
-            data = b""
-        if not data:
+            answer = self._channel.recv(wire.decode_from_verifier)
+        except ValueError:
             return None
-        ticket, verdict = _decode(data)
+        if answer is None:
+            return None
         self.job = None
-        return ticket, verdict
+        bad = tuple((b.version, b.reason) for b in answer.bad)
+        match answer:
+            case wire.VersionChosen(ticket, version, _, digests):
+                for d in digests:
+                    checksums.remember((d.dev, d.ino, d.size, d.mtime_ns, d.ctime_ns), d.sha256)
+                return ticket, Chosen(version, bad)
+            case wire.VersionRefused(ticket, kind, message, field, _):
+                return ticket, NoVersion(kind, message, field, bad)
 
     def died(self) -> tuple[int, Verdict] | None:
         """Forget the dead helper; the job it was running fails with the reason."""
-        if self._sock is not None:
-            self._sock.close()
-        self._sock = None
+        if self._channel is not None:
+            self._channel.close()
+        self._channel = None
         self.kill()
         job, self.job = self.job, None
         if job is None:
             return None
-        return job, Refused(ErrorKind.FAILED_PRECONDITION, "the verification process died while checking "
-                            "the version (out of memory?)", "version")
+        return job, NoVersion(ErrorKind.FAILED_PRECONDITION, "the verification process died while checking "
+                              "the version (out of memory?)", "version")
 
     def kill(self) -> None:
         if self.pid:
@@ -111,7 +112,7 @@ class Verifier:
             self.pid = 0
 
 
-def _child(model_dir: pathlib.Path, sock: socket.socket) -> None:
+def _child(model_dir: pathlib.Path, channel: Channel) -> None:
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     signal.set_wakeup_fd(-1)
@@ -121,38 +122,25 @@ def _child(model_dir: pathlib.Path, sock: socket.socket) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGHUP):
         signal.signal(sig, signal.SIG_DFL)
     while True:
-        data = sock.recv(MAX_MESSAGE)
-        if not data:
+        job = channel.recv(wire.decode_to_verifier)
+        if job is None:
             return
-        ticket, spec_text, known_bad = msgpack.unpackb(data)
-        spec = LATEST if spec_text == "latest" else parse_version_spec(spec_text)
-        verdict = verification.resolve(model_dir, spec, known_bad=frozenset(known_bad))
-        hashes = _hashes(model_dir / str(verdict.version)) if isinstance(verdict, Resolved) else []
-        sock.send(_encode(ticket, verdict, hashes))
+        verdict = version_choice.choose_version(model_dir, job.spec, known_bad=frozenset(job.known_bad))
+        try:
+            channel.send(answer(job.ticket, verdict, model_dir))
+        except Undeliverable:
+            channel.send(answer(job.ticket, verdict, model_dir, reason_limit=SHORT_REASON))
 
 
-def _hashes(version_dir: pathlib.Path) -> list[list[Any]]:
-    """The digests this process computed for the version's files, keyed by file identity, so
-    the supervisor can remember them, hand them to running workers with the reload and to
-    workers it forks later: none of them hashes the version again."""
-    return [[*k, digest] for k, digest in checksums.known(version_dir)]
-
-
-def _encode(ticket: int, verdict: Verdict, hashes: list[list[Any]]) -> bytes:
-    bad = [list(b) for b in verdict.bad]
-    body: list[Any] = ([ticket, "ok", verdict.version, bad, hashes] if isinstance(verdict, Resolved)
-                       else [ticket, "refused", [verdict.kind.value, verdict.message, verdict.field], bad, hashes])
-    data: bytes = msgpack.packb(body)
-    return data
-
-
-def _decode(data: bytes) -> tuple[int, Verdict]:
-    ticket, what, body, bad_raw, hashes = msgpack.unpackb(data)
-    bad = tuple((int(v), str(r)) for v, r in bad_raw)
-    for dev, ino, size, mtime, ctime, digest in hashes:
-        checksums.remember((int(dev), int(ino), int(size), int(mtime), int(ctime)), str(digest))
-    if what == "ok":
-        return int(ticket), Resolved(int(body), bad)
-    kind, message, field = body
-    result: Any = Refused(ErrorKind(kind), str(message), field, bad)
-    return int(ticket), result
+def answer(ticket: int, verdict: Verdict, model_dir: pathlib.Path,
+           reason_limit: int | None = None) -> wire.FromVerifier:
+    """The verdict as it crosses; a chosen version carries the digests this process computed
+    for its files, keyed by file identity, so the supervisor can hand them to running
+    workers with the reload and to workers it forks later: none of them hashes it again."""
+    bad = tuple(wire.BadVersion(v, r[:reason_limit]) for v, r in verdict.bad)
+    match verdict:
+        case Chosen(version):
+            digests = tuple(wire.FileDigest(*k, digest) for k, digest in checksums.known(model_dir / str(version)))
+            return wire.VersionChosen(ticket, version, bad, digests)
+        case NoVersion(kind, message, field):
+            return wire.VersionRefused(ticket, kind, message[:reason_limit], field, bad)

@@ -26,9 +26,11 @@ from reco_sidecar.manager.manager import ModelManager
 from reco_sidecar.manager.registry import ModelRegistry
 from reco_sidecar.ranking import rules as rules_file
 from reco_sidecar.ranking.live import LiveRules
+from reco_sidecar.runtime import payload
 from reco_sidecar.runtime import wire as m
 from reco_sidecar.runtime.channel import Channel
 from reco_sidecar.runtime.worker.experiments import ExperimentsApplier
+from reco_sidecar.runtime.worker.stop import StopReason
 from reco_sidecar.runtime.worker.topology import WorkerTopology
 from reco_sidecar.serving.contracts import ExperimentsOutcome, ReloadOutcome, RulesOutcome, WorkerAddress
 
@@ -38,7 +40,7 @@ _Answer = m.ReloadDone | m.ReloadRefused | m.ExperimentsDone | m.RulesDone
 
 class WorkerControl:
     def __init__(self, channel: Channel, registry: ModelRegistry, topology: WorkerTopology,
-                 events: queue.SimpleQueue[str], drain_timeout: float,
+                 events: queue.SimpleQueue[StopReason], drain_timeout: float,
                  experiments: LiveExperiments | None = None, reload_timeout: float = 600.0,
                  rules: LiveRules | None = None) -> None:
         self._channel = channel
@@ -71,7 +73,7 @@ class WorkerControl:
 
     # Reloader protocol, called from an RPC thread.
     def reload(self, model: str, version: VersionSpec) -> ReloadOutcome:
-        reply = self._ask(lambda request_id: m.ReloadRequest(request_id, str(version), model))
+        reply = self._ask(lambda request_id: m.ReloadRequest(request_id, version, model))
         match reply:
             case m.ReloadDone(_, old, new, load_seconds, workers):
                 return ReloadOutcome(old, new, load_seconds, workers)
@@ -127,12 +129,12 @@ class WorkerControl:
     def _run(self) -> None:
         while True:
             try:
-                message = self._channel.recv_to_worker()
+                message = self._channel.recv(m.decode_to_worker)
             except ValueError as e:
                 log.error("control_message_invalid", error=str(e))
                 continue
             if message is None:
-                self._events.put("supervisor_gone")
+                self._events.put(StopReason.SUPERVISOR_GONE)
                 for future in list(self._pending.values()):
                     future.set_result(m.ReloadRefused(0, ErrorKind.UNAVAILABLE, "the supervisor is gone", None))
                 return
@@ -155,10 +157,11 @@ class WorkerControl:
             case m.AbortExperiments(generation):
                 if self._experiments is not None:
                     self._experiments.abort(generation)
-            case m.SetRules(generation, text, syntax):
+            case m.SetRules(generation, sent, syntax):
                 # Swapped here, on the receiving thread: a rule change waits for no model load.
                 if self._rules is not None:
                     try:
+                        text = payload.read(sent).decode("utf-8")
                         self._rules.replace(rules_file.parse(text, syntax), generation)
                     except Exception:  # validated by the supervisor: a bug, never a dead control thread
                         log.exception("rules_unusable", generation=generation)
@@ -172,7 +175,7 @@ class WorkerControl:
             case m.StoreStatus():
                 self._topology.update_store(dataclasses.asdict(message))
             case m.Shutdown(fast):
-                self._events.put("shutdown_fast" if fast else "shutdown")
+                self._events.put(StopReason.SHUTDOWN_FAST if fast else StopReason.SHUTDOWN)
             case _:
                 assert_never(message)
 

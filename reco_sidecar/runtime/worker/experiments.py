@@ -1,4 +1,4 @@
-"""The worker's side of an experiments rollout (runtime/rollout.py): prepare parses the file
+"""The worker's side of an experiments rollout (supervisor/rollout.py): prepare parses the file
 and opens the versions its arms pin beside what serves; commit swaps both at once; abort
 drops what a prepare opened, also one still running. Runs on the control apply thread, in
 the order the messages arrived, like model reloads."""
@@ -18,6 +18,7 @@ from reco_sidecar.experiments.config import ExperimentSet
 from reco_sidecar.experiments.live import LiveExperiments
 from reco_sidecar.manager.manager import ModelManager
 from reco_sidecar.manager.registry import ModelRegistry
+from reco_sidecar.runtime import payload
 from reco_sidecar.runtime import wire as m
 
 log = logs.get(__name__)
@@ -54,38 +55,38 @@ class ExperimentsApplier:
 
     def apply(self, message: m.PrepareExperiments | m.CommitExperiments | m.SetExperiments) -> None:
         match message:
-            case m.PrepareExperiments(generation, text, syntax):
-                self._prepare(generation, text, syntax)
+            case m.PrepareExperiments(generation, file, syntax):
+                self._prepare(generation, file, syntax)
             case m.CommitExperiments(generation):
                 self._commit(generation)
-            case m.SetExperiments(generation, text, syntax):
+            case m.SetExperiments(generation, file, syntax):
                 try:
-                    self._swap(generation, self._open(text, syntax))
+                    self._swap(generation, self._open(file, syntax))
                 except Exception:
                     # The pool serves this file; a worker that cannot must not serve another:
                     # exit, and the restart boots with it.
                     log.exception("experiments_unusable", generation=generation)
                     os._exit(ExitCode.WORKERS_FAILED)
 
-    def _open(self, text: str, syntax: str) -> _Prepared:
+    def _open(self, file: m.Payload, syntax: str) -> _Prepared:
         """Raises _PinFailed naming the arm when a pinned version cannot be opened."""
-        experiments = checks.parse_sent(text, syntax)
+        experiments = checks.parse_sent(payload.read(file).decode("utf-8"), syntax)
         pinned: dict[tuple[str, int], ModelManager] = {}
-        for model, version in checks.pinned(experiments):
+        for model, version in checks.arm_versions(experiments):
             try:
-                pinned.update(self._registry.open_pinned([(model, version)]))
+                pinned.update(self._registry.open_arm_versions([(model, version)]))
             except Exception as e:  # an odd pinned version must fail the rollout, not the worker
                 error = str(e) if isinstance(e, RecoError) else f"{type(e).__name__}: {e}"
                 raise _PinFailed(checks.arm_field(experiments, model, version),
                                  f"version {version} of model {model!r} cannot be served: {error}") from e
         return _Prepared(experiments, pinned)
 
-    def _prepare(self, generation: int, text: str, syntax: str) -> None:
+    def _prepare(self, generation: int, file: m.Payload, syntax: str) -> None:
         with self._lock:
             if generation in self._aborted:
                 return
         try:
-            prepared = self._open(text, syntax)
+            prepared = self._open(file, syntax)
         except _PinFailed as e:
             self._send(m.ExperimentsPrepareFailed(generation, e.message[:4000], e.field))
             return
@@ -108,7 +109,7 @@ class ExperimentsApplier:
         self._swap(generation, prepared)
 
     def _swap(self, generation: int, prepared: _Prepared) -> None:
-        self._registry.use_pinned(prepared.pinned)
+        self._registry.use_arm_versions(prepared.pinned)
         self._live.replace(prepared.experiments, generation)
         log.info("experiments_applied", generation=generation,
                  experiments=[e.name for e in prepared.experiments.experiments],

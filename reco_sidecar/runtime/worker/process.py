@@ -19,7 +19,7 @@ from reco_sidecar.common import logs
 from reco_sidecar.common.errors import FailedPrecondition
 from reco_sidecar.common.exit_codes import ExitCode
 from reco_sidecar.engine.model import Model
-from reco_sidecar.experiments.checks import ExperimentsFile, parse_sent, pinned
+from reco_sidecar.experiments.checks import ExperimentsFile, arm_versions, parse_sent
 from reco_sidecar.experiments.counters import SharedCounters
 from reco_sidecar.experiments.live import LiveExperiments
 from reco_sidecar.manager.manager import ModelManager
@@ -29,6 +29,7 @@ from reco_sidecar.ranking.rules import RulesFile
 from reco_sidecar.runtime import wire as m
 from reco_sidecar.runtime.channel import Channel
 from reco_sidecar.runtime.worker.heartbeat import BootBeats, Heartbeat
+from reco_sidecar.runtime.worker.stop import StopReason
 from reco_sidecar.serving import metrics
 from reco_sidecar.settings import ServeSettings
 
@@ -90,9 +91,10 @@ def _boot(settings: ServeSettings, spec: WorkerSpec, channel: Channel, boot: Boo
 
     # One BLAS thread per scoring thread: the cores are shared by the worker processes.
     threadpool_limits(1)
-    events: queue.SimpleQueue[str] = queue.SimpleQueue()
+    events: queue.SimpleQueue[StopReason] = queue.SimpleQueue()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda signum, _frame: events.put("shutdown" if signum == signal.SIGTERM else "interrupt"))
+        signal.signal(sig, lambda signum, _frame: events.put(
+            StopReason.SHUTDOWN if signum == signal.SIGTERM else StopReason.INTERRUPT))
     registry = ModelRegistry({name: ModelManager(settings.model_root, name, _opener) for name in spec.versions},
                              settings.default_model)
     # Validated by the supervisor before the fork: parsing it again cannot fail.
@@ -109,9 +111,9 @@ def _boot(settings: ServeSettings, spec: WorkerSpec, channel: Channel, boot: Boo
             log.error("worker_load_failed", slot=spec.slot, model=manager.name, version=version, error=str(e))
             channel.send(m.BootFailed(spec.slot, f"model {manager.name!r}: {e}"))
             return ExitCode.WORKER_LOAD_FAILED
-    pins = pinned(experiments.current)
+    pins = arm_versions(experiments.current)
     try:
-        registry.use_pinned(registry.open_pinned(pins))
+        registry.use_arm_versions(registry.open_arm_versions(pins))
     except FailedPrecondition as e:
         log.error("worker_load_failed", slot=spec.slot, pinned=[f"{n}@{v}" for n, v in pins], error=str(e))
         channel.send(m.BootFailed(spec.slot, f"a version an experiment arm pins: {e}"))
@@ -120,14 +122,14 @@ def _boot(settings: ServeSettings, spec: WorkerSpec, channel: Channel, boot: Boo
 
 
 def _serve(settings: ServeSettings, spec: WorkerSpec, channel: Channel, registry: ModelRegistry,
-           experiments: LiveExperiments, events: queue.SimpleQueue[str], boot: BootBeats) -> int:
+           experiments: LiveExperiments, events: queue.SimpleQueue[StopReason], boot: BootBeats) -> int:
     import asyncio
 
     return asyncio.run(_serve_async(settings, spec, channel, registry, experiments, events, boot))
 
 
 async def _serve_async(settings: ServeSettings, spec: WorkerSpec, channel: Channel, registry: ModelRegistry,
-                       experiments: LiveExperiments, events: queue.SimpleQueue[str], boot: BootBeats) -> int:
+                       experiments: LiveExperiments, events: queue.SimpleQueue[StopReason], boot: BootBeats) -> int:
     """One grpc.aio server on this process's event loop (created here, after fork)."""
     import asyncio
 
@@ -154,7 +156,7 @@ async def _serve_async(settings: ServeSettings, spec: WorkerSpec, channel: Chann
             channel.send(m.BootFailed(spec.slot, f"cannot bind {target}"))
             return ExitCode.WORKERS_FAILED
     await serving.start()
-    ended: asyncio.Future[str] = loop.create_future()
+    ended: asyncio.Future[StopReason] = loop.create_future()
     _bridge_events(events, loop, ended)
     control.start()
     versions = []
@@ -170,9 +172,9 @@ async def _serve_async(settings: ServeSettings, spec: WorkerSpec, channel: Chann
     ticker = loop.create_task(_tick(beats, boot, registry, tally))
     event = await ended
     grace = settings.grace
-    if event in ("supervisor_gone", "shutdown_fast"):
+    if event.fast:
         grace = min(grace, 1.0)
-    log.info("worker_draining", slot=spec.slot, reason=event, grace=grace)
+    log.info("worker_draining", slot=spec.slot, reason=event.value, grace=grace)
     started = time.monotonic()
     await serving.drain(grace)
     ticker.cancel()
@@ -182,12 +184,12 @@ async def _serve_async(settings: ServeSettings, spec: WorkerSpec, channel: Chann
     return ExitCode.OK
 
 
-def _bridge_events(events: queue.SimpleQueue[str], loop: Any, ended: Any) -> None:
+def _bridge_events(events: queue.SimpleQueue[StopReason], loop: Any, ended: Any) -> None:
     """Signals and control messages arrive on a thread-safe queue; the first one that ends
     serving resolves `ended` on the loop. A thread blocks on the queue so that the loop
     never polls it."""
 
-    def settle(event: str) -> None:
+    def settle(event: StopReason) -> None:
         if not ended.done():
             ended.set_result(event)
 

@@ -81,7 +81,7 @@ class PinnedFile:
         return bytes(data)
 
 
-class PinnedVersion:
+class OpenedVersion:
     """Open descriptors of a version directory and every file its manifest lists. Close it (or
     use it as a context manager) once the model holds its own mappings."""
 
@@ -225,7 +225,7 @@ class PinnedVersion:
             os.close(self.dir_fd)
             self.dir_fd = -1
 
-    def __enter__(self) -> PinnedVersion:
+    def __enter__(self) -> OpenedVersion:
         return self
 
     def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
