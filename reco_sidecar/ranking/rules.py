@@ -42,13 +42,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reco_sidecar.common.errors import InvalidArgument
-from reco_sidecar.experiments.config import read_text, syntax_of
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_RULE_SETS = 256
 MAX_ITEMS = 10_000  # pins, boosts or hidden items in one list
 MAX_POSITION = 1000
 MAX_CANDIDATES = 100_000
+MAX_FILE_BYTES = 1 << 20
 
 
 class RulesFileError(InvalidArgument):
@@ -131,10 +131,12 @@ def load(path: pathlib.Path) -> RulesFile:
     """Reads and validates a rules file. Raises RulesFileError naming the field."""
     path = pathlib.Path(path)
     try:
-        text = read_text(path)
-    except InvalidArgument as e:
-        raise RulesFileError(str(e), field="file") from None
-    return parse(text, syntax_of(path), source=str(path))
+        if path.stat().st_size > MAX_FILE_BYTES:  # bounded before any byte is read
+            raise RulesFileError(f"{path}: larger than {MAX_FILE_BYTES} bytes", field="file")
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise RulesFileError(f"{path}: cannot read: {e}", field="file") from None
+    return parse(text, "json" if path.suffix.lower() == ".json" else "toml", source=str(path))
 
 
 def parse(text: str, syntax: str, *, source: str = "rules") -> RulesFile:
