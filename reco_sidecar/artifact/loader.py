@@ -2,7 +2,7 @@
 
 Nothing is served from a directory until every check passed: manifest, file list, sizes,
 sha256 checksums, array dtypes and shapes, id maps, seen-item CSR, ANN item count and
-dimension. The files are pinned by descriptors first (pinned.py): the checksums are those of
+dimension. The files are held open by descriptors first (opened.py): the checksums are those of
 the very files that are then memory-mapped, so worker processes share their pages and no
 file swapped in after the check is ever served.
 """
