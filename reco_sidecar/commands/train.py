@@ -9,7 +9,7 @@ import pathlib
 import sys
 from typing import Any
 
-from reco_sidecar.commands import store_publish
+from reco_sidecar.commands import store_publish, train_spark
 from reco_sidecar.common.errors import InvalidArgument
 from reco_sidecar.engine import eventtypes
 from reco_sidecar.training import algorithms, als, bpr, database, interactions, items, pipeline, report, weights
@@ -20,7 +20,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p = sub.add_parser("train", help="train ALS or BPR, evaluate, and publish a new version")
     als_d, bpr_d, eval_d, tab = als.AlsParams(), bpr.BprParams(), pipeline.Evaluation(), database.TableSpec()
     src = p.add_argument_group("data (one of --interactions, --dsn)")
-    src.add_argument("--interactions", type=pathlib.Path, help="CSV user_id,item_id[,weight][,timestamp]")
+    src.add_argument("--interactions", help="CSV user_id,item_id[,weight][,timestamp]; with --engine spark "
+                     "also Parquet, and s3://BUCKET/KEY paths")
     src.add_argument("--dsn", help="PostgreSQL/CockroachDB connection string; libpq's PG* variables "
                      "and ~/.pgpass fill in what it leaves out (keep passwords there, not here)")
     src.add_argument("--table", default=tab.table, help="interaction table, optionally schema.table")
@@ -71,6 +72,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bars on stderr (default: when stderr is a terminal)")
     store_publish.add_arguments(p)
+    train_spark.add_arguments(p)
     p.set_defaults(run=run)
 
 
@@ -103,8 +105,10 @@ def _load(args: argparse.Namespace) -> tuple[Interactions, dict[str, Any], dict[
     if (args.interactions is None) == (args.dsn is None):
         raise InvalidArgument("give exactly one of --interactions CSV or --dsn", field="interactions")
     if args.interactions is not None:
+        if str(args.interactions).startswith("s3://"):
+            raise InvalidArgument("reading interactions from S3 needs --engine spark", field="interactions")
         until = None if args.as_of is None else args.as_of.timestamp()
-        return (interactions.read_csv(args.interactions, until=until),
+        return (interactions.read_csv(pathlib.Path(args.interactions), until=until),
                 {"kind": "csv", "path": str(args.interactions)}, {})
     spec = database.ReadSpec(
         table=database.TableSpec(args.table, args.user_column, args.item_column, args.type_column,
@@ -123,6 +127,8 @@ def _load(args: argparse.Namespace) -> tuple[Interactions, dict[str, Any], dict[
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.engine == "spark":
+        return train_spark.run(args)
     from reco_sidecar.training import reload
 
     # A bad token file should fail now, not after the training it was meant to publish.

@@ -19,6 +19,7 @@ the cap allows, and the same test (every pool's last item beats `bound`) makes i
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,8 +48,7 @@ def depth(c: Compiled, query: RecQuery) -> int:
 
 
 def retrieval_query(query: RecQuery, k: int) -> RecQuery:
-    return RecQuery(0, k, query.restriction, user_row=query.user_row, vector=query.vector,
-                    include_seen=query.include_seen, seen_rows=query.seen_rows)
+    return dataclasses.replace(query, offset=0, n=k)
 
 
 def deeper(model: Model, query: RecQuery) -> Callable[[int], Ranked]:
@@ -64,8 +64,7 @@ def _explicit(model: Model, c: Compiled, query: RecQuery) -> Ranked | None:
         return None
     r = query.restriction
     rows = c.explicit if r.candidate_rows is None else np.intersect1d(c.explicit, r.candidate_rows)
-    q = RecQuery(0, len(rows), Restriction(r.exclude_rows, rows, r.allow_mask), user_row=query.user_row,
-                 vector=query.vector, include_seen=query.include_seen, seen_rows=query.seen_rows)
+    q = dataclasses.replace(query, offset=0, n=len(rows), restriction=Restriction(r.exclude_rows, rows, r.allow_mask))
     return model.recommend([q])[0]
 
 

@@ -22,8 +22,10 @@ from reco_sidecar.gen.reco.v1 import reco_pb2
 from reco_sidecar.ranking import stage
 from reco_sidecar.ranking.compiled import Compiled
 from reco_sidecar.serving import request_checks as rq
+from reco_sidecar.serving import tracing
 from reco_sidecar.serving.arms import Choice
 from reco_sidecar.serving.batch_arms import BatchArms, Target
+from reco_sidecar.serving.online import Online
 from reco_sidecar.serving.ranking_step import RankingStep
 from reco_sidecar.serving.render import SOURCE_NAME, SOURCE_OF, SOURCE_PB, Pages, PopularPage
 from reco_sidecar.serving.retrieval import Ask, rank_for_arm
@@ -57,9 +59,11 @@ class BatchStream:
 
     def __init__(self, model: Model, request: reco_pb2.BatchRecommendRequest, restriction: Restriction, *,
                  chunk: int, pages: Pages, arms: BatchArms | None, served: Served,
-                 ranking: RankingStep | None = None) -> None:
+                 online: Online | None = None, ranking: RankingStep | None = None) -> None:
         self.model = model
         self._ranking = ranking
+        # Users with an online vector are answered from it, as Recommend answers them.
+        self._online = online
         self.request = request
         self.restriction = restriction
         self.chunk = chunk
@@ -83,7 +87,8 @@ class BatchStream:
         try:
             for start in range(0, len(self.request.user_ids), self.chunk):
                 # two chunks in flight: one scored while the previous one is sent
-                pending.append(loop.run_in_executor(pool, self.score, start))
+                score = tracing.carry(self.score, "chunk", {"reco.chunk.first_index": start})
+                pending.append(loop.run_in_executor(pool, score, start))
                 if len(pending) < 2:
                     continue
                 for message in await pending.pop(0):
@@ -113,18 +118,20 @@ class BatchStream:
             for i, user_id in enumerate(ids):
                 if i not in refused:
                     choices[i] = self.arms.choose(user_id)
-        # The ranking stage runs inside retrieval, per user with a rule set: it needs the
-        # deeper retrieval its rule set asks for.
-        targets, ranked, staged = self._retrieve(ids, refused, choices)
+        with tracing.span("score", {"reco.batch.size": len(ids) - len(refused)}):
+            # The ranking stage runs inside retrieval, per user with a rule set: it needs the
+            # deeper retrieval its rule set asks for.
+            targets, ranked, staged = self._retrieve(ids, refused, choices)
         results = []
-        for i, user_id in enumerate(ids):
-            index = start + i
-            problem = refused.get(i)
-            if problem is not None:
-                # never echo a refused id: it may be megabytes long
-                results.append(self._error(index, "", "INVALID_ARGUMENT", f"user_ids[{index}]: {problem}"))
-                continue
-            results.append(self._render(index, user_id, choices[i], targets[i], ranked[i], staged.get(i)))
+        with tracing.event("render"):
+            for i, user_id in enumerate(ids):
+                index = start + i
+                problem = refused.get(i)
+                if problem is not None:
+                    # never echo a refused id: it may be megabytes long
+                    results.append(self._error(index, "", "INVALID_ARGUMENT", f"user_ids[{index}]: {problem}"))
+                    continue
+                results.append(self._render(index, user_id, choices[i], targets[i], ranked[i], staged.get(i)))
         return self._messages(results)
 
     def _retrieve(self, ids: list[str], refused: dict[int, str], choices: list[Choice | None]
@@ -150,7 +157,7 @@ class BatchStream:
         now = time.time()
         for target, choice, members in groups.values():
             baseline = choice is not None and choice.baseline
-            queries = {i: None if baseline else self._query(target, ids[i]) for i in members}
+            queries = {i: None if baseline else self._query(target, ids[i], choice) for i in members}
             # each user's rule set: their arm's (arms of the requested model share its product)
             rules = self._ranking.for_model(target.model) if self._ranking is not None and not baseline else None
             sets = {i: RankingStep.find(rules, *_labels(choices[i])) if queries[i] is not None else None
@@ -172,8 +179,14 @@ class BatchStream:
                 ranked[i] = result
         return targets, ranked, staged
 
-    def _query(self, target: Target, user_id: str) -> RecQuery | None:
+    def _query(self, target: Target, user_id: str, choice: Choice | None) -> RecQuery | None:
         row = target.model.users.row(user_id)
+        if self._online is not None and (choice is None or choice.arm is None or choice.arm.online):
+            found = self._online.lookup(target.model, user_id)
+            if found is not None:
+                return RecQuery(0, self.request.n, target.restriction, user_row=row, vector=found.vector,
+                                include_seen=self.request.filter.include_seen, seen_rows=found.seen_rows,
+                                source=Source.ONLINE if found.known else Source.ONLINE_NEW_USER)
         if row is None:
             return None
         return RecQuery(0, self.request.n, target.restriction, user_row=row,

@@ -20,6 +20,8 @@ SOURCE_PB = {
     Source.FOLD_IN: reco_pb2.SOURCE_FOLD_IN,
     Source.POPULAR: reco_pb2.SOURCE_POPULAR,
     Source.ANN: reco_pb2.SOURCE_ANN,
+    Source.ONLINE: reco_pb2.SOURCE_ONLINE,
+    Source.ONLINE_NEW_USER: reco_pb2.SOURCE_ONLINE_NEW_USER,
 }
 # SOURCE_NAME[s], not s.value: Enum.value is a property call, on every response.
 SOURCE_NAME = {source: source.value for source in Source}

@@ -10,9 +10,10 @@ defmodule UroReco.ChannelPool do
   Each worker's channel carries a `grpc.health.v1.Health/Watch` stream (one
   long-lived RPC per channel; it counts against the sidecar's
   `--max-concurrent-rpcs`). A channel is handed out only while its worker says
-  `SERVING`: `NOT_SERVING` (a draining worker) takes it out of rotation and
-  `SERVING` puts it back. When the stream ends (the worker died, its connection
-  closed) the channel is dropped and connected again with backoff. A channel a
+  `SERVING`. `NOT_SERVING` (a draining worker) takes it out of rotation and
+  ends the watch at once, so the drain never waits for it; like a stream that
+  ends (the worker died, its connection closed) the channel is then dropped and
+  connected again with backoff. A channel a
   caller reports with `report_unavailable/2` is taken out until a
   `Health/Check` on it answers `SERVING`. Connecting happens in a separate
   process per worker, so a slow or failing connect never blocks the pool.
@@ -38,6 +39,7 @@ defmodule UroReco.ChannelPool do
   alias Reco.V1.{GetModelStatusRequest, Recommender.Stub}
   alias UroReco.{Backoff, Sidecar}
   alias UroReco.ChannelPool.Watcher
+  alias UroReco.Telemetry
 
   @type pool :: atom()
   @type slot_status :: :connecting | :serving | :not_serving | :suspect
@@ -53,8 +55,17 @@ defmodule UroReco.ChannelPool do
   @doc "Starts the pool; channels connect in the background."
   @spec start_link(keyword()) :: GenServer.on_start()
   def start_link(opts) do
-    name = Keyword.fetch!(opts, :name)
-    GenServer.start_link(__MODULE__, opts, name: name)
+    opts = UroReco.Options.validate!(:channel_pool, opts)
+
+    case Enum.filter([:sidecar, :discover, :addresses], &Keyword.has_key?(opts, &1)) do
+      [_one] ->
+        GenServer.start_link(__MODULE__, opts, name: opts[:name])
+
+      given ->
+        raise ArgumentError,
+              "channel_pool needs exactly one of :sidecar, :discover, :addresses, got: " <>
+                inspect(given)
+    end
   end
 
   @doc "The next channel whose worker is serving, round robin."
@@ -107,18 +118,23 @@ defmodule UroReco.ChannelPool do
 
   @impl true
   def init(opts) do
-    # Watchers are linked: they die with the pool, and their exits arrive here.
+    # Every process the pool starts (watchers, checks, discovery, disconnects)
+    # runs under this task supervisor, linked to the pool: they all go with it.
+    # The pool monitors them, and their results come back as messages.
     Process.flag(:trap_exit, true)
+    {:ok, tasks} = Task.Supervisor.start_link()
 
     table =
       :ets.new(Keyword.fetch!(opts, :name), [:named_table, :protected, read_concurrency: true])
 
     :ets.insert(table, {:slots, {}, :atomics.new(1, signed: false)})
-    {min, max} = Keyword.get(opts, :backoff, {100, 5_000})
+    {min, max} = Keyword.fetch!(opts, :backoff)
 
     state = %{
+      name: Keyword.fetch!(opts, :name),
+      tasks: tasks,
       table: table,
-      connect_opts: Keyword.get(opts, :connect_opts, adapter: GRPC.Client.Adapters.Gun),
+      connect_opts: Keyword.fetch!(opts, :connect_opts),
       backoff: Backoff.new(min, max),
       slots: %{},
       discover: nil
@@ -158,7 +174,7 @@ defmodule UroReco.ChannelPool do
   def handle_cast({:unavailable, %GRPC.Channel{ref: ref}}, state) do
     case find_slot(state, &(&1.status == :serving and channel_ref(&1) == ref)) do
       {index, slot} ->
-        check(slot.channel, 0)
+        check(state, slot.channel, 0)
         {:noreply, put_slot(state, index, %{slot | status: :suspect})}
 
       nil ->
@@ -180,7 +196,7 @@ defmodule UroReco.ChannelPool do
 
       nil ->
         # A watcher retired while it was connecting.
-        disconnect_async(channel)
+        disconnect_async(state, channel)
         {:noreply, state}
     end
   end
@@ -207,7 +223,7 @@ defmodule UroReco.ChannelPool do
         {:noreply, put_slot(state, index, %{slot | status: :serving})}
 
       {_index, slot} ->
-        check(slot.channel, attempt + 1, Backoff.delay(state.backoff, attempt))
+        check(state, slot.channel, attempt + 1, Backoff.delay(state.backoff, attempt))
         {:noreply, state}
 
       nil ->
@@ -218,27 +234,36 @@ defmodule UroReco.ChannelPool do
   def handle_info({:connect, index, generation}, state) do
     case state.slots do
       %{^index => %{generation: ^generation, watcher: nil} = slot} ->
-        {:noreply, put_slot(state, index, start_watcher(slot, state.connect_opts))}
+        {:noreply, put_slot(state, index, start_watcher(slot, state))}
 
       _ ->
         {:noreply, state}
     end
   end
 
-  def handle_info({:EXIT, pid, reason}, state) do
-    cond do
-      state.discover && state.discover.pid == pid ->
-        {:noreply, discovered(state, reason)}
+  # Discovery's result.
+  def handle_info({ref, result}, %{discover: %{pid: %Task{ref: ref}}} = state)
+      when is_reference(ref) do
+    Process.demonitor(ref, [:flush])
+    {:noreply, discovered(state, result)}
+  end
 
-      slot = find_slot(state, &(&1.watcher == pid)) ->
-        {index, slot} = slot
-        {:noreply, watcher_down(state, index, slot, reason)}
+  def handle_info(
+        {:DOWN, ref, :process, _pid, reason},
+        %{discover: %{pid: %Task{ref: ref}}} = state
+      ) do
+    {:noreply, discovered(state, {:error, {:crashed, reason}})}
+  end
 
-      true ->
-        # A retired watcher or a finished helper.
-        {:noreply, state}
+  def handle_info({:DOWN, _ref, :process, pid, reason}, state) do
+    case find_slot(state, &(&1.watcher == pid)) do
+      {index, slot} -> {:noreply, watcher_down(state, index, slot, reason)}
+      # A retired watcher.
+      nil -> {:noreply, state}
     end
   end
+
+  def handle_info({:EXIT, tasks, reason}, %{tasks: tasks} = state), do: {:stop, reason, state}
 
   def handle_info(:discover, state), do: {:noreply, discover(state)}
 
@@ -257,7 +282,7 @@ defmodule UroReco.ChannelPool do
       Logger.warning("reco channel to #{slot.address} is down: #{inspect(reason)}")
     end
 
-    if slot.channel, do: disconnect_async(slot.channel)
+    if slot.channel, do: disconnect_async(state, slot.channel)
     state = if state.discover && slot.channel == nil, do: discover(state), else: state
 
     generation = slot.generation + 1
@@ -286,7 +311,12 @@ defmodule UroReco.ChannelPool do
     if current == addresses do
       state
     else
-      Enum.each(state.slots, fn {_, slot} -> retire(slot) end)
+      Enum.each(state.slots, fn {_, slot} ->
+        retire(state, slot)
+        Telemetry.pool_health(state.name, slot.address, slot.status, nil)
+      end)
+
+      Enum.each(addresses, &Telemetry.pool_health(state.name, &1, nil, :connecting))
 
       slots =
         for {address, index} <- Enum.with_index(addresses), into: %{} do
@@ -299,15 +329,17 @@ defmodule UroReco.ChannelPool do
             generation: 0
           }
 
-          {index, start_watcher(slot, state.connect_opts)}
+          {index, start_watcher(slot, state)}
         end
 
       publish(%{state | slots: slots})
     end
   end
 
-  defp start_watcher(slot, connect_opts) do
-    %{slot | watcher: Watcher.start_link(slot.address, connect_opts), status: :connecting}
+  defp start_watcher(slot, state) do
+    watcher = Watcher.start(state.tasks, slot.address, state.connect_opts)
+    Process.monitor(watcher)
+    %{slot | watcher: watcher, status: :connecting}
   end
 
   # An old watcher is left to end on its own: disconnecting its channel ends its
@@ -315,13 +347,11 @@ defmodule UroReco.ChannelPool do
   # leave grpc's response process for the stream behind, and killing it while it
   # connects would leak the connection it is opening; it is killed only if it
   # is still there after that.
-  defp retire(slot) do
-    if slot.channel, do: disconnect_async(slot.channel)
+  defp retire(state, slot) do
+    if slot.channel, do: disconnect_async(state, slot.channel)
 
     if watcher = slot.watcher do
-      Process.unlink(watcher)
-
-      spawn(fn ->
+      run_task(state, fn ->
         monitor = Process.monitor(watcher)
 
         receive do
@@ -333,25 +363,42 @@ defmodule UroReco.ChannelPool do
     end
   end
 
-  defp check(channel, attempt, delay \\ 0) do
+  defp check(state, channel, attempt, delay \\ 0) do
     pool = self()
 
-    spawn(fn ->
+    run_task(state, fn ->
       Process.sleep(delay)
       send(pool, {:checked, channel.ref, Watcher.check(channel, @check_timeout), attempt})
     end)
   end
 
-  defp put_slot(state, index, slot),
-    do: publish(%{state | slots: Map.put(state.slots, index, slot)})
+  defp put_slot(state, index, slot) do
+    case state.slots do
+      %{^index => %{status: old}} when old != slot.status ->
+        Telemetry.pool_health(state.name, slot.address, old, slot.status)
+
+      %{^index => _} ->
+        :ok
+
+      _new ->
+        Telemetry.pool_health(state.name, slot.address, nil, slot.status)
+    end
+
+    publish(%{state | slots: Map.put(state.slots, index, slot)})
+  end
+
+  defp run_task(state, fun) do
+    {:ok, _pid} = Task.Supervisor.start_child(state.tasks, fun)
+    :ok
+  end
 
   defp find_slot(state, fun), do: Enum.find(state.slots, fn {_, slot} -> fun.(slot) end)
 
   defp channel_ref(%{channel: %GRPC.Channel{ref: ref}}), do: ref
   defp channel_ref(_slot), do: nil
 
-  defp disconnect_async(channel) do
-    spawn(fn -> disconnect(channel) end)
+  defp disconnect_async(state, channel) do
+    run_task(state, fn -> disconnect(channel) end)
   end
 
   defp disconnect(channel) do
@@ -377,21 +424,25 @@ defmodule UroReco.ChannelPool do
     state
   end
 
-  # Discovery runs in a linked process (it connects, which can block for seconds);
-  # its exit reason carries the result.
-  defp discover(%{discover: %{pid: pid}} = state) when is_pid(pid), do: state
+  # Discovery runs in a task (it connects, which can block for seconds); its
+  # result comes back as the task's reply.
+  defp discover(%{discover: %{pid: %Task{}}} = state), do: state
 
   defp discover(%{discover: discover, connect_opts: connect_opts} = state) do
-    pid = spawn_link(fn -> exit({:discovered, read_workers(discover.address, connect_opts)}) end)
-    %{state | discover: %{discover | pid: pid}}
+    task =
+      Task.Supervisor.async_nolink(state.tasks, fn ->
+        read_workers(discover.address, connect_opts)
+      end)
+
+    %{state | discover: %{discover | pid: task}}
   end
 
-  defp discovered(state, {:discovered, {:ok, addresses}}) do
+  defp discovered(state, {:ok, addresses}) do
     state = %{state | discover: %{state.discover | pid: nil, attempt: 0}}
     use_addresses(state, addresses)
   end
 
-  defp discovered(%{discover: discover} = state, reason) do
+  defp discovered(%{discover: discover} = state, {:error, reason}) do
     Logger.warning("reco discovery at #{discover.address} failed: #{inspect(reason)}")
     Process.send_after(self(), :discover, Backoff.delay(state.backoff, discover.attempt))
     %{state | discover: %{discover | pid: nil, attempt: discover.attempt + 1}}

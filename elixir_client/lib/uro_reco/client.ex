@@ -46,6 +46,10 @@ defmodule UroReco.Client do
       message cost the sidecar far less per user; keep it times the size of one
       answer under the sidecar's `--max-message-bytes`. The stream's elements are
       one per user either way
+    * `:max_users_per_call` (`batch_recommend/3`) - users per `BatchRecommend`
+      call (default 5_000). The calls are made one after another as the stream
+      is read, so at most this many users' answers are buffered however long
+      the list and however slow the reader
 
   Recommendations carry `:experiment` and `:arm`: the experiment and arm that
   answered the user (`nil` when the user is in no experiment). The sidecar
@@ -68,24 +72,9 @@ defmodule UroReco.Client do
   alias UroReco.Client.{Call, Request, Response}
   alias UroReco.{ChannelPool, Error}
 
-  @type recommendation :: %{
-          model: String.t(),
-          version: integer(),
-          user_id: String.t(),
-          items: [
-            %{
-              item_id: String.t(),
-              score: float(),
-              rank: pos_integer(),
-              pinned: boolean(),
-              reasons: [%{item_id: String.t(), contribution: float(), share: float()}]
-            }
-          ],
-          source: :model | :fold_in | :popular | :ann | :random | :unspecified,
-          experiment: String.t() | nil,
-          arm: String.t() | nil,
-          jsonld: map() | nil
-        }
+  @max_users_per_call 5_000
+
+  @type recommendation :: UroReco.Recommendation.t()
 
   @type batch_item ::
           {:ok, recommendation()}
@@ -123,16 +112,62 @@ defmodule UroReco.Client do
   """
   @spec batch_recommend(ChannelPool.pool(), [String.t()], keyword()) :: Enumerable.t()
   def batch_recommend(pool, user_ids, opts \\ []) do
+    {window, opts} = Keyword.pop(opts, :max_users_per_call, @max_users_per_call)
+
+    unless is_integer(window) and window > 0 do
+      raise ArgumentError,
+            "max_users_per_call must be a positive integer, got: #{inspect(window)}"
+    end
+
     {call_opts, request_opts} = Call.split_opts(opts)
-    request = Request.batch_recommend(user_ids, request_opts)
+    # Validates the request options before anything is sent.
+    _ = Request.batch_recommend([], request_opts)
+
+    # Backpressure: grpc 1.0 (gun) reads a server stream as fast as the server
+    # writes it, with no flow control towards the reader, so a single call for
+    # a million users would buffer every answer in the BEAM while a slow
+    # consumer writes rows. Calls are opened one window of users at a time, the
+    # next only once the caller has taken every answer of the one before: at
+    # most one window's answers are ever held. One deadline covers them all.
+    Stream.flat_map([call_opts], fn call_opts ->
+      call_opts = Call.fix_deadline(call_opts, 60_000)
+      # Set when a call fails: the stream ends there, and no later window is called.
+      failed = :atomics.new(1, [])
+
+      user_ids
+      |> Stream.chunk_every(window)
+      |> Stream.transform(0, fn ids, offset ->
+        {window_items(pool, ids, offset, failed, call_opts, request_opts), offset + length(ids)}
+      end)
+    end)
+  end
+
+  defp window_items(pool, ids, offset, failed, call_opts, request_opts) do
+    request = Request.batch_recommend(ids, request_opts)
 
     Stream.flat_map([request], fn request ->
-      case Call.run(pool, :batch_recommend, request, call_opts, & &1, 60_000) do
-        {:ok, replies} -> Stream.flat_map(replies, &batch_items/1)
-        {:error, error} -> [{:error, error}]
+      with 0 <- :atomics.get(failed, 1),
+           {:ok, replies} <-
+             Call.run(pool, :batch_recommend, request, call_opts, & &1, 60_000) do
+        replies |> Stream.flat_map(&batch_items/1) |> Stream.map(&settle(&1, offset, failed))
+      else
+        1 -> []
+        {:error, error} -> [settle({:error, error}, offset, failed)]
       end
     end)
   end
+
+  # The sidecar numbers users within one call; the caller's index is into the
+  # whole list. A failed call ends the stream.
+  defp settle({:ok, %{index: index} = rec}, offset, _failed) when is_integer(index),
+    do: {:ok, %{rec | index: index + offset}}
+
+  defp settle({:error, %Error{}} = failure, _offset, failed) do
+    :atomics.put(failed, 1, 1)
+    failure
+  end
+
+  defp settle(item, _offset, _failed), do: item
 
   @doc "Hot-swaps every worker to `version` (a number or `\"latest\"`)."
   @spec reload(ChannelPool.pool(), String.t() | integer(), keyword()) ::

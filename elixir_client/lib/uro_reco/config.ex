@@ -7,19 +7,11 @@ defmodule UroReco.Config do
         channel_pool: Uro.Reco.Channels,
         oban: Oban,
         batch: [n: 50, ttl_seconds: 86_400, page_size: 500, timeout: 120_000,
-                users_per_message: 100],
+                users_per_message: 100, max_users_per_call: 5_000,
+                rows_per_statement: 1_000, db_timeout: 60_000],
         training: [model_root: "/srv/reco/models", model: "posts", python: "python3",
                    workdir: "/srv/reco/tmp"]
   """
-
-  @batch_defaults [
-    n: 50,
-    ttl_seconds: 86_400,
-    page_size: 500,
-    timeout: 120_000,
-    users_per_message: 100,
-    explain: 0
-  ]
 
   @doc "The Ecto repo holding `user_interactions` and `user_recommendations`."
   @spec repo() :: module()
@@ -33,9 +25,9 @@ defmodule UroReco.Config do
   @spec oban() :: term()
   def oban, do: Application.get_env(:uro_reco, :oban, Oban)
 
-  @doc "Batch refresh settings, defaults filled in."
+  @doc "Batch refresh settings, checked by `UroReco.Options`, defaults filled in."
   @spec batch() :: keyword()
-  def batch, do: Keyword.merge(@batch_defaults, Application.get_env(:uro_reco, :batch, []))
+  def batch, do: UroReco.Options.validate!(:batch, Application.get_env(:uro_reco, :batch, []))
 
   @doc "Training settings: `:model_root`, `:model`, `:python`, `:workdir`."
   @spec training() :: keyword()

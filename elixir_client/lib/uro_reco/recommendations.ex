@@ -17,7 +17,6 @@ if Code.ensure_loaded?(Ecto.Query) do
       :version,
       :experiment,
       :arm,
-      :reasons,
       :expires_at,
       :updated_at
     ]
@@ -39,58 +38,93 @@ if Code.ensure_loaded?(Ecto.Query) do
     defp after_user(query, nil), do: query
     defp after_user(query, cursor), do: where(query, [i], i.user_id > ^cursor)
 
+    # PostgreSQL binds at most 65,535 parameters in one statement, and each row
+    # here binds one per column: past 65,535 / columns rows an insert_all is
+    # refused. The column count is read off a row, so a column added later
+    # lowers the limit by itself.
+    @max_parameters 65_535
+
+    @doc "The most rows one upsert statement can hold (PostgreSQL's parameter limit)."
+    @spec max_rows_per_statement() :: pos_integer()
+    def max_rows_per_statement, do: div(@max_parameters, columns())
+
+    @doc "The columns one row binds."
+    @spec columns() :: pos_integer()
+    def columns do
+      blank = %{
+        user_id: "",
+        items: [],
+        source: :popular,
+        model: "",
+        version: 0,
+        experiment: nil,
+        arm: nil
+      }
+
+      now = DateTime.utc_now()
+      map_size(row(blank, now, now))
+    end
+
     @doc """
     Inserts or replaces the recommendations of each user (one row per user),
     valid for `ttl_seconds`, with the experiment and arm that answered them.
     Returns how many rows were written.
+
+    Options:
+
+      * `:rows_per_statement` - rows per `INSERT ... ON CONFLICT` (default 1_000;
+        never more than `max_rows_per_statement/0`, PostgreSQL's 65,535
+        parameters over the table's columns: 5,461 for 12)
+      * `:timeout` - ms each statement may take (default 60_000; Ecto's own
+        default is 15 s)
+
+    Each statement commits on its own: an error part-way leaves the earlier
+    rows written, and running the same upsert again is harmless.
     """
-    @spec upsert(Ecto.Repo.t(), [UroReco.Client.recommendation()], pos_integer()) ::
+    @spec upsert(Ecto.Repo.t(), [UroReco.Client.recommendation()], pos_integer(), keyword()) ::
             non_neg_integer()
-    def upsert(_repo, [], _ttl_seconds), do: 0
+    def upsert(repo, recommendations, ttl_seconds, opts \\ [])
 
-    # nil unless some item carries reasons (the job asked for `explain`)
-    defp reasons(items) do
-      if Enum.any?(items, &(Map.get(&1, :reasons, []) != [])) do
-        Map.new(items, fn item ->
-          {item.item_id,
-           Enum.map(
-             item.reasons,
-             &%{"item_id" => &1.item_id, "contribution" => &1.contribution, "share" => &1.share}
-           )}
-        end)
-      end
-    end
+    def upsert(_repo, [], _ttl_seconds, _opts), do: 0
 
-    def upsert(repo, recommendations, ttl_seconds) do
+    def upsert(repo, recommendations, ttl_seconds, opts) do
+      opts = UroReco.Options.validate!(:upsert, opts)
+      rows_per_statement = min(opts[:rows_per_statement], max_rows_per_statement())
+      timeout = opts[:timeout]
+
       now = DateTime.utc_now()
       expires_at = DateTime.add(now, ttl_seconds, :second)
 
-      rows =
-        for rec <- recommendations do
-          %{
-            id: Ecto.UUID.generate(),
-            user_id: rec.user_id,
-            item_ids: Enum.map(rec.items, & &1.item_id),
-            scores: Enum.map(rec.items, & &1.score),
-            source: Atom.to_string(rec.source),
-            model: rec.model,
-            version: rec.version,
-            experiment: rec.experiment,
-            arm: rec.arm,
-            reasons: reasons(rec.items),
-            expires_at: expires_at,
-            inserted_at: now,
-            updated_at: now
-          }
-        end
+      recommendations
+      |> Stream.map(&row(&1, now, expires_at))
+      |> Stream.chunk_every(rows_per_statement)
+      |> Enum.reduce(0, fn rows, written ->
+        {count, _} =
+          repo.insert_all(UserRecommendation, rows,
+            on_conflict: {:replace, @replace},
+            conflict_target: [:user_id],
+            timeout: timeout
+          )
 
-      {count, _} =
-        repo.insert_all(UserRecommendation, rows,
-          on_conflict: {:replace, @replace},
-          conflict_target: [:user_id]
-        )
+        written + count
+      end)
+    end
 
-      count
+    defp row(rec, now, expires_at) do
+      %{
+        id: Ecto.UUID.generate(),
+        user_id: rec.user_id,
+        item_ids: Enum.map(rec.items, & &1.item_id),
+        scores: Enum.map(rec.items, & &1.score),
+        source: Atom.to_string(rec.source),
+        model: rec.model,
+        version: rec.version,
+        experiment: rec.experiment,
+        arm: rec.arm,
+        expires_at: expires_at,
+        inserted_at: now,
+        updated_at: now
+      }
     end
 
     @doc """

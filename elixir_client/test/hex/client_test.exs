@@ -46,6 +46,39 @@ defmodule UroReco.ClientTest do
              Client.similar(pool, item, n: 5)
   end
 
+  test "batch_recommend holds at most one call's answers: the next call opens when they are read",
+       %{pool: pool} do
+    attach_telemetry()
+    users = for i <- 1..450, do: "user-#{i}"
+    stream = Client.batch_recommend(pool, users, n: 2, max_users_per_call: 100)
+
+    # The first 100 answers come from one call; the second opens on the 101st.
+    assert length(Enum.take(stream, 100)) == 100
+    assert batch_calls() == 1
+    assert length(Enum.take(stream, 101)) == 101
+    assert batch_calls() == 2
+
+    answers = Enum.to_list(stream)
+    assert batch_calls() == 5
+    assert Enum.map(answers, fn {:ok, rec} -> rec.index end) == Enum.to_list(0..449)
+    assert Enum.map(answers, fn {:ok, rec} -> rec.user_id end) == users
+
+    assert_raise ArgumentError, ~r/max_users_per_call/, fn ->
+      Client.batch_recommend(pool, users, max_users_per_call: 0)
+    end
+  end
+
+  test "a failed call ends batch_recommend there: no later call is opened", %{pool: pool} do
+    attach_telemetry()
+    users = for i <- 1..30, do: "user-#{i}"
+
+    # n: 0 is refused by the sidecar (INVALID_ARGUMENT) on the first call.
+    assert [{:error, %Error{code: :invalid_argument}}] =
+             pool |> Client.batch_recommend(users, n: 0, max_users_per_call: 10) |> Enum.to_list()
+
+    assert batch_calls() == 1
+  end
+
   test "batch_recommend is lazy and reports users it cannot answer", %{pool: pool, user_id: user} do
     attach_telemetry()
     stream = Client.batch_recommend(pool, [user, "nobody"], n: 3, disable_fallback: true)
@@ -135,5 +168,13 @@ defmodule UroReco.ClientTest do
     )
 
     on_exit(fn -> :telemetry.detach(id) end)
+  end
+
+  defp batch_calls(count \\ 0) do
+    receive do
+      {:telemetry, [:uro_reco, :call, :start], %{rpc: :batch_recommend}} -> batch_calls(count + 1)
+    after
+      0 -> count
+    end
   end
 end

@@ -4,7 +4,8 @@ defmodule UroReco.Test.SidecarHelpers do
   sidecar's own CLIs, OS process inspection and clean-up.
 
   The interpreter comes from `RECO_SIDECAR_PYTHON` (default `python3`); the
-  repository root is put on `PYTHONPATH` so a source checkout works uninstalled.
+  repository root (or `RECO_SIDECAR_ROOT`) is put on `PYTHONPATH` so a source
+  checkout works uninstalled.
   Pure OTP: these run without hex dependencies.
   """
 
@@ -21,7 +22,9 @@ defmodule UroReco.Test.SidecarHelpers do
   @doc "Environment for sidecar OS processes started by tests."
   @spec env() :: [{String.t(), String.t()}]
   def env do
-    path = Enum.join([@repo_root | List.wrap(System.get_env("PYTHONPATH"))], ":")
+    # RECO_SIDECAR_ROOT: another checkout's sidecar (default this repository's).
+    root = System.get_env("RECO_SIDECAR_ROOT", @repo_root)
+    path = Enum.join([root | List.wrap(System.get_env("PYTHONPATH"))], ":")
     [{"PYTHONPATH", path}]
   end
 

@@ -18,6 +18,7 @@ from reco_sidecar.experiments.checks import ExperimentsFile
 from reco_sidecar.ranking.rules import RulesFile
 from reco_sidecar.runtime import wire as m
 from reco_sidecar.runtime.channel import Undeliverable
+from reco_sidecar.runtime.learner.supervised import LearnerHandle
 from reco_sidecar.runtime.payload import PayloadDir
 from reco_sidecar.runtime.supervisor import model_reload as co
 from reco_sidecar.runtime.supervisor import rollout as ro
@@ -37,6 +38,9 @@ log = logs.get(__name__)
 
 class Router:
     pool: Pool  # set by the loop once the ports are probed, before any fork
+    # Online learning's learner (runtime/learner/supervised.py), told of the default model's
+    # reloads; set by the loop with --online-dir.
+    learner: LearnerHandle | None = None
 
     def __init__(self, settings: ServeSettings, versions: dict[str, int], store: StoreBridge | None,
                  experiments: ExperimentsFile | None, failed: dict[str, dict[int, str]] | None,
@@ -117,10 +121,14 @@ class Router:
                 self.finished(action, model)
             case co.Began(txn, version, old_version):
                 log.info("reload_start", model=model, txn=txn, version=version, old_version=old_version)
+                if self.learner is not None and model == self.settings.default_model:
+                    self.learner.preparing(version)  # solved beside the serving one while workers load
             case _:
                 assert_never(action)
 
     def finished(self, f: co.Finished, model: str) -> None:
+        if self.learner is not None and model == self.settings.default_model:
+            self.learner.serving(self.reloads[model].serving)  # either way: the other table goes
         if f.ok and self.store is not None and model == self.settings.default_model:
             self.store.serving(self.reloads[model].serving)
         if f.ok:
@@ -335,6 +343,8 @@ class Router:
         self.rules_rolled(self.rules.tick(now))
         if self.store is not None:
             self.store.tick(now)
+            status = self.store.last_status
+            metrics.store_state(self.store.proc is not None, status is not None and bool(status.error))
 
     def shutdown(self) -> None:
         self.event(co.ShutdownBegan())

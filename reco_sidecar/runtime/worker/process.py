@@ -111,6 +111,13 @@ def _boot(settings: ServeSettings, spec: WorkerSpec, channel: Channel, boot: Boo
             log.error("worker_load_failed", slot=spec.slot, model=manager.name, version=version, error=str(e))
             channel.send(m.BootFailed(spec.slot, f"model {manager.name!r}: {e}"))
             return ExitCode.WORKER_LOAD_FAILED
+    if settings.online:
+        from reco_sidecar.runtime.learner.client import await_table
+
+        # Ready means the journal's events are visible: wait (bounded) for the learner's table.
+        if not await_table(settings.online_path / "tables", settings.default_model,
+                           spec.versions[settings.default_model]):
+            log.warning("online_table_missing", slot=spec.slot, version=spec.versions[settings.default_model])
     pins = arm_versions(experiments.current)
     try:
         registry.use_arm_versions(registry.open_arm_versions(pins))
@@ -145,9 +152,16 @@ async def _serve_async(settings: ServeSettings, spec: WorkerSpec, channel: Chann
     control = WorkerControl(channel, registry, topology, events, drain_timeout=max(settings.grace, 5.0),
                             reload_timeout=settings.reload_timeout,
                             experiments=experiments, rules=rules)
+    online = None
+    if settings.online:
+        from reco_sidecar.runtime.learner.client import LearnerClient
+        from reco_sidecar.runtime.learner.framing import address as learner_address
+
+        online = LearnerClient(learner_address(spec.supervisor_pid), settings.online_path / "tables",
+                               settings.default_model)
     serving = serving_server.build(settings, registry, reloader=control, topology=topology, experiments=experiments,
                                    reload_experiments=control.reload_experiments,
-                                   store_status=topology.store_status, rules=rules,
+                                   store_status=topology.store_status, online=online, rules=rules,
                                    reload_rules=control.reload_rules)
     service, gate, tally = serving.service, serving.gate, serving.tally
     for target in (settings.shared_address, address):

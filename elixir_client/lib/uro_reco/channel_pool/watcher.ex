@@ -3,7 +3,8 @@ defmodule UroReco.ChannelPool.Watcher do
   # One process per sidecar worker address. It connects a channel, then holds a
   # grpc.health.v1.Health/Watch stream on it and reports every status to the
   # pool; it exits when the stream ends, which happens as soon as the worker's
-  # connection closes (a killed or restarted sidecar). Connecting here rather than
+  # connection closes (a killed or restarted sidecar), and on any status other
+  # than SERVING (a draining worker), so that no stream holds up the drain. Connecting here rather than
   # in the pool matters: grpc 1.0's connect to a closed port blocks for 5 s.
   #
   # Why not monitor the channel: in grpc 1.0 `adapter_payload.conn_pid` is a
@@ -12,16 +13,18 @@ defmodule UroReco.ChannelPool.Watcher do
   #
   # Messages to the pool: {__MODULE__, self(), {:connected, channel}} and
   # {__MODULE__, self(), {:health, status}} with status :SERVING, :NOT_SERVING, ...
-  # The exit reason says why the watch ended.
+  # The exit reason (seen by the pool's monitor) says why the watch ended; it
+  # carries no result.
 
   alias UroReco.Health.V1.HealthCheckRequest
   alias UroReco.Health.V1.Health.Stub
 
-  @doc "Starts a watcher linked to the calling pool."
-  @spec start_link(String.t(), keyword()) :: pid()
-  def start_link(address, connect_opts) do
+  @doc "Starts a watcher for the calling pool under the pool's task supervisor."
+  @spec start(Supervisor.supervisor(), String.t(), keyword()) :: pid()
+  def start(tasks, address, connect_opts) do
     pool = self()
-    spawn_link(fn -> run(pool, address, connect_opts) end)
+    {:ok, pid} = Task.Supervisor.start_child(tasks, fn -> run(pool, address, connect_opts) end)
+    pid
   end
 
   @doc "One Health/Check on `channel`: the worker's status, or `:unreachable`."
@@ -57,9 +60,18 @@ defmodule UroReco.ChannelPool.Watcher do
     case Stub.watch(channel, %HealthCheckRequest{service: ""}) do
       {:ok, replies} ->
         Enum.reduce_while(replies, {:shutdown, :watch_ended}, fn
-          {:ok, %{status: status}}, acc ->
-            send(pool, {__MODULE__, self(), {:health, status}})
+          {:ok, %{status: :SERVING}}, acc ->
+            send(pool, {__MODULE__, self(), {:health, :SERVING}})
             {:cont, acc}
+
+          # The sidecar says NOT_SERVING when a worker starts draining, for good:
+          # a stream held open past that is one more call the drain would wait
+          # for (the whole --grace). The watch ends here; the pool drops the
+          # channel and reconnects with backoff, which finds the restarted worker
+          # or keeps failing until the sidecar reports new addresses.
+          {:ok, %{status: status}}, _acc ->
+            send(pool, {__MODULE__, self(), {:health, status}})
+            {:halt, {:shutdown, {:health, status}}}
 
           {:error, error}, _acc ->
             {:halt, {:shutdown, {:watch_failed, error}}}

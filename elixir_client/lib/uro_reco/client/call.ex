@@ -23,6 +23,7 @@ defmodule UroReco.Client.Call do
           | :get_model_status
           | :list_experiments
           | :reload_experiments
+          | :feedback
           | :reload_rules
 
   @doc "Splits a caller's options into call options and request options."
@@ -54,6 +55,22 @@ defmodule UroReco.Client.Call do
 
       {result, Map.merge(meta, outcome(result))}
     end)
+  end
+
+  @doc """
+  `opts` with `:timeout` (or `default_timeout`) turned into an absolute
+  `:deadline`, so several calls made one after another share one deadline.
+  """
+  @spec fix_deadline(keyword(), timeout()) :: keyword()
+  def fix_deadline(opts, default_timeout) do
+    case Keyword.fetch(opts, :deadline) do
+      {:ok, %DateTime{}} ->
+        opts
+
+      :error ->
+        {timeout, opts} = Keyword.pop(opts, :timeout, default_timeout)
+        Keyword.put(opts, :deadline, DateTime.add(DateTime.utc_now(), timeout, :millisecond))
+    end
   end
 
   @doc """

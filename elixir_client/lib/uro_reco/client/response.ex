@@ -20,7 +20,9 @@ defmodule UroReco.Client.Response do
     SOURCE_FOLD_IN: :fold_in,
     SOURCE_POPULAR: :popular,
     SOURCE_ANN: :ann,
-    SOURCE_RANDOM: :random
+    SOURCE_RANDOM: :random,
+    SOURCE_ONLINE: :online,
+    SOURCE_ONLINE_NEW_USER: :online_new_user
   }
 
   @states %{
@@ -31,16 +33,20 @@ defmodule UroReco.Client.Response do
     MODEL_STATE_END: :end
   }
 
-  @spec recommendation(RecommendResponse.t() | BatchRecommendResponse.t()) :: map()
+  @spec recommendation(RecommendResponse.t() | BatchRecommendResponse.t()) ::
+          UroReco.Recommendation.t()
   def recommendation(%{user_id: user_id} = response) do
-    response
-    |> common()
-    |> Map.merge(%{
-      user_id: user_id,
-      experiment: blank(response.experiment),
-      arm: blank(response.arm)
-    })
-    |> put_index(response)
+    fields =
+      response
+      |> common()
+      |> Map.merge(%{
+        user_id: user_id,
+        experiment: blank(response.experiment),
+        arm: blank(response.arm)
+      })
+      |> put_index(response)
+
+    struct!(UroReco.Recommendation, fields)
   end
 
   @doc """

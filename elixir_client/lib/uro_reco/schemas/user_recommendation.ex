@@ -7,8 +7,6 @@ if Code.ensure_loaded?(Ecto.Schema) do
     `item_ids` and `scores` are parallel arrays in rank order (CockroachDB has no
     arrays of JSONB). `experiment` and `arm` name the experiment arm that answered
     the user (`nil` outside experiments); `model`/`version` are that arm's.
-    `reasons` maps each item id to its reasons (`%{"item_id", "contribution",
-    "share"}` maps, largest first) when the job asked for them (`explain`), else nil.
     """
 
     use Ecto.Schema
@@ -26,7 +24,6 @@ if Code.ensure_loaded?(Ecto.Schema) do
       field :version, :integer
       field :experiment, :string
       field :arm, :string
-      field :reasons, :map
       field :expires_at, :utc_datetime_usec
 
       timestamps(type: :utc_datetime_usec)

@@ -13,6 +13,8 @@ defmodule Reco.V1.Source do
   field :SOURCE_POPULAR, 3
   field :SOURCE_ANN, 4
   field :SOURCE_RANDOM, 5
+  field :SOURCE_ONLINE, 6
+  field :SOURCE_ONLINE_NEW_USER, 7
 end
 
 defmodule Reco.V1.ModelState do
@@ -454,6 +456,45 @@ defmodule Reco.V1.ReloadExperimentsResponse do
   field :workers, 3, type: :uint32
 end
 
+defmodule Reco.V1.FeedbackEvent do
+  @moduledoc false
+
+  use Protobuf,
+    full_name: "reco.v1.FeedbackEvent",
+    protoc_gen_elixir_version: "0.17.0",
+    syntax: :proto3
+
+  field :user_id, 1, type: :string, json_name: "userId"
+  field :item_id, 2, type: :string, json_name: "itemId"
+  field :type, 3, type: :string
+  field :weight, 4, type: :double
+  field :time, 5, type: :double
+  field :event_id, 6, type: :string, json_name: "eventId"
+end
+
+defmodule Reco.V1.FeedbackRequest do
+  @moduledoc false
+
+  use Protobuf,
+    full_name: "reco.v1.FeedbackRequest",
+    protoc_gen_elixir_version: "0.17.0",
+    syntax: :proto3
+
+  field :model, 1, type: :string
+  field :events, 2, repeated: true, type: Reco.V1.FeedbackEvent
+end
+
+defmodule Reco.V1.FeedbackResponse do
+  @moduledoc false
+
+  use Protobuf,
+    full_name: "reco.v1.FeedbackResponse",
+    protoc_gen_elixir_version: "0.17.0",
+    syntax: :proto3
+
+  field :accepted, 1, type: :uint32
+  field :duplicates, 2, type: :uint32
+
 defmodule Reco.V1.RankingReloadRulesRequest do
   @moduledoc false
 
@@ -494,6 +535,10 @@ defmodule Reco.V1.Recommender.Service do
   rpc :ListExperiments, Reco.V1.ListExperimentsRequest, Reco.V1.ListExperimentsResponse
 
   rpc :ReloadExperiments, Reco.V1.ReloadExperimentsRequest, Reco.V1.ReloadExperimentsResponse
+
+  rpc :Feedback, Reco.V1.FeedbackRequest, Reco.V1.FeedbackResponse
+
+  rpc :FeedbackStream, stream(Reco.V1.FeedbackRequest), Reco.V1.FeedbackResponse
 
   rpc :ReloadRules, Reco.V1.RankingReloadRulesRequest, Reco.V1.RankingReloadRulesResponse
 end

@@ -9,14 +9,15 @@ if Code.ensure_loaded?(Oban.Worker) and Code.ensure_loaded?(Ecto.Query) do
       * `%{"after" => nil | user_id}` - a sweep over every user with interactions:
         one page of `page_size` users after the cursor, then a job for the next page
 
-    Optional `"n"` overrides the configured count, and `"explain"` (or `explain:` in
-    the `:batch` config, default 0) stores up to that many reasons per item in
-    `reasons`. Users the sidecar cannot answer
+    Optional `"n"` overrides the configured count. Users the sidecar cannot answer
     are logged and skipped; a failed stream fails the job (Oban retries it, and
     the upsert makes a retry harmless).
 
     The stream is chunked (`users_per_message` from the `:batch` config, default
-    100). Each row records the experiment and arm that answered its user: the
+    100) and read one call of `max_users_per_call` users at a time (default
+    5_000); answers are written `rows_per_statement` rows per statement (default
+    1_000, at most 5,461: PostgreSQL's 65,535 parameters over 12 columns), each
+    statement allowed `db_timeout` ms (default 60_000). Each row records the experiment and arm that answered its user: the
     sidecar assigns arms by a hash of the user id, so the stored arm is the one
     `Recommend` gives that user, and the job passes nothing to keep it so.
 
@@ -57,29 +58,46 @@ if Code.ensure_loaded?(Oban.Worker) and Code.ensure_loaded?(Ecto.Query) do
     @spec refresh([String.t()], map()) :: {:ok, non_neg_integer()} | {:error, UroReco.Error.t()}
     def refresh(user_ids, args \\ %{}) do
       settings = Config.batch()
+      rows = settings[:rows_per_statement]
 
-      results =
-        Config.channel_pool()
-        |> Client.batch_recommend(user_ids,
-          n: Map.get(args, "n", settings[:n]),
-          users_per_message: settings[:users_per_message],
-          explain: Map.get(args, "explain", settings[:explain]),
-          timeout: settings[:timeout]
+      # Answers are written as they arrive, one statement of `rows_per_statement`
+      # users at a time: neither the answers nor one INSERT grow with the job,
+      # and the client opens its next call only when these are written.
+      Config.channel_pool()
+      |> Client.batch_recommend(user_ids,
+        n: Map.get(args, "n", settings[:n]),
+        users_per_message: settings[:users_per_message],
+        max_users_per_call: settings[:max_users_per_call],
+        timeout: settings[:timeout]
+      )
+      |> Stream.chunk_every(rows)
+      |> Enum.reduce_while({:ok, 0}, fn results, {:ok, written} ->
+        case store(results, settings) do
+          {:ok, count} -> {:cont, {:ok, written + count}}
+          {:error, error} -> {:halt, {:error, error}}
+        end
+      end)
+    end
+
+    # A failed stream ends with its error: what came before it is still stored
+    # (a retry rewrites it harmlessly), then the job fails.
+    defp store(results, settings) do
+      for {:error, {user_id, error}} <- results,
+          do: Logger.warning("no recommendations for #{user_id}: #{Exception.message(error)}")
+
+      recommendations = for {:ok, rec} <- results, do: rec
+
+      count =
+        Recommendations.upsert(Config.repo(), recommendations, settings[:ttl_seconds],
+          rows_per_statement: settings[:rows_per_statement],
+          timeout: settings[:db_timeout]
         )
-        |> Enum.to_list()
+
+      emit_arms(recommendations)
 
       case Enum.find(results, &match?({:error, %UroReco.Error{}}, &1)) do
-        {:error, error} ->
-          {:error, error}
-
-        nil ->
-          for {:error, {user_id, error}} <- results,
-              do: Logger.warning("no recommendations for #{user_id}: #{Exception.message(error)}")
-
-          recommendations = for {:ok, rec} <- results, do: rec
-          count = Recommendations.upsert(Config.repo(), recommendations, settings[:ttl_seconds])
-          emit_arms(recommendations)
-          {:ok, count}
+        {:error, error} -> {:error, error}
+        nil -> {:ok, count}
       end
     end
 
@@ -87,7 +105,7 @@ if Code.ensure_loaded?(Oban.Worker) and Code.ensure_loaded?(Ecto.Query) do
       recommendations
       |> Enum.frequencies_by(&Map.take(&1, [:experiment, :arm, :model, :version]))
       |> Enum.each(fn {meta, users} ->
-        :telemetry.execute([:uro_reco, :batch, :stored], %{users: users}, meta)
+        UroReco.Telemetry.batch_stored(users, meta)
       end)
     end
 

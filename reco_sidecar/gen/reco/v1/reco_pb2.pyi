@@ -15,6 +15,8 @@ class Source(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SOURCE_POPULAR: _ClassVar[Source]
     SOURCE_ANN: _ClassVar[Source]
     SOURCE_RANDOM: _ClassVar[Source]
+    SOURCE_ONLINE: _ClassVar[Source]
+    SOURCE_ONLINE_NEW_USER: _ClassVar[Source]
 
 class ModelState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -30,6 +32,8 @@ SOURCE_FOLD_IN: Source
 SOURCE_POPULAR: Source
 SOURCE_ANN: Source
 SOURCE_RANDOM: Source
+SOURCE_ONLINE: Source
+SOURCE_ONLINE_NEW_USER: Source
 MODEL_STATE_UNSPECIFIED: ModelState
 MODEL_STATE_LOADING: ModelState
 MODEL_STATE_AVAILABLE: ModelState
@@ -466,3 +470,35 @@ class StoreStatus(_message.Message):
     error: str
     checked_at: float
     def __init__(self, uri: _Optional[str] = ..., target_version: _Optional[int] = ..., downloading_version: _Optional[int] = ..., downloaded_bytes: _Optional[int] = ..., download_total_bytes: _Optional[int] = ..., cached_versions: _Optional[_Iterable[int]] = ..., failed_version: _Optional[int] = ..., error: _Optional[str] = ..., checked_at: _Optional[float] = ...) -> None: ...
+
+class FeedbackEvent(_message.Message):
+    __slots__ = ("user_id", "item_id", "type", "weight", "time", "event_id")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    ITEM_ID_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    item_id: str
+    type: str
+    weight: float
+    time: float
+    event_id: str
+    def __init__(self, user_id: _Optional[str] = ..., item_id: _Optional[str] = ..., type: _Optional[str] = ..., weight: _Optional[float] = ..., time: _Optional[float] = ..., event_id: _Optional[str] = ...) -> None: ...
+
+class FeedbackRequest(_message.Message):
+    __slots__ = ("model", "events")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    events: _containers.RepeatedCompositeFieldContainer[FeedbackEvent]
+    def __init__(self, model: _Optional[str] = ..., events: _Optional[_Iterable[_Union[FeedbackEvent, _Mapping]]] = ...) -> None: ...
+
+class FeedbackResponse(_message.Message):
+    __slots__ = ("accepted", "duplicates")
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATES_FIELD_NUMBER: _ClassVar[int]
+    accepted: int
+    duplicates: int
+    def __init__(self, accepted: _Optional[int] = ..., duplicates: _Optional[int] = ...) -> None: ...

@@ -1,0 +1,38 @@
+defmodule UroReco.OptionsTest do
+  use ExUnit.Case, async: true
+
+  alias UroReco.Options
+
+  @moduletag :otp
+
+  test "defaults are filled in and given values kept" do
+    opts = Options.validate!(:upsert, timeout: 5_000)
+    assert opts[:timeout] == 5_000
+    assert opts[:rows_per_statement] == 1_000
+
+    batch = Options.validate!(:batch, n: 7)
+    assert batch[:n] == 7 and batch[:max_users_per_call] == 5_000 and batch[:db_timeout] == 60_000
+  end
+
+  test "each bad value is refused naming the option and what it accepts" do
+    for {schema, opts, message} <- [
+          {:upsert, [rows_per_statement: 5_462], ~r/:rows_per_statement .* 1\.\.5461/},
+          {:upsert, [rows_per_statement: 0], ~r/:rows_per_statement/},
+          {:upsert, [timeout: -1], ~r/:timeout .* :infinity/},
+          {:batch, [n: "50"], ~r/:n for batch must be a positive integer, got: "50"/},
+          {:batch, [users: 3], ~r/unknown option :users for batch/},
+          {:channel_pool, [addresses: []], ~r/option :name is required/},
+          {:channel_pool, [name: :p, addresses: [1]], ~r/:addresses .* list of strings/},
+          {:channel_pool, [name: :p, backoff: {10, 1}], ~r/:backoff/},
+          {:uro_reco, [name: nil], ~r/:name/},
+          {:batch, :not_a_list, ~r/keyword list/}
+        ] do
+      error = assert_raise ArgumentError, fn -> Options.validate!(schema, opts) end
+      assert error.message =~ message, error.message
+    end
+  end
+
+  test "the row limit is PostgreSQL's 65,535 parameters over 12 columns" do
+    assert Options.validate!(:upsert, rows_per_statement: 5_461)[:rows_per_statement] == 5_461
+  end
+end
