@@ -494,6 +494,7 @@ defmodule Reco.V1.FeedbackResponse do
 
   field :accepted, 1, type: :uint32
   field :duplicates, 2, type: :uint32
+end
 
 defmodule Reco.V1.RankingReloadRulesRequest do
   @moduledoc false
