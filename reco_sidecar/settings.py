@@ -30,6 +30,8 @@ class ServeSettings:
     default_model: str = ""
     # A/B experiments file (TOML or JSON), validated before any worker sees it.
     experiments: pathlib.Path | None = None
+    # Ranking rules file (TOML or JSON): diversity, freshness, editorial (docs/ranking.md).
+    rules: pathlib.Path | None = None
     version: str = "latest"
     host: str = "127.0.0.1"
     port: int = 50051
@@ -186,6 +188,8 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
                    "or the only model)")
     g.add_argument("--experiments", type=pathlib.Path, default=None,
                    help="A/B experiments file (TOML or JSON); reloaded by ReloadExperiments and by --watch")
+    g.add_argument("--rules", type=pathlib.Path, default=None,
+                   help="ranking rules file (TOML or JSON); reloaded by ReloadRules and by --watch")
     g.add_argument("--version", default=d.version, help="version to serve first: a number or 'latest'")
     g.add_argument("--watch", type=_non_negative_float, default=d.watch,
                    help="poll every SECONDS for a newer complete version and reload it (0: off); "
@@ -353,6 +357,8 @@ def validate(s: ServeSettings) -> None:
         raise ValueError("--online-stream needs the redis client: pip install 'reco-sidecar[replicas]'")
     if s.experiments is not None and not s.experiments.is_file():
         raise ValueError(f"--experiments: {s.experiments} is not a readable file")
+    if s.rules is not None and not s.rules.is_file():
+        raise ValueError(f"--rules: {s.rules} is not a readable file")
     if s.model_store is not None:
         if len(s.model) > 1:
             raise ValueError("--model-store follows one model: serve one --model with it")

@@ -27,6 +27,9 @@ RANK: dict[str, int] = {
     # never depends on how versions are stored or loaded.
     "online": 2,
     "manager": 3,
+    # The ranking stage: rules, re-ranking and reasons over the engine's models alone; serving
+    # applies it, offline evaluation (experiments) ranks arms with it, the runtime rolls it out.
+    "ranking": 3,
     "training": 3,
     "store": 3,
     "librecommender": 4,

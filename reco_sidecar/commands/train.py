@@ -8,11 +8,10 @@ import datetime as dt
 import pathlib
 from typing import Any
 
-from reco_sidecar.artifact.writer import ItemMetadata
 from reco_sidecar.commands import store_publish, train_finish, train_spark
 from reco_sidecar.common.errors import InvalidArgument
 from reco_sidecar.engine import eventtypes
-from reco_sidecar.training import algorithms, als, bpr, database, interactions, pipeline, weights
+from reco_sidecar.training import algorithms, als, bpr, database, interactions, items, pipeline, weights
 from reco_sidecar.training.interactions import Interactions
 
 
@@ -40,7 +39,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                      "With --interactions, CSV rows dated after it are left out. Recorded in the version "
                      "as the time its training data ends")
     src.add_argument("--batch-size", type=int, default=50_000, help="rows fetched per round trip")
-    p.add_argument("--items", type=pathlib.Path, help="item metadata CSV item_id,category,tags")
+    p.add_argument("--items", type=pathlib.Path,
+                   help="item metadata CSV item_id,category,tags[,created_at][,creator...]")
     p.add_argument("--model-root", type=pathlib.Path, required=True)
     p.add_argument("--name", required=True, help="model name (directory under the model root)")
     p.add_argument("--algorithm", choices=algorithms.NAMES, default="als")
@@ -138,8 +138,7 @@ def run(args: argparse.Namespace) -> int:
     data, source, read = _load(args)
     meta = None
     if args.items:
-        cats, tags = interactions.read_item_metadata(args.items, data.item_ids)
-        meta = ItemMetadata(cats, tags)
+        meta = items.read(args.items, data.item_ids)
     evaluation = pipeline.Evaluation(args.holdout, args.k, args.seed, args.min_user_items)
     published = pipeline.train_and_publish(
         data, args.model_root, args.name, _params(args),

@@ -199,9 +199,29 @@ class ExperimentsDone:
     workers: int
 
 
+@dataclass(frozen=True)
+class SetRules:
+    """Serve this ranking rules file (validated whole by the supervisor; up to 1 MiB, so it
+    crosses as a Payload) from now on; answer RulesApplied. `syntax` is "toml" or "json"."""
+
+    TAG: ClassVar[str] = "set_rules"
+    generation: int
+    payload: Payload
+    syntax: str
+
+
+@dataclass(frozen=True)
+class RulesDone:
+    TAG: ClassVar[str] = "rules_done"
+    id: int
+    generation: int
+    rule_sets: int
+    workers: int
+
+
 ToWorker = (Prepare | Commit | Switch | Abort | Workers | Shutdown | ReloadDone | ReloadRefused | SetExperiments
             | PrepareExperiments | CommitExperiments | AbortExperiments
-            | ExperimentsDone | MarkFailed) | StoreStatus
+            | ExperimentsDone | MarkFailed) | StoreStatus | SetRules | RulesDone
 
 # -- worker -> supervisor --------------------------------------------------------------------------
 
@@ -317,6 +337,22 @@ class CommitFailed:
     model: str = ""
 
 
+@dataclass(frozen=True)
+class ReloadRulesRequest:
+    """A client's ReloadRules, forwarded: read the rules file again."""
+
+    TAG: ClassVar[str] = "reload_rules"
+    id: int
+
+
+@dataclass(frozen=True)
+class RulesApplied:
+    """The worker serves rules generation `generation` now."""
+
+    TAG: ClassVar[str] = "rules_applied"
+    generation: int
+
+
 # -- worker <-> learner, supervisor -> learner (online learning, runtime/learner/) ---------------
 
 
@@ -358,7 +394,8 @@ ToLearner = Feed | ServeVersion
 FromLearner = Fed
 
 ToSupervisor = (Ready | BootFailed | Heartbeat | ReloadRequest | Prepared | PrepareFailed | Committed | CommitFailed
-                | ReloadExperimentsRequest | ExperimentsApplied | ExperimentsPrepared | ExperimentsPrepareFailed)
+                | ReloadExperimentsRequest | ExperimentsApplied | ExperimentsPrepared | ExperimentsPrepareFailed
+                | ReloadRulesRequest | RulesApplied)
 
 # -- supervisor <-> verifier helper ----------------------------------------------------------------
 

@@ -332,6 +332,8 @@ def recommender_handlers(service: RecommenderService, gate: Gate) -> dict[str, g
                                  reco_pb2.ListExperimentsResponse, service.list_experiments),
         "ReloadExperiments": unary("ReloadExperiments", reco_pb2.ReloadExperimentsRequest,
                                    reco_pb2.ReloadExperimentsResponse, service.reload_experiments),
+        "ReloadRules": unary("ReloadRules", reco_pb2.RankingReloadRulesRequest,
+                             reco_pb2.RankingReloadRulesResponse, service.reload_rules),
         "Feedback": unary("Feedback", reco_pb2.FeedbackRequest, reco_pb2.FeedbackResponse, service.feedback),
         "FeedbackStream": grpc.stream_unary_rpc_method_handler(
             _client_streaming(gate, "FeedbackStream", reco_pb2.FeedbackRequest, service.feedback_stream), None,

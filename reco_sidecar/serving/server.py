@@ -19,9 +19,17 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from reco_sidecar.experiments.live import LiveExperiments
 from reco_sidecar.manager.registry import ModelRegistry
+from reco_sidecar.ranking.live import LiveRules
 from reco_sidecar.serving import auth, handlers, names, reflection, security, tracing
 from reco_sidecar.serving import request_checks as rq
-from reco_sidecar.serving.contracts import ExperimentsOutcome, Reloader, Topology, no_experiments_file
+from reco_sidecar.serving.contracts import (
+    ExperimentsOutcome,
+    Reloader,
+    RulesOutcome,
+    Topology,
+    no_experiments_file,
+    no_rules_file,
+)
 from reco_sidecar.serving.health import Health
 from reco_sidecar.serving.jsonld import Renderer
 from reco_sidecar.serving.observe import AccessLog, Tally
@@ -67,7 +75,8 @@ def build(settings: ServeSettings, registry: ModelRegistry, *, reloader: Reloade
           experiments: LiveExperiments | None = None,
           reload_experiments: Callable[[], ExperimentsOutcome] = no_experiments_file,
           store_status: Callable[[], dict[str, Any] | None] = lambda: None,
-          reuse_port: bool = True, online: Online | None = None) -> Serving:
+          reuse_port: bool = True, online: Online | None = None, rules: LiveRules | None = None,
+          reload_rules: Callable[[], RulesOutcome] = no_rules_file) -> Serving:
     """The server, its handlers registered, nothing bound yet. `reuse_port`: the workers share
     one port through SO_REUSEPORT; a lone server on a port of its own does without."""
     tally = Tally()
@@ -91,6 +100,8 @@ def build(settings: ServeSettings, registry: ModelRegistry, *, reloader: Reloade
         on_batch=tally.batch,
         recommends_in_flight=lambda: gate.recommends_in_flight,
         store_status=store_status,
+        rules=rules,
+        reload_rules=reload_rules,
         online=online,
     )
     options: list[tuple[str, Any]] = [

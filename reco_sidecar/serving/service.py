@@ -25,6 +25,7 @@ from reco_sidecar.experiments.live import LiveExperiments
 from reco_sidecar.gen.reco.v1 import reco_pb2
 from reco_sidecar.manager.manager import ModelManager
 from reco_sidecar.manager.registry import ModelRegistry
+from reco_sidecar.ranking.live import LiveRules
 from reco_sidecar.serving import request_checks as rq
 from reco_sidecar.serving import status, tracing
 from reco_sidecar.serving.arms import Arms, Choice
@@ -32,10 +33,18 @@ from reco_sidecar.serving.batch import BatchStream
 from reco_sidecar.serving.batch_arms import BatchArms
 from reco_sidecar.serving.batch_wait import DEFAULT_POLICY
 from reco_sidecar.serving.batcher import LoopBatcher
-from reco_sidecar.serving.contracts import ExperimentsOutcome, Reloader, Topology, no_experiments_file
+from reco_sidecar.serving.contracts import (
+    ExperimentsOutcome,
+    Reloader,
+    RulesOutcome,
+    Topology,
+    no_experiments_file,
+    no_rules_file,
+)
 from reco_sidecar.serving.jsonld import Renderer
 from reco_sidecar.serving.online import Accepted, Online, OnlineUser
 from reco_sidecar.serving.online import events_of as online_events
+from reco_sidecar.serving.ranking_step import RankingStep, check_explain
 from reco_sidecar.serving.render import SOURCE_NAME, Candidates, Pages, PopularPage
 from reco_sidecar.serving.retrieval import Ask, rank_for_arm
 
@@ -71,11 +80,15 @@ class RecommenderService:
         experiments: LiveExperiments | None = None,
         reload_experiments: Callable[[], ExperimentsOutcome] = no_experiments_file,
         online: Online | None = None,
+        rules: LiveRules | None = None,
+        reload_rules: Callable[[], RulesOutcome] = no_rules_file,
     ) -> None:
         self._models = models if isinstance(models, ModelRegistry) else ModelRegistry.single(models)
         self._online = online
         self._experiments = experiments
         self._reload_experiments = reload_experiments
+        self._ranking = RankingStep(rules)
+        self._reload_rules = reload_rules
         self._arms = Arms(self._models, experiments)  # shadow arms: their own thread, never the loop
         self._limits = limits
         self._pages = Pages(renderer)
@@ -106,22 +119,37 @@ class RecommenderService:
             facts.update(experiment=experiment, arm=arm)
         with choice.manager.lease() as model:
             rq.check_page(request.n, request.offset, self._limits)
-            restriction = rq.restriction(model, request.filter, self._limits)
+            explain = check_explain(request.explain)
+            rules = self._ranking.for_model(model)
+            # hidden items leave every answer: retrieval never sees them
+            restriction = self._ranking.hide(rules, rq.restriction(model, request.filter, self._limits))
             facts.update(model=model.name, version=model.version, users=1)
-            candidates = await self._retrieve(choice, model, request, restriction)
-            # A re-ranking stage goes here: it takes `candidates` (a PopularPage's `.ranked`
-            # too) and hands render a Ranked of the same page.
+            query = None if choice.baseline else rq.recommend_query(model, request, self._limits, restriction,
+                                                                    self._online_of(model, choice))
+            compiled = self._ranking.find(rules, experiment, arm) if query is not None else None
+            pinned = None
+            if compiled is not None and query is not None:
+                # The ranking stage: a deeper exact retrieval (through the batcher), re-ranked.
+                staged = await self._ranking.rank(model, compiled, query, self._submit)
+                candidates: Candidates = staged.ranked
+                pinned = staged.pinned
+            else:
+                candidates = await self._retrieve(choice, model, request, restriction, query)
             ranked = candidates.ranked if isinstance(candidates, PopularPage) else candidates
             facts.update(items=len(ranked.rows), source=SOURCE_NAME[ranked.source])
+            decorate = None
+            if explain or pinned is not None:
+                def decorate(items: list[reco_pb2.ScoredItem]) -> list[list[tuple[str, float]]] | None:
+                    return self._ranking.decorate(model, items, query, ranked, explain, pinned)
             with tracing.event("render"):
-                response = self._pages.recommend(model, request, candidates, experiment, arm)
+                response = self._pages.recommend(model, request, candidates, experiment, arm, decorate)
         if arm:
             # Counted, and shadows queued on their thread, after the answer is built; never waited for.
             self._arms.served(choice, SOURCE_NAME[ranked.source], [i.item_id for i in response.items], request)
         return response
 
     async def _retrieve(self, choice: Choice, model: Model, request: reco_pb2.RecommendRequest,
-                        restriction: Restriction) -> Candidates:
+                        restriction: Restriction, query: RecQuery | None) -> Candidates:
         """The ranked candidates of one Recommend: a baseline arm's, the model's (through
         the batcher), or the popular fallback (unfiltered and outside an arm: the page
         rendered once per version)."""
@@ -130,11 +158,13 @@ class RecommenderService:
             baseline = rank_for_arm(model, choice.arm, choice.experiment, [ask], fallback=True)[0]
             assert baseline is not None  # a baseline ranks every user
             return baseline
-        query = rq.recommend_query(model, request, self._limits, restriction, self._online_of(model, choice))
         if query is None:
             if choice.arm is None:
                 return self._pages.popular(model, request.offset, request.n, restriction)
             return model.popular(request.offset, request.n, restriction)
+        return await self._submit(model, query)
+
+    async def _submit(self, model: Model, query: RecQuery) -> Ranked:
         if self._batcher is not None:
             return await tracing.batched(self._batcher, model, query)
         # --batch-max-size 1: no batching, scored on the loop (the bare server's form)
@@ -193,7 +223,8 @@ class RecommenderService:
             row = model.items.row(request.item_id)
             if row is None:
                 raise NotFound(f"unknown item {request.item_id!r}", field="item_id")
-            restriction = rq.restriction(model, request.filter, self._limits)
+            restriction = self._ranking.hide(self._ranking.for_model(model),
+                                             rq.restriction(model, request.filter, self._limits))
             # No matrix product: a table lookup or an annoy query, cheaper than a thread hop.
             ranked = model.similar(row, request.offset, request.n, restriction)
             facts.update(model=model.name, version=model.version, items=len(ranked.rows),
@@ -214,15 +245,19 @@ class RecommenderService:
             raise ResourceExhausted(f"{count} users, at most {self._limits.max_batch_users} per call",
                                     field="user_ids")
         rq.check_page(request.n, 0, self._limits)
+        check_explain(request.explain)
         facts.update(users=count)
         requested = self._models.get(request.model)
         with requested.lease() as model, contextlib.ExitStack() as leases:
-            restriction = rq.restriction(model, request.filter, self._limits)
+            restriction = self._ranking.hide(self._ranking.for_model(model),
+                                             rq.restriction(model, request.filter, self._limits))
             facts.update(model=model.name, version=model.version)
             # Users in an experiment get their arm, as Recommend gives it.
-            arms = BatchArms(self._arms, requested, model, restriction, request, self._limits, leases)
+            arms = BatchArms(self._arms, requested, model, restriction, request, self._limits, leases,
+                             restrict=lambda m, r: self._ranking.hide(self._ranking.for_model(m), r))
             stream = BatchStream(model, request, restriction, chunk=self._chunk, pages=self._pages,
-                                 arms=arms if arms.active else None, served=self._arms.served, online=self._online)
+                                 arms=arms if arms.active else None, served=self._arms.served, online=self._online,
+                                 ranking=self._ranking)
             facts.update(sources=stream.sources)
             if arms.active:
                 facts.update(arms=stream.arm_counts)  # users per "experiment/arm", in the log line
@@ -280,6 +315,13 @@ class RecommenderService:
         if self._experiments is not None:
             status.experiments(resp, self._experiments.snapshot())
         return resp
+
+    async def reload_rules(self, request: reco_pb2.RankingReloadRulesRequest, facts: Facts
+                           ) -> reco_pb2.RankingReloadRulesResponse:
+        outcome = await asyncio.to_thread(self._reload_rules)  # a rollout to every worker: blocking
+        facts.update(generation=outcome.generation)
+        return reco_pb2.RankingReloadRulesResponse(generation=outcome.generation, rule_sets=outcome.rule_sets,
+                                                   workers=outcome.workers)
 
     async def reload_experiments(self, request: reco_pb2.ReloadExperimentsRequest, facts: Facts
                                  ) -> reco_pb2.ReloadExperimentsResponse:

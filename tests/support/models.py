@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pathlib
 
-from reco_sidecar.artifact.writer import ItemMetadata
-from reco_sidecar.training import als, demo_data, interactions, pipeline
+from reco_sidecar.training import als, demo_data, interactions, items, pipeline
 
 DEMO = demo_data.DemoSpec(users=600, items=400, interactions=15_000, clusters=6, seed=3)
 PARAMS = als.AlsParams(factors=16, iterations=8, regularization=0.05, alpha=20.0, seed=5)
@@ -19,8 +18,7 @@ def train_demo(model_root: pathlib.Path, name: str = "demo", spec: demo_data.Dem
     data = interactions.read_csv(csv_path)
     if not with_metadata:
         return pipeline.train_als(data, model_root, name, params)
-    cats, tags = interactions.read_item_metadata(items_path, data.item_ids)
-    return pipeline.train_als(data, model_root, name, params, item_metadata=ItemMetadata(cats, tags))
+    return pipeline.train_als(data, model_root, name, params, item_metadata=items.read(items_path, data.item_ids))
 
 
 # The trainer's default types (training/weights.py), as `train` records them.

@@ -20,6 +20,7 @@ from reco_sidecar.common.errors import PortInUse
 from reco_sidecar.common.exit_codes import ExitCode
 from reco_sidecar.common.versions import LATEST
 from reco_sidecar.experiments.checks import ExperimentsFile
+from reco_sidecar.ranking.rules import RulesFile
 from reco_sidecar.runtime import wire as m
 from reco_sidecar.runtime.learner.supervised import LearnerHandle, OnlineDirBusy
 from reco_sidecar.runtime.supervisor import model_reload as co
@@ -37,10 +38,11 @@ TICK = 0.1
 
 class Supervisor:
     def __init__(self, settings: ServeSettings, versions: dict[str, int], store: StoreBridge | None = None,
-                 experiments: ExperimentsFile | None = None, failed: dict[str, dict[int, str]] | None = None) -> None:
+                 experiments: ExperimentsFile | None = None, failed: dict[str, dict[int, str]] | None = None,
+                 rules: RulesFile | None = None) -> None:
         self.settings = settings
         self.store = store
-        self.router = Router(settings, versions, store, experiments, failed, self._fds_for_children)
+        self.router = Router(settings, versions, store, experiments, failed, self._fds_for_children, rules)
         self.announced = self.stopping = False
         self.exit_code: int = ExitCode.OK
         self.stop_deadline = self.last_activity = self._last_timers = time.monotonic()
@@ -58,6 +60,7 @@ class Supervisor:
             if self.store is not None:
                 self.store.close()
             self.router.payloads.close()
+            self.router.rules.payloads.close()
 
     def _run(self) -> int:
         s = self.settings

@@ -45,6 +45,21 @@ defmodule Reco.V1.ScoredItem do
   field :item_id, 1, type: :string, json_name: "itemId"
   field :score, 2, type: :float
   field :rank, 3, type: :uint32
+  field :reasons, 40, repeated: true, type: Reco.V1.RankingReason
+  field :pinned, 41, type: :bool
+end
+
+defmodule Reco.V1.RankingReason do
+  @moduledoc false
+
+  use Protobuf,
+    full_name: "reco.v1.RankingReason",
+    protoc_gen_elixir_version: "0.17.0",
+    syntax: :proto3
+
+  field :item_id, 1, type: :string, json_name: "itemId"
+  field :contribution, 2, type: :float
+  field :share, 3, type: :float
 end
 
 defmodule Reco.V1.Filter do
@@ -77,6 +92,7 @@ defmodule Reco.V1.RecommendRequest do
   field :experiment, 20, type: :string
   field :arm, 21, type: :string
   field :omit_jsonld, 8, type: :bool, json_name: "omitJsonld"
+  field :explain, 40, type: :uint32
 end
 
 defmodule Reco.V1.RecommendResponse do
@@ -144,6 +160,7 @@ defmodule Reco.V1.BatchRecommendRequest do
   field :disable_fallback, 5, type: :bool, json_name: "disableFallback"
   field :include_jsonld, 6, type: :bool, json_name: "includeJsonld"
   field :users_per_message, 7, type: :uint32, json_name: "usersPerMessage"
+  field :explain, 40, type: :uint32
 end
 
 defmodule Reco.V1.ItemError do
@@ -479,6 +496,28 @@ defmodule Reco.V1.FeedbackResponse do
   field :duplicates, 2, type: :uint32
 end
 
+defmodule Reco.V1.RankingReloadRulesRequest do
+  @moduledoc false
+
+  use Protobuf,
+    full_name: "reco.v1.RankingReloadRulesRequest",
+    protoc_gen_elixir_version: "0.17.0",
+    syntax: :proto3
+end
+
+defmodule Reco.V1.RankingReloadRulesResponse do
+  @moduledoc false
+
+  use Protobuf,
+    full_name: "reco.v1.RankingReloadRulesResponse",
+    protoc_gen_elixir_version: "0.17.0",
+    syntax: :proto3
+
+  field :generation, 1, type: :uint64
+  field :rule_sets, 2, type: :uint32, json_name: "ruleSets"
+  field :workers, 3, type: :uint32
+end
+
 defmodule Reco.V1.Recommender.Service do
   @moduledoc false
 
@@ -501,6 +540,8 @@ defmodule Reco.V1.Recommender.Service do
   rpc :Feedback, Reco.V1.FeedbackRequest, Reco.V1.FeedbackResponse
 
   rpc :FeedbackStream, stream(Reco.V1.FeedbackRequest), Reco.V1.FeedbackResponse
+
+  rpc :ReloadRules, Reco.V1.RankingReloadRulesRequest, Reco.V1.RankingReloadRulesResponse
 end
 
 defmodule Reco.V1.Recommender.Stub do
