@@ -1,30 +1,32 @@
-defmodule UroReco.Tracing do
-  @moduledoc """
-  OpenTelemetry for the client, compiled in only when the application depends
-  on `opentelemetry_api` (an optional dependency of `:uro_reco`).
+# Two definitions, chosen when the client is compiled: the macros of
+# OpenTelemetry.Tracer cannot even be expanded without opentelemetry_api.
+if Code.ensure_loaded?(OpenTelemetry.Tracer) do
+  defmodule UroReco.Tracing do
+    @moduledoc """
+    OpenTelemetry for the client, compiled in only when the application depends
+    on `opentelemetry_api` (an optional dependency of `:uro_reco`).
 
-  With it, every `UroReco.Client` call opens a client span named
-  `reco.v1.Recommender/<Method>` (attributes from OpenTelemetry's RPC semantic
-  conventions: `rpc.system` `grpc`, `rpc.service` `reco.v1.Recommender`,
-  `rpc.method`, `rpc.grpc.status_code`; span status error on any non-OK
-  status) as a child of the caller's current span, and sends the context as
-  W3C `traceparent`/`tracestate` gRPC metadata through the configured text map
-  propagator, so the sidecar's server span joins the caller's trace.
+    With it, every `UroReco.Client` call opens a client span named
+    `reco.v1.Recommender/<Method>` (attributes from OpenTelemetry's RPC semantic
+    conventions: `rpc.system` `grpc`, `rpc.service` `reco.v1.Recommender`,
+    `rpc.method`, `rpc.grpc.status_code`; span status error on any non-OK
+    status) as a child of the caller's current span, and sends the context as
+    W3C `traceparent`/`tracestate` gRPC metadata through the configured text map
+    propagator, so the sidecar's server span joins the caller's trace.
 
-  `UroReco.Workers.BatchRecommend` jobs follow opentelemetry_oban: the trace
-  context of whoever enqueued the job travels in the job's `meta` (the
-  `traceparent`/`tracestate` keys `OpentelemetryOban.insert/2` and
-  `job_meta/0` write), and the job runs in a consumer span `<worker> process`
-  of its own trace, with a span *link* to that context (a job may run long
-  after, or many times for, the request that enqueued it). When
-  opentelemetry_oban's handler has already opened the job's span, the job uses
-  that span and opens none.
+    `UroReco.Workers.BatchRecommend` jobs follow opentelemetry_oban: the trace
+    context of whoever enqueued the job travels in the job's `meta` (the
+    `traceparent`/`tracestate` keys `OpentelemetryOban.insert/2` and
+    `job_meta/0` write), and the job runs in a consumer span `<worker> process`
+    of its own trace, with a span *link* to that context (a job may run long
+    after, or many times for, the request that enqueued it). When
+    opentelemetry_oban's handler has already opened the job's span, the job uses
+    that span and opens none.
 
-  Without `opentelemetry_api` these functions are compiled to plain calls: no
-  span, no metadata, no lookup at runtime.
-  """
+    Without `opentelemetry_api` these functions are compiled to plain calls: no
+    span, no metadata, no lookup at runtime.
+    """
 
-  if Code.ensure_loaded?(OpenTelemetry.Tracer) do
     require OpenTelemetry.Tracer, as: Tracer
 
     @service "reco.v1.Recommender"
@@ -98,7 +100,11 @@ defmodule UroReco.Tracing do
     defp record(_other), do: :ok
 
     defp method(rpc), do: rpc |> Atom.to_string() |> Macro.camelize()
-  else
+  end
+else
+  defmodule UroReco.Tracing do
+    @moduledoc "No-op `UroReco.Tracing`: this application does not depend on `opentelemetry_api`."
+
     @doc false
     def client_span(_rpc, call), do: call.(%{})
 

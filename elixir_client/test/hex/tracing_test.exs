@@ -90,6 +90,7 @@ defmodule UroReco.TracingTest do
     assert span(consumer, :kind) == :consumer
     # Its own trace, linked to the enqueuer's (as opentelemetry_oban does).
     refute span(consumer, :trace_id) == enqueuer_trace
+
     assert [link(trace_id: ^enqueuer_trace, span_id: ^enqueuer_span)] =
              :otel_links.list(span(consumer, :links))
 
