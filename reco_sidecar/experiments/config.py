@@ -53,6 +53,9 @@ class Arm:
     version: int | None = None  # None: whatever version the model serves
     baseline: str | None = None
     shadow: bool = False
+    # False: this arm answers from the trained vectors, ignoring online updates (an A/B of
+    # online learning itself, docs/online.md).
+    online: bool = True
 
 
 @dataclass(frozen=True)
@@ -172,11 +175,15 @@ def _experiment(raw: Any, where: str) -> Experiment:
 
 def _arm(raw: Any, where: str) -> Arm:
     t = _table(raw, where)
-    _keys(t, where, required={"name"}, optional={"model", "version", "baseline", "weight", "shadow"})
+    _keys(t, where, required={"name"}, optional={"model", "version", "baseline", "weight", "shadow",
+                                                       "online"})
     name = _name(t["name"], f"{where}.name")
     shadow = t.get("shadow", False)
     if not isinstance(shadow, bool):
         raise ExperimentFileError("must be true or false", field=f"{where}.shadow")
+    online = t.get("online", True)
+    if not isinstance(online, bool):
+        raise ExperimentFileError("must be true or false", field=f"{where}.online")
     weight = _number(t.get("weight", 1.0), f"{where}.weight")
     if shadow and "weight" in t:
         raise ExperimentFileError("a shadow arm takes no traffic, so it has no weight", field=f"{where}.weight")
@@ -200,7 +207,7 @@ def _arm(raw: Any, where: str) -> Arm:
         if "version" in t:
             raise ExperimentFileError("only a model arm can pin a version", field=f"{where}.version")
     return Arm(name=name, weight=0.0 if shadow else weight, model=model, version=version,
-               baseline=baseline, shadow=shadow)
+               baseline=baseline, shadow=shadow, online=online)
 
 
 def _table(raw: Any, where: str) -> dict[str, Any]:
