@@ -20,13 +20,17 @@ CURRENT pointed back and a Reload of a cached version must not wait behind the d
 `sigterm_with_health_watchers` (a health Watch on every worker, as a client pool keeps, then
 SIGTERM with a long --grace), `memory_from_clients` (a flood of 14 MB calls without a token,
 then never-read 1M-user BatchRecommend streams), `rollout_during_batch` (ReloadExperiments
-drops an arm's pinned version while a BatchRecommend stream uses it).
+drops an arm's pinned version while a BatchRecommend stream uses it),
+`sigterm_racing_verification` (the supervisor stopped while its verifier finishes, then
+SIGTERM and SIGCONT: the verdict and the signal in one loop turn), `worker_stopped_during_watch`
+(a worker SIGSTOPped while --watch rolls out a new good version).
 
     python -m bench.faults [--small] [--only NAME ...]   # writes bench/results/faults.json
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import pathlib
@@ -48,10 +52,20 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench import common
 from harness.bench_model import BenchModel, read_ids
-from harness.faults import BAD_MANIFESTS, answers, deep_manifest, publish_copy, worker_pid
+from harness.faults import (
+    BAD_MANIFESTS,
+    answers,
+    deep_manifest,
+    huge_file_version,
+    publish_copy,
+    verdict_waiting,
+    verifier_pid,
+    worker_pid,
+)
 from harness.procs import wait_until
 from harness.scaffold import Deadline, log
 from harness.sidecar import Sidecar, running_sidecar
+from harness.versions import copy_version
 from reco_sidecar.gen.reco.v1 import reco_pb2, reco_pb2_grpc
 
 CALL_TIMEOUT = 3.0
@@ -495,10 +509,63 @@ def rollout_during_batch(run: Run, users: int = 120_000) -> dict[str, Any]:
             "arms": dict(Counter(a.arm for a in answered))}
 
 
+def sigterm_racing_verification(run: Run, rounds: int = 3) -> dict[str, Any]:
+    """Each round: a Reload whose verification takes a few CPU ticks; the supervisor is
+    stopped until the verdict waits in its socket, then gets SIGTERM and SIGCONT."""
+    codes, killed_after_grace = [], 0
+    for round_ in range(rounds):
+        with run.sidecar(f"sigterm_racing_verification_{round_}", ["--grace", "5"], baseline=False) \
+                as (sc, model_dir):
+            version = huge_file_version(model_dir, 1, 768 * 1024**2)  # sparse: no disk used
+            workers = {worker_pid(a) for a in sc.worker_addresses}
+            reloading = threading.Thread(target=_reload, args=(sc, version.name), daemon=True)
+            reloading.start()
+            wait_until(functools.partial(verifier_pid, sc, workers), 30, "the verification to start")
+            verifier = verifier_pid(sc, workers)
+            os.kill(sc.proc.pid, signal.SIGSTOP)
+            try:
+                wait_until(functools.partial(verdict_waiting, verifier), 60, "the verdict")
+                os.kill(sc.proc.pid, signal.SIGTERM)
+            finally:
+                os.kill(sc.proc.pid, signal.SIGCONT)
+            codes.append(sc.proc.wait(30))
+            reloading.join(30)
+            killed_after_grace += sum(1 for e in sc.log_events() if e.get("event") == "workers_killed_after_grace")
+    return {"rounds": rounds, "exit_codes": codes, "workers_killed_after_grace": killed_after_grace}
+
+
+def worker_stopped_during_watch(run: Run, timeout: float = 3.0) -> dict[str, Any]:
+    """A worker stopped while --watch rolls out a good version 2: once it is replaced, the
+    watch tries version 2 again (a worker's fault says nothing about the version)."""
+    args = ["--worker-timeout", str(timeout), "--watch", "0.2"]
+    with run.sidecar("worker_stopped_during_watch", args) as (sc, model_dir), Clients(sc, run.users) as clients:
+        wait_until(lambda: len(clients.calls) > 200, 60, "warm-up calls")
+        pid = worker_pid(sc.worker_addresses[1])
+        os.kill(pid, signal.SIGSTOP)
+        started = time.monotonic()
+        try:
+            version = copy_version(model_dir, 1)
+            wait_until(lambda: any(e.get("event") == "worker_timeout" for e in sc.log_events()), 60,
+                       "the stopped worker timed out")
+        finally:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+        wait_until(lambda: any(e.get("event") == "reload_done" and e.get("version") == version
+                               for e in sc.log_events()), 120, f"version {version} served")
+        served_after = time.monotonic() - started
+        time.sleep(1.0)  # keep the load on after recovery, so late failures would show
+        events = sc.log_events()
+    return {**clients.summary(), "worker_timeout": timeout, "seconds_to_new_version": round(served_after, 3),
+            "reloads_failed": sum(1 for e in events if e.get("event") == "reload_failed"),
+            "version_failed": [e.get("version") for e in events if e.get("event") == "version_failed"],
+            "unverified_answers": run.unverified(clients.calls)}
+
+
 FAULTS: dict[str, Callable[[Run], dict[str, Any]]] = {
     f.__name__: f for f in (sigkill_worker, sigstop_worker, bad_version_on_disk, file_swapped_during_reload,
                              reload_storm_with_restarts, dripping_store, sigterm_with_health_watchers,
-                             memory_from_clients, rollout_during_batch)
+                             memory_from_clients, rollout_during_batch, sigterm_racing_verification,
+                             worker_stopped_during_watch)
 }
 
 

@@ -9,7 +9,8 @@ from collections.abc import Callable
 
 import grpc
 
-from harness.sidecar import recommender
+from harness.procs import stat_fields
+from harness.sidecar import Sidecar, recommender
 from harness.versions import copy_version
 from reco_sidecar.gen.reco.v1 import reco_pb2
 
@@ -75,3 +76,23 @@ def answers(condition: Callable[[], bool]) -> Callable[[], bool]:
             return False
 
     return check
+
+
+def verifier_pid(sc: Sidecar, workers: set[int]) -> int:
+    """The supervisor's one child that is not a worker: its verifier, once a reload started it."""
+    children = [p for p in sc.tree_pids()
+                if (f := stat_fields(p)) is not None and int(f[1]) == sc.proc.pid and p not in workers]
+    return children[0] if len(children) == 1 else 0
+
+
+def verdict_waiting(pid: int) -> bool:
+    """The verifier hashed (CPU spent) and is back waiting for its next job: its verdict is in
+    the supervisor's socket, unread if the supervisor is stopped."""
+    f = stat_fields(pid)
+    if f is None:
+        return False
+    try:
+        wchan = pathlib.Path(f"/proc/{pid}/wchan").read_text()
+    except OSError:
+        return False
+    return int(f[11]) + int(f[12]) >= 5 and f[0] == "S" and "wait_for_more_packets" in wchan

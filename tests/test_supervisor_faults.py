@@ -14,8 +14,8 @@ import signal
 import grpc
 import pytest
 
-from harness.faults import huge_file_version, worker_pid, worker_version
-from harness.procs import stat_fields, wait_until
+from harness.faults import huge_file_version, verdict_waiting, verifier_pid, worker_pid, worker_version
+from harness.procs import wait_until
 from harness.versions import copy_version
 from reco_sidecar.gen.reco.v1 import reco_pb2
 from tests.support.server import Sidecar, running_sidecar
@@ -26,25 +26,6 @@ pytestmark = pytest.mark.slow
 
 def _events(sc: Sidecar, name: str) -> list[dict[str, object]]:
     return [e for e in sc.log_events() if e.get("event") == name]
-
-
-def _verifier_pid(sc: Sidecar, workers: set[int]) -> int:
-    children = [p for p in sc.tree_pids()
-                if (f := stat_fields(p)) is not None and int(f[1]) == sc.proc.pid and p not in workers]
-    return children[0] if len(children) == 1 else 0
-
-
-def _answered(pid: int) -> bool:
-    """The verifier hashed (CPU spent) and is back waiting for its next job: its verdict is
-    in the supervisor's socket, unread."""
-    f = stat_fields(pid)
-    if f is None:
-        return False
-    try:
-        wchan = pathlib.Path(f"/proc/{pid}/wchan").read_text()
-    except OSError:
-        return False
-    return int(f[11]) + int(f[12]) >= 5 and f[0] == "S" and "wait_for_more_packets" in wchan
 
 
 # -- item 4: SIGTERM and a verdict in the same loop turn --------------------------------------------
@@ -62,11 +43,11 @@ def test_sigterm_with_a_verdict_waiting_exits_0_and_drains(demo_copy: pathlib.Pa
             workers = {worker_pid(a) for a in sc.worker_addresses}
             pending = pool.submit(sc.stub().Reload, reco_pb2.ReloadRequest(model="demo", version=version.name),
                                   timeout=60)
-            wait_until(functools.partial(_verifier_pid, sc, workers), 30, "the verification to start")
-            verifier = _verifier_pid(sc, workers)
+            wait_until(functools.partial(verifier_pid, sc, workers), 30, "the verification to start")
+            verifier = verifier_pid(sc, workers)
             os.kill(sc.proc.pid, signal.SIGSTOP)
             try:
-                wait_until(functools.partial(_answered, verifier), 60, "the verifier to send its verdict")
+                wait_until(functools.partial(verdict_waiting, verifier), 60, "the verifier to send its verdict")
                 os.kill(sc.proc.pid, signal.SIGTERM)
             finally:
                 os.kill(sc.proc.pid, signal.SIGCONT)
