@@ -24,14 +24,15 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY protos ./protos
 COPY reco_sidecar ./reco_sidecar
-# The same install as the README's `pip install .`, into a venv the runtime stage copies.
+# The same install as the README's `pip install .`, into a venv the runtime stage copies, with
+# the OpenTelemetry packages so tracing can be turned on by configuration alone.
 # grpcio-tools is only needed to generate the stubs and leaves the venv afterwards.
 RUN python -m venv /opt/venv \
     && /opt/venv/bin/pip install --no-cache-dir "grpcio-tools==${GRPCIO_TOOLS_VERSION}" \
     && /opt/venv/bin/python -m reco_sidecar.serving.protogen \
-    && /opt/venv/bin/pip install --no-cache-dir . \
+    && /opt/venv/bin/pip install --no-cache-dir ".[tracing]" \
     && /opt/venv/bin/pip uninstall -y grpcio-tools \
-    && /opt/venv/bin/python -c "import reco_sidecar.gen.reco.v1.reco_pb2_grpc, annoy, implicit"
+    && /opt/venv/bin/python -c "import reco_sidecar.gen.reco.v1.reco_pb2_grpc, annoy, implicit, opentelemetry.sdk"
 
 FROM ${PYTHON_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="reco-sidecar" \

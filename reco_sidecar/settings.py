@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import os
 import pathlib
+import re
 from dataclasses import dataclass
 
 from reco_sidecar.common import names as names_rule
@@ -28,6 +30,8 @@ class ServeSettings:
     default_model: str = ""
     # A/B experiments file (TOML or JSON), validated before any worker sees it.
     experiments: pathlib.Path | None = None
+    # Ranking rules file (TOML or JSON): diversity, freshness, editorial (docs/ranking.md).
+    rules: pathlib.Path | None = None
     version: str = "latest"
     host: str = "127.0.0.1"
     port: int = 50051
@@ -72,6 +76,29 @@ class ServeSettings:
     store_keep: int = 3
     access_log: str = "sampled"
     slow_call_ms: float = 100.0
+    # Online learning (docs/online.md): the Feedback RPC, its journal and the learner process,
+    # on when this directory (journal and tables, one sidecar's alone) is given.
+    online_dir: pathlib.Path | None = None
+    online_max_users: int = 100_000
+    online_fsync: str = "always"
+    online_retention_events: int = 1_000_000
+    # Several replicas: the Redis Stream every replica adds its events to and reads all from.
+    online_stream: str | None = None
+    online_stream_key: str = ""
+    online_stream_maxlen: int = 1_000_000
+
+    @property
+    def online(self) -> bool:
+        return self.online_dir is not None
+
+    @property
+    def online_path(self) -> pathlib.Path:
+        assert self.online_dir is not None, "online learning is off"
+        return self.online_dir
+    # OpenTelemetry traces over OTLP/gRPC (serving/tracing.py): off while no endpoint is set
+    # here or in OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT. None ratio: OTEL_TRACES_SAMPLER decides.
+    otlp_endpoint: str | None = None
+    trace_sample_ratio: float | None = None
 
     @property
     def version_spec(self) -> VersionSpec:
@@ -100,6 +127,13 @@ def _positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:  # also refuses nan
         raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _ratio(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
     return value
 
 
@@ -154,6 +188,8 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
                    "or the only model)")
     g.add_argument("--experiments", type=pathlib.Path, default=None,
                    help="A/B experiments file (TOML or JSON); reloaded by ReloadExperiments and by --watch")
+    g.add_argument("--rules", type=pathlib.Path, default=None,
+                   help="ranking rules file (TOML or JSON); reloaded by ReloadRules and by --watch")
     g.add_argument("--version", default=d.version, help="version to serve first: a number or 'latest'")
     g.add_argument("--watch", type=_non_negative_float, default=d.watch,
                    help="poll every SECONDS for a newer complete version and reload it (0: off); "
@@ -164,6 +200,23 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
                    help="endpoint of an S3-compatible store (unset: AWS S3); credentials come from the AWS chain")
     g.add_argument("--store-keep", type=_positive_int, default=d.store_keep,
                    help="versions kept in the local cache, the most recently used (the serving one is always kept)")
+    g = p.add_argument_group("online learning (docs/online.md)")
+    g.add_argument("--online-dir", type=pathlib.Path, default=None,
+                   help="turns online learning on: accepted Feedback events are journaled here and users are "
+                        "answered from their updated vectors (one sidecar per directory)")
+    g.add_argument("--online-max-users", type=_positive_int, default=d.online_max_users,
+                   help="users with an online vector; beyond, the least recently updated of a bucket is evicted")
+    g.add_argument("--online-fsync", choices=("always", "never"), default=d.online_fsync,
+                   help="always: fdatasync the journal before acknowledging; never: the OS writes it back")
+    g.add_argument("--online-retention-events", type=_positive_int, default=d.online_retention_events,
+                   help="events the journal keeps (and deduplicates) at least; size it above one retrain "
+                        "interval of events")
+    g.add_argument("--online-stream", default=None,
+                   help="redis://host:port/db: replicas share their Feedback events through this Redis Stream")
+    g.add_argument("--online-stream-key", default=d.online_stream_key,
+                   help="the stream's key (default: reco:feedback:<default model>)")
+    g.add_argument("--online-stream-maxlen", type=_positive_int, default=d.online_stream_maxlen,
+                   help="entries the stream keeps (about; XADD MAXLEN ~); size it above one retrain interval")
     g = p.add_argument_group("network")
     g.add_argument("--host", default=d.host, help="address to bind (shared and per-worker ports)")
     g.add_argument("--port", type=_port, default=d.port, help="shared port; 0 picks a free one")
@@ -214,6 +267,12 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
                         "failed and slow calls are always logged")
     g.add_argument("--slow-call-ms", type=_non_negative_float, default=d.slow_call_ms,
                    help="a call taking at least this long is always logged, as a warning")
+    g.add_argument("--otlp-endpoint", default=None,
+                   help="send OpenTelemetry traces to this OTLP/gRPC collector, e.g. http://127.0.0.1:4317 "
+                        "(default: off, unless OTEL_EXPORTER_OTLP_ENDPOINT is set)")
+    g.add_argument("--trace-sample-ratio", type=_ratio, default=None,
+                   help="share of calls traced when the caller sent no sampled traceparent (parent-based; "
+                        "default: OTEL_TRACES_SAMPLER, else every call)")
     g.add_argument("--tls-cert", type=pathlib.Path, default=None, help="PEM certificate chain")
     g.add_argument("--tls-key", type=pathlib.Path, default=None, help="PEM private key")
     g.add_argument("--tls-client-ca", type=pathlib.Path, default=None,
@@ -251,6 +310,8 @@ def from_args(args: argparse.Namespace, models: tuple[str, ...], default_model: 
     # Absolute from here on: GetModelStatus.path, logs and error messages name the directory
     # a reader can find without knowing the cwd serve was started in.
     values["model_root"] = pathlib.Path(os.path.abspath(values["model_root"]))
+    if values.get("online_dir") is not None:
+        values["online_dir"] = pathlib.Path(os.path.abspath(values["online_dir"]))
     settings = ServeSettings(**values)
     validate(settings)
     return settings
@@ -265,6 +326,14 @@ def validate(s: ServeSettings) -> None:
         raise ValueError("--jsonld-item-iri must contain {id}")
     if s.access_log not in ("on", "off", "sampled"):
         raise ValueError(f"--access-log must be on, off or sampled, got {s.access_log!r}")
+    if s.otlp_endpoint is not None and not re.match(r"^https?://[^/]+", s.otlp_endpoint):
+        raise ValueError(f"--otlp-endpoint must be http://host:port (plaintext) or https://host:port, "
+                         f"got {s.otlp_endpoint!r}")
+    if (s.otlp_endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+            or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")) \
+            and importlib.util.find_spec("opentelemetry.exporter.otlp.proto.grpc") is None:
+        raise ValueError("tracing (--otlp-endpoint or OTEL_EXPORTER_OTLP_ENDPOINT) needs the OpenTelemetry "
+                         "packages: pip install 'reco-sidecar[tracing]'")
     for path in (s.tls_cert, s.tls_key, s.tls_client_ca, s.auth_tokens_file, s.admin_tokens_file):
         if path is not None and not path.is_file():
             raise ValueError(f"{path} is not a readable file")
@@ -280,8 +349,16 @@ def validate(s: ServeSettings) -> None:
                          f"({', '.join(s.model)})")
     if len(s.model) > 1 and s.version not in ("", "latest"):
         raise ValueError("--version names one version of one model: with several models it can only be 'latest'")
+    if s.online_stream is not None and s.online_dir is None:
+        raise ValueError("--online-stream needs --online-dir (each replica journals what it reads)")
+    if s.online_stream is not None and not s.online_stream.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError(f"--online-stream must be a redis:// URL, got {s.online_stream!r}")
+    if s.online_stream is not None and importlib.util.find_spec("redis") is None:
+        raise ValueError("--online-stream needs the redis client: pip install 'reco-sidecar[replicas]'")
     if s.experiments is not None and not s.experiments.is_file():
         raise ValueError(f"--experiments: {s.experiments} is not a readable file")
+    if s.rules is not None and not s.rules.is_file():
+        raise ValueError(f"--rules: {s.rules} is not a readable file")
     if s.model_store is not None:
         if len(s.model) > 1:
             raise ValueError("--model-store follows one model: serve one --model with it")

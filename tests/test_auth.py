@@ -96,6 +96,9 @@ def test_a_caller_token_calls_everything_but_reload(sidecar: Sidecar) -> None:
     # Changing the experiments changes what every worker serves, like a Reload.
     assert _code(stub.ReloadExperiments, reco_pb2.ReloadExperimentsRequest(), metadata=_bearer(CALLER)) \
         == grpc.StatusCode.PERMISSION_DENIED
+    # So do the ranking rules (a hidden item leaves every answer).
+    assert _code(stub.ReloadRules, reco_pb2.RankingReloadRulesRequest(), metadata=_bearer(CALLER)) \
+        == grpc.StatusCode.PERMISSION_DENIED
 
 
 def test_an_admin_token_may_reload_and_call_the_rest(sidecar: Sidecar) -> None:

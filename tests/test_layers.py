@@ -27,6 +27,9 @@ RANK: dict[str, int] = {
     # never depends on how versions are stored or loaded.
     "online": 2,
     "manager": 3,
+    # The ranking stage: rules, re-ranking and reasons over the engine's models alone; serving
+    # applies it, offline evaluation (experiments) ranks arms with it, the runtime rolls it out.
+    "ranking": 3,
     "training": 3,
     "store": 3,
     "librecommender": 4,
@@ -50,9 +53,12 @@ RUNTIME_RANK: dict[str, int] = {
     "wire": 0,
     "channel": 1,
     "payload": 1,
-    "worker": 2,
-    "store_follower": 2,
-    "supervisor": 3,
+    # Online learning's process and the workers' client of it: below the worker (which holds a
+    # client) and the supervisor (which forks the learner), on the wire and the channel.
+    "learner": 2,
+    "worker": 3,
+    "store_follower": 3,
+    "supervisor": 4,
 }
 
 

@@ -21,6 +21,7 @@ SAMPLES: dict[object, str] = {
     settings._non_negative_float: "1.5",
     settings._positive_float: "2.5",
     settings._port: "4321",
+    settings._ratio: "0.25",
     settings._bool: "true",
     pathlib.Path: "/somewhere/else",
 }

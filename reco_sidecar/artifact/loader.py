@@ -136,7 +136,16 @@ def _catalog(pv: OpenedVersion, item_count: int) -> ItemCatalog:
         isinstance(t, list) and all(isinstance(x, str) for x in t) for t in tags
     ):
         raise ArtifactError(path, "item metadata categories must be strings and tags lists of strings")
-    return ItemCatalog(cats, tags)
+    fields, created = raw.get("fields", {}), raw.get("created_at")
+    if not isinstance(fields, dict) or not all(
+        isinstance(k, str) and isinstance(v, list) and len(v) == item_count and all(isinstance(x, str) for x in v)
+        for k, v in fields.items()
+    ):
+        raise ArtifactError(path, f"item metadata 'fields' must map names to lists of {item_count} strings")
+    if created is not None and (not isinstance(created, list) or len(created) != item_count
+                                or not all(type(x) is int and 0 <= x < 1 << 62 for x in created)):
+        raise ArtifactError(path, f"item metadata 'created_at' must be {item_count} non-negative integers")
+    return ItemCatalog(cats, tags, fields, created)
 
 
 def _finite(pv: OpenedVersion, arrays: dict[str, np.ndarray], name: str) -> None:

@@ -29,6 +29,10 @@ from reco_sidecar.engine.objective import Objective
 class ItemMetadata:
     categories: list[str]
     tags: list[list[str]]
+    # More per-item string fields (creator, ...), each a list as long as the items.
+    fields: dict[str, list[str]] = field(default_factory=dict)
+    # Unix seconds each item was created, for the ranking stage's freshness rule.
+    created_at: list[int] | None = None
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,11 @@ def _write_files(tmp: pathlib.Path, c: ArtifactContent, ann_trees: int, ann_reca
         for file, arr in zip(derived, (encoded.spans, encoded.hashes, encoded.hash_rows), strict=True):
             np.save(tmp / file, arr)
     if c.item_metadata is not None:
-        meta = {"categories": c.item_metadata.categories, "tags": c.item_metadata.tags}
+        meta: dict[str, Any] = {"categories": c.item_metadata.categories, "tags": c.item_metadata.tags}
+        if c.item_metadata.fields:  # written only when present: older artifacts keep their bytes
+            meta["fields"] = c.item_metadata.fields
+        if c.item_metadata.created_at is not None:
+            meta["created_at"] = c.item_metadata.created_at
         (tmp / layout.ITEM_METADATA).write_bytes(msgpack.packb(meta))
     if c.cold_start_vector is not None:
         np.save(tmp / layout.COLD_START_VECTOR, np.asarray(c.cold_start_vector, dtype=np.float32))

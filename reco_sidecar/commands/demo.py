@@ -41,9 +41,8 @@ def _serve(root: pathlib.Path, workers: int) -> tuple[subprocess.Popen[bytes], d
 def run(args: argparse.Namespace) -> int:
     import grpc
 
-    from reco_sidecar.artifact.writer import ItemMetadata
     from reco_sidecar.gen.reco.v1 import reco_pb2, reco_pb2_grpc
-    from reco_sidecar.training import interactions, pipeline
+    from reco_sidecar.training import interactions, items, pipeline
     from reco_sidecar.training.als import AlsParams
 
     work = args.workdir or pathlib.Path(tempfile.mkdtemp(prefix="reco-demo-"))
@@ -51,9 +50,8 @@ def run(args: argparse.Namespace) -> int:
     csv_path, items_path = demo_data.write(spec, work / "interactions.csv")
     print(f"1. generated {spec.interactions} interactions ({spec.users} users, {spec.items} items) in {csv_path}")
     data = interactions.read_csv(csv_path)
-    cats, tags = interactions.read_item_metadata(items_path, data.item_ids)
     version_dir = pipeline.train_als(data, work / "models", "demo", AlsParams(factors=32, iterations=10),
-                                     item_metadata=ItemMetadata(cats, tags))
+                                     item_metadata=items.read(items_path, data.item_ids))
     print(f"2. trained implicit ALS and published {version_dir}")
     proc, ready = _serve(work / "models", args.workers)
     try:

@@ -10,6 +10,7 @@ import pathlib
 
 from reco_sidecar.common.errors import InvalidArgument
 from reco_sidecar.experiments import config, offline, replay
+from reco_sidecar.ranking import rules as ranking_rules
 from reco_sidecar.training import als, weights
 
 
@@ -23,6 +24,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="CSV with header user_id,item_id: interactions the models were not trained on")
     p.add_argument("--default-model",
                    help="the model baselines and popularity bias are measured against")
+    p.add_argument("--rules", type=pathlib.Path,
+                   help="ranking rules file (TOML or JSON): each arm is ranked with its rule set, as served")
+    p.add_argument("--creator-field", default="creator",
+                   help="item metadata field whose largest share of a list is reported")
     r = p.add_argument_group("replay (docs/online.md)")
     r.add_argument("--replay", type=pathlib.Path, metavar="CSV",
                    help="interactions user_id,item_id,weight,timestamp: train on those up to the split, replay "
@@ -90,8 +95,9 @@ def run(args: argparse.Namespace) -> int:
     held = offline.read_held_out(read_pairs(args.held_out))
     if not held.users:
         raise InvalidArgument(f"{args.held_out} holds no interactions", field="held_out")
+    rules = ranking_rules.load(args.rules) if args.rules else None
     report = offline.compare(experiment, args.model_root, held, default_model=args.default_model, k=args.k,
-                             rounds=args.bootstrap, seed=args.seed)
+                             rounds=args.bootstrap, seed=args.seed, rules=rules, creator_field=args.creator_field)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     if args.plot:
         offline.plot(report, args.plot)

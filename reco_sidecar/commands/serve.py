@@ -13,6 +13,8 @@ from reco_sidecar.common import logs
 from reco_sidecar.common.errors import ArtifactError, RecoError
 from reco_sidecar.common.exit_codes import ExitCode
 from reco_sidecar.experiments import checks
+from reco_sidecar.ranking import rules as rules_file
+from reco_sidecar.ranking.rules import RulesFile
 
 log = logs.get(__name__)
 
@@ -88,6 +90,16 @@ def _experiments(s: settings.ServeSettings) -> checks.ExperimentsFile:
     return loaded
 
 
+def _rules(s: settings.ServeSettings) -> RulesFile | None:
+    """The ranking rules file, validated; ValueError naming the field."""
+    if s.rules is None:
+        return None
+    try:
+        return rules_file.load(s.rules)
+    except RecoError as e:
+        raise ValueError(f"--rules: {e}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     from reco_sidecar.runtime.supervisor.loop import Supervisor
 
@@ -96,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("--model is needed with --model-store")
         s = settings.from_args(args, *_model_names(args.model_root, args.model, args.default_model))
         experiments = _experiments(s)
+        rules = _rules(s)
     except ValueError as e:
         return _fail(ExitCode.CONFIG, str(e))
     if s.model_store is not None:
@@ -105,10 +118,10 @@ def run(args: argparse.Namespace) -> int:
             link, version = store_start.start(s)
         except (ArtifactError, RuntimeError, TimeoutError) as e:
             return _fail(ExitCode.NO_MODEL, str(e))
-        return Supervisor(s, {s.default_model: version}, store=link, experiments=experiments).run()
+        return Supervisor(s, {s.default_model: version}, store=link, experiments=experiments, rules=rules).run()
     try:
         initial = {name: initial_version(s, name) for name in s.model}
     except ArtifactError as e:
         return _fail(ExitCode.NO_MODEL, str(e))
     return Supervisor(s, {name: v for name, (v, _) in initial.items()}, experiments=experiments,
-                      failed={name: bad for name, (_, bad) in initial.items()}).run()
+                      failed={name: bad for name, (_, bad) in initial.items()}, rules=rules).run()

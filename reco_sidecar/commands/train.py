@@ -6,14 +6,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import pathlib
-import sys
 from typing import Any
 
-from reco_sidecar.artifact.writer import ItemMetadata
-from reco_sidecar.commands import store_publish
+from reco_sidecar.commands import store_publish, train_finish, train_spark
 from reco_sidecar.common.errors import InvalidArgument
 from reco_sidecar.engine import eventtypes
-from reco_sidecar.training import algorithms, als, bpr, database, interactions, pipeline, report, weights
+from reco_sidecar.training import algorithms, als, bpr, database, interactions, items, pipeline, weights
 from reco_sidecar.training.interactions import Interactions
 
 
@@ -21,7 +19,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p = sub.add_parser("train", help="train ALS or BPR, evaluate, and publish a new version")
     als_d, bpr_d, eval_d, tab = als.AlsParams(), bpr.BprParams(), pipeline.Evaluation(), database.TableSpec()
     src = p.add_argument_group("data (one of --interactions, --dsn)")
-    src.add_argument("--interactions", type=pathlib.Path, help="CSV user_id,item_id[,weight][,timestamp]")
+    src.add_argument("--interactions", help="CSV user_id,item_id[,weight][,timestamp]; with --engine spark "
+                     "also Parquet, and s3://BUCKET/KEY paths")
     src.add_argument("--dsn", help="PostgreSQL/CockroachDB connection string; libpq's PG* variables "
                      "and ~/.pgpass fill in what it leaves out (keep passwords there, not here)")
     src.add_argument("--table", default=tab.table, help="interaction table, optionally schema.table")
@@ -40,7 +39,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                      "With --interactions, CSV rows dated after it are left out. Recorded in the version "
                      "as the time its training data ends")
     src.add_argument("--batch-size", type=int, default=50_000, help="rows fetched per round trip")
-    p.add_argument("--items", type=pathlib.Path, help="item metadata CSV item_id,category,tags")
+    p.add_argument("--items", type=pathlib.Path,
+                   help="item metadata CSV item_id,category,tags[,created_at][,creator...]")
     p.add_argument("--model-root", type=pathlib.Path, required=True)
     p.add_argument("--name", required=True, help="model name (directory under the model root)")
     p.add_argument("--algorithm", choices=algorithms.NAMES, default="als")
@@ -71,6 +71,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bars on stderr (default: when stderr is a terminal)")
     store_publish.add_arguments(p)
+    train_spark.add_arguments(p)
     p.set_defaults(run=run)
 
 
@@ -103,8 +104,10 @@ def _load(args: argparse.Namespace) -> tuple[Interactions, dict[str, Any], dict[
     if (args.interactions is None) == (args.dsn is None):
         raise InvalidArgument("give exactly one of --interactions CSV or --dsn", field="interactions")
     if args.interactions is not None:
+        if str(args.interactions).startswith("s3://"):
+            raise InvalidArgument("reading interactions from S3 needs --engine spark", field="interactions")
         until = None if args.as_of is None else args.as_of.timestamp()
-        return (interactions.read_csv(args.interactions, until=until),
+        return (interactions.read_csv(pathlib.Path(args.interactions), until=until),
                 {"kind": "csv", "path": str(args.interactions)}, {})
     spec = database.ReadSpec(
         table=database.TableSpec(args.table, args.user_column, args.item_column, args.type_column,
@@ -123,6 +126,8 @@ def _load(args: argparse.Namespace) -> tuple[Interactions, dict[str, Any], dict[
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.engine == "spark":
+        return train_spark.run(args)
     from reco_sidecar.training import reload
 
     # A bad token file should fail now, not after the training it was meant to publish.
@@ -133,8 +138,7 @@ def run(args: argparse.Namespace) -> int:
     data, source, read = _load(args)
     meta = None
     if args.items:
-        cats, tags = interactions.read_item_metadata(args.items, data.item_ids)
-        meta = ItemMetadata(cats, tags)
+        meta = items.read(args.items, data.item_ids)
     evaluation = pipeline.Evaluation(args.holdout, args.k, args.seed, args.min_user_items)
     published = pipeline.train_and_publish(
         data, args.model_root, args.name, _params(args),
@@ -145,13 +149,4 @@ def run(args: argparse.Namespace) -> int:
         first_version=first_version,
         event_types=eventtypes.from_weights(args.weights),
     )
-    if published.metrics:
-        # stdout carries only the published path, for scripts.
-        print(report.table(published.metrics, args.k), file=sys.stderr)
-    # Printed before the reload: if that fails, the version is still published and named.
-    print(published.path, flush=True)
-    store_publish.publish(remote, published.path, args.promote)
-    if args.reload:
-        reload.request_reload(args.reload, args.name, published.version, timeout=args.reload_timeout,
-                              token=token)
-    return 0
+    return train_finish.finish(args, published, remote, token)

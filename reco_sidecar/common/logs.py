@@ -11,6 +11,8 @@ from typing import Any
 
 import structlog
 
+from reco_sidecar.common.trace_context import add_trace_ids
+
 
 def configure(level: str = "info", fmt: str = "json") -> None:
     lvl = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
@@ -21,6 +23,7 @@ def configure(level: str = "info", fmt: str = "json") -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             _add_pid,
+            add_trace_ids,
             structlog.processors.format_exc_info,
             renderer,
         ],

@@ -31,6 +31,29 @@ def solve(item_factors: np.ndarray, yty: np.ndarray, rows: np.ndarray, values: n
     return np.linalg.solve(a, b).astype(np.float32)
 
 
+def solve_many(item_factors: np.ndarray, yty: np.ndarray, histories: list[tuple[np.ndarray, np.ndarray]],
+               objective: Objective) -> np.ndarray:
+    """`solve` for many users at once, one (rows, values) history each: the same equations,
+    solved by one batched LAPACK call (the online learner solves every user of a group of
+    events together). Row i is the vector of histories[i]."""
+    k = yty.shape[0]
+    out = np.zeros((len(histories), k), dtype=np.float32)
+    at = [i for i, (rows, _) in enumerate(histories) if len(rows)]
+    if not at:
+        return out
+    a = np.empty((len(at), k, k))
+    b = np.empty((len(at), k, 1))
+    base = yty + objective.regularization * np.eye(k)
+    for j, i in enumerate(at):
+        rows, values = histories[i]
+        t = objective.terms(values)
+        y = np.asarray(item_factors[np.asarray(rows, dtype=np.int64)], dtype=np.float64)
+        a[j] = base + (y.T * t.gram) @ y
+        b[j, :, 0] = t.rhs @ y
+    out[at] = np.linalg.solve(a, b)[:, :, 0].astype(np.float32)
+    return out
+
+
 
 def solve_user(
     item_factors: np.ndarray,

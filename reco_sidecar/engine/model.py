@@ -108,7 +108,7 @@ class Model:
                                                self._masks(full))
             # the kernel returns no left-out items, so a page is a plain slice
             for j, (i, q, c) in enumerate(zip(at, full, counts.tolist(), strict=True)):
-                source = Source.FOLD_IN if q.vector is not None else Source.MODEL
+                source = q.source or (Source.FOLD_IN if q.vector is not None else Source.MODEL)
                 out[i] = Ranked(rows[j, q.offset : c], vals[j, q.offset : c], source)
         for i, q in enumerate(queries):
             if out[i] is None:
@@ -168,7 +168,7 @@ class Model:
         scores = exactdot.one_vector(self._vector(q), self.item_factors[cand])
         keys = np.sort(sort_keys(scores, cand))[q.offset : q.k]
         rows, vals = decode_keys(keys)
-        return Ranked(rows, vals, Source.FOLD_IN if q.vector is not None else Source.MODEL)
+        return Ranked(rows, vals, q.source or (Source.FOLD_IN if q.vector is not None else Source.MODEL))
 
     def popular(self, offset: int, n: int, restriction: Restriction) -> Ranked:
         """The fallback ranking for users the model does not know."""

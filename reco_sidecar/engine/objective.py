@@ -14,6 +14,11 @@ and reg. Training and every serving-time solve read them from here, so they cann
 means preference 0 with confidence alpha * |r|; reg is a constant. A value of exactly 0
 therefore gives confidence 0: the item counts less than one never touched (implicit does the
 same with an explicit zero in its matrix).
+
+`spark` (Spark MLlib's ALS with implicitPrefs, ALS.scala `computeFactors`): c = 1 + alpha * |r|,
+preference 1 for r > 0 and 0 otherwise, and reg is lambda times the user's count of positive
+values ("ALS-WR": Spark scales the penalty by each user's and item's number of positive ratings).
+So c - 1 = alpha * |r| and the right-hand side weight is 1 + alpha * r for a positive r.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ import numpy as np
 
 # Confidence forms this sidecar can solve. Each names the library whose solve it reproduces.
 IMPLICIT = "implicit"
-FORMS = (IMPLICIT,)
+SPARK = "spark"
+FORMS = (IMPLICIT, SPARK)
 
 
 @dataclass(frozen=True)
@@ -49,8 +55,12 @@ class Objective:
     def terms(self, values: np.ndarray) -> Terms:
         """`values` are the user's summed interaction values r_i (type weight x event weight)."""
         r = np.asarray(values, dtype=np.float64)
-        c = self.alpha * np.abs(r)
-        return Terms(gram=c - 1.0, rhs=np.where(r > 0, c, 0.0), regularization=self.regularization)
+        c1 = self.alpha * np.abs(r)
+        if self.form == SPARK:
+            positives = int(np.count_nonzero(r > 0))
+            return Terms(gram=c1, rhs=np.where(r > 0, 1.0 + c1, 0.0),
+                         regularization=self.regularization * positives)
+        return Terms(gram=c1 - 1.0, rhs=np.where(r > 0, c1, 0.0), regularization=self.regularization)
 
     def as_json(self) -> dict[str, str | float]:
         return {"form": self.form, "alpha": self.alpha, "regularization": self.regularization}

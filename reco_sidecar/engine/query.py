@@ -15,6 +15,10 @@ class Source(enum.Enum):
     ANN = "ann"
     # An experiment's `random` baseline arm.
     RANDOM = "random"
+    # The user's vector as online learning updated it (docs/online.md).
+    ONLINE = "online"
+    # A user unknown at training, from their feedback events alone.
+    ONLINE_NEW_USER = "online_new_user"
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,8 @@ class RecQuery:
     include_seen: bool = False
     # Items to leave out as "seen" for a folded-in user.
     seen_rows: np.ndarray | None = None
+    # What the answer says it came from; None: MODEL, or FOLD_IN for a given vector.
+    source: Source | None = None
 
     @property
     def k(self) -> int:

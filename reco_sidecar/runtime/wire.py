@@ -1,9 +1,10 @@
 """Every message that crosses a process boundary, one frozen dataclass each, and their one
 encoding: a msgpack array `[tag, field, ...]` in field order.
 
-Three boundaries: the supervisor and each worker (`ToWorker`, `ToSupervisor`), the
+Four boundaries: the supervisor and each worker (`ToWorker`, `ToSupervisor`), the
 supervisor and its verifier helper (`ToVerifier`, `FromVerifier`), the supervisor and the
-model store's follower process (`ToFollower`, `FromFollower`). Errors cross as `ErrorKind`
+model store's follower process (`ToFollower`, `FromFollower`), the workers and the supervisor
+and the online learner (`ToLearner`, `FromLearner`, framed by runtime/learner/framing.py). Errors cross as `ErrorKind`
 values, never as gRPC codes; a version spec crosses as a `VersionSpec` (`latest` or a
 positive number), parsed once where it entered the sidecar. Decoding checks every field's
 type, so a malformed message is a ValueError at the boundary instead of a KeyError deep in
@@ -22,6 +23,7 @@ import msgpack
 
 from reco_sidecar.common.errors import ErrorKind
 from reco_sidecar.common.versions import LATEST, MAX_DIGITS, Latest, VersionSpec
+from reco_sidecar.online.events import Event
 from reco_sidecar.store.status import StoreStatus as StoreStatus
 
 # A frame larger than this is refused by the sender (FrameTooLarge) before it reaches the
@@ -197,9 +199,29 @@ class ExperimentsDone:
     workers: int
 
 
+@dataclass(frozen=True)
+class SetRules:
+    """Serve this ranking rules file (validated whole by the supervisor; up to 1 MiB, so it
+    crosses as a Payload) from now on; answer RulesApplied. `syntax` is "toml" or "json"."""
+
+    TAG: ClassVar[str] = "set_rules"
+    generation: int
+    payload: Payload
+    syntax: str
+
+
+@dataclass(frozen=True)
+class RulesDone:
+    TAG: ClassVar[str] = "rules_done"
+    id: int
+    generation: int
+    rule_sets: int
+    workers: int
+
+
 ToWorker = (Prepare | Commit | Switch | Abort | Workers | Shutdown | ReloadDone | ReloadRefused | SetExperiments
             | PrepareExperiments | CommitExperiments | AbortExperiments
-            | ExperimentsDone | MarkFailed) | StoreStatus
+            | ExperimentsDone | MarkFailed) | StoreStatus | SetRules | RulesDone
 
 # -- worker -> supervisor --------------------------------------------------------------------------
 
@@ -315,8 +337,65 @@ class CommitFailed:
     model: str = ""
 
 
+@dataclass(frozen=True)
+class ReloadRulesRequest:
+    """A client's ReloadRules, forwarded: read the rules file again."""
+
+    TAG: ClassVar[str] = "reload_rules"
+    id: int
+
+
+@dataclass(frozen=True)
+class RulesApplied:
+    """The worker serves rules generation `generation` now."""
+
+    TAG: ClassVar[str] = "rules_applied"
+    generation: int
+
+
+# -- worker <-> learner, supervisor -> learner (online learning, runtime/learner/) ---------------
+
+
+@dataclass(frozen=True)
+class Feed:
+    """Events a worker accepted from a Feedback call, already validated."""
+
+    TAG: ClassVar[str] = "feed"
+    id: int
+    events: tuple[Event, ...]
+
+
+@dataclass(frozen=True)
+class Fed:
+    """The answer to Feed `id`: every event is journaled and in the table, or `error` says
+    why none is."""
+
+    TAG: ClassVar[str] = "fed"
+    id: int
+    accepted: int
+    duplicates: int
+    error: str
+
+
+@dataclass(frozen=True)
+class ServeVersion:
+    """The supervisor's word about `version` of `model`. `exclusive`: it alone serves now (at
+    start and when a reload ends, either way), so the learner keeps only its state. Otherwise
+    a reload to it began: the learner solves every user against it too, beside the serving
+    version, so its table is ready when the workers switch."""
+
+    TAG: ClassVar[str] = "serve_version"
+    model: str
+    version: int
+    exclusive: bool
+
+
+ToLearner = Feed | ServeVersion
+FromLearner = Fed
+
 ToSupervisor = (Ready | BootFailed | Heartbeat | ReloadRequest | Prepared | PrepareFailed | Committed | CommitFailed
-                | ReloadExperimentsRequest | ExperimentsApplied | ExperimentsPrepared | ExperimentsPrepareFailed)
+                | ReloadExperimentsRequest | ExperimentsApplied | ExperimentsPrepared | ExperimentsPrepareFailed
+                | ReloadRulesRequest | RulesApplied)
 
 # -- supervisor <-> verifier helper ----------------------------------------------------------------
 
@@ -408,7 +487,8 @@ WATCH = 0
 ToFollower = Sync | Serving
 FromFollower = Available | NotAvailable | StoreStatus
 
-Message = ToWorker | ToSupervisor | ToVerifier | FromVerifier | ToFollower | FromFollower
+Message = (ToWorker | ToSupervisor | ToVerifier | FromVerifier | ToFollower | FromFollower | ToLearner
+           | FromLearner)
 
 
 class FrameTooLarge(ValueError):
@@ -426,16 +506,21 @@ _TO_VERIFIER = _kinds(ToVerifier)
 _FROM_VERIFIER = _kinds(FromVerifier)
 _TO_FOLLOWER = _kinds(ToFollower)
 _FROM_FOLLOWER = _kinds(FromFollower)
+_TO_LEARNER = _kinds(ToLearner)
+_FROM_LEARNER = _kinds(FromLearner)
 ALL: tuple[type[Any], ...] = tuple(dict.fromkeys((*_TO_WORKER, *_TO_SUPERVISOR, *_TO_VERIFIER, *_FROM_VERIFIER,
-                                                  *_TO_FOLLOWER, *_FROM_FOLLOWER)))
+                                                  *_TO_FOLLOWER, *_FROM_FOLLOWER, *_TO_LEARNER,
+                                                  *_FROM_LEARNER)))
 _BY_TAG: dict[str, type[Any]] = {cls.TAG: cls for cls in ALL}
 assert len(_BY_TAG) == len(ALL), "duplicate tag"
 
 
-def encode(message: Message) -> bytes:
+def encode(message: Message, *, limit: int = MAX_FRAME) -> bytes:
+    """`limit`: the largest frame the transport takes (the learner's stream socket takes
+    larger ones than a SOCK_SEQPACKET datagram)."""
     data: bytes = msgpack.packb([message.TAG, *(_plain(getattr(message, f.name)) for f in dataclasses.fields(message))])
-    if len(data) > MAX_FRAME:
-        raise FrameTooLarge(f"{message.TAG} message of {len(data)} bytes is larger than {MAX_FRAME}")
+    if len(data) > limit:
+        raise FrameTooLarge(f"{message.TAG} message of {len(data)} bytes is larger than {limit}")
     return data
 
 
@@ -445,6 +530,14 @@ def decode_to_worker(data: bytes) -> ToWorker:
 
 def decode_to_supervisor(data: bytes) -> ToSupervisor:
     return typing.cast(ToSupervisor, _decode(data, _TO_SUPERVISOR))
+
+
+def decode_to_learner(data: bytes) -> ToLearner:
+    return typing.cast(ToLearner, _decode(data, _TO_LEARNER))
+
+
+def decode_from_learner(data: bytes) -> FromLearner:
+    return typing.cast(FromLearner, _decode(data, _FROM_LEARNER))
 
 
 def decode_to_verifier(data: bytes) -> ToVerifier:

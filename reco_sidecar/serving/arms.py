@@ -91,6 +91,11 @@ class Arms:
             return self._registry.pinned(arm.model, arm.version)
         return self._registry.get(arm.model)
 
+    @staticmethod
+    def online(choice: Choice) -> bool:
+        """Whether the arm answering serves online updates (an arm may turn them off)."""
+        return choice.arm is None or choice.arm.online
+
     def served(self, choice: Choice, source: str, item_ids: list[str], request: reco_pb2.RecommendRequest) -> None:
         """Counts the served arm and queues its shadows (never waits for them)."""
         experiment, arm = choice.experiment, choice.arm

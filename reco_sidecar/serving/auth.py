@@ -23,7 +23,7 @@ from reco_sidecar.settings import ServeSettings
 
 OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 # Calls that change what every worker serves: admin tokens only.
-ADMIN_METHODS = frozenset({method_path("Reload"), method_path("ReloadExperiments")})
+ADMIN_METHODS = frozenset({method_path("Reload"), method_path("ReloadExperiments"), method_path("ReloadRules")})
 SCHEME = "bearer"
 
 

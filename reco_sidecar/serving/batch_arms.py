@@ -7,6 +7,7 @@ a rollout or a Reload during the stream changes nothing in it."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from reco_sidecar.engine.model import Model
@@ -29,7 +30,9 @@ class Target:
 
 class BatchArms:
     def __init__(self, arms: Arms, requested: ModelManager, model: Model, restriction: Restriction,
-                 request: reco_pb2.BatchRecommendRequest, limits: rq.Limits, leases: contextlib.ExitStack) -> None:
+                 request: reco_pb2.BatchRecommendRequest, limits: rq.Limits, leases: contextlib.ExitStack,
+                 restrict: Callable[[Model, Restriction], Restriction] = lambda _model, r: r) -> None:
+        self._arms = arms
         self._requested = requested
         self._request = request
         self.experiments: ExperimentSet = arms.covering(requested)
@@ -41,7 +44,9 @@ class BatchArms:
                 manager = self._managers[(e.name, a.name)] = arms.manager_of(a, requested)
                 if id(manager) not in self._targets:
                     other = leases.enter_context(manager.lease())
-                    self._targets[id(manager)] = Target(other, rq.restriction(other, request.filter, limits))
+                    # `restrict`: what every answer leaves out besides the filter (hidden items)
+                    self._targets[id(manager)] = Target(other, restrict(other, rq.restriction(other, request.filter,
+                                                                                                limits)))
 
     @property
     def active(self) -> bool:

@@ -37,6 +37,17 @@ def no_experiments_file() -> ExperimentsOutcome:
 
 
 @dataclass(frozen=True)
+class RulesOutcome:
+    generation: int
+    rule_sets: int
+    workers: int
+
+
+def no_rules_file() -> RulesOutcome:
+    raise FailedPrecondition("this sidecar was started without --rules", field="rules")
+
+
+@dataclass(frozen=True)
 class WorkerAddress:
     pid: int
     address: str

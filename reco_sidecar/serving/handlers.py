@@ -30,6 +30,7 @@ from reco_sidecar.serving.codes import status_code
 from reco_sidecar.serving.names import SERVICE
 from reco_sidecar.serving.observe import AccessLog, Tally
 from reco_sidecar.serving.service import Facts, RecommenderService
+from reco_sidecar.serving.tracing import CallSpan, Tracing
 
 log = logs.get(__name__)
 
@@ -90,8 +91,9 @@ class Gate:
     """State shared by every Recommender call of one worker (all on its event loop)."""
 
     def __init__(self, *, limit: int, tally: Tally, access_log: AccessLog,
-                 batch_memory_bytes: int = 256 * MB) -> None:
+                 batch_memory_bytes: int = 256 * MB, tracing: Tracing | None = None) -> None:
         self.limit = limit
+        self.tracing = tracing  # None: tracing off, no span of any kind
         self.in_flight = 0
         # Recommend calls among them: the batcher's signal that company is on its way
         self.recommends_in_flight = 0
@@ -170,7 +172,7 @@ class _Call:
     """One call's bookkeeping. A failure is counted and logged before its status is sent,
     so a client that got the status finds the log line already written."""
 
-    __slots__ = ("context", "entered", "facts", "gate", "name", "started")
+    __slots__ = ("context", "entered", "facts", "gate", "name", "started", "trace")
 
     def __init__(self, gate: Gate, name: str, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         self.gate = gate
@@ -179,6 +181,8 @@ class _Call:
         self.started = time.perf_counter()
         self.facts: Facts = {}
         self.entered = False
+        self.trace: CallSpan | None = None if gate.tracing is None else gate.tracing.start_call(name, context,
+                                                                                                  self.facts)
 
     def enter(self) -> None:
         self.gate.enter()
@@ -186,17 +190,20 @@ class _Call:
         if self.name == "Recommend":
             self.gate.recommends_in_flight += 1
 
-    def end(self, code: str) -> None:
+    def end(self, code: str, message: str = "") -> None:
         if self.entered:
             self.entered = False
             self.gate.in_flight -= 1
             if self.name == "Recommend":
                 self.gate.recommends_in_flight -= 1
         self.gate.finish(self.name, code, self.started, self.context, self.facts)
+        if self.trace is not None:  # after the log line, which carries the span's ids
+            self.trace.finish(code, self.facts, message)
+            self.trace = None
 
     async def fail(self, error: Exception) -> None:
         status, message = _refusal(error)
-        self.end(status.name)
+        self.end(status.name, message[:MAX_STATUS_MESSAGE_CHARS])
         await self.context.abort(status, message[:MAX_STATUS_MESSAGE_CHARS])
 
 
@@ -275,6 +282,36 @@ def _streaming(gate: Gate, name: str, kind: type[Message], impl: Streaming
     return handle
 
 
+ClientStreaming = Callable[[AsyncIterator[Any], Facts], Awaitable[Message]]
+
+
+def _client_streaming(gate: Gate, name: str, kind: type[Message], impl: ClientStreaming
+                      ) -> Callable[..., Awaitable[Message]]:
+    """A client stream passes the gate once, like a unary call; each message is parsed as
+    it arrives, so a malformed one ends the call with INVALID_ARGUMENT."""
+
+    async def handle(requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]) -> Message:
+        call = _Call(gate, name, context)
+
+        async def parsed() -> AsyncIterator[Any]:
+            async for raw in requests:
+                yield _parse(kind, raw)
+
+        try:
+            call.enter()
+            response = await impl(parsed(), call.facts)
+        except asyncio.CancelledError:
+            call.end(_ended_code(context))
+            raise
+        except Exception as e:
+            await call.fail(e)
+            raise AssertionError("unreachable: abort raises") from e
+        call.end("OK")
+        return response
+
+    return handle
+
+
 def recommender_handlers(service: RecommenderService, gate: Gate) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
     def unary(name: str, kind: type[Message], response: type[Message], impl: Unary
               ) -> grpc.RpcMethodHandler[Any, Any]:
@@ -295,6 +332,12 @@ def recommender_handlers(service: RecommenderService, gate: Gate) -> dict[str, g
                                  reco_pb2.ListExperimentsResponse, service.list_experiments),
         "ReloadExperiments": unary("ReloadExperiments", reco_pb2.ReloadExperimentsRequest,
                                    reco_pb2.ReloadExperimentsResponse, service.reload_experiments),
+        "ReloadRules": unary("ReloadRules", reco_pb2.RankingReloadRulesRequest,
+                             reco_pb2.RankingReloadRulesResponse, service.reload_rules),
+        "Feedback": unary("Feedback", reco_pb2.FeedbackRequest, reco_pb2.FeedbackResponse, service.feedback),
+        "FeedbackStream": grpc.stream_unary_rpc_method_handler(
+            _client_streaming(gate, "FeedbackStream", reco_pb2.FeedbackRequest, service.feedback_stream), None,
+            reco_pb2.FeedbackResponse.SerializeToString),
     }
 
 

@@ -87,6 +87,13 @@ class _Metrics:
         self.versions_failed = Counter("reco_versions_failed",
                                        "Model versions found bad (verification, load or reload failure).",
                                        registry=none)
+        # Set by the supervisor, which runs the store follower and reads its status lines.
+        self.store_follower_up = Gauge("reco_store_follower_up",
+                                       "1 while the model store follower process runs (0: exited, restarting).",
+                                       multiprocess_mode="livemax", registry=none)
+        self.store_error = Gauge("reco_store_error",
+                                 "1 while the store follower's last look at the store or download failed.",
+                                 multiprocess_mode="livemax", registry=none)
 
 
 _lock = threading.Lock()
@@ -233,6 +240,23 @@ def version_failed() -> None:
     m = _get()
     if m is not None:
         m.versions_failed.inc()
+
+
+_store_shown: dict[str, tuple[bool, bool]] = {}
+
+
+def store_state(running: bool, failing: bool) -> None:
+    """The follower's state as the supervisor sees it on each tick (its process up; its last
+    status an error); written only when it changes."""
+    m = _get()
+    if m is None:
+        return
+    state = (running, failing)
+    if _store_shown.get("state") == state:
+        return
+    _store_shown["state"] = state
+    m.store_follower_up.set(1 if state[0] else 0)
+    m.store_error.set(1 if state[1] else 0)
 
 
 def process_dead(pid: int) -> None:

@@ -6,6 +6,7 @@ chooses: what is rendered is decided before (retrieval, and later any re-ranking
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from reco_sidecar.engine.model import Model
@@ -19,6 +20,8 @@ SOURCE_PB = {
     Source.FOLD_IN: reco_pb2.SOURCE_FOLD_IN,
     Source.POPULAR: reco_pb2.SOURCE_POPULAR,
     Source.ANN: reco_pb2.SOURCE_ANN,
+    Source.ONLINE: reco_pb2.SOURCE_ONLINE,
+    Source.ONLINE_NEW_USER: reco_pb2.SOURCE_ONLINE_NEW_USER,
 }
 # SOURCE_NAME[s], not s.value: Enum.value is a property call, on every response.
 SOURCE_NAME = {source: source.value for source in Source}
@@ -39,6 +42,8 @@ class PopularPage:
 
 # What retrieval hands the page: a ranking to render, or a popular page rendered already.
 Candidates = Ranked | PopularPage
+# Sets reasons and pin marks on a page's items; returns the reasons for the JSON-LD, or None.
+Decorate = Callable[[list[reco_pb2.ScoredItem]], list[list[tuple[str, float]]] | None]
 
 
 def unrestricted(r: Restriction) -> bool:
@@ -60,12 +65,12 @@ class Pages:
         ]
 
     def jsonld(self, model: Model, ranked: Ranked, offset: int, about: str | None = None,
-               experiment: str = "", arm: str = "") -> str:
+               experiment: str = "", arm: str = "", reasons: list[list[tuple[str, float]]] | None = None) -> str:
         ids = model.items.ids
         return self._renderer.render(
             model=model.name, version=model.version, source=SOURCE_NAME[ranked.source],
             item_ids=[ids[r] for r in ranked.rows.tolist()], scores=ranked.scores.tolist(),
-            first_position=offset + 1, about=about, experiment=experiment, arm=arm,
+            first_position=offset + 1, about=about, experiment=experiment, arm=arm, reasons=reasons,
         )
 
     def popular(self, model: Model, offset: int, n: int, restriction: Restriction) -> Candidates:
@@ -85,16 +90,18 @@ class Pages:
         return page
 
     def recommend(self, model: Model, request: reco_pb2.RecommendRequest, candidates: Candidates,
-                  experiment: str, arm: str) -> reco_pb2.RecommendResponse:
+                  experiment: str, arm: str, decorate: Decorate | None = None) -> reco_pb2.RecommendResponse:
         if isinstance(candidates, PopularPage):
             return reco_pb2.RecommendResponse(
                 model=model.name, version=model.version, user_id=request.user_id, items=candidates.items,
                 source=reco_pb2.SOURCE_POPULAR, jsonld="" if request.omit_jsonld else candidates.jsonld)
+        items = self.items(model, candidates, request.offset)
+        reasons = decorate(items) if decorate is not None else None
         return reco_pb2.RecommendResponse(
             model=model.name, version=model.version, user_id=request.user_id,
-            items=self.items(model, candidates, request.offset), source=SOURCE_PB[candidates.source],
+            items=items, source=SOURCE_PB[candidates.source],
             jsonld="" if request.omit_jsonld else self.jsonld(model, candidates, request.offset,
-                                                              experiment=experiment, arm=arm),
+                                                              experiment=experiment, arm=arm, reasons=reasons),
             experiment=experiment, arm=arm,
         )
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from reco_sidecar.common.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 from reco_sidecar.common.ids import id_problem as id_problem  # the service checks batch ids with it
 from reco_sidecar.engine.model import Model
-from reco_sidecar.engine.query import RecQuery, Restriction
+from reco_sidecar.engine.query import RecQuery, Restriction, Source
 from reco_sidecar.gen.reco.v1 import reco_pb2
 
 
@@ -64,9 +65,11 @@ def restriction(model: Model, f: reco_pb2.Filter, limits: Limits) -> Restriction
 
 
 def recommend_query(
-    model: Model, req: reco_pb2.RecommendRequest, limits: Limits, r: Restriction
+    model: Model, req: reco_pb2.RecommendRequest, limits: Limits, r: Restriction,
+    online: Callable[[str], Any] | None = None,
 ) -> RecQuery | None:
-    """The query to score, or None when the user is unknown and popular items are the answer."""
+    """The query to score, or None when the user is unknown and popular items are the answer.
+    `online` finds the user's online vector (serving.online.OnlineUser), if online learning is on."""
     check_id(req.user_id, "user_id")
     check_list(req.recent_item_ids, "recent_item_ids", limits.max_ids)
     user_row = model.users.row(req.user_id)
@@ -76,6 +79,10 @@ def recommend_query(
         if len(recent):
             return RecQuery(req.offset, req.n, r, user_row=user_row, vector=model.fold_in(np.unique(recent)),
                             include_seen=include_seen, seen_rows=recent)
+    found = online(req.user_id) if online is not None else None
+    if found is not None:
+        return RecQuery(req.offset, req.n, r, user_row=user_row, vector=found.vector, include_seen=include_seen,
+                        seen_rows=found.seen_rows, source=Source.ONLINE if found.known else Source.ONLINE_NEW_USER)
     if user_row is None:
         if req.disable_fallback:
             raise NotFound(f"unknown user {req.user_id!r}", field="user_id")

@@ -9,6 +9,7 @@ made them), and in a worker only after the fork (grpc/grpc#16001).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,12 +19,21 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from reco_sidecar.experiments.live import LiveExperiments
 from reco_sidecar.manager.registry import ModelRegistry
-from reco_sidecar.serving import auth, handlers, names, reflection, security
+from reco_sidecar.ranking.live import LiveRules
+from reco_sidecar.serving import auth, handlers, names, reflection, security, tracing
 from reco_sidecar.serving import request_checks as rq
-from reco_sidecar.serving.contracts import ExperimentsOutcome, Reloader, Topology, no_experiments_file
+from reco_sidecar.serving.contracts import (
+    ExperimentsOutcome,
+    Reloader,
+    RulesOutcome,
+    Topology,
+    no_experiments_file,
+    no_rules_file,
+)
 from reco_sidecar.serving.health import Health
 from reco_sidecar.serving.jsonld import Renderer
 from reco_sidecar.serving.observe import AccessLog, Tally
+from reco_sidecar.serving.online import Online
 from reco_sidecar.serving.service import RecommenderService
 from reco_sidecar.settings import ServeSettings
 
@@ -36,6 +46,7 @@ class Serving:
     tally: Tally
     health: Health
     credentials: grpc.ServerCredentials | None
+    tracing: tracing.Tracing | None = None
 
     def bind(self, target: str) -> int:
         """The port bound for `target` ("host:port", port 0 for a free one), or 0 if it could
@@ -56,19 +67,23 @@ class Serving:
         ones given `grace` seconds."""
         self.health.drain()
         await self.server.stop(grace)
+        if self.tracing is not None:  # the last spans sent, bounded: a dead collector holds no exit
+            await asyncio.to_thread(self.tracing.shutdown)
 
 
 def build(settings: ServeSettings, registry: ModelRegistry, *, reloader: Reloader, topology: Topology,
           experiments: LiveExperiments | None = None,
           reload_experiments: Callable[[], ExperimentsOutcome] = no_experiments_file,
           store_status: Callable[[], dict[str, Any] | None] = lambda: None,
-          reuse_port: bool = True) -> Serving:
+          reuse_port: bool = True, online: Online | None = None, rules: LiveRules | None = None,
+          reload_rules: Callable[[], RulesOutcome] = no_rules_file) -> Serving:
     """The server, its handlers registered, nothing bound yet. `reuse_port`: the workers share
     one port through SO_REUSEPORT; a lone server on a port of its own does without."""
     tally = Tally()
+    traces = tracing.build(settings)  # here, after the fork: the SDK's thread and channel are this process's
     gate = handlers.Gate(limit=settings.max_concurrent_rpcs, tally=tally,
                          access_log=AccessLog(settings.access_log, settings.slow_call_ms / 1000.0),
-                         batch_memory_bytes=settings.batch_memory_mb * handlers.MB)
+                         batch_memory_bytes=settings.batch_memory_mb * handlers.MB, tracing=traces)
     authenticator = auth.from_settings(settings)
     service = RecommenderService(
         registry,
@@ -85,6 +100,9 @@ def build(settings: ServeSettings, registry: ModelRegistry, *, reloader: Reloade
         on_batch=tally.batch,
         recommends_in_flight=lambda: gate.recommends_in_flight,
         store_status=store_status,
+        rules=rules,
+        reload_rules=reload_rules,
+        online=online,
     )
     options: list[tuple[str, Any]] = [
         ("grpc.so_reuseport", 1 if reuse_port else 0),
@@ -110,4 +128,4 @@ def build(settings: ServeSettings, registry: ModelRegistry, *, reloader: Reloade
                                          settings.max_side_streams)
     for name in reflection_handlers:
         handlers.register(server, name, limited)
-    return Serving(server, service, gate, tally, health_servicer, security.server_credentials(settings))
+    return Serving(server, service, gate, tally, health_servicer, security.server_credentials(settings), traces)

@@ -113,6 +113,10 @@ def _drift(spec: DemoSpec, users: np.ndarray, items: np.ndarray, timestamps: np.
                  at.astype(np.int64))
 
 
+# Items are created over the year before the first interaction (1_700_000_000).
+CREATED_FROM = 1_700_000_000 - 365 * 86_400
+
+
 def user_id(row: int) -> str:
     return f"u{row:07d}"
 
@@ -123,7 +127,8 @@ def item_id(row: int) -> str:
 
 def write(spec: DemoSpec, out: pathlib.Path,
           items_out: pathlib.Path | None = None) -> tuple[pathlib.Path, pathlib.Path]:
-    """Writes interactions CSV and an item metadata CSV (category = taste cluster, tags)."""
+    """Writes interactions CSV and an item metadata CSV (category = taste cluster, tags, a
+    creator among four per cluster, and a creation time over the year before the data's start)."""
     users, items, weights, ts, item_cluster = generate(spec)
     out = pathlib.Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -137,9 +142,12 @@ def write(spec: DemoSpec, out: pathlib.Path,
                                       ts[s].tolist(), strict=True)
             )
     items_out = items_out or out.with_name(out.stem + "_items.csv")
+    # Its own generator: the interactions above stay what they were before items had creators.
+    created = CREATED_FROM + np.random.default_rng(spec.seed + 1).integers(0, 365 * 86_400, spec.items)
     with items_out.open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["item_id", "category", "tags"])
+        w.writerow(["item_id", "category", "tags", "creator", "created_at"])
         for row, c in enumerate(item_cluster.tolist()):
-            w.writerow([item_id(row), f"cat{c}", "even" if row % 2 == 0 else "odd"])
+            w.writerow([item_id(row), f"cat{c}", "even" if row % 2 == 0 else "odd", f"creator{c}-{row % 4}",
+                        int(created[row])])
     return out, items_out

@@ -81,7 +81,10 @@ defmodule UroReco.Client do
           | {:error, {user_id :: String.t(), Error.t()}}
           | {:error, Error.t()}
 
-  @doc "Top-N unseen items for one user."
+  @doc """
+  Top-N unseen items for one user. `explain: k` (0..20) adds to each item up to
+  `k` reasons: the user's history items that contributed most to its score.
+  """
   @spec recommend(ChannelPool.pool(), String.t(), keyword()) ::
           {:ok, recommendation()} | {:error, Error.t()}
   def recommend(pool, user_id, opts \\ []) do
@@ -203,6 +206,18 @@ defmodule UroReco.Client do
       &Response.reload_experiments/1,
       60_000
     )
+  end
+
+  @doc """
+  Makes the sidecar read its ranking rules file again and serve it on every
+  worker; returns once every worker does. A bad file is `:failed_precondition`
+  naming the field; the old rules keep serving.
+  """
+  @spec reload_rules(ChannelPool.pool(), keyword()) :: {:ok, map()} | {:error, Error.t()}
+  def reload_rules(pool, opts \\ []) do
+    {call_opts, request_opts} = Call.split_opts(opts)
+    request = Request.reload_rules(request_opts)
+    Call.run(pool, :reload_rules, request, call_opts, &Response.reload_rules/1, 60_000)
   end
 
   @doc """

@@ -20,7 +20,9 @@ from reco_sidecar.common.errors import PortInUse
 from reco_sidecar.common.exit_codes import ExitCode
 from reco_sidecar.common.versions import LATEST
 from reco_sidecar.experiments.checks import ExperimentsFile
+from reco_sidecar.ranking.rules import RulesFile
 from reco_sidecar.runtime import wire as m
+from reco_sidecar.runtime.learner.supervised import LearnerHandle, OnlineDirBusy
 from reco_sidecar.runtime.supervisor import model_reload as co
 from reco_sidecar.runtime.supervisor import parent, ports, ready_line
 from reco_sidecar.runtime.supervisor.pool import Pool, WorkerSlot, signal_pid
@@ -36,14 +38,17 @@ TICK = 0.1
 
 class Supervisor:
     def __init__(self, settings: ServeSettings, versions: dict[str, int], store: StoreBridge | None = None,
-                 experiments: ExperimentsFile | None = None, failed: dict[str, dict[int, str]] | None = None) -> None:
+                 experiments: ExperimentsFile | None = None, failed: dict[str, dict[int, str]] | None = None,
+                 rules: RulesFile | None = None) -> None:
         self.settings = settings
         self.store = store
-        self.router = Router(settings, versions, store, experiments, failed, self._fds_for_children)
+        self.router = Router(settings, versions, store, experiments, failed, self._fds_for_children, rules)
         self.announced = self.stopping = False
         self.exit_code: int = ExitCode.OK
         self.stop_deadline = self.last_activity = self._last_timers = time.monotonic()
         self._wake_r = self._wake_w = -1
+        # Online learning's one writer (runtime/learner/), when --online-dir is given.
+        self.learner: LearnerHandle | None = None
 
     @property
     def pool(self) -> Pool:
@@ -55,6 +60,7 @@ class Supervisor:
             if self.store is not None:
                 self.store.close()
             self.router.payloads.close()
+            self.router.rules.payloads.close()
 
     def _run(self) -> int:
         s = self.settings
@@ -66,6 +72,13 @@ class Supervisor:
             log.error("port_in_use", error=str(e))
             print(f"reco-sidecar serve: {e}", file=sys.stderr)
             return ExitCode.PORT_IN_USE
+        try:
+            self.learner = self.router.learner = LearnerHandle(s) if s.online else None
+        except (OnlineDirBusy, OSError) as e:
+            exporter.close()
+            log.error("online_dir_unusable", error=str(e))
+            print(f"reco-sidecar serve: {e}", file=sys.stderr)
+            return ExitCode.CONFIG
         self.settings = self.router.settings = s = dataclasses.replace(s, port=port)
         self.router.pool = Pool(s, privates, self._fds_for_children)
         self._wake_r, self._wake_w = os.pipe()
@@ -78,6 +91,8 @@ class Supervisor:
                  default_model=s.default_model, versions=self.router.serving(),
                  experiments=len(self.router.experiments_served().experiments.experiments),
                  worker_timeout=s.worker_timeout)
+        if self.learner is not None:  # before the workers: they connect to it as they boot
+            self.learner.spawn(self.router.serving()[s.default_model], self._fds_for_children(), time.monotonic())
         self.router.start(time.monotonic())
         try:
             return self._loop()
@@ -86,12 +101,15 @@ class Supervisor:
                 verifier.kill()
             self.pool.kill_all(signal.SIGKILL)
             self.pool.wait_all(2.0)
+            if self.learner is not None:
+                self.learner.signal(signal.SIGKILL)
             exporter.close()
 
     def _fds_for_children(self) -> list[int]:
         """What a forked child must close: the workers' channels, the wake pipe, the verifiers, the follower's."""
         fds = [*self.pool.channel_fds(), self._wake_r, self._wake_w]
         fds += [v.fileno() for v in self.router.verifiers.values() if v.running]
+        fds += self.learner.fds() if self.learner is not None else []
         return fds + (self.store.fds() if self.store is not None else [])
 
     def _loop(self) -> int:
@@ -140,6 +158,9 @@ class Supervisor:
         for pid, status in self.pool.reap():
             if self.router.reaped(pid):
                 continue
+            if self.learner is not None and self.learner.exited(pid, status, time.monotonic(),
+                                                                restart=not self.stopping):
+                continue
             slot = self.pool.by_pid(pid)
             if slot is not None:
                 self._worker_exited(slot, status)
@@ -163,6 +184,8 @@ class Supervisor:
     def _timers(self, now: float) -> None:
         if self.stopping:
             return
+        if self.learner is not None and self.learner.due(now):
+            self.learner.spawn(self.router.serving()[self.settings.default_model], self._fds_for_children(), now)
         for slot in self.pool.due_restarts(now):
             self.router.spawn(slot, now)
         timeout = self.settings.worker_timeout
@@ -244,3 +267,5 @@ class Supervisor:
         for slot in self.pool.slots:
             if slot.pid and not self.router.send(slot, m.Shutdown(fast)):
                 signal_pid(slot.pid, signal.SIGTERM)
+        if self.learner is not None:
+            self.learner.signal(signal.SIGTERM)

@@ -16,6 +16,7 @@ from reco_sidecar.common import logs
 from reco_sidecar.common.exit_codes import ExitCode
 from reco_sidecar.experiments.checks import ExperimentsFile
 from reco_sidecar.experiments.counters import SharedCounters
+from reco_sidecar.ranking.rules import RulesFile
 from reco_sidecar.runtime.channel import Channel, pair
 from reco_sidecar.runtime.worker import process as worker
 from reco_sidecar.settings import ServeSettings
@@ -62,13 +63,15 @@ class Pool:
 
     def spawn(self, slot: WorkerSlot, versions: dict[str, int], now: float,
               experiments: ExperimentsFile | None = None, generation: int = 0,
-              failed: dict[str, tuple[tuple[int, str], ...]] | None = None) -> None:
+              failed: dict[str, tuple[tuple[int, str], ...]] | None = None, *,
+              rules: RulesFile | None = None, rules_generation: int = 0) -> None:
         parent_end, child_end = pair()
         sys.stdout.flush()
         sys.stderr.flush()
         spec = worker.WorkerSpec(slot.slot, slot.private_port, dict(versions), os.getpid(),
                                  experiments or ExperimentsFile.empty(), generation, counters=self.counters,
-                                 failed=dict(failed or {}))
+                                 failed=dict(failed or {}), rules=rules or RulesFile.empty(),
+                                 rules_generation=rules_generation)
         inherited = self._close_in_child()
         pid = os.fork()
         if pid == 0:  # child

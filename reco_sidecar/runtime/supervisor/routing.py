@@ -15,11 +15,14 @@ from reco_sidecar.common import logs
 from reco_sidecar.common.errors import ErrorKind
 from reco_sidecar.common.versions import LATEST, VersionSpec
 from reco_sidecar.experiments.checks import ExperimentsFile
+from reco_sidecar.ranking.rules import RulesFile
 from reco_sidecar.runtime import wire as m
 from reco_sidecar.runtime.channel import Undeliverable
+from reco_sidecar.runtime.learner.supervised import LearnerHandle
 from reco_sidecar.runtime.payload import PayloadDir
 from reco_sidecar.runtime.supervisor import model_reload as co
 from reco_sidecar.runtime.supervisor import rollout as ro
+from reco_sidecar.runtime.supervisor import rules_rollout
 from reco_sidecar.runtime.supervisor.experiments_rollout import ExperimentsReader, experiments_rollout
 from reco_sidecar.runtime.supervisor.pool import Pool, WorkerSlot
 from reco_sidecar.runtime.supervisor.store_bridge import Handlers, StoreBridge
@@ -35,10 +38,13 @@ log = logs.get(__name__)
 
 class Router:
     pool: Pool  # set by the loop once the ports are probed, before any fork
+    # Online learning's learner (runtime/learner/supervised.py), told of the default model's
+    # reloads; set by the loop with --online-dir.
+    learner: LearnerHandle | None = None
 
     def __init__(self, settings: ServeSettings, versions: dict[str, int], store: StoreBridge | None,
                  experiments: ExperimentsFile | None, failed: dict[str, dict[int, str]] | None,
-                 fds_for_children: Callable[[], list[int]]) -> None:
+                 fds_for_children: Callable[[], list[int]], rules: RulesFile | None = None) -> None:
         self.settings = settings
         self.store = store  # with a model store, its follower watches and downloads off the loop
         self.reloads = {name: co.Coordinator(settings.workers, version, model=name, timeout=settings.reload_timeout,
@@ -48,6 +54,10 @@ class Router:
         self.experiments = ExperimentsReader(settings.experiments, self.payloads)
         self.booted_with = experiments or ExperimentsFile.empty()
         self.rollout = experiments_rollout(settings.workers, settings.reload_timeout)
+        # The ranking rules: validated whole here, then swapped in by every worker (docs/ranking.md).
+        self.rules = rules_rollout.RulesRollout(settings.rules, settings.workers, settings.reload_timeout)
+        if rules is not None:
+            self.rules.current, self.rules.generation = rules, 1
         self.watch = Watch(settings.model_root, settings.watch, folders=store is None)
         self._fds_for_children = fds_for_children
         self._store_specs: dict[Requester, VersionSpec] = {}  # what a Reload sent to the follower asked for
@@ -70,11 +80,12 @@ class Router:
 
     def spawn(self, slot: WorkerSlot, now: float) -> None:
         failed = {name: reload.failed_versions() for name, reload in self.reloads.items()}
-        self.pool.spawn(slot, self.serving(), now, self.experiments_served(), self.rollout.generation, failed)
+        self.pool.spawn(slot, self.serving(), now, self.experiments_served(), self.rollout.generation, failed,
+                        rules=self.rules.current, rules_generation=self.rules.generation)
 
     @property
     def busy(self) -> bool:
-        return self.rollout.busy or any(reload.busy for reload in self.reloads.values())
+        return self.rollout.busy or self.rules.busy or any(reload.busy for reload in self.reloads.values())
 
     def event(self, event: co.Event, model: str | None = None) -> None:
         """To the reload of `model` (the default model when empty); None: to every one."""
@@ -110,10 +121,14 @@ class Router:
                 self.finished(action, model)
             case co.Began(txn, version, old_version):
                 log.info("reload_start", model=model, txn=txn, version=version, old_version=old_version)
+                if self.learner is not None and model == self.settings.default_model:
+                    self.learner.preparing(version)  # solved beside the serving one while workers load
             case _:
                 assert_never(action)
 
     def finished(self, f: co.Finished, model: str) -> None:
+        if self.learner is not None and model == self.settings.default_model:
+            self.learner.serving(self.reloads[model].serving)  # either way: the other table goes
         if f.ok and self.store is not None and model == self.settings.default_model:
             self.store.serving(self.reloads[model].serving)
         if f.ok:
@@ -136,7 +151,9 @@ class Router:
                     self.send(self.pool.slots[slot], message, rollout=True)
                 case Reply(requester, message):
                     self.send(self.pool.slots[requester[0]], message)
-                case ro.Outcome(ok, generation, message, field_name):
+                case ro.Outcome(ok, generation, message, field_name, file_refused):
+                    if file_refused:
+                        self.experiments.workers_refused()
                     if ok:
                         self.payloads.keep_only([self.rollout.current.payload if self.rollout.current else None])
                         log.info("experiments_done", generation=generation,
@@ -171,6 +188,10 @@ class Router:
     # -- verifiers -------------------------------------------------------------------------------
 
     def verified(self, verifier: Verifier) -> None:
+        if not verifier.running:
+            # Dropped earlier in the same loop turn (a stop, its death reaped): whatever it
+            # sent is moot, and its socket is already closed.
+            return
         model = next(name for name, v in self.verifiers.items() if v is verifier)
         result = verifier.read()
         if result is None:
@@ -233,6 +254,28 @@ class Router:
         if not self.rollout.busy and self.experiments.changed(self.experiments_served()):
             log.info("watch_found_experiments", file=str(self.settings.experiments))
             self.reload_experiments(None)
+        if not self.rules.busy and self.rules.file_changed():
+            log.info("watch_found_rules", file=str(self.settings.rules))
+            self.rules_rolled(self.rules.asked(None, time.monotonic()))
+
+    # -- ranking rules ---------------------------------------------------------------------------
+
+    def rules_rolled(self, actions: list[rules_rollout.Action]) -> None:
+        """Carries out what the rules rollout returns."""
+        for action in actions:
+            match action:
+                case rules_rollout.Send(slot, message):
+                    self.send(self.pool.slots[slot], message)
+                case rules_rollout.Answer(requester, message):
+                    self.send(self.pool.slots[requester[0]], message)
+                case rules_rollout.Outcome(ok, generation, message, field_name):
+                    if ok:
+                        log.info("rules_done", generation=generation, rule_sets=len(self.rules.current.rule_sets),
+                                 hidden=len(self.rules.current.hide))
+                    else:
+                        log.warning("rules_refused", generation=generation, error=message, field=field_name)
+                case _:
+                    assert_never(action)
 
     # -- the store follower ----------------------------------------------------------------------
 
@@ -262,6 +305,7 @@ class Router:
         for served in ready.versions:
             self.event(co.WorkerBooted(slot.slot, served.version), served.model)
         self.rolled(self.rollout.booted(slot.slot, ready.experiments_generation))
+        self.rules_rolled(self.rules.booted(slot.slot))
         if self.store is not None and self.store.last_status is not None:
             self.send(slot, self.store.last_status)
 
@@ -274,6 +318,7 @@ class Router:
     def died(self, slot: int, cause: co.Death, detail: str) -> None:
         self.event(co.WorkerDied(slot, cause, detail))
         self.rolled(self.rollout.died(slot))
+        self.rules_rolled(self.rules.died(slot))
 
     def answered(self, slot: WorkerSlot, message: m.ToSupervisor) -> bool:
         """A worker's part in a reload or a rollout; False: not one."""
@@ -290,6 +335,10 @@ class Router:
                 self.rolled(self.rollout.prepare_failed(slot.slot, generation, error, field_name))
             case m.ExperimentsApplied(generation):
                 self.rolled(self.rollout.applied(slot.slot, generation))
+            case m.ReloadRulesRequest(request_id):
+                self.rules_rolled(self.rules.asked((slot.slot, request_id), time.monotonic()))
+            case m.RulesApplied(generation):
+                self.rules_rolled(self.rules.applied(slot.slot, generation))
             case _:
                 return False
         return True
@@ -297,12 +346,16 @@ class Router:
     def tick(self, now: float) -> None:
         self.event(co.Tick())
         self.rolled(self.rollout.tick(now))
+        self.rules_rolled(self.rules.tick(now))
         if self.store is not None:
             self.store.tick(now)
+            status = self.store.last_status
+            metrics.store_state(self.store.proc is not None, status is not None and bool(status.error))
 
     def shutdown(self) -> None:
         self.event(co.ShutdownBegan())
         self.rolled(self.rollout.shutdown())
+        self.rules_rolled(self.rules.shutdown())
         # A verification in progress (hashing a huge file) must not hold up the exit.
         for verifier in self.verifiers.values():
             verifier.died()

@@ -24,21 +24,27 @@ from reco_sidecar.common.versions import VersionSpec
 from reco_sidecar.experiments.live import LiveExperiments
 from reco_sidecar.manager.manager import ModelManager
 from reco_sidecar.manager.registry import ModelRegistry
+from reco_sidecar.ranking import rules as rules_file
+from reco_sidecar.ranking.live import LiveRules
+from reco_sidecar.runtime import payload
 from reco_sidecar.runtime import wire as m
 from reco_sidecar.runtime.channel import Channel
 from reco_sidecar.runtime.worker.experiments import ExperimentsApplier
 from reco_sidecar.runtime.worker.stop import StopReason
 from reco_sidecar.runtime.worker.topology import WorkerTopology
-from reco_sidecar.serving.contracts import ExperimentsOutcome, ReloadOutcome, WorkerAddress
+from reco_sidecar.serving.contracts import ExperimentsOutcome, ReloadOutcome, RulesOutcome, WorkerAddress
 
 log = logs.get(__name__)
+_Answer = m.ReloadDone | m.ReloadRefused | m.ExperimentsDone | m.RulesDone
 
 
 class WorkerControl:
     def __init__(self, channel: Channel, registry: ModelRegistry, topology: WorkerTopology,
                  events: queue.SimpleQueue[StopReason], drain_timeout: float,
-                 experiments: LiveExperiments | None = None, reload_timeout: float = 600.0) -> None:
+                 experiments: LiveExperiments | None = None, reload_timeout: float = 600.0,
+                 rules: LiveRules | None = None) -> None:
         self._channel = channel
+        self._rules = rules
         self._registry = registry
         self._experiments = (ExperimentsApplier(registry, experiments, channel.send)
                              if experiments is not None else None)
@@ -49,7 +55,7 @@ class WorkerControl:
         # --reload-timeout); this only bounds an answer lost with it, with room for a queued one.
         self._answer_timeout = 2 * reload_timeout + 60.0
         self._ids = itertools.count(1)
-        self._pending: dict[int, Future[m.ReloadDone | m.ReloadRefused | m.ExperimentsDone]] = {}
+        self._pending: dict[int, Future[_Answer]] = {}
         # (model, txn): each model's coordinator numbers its own transactions.
         self._aborted: set[tuple[str, int]] = set()
         self._lock = threading.Lock()
@@ -73,8 +79,8 @@ class WorkerControl:
                 return ReloadOutcome(old, new, load_seconds, workers)
             case m.ReloadRefused(_, kind, message, field):
                 raise kind.error(message, field)
-            case m.ExperimentsDone():
-                raise AssertionError("an experiments answer to a model reload")
+            case m.ExperimentsDone() | m.RulesDone():
+                raise AssertionError("another answer to a model reload")
             case _:
                 assert_never(reply)
 
@@ -87,14 +93,28 @@ class WorkerControl:
                 return ExperimentsOutcome(generation, experiments, workers)
             case m.ReloadRefused(_, kind, message, field):
                 raise kind.error(message, field)
-            case m.ReloadDone():
-                raise AssertionError("a model answer to an experiments reload")
+            case m.ReloadDone() | m.RulesDone():
+                raise AssertionError("another answer to an experiments reload")
             case _:
                 assert_never(reply)
 
-    def _ask(self, build: Callable[[int], m.ToSupervisor]) -> m.ReloadDone | m.ReloadRefused | m.ExperimentsDone:
+    def reload_rules(self) -> RulesOutcome:
+        """Asks the supervisor to read the rules file again; returns once every worker serves
+        it, raises (naming the field) when the file is refused."""
+        reply = self._ask(m.ReloadRulesRequest)
+        match reply:
+            case m.RulesDone(_, generation, rule_sets, workers):
+                return RulesOutcome(generation, rule_sets, workers)
+            case m.ReloadRefused(_, kind, message, field):
+                raise kind.error(message, field)
+            case m.ReloadDone() | m.ExperimentsDone():
+                raise AssertionError("another answer to a rules reload")
+            case _:
+                assert_never(reply)
+
+    def _ask(self, build: Callable[[int], m.ToSupervisor]) -> _Answer:
         request_id = next(self._ids)
-        future: Future[m.ReloadDone | m.ReloadRefused | m.ExperimentsDone] = Future()
+        future: Future[_Answer] = Future()
         self._pending[request_id] = future
         try:
             if not self._channel.send(build(request_id)):
@@ -122,7 +142,7 @@ class WorkerControl:
 
     def _dispatch(self, message: m.ToWorker) -> None:
         match message:
-            case m.ReloadDone() | m.ReloadRefused() | m.ExperimentsDone():
+            case m.ReloadDone() | m.ReloadRefused() | m.ExperimentsDone() | m.RulesDone():
                 future = self._pending.get(message.id)
                 if future is not None and not future.done():
                     future.set_result(message)
@@ -137,6 +157,17 @@ class WorkerControl:
             case m.AbortExperiments(generation):
                 if self._experiments is not None:
                     self._experiments.abort(generation)
+            case m.SetRules(generation, sent, syntax):
+                # Swapped here, on the receiving thread: a rule change waits for no model load.
+                if self._rules is not None:
+                    try:
+                        text = payload.read(sent).decode("utf-8")
+                        self._rules.replace(rules_file.parse(text, syntax), generation)
+                    except Exception:  # validated by the supervisor: a bug, never a dead control thread
+                        log.exception("rules_unusable", generation=generation)
+                        return
+                    log.info("rules_applied", generation=generation)
+                self.send(m.RulesApplied(generation))
             case m.MarkFailed(version, reason, model):
                 self._manager(model).mark_failed(version, reason)
             case m.Workers(workers):

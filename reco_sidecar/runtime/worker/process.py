@@ -24,6 +24,8 @@ from reco_sidecar.experiments.counters import SharedCounters
 from reco_sidecar.experiments.live import LiveExperiments
 from reco_sidecar.manager.manager import ModelManager
 from reco_sidecar.manager.registry import ModelRegistry
+from reco_sidecar.ranking.live import LiveRules
+from reco_sidecar.ranking.rules import RulesFile
 from reco_sidecar.runtime import wire as m
 from reco_sidecar.runtime.channel import Channel
 from reco_sidecar.runtime.worker.heartbeat import BootBeats, Heartbeat
@@ -49,6 +51,9 @@ class WorkerSpec:
     # Versions known bad when this worker was forked, per model ((version, reason), ...):
     # listed FAILED from the start; later ones arrive as MarkFailed.
     failed: dict[str, tuple[tuple[int, str], ...]] = field(default_factory=dict)
+    # The ranking rules the pool serves when this worker was forked (validated by the supervisor).
+    rules: RulesFile = field(default_factory=RulesFile.empty)
+    rules_generation: int = 0
 
 
 def _die_with_parent(supervisor_pid: int) -> None:
@@ -106,6 +111,13 @@ def _boot(settings: ServeSettings, spec: WorkerSpec, channel: Channel, boot: Boo
             log.error("worker_load_failed", slot=spec.slot, model=manager.name, version=version, error=str(e))
             channel.send(m.BootFailed(spec.slot, f"model {manager.name!r}: {e}"))
             return ExitCode.WORKER_LOAD_FAILED
+    if settings.online:
+        from reco_sidecar.runtime.learner.client import await_table
+
+        # Ready means the journal's events are visible: wait (bounded) for the learner's table.
+        if not await_table(settings.online_path / "tables", settings.default_model,
+                           spec.versions[settings.default_model]):
+            log.warning("online_table_missing", slot=spec.slot, version=spec.versions[settings.default_model])
     pins = arm_versions(experiments.current)
     try:
         registry.use_arm_versions(registry.open_arm_versions(pins))
@@ -136,12 +148,21 @@ async def _serve_async(settings: ServeSettings, spec: WorkerSpec, channel: Chann
     loop = asyncio.get_running_loop()
     address = f"{settings.host}:{spec.private_port}"
     topology = WorkerTopology(WorkerAddress(os.getpid(), address), settings.shared_address)
+    rules = LiveRules(spec.rules, spec.rules_generation)
     control = WorkerControl(channel, registry, topology, events, drain_timeout=max(settings.grace, 5.0),
                             reload_timeout=settings.reload_timeout,
-                            experiments=experiments)
+                            experiments=experiments, rules=rules)
+    online = None
+    if settings.online:
+        from reco_sidecar.runtime.learner.client import LearnerClient
+        from reco_sidecar.runtime.learner.framing import address as learner_address
+
+        online = LearnerClient(learner_address(spec.supervisor_pid), settings.online_path / "tables",
+                               settings.default_model)
     serving = serving_server.build(settings, registry, reloader=control, topology=topology, experiments=experiments,
                                    reload_experiments=control.reload_experiments,
-                                   store_status=topology.store_status)
+                                   store_status=topology.store_status, online=online, rules=rules,
+                                   reload_rules=control.reload_rules)
     service, gate, tally = serving.service, serving.gate, serving.tally
     for target in (settings.shared_address, address):
         if serving.bind(target) == 0:

@@ -43,14 +43,27 @@ class Renderer:
         about: str | None = None,
         experiment: str = "",
         arm: str = "",
+        reasons: Sequence[Sequence[tuple[str, float]]] | None = None,
     ) -> str:
         # Rendered on every response: string pieces and memoized IRIs instead of json.dumps
         # over nested dicts, which was a sixth of a Recommend call's CPU.
-        elements = ",".join(
-            f'{{"@type":"ListItem","position":{first_position + i},"item":{{"@id":{self._iri_json(iid)}}},'
-            f'"score":{_number(s)}}}'
-            for i, (iid, s) in enumerate(zip(item_ids, scores, strict=True))
-        )
+        if reasons is None:
+            elements = ",".join(
+                f'{{"@type":"ListItem","position":{first_position + i},"item":{{"@id":{self._iri_json(iid)}}},'
+                f'"score":{_number(s)}}}'
+                for i, (iid, s) in enumerate(zip(item_ids, scores, strict=True))
+            )
+        else:
+            # Each reason as a schema.org PropertyValue: the history item it names, its share.
+            elements = ",".join(
+                f'{{"@type":"ListItem","position":{first_position + i},"item":{{"@id":{self._iri_json(iid)}}},'
+                f'"score":{_number(s)},"additionalProperty":['
+                + ",".join(f'{{"@type":"PropertyValue","propertyID":"reason",'
+                           f'"valueReference":{{"@id":{self._iri_json(rid)}}},"value":{_number(share)}}}'
+                           for rid, share in why)
+                + "]}"
+                for i, (iid, s, why) in enumerate(zip(item_ids, scores, reasons, strict=True))
+            )
         about_part = f',"about":{{"@id":{self._iri_json(about)}}}' if about is not None else ""
         if arm:
             about_part += f',"experiment":{json.dumps(experiment)},"arm":{json.dumps(arm)}'

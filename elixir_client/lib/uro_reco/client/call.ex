@@ -25,6 +25,7 @@ defmodule UroReco.Client.Call do
           | :list_experiments
           | :reload_experiments
           | :feedback
+          | :reload_rules
 
   @doc "Splits a caller's options into call options and request options."
   @spec split_opts(keyword()) :: {keyword(), keyword()}

@@ -7,6 +7,7 @@ defmodule UroReco.Client.Request do
     Filter,
     GetModelStatusRequest,
     ListExperimentsRequest,
+    RankingReloadRulesRequest,
     RecommendRequest,
     ReloadExperimentsRequest,
     ReloadRequest,
@@ -24,7 +25,8 @@ defmodule UroReco.Client.Request do
         recent_item_ids: [],
         disable_fallback: false,
         experiment: "",
-        arm: ""
+        arm: "",
+        explain: 0
       )
 
     %RecommendRequest{
@@ -36,7 +38,8 @@ defmodule UroReco.Client.Request do
       recent_item_ids: opts[:recent_item_ids],
       disable_fallback: opts[:disable_fallback],
       experiment: opts[:experiment],
-      arm: opts[:arm]
+      arm: opts[:arm],
+      explain: opts[:explain]
     }
   end
 
@@ -62,7 +65,8 @@ defmodule UroReco.Client.Request do
         filter: nil,
         disable_fallback: false,
         include_jsonld: false,
-        users_per_message: 100
+        users_per_message: 100,
+        explain: 0
       )
 
     %BatchRecommendRequest{
@@ -72,7 +76,8 @@ defmodule UroReco.Client.Request do
       filter: filter(opts[:filter]),
       disable_fallback: opts[:disable_fallback],
       include_jsonld: opts[:include_jsonld],
-      users_per_message: opts[:users_per_message]
+      users_per_message: opts[:users_per_message],
+      explain: opts[:explain]
     }
   end
 
@@ -98,6 +103,12 @@ defmodule UroReco.Client.Request do
   def reload_experiments(opts) do
     Keyword.validate!(opts, [])
     %ReloadExperimentsRequest{}
+  end
+
+  @spec reload_rules(keyword()) :: RankingReloadRulesRequest.t()
+  def reload_rules(opts) do
+    Keyword.validate!(opts, [])
+    %RankingReloadRulesRequest{}
   end
 
   defp filter(nil), do: nil

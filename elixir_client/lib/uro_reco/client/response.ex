@@ -8,6 +8,7 @@ defmodule UroReco.Client.Response do
     BatchUserResult,
     GetModelStatusResponse,
     ListExperimentsResponse,
+    RankingReloadRulesResponse,
     RecommendResponse,
     ReloadExperimentsResponse,
     ReloadResponse,
@@ -108,6 +109,10 @@ defmodule UroReco.Client.Response do
   def reload_experiments(%ReloadExperimentsResponse{} = r),
     do: Map.take(r, [:generation, :experiments, :workers])
 
+  @spec reload_rules(RankingReloadRulesResponse.t()) :: map()
+  def reload_rules(%RankingReloadRulesResponse{} = r),
+    do: Map.take(r, [:generation, :rule_sets, :workers])
+
   @spec status(GetModelStatusResponse.t()) :: map()
   def status(%GetModelStatusResponse{} = s) do
     s
@@ -192,9 +197,22 @@ defmodule UroReco.Client.Response do
     %{
       model: response.model,
       version: response.version,
-      items: Enum.map(response.items, &%{item_id: &1.item_id, score: &1.score, rank: &1.rank}),
+      items: Enum.map(response.items, &item/1),
       source: Map.get(@sources, response.source, :unspecified),
       jsonld: jsonld(response.jsonld)
+    }
+  end
+
+  # `reasons` is empty unless the request asked for `explain:`; `pinned` marks an
+  # editorial pin (docs/ranking.md).
+  defp item(i) do
+    %{
+      item_id: i.item_id,
+      score: i.score,
+      rank: i.rank,
+      pinned: i.pinned,
+      reasons:
+        Enum.map(i.reasons, &%{item_id: &1.item_id, contribution: &1.contribution, share: &1.share})
     }
   end
 

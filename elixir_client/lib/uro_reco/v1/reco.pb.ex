@@ -13,6 +13,8 @@ defmodule Reco.V1.Source do
   field :SOURCE_POPULAR, 3
   field :SOURCE_ANN, 4
   field :SOURCE_RANDOM, 5
+  field :SOURCE_ONLINE, 6
+  field :SOURCE_ONLINE_NEW_USER, 7
 end
 
 defmodule Reco.V1.ModelState do
@@ -43,6 +45,21 @@ defmodule Reco.V1.ScoredItem do
   field :item_id, 1, type: :string, json_name: "itemId"
   field :score, 2, type: :float
   field :rank, 3, type: :uint32
+  field :reasons, 40, repeated: true, type: Reco.V1.RankingReason
+  field :pinned, 41, type: :bool
+end
+
+defmodule Reco.V1.RankingReason do
+  @moduledoc false
+
+  use Protobuf,
+    full_name: "reco.v1.RankingReason",
+    protoc_gen_elixir_version: "0.17.0",
+    syntax: :proto3
+
+  field :item_id, 1, type: :string, json_name: "itemId"
+  field :contribution, 2, type: :float
+  field :share, 3, type: :float
 end
 
 defmodule Reco.V1.Filter do
@@ -75,6 +92,7 @@ defmodule Reco.V1.RecommendRequest do
   field :experiment, 20, type: :string
   field :arm, 21, type: :string
   field :omit_jsonld, 8, type: :bool, json_name: "omitJsonld"
+  field :explain, 40, type: :uint32
 end
 
 defmodule Reco.V1.RecommendResponse do
@@ -142,6 +160,7 @@ defmodule Reco.V1.BatchRecommendRequest do
   field :disable_fallback, 5, type: :bool, json_name: "disableFallback"
   field :include_jsonld, 6, type: :bool, json_name: "includeJsonld"
   field :users_per_message, 7, type: :uint32, json_name: "usersPerMessage"
+  field :explain, 40, type: :uint32
 end
 
 defmodule Reco.V1.ItemError do
@@ -437,6 +456,68 @@ defmodule Reco.V1.ReloadExperimentsResponse do
   field :workers, 3, type: :uint32
 end
 
+defmodule Reco.V1.FeedbackEvent do
+  @moduledoc false
+
+  use Protobuf,
+    full_name: "reco.v1.FeedbackEvent",
+    protoc_gen_elixir_version: "0.17.0",
+    syntax: :proto3
+
+  field :user_id, 1, type: :string, json_name: "userId"
+  field :item_id, 2, type: :string, json_name: "itemId"
+  field :type, 3, type: :string
+  field :weight, 4, type: :double
+  field :time, 5, type: :double
+  field :event_id, 6, type: :string, json_name: "eventId"
+end
+
+defmodule Reco.V1.FeedbackRequest do
+  @moduledoc false
+
+  use Protobuf,
+    full_name: "reco.v1.FeedbackRequest",
+    protoc_gen_elixir_version: "0.17.0",
+    syntax: :proto3
+
+  field :model, 1, type: :string
+  field :events, 2, repeated: true, type: Reco.V1.FeedbackEvent
+end
+
+defmodule Reco.V1.FeedbackResponse do
+  @moduledoc false
+
+  use Protobuf,
+    full_name: "reco.v1.FeedbackResponse",
+    protoc_gen_elixir_version: "0.17.0",
+    syntax: :proto3
+
+  field :accepted, 1, type: :uint32
+  field :duplicates, 2, type: :uint32
+end
+
+defmodule Reco.V1.RankingReloadRulesRequest do
+  @moduledoc false
+
+  use Protobuf,
+    full_name: "reco.v1.RankingReloadRulesRequest",
+    protoc_gen_elixir_version: "0.17.0",
+    syntax: :proto3
+end
+
+defmodule Reco.V1.RankingReloadRulesResponse do
+  @moduledoc false
+
+  use Protobuf,
+    full_name: "reco.v1.RankingReloadRulesResponse",
+    protoc_gen_elixir_version: "0.17.0",
+    syntax: :proto3
+
+  field :generation, 1, type: :uint64
+  field :rule_sets, 2, type: :uint32, json_name: "ruleSets"
+  field :workers, 3, type: :uint32
+end
+
 defmodule Reco.V1.Recommender.Service do
   @moduledoc false
 
@@ -455,6 +536,12 @@ defmodule Reco.V1.Recommender.Service do
   rpc :ListExperiments, Reco.V1.ListExperimentsRequest, Reco.V1.ListExperimentsResponse
 
   rpc :ReloadExperiments, Reco.V1.ReloadExperimentsRequest, Reco.V1.ReloadExperimentsResponse
+
+  rpc :Feedback, Reco.V1.FeedbackRequest, Reco.V1.FeedbackResponse
+
+  rpc :FeedbackStream, stream(Reco.V1.FeedbackRequest), Reco.V1.FeedbackResponse
+
+  rpc :ReloadRules, Reco.V1.RankingReloadRulesRequest, Reco.V1.RankingReloadRulesResponse
 end
 
 defmodule Reco.V1.Recommender.Stub do

@@ -15,6 +15,8 @@ class Source(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SOURCE_POPULAR: _ClassVar[Source]
     SOURCE_ANN: _ClassVar[Source]
     SOURCE_RANDOM: _ClassVar[Source]
+    SOURCE_ONLINE: _ClassVar[Source]
+    SOURCE_ONLINE_NEW_USER: _ClassVar[Source]
 
 class ModelState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -30,6 +32,8 @@ SOURCE_FOLD_IN: Source
 SOURCE_POPULAR: Source
 SOURCE_ANN: Source
 SOURCE_RANDOM: Source
+SOURCE_ONLINE: Source
+SOURCE_ONLINE_NEW_USER: Source
 MODEL_STATE_UNSPECIFIED: ModelState
 MODEL_STATE_LOADING: ModelState
 MODEL_STATE_AVAILABLE: ModelState
@@ -38,14 +42,28 @@ MODEL_STATE_FAILED: ModelState
 MODEL_STATE_END: ModelState
 
 class ScoredItem(_message.Message):
-    __slots__ = ("item_id", "score", "rank")
+    __slots__ = ("item_id", "score", "rank", "reasons", "pinned")
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     RANK_FIELD_NUMBER: _ClassVar[int]
+    REASONS_FIELD_NUMBER: _ClassVar[int]
+    PINNED_FIELD_NUMBER: _ClassVar[int]
     item_id: str
     score: float
     rank: int
-    def __init__(self, item_id: _Optional[str] = ..., score: _Optional[float] = ..., rank: _Optional[int] = ...) -> None: ...
+    reasons: _containers.RepeatedCompositeFieldContainer[RankingReason]
+    pinned: bool
+    def __init__(self, item_id: _Optional[str] = ..., score: _Optional[float] = ..., rank: _Optional[int] = ..., reasons: _Optional[_Iterable[_Union[RankingReason, _Mapping]]] = ..., pinned: _Optional[bool] = ...) -> None: ...
+
+class RankingReason(_message.Message):
+    __slots__ = ("item_id", "contribution", "share")
+    ITEM_ID_FIELD_NUMBER: _ClassVar[int]
+    CONTRIBUTION_FIELD_NUMBER: _ClassVar[int]
+    SHARE_FIELD_NUMBER: _ClassVar[int]
+    item_id: str
+    contribution: float
+    share: float
+    def __init__(self, item_id: _Optional[str] = ..., contribution: _Optional[float] = ..., share: _Optional[float] = ...) -> None: ...
 
 class Filter(_message.Message):
     __slots__ = ("exclude_item_ids", "candidate_item_ids", "categories", "tags", "include_seen")
@@ -62,7 +80,7 @@ class Filter(_message.Message):
     def __init__(self, exclude_item_ids: _Optional[_Iterable[str]] = ..., candidate_item_ids: _Optional[_Iterable[str]] = ..., categories: _Optional[_Iterable[str]] = ..., tags: _Optional[_Iterable[str]] = ..., include_seen: _Optional[bool] = ...) -> None: ...
 
 class RecommendRequest(_message.Message):
-    __slots__ = ("model", "user_id", "n", "offset", "filter", "recent_item_ids", "disable_fallback", "experiment", "arm", "omit_jsonld")
+    __slots__ = ("model", "user_id", "n", "offset", "filter", "recent_item_ids", "disable_fallback", "experiment", "arm", "omit_jsonld", "explain")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     N_FIELD_NUMBER: _ClassVar[int]
@@ -73,6 +91,7 @@ class RecommendRequest(_message.Message):
     EXPERIMENT_FIELD_NUMBER: _ClassVar[int]
     ARM_FIELD_NUMBER: _ClassVar[int]
     OMIT_JSONLD_FIELD_NUMBER: _ClassVar[int]
+    EXPLAIN_FIELD_NUMBER: _ClassVar[int]
     model: str
     user_id: str
     n: int
@@ -83,7 +102,8 @@ class RecommendRequest(_message.Message):
     experiment: str
     arm: str
     omit_jsonld: bool
-    def __init__(self, model: _Optional[str] = ..., user_id: _Optional[str] = ..., n: _Optional[int] = ..., offset: _Optional[int] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., recent_item_ids: _Optional[_Iterable[str]] = ..., disable_fallback: _Optional[bool] = ..., experiment: _Optional[str] = ..., arm: _Optional[str] = ..., omit_jsonld: _Optional[bool] = ...) -> None: ...
+    explain: int
+    def __init__(self, model: _Optional[str] = ..., user_id: _Optional[str] = ..., n: _Optional[int] = ..., offset: _Optional[int] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., recent_item_ids: _Optional[_Iterable[str]] = ..., disable_fallback: _Optional[bool] = ..., experiment: _Optional[str] = ..., arm: _Optional[str] = ..., omit_jsonld: _Optional[bool] = ..., explain: _Optional[int] = ...) -> None: ...
 
 class RecommendResponse(_message.Message):
     __slots__ = ("model", "version", "user_id", "items", "source", "jsonld", "experiment", "arm")
@@ -138,7 +158,7 @@ class SimilarResponse(_message.Message):
     def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., item_id: _Optional[str] = ..., items: _Optional[_Iterable[_Union[ScoredItem, _Mapping]]] = ..., source: _Optional[_Union[Source, str]] = ..., jsonld: _Optional[str] = ...) -> None: ...
 
 class BatchRecommendRequest(_message.Message):
-    __slots__ = ("model", "user_ids", "n", "filter", "disable_fallback", "include_jsonld", "users_per_message")
+    __slots__ = ("model", "user_ids", "n", "filter", "disable_fallback", "include_jsonld", "users_per_message", "explain")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     USER_IDS_FIELD_NUMBER: _ClassVar[int]
     N_FIELD_NUMBER: _ClassVar[int]
@@ -146,6 +166,7 @@ class BatchRecommendRequest(_message.Message):
     DISABLE_FALLBACK_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_JSONLD_FIELD_NUMBER: _ClassVar[int]
     USERS_PER_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    EXPLAIN_FIELD_NUMBER: _ClassVar[int]
     model: str
     user_ids: _containers.RepeatedScalarFieldContainer[str]
     n: int
@@ -153,7 +174,8 @@ class BatchRecommendRequest(_message.Message):
     disable_fallback: bool
     include_jsonld: bool
     users_per_message: int
-    def __init__(self, model: _Optional[str] = ..., user_ids: _Optional[_Iterable[str]] = ..., n: _Optional[int] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., disable_fallback: _Optional[bool] = ..., include_jsonld: _Optional[bool] = ..., users_per_message: _Optional[int] = ...) -> None: ...
+    explain: int
+    def __init__(self, model: _Optional[str] = ..., user_ids: _Optional[_Iterable[str]] = ..., n: _Optional[int] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., disable_fallback: _Optional[bool] = ..., include_jsonld: _Optional[bool] = ..., users_per_message: _Optional[int] = ..., explain: _Optional[int] = ...) -> None: ...
 
 class ItemError(_message.Message):
     __slots__ = ("code", "message")
@@ -413,6 +435,20 @@ class ReloadExperimentsResponse(_message.Message):
     workers: int
     def __init__(self, generation: _Optional[int] = ..., experiments: _Optional[int] = ..., workers: _Optional[int] = ...) -> None: ...
 
+class RankingReloadRulesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class RankingReloadRulesResponse(_message.Message):
+    __slots__ = ("generation", "rule_sets", "workers")
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    RULE_SETS_FIELD_NUMBER: _ClassVar[int]
+    WORKERS_FIELD_NUMBER: _ClassVar[int]
+    generation: int
+    rule_sets: int
+    workers: int
+    def __init__(self, generation: _Optional[int] = ..., rule_sets: _Optional[int] = ..., workers: _Optional[int] = ...) -> None: ...
+
 class StoreStatus(_message.Message):
     __slots__ = ("uri", "target_version", "downloading_version", "downloaded_bytes", "download_total_bytes", "cached_versions", "failed_version", "error", "checked_at")
     URI_FIELD_NUMBER: _ClassVar[int]
@@ -434,3 +470,35 @@ class StoreStatus(_message.Message):
     error: str
     checked_at: float
     def __init__(self, uri: _Optional[str] = ..., target_version: _Optional[int] = ..., downloading_version: _Optional[int] = ..., downloaded_bytes: _Optional[int] = ..., download_total_bytes: _Optional[int] = ..., cached_versions: _Optional[_Iterable[int]] = ..., failed_version: _Optional[int] = ..., error: _Optional[str] = ..., checked_at: _Optional[float] = ...) -> None: ...
+
+class FeedbackEvent(_message.Message):
+    __slots__ = ("user_id", "item_id", "type", "weight", "time", "event_id")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    ITEM_ID_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    item_id: str
+    type: str
+    weight: float
+    time: float
+    event_id: str
+    def __init__(self, user_id: _Optional[str] = ..., item_id: _Optional[str] = ..., type: _Optional[str] = ..., weight: _Optional[float] = ..., time: _Optional[float] = ..., event_id: _Optional[str] = ...) -> None: ...
+
+class FeedbackRequest(_message.Message):
+    __slots__ = ("model", "events")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    events: _containers.RepeatedCompositeFieldContainer[FeedbackEvent]
+    def __init__(self, model: _Optional[str] = ..., events: _Optional[_Iterable[_Union[FeedbackEvent, _Mapping]]] = ...) -> None: ...
+
+class FeedbackResponse(_message.Message):
+    __slots__ = ("accepted", "duplicates")
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATES_FIELD_NUMBER: _ClassVar[int]
+    accepted: int
+    duplicates: int
+    def __init__(self, accepted: _Optional[int] = ..., duplicates: _Optional[int] = ...) -> None: ...

@@ -69,6 +69,21 @@ class RecommenderStub:
                 request_serializer=reco_dot_v1_dot_reco__pb2.ReloadExperimentsRequest.SerializeToString,
                 response_deserializer=reco_dot_v1_dot_reco__pb2.ReloadExperimentsResponse.FromString,
                 _registered_method=True)
+        self.Feedback = channel.unary_unary(
+                '/reco.v1.Recommender/Feedback',
+                request_serializer=reco_dot_v1_dot_reco__pb2.FeedbackRequest.SerializeToString,
+                response_deserializer=reco_dot_v1_dot_reco__pb2.FeedbackResponse.FromString,
+                _registered_method=True)
+        self.FeedbackStream = channel.stream_unary(
+                '/reco.v1.Recommender/FeedbackStream',
+                request_serializer=reco_dot_v1_dot_reco__pb2.FeedbackRequest.SerializeToString,
+                response_deserializer=reco_dot_v1_dot_reco__pb2.FeedbackResponse.FromString,
+                _registered_method=True)
+        self.ReloadRules = channel.unary_unary(
+                '/reco.v1.Recommender/ReloadRules',
+                request_serializer=reco_dot_v1_dot_reco__pb2.RankingReloadRulesRequest.SerializeToString,
+                response_deserializer=reco_dot_v1_dot_reco__pb2.RankingReloadRulesResponse.FromString,
+                _registered_method=True)
 
 
 class RecommenderServicer:
@@ -126,6 +141,31 @@ class RecommenderServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Feedback(self, request, context):
+        """Interaction events that update the users' vectors between retrains
+        (docs/online.md): OK means every event is in the journal and every worker
+        answers its user from the updated vector. A retried event id is a duplicate.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FeedbackStream(self, request_iterator, context):
+        """The same for a firehose: many batches on one call, one answer at its end.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReloadRules(self, request, context):
+        """Re-reads the --rules file (ranking rules) and rolls it out to every worker, all or
+        nothing; answered once every worker serves it. A bad file: FAILED_PRECONDITION naming
+        the field, the previous rules keep serving.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RecommenderServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -163,6 +203,21 @@ def add_RecommenderServicer_to_server(servicer, server):
                     servicer.ReloadExperiments,
                     request_deserializer=reco_dot_v1_dot_reco__pb2.ReloadExperimentsRequest.FromString,
                     response_serializer=reco_dot_v1_dot_reco__pb2.ReloadExperimentsResponse.SerializeToString,
+            ),
+            'Feedback': grpc.unary_unary_rpc_method_handler(
+                    servicer.Feedback,
+                    request_deserializer=reco_dot_v1_dot_reco__pb2.FeedbackRequest.FromString,
+                    response_serializer=reco_dot_v1_dot_reco__pb2.FeedbackResponse.SerializeToString,
+            ),
+            'FeedbackStream': grpc.stream_unary_rpc_method_handler(
+                    servicer.FeedbackStream,
+                    request_deserializer=reco_dot_v1_dot_reco__pb2.FeedbackRequest.FromString,
+                    response_serializer=reco_dot_v1_dot_reco__pb2.FeedbackResponse.SerializeToString,
+            ),
+            'ReloadRules': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReloadRules,
+                    request_deserializer=reco_dot_v1_dot_reco__pb2.RankingReloadRulesRequest.FromString,
+                    response_serializer=reco_dot_v1_dot_reco__pb2.RankingReloadRulesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -354,6 +409,87 @@ class Recommender:
             '/reco.v1.Recommender/ReloadExperiments',
             reco_dot_v1_dot_reco__pb2.ReloadExperimentsRequest.SerializeToString,
             reco_dot_v1_dot_reco__pb2.ReloadExperimentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Feedback(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/reco.v1.Recommender/Feedback',
+            reco_dot_v1_dot_reco__pb2.FeedbackRequest.SerializeToString,
+            reco_dot_v1_dot_reco__pb2.FeedbackResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FeedbackStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/reco.v1.Recommender/FeedbackStream',
+            reco_dot_v1_dot_reco__pb2.FeedbackRequest.SerializeToString,
+            reco_dot_v1_dot_reco__pb2.FeedbackResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReloadRules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/reco.v1.Recommender/ReloadRules',
+            reco_dot_v1_dot_reco__pb2.RankingReloadRulesRequest.SerializeToString,
+            reco_dot_v1_dot_reco__pb2.RankingReloadRulesResponse.FromString,
             options,
             channel_credentials,
             insecure,

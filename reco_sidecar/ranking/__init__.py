@@ -1,0 +1,1 @@
+"""The ranking stage after exact retrieval: reasons, diversity, caps, freshness and editorial rules."""

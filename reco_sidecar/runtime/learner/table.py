@@ -1,0 +1,218 @@
+"""The table of online user vectors, one file per served model version, mapped by the
+learner (the one writer) and by every worker (readers).
+
+Layout: a 64-byte header, then `buckets * WAYS` fixed-size slots. A user's slot is one of
+the WAYS slots of bucket `key1 % buckets`, where (key0, key1) is the user id's 128-bit
+blake2b digest; when all WAYS are taken, the least recently updated user of that bucket is
+evicted (docs/online.md, "Bounds"). Each slot is guarded by a sequence number (a seqlock):
+the writer makes it odd, writes, makes it even; a reader that saw it odd or changed reads
+again. Stores reach other processes in program order on x86-64 (TSO), which the seqlock
+relies on.
+
+When the learner replaces a table (a new version, or a learner restart that rebuilt it),
+it renames the new file into place and sets the old one's `retired` word: a reader seeing
+it opens the path again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import mmap
+import os
+import pathlib
+from dataclasses import dataclass
+
+import numpy as np
+
+MAGIC = b"RECOONL1"
+WAYS = 8
+MAX_SEEN = 128
+HEADER_BYTES = 64
+_RETIRED_AT = 32
+_READ_ATTEMPTS = 1000
+
+
+def slot_dtype(factors: int) -> np.dtype:
+    return np.dtype([("seq", "<u8"), ("key0", "<u8"), ("key1", "<u8"), ("updated", "<f8"),
+                     ("known", "<u4"), ("n_seen", "<u4"), ("seen", "<i4", (MAX_SEEN,)),
+                     ("vector", "<f4", (factors,))])
+
+
+def key_of(user_id: str) -> tuple[int, int]:
+    digest = hashlib.blake2b(user_id.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+    # key0 is never 0: 0 marks an empty slot
+    return int.from_bytes(digest[:8], "little") | 1, int.from_bytes(digest[8:], "little")
+
+
+def _bucket(key1: int, buckets: int) -> int:
+    # key1, not key0: key0's lowest bit is always set, so key0 would use odd buckets only
+    return key1 % buckets
+
+
+def buckets_for(max_users: int) -> int:
+    return max(1, -(-max_users // WAYS))
+
+
+def table_path(directory: pathlib.Path, model: str, version: int) -> pathlib.Path:
+    return directory / f"{model}-{version}.table"
+
+
+@dataclass(frozen=True)
+class Entry:
+    vector: np.ndarray
+    seen_rows: np.ndarray
+    known: bool
+
+
+class _Mapped:
+    def __init__(self, path: pathlib.Path, *, writable: bool) -> None:
+        fd = os.open(path, os.O_RDWR if writable else os.O_RDONLY)
+        try:
+            self.mm = mmap.mmap(fd, 0, prot=mmap.PROT_READ | (mmap.PROT_WRITE if writable else 0))
+        finally:
+            os.close(fd)
+        header = np.frombuffer(self.mm, dtype=np.uint8, count=HEADER_BYTES)
+        if bytes(header[:8]) != MAGIC:
+            raise ValueError(f"{path}: not an online table")
+        words = header[8:32].view("<i8")
+        self.version, factors, self.buckets = int(words[0]), int(words[1]), int(words[2])
+        self.retired_word = np.frombuffer(self.mm, dtype="<u4", count=1, offset=_RETIRED_AT)
+        self.slots = np.frombuffer(self.mm, dtype=slot_dtype(factors), count=self.buckets * WAYS,
+                                   offset=HEADER_BYTES)
+        self.factors = factors
+
+    def close(self) -> None:
+        """Unmaps, unless an array taken from it is still alive: then the mapping goes with it."""
+        del self.slots, self.retired_word
+        with contextlib.suppress(BufferError):
+            self.mm.close()
+
+
+class TableWriter:
+    """The learner's side. Keeps which user holds which slot (bounded by the slot count)."""
+
+    def __init__(self, path: pathlib.Path, version: int, factors: int, max_users: int) -> None:
+        buckets = buckets_for(max_users)
+        size = HEADER_BYTES + buckets * WAYS * slot_dtype(factors).itemsize
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as f:
+            header = bytearray(HEADER_BYTES)
+            header[:8] = MAGIC
+            header[8:32] = np.array([version, factors, buckets], dtype="<i8").tobytes()
+            f.write(header)
+            f.truncate(size)  # sparse: slots never written take no memory
+        self._m = _Mapped(tmp, writable=True)
+        self.path, self._tmp = path, tmp
+        self.version, self.capacity = version, buckets * WAYS
+        self._slot_of: dict[str, int] = {}
+        self._owner: dict[int, str] = {}
+        self._writes = 0
+        # One view per field, made once: an element write through them is a fraction of the
+        # cost of indexing the structured array by field name on every write.
+        slots = self._m.slots
+        self._seq, self._key0, self._key1 = slots["seq"], slots["key0"], slots["key1"]
+        self._updated, self._known, self._n_seen = slots["updated"], slots["known"], slots["n_seen"]
+        self._seen, self._vector = slots["seen"], slots["vector"]
+
+    def publish(self) -> None:
+        """Renames the table into place, where workers find it (after the initial fill)."""
+        os.replace(self._tmp, self.path)
+
+    def __len__(self) -> int:
+        return len(self._slot_of)
+
+    def users(self) -> list[str]:
+        return list(self._slot_of)
+
+    def put(self, user_id: str, vector: np.ndarray, seen_rows: np.ndarray, known: bool) -> str | None:
+        """Writes the user's slot; returns the user evicted to make room, if any. `updated` is
+        a count of writes, not a clock: the order of updates decides eviction, without ties."""
+        self._writes += 1
+        key0, key1 = key_of(user_id)
+        slot = self._slot_of.get(user_id)
+        evicted = None
+        if slot is None:
+            first = _bucket(key1, self._m.buckets) * WAYS
+            empty = np.flatnonzero(self._key0[first : first + WAYS] == 0)
+            if len(empty):
+                slot = first + int(empty[0])
+            else:
+                slot = first + int(np.argmin(self._updated[first : first + WAYS]))
+                evicted = self._owner.pop(slot)
+                del self._slot_of[evicted]
+            self._slot_of[user_id] = slot
+            self._owner[slot] = user_id
+        seen = seen_rows[-MAX_SEEN:]
+        self._seq[slot] += 1  # odd: being written
+        self._key0[slot], self._key1[slot], self._updated[slot] = key0, key1, self._writes
+        self._known[slot], self._n_seen[slot] = known, len(seen)
+        self._seen[slot, : len(seen)] = seen
+        self._vector[slot] = vector
+        self._seq[slot] += 1
+        return evicted
+
+    def drop(self, user_id: str) -> None:
+        slot = self._slot_of.pop(user_id, None)
+        if slot is None:
+            return
+        del self._owner[slot]
+        self._seq[slot] += 1
+        self._key0[slot], self._key1[slot], self._updated[slot] = 0, 0, 0.0
+        self._seq[slot] += 1
+
+    def retire(self) -> None:
+        self._m.retired_word[0] = 1
+
+    def close(self) -> None:
+        del self._seq, self._key0, self._key1, self._updated, self._known, self._n_seen, self._seen, self._vector
+        self._m.close()
+
+
+def retire_file(path: pathlib.Path) -> None:
+    """Marks a table a previous learner left retired (workers may still map it), and removes it."""
+    try:
+        mapped = _Mapped(path, writable=True)
+    except (OSError, ValueError):
+        pass
+    else:
+        mapped.retired_word[0] = 1
+        mapped.close()
+    path.unlink(missing_ok=True)
+
+
+class TableReader:
+    """A worker's side: read-only; never blocks the writer."""
+
+    def __init__(self, path: pathlib.Path) -> None:
+        self.path = path
+        self._m = _Mapped(path, writable=False)
+        self.version = self._m.version
+
+    @property
+    def retired(self) -> bool:
+        return bool(self._m.retired_word[0])
+
+    def lookup(self, user_id: str) -> Entry | None:
+        key0, key1 = key_of(user_id)
+        slots = self._m.slots
+        first = _bucket(key1, self._m.buckets) * WAYS
+        for _ in range(_READ_ATTEMPTS):
+            hits = np.flatnonzero(slots["key0"][first : first + WAYS] == key0)
+            if not len(hits):
+                return None
+            slot = first + int(hits[0])
+            before = int(slots["seq"][slot])
+            if before & 1:
+                continue
+            row = slots[slot].copy()
+            if int(slots["seq"][slot]) != before:
+                continue
+            if int(row["key0"]) != key0 or int(row["key1"]) != key1:
+                return None
+            n = int(row["n_seen"])
+            return Entry(row["vector"], row["seen"][:n].astype(np.int64), bool(row["known"]))
+        return None  # the writer kept rewriting this slot: answer from the model this once
+
+    def close(self) -> None:
+        self._m.close()

@@ -1,0 +1,398 @@
+"""OpenTelemetry traces of the Recommender's calls, off unless an OTLP endpoint is given.
+
+Each call is a SERVER span, the child of the caller's span when its metadata carries W3C
+`traceparent` (and `tracestate`); inside it, child spans for the scoring (with the batch's
+size) and each BatchRecommend chunk, and events for the batcher's wait and the rendering.
+Events, not spans, for those two: a span costs a Recommend more CPU to make and to encode for
+export than an event (bench/tracing_cost.py), and the wait and the render are the gaps before
+and after the `score` span anyway; the events carry their durations. Attributes follow
+OpenTelemetry's RPC conventions (rpc.system, rpc.service, rpc.method, rpc.grpc.status_code,
+server.address, network.peer.address...) plus the model, version, experiment and arm served.
+
+Built per serving process, after the fork (`build`): the SDK's batch processor owns a thread
+and the OTLP exporter a gRPC channel, and neither survives a fork. Spans are handed to that
+thread's bounded queue; the export, its retries and a dead collector's timeouts all happen
+there, never on the event loop, and a full queue drops spans, never calls.
+
+With tracing off nothing here creates an object per call: the gate holds no Tracing, and each
+hook in the service (`span`, `carry`, `batched`) costs one ContextVar lookup.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from contextvars import ContextVar, Token
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import grpc
+
+from reco_sidecar.common import logs, trace_context
+from reco_sidecar.serving.names import SERVICE
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.trace import Span, Tracer
+
+    from reco_sidecar.serving.batcher import LoopBatcher
+    from reco_sidecar.settings import ServeSettings
+
+log = logs.get(__name__)
+
+T = TypeVar("T")
+K = TypeVar("K")
+Q = TypeVar("Q")
+R = TypeVar("R")
+
+INSTRUMENTATION = "reco_sidecar.serving"
+DEFAULT_SERVICE_NAME = "reco-sidecar"
+# A live collector takes the last batch in far less; a dead one must not hold a worker's exit.
+SHUTDOWN_TIMEOUT_MS = 2000
+# What a call's facts are called as span attributes (other facts are not exported).
+FACT_ATTRIBUTES = {
+    "model": "reco.model",
+    "version": "reco.model.version",
+    "experiment": "reco.experiment",
+    "arm": "reco.arm",
+    "source": "reco.source",
+    "items": "reco.items",
+    "users": "reco.users",
+    "responses": "reco.responses",
+    "generation": "reco.experiments.generation",
+}
+# Server spans whose status is an error, per OpenTelemetry's gRPC conventions: the server's
+# own failures. A client's mistake (INVALID_ARGUMENT, NOT_FOUND...) leaves the status unset.
+SERVER_ERRORS = frozenset({"UNKNOWN", "DEADLINE_EXCEEDED", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE",
+                           "DATA_LOSS"})
+# The service's scoring threads' name prefix: a batch scored there was handed off the loop.
+EXECUTOR_PREFIX = "score"
+_CODE_NUMBER = {code.name: code.value[0] for code in grpc.StatusCode}
+
+
+def endpoint_configured(settings: ServeSettings) -> bool:
+    """Tracing is on when an OTLP endpoint is given, by flag or by the standard variables, and
+    OTEL_SDK_DISABLED is not true."""
+    if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    return bool(settings.otlp_endpoint or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+                or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+
+
+@dataclass(frozen=True)
+class _Active:
+    """The span that child spans of the current call (or chunk) are children of."""
+
+    tracer: Tracer
+    span: Span
+
+
+_active: ContextVar[_Active | None] = ContextVar("reco_span", default=None)
+
+
+class Tracing:
+    """One serving process's tracer, its batch processor and exporter."""
+
+    def __init__(self, provider: TracerProvider, processor: BatchSpanProcessor, server_address: str,
+                 server_port: int) -> None:
+        from opentelemetry import propagate, trace
+
+        self._provider = provider
+        self._processor = processor
+        self.tracer = provider.get_tracer(INSTRUMENTATION)
+        self._extract = propagate.extract
+        self._context_with = trace.set_span_in_context
+        self._server_kind = trace.SpanKind.SERVER
+        self._base: dict[str, Any] = {"rpc.system": "grpc", "rpc.service": SERVICE, "server.address": server_address}
+        if server_port:
+            self._base["server.port"] = server_port
+
+    def start_call(self, method: str, context: grpc.aio.ServicerContext[Any, Any], facts: dict[str, Any]
+                   ) -> CallSpan:
+        """The call's server span, current (for child spans and log lines) in the calling task
+        until `CallSpan.finish`. Its ids go into `facts` too: the access line of a stream the
+        client cancelled is written from another task, where the current ids are not set."""
+        carrier = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+        parent = self._extract(carrier)
+        attributes: dict[str, Any] = {**self._base, "rpc.method": method}
+        peer_address, peer_port = _peer(context.peer())
+        if peer_address:
+            attributes["network.peer.address"] = peer_address
+        if peer_port:
+            attributes["network.peer.port"] = peer_port
+        request_id = carrier.get("x-request-id")
+        if request_id:
+            attributes["reco.request_id"] = request_id
+        span = self.tracer.start_span(f"{SERVICE}/{method}", context=parent, kind=self._server_kind,
+                                      attributes=attributes)
+        call = CallSpan(self.tracer, span)
+        ids = trace_context.current()
+        if ids is not None:
+            facts["trace_id"] = ids[0]
+            facts["span_id"] = ids[1]
+        return call
+
+    def shutdown(self) -> None:
+        """Blocking, at most about SHUTDOWN_TIMEOUT_MS: the spans still queued are sent if the
+        collector takes them by then, else dropped."""
+        # The SDK's own shutdown waits up to 30 s for a collector; past the bound its thread is
+        # left behind (a daemon: the process is exiting).
+        closing = threading.Thread(target=self._provider.shutdown, name="trace-shutdown", daemon=True)
+        closing.start()
+        closing.join(SHUTDOWN_TIMEOUT_MS / 1000)
+
+
+class CallSpan:
+    __slots__ = ("_active_token", "_log_token", "span")
+
+    def __init__(self, tracer: Tracer, span: Span) -> None:
+        self.span = span
+        ctx = span.get_span_context()
+        # The ids are known even when the span is not sampled (the caller's trace): the log
+        # lines carry them, so a line is found from the trace id whatever was sampled.
+        self._log_token = trace_context.bind(ctx.trace_id, ctx.span_id)
+        self._active_token: Token[_Active | None] | None = (
+            _active.set(_Active(tracer, span)) if span.is_recording() else None)
+
+    def finish(self, code: str, facts: dict[str, Any], message: str = "") -> None:
+        """Ends the span with the call's status and facts. Called after the access log line is
+        written (it carries the ids), possibly from another task when a stream is cancelled."""
+        span = self.span
+        if span.is_recording():
+            attributes: dict[str, Any] = {"rpc.grpc.status_code": _CODE_NUMBER.get(code, 2)}
+            for name, value in facts.items():
+                attribute = FACT_ATTRIBUTES.get(name)
+                if attribute is not None and isinstance(value, str | int | float | bool) and value != "":
+                    attributes[attribute] = value
+            span.set_attributes(attributes)  # one lock, not one per attribute
+            if code in SERVER_ERRORS:
+                from opentelemetry.trace import Status, StatusCode
+
+                span.set_status(Status(StatusCode.ERROR, message or code))
+            span.end()
+        if self._active_token is not None:
+            with contextlib.suppress(ValueError, RuntimeError):
+                _active.reset(self._active_token)
+        trace_context.unbind(self._log_token)
+
+
+def _peer(peer: str | None) -> tuple[str, int]:
+    """grpc's "ipv4:127.0.0.1:5000" / "ipv6:[::1]:5000" / "unix:/path" → (address, port)."""
+    if not peer:
+        return "", 0
+    kind, _, rest = peer.partition(":")
+    if kind not in ("ipv4", "ipv6"):
+        return rest or peer, 0
+    host, _, port = rest.rpartition(":")
+    return host.strip("[]"), int(port) if port.isdigit() else 0
+
+
+# -- child spans: hooks in the service, no-ops when the call is not traced --------------------------
+
+
+class _NoStep:
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *_: Any) -> None:
+        return None
+
+    def set(self, name: str, value: Any) -> None:
+        return None
+
+
+_NO_STEP = _NoStep()
+
+
+class _Step:
+    """A child span made current for what runs inside the `with`."""
+
+    __slots__ = ("_active", "_attributes", "_name", "_span", "_token")
+
+    def __init__(self, active: _Active, name: str, attributes: dict[str, Any]) -> None:
+        self._active = active
+        self._name = name
+        self._attributes = attributes
+        self._span: Span | None = None
+        self._token: Token[_Active | None] | None = None
+
+    def __enter__(self) -> _Step:
+        from opentelemetry import trace
+
+        parent = trace.set_span_in_context(self._active.span)
+        self._span = self._active.tracer.start_span(self._name, context=parent, attributes=self._attributes)
+        self._token = _active.set(_Active(self._active.tracer, self._span))
+        return self
+
+    def set(self, name: str, value: Any) -> None:
+        if self._span is not None:
+            self._span.set_attribute(name, value)
+
+    def __exit__(self, kind: Any, error: Any, _tb: Any) -> None:
+        assert self._span is not None and self._token is not None
+        if error is not None and not isinstance(error, GeneratorExit):
+            self._span.record_exception(error)
+            from opentelemetry.trace import Status, StatusCode
+
+            self._span.set_status(Status(StatusCode.ERROR, str(error)))
+        self._span.end()
+        with contextlib.suppress(ValueError, RuntimeError):
+            _active.reset(self._token)
+
+
+class _Event:
+    """An event on the current span when the `with` block ends, with its duration."""
+
+    __slots__ = ("_name", "_span", "_started")
+
+    def __init__(self, span: Span, name: str) -> None:
+        self._span = span
+        self._name = name
+        self._started = 0
+
+    def __enter__(self) -> None:
+        self._started = time.perf_counter_ns()
+
+    def __exit__(self, *_: Any) -> None:
+        self._span.add_event(self._name, {"reco.duration_ms": (time.perf_counter_ns() - self._started) / 1e6})
+
+
+def event(name: str) -> _Event | _NoStep:
+    """An event `name` on the current span at the end of the `with` block, with the block's
+    duration (`reco.duration_ms`); nothing when untraced."""
+    active = _active.get()
+    if active is None:
+        return _NO_STEP
+    return _Event(active.span, name)
+
+
+def span(name: str, attributes: dict[str, Any] | None = None) -> _Step | _NoStep:
+    """A child span of the current call's span for the `with` block; nothing when untraced."""
+    active = _active.get()
+    if active is None:
+        return _NO_STEP
+    return _Step(active, name, attributes or {})
+
+
+def carry(fn: Callable[..., T], name: str, attributes: dict[str, Any] | None = None) -> Callable[..., T]:
+    """`fn` as it is when untraced; when traced, `fn` to run in another thread (an executor) in
+    a child span of the current one, with the call's log ids: run_in_executor copies no context."""
+    active = _active.get()
+    if active is None:
+        return fn
+    ctx = contextvars.copy_context()
+
+    def in_span(*args: Any) -> T:
+        with _Step(active, name, attributes or {}):
+            return fn(*args)
+
+    def run(*args: Any) -> T:
+        return ctx.run(in_span, *args)
+
+    return run
+
+
+# -- the batcher: its wait and the shared scoring, as spans of each call ------------------------------
+
+# id(query) -> (scoring started, scoring ended, batch size, on the executor) in ns since the
+# epoch, for the traced queries only; filled by the scoring function (on the loop or in the
+# executor), read by the query's own call once its answer has come.
+_waiting: dict[int, tuple[int, int, int, bool] | None] = {}
+
+
+def timed(score: Callable[[K, Sequence[Q]], Sequence[R]]) -> Callable[[K, Sequence[Q]], Sequence[R]]:
+    """The batcher's scoring function, noting when each traced query's batch was scored. With
+    no traced query waiting it costs one dict truth test per batch."""
+
+    def scoring(key: K, queries: Sequence[Q]) -> Sequence[R]:
+        if not _waiting:
+            return score(key, queries)
+        started = time.time_ns()
+        results = score(key, queries)
+        ended = time.time_ns()
+        on_executor = threading.current_thread().name.startswith(EXECUTOR_PREFIX)
+        for q in queries:
+            if id(q) in _waiting:
+                _waiting[id(q)] = (started, ended, len(queries), on_executor)
+        return results
+
+    return scoring
+
+
+async def batched(batcher: LoopBatcher[K, Q, R], key: K, query: Q) -> R:
+    """`batcher.submit(key, query)`; when the call is traced, with a `batch.wait` event (queued,
+    waiting for company and for the batch before it: its duration an attribute, its time when
+    the scoring began) and a `score` span (the batch's product and top-k, its size an
+    attribute), placed by their times once the answer has come."""
+    active = _active.get()
+    if active is None:
+        return await batcher.submit(key, query)
+    submitted = time.time_ns()
+    _waiting[id(query)] = None
+    try:
+        result = await batcher.submit(key, query)
+    finally:
+        timing = _waiting.pop(id(query), None)
+    if timing is not None:
+        from opentelemetry import trace
+
+        started, ended, size, on_executor = timing
+        parent = trace.set_span_in_context(active.span)
+        active.span.add_event("batch.wait", {"reco.duration_ms": (started - submitted) / 1e6}, timestamp=started)
+        score = active.tracer.start_span("score", context=parent, start_time=started,
+                                         attributes={"reco.batch.size": size, "reco.batch.executor": on_executor})
+        score.end(end_time=ended)
+    return result
+
+
+# -- the SDK ------------------------------------------------------------------------------------------
+
+
+class _SdkLogBridge(logging.Handler):
+    """The SDK's and exporter's own warnings (a collector unreachable, spans dropped) as
+    JSON log lines like every other, not stdlib's bare stderr text."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            write = log.warning if record.levelno >= logging.WARNING else log.info
+            write("tracing_sdk", logger=record.name, message=record.getMessage())
+        except Exception:  # a log line must never fail the exporter's thread
+            pass
+
+
+def build(settings: ServeSettings) -> Tracing | None:
+    """The process's Tracing, or None when tracing is off. Call after the fork."""
+    if not endpoint_configured(settings):
+        return None
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
+
+    otel_logger = logging.getLogger("opentelemetry")
+    if not any(isinstance(h, _SdkLogBridge) for h in otel_logger.handlers):
+        otel_logger.addHandler(_SdkLogBridge(logging.WARNING))
+        otel_logger.propagate = False
+    attributes: dict[str, Any] = {"process.pid": os.getpid()}
+    if not os.environ.get("OTEL_SERVICE_NAME"):
+        attributes["service.name"] = DEFAULT_SERVICE_NAME
+    # None: the SDK reads OTEL_TRACES_SAMPLER(_ARG), parent-based always-on by default.
+    sampler: Sampler | None = (None if settings.trace_sample_ratio is None
+                               else ParentBased(TraceIdRatioBased(settings.trace_sample_ratio)))
+    # shutdown_on_exit off: its atexit flush would wait up to 30 s on a dead collector.
+    provider = TracerProvider(sampler=sampler, resource=Resource.create(attributes), shutdown_on_exit=False)
+    exporter = OTLPSpanExporter(endpoint=settings.otlp_endpoint or None)
+    processor = BatchSpanProcessor(exporter)  # OTEL_BSP_* honoured
+    provider.add_span_processor(processor)
+    log.info("tracing_on", endpoint=settings.otlp_endpoint or "(from OTEL_* variables)",
+             sample_ratio=settings.trace_sample_ratio)
+    return Tracing(provider, processor, settings.host, settings.port)

@@ -1,0 +1,209 @@
+"""The learner's files on their own: the journal (torn tails, compaction) and the table of
+online vectors (what a reader sees while the writer writes, the bound on users)."""
+
+from __future__ import annotations
+
+import pathlib
+import threading
+
+import numpy as np
+import pytest
+
+from reco_sidecar.runtime.learner import journal
+from reco_sidecar.runtime.learner.table import MAX_SEEN, WAYS, TableReader, TableWriter, retire_file
+from reco_sidecar.serving.online import Event
+from tests.support.models import online_copy
+
+
+@pytest.fixture(scope="module")
+def online_root(demo_root: pathlib.Path, tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    """demo, recording the event types `train` records: it accepts Feedback."""
+    return online_copy(demo_root, tmp_path_factory.mktemp("online-models") / "root")
+
+
+def _events(n: int, start: int = 0) -> list[Event]:
+    return [Event(f"e{i}", f"u{i % 7}", f"i{i}", "click", None if i % 2 else 0.5, 1000.0 + i)
+            for i in range(start, start + n)]
+
+
+def test_the_journal_gives_back_what_was_appended(tmp_path: pathlib.Path) -> None:
+    j = journal.Journal(tmp_path / "journal", fsync=True)
+    j.append(_events(10))
+    j.append(_events(5, 10))
+    j.close()
+    again = journal.Journal(tmp_path / "journal", fsync=False)
+    assert list(again.events()) == _events(15) and again.records == 15
+    assert again.torn_bytes == 0
+
+
+def test_a_torn_last_record_is_cut_off_and_appending_goes_on(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "journal"
+    j = journal.Journal(path, fsync=True)
+    j.append(_events(3))
+    j.close()
+    whole = path.stat().st_size
+    with path.open("ab") as f:
+        f.write(journal.encode(_events(1, 3)[0])[:-4])  # a write cut short by a crash
+    again = journal.Journal(path, fsync=True)
+    assert list(again.events()) == _events(3) and again.records == 3
+    assert again.torn_bytes > 0 and path.stat().st_size == whole
+    again.append(_events(1, 3))
+    again.close()
+    assert journal.read(path)[0] == _events(4)
+
+
+def test_a_corrupt_record_ends_the_journal_there(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "journal"
+    path.write_bytes(b"".join(journal.encode(e) for e in _events(3)))
+    data = bytearray(path.read_bytes())
+    data[len(journal.encode(_events(1)[0])) + 10] ^= 0xFF  # inside the second record
+    path.write_bytes(bytes(data))
+    assert journal.read(path)[0] == _events(1)
+
+
+def test_compaction_keeps_the_newest_events(tmp_path: pathlib.Path) -> None:
+    j = journal.Journal(tmp_path / "journal", fsync=False)
+    j.append(_events(20))
+    assert j.compact(8) == 12
+    j.append(_events(1, 20))
+    j.close()
+    assert journal.read(tmp_path / "journal")[0] == _events(9, 12)
+
+
+def test_a_reader_sees_what_the_writer_put(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "t.table"
+    w = TableWriter(path, 3, 4, max_users=16)
+    w.put("alice", np.array([1, 2, 3, 4], np.float32), np.array([5, 6]), True)
+    w.publish()
+    r = TableReader(path)
+    entry = r.lookup("alice")
+    assert entry is not None and entry.known
+    assert entry.vector.tolist() == [1, 2, 3, 4] and entry.seen_rows.tolist() == [5, 6]
+    assert r.lookup("bob") is None and r.version == 3
+    w.put("alice", np.zeros(4, np.float32), np.arange(MAX_SEEN + 10), False)
+    entry = r.lookup("alice")
+    assert entry is not None and not entry.known
+    assert entry.seen_rows.tolist() == list(range(10, MAX_SEEN + 10))  # the newest MAX_SEEN
+    assert not r.retired
+    w.retire()
+    assert r.retired
+
+
+def test_the_table_never_holds_more_users_than_its_slots(tmp_path: pathlib.Path) -> None:
+    w = TableWriter(tmp_path / "t.table", 1, 2, max_users=2 * WAYS)
+    evicted = [w.put(f"user-{i}", np.ones(2, np.float32), np.zeros(0), False) for i in range(500)]
+    w.publish()
+    assert len(w) == 2 * WAYS
+    assert sum(e is not None for e in evicted) == 500 - 2 * WAYS
+    r = TableReader(tmp_path / "t.table")
+    present = [u for u in (f"user-{i}" for i in range(500)) if r.lookup(u) is not None]
+    assert sorted(present) == sorted(w.users())
+    assert "user-499" in present  # the newest is never the one evicted
+
+
+def test_a_reader_never_sees_half_a_write(tmp_path: pathlib.Path) -> None:
+    """The writer fills vector and seen rows with one value per write; every read must find
+    them all equal, whatever the interleaving."""
+    path = tmp_path / "t.table"
+    w = TableWriter(path, 1, 64, max_users=8)
+    w.put("u", np.zeros(64, np.float32), np.zeros(MAX_SEEN, np.int64), True)
+    w.publish()
+    r = TableReader(path)
+    stop = threading.Event()
+    torn: list[tuple[float, int]] = []
+    reads = [0]
+
+    def read() -> None:
+        while not stop.is_set():
+            entry = r.lookup("u")
+            if entry is None:
+                continue
+            reads[0] += 1
+            values = set(entry.vector.tolist()) | {float(v) for v in entry.seen_rows.tolist()}
+            if len(values) != 1:
+                torn.append((float(entry.vector[0]), len(values)))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    for v in range(1, 3000):
+        w.put("u", np.full(64, v, np.float32), np.full(MAX_SEEN, v, np.int64), True)
+    stop.set()
+    reader.join()
+    assert reads[0] > 0
+    assert torn == []
+
+
+def test_a_table_left_by_a_previous_learner_is_retired_for_its_readers(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "t.table"
+    w = TableWriter(path, 1, 2, max_users=8)
+    w.publish()
+    r = TableReader(path)
+    retire_file(path)
+    assert r.retired and not path.exists()
+
+
+def test_the_learner_solves_a_user_as_the_online_solve_does(online_root: pathlib.Path, tmp_path: pathlib.Path
+                                                            ) -> None:
+    """The learner's per-item sums give the vector online/solve.py gives the user's history."""
+    from reco_sidecar.artifact import loader
+    from reco_sidecar.online import solve
+    from reco_sidecar.online.history import UserHistory
+    from reco_sidecar.runtime.learner.state import VersionState
+
+    model = loader.open_model(online_root / "demo" / "1")
+    table = TableWriter(tmp_path / "t.table", 1, model.factors, max_users=64)
+    state = VersionState(model, table)
+    types = sorted(model.info.event_types)
+    user, other = model.users.ids[3], model.users.ids[4]
+    item_a, item_b = model.items.ids[10], model.items.ids[20]
+    events = [Event("1", user, item_a, types[0], None, 1.0), Event("2", user, item_a, types[-1], 2.0, 2.0),
+              Event("3", user, item_b, types[0], None, 3.0), Event("4", other, item_b, types[-1], None, 4.0)]
+    state.publish(state.add(events))
+    table.publish()
+    expected = solve.recalculate(model, UserHistory(user).add(e for e in events if e.user_id == user))
+    assert expected is not None
+    entry = TableReader(tmp_path / "t.table").lookup(user)
+    assert entry is not None and entry.known
+    np.testing.assert_allclose(entry.vector, expected.vector, rtol=1e-5, atol=1e-6)
+    assert sorted(entry.seen_rows.tolist()) == sorted(expected.excluded.tolist())
+
+
+def test_a_failed_append_takes_back_its_partial_record(tmp_path: pathlib.Path) -> None:
+    """A disk that fills mid-write (here the file size limit: a short write, then EFBIG) must
+    not leave half a record, which would end the journal there at the next start."""
+    import resource
+    import signal
+
+    path = tmp_path / "journal"
+    j = journal.Journal(path, fsync=False)
+    j.append(_events(10))
+    size = path.stat().st_size
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    try:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size + 50, hard))
+        with pytest.raises(OSError):
+            j.append(_events(10, 10))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+    assert path.stat().st_size == size
+    j.append(_events(1, 20))
+    j.close()
+    assert journal.read(path)[0] == _events(10) + _events(1, 20)
+
+
+def test_many_users_solved_together_equal_each_solved_alone(online_root: pathlib.Path) -> None:
+    from reco_sidecar.artifact import loader
+    from reco_sidecar.engine import foldin
+
+    model = loader.open_model(online_root / "demo" / "1")
+    rng = np.random.default_rng(4)
+    histories = [(np.array([], dtype=np.int64), np.array([]))]
+    for size in (1, 5, 30):
+        rows = rng.choice(len(model.items.ids), size=size, replace=False)
+        histories.append((np.sort(rows), rng.uniform(-1.0, 2.0, size=size)))
+    together = foldin.solve_many(model.item_factors, model.yty, histories, model.info.objective)
+    for (rows, values), vector in zip(histories, together, strict=True):
+        alone = foldin.solve(model.item_factors, model.yty, rows, values, model.info.objective)
+        np.testing.assert_array_equal(vector, alone)
