@@ -1,11 +1,13 @@
 defmodule UroReco.TracingTest do
   # Needs the hex dependencies, with opentelemetry_api and the opentelemetry SDK.
   use ExUnit.Case, async: false
+  use Oban.Testing, repo: UroReco.TestRepo
 
   require OpenTelemetry.Tracer, as: Tracer
   require Record
 
-  alias UroReco.{Client, Error, Tracing}
+  alias UroReco.{Client, Error, TestRepo, Tracing}
+  alias UroReco.Workers.BatchRecommend
 
   @moduletag :hex
   @moduletag timeout: 180_000
@@ -106,5 +108,33 @@ defmodule UroReco.TracingTest do
 
     assert_receive {:span, span(name: "oban job")}, 5_000
     refute_received {:span, span(name: "W process")}
+  end
+
+  describe "with a database" do
+    @describetag :db
+
+    setup do
+      start_supervised!(TestRepo)
+      migrations = Ecto.Migrator.migrations_path(TestRepo)
+      Ecto.Migrator.run(TestRepo, migrations, :up, all: true, log: false)
+      start_supervised!({Oban, repo: TestRepo, testing: :manual})
+      :ok
+    end
+
+    test "a BatchRecommend job's calls are client spans inside its consumer span, linked to the enqueuer" do
+      {enqueuer_trace, meta} =
+        Tracer.with_span "enqueue" do
+          {OpenTelemetry.Span.trace_id(Tracer.current_span_ctx()), Tracing.job_meta()}
+        end
+
+      users = [Ecto.UUID.generate(), Ecto.UUID.generate()]
+      assert :ok = perform_job(BatchRecommend, %{"user_ids" => users}, meta: meta)
+
+      assert_receive {:span, span(name: "UroReco.Workers.BatchRecommend process") = job}, 5_000
+      assert [link(trace_id: ^enqueuer_trace)] = :otel_links.list(span(job, :links))
+      assert_received {:span, span(name: "reco.v1.Recommender/BatchRecommend") = call}
+      assert span(call, :trace_id) == span(job, :trace_id)
+      assert span(call, :parent_span_id) == span(job, :span_id)
+    end
   end
 end
