@@ -30,7 +30,12 @@ defmodule UroReco.MixProject do
       {:oban, "~> 2.23", optional: true},
       {:ecto_sql, "~> 3.12", optional: true},
       {:postgrex, "~> 0.19", optional: true},
-      {:flame, "~> 0.5", optional: true}
+      {:flame, "~> 0.5", optional: true},
+      # Client spans and W3C trace context in the call metadata (UroReco.Tracing);
+      # without it the client compiles no tracing code at all.
+      {:opentelemetry_api, "~> 1.5", optional: true},
+      # The SDK, for the tests that read the spans back.
+      {:opentelemetry, "~> 1.7", only: :test}
     ]
   end
 end

@@ -27,6 +27,8 @@ DECODERS: list[tuple[tuple[type[Any], ...], Callable[[bytes], Any]]] = [
     (typing.get_args(wire.FromVerifier), wire.decode_from_verifier),
     (typing.get_args(wire.ToFollower), wire.decode_to_follower),
     (typing.get_args(wire.FromFollower), wire.decode_from_follower),
+    (typing.get_args(wire.ToLearner), wire.decode_to_learner),
+    ((wire.FromLearner,), wire.decode_from_learner),
 ]
 
 
@@ -154,6 +156,12 @@ ALLOWED_CODEC = {
     # The ready line is the documented interface to the host that started `serve` (docs/api.md),
     # read by any language, not a message between our processes.
     "supervisor/ready_line.py": "the host's ready line",
+    # The online journal's records are a file format on disk (replayed at start), not a
+    # message between processes.
+    "learner/journal.py": "the journal's records on disk",
+    # Entries of the Redis Stream every replica reads: a shared log's record format, like the
+    # journal's, not a message between this sidecar's processes.
+    "learner/stream.py": "the replicas' stream entries",
 }
 RAW_CALLS = {"sendall", "sendmsg", "recvmsg", "recv_into", "recvfrom"}
 

@@ -6,13 +6,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import pathlib
-import sys
 from typing import Any
 
-from reco_sidecar.commands import store_publish, train_spark
+from reco_sidecar.commands import store_publish, train_finish, train_spark
 from reco_sidecar.common.errors import InvalidArgument
 from reco_sidecar.engine import eventtypes
-from reco_sidecar.training import algorithms, als, bpr, database, interactions, items, pipeline, report, weights
+from reco_sidecar.training import algorithms, als, bpr, database, interactions, items, pipeline, weights
 from reco_sidecar.training.interactions import Interactions
 
 
@@ -150,13 +149,4 @@ def run(args: argparse.Namespace) -> int:
         first_version=first_version,
         event_types=eventtypes.from_weights(args.weights),
     )
-    if published.metrics:
-        # stdout carries only the published path, for scripts.
-        print(report.table(published.metrics, args.k), file=sys.stderr)
-    # Printed before the reload: if that fails, the version is still published and named.
-    print(published.path, flush=True)
-    store_publish.publish(remote, published.path, args.promote)
-    if args.reload:
-        reload.request_reload(args.reload, args.name, published.version, timeout=args.reload_timeout,
-                              token=token)
-    return 0
+    return train_finish.finish(args, published, remote, token)

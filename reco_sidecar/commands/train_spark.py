@@ -5,13 +5,12 @@ same as for the one-machine engine."""
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
-from reco_sidecar.commands import store_publish
+from reco_sidecar.commands import store_publish, train_finish
 from reco_sidecar.common.errors import InvalidArgument
 from reco_sidecar.engine import eventtypes
-from reco_sidecar.training import database, pipeline, report, weights
+from reco_sidecar.training import database, pipeline, weights
 
 ENGINES = ("implicit", "spark")
 
@@ -91,11 +90,4 @@ def run(args: argparse.Namespace) -> int:
             training={**read, "spark_master": spark.sparkContext.master},
             ann_trees=args.ann_trees, exact_neighbours=args.exact_neighbours,
             first_version=first_version, event_types=eventtypes.from_weights(args.weights), as_of=got.as_of)
-    if published.metrics:
-        print(report.table(published.metrics, args.k), file=sys.stderr)
-    print(published.path, flush=True)
-    store_publish.publish(remote, published.path, args.promote)
-    if args.reload:
-        reload.request_reload(args.reload, args.name, published.version, timeout=args.reload_timeout,
-                              token=token)
-    return 0
+    return train_finish.finish(args, published, remote, token)

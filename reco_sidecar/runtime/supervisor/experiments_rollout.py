@@ -9,7 +9,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from reco_sidecar.common.errors import FailedPrecondition, RecoError
-from reco_sidecar.experiments import checks
+from reco_sidecar.experiments import checks, config
 from reco_sidecar.runtime import wire
 from reco_sidecar.runtime.payload import PayloadDir
 from reco_sidecar.runtime.supervisor.rollout import Candidate, Rollout
@@ -51,6 +51,12 @@ class ExperimentsReader:
         # The text of the last file refused ("" for none; None: it could not be read), so that
         # the watch reports a bad file once instead of at every poll.
         self.refused: str | None = ""
+        self._offered = ""  # the text of the last file handed to the rollout
+
+    def workers_refused(self) -> None:
+        """The workers refused the file last offered (a pinned version they cannot open):
+        like a file the supervisor refused, it is reported once and retried when it changes."""
+        self.refused = self._offered
 
     def check(self, models: Collection[str], versions_of: Callable[[str], Collection[int]]
               ) -> ExperimentsCandidate | RecoError:
@@ -61,7 +67,7 @@ class ExperimentsReader:
         except RecoError as e:
             self.refused = self._text()
             return e
-        self.refused = ""
+        self.refused, self._offered = "", loaded.text
         return Candidate(loaded, self.payloads.write(loaded.text.encode("utf-8")))
 
     def changed(self, serving: checks.ExperimentsFile) -> bool:
@@ -74,6 +80,6 @@ class ExperimentsReader:
     def _text(self) -> str | None:
         assert self.path is not None
         try:
-            return self.path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
+            return config.read_text(self.path)  # bounded, and never blocks on a FIFO
+        except RecoError:
             return None

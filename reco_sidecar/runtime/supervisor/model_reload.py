@@ -336,7 +336,11 @@ class Coordinator:
         if txn.steps.phase is Phase.PREPARE:
             txn.exits[slot] += 1
             if cause is Death.TIMED_OUT or txn.exits[slot] > 1:
-                self._abort(txn, ErrorKind.FAILED_PRECONDITION, f"{what} during the reload", out)
+                # A worker that stopped answering says nothing about the version: it is not
+                # marked FAILED, so the watch tries it again once the pool has replaced the
+                # worker. One that died twice loading it does indict it.
+                self._abort(txn, ErrorKind.FAILED_PRECONDITION, f"{what} during the reload", out,
+                            condemn=cause is not Death.TIMED_OUT)
                 return
         # Prepare: it restarts with the serving version and is prepared again once ready.
         # Commit: it restarts with the new version; wait for it to say so.
@@ -384,10 +388,11 @@ class Coordinator:
         self._done(txn.requester, txn.asked_at, txn.old_version, txn.version, txn.load_seconds, txn.pin, out)
         self._next(out)
 
-    def _abort(self, txn: Txn, kind: ErrorKind, why: str, out: list[Action]) -> None:
+    def _abort(self, txn: Txn, kind: ErrorKind, why: str, out: list[Action], *, condemn: bool | None = None) -> None:
+        """`condemn`: mark the version FAILED (by default unless the failure is a timeout)."""
         self.txn = None
         out += to_each(self.ready, m.Abort(txn.id, txn.version, self.model))
-        if kind is not ErrorKind.UNAVAILABLE:
+        if condemn if condemn is not None else kind is not ErrorKind.UNAVAILABLE:
             self.failed[txn.version] = why
             out.append(VersionFailed(txn.version, why))
         self._refuse(txn.requester, txn.asked_at, kind,

@@ -61,6 +61,9 @@ class Outcome:
     generation: int
     message: str = ""
     field: str | None = None
+    # The workers refused the file itself (not a timeout, not a worker's fault): the watch
+    # leaves it alone until it changes.
+    file_refused: bool = False
 
 
 Action = Send | Reply | Outcome
@@ -142,7 +145,8 @@ class Rollout(Generic[F]):
         p = self.proposal
         if p is None or p.generation != generation or p.steps.phase is not Phase.PREPARE:
             return []
-        return self._abort(ErrorKind.FAILED_PRECONDITION, f"worker {slot}: {error}", field_name or None)
+        return self._abort(ErrorKind.FAILED_PRECONDITION, f"worker {slot}: {error}", field_name or None,
+                           file_refused=True)
 
     def undeliverable(self, slot: int, error: str) -> list[Action]:
         """A message to a live worker could not be sent: waiting for its answer is pointless."""
@@ -197,15 +201,16 @@ class Rollout(Generic[F]):
             out.append(Reply(requester, self.kind.done(requester[1], p.generation, p.file, len(serving))))
         return out
 
-    def _abort(self, kind: ErrorKind, why: str, field_name: str | None) -> list[Action]:
+    def _abort(self, kind: ErrorKind, why: str, field_name: str | None, *, file_refused: bool = False
+               ) -> list[Action]:
         p = self.proposal
         assert p is not None
         self.proposal = None
         out: list[Action] = list(to_each(self.ready, self.kind.abort(p.generation)))
         return out + self._refuse(p.steps.requester, kind, f"{why}; still serving the previous {self.kind.name}",
-                                  field_name)
+                                  field_name, file_refused=file_refused)
 
     def _refuse(self, requester: Requester | None, kind: ErrorKind, message: str,
-                field_name: str | None) -> list[Action]:
-        out: list[Action] = [Outcome(False, self.generation, message, field_name)]
+                field_name: str | None, *, file_refused: bool = False) -> list[Action]:
+        out: list[Action] = [Outcome(False, self.generation, message, field_name, file_refused)]
         return out + refusal(requester, kind, message, field_name)

@@ -151,7 +151,9 @@ class Router:
                     self.send(self.pool.slots[slot], message, rollout=True)
                 case Reply(requester, message):
                     self.send(self.pool.slots[requester[0]], message)
-                case ro.Outcome(ok, generation, message, field_name):
+                case ro.Outcome(ok, generation, message, field_name, file_refused):
+                    if file_refused:
+                        self.experiments.workers_refused()
                     if ok:
                         self.payloads.keep_only([self.rollout.current.payload if self.rollout.current else None])
                         log.info("experiments_done", generation=generation,
@@ -186,6 +188,10 @@ class Router:
     # -- verifiers -------------------------------------------------------------------------------
 
     def verified(self, verifier: Verifier) -> None:
+        if not verifier.running:
+            # Dropped earlier in the same loop turn (a stop, its death reaped): whatever it
+            # sent is moot, and its socket is already closed.
+            return
         model = next(name for name, v in self.verifiers.items() if v is verifier)
         result = verifier.read()
         if result is None:

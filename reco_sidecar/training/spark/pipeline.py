@@ -12,7 +12,7 @@ import pathlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from reco_sidecar.artifact.writer import ItemMetadata, write_version
+from reco_sidecar.artifact.writer import write_version
 from reco_sidecar.common import logs
 from reco_sidecar.common.errors import InvalidArgument
 from reco_sidecar.engine.eventtypes import EventType
@@ -95,9 +95,9 @@ def train_and_publish(
     local = Interactions(data.user_ids, data.item_ids, matrix)
     meta = None
     if item_metadata_path is not None:
-        from reco_sidecar.training.interactions import read_item_metadata
+        from reco_sidecar.training import items
 
-        meta = ItemMetadata(*read_item_metadata(item_metadata_path, local.item_ids))
+        meta = items.read(item_metadata_path, local.item_ids)
     content = pipeline.package(
         local, factors.users, factors.items,
         algorithm="als",

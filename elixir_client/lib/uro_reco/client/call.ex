@@ -3,10 +3,11 @@ defmodule UroReco.Client.Call do
   # Runs one RPC on a pooled channel: one deadline for all attempts, enforced as a
   # hard limit; retries on UNAVAILABLE (and on transport failures, which grpc 1.0
   # reports as INTERNAL) with backoff until the deadline; x-request-id metadata;
-  # gRPC errors mapped to UroReco.Error; a :telemetry span per call.
+  # gRPC errors mapped to UroReco.Error; a :telemetry span per call, and an
+  # OpenTelemetry client span with the trace context as metadata (UroReco.Tracing).
 
   alias Reco.V1.Recommender.Stub
-  alias UroReco.{Backoff, ChannelPool, Error}
+  alias UroReco.{Backoff, ChannelPool, Error, Tracing}
   alias UroReco.Client.Deadline
 
   @call_opts [:timeout, :deadline, :metadata, :request_id, :max_attempts, :backoff]
@@ -42,7 +43,13 @@ defmodule UroReco.Client.Call do
 
     :telemetry.span([:uro_reco, :call], meta, fn ->
       result =
-        case attempt(pool, rpc, request, ctx, 0, nil) do
+        Tracing.client_span(rpc, fn trace_metadata ->
+          ctx = %{ctx | metadata: Map.merge(ctx.metadata, trace_metadata)}
+          attempt(pool, rpc, request, ctx, 0, nil)
+        end)
+
+      result =
+        case result do
           {:ok, reply} when rpc in @streams ->
             {:ok, decode.(Deadline.stream(reply, ctx.deadline, &stream_failure/1))}
 

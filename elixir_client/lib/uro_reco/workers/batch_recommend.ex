@@ -26,6 +26,11 @@ if Code.ensure_loaded?(Oban.Worker) and Code.ensure_loaded?(Ecto.Query) do
     version:}` (`experiment`/`arm` nil for users in no experiment).
 
         %{"after" => nil} |> UroReco.Workers.BatchRecommend.new() |> Oban.insert()
+
+    With `opentelemetry_api`, a job runs in a consumer span linked to the trace
+    context in its meta, as opentelemetry_oban does (see `UroReco.Tracing`): enqueue
+    with `OpentelemetryOban.insert/2`, or pass `meta: UroReco.Tracing.job_meta()`.
+    Its `BatchRecommend` calls are client spans inside it.
     """
 
     use Oban.Worker, queue: :recommendations, max_attempts: 5
@@ -35,11 +40,13 @@ if Code.ensure_loaded?(Oban.Worker) and Code.ensure_loaded?(Ecto.Query) do
     alias UroReco.{Client, Config, Recommendations}
 
     @impl Oban.Worker
-    def perform(%Oban.Job{args: %{"user_ids" => user_ids} = args}) do
+    def perform(%Oban.Job{} = job), do: UroReco.Tracing.job_span(job, fn -> run(job) end)
+
+    defp run(%Oban.Job{args: %{"user_ids" => user_ids} = args}) do
       with {:ok, _count} <- refresh(user_ids, args), do: :ok
     end
 
-    def perform(%Oban.Job{args: %{"after" => cursor} = args}) do
+    defp run(%Oban.Job{args: %{"after" => cursor} = args}) do
       limit = Config.batch()[:page_size]
 
       case Recommendations.user_page(Config.repo(), cursor, limit) do
@@ -110,7 +117,10 @@ if Code.ensure_loaded?(Oban.Worker) and Code.ensure_loaded?(Ecto.Query) do
     end
 
     defp next_page(args, last_user_id) do
-      {:ok, _job} = Oban.insert(Config.oban(), new(Map.put(args, "after", last_user_id)))
+      # The next page's span links to this one, as the first page's links to
+      # whoever enqueued the sweep.
+      job = new(Map.put(args, "after", last_user_id), meta: UroReco.Tracing.job_meta())
+      {:ok, _job} = Oban.insert(Config.oban(), job)
     end
   end
 end
