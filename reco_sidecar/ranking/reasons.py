@@ -30,17 +30,20 @@ class Reason:
 
 
 def history(model: Model, query: RecQuery) -> tuple[np.ndarray, np.ndarray]:
-    """(item rows, confidences) the query's user vector is explained by: c = alpha x r under the
-    version's objective (implicit's), r the interaction values; a negative r keeps its sign
-    (implicit's "disliked": it weighs the matrix and explains nothing)."""
-    alpha = model.info.objective.alpha
+    """(item rows, confidences) the query's user vector is explained by, from the version's
+    objective (the one training and every serving-time solve use): each item weighs the matrix
+    by its confidence c and explains c x p of the score; an item with preference p = 0 (a
+    negative value) carries -c: it weighs the matrix and explains nothing, as in implicit."""
     if query.vector is not None and query.seen_rows is not None:
         rows = np.unique(np.asarray(query.seen_rows, dtype=np.int64))
-        return rows, np.full(len(rows), alpha)  # fold-in values each recent item 1
-    if query.user_row is None:
+        values = np.ones(len(rows))  # fold-in values each recent item 1
+    elif query.user_row is None:
         return np.zeros(0, np.int64), np.zeros(0)
-    rows, values = model.history(query.user_row)
-    return rows, alpha * np.asarray(values, dtype=np.float64)
+    else:
+        rows, values = model.history(query.user_row)
+    terms = model.info.objective.terms(np.asarray(values, dtype=np.float64))
+    confidence = terms.gram + 1.0
+    return np.asarray(rows, dtype=np.int64), np.where(terms.rhs > 0, confidence, -confidence)
 
 
 def reasons(model: Model, query: RecQuery, targets: np.ndarray, k: int) -> list[list[Reason]]:
