@@ -32,7 +32,10 @@ def parser() -> argparse.ArgumentParser:
 
 @pytest.mark.parametrize("name", ["service-account.yaml", "role.yaml", "role-binding.yaml"])
 def test_core_resources_pass_the_schema(name: str) -> None:
-    kubernetes_validate.validate(load(name), "1.37", strict=True)
+    try:
+        kubernetes_validate.validate(load(name), "1.37", strict=True)
+    except kubernetes_validate.ValidationError as e:
+        pytest.fail(f"{name}: {e}")
 
 
 def test_the_spark_application_runs_a_train_command_our_parser_accepts() -> None:
