@@ -45,14 +45,16 @@ def object_key(bucket: str, version: int, name: str, model: str = "demo") -> str
 
 @contextlib.contextmanager
 def replicas(s3: S3Server, bucket: str, caches: list[pathlib.Path], *, watch: float = 0.5,
-             endpoint: str | None = None, workers: int = 1, model: str = "demo") -> Iterator[list[Sidecar]]:
-    """One `serve --model-store` process tree per cache directory, all following the bucket."""
+             endpoint: str | None = None, workers: int = 1, model: str = "demo",
+             extra_args: tuple[str, ...] = ()) -> Iterator[list[Sidecar]]:
+    """One `serve --model-store` process tree per cache directory, all following the bucket;
+    `extra_args` go to every `serve`."""
     env = {**s3.env(), "RECO_S3_ENDPOINT_URL": endpoint or s3.endpoint}
     with contextlib.ExitStack() as stack:
         started = [
             stack.enter_context(running_sidecar(
                 cache, model, workers=workers, env=env,
-                extra_args=["--model-store", store_uri(bucket), "--watch", str(watch)]))
+                extra_args=["--model-store", store_uri(bucket), "--watch", str(watch), *extra_args]))
             for cache in caches
         ]
         yield started
