@@ -133,8 +133,10 @@ class _Loop:
             self._want(found.version)
             return
         self.watched = None
-        # Announce a target once; the supervisor runs the reload (and remembers failures).
-        if found.version is not None and found.version != self.announced:
+        # Announce a target once per report of what the pool serves (see _command): the
+        # supervisor runs the reload and remembers the versions that failed; one it aborted
+        # for a worker's fault is offered again here. What already serves needs no offer.
+        if found.version is not None and found.version not in (self.announced, self.follower.serving):
             self._announce(wire.WATCH, found)
 
     def _command(self, command: wire.ToFollower) -> None:
@@ -143,6 +145,9 @@ class _Loop:
                 found = self.follower.look(None if spec is LATEST else spec, explicit=True)
                 self._answer(request_id, found, latest=spec is LATEST)
             case wire.Serving(version):
+                # Sent after every reload the supervisor finishes, done or not: the target may
+                # be announced again if the pool is not on it.
+                self.announced = None
                 self.follower.set_serving(version)
 
     def _reply(self, request_id: int, outcome: Outcome) -> None:

@@ -129,7 +129,11 @@ class Router:
     def finished(self, f: co.Finished, model: str) -> None:
         if self.learner is not None and model == self.settings.default_model:
             self.learner.serving(self.reloads[model].serving)  # either way: the other table goes
-        if f.ok and self.store is not None and model == self.settings.default_model:
+        if self.store is not None and model == self.settings.default_model:
+            # Either way: after a failed reload it tells the follower the replica is still on
+            # the old version, so the store's target is offered again at its next look (a
+            # worker's fault aborts a reload without condemning the version; one that is
+            # condemned is ignored by Watch.offered).
             self.store.serving(self.reloads[model].serving)
         if f.ok:
             if not f.noop:
