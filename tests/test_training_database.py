@@ -167,3 +167,39 @@ def test_rows_come_out_in_id_order_whatever_the_insertion_order(conn: psycopg.Co
     assert data.user_ids == sorted(str(u) for u in ids)
     assert data.item_ids == sorted(str(p) for p in ids[:5])
     assert data.matrix.nnz == 150 and data.matrix.sum() == pytest.approx(150 * 0.7)
+
+
+def test_spark_reads_the_pairs_the_database_reader_reads(conn: psycopg.Connection[Any], table: str,
+                                                         tmp_path: pathlib.Path) -> None:
+    """`train --engine spark --dsn`: Spark's JDBC reader, partitioned on the time column, weights
+    and sums each (user, item) exactly as the one-machine reader's SQL does."""
+    import importlib.util
+    import os
+    import sys
+
+    from harness.procs import run_bounded
+
+    require(importlib.util.find_spec("pyspark") is not None, "pyspark (the [spark] extra)")
+    rows, *_ = _planted()
+    _insert(conn, table, rows)
+    spec = database.ReadSpec(table=database.TableSpec(table=table), half_life_days=30.0, as_of=AS_OF)
+    expected, _ = database.read_interactions(DSN, spec)
+    code, _, err, _ = run_bounded(
+        [sys.executable, "-m", "reco_sidecar", "train", "--engine", "spark", "--spark-master", "local[2]",
+         "--dsn", DSN, "--table", table, "--half-life-days", "30", "--as-of", AS_OF.isoformat(),
+         "--jdbc-partitions", "3", "--model-root", str(tmp_path), "--name", "uro", "--factors", "8",
+         "--iterations", "5", "--holdout", "0", "--exact-neighbours", "0", "--ann-trees", "5"],
+        900.0, env=dict(os.environ))
+    assert code == 0, err[-3000:]
+    model = loader.open_model(tmp_path / "uro" / "1")
+    assert list(model.users.ids) == expected.user_ids
+    assert list(model.items.ids) == expected.item_ids
+    np.testing.assert_array_equal(model.seen_indptr, expected.matrix.indptr)
+    np.testing.assert_array_equal(model.seen_indices, expected.matrix.indices)
+    for user in range(len(expected.user_ids)):
+        _, values = model.history(user)
+        start, end = expected.matrix.indptr[user], expected.matrix.indptr[user + 1]
+        np.testing.assert_allclose(values, expected.matrix.data[start:end], rtol=1e-6)
+    man = manifest_mod.read(tmp_path / "uro" / "1")
+    assert man.training["engine"] == "spark" and man.training["jdbc_partitions"] == 3
+    assert man.source["kind"] == "database" and man.as_of == AS_OF.timestamp()

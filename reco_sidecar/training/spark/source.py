@@ -167,10 +167,14 @@ def read_jdbc(spark: SparkSession, jdbc: JdbcSpec, spec: ReadSpec) -> Read:
     if bounds["lo"] is None:
         raise InvalidArgument("no interactions to train on", field="interactions")
     lo, hi = bounds["lo"], bounds["hi"]
+    reader = spark.read.format("jdbc").option("url", jdbc.url).option("dbtable", table)
+    for key, value in props.items():
+        reader = reader.option(key, value)
     if jdbc.partitions > 1 and lo != hi:
-        rows = spark.read.jdbc(jdbc.url, table, column="part", lowerBound=str(lo), upperBound=str(hi),
-                               numPartitions=jdbc.partitions, properties=props)
-    else:
-        rows = spark.read.jdbc(jdbc.url, table, properties=props)
+        # The generic reader takes bounds as text, so timestamp and date columns partition too
+        # (DataFrameReader.jdbc's keyword form casts them to int).
+        reader = (reader.option("partitionColumn", "part").option("lowerBound", str(lo))
+                  .option("upperBound", str(hi)).option("numPartitions", str(jdbc.partitions)))
+    rows = reader.load()
     weighted = rows.select("user_id", "item_id", _weight(spec, as_of).alias("weight"))
     return Read(_pairs(weighted), as_of.timestamp())
