@@ -23,7 +23,8 @@ then never-read 1M-user BatchRecommend streams), `rollout_during_batch` (ReloadE
 drops an arm's pinned version while a BatchRecommend stream uses it),
 `sigterm_racing_verification` (the supervisor stopped while its verifier finishes, then
 SIGTERM and SIGCONT: the verdict and the signal in one loop turn), `worker_stopped_during_watch`
-(a worker SIGSTOPped while --watch rolls out a new good version).
+(a worker SIGSTOPped while --watch rolls out a new good version), `oversized_experiments_file`
+(a valid 600 KiB experiments file rolled out under load, then a 2 MiB one refused).
 
     python -m bench.faults [--small] [--only NAME ...]   # writes bench/results/faults.json
 """
@@ -561,11 +562,50 @@ def worker_stopped_during_watch(run: Run, timeout: float = 3.0) -> dict[str, Any
             "unverified_answers": run.unverified(clients.calls)}
 
 
+def oversized_experiments_file(run: Run, kib: int = 600) -> dict[str, Any]:
+    """A valid experiments file far past one control frame (`kib` KiB, under the 1 MiB limit) is
+    rolled out by ReloadExperiments under load; then a 2 MiB one is refused at once and the
+    600 KiB rules keep serving."""
+    name = run.model.name
+    body = (f'[[experiments]]\nname = "feed"\nsalt = "feed-big"\nshare = 1.0\narms = [\n'
+            f'  {{ name = "control", model = "{name}", weight = 1 }},\n'
+            f'  {{ name = "popular", baseline = "popular", weight = 1 }},\n]\n')
+    padding = "# " + "x" * 98 + "\n"
+    exp_file = run.work / "oversized_experiments_file.toml"
+    exp_file.parent.mkdir(parents=True, exist_ok=True)
+    exp_file.write_text(body)
+    with run.sidecar("oversized_experiments_file", ["--experiments", str(exp_file)]) as (sc, _), \
+            Clients(sc, run.users) as clients:
+        wait_until(lambda: len(clients.calls) > 200, 60, "warm-up calls")
+        exp_file.write_text(body + padding * (kib * 1024 // len(padding) + 1))
+        started = time.monotonic()
+        code, done = _reload_experiments(sc)
+        big_seconds = time.monotonic() - started
+        exp_file.write_text(body + padding * (2 * 1024 * 1024 // len(padding)))
+        started = time.monotonic()
+        refused, _ = _reload_experiments(sc)
+        refused_seconds = time.monotonic() - started
+        time.sleep(1.0)  # keep the load on after the refusal, so late failures would show
+    return {**clients.summary(), "file_kib": kib, "rollout_code": code,
+            "rollout_workers": getattr(done, "workers", None), "rollout_seconds": round(big_seconds, 3),
+            "two_mib_code": refused, "two_mib_seconds": round(refused_seconds, 3),
+            "unverified_answers": run.unverified(clients.calls)}
+
+
+def _reload_experiments(sc: Sidecar) -> tuple[str, Any]:
+    with grpc.insecure_channel(sc.address) as ch:
+        stub = reco_pb2_grpc.RecommenderStub(ch)  # type: ignore[no-untyped-call]
+        try:
+            return "OK", stub.ReloadExperiments(reco_pb2.ReloadExperimentsRequest(), timeout=120)
+        except grpc.RpcError as e:
+            return e.code().name, None
+
+
 FAULTS: dict[str, Callable[[Run], dict[str, Any]]] = {
     f.__name__: f for f in (sigkill_worker, sigstop_worker, bad_version_on_disk, file_swapped_during_reload,
                              reload_storm_with_restarts, dripping_store, sigterm_with_health_watchers,
                              memory_from_clients, rollout_during_batch, sigterm_racing_verification,
-                             worker_stopped_during_watch)
+                             worker_stopped_during_watch, oversized_experiments_file)
 }
 
 
