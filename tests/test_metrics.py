@@ -85,8 +85,10 @@ def test_counts_from_both_workers_are_summed(demo_root: pathlib.Path, ids: tuple
             stubs[1].Recommend(reco_pb2.RecommendRequest(user_id="x", n=0))
         recommends = sum(known.values()) + sum(unknown.values())
         calls = 2 + recommends + 1 + 1 + 1
-        # workers hand their counts to the files about once a second
-        samples = wait_for(sc, lambda s: sum(series(s, "reco_rpcs_total").values()) == calls)
+        # workers hand their counts to the files about once a second; the batch counts were once
+        # seen to reach the files a flush after the call counts, so the wait is for both
+        samples = wait_for(sc, lambda s: sum(series(s, "reco_rpcs_total").values()) == calls
+                           and sum(series(s, "reco_batch_size_sum").values()) == sum(known.values()))
         version = series(samples, "reco_model_version")
     assert value(samples, "reco_rpcs_total", method="Recommend", code="OK") == recommends
     assert value(samples, "reco_rpc_duration_seconds_count", method="Recommend", code="OK") == recommends
