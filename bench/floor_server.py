@@ -98,7 +98,7 @@ async def _serve(args: argparse.Namespace, port: int, ready_fd: int) -> None:
     import grpc
 
     from reco_sidecar.artifact import loader
-    from reco_sidecar.engine.query import Ranked, RecQuery, Restriction, Source
+    from reco_sidecar.engine.query import Provenance, Ranked, RecQuery, Restriction
     from reco_sidecar.gen.reco.v1 import reco_pb2, reco_pb2_grpc
     from reco_sidecar.manager import warmup
     from reco_sidecar.serving.jsonld import Renderer
@@ -108,8 +108,8 @@ async def _serve(args: argparse.Namespace, port: int, ready_fd: int) -> None:
     renderer = Renderer(args.item_iri)
     none = Restriction.none()
     ids = model.items.ids
-    source_pb = {Source.MODEL: reco_pb2.SOURCE_MODEL, Source.POPULAR: reco_pb2.SOURCE_POPULAR,
-                 Source.ANN: reco_pb2.SOURCE_ANN, Source.FOLD_IN: reco_pb2.SOURCE_FOLD_IN}
+    source_pb = {Provenance.MODEL: reco_pb2.SOURCE_MODEL, Provenance.POPULAR: reco_pb2.SOURCE_POPULAR,
+                 Provenance.ANN: reco_pb2.SOURCE_ANN, Provenance.FOLD_IN: reco_pb2.SOURCE_FOLD_IN}
 
     def items(ranked: Ranked) -> list[reco_pb2.ScoredItem]:
         return [reco_pb2.ScoredItem(item_id=ids[r], score=s, rank=i)

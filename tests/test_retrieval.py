@@ -12,7 +12,7 @@ import pytest
 
 from reco_sidecar.artifact import loader
 from reco_sidecar.engine.model import Model
-from reco_sidecar.engine.query import RecQuery, Restriction, Source
+from reco_sidecar.engine.query import Provenance, RecQuery, Restriction
 from reco_sidecar.experiments import baselines
 from reco_sidecar.experiments.config import Arm, Experiment
 from reco_sidecar.serving.retrieval import Ask, rank_for_arm
@@ -51,7 +51,7 @@ def test_a_model_arm_ranks_as_the_model_and_leaves_unknown_users_to_the_caller(m
     assert all(_same(r, one) for r, one in zip(ranked, alone, strict=True))
     assert ranked[-2:] == [None, None]
     with_fallback = rank_for_arm(model, arm, EXPERIMENT, asks, fallback=True)
-    assert all(r is not None and r.source is Source.POPULAR for r in with_fallback[-2:])
+    assert all(r is not None and r.source is Provenance.POPULAR for r in with_fallback[-2:])
     assert all(_same(a, b) for a, b in zip(ranked[:-2], with_fallback[:-2], strict=True))
 
 

@@ -269,7 +269,7 @@ def queries(model: Model, rng: np.random.Generator) -> list[RecQuery]:
 
 
 def test_model_recommend_matches_masked_argsort(exact_model: Model) -> None:
-    from reco_sidecar.engine.query import Source
+    from reco_sidecar.engine.query import Provenance
 
     qs = queries(exact_model, np.random.default_rng(9))
     for batch in (qs, qs[:1], qs[1:9], qs[:33]):
@@ -279,7 +279,7 @@ def test_model_recommend_matches_masked_argsort(exact_model: Model) -> None:
             rows, scores = reference(exact_model, q)
             assert ranked.rows.tolist() == rows.tolist()
             np.testing.assert_array_equal(ranked.scores, scores)
-            assert ranked.source == (Source.FOLD_IN if q.vector is not None else Source.MODEL)
+            assert ranked.source == (Provenance.FOLD_IN if q.vector is not None else Provenance.MODEL)
 
 
 def test_model_recommend_on_trained_factors(demo_version_dir: pathlib.Path) -> None:

@@ -18,7 +18,7 @@ from reco_sidecar.engine.eventtypes import EventType
 from reco_sidecar.engine.idindex import IdIndex
 from reco_sidecar.engine.metadata import ItemCatalog
 from reco_sidecar.engine.objective import Objective
-from reco_sidecar.engine.query import Ranked, RecQuery, Restriction, Source
+from reco_sidecar.engine.query import Provenance, Ranked, RecQuery, Restriction
 from reco_sidecar.engine.topk import decode_keys, sort_keys
 
 
@@ -108,7 +108,7 @@ class Model:
                                                self._masks(full))
             # the kernel returns no left-out items, so a page is a plain slice
             for j, (i, q, c) in enumerate(zip(at, full, counts.tolist(), strict=True)):
-                source = q.source or (Source.FOLD_IN if q.vector is not None else Source.MODEL)
+                source = q.source or (Provenance.FOLD_IN if q.vector is not None else Provenance.MODEL)
                 out[i] = Ranked(rows[j, q.offset : c], vals[j, q.offset : c], source)
         for i, q in enumerate(queries):
             if out[i] is None:
@@ -168,7 +168,7 @@ class Model:
         scores = exactdot.one_vector(self._vector(q), self.item_factors[cand])
         keys = np.sort(sort_keys(scores, cand))[q.offset : q.k]
         rows, vals = decode_keys(keys)
-        return Ranked(rows, vals, q.source or (Source.FOLD_IN if q.vector is not None else Source.MODEL))
+        return Ranked(rows, vals, q.source or (Provenance.FOLD_IN if q.vector is not None else Provenance.MODEL))
 
     def popular(self, offset: int, n: int, restriction: Restriction) -> Ranked:
         """The fallback ranking for users the model does not know."""
@@ -181,7 +181,7 @@ class Model:
             keep = restriction.keeps(order)
             if int(keep.sum()) >= want or size == len(self.popular_rows):
                 rows = order[keep][offset:want]
-                return Ranked(rows, self.popularity[rows].astype(np.float32), Source.POPULAR)
+                return Ranked(rows, self.popularity[rows].astype(np.float32), Provenance.POPULAR)
             size = min(len(self.popular_rows), size * 8)
 
     # -- similar items ----------------------------------------------------------------------
@@ -196,7 +196,7 @@ class Model:
             keep = restriction.keeps(r)
             if int(keep.sum()) >= want:
                 cos = np.asarray(self.neighbour_scores[item_row])
-                return Ranked(r[keep][offset:want], cos[keep][offset:want], Source.ANN)
+                return Ranked(r[keep][offset:want], cos[keep][offset:want], Provenance.ANN)
         ask = min(total, want + 1 + len(restriction.exclude_rows))
         search_k = self.info.search_k
         while True:
@@ -207,5 +207,5 @@ class Model:
             keep = (r != item_row) & restriction.keeps(r)
             r, cos = r[keep], cos[keep]
             if len(r) >= want or ask >= total:
-                return Ranked(r[offset:want], cos[offset:want], Source.ANN)
+                return Ranked(r[offset:want], cos[offset:want], Provenance.ANN)
             ask = min(total, ask * 4)

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 
 
-class Source(enum.Enum):
+class Provenance(enum.Enum):
+    """Where a ranked list came from (the proto's `source` field; not a Source of versions)."""
+
     MODEL = "model"
     FOLD_IN = "fold_in"
     POPULAR = "popular"
@@ -73,7 +75,7 @@ class RecQuery:
     # Items to leave out as "seen" for a folded-in user.
     seen_rows: np.ndarray | None = None
     # What the answer says it came from; None: MODEL, or FOLD_IN for a given vector.
-    source: Source | None = None
+    source: Provenance | None = None
 
     @property
     def k(self) -> int:
@@ -84,4 +86,4 @@ class RecQuery:
 class Ranked:
     rows: np.ndarray
     scores: np.ndarray
-    source: Source
+    source: Provenance

@@ -9,7 +9,7 @@ import hashlib
 import numpy as np
 
 from reco_sidecar.engine.model import Model
-from reco_sidecar.engine.query import Ranked, Restriction, Source
+from reco_sidecar.engine.query import Provenance, Ranked, Restriction
 
 
 def _unseen(model: Model, user_id: str, restriction: Restriction, include_seen: bool) -> Restriction:
@@ -29,4 +29,4 @@ def random(model: Model, user_id: str, salt: str, offset: int, n: int, restricti
     order = np.random.default_rng(seed).permutation(len(model.items)).astype(np.int64)
     keep = _unseen(model, user_id, restriction, include_seen).keeps(order)
     rows = order[keep][offset : offset + n]
-    return Ranked(rows, np.zeros(len(rows), dtype=np.float32), Source.RANDOM)
+    return Ranked(rows, np.zeros(len(rows), dtype=np.float32), Provenance.RANDOM)

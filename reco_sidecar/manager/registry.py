@@ -21,7 +21,7 @@ class ModelRegistry:
         self.default = default
         # Versions an experiment arm pins, beside what each model serves: (model, version) ->
         # a manager holding that one version. Replaced whole when experiments are rolled out.
-        self._pinned: dict[tuple[str, int], ModelManager] = {}
+        self._arm_versions: dict[tuple[str, int], ModelManager] = {}
 
     @classmethod
     def single(cls, manager: ModelManager) -> ModelRegistry:
@@ -35,8 +35,8 @@ class ModelRegistry:
                            field="model")
         return manager
 
-    def pinned(self, name: str, version: int) -> ModelManager:
-        manager = self._pinned.get((name, version))
+    def arm_version(self, name: str, version: int) -> ModelManager:
+        manager = self._arm_versions.get((name, version))
         if manager is None:
             raise Unavailable(f"version {version} of model {name!r} is not open here", field="arm")
         return manager
@@ -46,7 +46,7 @@ class ModelRegistry:
         reused); raises FailedPrecondition naming nothing but the version. Serves none yet."""
         out: dict[tuple[str, int], ModelManager] = {}
         for name, version in keys:
-            manager = self._pinned.get((name, version))
+            manager = self._arm_versions.get((name, version))
             if manager is None:
                 base = self.get(name)
                 manager = ModelManager(base.model_root, name, base.opener)
@@ -54,10 +54,10 @@ class ModelRegistry:
             out[(name, version)] = manager
         return out
 
-    def use_arm_versions(self, pinned: Mapping[tuple[str, int], ModelManager]) -> None:
-        """Serves these pinned versions from now on; the others are dropped (a request still
+    def use_arm_versions(self, managers: Mapping[tuple[str, int], ModelManager]) -> None:
+        """Serves these arm versions from now on; the others are dropped (a request still
         holding one keeps it until it ends)."""
-        self._pinned = dict(pinned)
+        self._arm_versions = dict(managers)
 
     def __contains__(self, name: object) -> bool:
         return name in self._managers

@@ -88,7 +88,7 @@ class Arms:
         if arm.model is None:
             return requested
         if arm.version is not None:
-            return self._registry.pinned(arm.model, arm.version)
+            return self._registry.arm_version(arm.model, arm.version)
         return self._registry.get(arm.model)
 
     @staticmethod

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from reco_sidecar.engine.model import Model
-from reco_sidecar.engine.query import Ranked, RecQuery, Restriction, Source
+from reco_sidecar.engine.query import Provenance, Ranked, RecQuery, Restriction
 from reco_sidecar.gen.reco.v1 import reco_pb2
 from reco_sidecar.ranking import stage
 from reco_sidecar.ranking.compiled import Compiled
@@ -186,7 +186,7 @@ class BatchStream:
             if found is not None:
                 return RecQuery(0, self.request.n, target.restriction, user_row=row, vector=found.vector,
                                 include_seen=self.request.filter.include_seen, seen_rows=found.seen_rows,
-                                source=Source.ONLINE if found.known else Source.ONLINE_NEW_USER)
+                                source=Provenance.ONLINE if found.known else Provenance.ONLINE_NEW_USER)
         if row is None:
             return None
         return RecQuery(0, self.request.n, target.restriction, user_row=row,
@@ -223,7 +223,7 @@ class BatchStream:
             if self._popular is None:
                 self._popular = pages.popular(model, 0, self.request.n, self.restriction)
             page = self._popular
-            self._count(Source.POPULAR.value)
+            self._count(Provenance.POPULAR.value)
             if isinstance(page, PopularPage):
                 return self._kind(user_id=user_id, index=index, items=page.items, source=reco_pb2.SOURCE_POPULAR,
                                   jsonld=page.jsonld if jsonld else "", **self._one)

@@ -10,21 +10,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from reco_sidecar.engine.model import Model
-from reco_sidecar.engine.query import Ranked, Restriction, Source
+from reco_sidecar.engine.query import Provenance, Ranked, Restriction
 from reco_sidecar.gen.reco.v1 import reco_pb2
 from reco_sidecar.serving.jsonld import Renderer
 
 SOURCE_PB = {
-    Source.RANDOM: reco_pb2.SOURCE_RANDOM,
-    Source.MODEL: reco_pb2.SOURCE_MODEL,
-    Source.FOLD_IN: reco_pb2.SOURCE_FOLD_IN,
-    Source.POPULAR: reco_pb2.SOURCE_POPULAR,
-    Source.ANN: reco_pb2.SOURCE_ANN,
-    Source.ONLINE: reco_pb2.SOURCE_ONLINE,
-    Source.ONLINE_NEW_USER: reco_pb2.SOURCE_ONLINE_NEW_USER,
+    Provenance.RANDOM: reco_pb2.SOURCE_RANDOM,
+    Provenance.MODEL: reco_pb2.SOURCE_MODEL,
+    Provenance.FOLD_IN: reco_pb2.SOURCE_FOLD_IN,
+    Provenance.POPULAR: reco_pb2.SOURCE_POPULAR,
+    Provenance.ANN: reco_pb2.SOURCE_ANN,
+    Provenance.ONLINE: reco_pb2.SOURCE_ONLINE,
+    Provenance.ONLINE_NEW_USER: reco_pb2.SOURCE_ONLINE_NEW_USER,
 }
 # SOURCE_NAME[s], not s.value: Enum.value is a property call, on every response.
-SOURCE_NAME = {source: source.value for source in Source}
+SOURCE_NAME = {source: source.value for source in Provenance}
 SOURCE_OF = {pb: source for source, pb in SOURCE_PB.items()}
 # Popular answers kept per model version: (offset, n) pairs are few in practice; the bound
 # only stops a client walking every page from growing the cache without end.

@@ -11,7 +11,7 @@ import numpy as np
 from reco_sidecar.common.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 from reco_sidecar.common.ids import id_problem as id_problem  # the service checks batch ids with it
 from reco_sidecar.engine.model import Model
-from reco_sidecar.engine.query import RecQuery, Restriction, Source
+from reco_sidecar.engine.query import Provenance, RecQuery, Restriction
 from reco_sidecar.gen.reco.v1 import reco_pb2
 
 
@@ -82,7 +82,8 @@ def recommend_query(
     found = online(req.user_id) if online is not None else None
     if found is not None:
         return RecQuery(req.offset, req.n, r, user_row=user_row, vector=found.vector, include_seen=include_seen,
-                        seen_rows=found.seen_rows, source=Source.ONLINE if found.known else Source.ONLINE_NEW_USER)
+                        seen_rows=found.seen_rows,
+                        source=Provenance.ONLINE if found.known else Provenance.ONLINE_NEW_USER)
     if user_row is None:
         if req.disable_fallback:
             raise NotFound(f"unknown user {req.user_id!r}", field="user_id")

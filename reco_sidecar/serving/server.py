@@ -36,6 +36,7 @@ from reco_sidecar.serving.observe import AccessLog, Tally
 from reco_sidecar.serving.online import Online
 from reco_sidecar.serving.service import RecommenderService
 from reco_sidecar.settings import ServeSettings
+from reco_sidecar.store.status import StoreStatus
 
 
 @dataclass
@@ -74,7 +75,7 @@ class Serving:
 def build(settings: ServeSettings, registry: ModelRegistry, *, reloader: Reloader, topology: Topology,
           experiments: LiveExperiments | None = None,
           reload_experiments: Callable[[], ExperimentsOutcome] = no_experiments_file,
-          store_status: Callable[[], dict[str, Any] | None] = lambda: None,
+          store_status: Callable[[], StoreStatus | None] = lambda: None,
           reuse_port: bool = True, online: Online | None = None, rules: LiveRules | None = None,
           reload_rules: Callable[[], RulesOutcome] = no_rules_file) -> Serving:
     """The server, its handlers registered, nothing bound yet. `reuse_port`: the workers share

@@ -47,6 +47,7 @@ from reco_sidecar.serving.online import events_of as online_events
 from reco_sidecar.serving.ranking_step import RankingStep, check_explain
 from reco_sidecar.serving.render import SOURCE_NAME, Candidates, Pages, PopularPage
 from reco_sidecar.serving.retrieval import Ask, rank_for_arm
+from reco_sidecar.store.status import StoreStatus
 
 log = logs.get(__name__)
 
@@ -76,7 +77,7 @@ class RecommenderService:
         batch_wait_policy: str = DEFAULT_POLICY,
         on_batch: Callable[[int, bool], None] | None = None,
         recommends_in_flight: Callable[[], int] = lambda: 0,
-        store_status: Callable[[], dict[str, Any] | None] = lambda: None,
+        store_status: Callable[[], StoreStatus | None] = lambda: None,
         experiments: LiveExperiments | None = None,
         reload_experiments: Callable[[], ExperimentsOutcome] = no_experiments_file,
         online: Online | None = None,
@@ -300,7 +301,11 @@ class RecommenderService:
         store = self._store_status()
         if store is None:
             return
-        resp.store.CopyFrom(reco_pb2.StoreStatus(**store))
+        resp.store.CopyFrom(reco_pb2.StoreStatus(
+            uri=store.uri, target_version=store.target_version, downloading_version=store.downloading_version,
+            downloaded_bytes=store.downloaded_bytes, download_total_bytes=store.download_total_bytes,
+            cached_versions=store.cached_versions, failed_version=store.failed_version, error=store.error,
+            checked_at=store.checked_at))
         failed = resp.store.failed_version
         if failed and all(v.version != failed for v in resp.versions):
             resp.versions.append(reco_pb2.ModelVersionStatus(version=failed, state=reco_pb2.MODEL_STATE_FAILED,

@@ -8,7 +8,6 @@ leaving an aborted version loaded."""
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import queue
 import threading
@@ -173,7 +172,7 @@ class WorkerControl:
             case m.Workers(workers):
                 self._topology.update([WorkerAddress(w.pid, w.address) for w in workers])
             case m.StoreStatus():
-                self._topology.update_store(dataclasses.asdict(message))
+                self._topology.update_store(message)
             case m.Shutdown(fast):
                 self._events.put(StopReason.SHUTDOWN_FAST if fast else StopReason.SHUTDOWN)
             case _:

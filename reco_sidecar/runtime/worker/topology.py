@@ -4,9 +4,9 @@ last announced them."""
 from __future__ import annotations
 
 import threading
-from typing import Any
 
 from reco_sidecar.serving.contracts import WorkerAddress
+from reco_sidecar.store.status import StoreStatus
 
 
 class WorkerTopology:
@@ -15,7 +15,7 @@ class WorkerTopology:
         self._shared = shared
         self._lock = threading.Lock()
         self._workers = [me]
-        self._store: dict[str, Any] | None = None
+        self._store: StoreStatus | None = None
 
     def me(self) -> WorkerAddress:
         return self._me
@@ -31,8 +31,8 @@ class WorkerTopology:
         with self._lock:
             self._workers = workers
 
-    def store_status(self) -> dict[str, Any] | None:
+    def store_status(self) -> StoreStatus | None:
         return self._store  # replaced whole, never mutated: no lock needed to read
 
-    def update_store(self, status: dict[str, Any]) -> None:
+    def update_store(self, status: StoreStatus) -> None:
         self._store = status
