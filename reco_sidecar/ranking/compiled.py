@@ -24,8 +24,10 @@ class Compiled:
     explicit: np.ndarray
     cap_codes: np.ndarray | None
     created_at: np.ndarray | None
-    # Item factor norms (float32, per item row) when MMR needs cosines; computed once per version.
-    norms: np.ndarray | None = None
+    # Unit item factor vectors (float32, per item row) when MMR needs cosines: one per version.
+    units: np.ndarray | None = None
+    # How many distinct values the cap field has (its codes are 0..cap_values - 1).
+    cap_values: int = 0
 
     @property
     def outside_factor(self) -> float:
@@ -64,11 +66,29 @@ def compile_set(model: Model, rules: RuleSet) -> Compiled:
     field = rules.diversity.cap_field
     codes = catalog.field_codes(field) if catalog is not None and field else None
     created = catalog.created_at if catalog is not None else None
-    norms = None
-    if rules.diversity.mmr_lambda > 0:
-        y = np.asarray(model.item_factors, dtype=np.float32)
-        norms = np.maximum(np.sqrt(np.einsum("ij,ij->i", y, y)), np.float32(1e-12)).astype(np.float32)
-    return Compiled(rules, pins, factors, explicit, codes, created, norms)
+    units = unit_vectors(model) if rules.diversity.mmr_lambda > 0 else None
+    values = int(codes.max()) + 1 if codes is not None and len(codes) else 0
+    return Compiled(rules, pins, factors, explicit, codes, created, units, values)
+
+
+_UNITS: weakref.WeakKeyDictionary[Model, np.ndarray] = weakref.WeakKeyDictionary()
+_UNITS_LOCK = threading.Lock()
+
+
+def unit_vectors(model: Model) -> np.ndarray:
+    """The version's item factors scaled to unit length (float32), built once per version and
+    shared by every rule set and rules generation that uses MMR (a retired version drops it).
+    Each row is the row divided by its norm, the same float32 division a request would do."""
+    with _UNITS_LOCK:
+        found = _UNITS.get(model)
+    if found is not None:
+        return found
+    y = np.asarray(model.item_factors, dtype=np.float32)
+    norms = np.maximum(np.sqrt(np.einsum("ij,ij->i", y, y)), np.float32(1e-12)).astype(np.float32)
+    units = np.ascontiguousarray(y / norms[:, None])
+    units.flags.writeable = False
+    with _UNITS_LOCK:
+        return _UNITS.setdefault(model, units)
 
 
 class CompiledRules:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -47,6 +48,11 @@ def depth(c: Compiled, query: RecQuery) -> int:
     return max(4 * query.k, query.k + len(c.pins), 20)
 
 
+def next_depth(c: Compiled, asked: int) -> int:
+    """The next retrieval's depth when `asked` was not enough for an exact list."""
+    return min(c.rules.max_candidates, asked * 2)
+
+
 def retrieval_query(query: RecQuery, k: int) -> RecQuery:
     return dataclasses.replace(query, offset=0, n=k)
 
@@ -58,7 +64,7 @@ def deeper(model: Model, query: RecQuery) -> Callable[[int], Ranked]:
     return retrieve
 
 
-def _explicit(model: Model, c: Compiled, query: RecQuery) -> Ranked | None:
+def explicit(model: Model, c: Compiled, query: RecQuery) -> Ranked | None:
     """Pins and boosted items this user may be shown, with their scores."""
     if not len(c.explicit):
         return None
@@ -75,27 +81,41 @@ def _adjust(raw: np.ndarray, factor: np.ndarray) -> np.ndarray:
 
 def rerank(model: Model, c: Compiled, query: RecQuery, retrieved: Ranked,
            retrieve: Callable[[int], Ranked], now: float) -> Page:
+    """The page from `retrieved` (depth(c, query) items), going deeper through `retrieve` as
+    long as the list is not exact yet."""
     asked = depth(c, query)
-    explicit = _explicit(model, c, query)
+    known = explicit(model, c, query)
     while True:
-        rows, chosen_pinned, exact = _choose(model, c, query, retrieved, asked, explicit, now)
-        if exact or asked >= c.rules.max_candidates:
-            break
-        asked = min(c.rules.max_candidates, asked * 2)
+        page = attempt(c, query, retrieved, asked, known, now)
+        if page is not None:
+            return page
+        asked = next_depth(c, asked)
         retrieved = retrieve(asked)
-    # Scores are the model's: look them up among what was scored.
-    known = dict(zip(retrieved.rows.tolist(), retrieved.scores.tolist(), strict=True))
-    if explicit is not None:
-        known.update(zip(explicit.rows.tolist(), explicit.scores.tolist(), strict=True))
+
+
+def attempt(c: Compiled, query: RecQuery, retrieved: Ranked, asked: int, known: Ranked | None,
+            now: float) -> Page | None:
+    """The page re-ranked from the top `asked` items `retrieved`, or None when the list needs
+    a deeper retrieval to be exact (never at max_candidates: past it the list is exact over
+    those only). `known` is explicit(...) for the same query."""
+    rows, raw, chosen_pinned, exact = _choose(c, query, retrieved, asked, known, now)
+    if not exact and asked < c.rules.max_candidates:
+        return None
     page = slice(query.offset, query.k)
     out_rows = np.asarray(rows[page], dtype=np.int64)
-    scores = np.asarray([known[r] for r in rows[page]], dtype=np.float32)
+    # Scores are the model's; a pinned or boosted item's as scored directly.
+    scores = np.asarray(raw[page], dtype=np.float32)
+    if known is not None and len(known.rows) and len(out_rows):
+        direct = dict(zip(known.rows.tolist(), known.scores.tolist(), strict=True))
+        scores = np.asarray([direct.get(r, s) for r, s in zip(rows[page], raw[page], strict=True)],
+                            dtype=np.float32)
     return Page(out_rows, scores, np.asarray(chosen_pinned[page], dtype=bool),
                 Ranked(out_rows, scores, retrieved.source))
 
 
-def _choose(model: Model, c: Compiled, query: RecQuery, retrieved: Ranked, asked: int, explicit: Ranked | None,
-            now: float) -> tuple[list[int], list[bool], bool]:
+def _choose(c: Compiled, query: RecQuery, retrieved: Ranked, asked: int, explicit: Ranked | None,
+            now: float) -> tuple[list[int], list[float], list[bool], bool]:
+    """The list's rows, their model scores and pin marks, and whether it is exact."""
     rules = c.rules
     exhausted = len(retrieved.rows) < asked
     if exhausted or not len(retrieved.rows):
@@ -106,9 +126,11 @@ def _choose(model: Model, c: Compiled, query: RecQuery, retrieved: Ranked, asked
     pool_rows = retrieved.rows.astype(np.int64)
     pool_raw = retrieved.scores.astype(np.float64)
     pins: dict[int, int] = {}
+    pin_raw: dict[int, float] = {}
     if explicit is not None and len(explicit.rows):
-        allowed = set(explicit.rows.tolist())
+        allowed = dict(zip(explicit.rows.tolist(), explicit.scores.tolist(), strict=True))
         pins = {pos: row for pos, row in c.pins.items() if row in allowed}
+        pin_raw = {row: allowed[row] for row in pins.values()}
         extra = ~np.isin(explicit.rows, pool_rows)
         pool_rows = np.concatenate([pool_rows, explicit.rows[extra].astype(np.int64)])
         pool_raw = np.concatenate([pool_raw, explicit.scores[extra].astype(np.float64)])
@@ -125,14 +147,19 @@ def _choose(model: Model, c: Compiled, query: RecQuery, retrieved: Ranked, asked
             factor[c.created_at[pool_rows] > now - f.max_age_seconds] *= f.boost
         adjusted = _adjust(pool_raw, factor)
         order = np.lexsort((pool_rows, -adjusted))  # best first, ties to the lower row
-        pool_rows, adjusted = pool_rows[order], adjusted[order]
+        pool_rows, adjusted, pool_raw = pool_rows[order], adjusted[order], pool_raw[order]
     else:
         adjusted = pool_raw  # retrieval's own order: score descending, ties to the lower row
     codes = c.cap_codes[pool_rows] if c.cap_codes is not None else None
     d = rules.diversity
     if d.mmr_lambda > 0:
-        return _mmr(model, c, query.k, pool_rows, adjusted, codes, pins, bound, exhausted)
-    return _greedy(c, query.k, pool_rows, adjusted, codes, pins, bound, exhausted)
+        out, pinned, exact = _mmr(c, query.k, pool_rows, adjusted, codes, pins, bound, exhausted)
+    else:
+        out, pinned, exact = _greedy(c, query.k, pool_rows, adjusted, codes, pins, bound, exhausted)
+    # `out` holds a pin's row, or an organic item's place in the pool: its row and raw score.
+    rows = [x if p else int(pool_rows[x]) for x, p in zip(out, pinned, strict=True)]
+    raw = [pin_raw[x] if p else float(pool_raw[x]) for x, p in zip(out, pinned, strict=True)]
+    return rows, raw, pinned, exact
 
 
 def _capped(c: Compiled, placed_codes: list[int], code: int) -> bool:
@@ -146,7 +173,7 @@ def _greedy(c: Compiled, want: int, rows: np.ndarray, adjusted: np.ndarray, code
     pinned: list[bool] = []
     placed: list[int] = []  # cap codes of the list so far (-1: none)
     used = np.zeros(len(rows), dtype=bool)
-    row_list, adj_list = rows.tolist(), adjusted.tolist()
+    adj_list = adjusted.tolist()
     code_list = codes.tolist() if codes is not None else None
     all_codes = c.cap_codes
     exact = True
@@ -159,7 +186,7 @@ def _greedy(c: Compiled, want: int, rows: np.ndarray, adjusted: np.ndarray, code
             placed.append(int(all_codes[pin]) if all_codes is not None else -1)
             continue
         pick = -1
-        for i in range(first_free, len(row_list)):
+        for i in range(first_free, len(rows)):
             if used[i]:
                 continue
             if code_list is not None and _capped(c, placed, code_list[i]):
@@ -179,47 +206,49 @@ def _greedy(c: Compiled, want: int, rows: np.ndarray, adjusted: np.ndarray, code
         used[pick] = True
         while first_free < len(used) and used[first_free]:
             first_free += 1
-        out.append(row_list[pick])
+        out.append(pick)
         pinned.append(False)
         placed.append(code_list[pick] if code_list is not None else -1)
     return out, pinned, exact or exhausted
 
 
-def _mmr(model: Model, c: Compiled, want: int, rows: np.ndarray, adjusted: np.ndarray, codes: np.ndarray | None,
+def _mmr(c: Compiled, want: int, rows: np.ndarray, adjusted: np.ndarray, codes: np.ndarray | None,
          pins: dict[int, int], bound: float, exhausted: bool) -> tuple[list[int], list[bool], bool]:
     """At each position MMR picks among the `candidates` best remaining items the cap allows
     there: a pool that slides down the list, so the list never depends on the page asked for.
 
     Every candidate's MMR value is kept up to date as items are placed (one product with the
-    placed item's unit vector), so a pick costs a handful of whole-array steps; item norms are
-    computed once per model version."""
+    placed item's unit vector), so a pick costs a handful of whole-array steps. The unit
+    vectors are the version's (compiled once); the cap's window is counted as items enter
+    and leave it, and the eligible mask is rebuilt only when a value becomes capped or free."""
     d = c.rules.diversity
     lam = d.mmr_lambda
     pool_size = c.rules.candidates
-    norms = c.norms
-    assert norms is not None  # compiled with MMR
-    unit = model.item_factors[rows] / norms[rows][:, None]  # float32: the cosines only order candidates
+    units = c.units
+    assert units is not None  # compiled with MMR
+    unit = units[rows]  # float32: the cosines only order candidates
     relevance = (1.0 - lam) * adjusted
     value = relevance.copy()  # (1 - lambda) * adjusted - lambda * (largest cosine to the window)
     placed_sims: list[np.ndarray] = []  # each placed item's cosine to every candidate, in order
     maxsim = np.full(len(rows), -np.inf)
     out: list[int] = []
     pinned: list[bool] = []
-    placed: list[int] = []  # cap codes of the list so far (-1: none)
     available = np.ones(len(rows), dtype=bool)
     eligible = available.copy()
     all_codes = c.cap_codes
-    capping = codes is not None and d.cap > 0
-    blocked: set[int] = set()
-    is_blocked = np.zeros(int(all_codes.max()) + 1 if capping and all_codes is not None else 1, dtype=bool)
+    capping = codes is not None and all_codes is not None and d.cap > 0
+    # The cap's window: the codes of the last window - 1 placed items, and their counts.
+    window: deque[int] = deque(maxlen=max(d.window - 1, 0))
+    counts: dict[int, int] = {}
+    is_blocked = np.zeros(c.cap_values if capping else 1, dtype=bool)
     exact = True
     for position in range(1, want + 1):
         pin = pins.get(position)
         if pin is not None:
-            sims = unit @ (model.item_factors[pin] / norms[pin])
+            sims = unit @ units[pin]
             out.append(pin)
             pinned.append(True)
-            placed.append(int(all_codes[pin]) if all_codes is not None else -1)
+            placed = int(all_codes[pin]) if capping and all_codes is not None else -1
         else:
             pool = eligible.nonzero()[0][:pool_size]
             if len(pool) < pool_size or adjusted[pool[-1]] <= bound:
@@ -230,12 +259,14 @@ def _mmr(model: Model, c: Compiled, want: int, rows: np.ndarray, adjusted: np.nd
                     pool = available.nonzero()[0][:pool_size]
                     if not len(pool):
                         break
-            pick = int(pool[int(np.argmax(value[pool]))])  # ties to the first, the better by adjusted score
+            pick = int(pool[int(value[pool].argmax())])  # ties to the first, the better by adjusted score
             available[pick] = eligible[pick] = False
             sims = unit @ unit[pick]
-            out.append(int(rows[pick]))
+            out.append(pick)
             pinned.append(False)
-            placed.append(int(codes[pick]) if codes is not None else -1)
+            placed = int(codes[pick]) if capping and codes is not None else -1
+        if position == want:
+            break  # nothing left to choose: the values and the window are not needed again
         placed_sims.append(sims)
         if len(placed_sims) > d.window:  # the oldest leaves the window: recompute from the rest
             placed_sims.pop(0)
@@ -244,14 +275,21 @@ def _mmr(model: Model, c: Compiled, want: int, rows: np.ndarray, adjusted: np.nd
             np.maximum(maxsim, sims, out=maxsim)
         np.multiply(maxsim, -lam, out=value)
         value += relevance
-        if capping and codes is not None:
-            window = placed[-(d.window - 1):] if d.window > 1 else []
-            now_blocked = {code for code in set(window) if code >= 0 and window.count(code) >= d.cap}
-            if now_blocked != blocked:
-                for code in blocked - now_blocked:
-                    is_blocked[code] = False
-                for code in now_blocked - blocked:
-                    is_blocked[code] = True
-                blocked = now_blocked
-                eligible = available & ~is_blocked[codes] if blocked else available.copy()
+        if capping and codes is not None and window.maxlen:
+            changed = False
+            if len(window) == window.maxlen:
+                left = window[0]
+                if left >= 0:
+                    counts[left] -= 1
+                    if counts[left] == d.cap - 1:
+                        is_blocked[left] = False
+                        changed = True
+            window.append(placed)
+            if placed >= 0:
+                counts[placed] = counts.get(placed, 0) + 1
+                if counts[placed] == d.cap:
+                    is_blocked[placed] = True
+                    changed = True
+            if changed:
+                eligible = available & ~is_blocked[codes]
     return out, pinned, exact
