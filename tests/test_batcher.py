@@ -19,6 +19,19 @@ def pool() -> Iterator[ThreadPoolExecutor]:
         yield p
 
 
+async def closed_loop(b: LoopBatcher[str, int, int], gate: dict[str, int], n: int) -> list[int]:
+    """One caller sending its next query when the last is answered, counted in flight by the
+    gate from before `submit` until after it (as the call gate counts a Recommend)."""
+    out = []
+    for i in range(n):
+        gate["in_flight"] += 1
+        try:
+            out.append(await b.submit("m", i))
+        finally:
+            gate["in_flight"] -= 1
+    return out
+
+
 def test_calls_arriving_while_a_batch_is_scored_are_scored_together_in_order(pool: ThreadPoolExecutor) -> None:
     sizes: list[int] = []
     gate = threading.Event()
@@ -97,24 +110,14 @@ def test_a_closed_loop_caller_is_never_made_to_wait(pool: ThreadPoolExecutor) ->
     gate = {"in_flight": 0}
     batches: list[tuple[int, bool]] = []
 
-    async def caller(b: LoopBatcher[str, int, int], n: int) -> list[int]:
-        out = []
-        for i in range(n):
-            gate["in_flight"] += 1
-            try:
-                out.append(await b.submit("m", i))
-            finally:
-                gate["in_flight"] -= 1
-        return out
-
     async def main() -> list[int]:
         b: LoopBatcher[str, int, int] = LoopBatcher(lambda k, qs: list(qs), executor=pool, max_delay=3600.0,
                                                     max_size=64, on_batch=lambda size, waited:
                                                     batches.append((size, waited)),
                                                     in_flight=lambda: gate["in_flight"], policy="in-flight")
-        one = await asyncio.wait_for(caller(b, 50), timeout=60)
+        one = await asyncio.wait_for(closed_loop(b, gate, 50), timeout=60)
         assert b.waits == 0 and batches == [(1, False)] * 50
-        four = await asyncio.wait_for(asyncio.gather(*(caller(b, 50) for _ in range(4))), timeout=60)
+        four = await asyncio.wait_for(asyncio.gather(*(closed_loop(b, gate, 50) for _ in range(4))), timeout=60)
         assert b.batches == len(batches)
         return one + [x for part in four for x in part]
 
@@ -344,22 +347,12 @@ def test_a_call_alone_in_its_worker_is_scored_in_submit_without_a_drain(pool: Th
         threads.add(threading.current_thread().name)
         return list(qs)
 
-    async def caller(b: LoopBatcher[str, int, int], n: int) -> list[int]:
-        out = []
-        for i in range(n):
-            gate["in_flight"] += 1
-            try:
-                out.append(await b.submit("m", i))
-            finally:
-                gate["in_flight"] -= 1
-        return out
-
     async def main() -> None:
         b: LoopBatcher[str, int, int] = LoopBatcher(score, executor=pool, max_delay=0.003, max_size=64,
                                                     inline_max=16, on_batch=lambda size, waited:
                                                     batches.append((size, waited)),
                                                     in_flight=lambda: gate["in_flight"])
-        assert await asyncio.wait_for(caller(b, 30), timeout=60) == list(range(30))
+        assert await asyncio.wait_for(closed_loop(b, gate, 30), timeout=60) == list(range(30))
         assert b._task is None  # never a drain: each call was scored in submit
         assert batches == [(1, False)] * 30 and b.waits == 0
         assert threads == {threading.current_thread().name}  # on the loop's thread
