@@ -69,6 +69,12 @@ class _Metrics:
         self.worker_timeouts = Counter("reco_worker_timeouts",
                                        "Workers killed and replaced for missing their heartbeat deadline.",
                                        registry=none)
+        self.learner_exits = Counter("reco_learner_exits",
+                                     "Online learner processes that exited (heartbeat timeouts included); "
+                                     "each is restarted.", registry=none)
+        self.learner_timeouts = Counter("reco_learner_timeouts",
+                                        "Online learners killed and replaced for missing their heartbeat deadline.",
+                                        registry=none)
         self.arm_responses = Counter("reco_arm_responses", "Recommend answers by experiment, arm and source.",
                                      ["experiment", "arm", "source"], registry=none)
         self.shadow_overlap = Histogram("reco_shadow_overlap",
@@ -234,6 +240,23 @@ def worker_timeout() -> None:
     m = _get()
     if m is not None:
         m.worker_timeouts.inc()
+
+
+def learner_timeout() -> None:
+    m = _get()
+    if m is not None:
+        m.learner_timeouts.inc()
+
+
+def learner_dead(pid: int) -> None:
+    """Drops the dead learner's live gauges (its stream lag) and counts its exit."""
+    m = _get()
+    if m is None:
+        return
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+    m.learner_exits.inc()
 
 
 def version_failed() -> None:
