@@ -17,6 +17,7 @@ from reco_sidecar.gen.reco.v1 import reco_pb2, reco_pb2_grpc
 from reco_sidecar.runtime.learner import journal
 from tests.support.models import online_copy
 from tests.support.server import Sidecar, running_sidecar
+from tests.test_metrics import value, wait_for
 
 pytestmark = pytest.mark.slow
 TIMEOUT = 3.0  # --worker-timeout: the learner is held to the workers' deadline
@@ -69,7 +70,7 @@ def test_a_stopped_learner_is_replaced_and_loses_nothing(demo_root: pathlib.Path
     before = [_event(f"b-{u}-{k}", user, items[(u * 41 + k * 13) % len(items)])
               for u, user in enumerate(users) for k in range(6)]
     during = _event("d-0", users[0], items[(7 * 13 + 3) % len(items)])
-    args = ["--online-dir", str(tmp_path / "online"), "--worker-timeout", str(TIMEOUT)]
+    args = ["--online-dir", str(tmp_path / "online"), "--worker-timeout", str(TIMEOUT), "--metrics-port", "0"]
     with running_sidecar(root, "demo", workers=2, extra_args=args) as sc:
         stubs = [sc.stub(a) for a in sc.worker_addresses]
         # Through both workers: each then holds its connection to this learner.
@@ -95,9 +96,12 @@ def test_a_stopped_learner_is_replaced_and_loses_nothing(demo_root: pathlib.Path
         said = re.match(r"no heartbeat for ([0-9.]+) s", timeouts[0]["reason"])
         assert said is not None
         waited = float(said.group(1))
-        assert TIMEOUT < waited <= 1.5 * TIMEOUT
+        assert TIMEOUT <= waited <= 1.5 * TIMEOUT  # the reason rounds to 0.1 s
         exits = [e for e in sc.log_events() if e.get("event") == "online_learner_exit"]
         assert exits and exits[-1]["killed_for"] == timeouts[0]["reason"]
+        counted = wait_for(sc, lambda s: value(s, "reco_learner_exits_total") == 1)
+        assert value(counted, "reco_learner_timeouts_total") == 1
+        assert value(counted, "reco_worker_exits_total") == 0  # the learner is not a worker
 
         # The refused event never reached the stopped learner: a retry is its first acceptance.
         assert _feed_until_accepted(stubs[0], [during]).accepted == 1
