@@ -29,6 +29,7 @@ DECODERS: list[tuple[tuple[type[Any], ...], Callable[[bytes], Any]]] = [
     (typing.get_args(wire.FromFollower), wire.decode_from_follower),
     (typing.get_args(wire.ToLearner), wire.decode_to_learner),
     ((wire.FromLearner,), wire.decode_from_learner),
+    ((wire.LearnerToSupervisor,), wire.decode_learner_to_supervisor),
 ]
 
 

@@ -390,8 +390,19 @@ class ServeVersion:
     exclusive: bool
 
 
+@dataclass(frozen=True)
+class LearnerHeartbeat:
+    """Sent by the learner's event loop to the supervisor (runtime/learner/heartbeat.py): the
+    loop still runs. `events`: events it holds (for the log when it is killed)."""
+
+    TAG: ClassVar[str] = "learner_heartbeat"
+    pid: int
+    events: int
+
+
 ToLearner = Feed | ServeVersion
 FromLearner = Fed
+LearnerToSupervisor = LearnerHeartbeat
 
 ToSupervisor = (Ready | BootFailed | Heartbeat | ReloadRequest | Prepared | PrepareFailed | Committed | CommitFailed
                 | ReloadExperimentsRequest | ExperimentsApplied | ExperimentsPrepared | ExperimentsPrepareFailed
@@ -488,7 +499,7 @@ ToFollower = Sync | Serving
 FromFollower = Available | NotAvailable | StoreStatus
 
 Message = (ToWorker | ToSupervisor | ToVerifier | FromVerifier | ToFollower | FromFollower | ToLearner
-           | FromLearner)
+           | FromLearner | LearnerToSupervisor)
 
 
 class FrameTooLarge(ValueError):
@@ -508,9 +519,10 @@ _TO_FOLLOWER = _kinds(ToFollower)
 _FROM_FOLLOWER = _kinds(FromFollower)
 _TO_LEARNER = _kinds(ToLearner)
 _FROM_LEARNER = _kinds(FromLearner)
+_LEARNER_TO_SUPERVISOR = _kinds(LearnerToSupervisor)
 ALL: tuple[type[Any], ...] = tuple(dict.fromkeys((*_TO_WORKER, *_TO_SUPERVISOR, *_TO_VERIFIER, *_FROM_VERIFIER,
                                                   *_TO_FOLLOWER, *_FROM_FOLLOWER, *_TO_LEARNER,
-                                                  *_FROM_LEARNER)))
+                                                  *_FROM_LEARNER, *_LEARNER_TO_SUPERVISOR)))
 _BY_TAG: dict[str, type[Any]] = {cls.TAG: cls for cls in ALL}
 assert len(_BY_TAG) == len(ALL), "duplicate tag"
 
@@ -538,6 +550,10 @@ def decode_to_learner(data: bytes) -> ToLearner:
 
 def decode_from_learner(data: bytes) -> FromLearner:
     return typing.cast(FromLearner, _decode(data, _FROM_LEARNER))
+
+
+def decode_learner_to_supervisor(data: bytes) -> LearnerToSupervisor:
+    return typing.cast(LearnerToSupervisor, _decode(data, _LEARNER_TO_SUPERVISOR))
 
 
 def decode_to_verifier(data: bytes) -> ToVerifier:
