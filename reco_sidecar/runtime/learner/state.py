@@ -10,6 +10,7 @@ in its training data) whose type the version knows. Which user is kept: the tabl
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -17,10 +18,13 @@ import numpy as np
 
 from reco_sidecar.engine import foldin
 from reco_sidecar.engine.model import Model
-from reco_sidecar.online.events import Event, value_of
+from reco_sidecar.online.events import Event
 from reco_sidecar.runtime.learner.table import MAX_SEEN, TableWriter
 
 _UNSET = -1
+# Events recorded, and users solved, per pass: a group's worth at a time, so that replaying a
+# long journal at start never builds one system per online user at once.
+CHUNK = 1024
 
 
 @dataclass
@@ -51,24 +55,38 @@ class VersionState:
         """Records the events; returns the users whose vectors must be solved again, the user
         of the newest event last (so that it is the last one any eviction could touch)."""
         touched: dict[str, None] = {}
-        for e in events:
-            if not self.counts(e):
-                continue
+        stream = iter(events)
+        while chunk := list(itertools.islice(stream, CHUNK)):
+            self._add(chunk, touched)
+        return list(touched)
+
+    def _add(self, events: list[Event], touched: dict[str, None]) -> None:
+        counted = [e for e in events if self.counts(e)]
+        # item rows of the items new to their user, found all at once
+        fresh = list(dict.fromkeys(e.item_id for e in counted
+                                   if (u := self._users.get(e.user_id)) is None or e.item_id not in u.items))
+        rows = dict(zip(fresh, self.model.items.rows_or_none(fresh), strict=True))
+        types = self._types
+        for e in counted:
             user = self._users.get(e.user_id)
             if user is None:
                 user = self._users[e.user_id] = _User()
-            valued = value_of(e, self._types)
+            kind = types[e.type]
+            # value_of's value, inline: the type's weight times the event's own (1 unset)
+            value = kind.weight * (1.0 if e.weight is None else e.weight)
             before = user.items.pop(e.item_id, None)
-            total, row = before if before is not None else (0.0, self.model.items.row(e.item_id))
-            user.items[e.item_id] = (total + valued.value, row)
-            if valued.excludes and row is not None:
+            if before is not None:
+                total, row = before
+            else:  # (an item trimmed from the user earlier in this chunk was not looked up)
+                total, row = 0.0, rows[e.item_id] if e.item_id in rows else self.model.items.row(e.item_id)
+            user.items[e.item_id] = (total + value, row)
+            if kind.excludes and row is not None:
                 user.seen[e.item_id] = row
             while len(user.items) > MAX_SEEN:
                 user.seen.pop(next(iter(user.items)), None)
                 del user.items[next(iter(user.items))]
             touched.pop(e.user_id, None)
             touched[e.user_id] = None
-        return list(touched)
 
     def publish(self, users: Iterable[str]) -> None:
         """Solves the users again and writes them to the table: each user's history as
@@ -77,7 +95,15 @@ class VersionState:
 
         A known user with no online value on a known item keeps the version's stored vector
         (nothing is written); a user left with no item at all has no vector."""
+        order = list(users)
+        for start in range(0, len(order), CHUNK):
+            self._publish(order[start : start + CHUNK])
+
+    def _publish(self, users: list[str]) -> None:
         m = self.model
+        unset = [u for u in users if (user := self._users.get(u)) is not None and user.row is _UNSET]
+        for user_id, row in zip(unset, m.users.rows_or_none(unset), strict=True):
+            self._users[user_id].row = row
         picked: list[tuple[str, _User]] = []
         trained: list[int] = []  # the user rows of the picked users known at training
         trained_at: list[int] = []  # and their places in `picked`
@@ -88,8 +114,6 @@ class VersionState:
             user = self._users.get(user_id)
             if user is None:
                 continue
-            if user.row is _UNSET:
-                user.row = m.users.row(user_id)
             before = len(rows)
             for total, row in user.items.values():
                 if row is not None:
