@@ -102,20 +102,19 @@ def attempt(c: Compiled, query: RecQuery, retrieved: Ranked, asked: int, known: 
     if not exact and asked < c.rules.max_candidates:
         return None
     page = slice(query.offset, query.k)
-    out_rows = np.asarray(rows[page], dtype=np.int64)
+    out_rows = rows[page]
     # Scores are the model's; a pinned or boosted item's as scored directly.
-    scores = np.asarray(raw[page], dtype=np.float32)
+    scores = raw[page].astype(np.float32)
     if known is not None and len(known.rows) and len(out_rows):
         direct = dict(zip(known.rows.tolist(), known.scores.tolist(), strict=True))
-        scores = np.asarray([direct.get(r, s) for r, s in zip(rows[page], raw[page], strict=True)],
+        scores = np.asarray([direct.get(r, s) for r, s in zip(out_rows.tolist(), scores.tolist(), strict=True)],
                             dtype=np.float32)
-    return Page(out_rows, scores, np.asarray(chosen_pinned[page], dtype=bool),
-                Ranked(out_rows, scores, retrieved.source))
+    return Page(out_rows, scores, chosen_pinned[page], Ranked(out_rows, scores, retrieved.source))
 
 
 def _choose(c: Compiled, query: RecQuery, retrieved: Ranked, asked: int, explicit: Ranked | None,
-            now: float) -> tuple[list[int], list[float], list[bool], bool]:
-    """The list's rows, their model scores and pin marks, and whether it is exact."""
+            now: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    """The list's rows (int64), their model scores (float64), pin marks, and whether it is exact."""
     rules = c.rules
     exhausted = len(retrieved.rows) < asked
     if exhausted or not len(retrieved.rows):
@@ -123,7 +122,7 @@ def _choose(c: Compiled, query: RecQuery, retrieved: Ranked, asked: int, explici
     else:
         last, most = float(retrieved.scores[-1]), c.outside_factor
         bound = last * most if last >= 0 else last / most
-    pool_rows = retrieved.rows.astype(np.int64)
+    pool_rows = np.asarray(retrieved.rows, dtype=np.int64)  # read only here: no copy needed
     pool_raw = retrieved.scores.astype(np.float64)
     pins: dict[int, int] = {}
     pin_raw: dict[int, float] = {}
@@ -157,9 +156,14 @@ def _choose(c: Compiled, query: RecQuery, retrieved: Ranked, asked: int, explici
     else:
         out, pinned, exact = _greedy(c, query.k, pool_rows, adjusted, codes, pins, bound, exhausted)
     # `out` holds a pin's row, or an organic item's place in the pool: its row and raw score.
-    rows = [x if p else int(pool_rows[x]) for x, p in zip(out, pinned, strict=True)]
-    raw = [pin_raw[x] if p else float(pool_raw[x]) for x, p in zip(out, pinned, strict=True)]
-    return rows, raw, pinned, exact
+    marks = np.asarray(pinned, dtype=bool)
+    if not pins:  # the usual case: one gather each
+        places = np.asarray(out, dtype=np.int64)
+        return pool_rows[places], pool_raw[places], marks, exact
+    rows = np.asarray([x if p else int(pool_rows[x]) for x, p in zip(out, pinned, strict=True)], dtype=np.int64)
+    raw = np.asarray([pin_raw[x] if p else float(pool_raw[x]) for x, p in zip(out, pinned, strict=True)],
+                     dtype=np.float64)
+    return rows, raw, marks, exact
 
 
 def _capped(c: Compiled, placed_codes: list[int], code: int) -> bool:
@@ -230,13 +234,16 @@ def _mmr(c: Compiled, want: int, rows: np.ndarray, adjusted: np.ndarray, codes: 
     relevance = (1.0 - lam) * adjusted
     value = relevance.copy()  # (1 - lambda) * adjusted - lambda * (largest cosine to the window)
     placed_sims: list[np.ndarray] = []  # each placed item's cosine to every candidate, in order
-    maxsim = np.full(len(rows), -np.inf)
+    # float32 like the cosines, so the running maximum is a same-type step; the value is still
+    # computed in float64 (dtype= below), exactly as from a float64 copy of it.
+    maxsim = np.full(len(rows), -np.inf, dtype=np.float32)
     out: list[int] = []
     pinned: list[bool] = []
-    available = np.ones(len(rows), dtype=bool)
-    eligible = available.copy()
     all_codes = c.cap_codes
-    capping = codes is not None and all_codes is not None and d.cap > 0
+    capping = codes is not None and all_codes is not None and d.cap > 0 and d.window > 1
+    available = np.ones(len(rows), dtype=bool)
+    # Without a cap every available item is eligible: one mask serves both.
+    eligible = available.copy() if capping else available
     # The cap's window: the codes of the last window - 1 placed items, and their counts.
     window: deque[int] = deque(maxlen=max(d.window - 1, 0))
     counts: dict[int, int] = {}
@@ -245,7 +252,7 @@ def _mmr(c: Compiled, want: int, rows: np.ndarray, adjusted: np.ndarray, codes: 
     for position in range(1, want + 1):
         pin = pins.get(position)
         if pin is not None:
-            sims = unit @ units[pin]
+            sims = unit.dot(units[pin])
             out.append(pin)
             pinned.append(True)
             placed = int(all_codes[pin]) if capping and all_codes is not None else -1
@@ -259,9 +266,10 @@ def _mmr(c: Compiled, want: int, rows: np.ndarray, adjusted: np.ndarray, codes: 
                     pool = available.nonzero()[0][:pool_size]
                     if not len(pool):
                         break
-            pick = int(pool[int(value[pool].argmax())])  # ties to the first, the better by adjusted score
-            available[pick] = eligible[pick] = False
-            sims = unit @ unit[pick]
+            pick = int(pool[value[pool].argmax()])  # ties to the first, the better by adjusted score
+            available[pick] = False
+            eligible[pick] = False
+            sims = unit.dot(unit[pick])
             out.append(pick)
             pinned.append(False)
             placed = int(codes[pick]) if capping and codes is not None else -1
@@ -273,9 +281,9 @@ def _mmr(c: Compiled, want: int, rows: np.ndarray, adjusted: np.ndarray, codes: 
             maxsim = np.max(placed_sims, axis=0)
         else:
             np.maximum(maxsim, sims, out=maxsim)
-        np.multiply(maxsim, -lam, out=value)
+        np.multiply(maxsim, -lam, out=value, dtype=np.float64)
         value += relevance
-        if capping and codes is not None and window.maxlen:
+        if capping and codes is not None:
             changed = False
             if len(window) == window.maxlen:
                 left = window[0]

@@ -66,9 +66,10 @@ class RankingStep:
                  explain: int, pinned: np.ndarray | None) -> list[list[tuple[str, float]]] | None:
         """Sets reasons and pin marks on the page's items; returns the reasons for JSON-LD
         ((history item id, share) per item), or None when none were asked for."""
-        if pinned is not None:
-            for item, is_pinned in zip(items, pinned.tolist(), strict=True):
-                item.pinned = bool(is_pinned)
+        if pinned is not None and pinned.any():
+            # false is the field's default (and never on the wire): only pins need setting
+            for i in np.flatnonzero(pinned).tolist():
+                items[i].pinned = True
         if not explain:
             return None
         ids = model.items.ids
