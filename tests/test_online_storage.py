@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from reco_sidecar.runtime.learner import journal
-from reco_sidecar.runtime.learner.table import MAX_SEEN, WAYS, TableReader, TableWriter, retire_file
+from reco_sidecar.runtime.learner.table import MAX_SEEN, MAX_SHOWN, WAYS, Slot, TableReader, TableWriter, retire_file
 from reco_sidecar.serving.online import Event
 from tests.support.models import online_copy
 
@@ -19,6 +19,12 @@ from tests.support.models import online_copy
 def online_root(demo_root: pathlib.Path, tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     """demo, recording the event types `train` records: it accepts Feedback."""
     return online_copy(demo_root, tmp_path_factory.mktemp("online-models") / "root")
+
+
+def _slot(vector: np.ndarray | None, seen: np.ndarray, known: bool, sums: tuple[list[int], list[float]] = ([], []),
+          shown: tuple[list[int], list[int]] = ([], [])) -> Slot:
+    return Slot(vector, seen, known, np.array(sums[0], np.int64), np.array(sums[1], np.float64),
+                np.array(shown[0], np.int64), np.array(shown[1], np.int64))
 
 
 def _events(n: int, start: int = 0) -> list[Event]:
@@ -73,17 +79,26 @@ def test_compaction_keeps_the_newest_events(tmp_path: pathlib.Path) -> None:
 def test_a_reader_sees_what_the_writer_put(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "t.table"
     w = TableWriter(path, 3, 4, max_users=16)
-    w.put("alice", np.array([1, 2, 3, 4], np.float32), np.array([5, 6]), True)
+    w.put("alice", _slot(np.array([1, 2, 3, 4], np.float32), np.array([5, 6]), True, ([5, 9], [0.7, 1.25]),
+                         ([9, 11], [1, 3])))
     w.publish()
     r = TableReader(path)
     entry = r.lookup("alice")
-    assert entry is not None and entry.known
+    assert entry is not None and entry.known and entry.vector is not None
     assert entry.vector.tolist() == [1, 2, 3, 4] and entry.seen_rows.tolist() == [5, 6]
+    assert entry.sum_rows.tolist() == [5, 9] and entry.sum_values.tolist() == [0.7, 1.25]  # float64, exact
+    assert entry.shown_rows.tolist() == [9, 11] and entry.shown_counts.tolist() == [1, 3]
     assert r.lookup("bob") is None and r.version == 3
-    w.put("alice", np.zeros(4, np.float32), np.arange(MAX_SEEN + 10), False)
+    w.put("alice", _slot(np.zeros(4, np.float32), np.arange(MAX_SEEN + 10), False))
     entry = r.lookup("alice")
     assert entry is not None and not entry.known
     assert entry.seen_rows.tolist() == list(range(10, MAX_SEEN + 10))  # the newest MAX_SEEN
+    assert len(entry.shown_rows) == 0
+    # Impressions alone: no vector (the trained one stands), at most MAX_SHOWN items, the newest.
+    w.put("alice", _slot(None, np.zeros(0), True, shown=(list(range(MAX_SHOWN + 5)), [2] * (MAX_SHOWN + 5))))
+    entry = r.lookup("alice")
+    assert entry is not None and entry.vector is None
+    assert entry.shown_rows.tolist() == list(range(5, MAX_SHOWN + 5))
     assert not r.retired
     w.retire()
     assert r.retired
@@ -91,7 +106,7 @@ def test_a_reader_sees_what_the_writer_put(tmp_path: pathlib.Path) -> None:
 
 def test_the_table_never_holds_more_users_than_its_slots(tmp_path: pathlib.Path) -> None:
     w = TableWriter(tmp_path / "t.table", 1, 2, max_users=2 * WAYS)
-    evicted = [w.put(f"user-{i}", np.ones(2, np.float32), np.zeros(0), False) for i in range(500)]
+    evicted = [w.put(f"user-{i}", _slot(np.ones(2, np.float32), np.zeros(0), False)) for i in range(500)]
     w.publish()
     assert len(w) == 2 * WAYS
     assert sum(e is not None for e in evicted) == 500 - 2 * WAYS
@@ -106,7 +121,7 @@ def test_a_reader_never_sees_half_a_write(tmp_path: pathlib.Path) -> None:
     them all equal, whatever the interleaving."""
     path = tmp_path / "t.table"
     w = TableWriter(path, 1, 64, max_users=8)
-    w.put("u", np.zeros(64, np.float32), np.zeros(MAX_SEEN, np.int64), True)
+    w.put("u", _slot(np.zeros(64, np.float32), np.zeros(MAX_SEEN, np.int64), True))
     w.publish()
     r = TableReader(path)
     stop = threading.Event()
@@ -119,6 +134,7 @@ def test_a_reader_never_sees_half_a_write(tmp_path: pathlib.Path) -> None:
             if entry is None:
                 continue
             reads[0] += 1
+            assert entry.vector is not None
             values = set(entry.vector.tolist()) | {float(v) for v in entry.seen_rows.tolist()}
             if len(values) != 1:
                 torn.append((float(entry.vector[0]), len(values)))
@@ -126,7 +142,7 @@ def test_a_reader_never_sees_half_a_write(tmp_path: pathlib.Path) -> None:
     reader = threading.Thread(target=read)
     reader.start()
     for v in range(1, 3000):
-        w.put("u", np.full(64, v, np.float32), np.full(MAX_SEEN, v, np.int64), True)
+        w.put("u", _slot(np.full(64, v, np.float32), np.full(MAX_SEEN, v, np.int64), True))
     stop.set()
     reader.join()
     assert reads[0] > 0
@@ -163,7 +179,7 @@ def test_the_learner_solves_a_user_as_the_online_solve_does(online_root: pathlib
     expected = solve.recalculate(model, UserHistory(user).add(e for e in events if e.user_id == user))
     assert expected is not None
     entry = TableReader(tmp_path / "t.table").lookup(user)
-    assert entry is not None and entry.known
+    assert entry is not None and entry.known and entry.vector is not None
     np.testing.assert_allclose(entry.vector, expected.vector, rtol=1e-5, atol=1e-6)
     assert sorted(entry.seen_rows.tolist()) == sorted(expected.excluded.tolist())
 

@@ -3,9 +3,12 @@ item with the version's own event types, solved by online/solve.py (exactly as i
 ALS recalculates a user, item factors fixed) and written to the shared table.
 
 Which events count: every event newer than the version's `as_of` (older ones are already
-in its training data) whose type the version knows. Which user is kept: the table decides
-(bucket LRU, table.py); a user it evicts is forgotten here too, so memory stays within
---online-max-users users of at most MAX_SEEN distinct items each.
+in its training data) whose type the version knows. An event of a "shown" type (weight 0,
+engine/eventtypes.py) takes no part in the solve: it counts one impression of the item for
+the user, and an engagement (an event of a positive type) on the item sets its count back
+to 0 (docs/ranking.md, "Impressions"). Which user is kept: the table decides (bucket LRU,
+table.py); a user it evicts is forgotten here too, so memory stays within
+--online-max-users users of at most MAX_SEEN distinct items and MAX_SHOWN shown items each.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from reco_sidecar.engine import foldin
 from reco_sidecar.engine.model import Model
 from reco_sidecar.online.events import Event, value_of
 from reco_sidecar.online.solve import merge
-from reco_sidecar.runtime.learner.table import MAX_SEEN, TableWriter
+from reco_sidecar.runtime.learner.table import MAX_SEEN, MAX_SHOWN, Slot, TableWriter
 
 _UNSET = -1
 
@@ -33,6 +36,9 @@ class _User:
     seen: dict[str, int] = field(default_factory=dict)
     # The user's row in this version (None: unknown at training); _UNSET until looked up.
     row: int | None = _UNSET
+    # Rows of this version's items shown to the user -> times shown since the last
+    # engagement with it, least recently shown first.
+    shown: dict[int, int] = field(default_factory=dict)
 
 
 class VersionState:
@@ -59,11 +65,22 @@ class VersionState:
             if user is None:
                 user = self._users[e.user_id] = _User()
             valued = value_of(e, self._types)
+            if valued.shown:
+                row = self.model.items.row(e.item_id)
+                if row is not None:  # an item this version cannot recommend needs no count
+                    user.shown[row] = user.shown.pop(row, 0) + 1
+                    while len(user.shown) > MAX_SHOWN:
+                        del user.shown[next(iter(user.shown))]
+                touched.pop(e.user_id, None)
+                touched[e.user_id] = None
+                continue
             before = user.items.pop(e.item_id, None)
             total, row = before if before is not None else (0.0, self.model.items.row(e.item_id))
             user.items[e.item_id] = (total + valued.value, row)
             if valued.excludes and row is not None:
                 user.seen[e.item_id] = row
+            if valued.value > 0 and row is not None:
+                user.shown.pop(row, None)  # engaged with: its impressions start again from 0
             while len(user.items) > MAX_SEEN:
                 user.seen.pop(next(iter(user.items)), None)
                 del user.items[next(iter(user.items))]
@@ -76,26 +93,36 @@ class VersionState:
         online/solve.py builds it (trained values + the online sums per item), all users of
         the group in one batched solve (engine/foldin.py)."""
         m = self.model
-        solved: list[tuple[str, _User, bool]] = []
+        solved: list[tuple[str, _User]] = []
         histories: list[tuple[np.ndarray, np.ndarray]] = []
+        unsolved: list[tuple[str, _User]] = []
         for user_id in users:
             user = self._users.get(user_id)
             if user is None:
                 continue
             history = self._history(user_id, user)
             if history is None:
+                if user.shown:  # impressions alone: the slot carries the counts, no vector
+                    unsolved.append((user_id, user))
                 continue
-            rows, values, known = history
-            solved.append((user_id, user, known))
+            rows, values, _ = history
+            solved.append((user_id, user))
             histories.append((rows, values))
-        if not solved:
-            return
-        vectors = foldin.solve_many(m.item_factors, m.yty, histories, m.info.objective)
-        for (user_id, user, known), vector in zip(solved, vectors, strict=True):
-            rows = np.fromiter(user.seen.values(), dtype=np.int32, count=len(user.seen))
-            evicted = self.table.put(user_id, vector, rows, known)
+        vectors: list[np.ndarray] = (list(foldin.solve_many(m.item_factors, m.yty, histories, m.info.objective))
+                                     if solved else [])
+        for (user_id, user), vector in [*zip(solved, vectors, strict=True), *((u, None) for u in unsolved)]:
+            evicted = self.table.put(user_id, self._slot(user, vector))
             if evicted is not None:
                 self._users.pop(evicted, None)
+
+    def _slot(self, user: _User, vector: np.ndarray | None) -> Slot:
+        pairs = sorted((row, total) for total, row in user.items.values() if row is not None)
+        return Slot(vector, np.fromiter(user.seen.values(), dtype=np.int32, count=len(user.seen)),
+                    user.row is not None,
+                    np.fromiter((r for r, _ in pairs), dtype=np.int64, count=len(pairs)),
+                    np.fromiter((v for _, v in pairs), dtype=np.float64, count=len(pairs)),
+                    np.fromiter(user.shown.keys(), dtype=np.int64, count=len(user.shown)),
+                    np.fromiter(user.shown.values(), dtype=np.int64, count=len(user.shown)))
 
     def _history(self, user_id: str, user: _User) -> tuple[np.ndarray, np.ndarray, bool] | None:
         """(rows, values, known at training) of the user's whole history under this version,

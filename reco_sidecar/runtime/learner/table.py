@@ -12,6 +12,14 @@ relies on.
 When the learner replaces a table (a new version, or a learner restart that rebuilt it),
 it renames the new file into place and sets the old one's `retired` word: a reader seeing
 it opens the path again.
+
+A slot holds, besides the vector (valid when `solved`: a user with only impressions has
+none, and is answered from the trained vector):
+- the user's online sums per item (rows of this version, summed values), the part of the
+  solve's history the events contributed, so a worker explains the vector with the values
+  it was solved from (ranking/reasons.py);
+- how many times each item was shown to the user without an engagement since (the
+  impressions rule, docs/ranking.md), for the MAX_SHOWN items most recently shown.
 """
 
 from __future__ import annotations
@@ -25,9 +33,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MAGIC = b"RECOONL1"
+MAGIC = b"RECOONL2"
 WAYS = 8
 MAX_SEEN = 128
+MAX_SHOWN = 64
 HEADER_BYTES = 64
 _RETIRED_AT = 32
 _READ_ATTEMPTS = 1000
@@ -36,7 +45,9 @@ _READ_ATTEMPTS = 1000
 def slot_dtype(factors: int) -> np.dtype:
     return np.dtype([("seq", "<u8"), ("key0", "<u8"), ("key1", "<u8"), ("updated", "<f8"),
                      ("known", "<u4"), ("n_seen", "<u4"), ("seen", "<i4", (MAX_SEEN,)),
-                     ("vector", "<f4", (factors,))])
+                     ("solved", "<u4"), ("n_sums", "<u4"), ("sum_rows", "<i4", (MAX_SEEN,)),
+                     ("sum_values", "<f8", (MAX_SEEN,)), ("n_shown", "<u4"), ("shown_rows", "<i4", (MAX_SHOWN,)),
+                     ("shown_counts", "<u4", (MAX_SHOWN,)), ("vector", "<f4", (factors,))])
 
 
 def key_of(user_id: str) -> tuple[int, int]:
@@ -60,9 +71,26 @@ def table_path(directory: pathlib.Path, model: str, version: int) -> pathlib.Pat
 
 @dataclass(frozen=True)
 class Entry:
-    vector: np.ndarray
+    vector: np.ndarray | None  # None: nothing solved, the trained vector stands
     seen_rows: np.ndarray
     known: bool
+    sum_rows: np.ndarray
+    sum_values: np.ndarray
+    shown_rows: np.ndarray
+    shown_counts: np.ndarray
+
+
+@dataclass(frozen=True)
+class Slot:
+    """What the learner writes for one user."""
+
+    vector: np.ndarray | None
+    seen_rows: np.ndarray
+    known: bool
+    sum_rows: np.ndarray
+    sum_values: np.ndarray
+    shown_rows: np.ndarray
+    shown_counts: np.ndarray
 
 
 class _Mapped:
@@ -114,6 +142,10 @@ class TableWriter:
         self._seq, self._key0, self._key1 = slots["seq"], slots["key0"], slots["key1"]
         self._updated, self._known, self._n_seen = slots["updated"], slots["known"], slots["n_seen"]
         self._seen, self._vector = slots["seen"], slots["vector"]
+        self._solved, self._n_sums = slots["solved"], slots["n_sums"]
+        self._sum_rows, self._sum_values = slots["sum_rows"], slots["sum_values"]
+        self._n_shown, self._shown_rows = slots["n_shown"], slots["shown_rows"]
+        self._shown_counts = slots["shown_counts"]
 
     def publish(self) -> None:
         """Renames the table into place, where workers find it (after the initial fill)."""
@@ -125,7 +157,7 @@ class TableWriter:
     def users(self) -> list[str]:
         return list(self._slot_of)
 
-    def put(self, user_id: str, vector: np.ndarray, seen_rows: np.ndarray, known: bool) -> str | None:
+    def put(self, user_id: str, entry: Slot) -> str | None:
         """Writes the user's slot; returns the user evicted to make room, if any. `updated` is
         a count of writes, not a clock: the order of updates decides eviction, without ties."""
         self._writes += 1
@@ -143,12 +175,22 @@ class TableWriter:
                 del self._slot_of[evicted]
             self._slot_of[user_id] = slot
             self._owner[slot] = user_id
-        seen = seen_rows[-MAX_SEEN:]
+        seen = entry.seen_rows[-MAX_SEEN:]
+        sums, shown = slice(-MAX_SEEN, None), slice(-MAX_SHOWN, None)
+        n_sums, n_shown = len(entry.sum_rows[sums]), len(entry.shown_rows[shown])
         self._seq[slot] += 1  # odd: being written
         self._key0[slot], self._key1[slot], self._updated[slot] = key0, key1, self._writes
-        self._known[slot], self._n_seen[slot] = known, len(seen)
+        self._known[slot], self._n_seen[slot] = entry.known, len(seen)
         self._seen[slot, : len(seen)] = seen
-        self._vector[slot] = vector
+        self._solved[slot] = entry.vector is not None
+        if entry.vector is not None:
+            self._vector[slot] = entry.vector
+        self._n_sums[slot] = n_sums
+        self._sum_rows[slot, :n_sums] = entry.sum_rows[sums]
+        self._sum_values[slot, :n_sums] = entry.sum_values[sums]
+        self._n_shown[slot] = n_shown
+        self._shown_rows[slot, :n_shown] = entry.shown_rows[shown]
+        self._shown_counts[slot, :n_shown] = entry.shown_counts[shown]
         self._seq[slot] += 1
         return evicted
 
@@ -166,6 +208,8 @@ class TableWriter:
 
     def close(self) -> None:
         del self._seq, self._key0, self._key1, self._updated, self._known, self._n_seen, self._seen, self._vector
+        del self._solved, self._n_sums, self._sum_rows, self._sum_values
+        del self._n_shown, self._shown_rows, self._shown_counts
         self._m.close()
 
 
@@ -210,8 +254,10 @@ class TableReader:
                 continue
             if int(row["key0"]) != key0 or int(row["key1"]) != key1:
                 return None
-            n = int(row["n_seen"])
-            return Entry(row["vector"], row["seen"][:n].astype(np.int64), bool(row["known"]))
+            n, sums, shown = int(row["n_seen"]), int(row["n_sums"]), int(row["n_shown"])
+            return Entry(row["vector"] if row["solved"] else None, row["seen"][:n].astype(np.int64),
+                         bool(row["known"]), row["sum_rows"][:sums].astype(np.int64), row["sum_values"][:sums],
+                         row["shown_rows"][:shown].astype(np.int64), row["shown_counts"][:shown].astype(np.int64))
         return None  # the writer kept rewriting this slot: answer from the model this once
 
     def close(self) -> None:
