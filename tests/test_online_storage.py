@@ -223,3 +223,42 @@ def test_many_users_solved_together_equal_each_solved_alone(online_root: pathlib
     for (rows, values), vector in zip(histories, together, strict=True):
         alone = foldin.solve(model.item_factors, model.yty, rows, values, model.info.objective)
         np.testing.assert_array_equal(vector, alone)
+
+
+def test_shown_events_count_per_item_reset_on_engagement_and_never_enter_the_solve(
+        online_root: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    """The learner's side of the impressions rule: counts per (user, item) in the table, at most
+    MAX_SHOWN items per user (the most recently shown), set back to 0 by an event of a positive
+    type, and no part of the vector."""
+    import dataclasses
+
+    from reco_sidecar.artifact import loader
+    from reco_sidecar.engine.eventtypes import EventType
+    from reco_sidecar.runtime.learner.state import VersionState
+
+    model = loader.open_model(online_root / "demo" / "1")
+    types = {**model.info.event_types, "shown": EventType(0.0, False)}
+    model = dataclasses.replace(model, info=dataclasses.replace(model.info, event_types=types))
+    table = TableWriter(tmp_path / "t.table", 1, model.factors, max_users=64)
+    state = VersionState(model, table)
+    user, ids = model.users.ids[3], model.items.ids
+    like = next(t for t, k in types.items() if k.weight > 0)
+
+    def send(*events: tuple[str, str]) -> None:
+        # (event ids are the journal's concern: the state counts what it is given)
+        state.publish(state.add([Event(f"e{i}", user, item, kind, None, 5.0) for i, (kind, item) in enumerate(events)]))
+
+    send(("shown", ids[1]), ("shown", ids[1]), ("shown", ids[2]))
+    table.publish()
+    entry = TableReader(tmp_path / "t.table").lookup(user)
+    assert entry is not None and entry.vector is None and entry.known  # nothing to solve: trained vector
+    assert dict(zip(entry.shown_rows.tolist(), entry.shown_counts.tolist(), strict=True)) == {1: 2, 2: 1}
+    send((like, ids[1]))
+    entry = TableReader(tmp_path / "t.table").lookup(user)
+    assert entry is not None and entry.vector is not None
+    assert dict(zip(entry.shown_rows.tolist(), entry.shown_counts.tolist(), strict=True)) == {2: 1}
+    assert entry.sum_rows.tolist() == [1]  # the shown events took no part in the solve
+    send(*[("shown", ids[10 + i]) for i in range(MAX_SHOWN + 3)])
+    entry = TableReader(tmp_path / "t.table").lookup(user)
+    assert entry is not None
+    assert entry.shown_rows.tolist() == [10 + i for i in range(3, MAX_SHOWN + 3)]

@@ -1,0 +1,123 @@
+"""The impressions rule (docs/ranking.md) through a real 2-worker sidecar with online learning:
+after `max_shown` Feedback events of the version's shown type (weight 0) without an
+engagement, the item sinks on every worker; an engagement sets its count back to 0; shown
+events at or before the version's as_of do not count (docs/online.md, "as_of")."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import shutil
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from harness.sidecar import Sidecar, running_sidecar
+from reco_sidecar.artifact.loader import open_model
+from reco_sidecar.engine.model import Model
+from reco_sidecar.gen.reco.v1 import reco_pb2, reco_pb2_grpc
+
+pytestmark = pytest.mark.slow
+
+AS_OF = 1_000_000.0
+FACTOR = 0.001
+RULES = f"""
+[[rules]]
+model = "demo"
+[rules.impressions]
+max_shown = 3
+factor = {FACTOR}
+"""
+
+
+@pytest.fixture(scope="module")
+def shown_root(demo_root: pathlib.Path, tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    """demo, recording a shown type and a click that does not exclude (so a clicked item can
+    come back), with an as_of to test old events against."""
+    root = tmp_path_factory.mktemp("impressions") / "root"
+    shutil.copytree(demo_root, root)
+    path = root / "demo" / "1" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["event_types"] = {"view": {"weight": 0.1, "excludes": True}, "click": {"weight": 0.3, "excludes": False},
+                               "like": {"weight": 0.7, "excludes": True}, "shown": {"weight": 0, "excludes": False}}
+    manifest["as_of"] = AS_OF
+    path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def model(shown_root: pathlib.Path) -> Model:
+    return open_model(shown_root / "demo" / "1")
+
+
+@pytest.fixture
+def sidecar(shown_root: pathlib.Path, tmp_path: pathlib.Path) -> Iterator[Sidecar]:
+    rules = tmp_path / "rules.toml"
+    rules.write_text(RULES)
+    with running_sidecar(shown_root, "demo", workers=2,
+                         extra_args=["--online-dir", str(tmp_path / "online"), "--rules", str(rules)]) as sc:
+        yield sc
+
+
+def reference(model: Model, user: str, sunk: set[str], n: int = 10) -> list[str]:
+    """The trained vector's ranking over the whole catalogue, sunk items' scores times FACTOR."""
+    row = model.users.row(user)
+    assert row is not None
+    s = np.asarray(model.item_factors, np.float64) @ np.asarray(model.user_factors[row], np.float64)
+    for item in sunk:
+        r = model.items.row(item)
+        assert r is not None
+        s[r] = s[r] * FACTOR if s[r] >= 0 else s[r] / FACTOR
+    s[model.seen_rows(row)] = -np.inf
+    return [model.items.ids[r] for r in np.lexsort((np.arange(len(s)), -s))[:n]]
+
+
+def shown(user: str, item: str, ids: list[str], when: float = 0.0, kind: str = "shown") -> reco_pb2.FeedbackRequest:
+    """One event per id; time 0 is when the sidecar receives it (after as_of)."""
+    return reco_pb2.FeedbackRequest(events=[reco_pb2.FeedbackEvent(event_id=i, user_id=user, item_id=item, type=kind,
+                                                                   time=when) for i in ids])
+
+
+def answers(sc: Sidecar, user: str) -> list[tuple[list[str], list[float], int]]:
+    """Every worker's Recommend and BatchRecommend, each asked on the worker's own address."""
+    out = []
+    for address in sc.worker_addresses:
+        stub: reco_pb2_grpc.RecommenderStub = sc.stub(address)
+        r = stub.Recommend(reco_pb2.RecommendRequest(user_id=user, n=10, omit_jsonld=True), timeout=10)
+        (b,) = stub.BatchRecommend(reco_pb2.BatchRecommendRequest(user_ids=[user], n=10), timeout=10)
+        out += [([i.item_id for i in r.items], [i.score for i in r.items], r.source),
+                ([i.item_id for i in b.items], [i.score for i in b.items], b.source)]
+    assert len(out) == 4
+    return out
+
+
+def test_an_item_shown_max_shown_times_without_a_click_sinks_on_every_worker(
+        sidecar: Sidecar, model: Model) -> None:
+    user = sorted(model.users.ids)[9]
+    plain = reference(model, user, set())
+    x, y = plain[0], plain[1]
+    feedback = sidecar.stub().Feedback
+    # Shown three times, but at or before as_of: the version already covers that time; no count.
+    assert feedback(shown(user, y, ["old1", "old2", "old3"], when=AS_OF - 10), timeout=30).accepted == 3
+    # Shown twice: below max_shown.
+    assert feedback(shown(user, x, ["s1", "s2"]), timeout=30).accepted == 2
+    for items, _, source in answers(sidecar, user):
+        assert items == plain
+        assert source == reco_pb2.SOURCE_MODEL  # impressions alone change no vector
+    # The third time: x sinks, on every worker, in Recommend and BatchRecommend alike.
+    feedback(shown(user, x, ["s3"]), timeout=30)
+    expected = reference(model, user, {x})
+    assert x not in expected and y in expected
+    for items, _, source in answers(sidecar, user):
+        assert items == expected and source == reco_pb2.SOURCE_MODEL
+    # An engagement (a click, which here does not exclude the item) sets the count back to 0:
+    # x returns at the place its (now online) score gives it.
+    feedback(shown(user, x, ["c1"], kind="click"), timeout=30)
+    for items, scores, source in answers(sidecar, user):
+        assert source == reco_pb2.SOURCE_ONLINE
+        assert x in items and scores == sorted(scores, reverse=True)
+    # Shown three more times without a click: it sinks again.
+    feedback(shown(user, x, ["s4", "s5", "s6"]), timeout=30)
+    for items, _, _ in answers(sidecar, user):
+        assert x not in items and len(items) == 10
