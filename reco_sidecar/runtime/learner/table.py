@@ -29,6 +29,7 @@ import hashlib
 import mmap
 import os
 import pathlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -135,6 +136,9 @@ class TableWriter:
         self.version, self.capacity = version, buckets * WAYS
         self._slot_of: dict[str, int] = {}
         self._owner: dict[int, str] = {}
+        # Each occupied slot's `updated` (the write count), mirrored here: the writer decides
+        # eviction without reading the mapped table back.
+        self._stamp: dict[int, int] = {}
         self._writes = 0
         # One view per field, made once: an element write through them is a fraction of the
         # cost of indexing the structured array by field name on every write.
@@ -158,47 +162,118 @@ class TableWriter:
         return list(self._slot_of)
 
     def put(self, user_id: str, entry: Slot) -> str | None:
-        """Writes the user's slot; returns the user evicted to make room, if any. `updated` is
-        a count of writes, not a clock: the order of updates decides eviction, without ties."""
-        self._writes += 1
-        key0, key1 = key_of(user_id)
+        """Writes one user's slot (put_many of one); returns the user evicted, if any."""
+        vector = np.zeros((1, self._m.factors), np.float32) if entry.vector is None else np.asarray(entry.vector)[None]
+        evicted = self.put_many([user_id], vector, [entry.seen_rows], [entry.known],
+                                solved=np.array([entry.vector is not None]),
+                                sums=(np.array([len(entry.sum_rows[-MAX_SEEN:])]), entry.sum_rows[-MAX_SEEN:],
+                                      entry.sum_values[-MAX_SEEN:]),
+                                shown=[(entry.shown_rows, entry.shown_counts)])
+        return evicted[0] if evicted else None
+
+    def put_many(self, user_ids: Sequence[str], vectors: np.ndarray, seen_rows: Sequence[np.ndarray],
+                 known: Sequence[bool], *, solved: np.ndarray | None = None,
+                 sums: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+                 shown: Sequence[tuple[np.ndarray, np.ndarray]] | None = None) -> list[str]:
+        """Writes each user's slot, in order (user i gets vectors[i]); returns the users evicted
+        to make room. `updated` is a count of writes, not a clock: the order of updates decides
+        eviction, without ties, exactly as if the users were put one at a time.
+
+        `solved[i]` false: user i has no vector of its own (impressions only), the trained one
+        stands; default all solved. `sums`: (lengths, rows, values), the users' online sums
+        per item laid end to end in user order, at most MAX_SEEN each; default none. `shown`:
+        per user (item rows, counts), the last MAX_SHOWN kept; default none.
+
+        The slots are chosen first (from this writer's own record of them: it is the table's
+        only writer), then written together: every chosen slot's sequence number made odd,
+        all fields written, every sequence number made even again. A reader of any of these
+        slots in between sees an odd or changed number and reads again (the seqlock)."""
+        chosen: dict[int, int] = {}  # slot -> index into the arguments (the last user put there)
+        evicted: list[str] = []
+        stamps = np.empty(len(user_ids), dtype=np.float64)
+        keys = np.empty((len(user_ids), 2), dtype=np.uint64)
+        for i, user_id in enumerate(user_ids):
+            key = key_of(user_id)
+            keys[i] = key
+            slot = self._claim(user_id, key[1], evicted)
+            stamps[i] = self._writes
+            chosen.pop(slot, None)  # a user evicted within this call: only the last one is written
+            chosen[slot] = i
+        slots = np.fromiter(chosen.keys(), dtype=np.int64, count=len(chosen))
+        at = np.fromiter(chosen.values(), dtype=np.int64, count=len(chosen))
+        seen = np.zeros((len(at), MAX_SEEN), dtype=np.int32)
+        n_seen = np.empty(len(at), dtype=np.uint32)
+        for j, i in enumerate(at):
+            rows = seen_rows[i][-MAX_SEEN:]
+            n_seen[j] = len(rows)
+            seen[j, : len(rows)] = rows
+        sum_rows, sum_values, n_sums = _padded(sums, len(user_ids))
+        shown_rows = np.zeros((len(at), MAX_SHOWN), dtype=np.int32)
+        shown_counts = np.zeros((len(at), MAX_SHOWN), dtype=np.uint32)
+        n_shown = np.zeros(len(at), dtype=np.uint32)
+        if shown is not None:
+            for j, i in enumerate(at):
+                rows, counts = shown[i]
+                if len(rows):  # most users were shown nothing: skip them cheaply
+                    n = min(len(rows), MAX_SHOWN)
+                    n_shown[j] = n
+                    shown_rows[j, :n], shown_counts[j, :n] = rows[-MAX_SHOWN:], counts[-MAX_SHOWN:]
+        self._seq[slots] += 1  # odd: being written
+        self._key0[slots], self._key1[slots] = keys[at, 0], keys[at, 1]
+        self._updated[slots] = stamps[at]
+        self._known[slots] = np.asarray(known, dtype=np.uint32)[at]
+        self._n_seen[slots] = n_seen
+        self._seen[slots] = seen
+        self._solved[slots] = 1 if solved is None else np.asarray(solved, dtype=np.uint32)[at]
+        self._vector[slots] = vectors[at]
+        self._n_sums[slots] = n_sums[at]
+        self._sum_rows[slots] = sum_rows[at]
+        self._sum_values[slots] = sum_values[at]
+        self._n_shown[slots] = n_shown
+        self._shown_rows[slots] = shown_rows
+        self._shown_counts[slots] = shown_counts
+        self._seq[slots] += 1
+        return evicted
+
+    def vector_of(self, user_id: str) -> tuple[np.ndarray, bool] | None:
+        """The user's slot's (vector, solved), None when it holds no slot: read back from the
+        writer's own mapping (it is the only writer), so shown events need no solve."""
         slot = self._slot_of.get(user_id)
-        evicted = None
+        return None if slot is None else (self._vector[slot].copy(), bool(self._solved[slot]))
+
+    def _claim(self, user_id: str, key1: int, evicted: list[str]) -> int:
+        """The user's slot, taking an empty or the least recently updated one of its bucket
+        (whose user goes to `evicted`); counts one write."""
+        self._writes += 1
+        slot = self._slot_of.get(user_id)
         if slot is None:
-            first = _bucket(key1, self._m.buckets) * WAYS
-            empty = np.flatnonzero(self._key0[first : first + WAYS] == 0)
-            if len(empty):
-                slot = first + int(empty[0])
-            else:
-                slot = first + int(np.argmin(self._updated[first : first + WAYS]))
-                evicted = self._owner.pop(slot)
-                del self._slot_of[evicted]
+            slot = self._free_or_oldest(_bucket(key1, self._m.buckets) * WAYS)
+            gone = self._owner.pop(slot, None)
+            if gone is not None:
+                del self._slot_of[gone]
+                evicted.append(gone)
             self._slot_of[user_id] = slot
             self._owner[slot] = user_id
-        seen = entry.seen_rows[-MAX_SEEN:]
-        sums, shown = slice(-MAX_SEEN, None), slice(-MAX_SHOWN, None)
-        n_sums, n_shown = len(entry.sum_rows[sums]), len(entry.shown_rows[shown])
-        self._seq[slot] += 1  # odd: being written
-        self._key0[slot], self._key1[slot], self._updated[slot] = key0, key1, self._writes
-        self._known[slot], self._n_seen[slot] = entry.known, len(seen)
-        self._seen[slot, : len(seen)] = seen
-        self._solved[slot] = entry.vector is not None
-        if entry.vector is not None:
-            self._vector[slot] = entry.vector
-        self._n_sums[slot] = n_sums
-        self._sum_rows[slot, :n_sums] = entry.sum_rows[sums]
-        self._sum_values[slot, :n_sums] = entry.sum_values[sums]
-        self._n_shown[slot] = n_shown
-        self._shown_rows[slot, :n_shown] = entry.shown_rows[shown]
-        self._shown_counts[slot, :n_shown] = entry.shown_counts[shown]
-        self._seq[slot] += 1
-        return evicted
+        self._stamp[slot] = self._writes
+        return slot
+
+    def _free_or_oldest(self, first: int) -> int:
+        """An empty slot of the bucket starting at `first`, else its least recently updated."""
+        stamp = self._stamp
+        oldest, oldest_stamp = first, None
+        for slot in range(first, first + WAYS):
+            if slot not in self._owner:
+                return slot
+            if oldest_stamp is None or stamp[slot] < oldest_stamp:
+                oldest, oldest_stamp = slot, stamp[slot]
+        return oldest
 
     def drop(self, user_id: str) -> None:
         slot = self._slot_of.pop(user_id, None)
         if slot is None:
             return
         del self._owner[slot]
+        self._stamp.pop(slot, None)
         self._seq[slot] += 1
         self._key0[slot], self._key1[slot], self._updated[slot] = 0, 0, 0.0
         self._seq[slot] += 1
@@ -211,6 +286,21 @@ class TableWriter:
         del self._solved, self._n_sums, self._sum_rows, self._sum_values
         del self._n_shown, self._shown_rows, self._shown_counts
         self._m.close()
+
+
+def _padded(sums: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+            n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, values, lengths) of n users' sums laid end to end, as (n, MAX_SEEN) arrays."""
+    rows, values = np.zeros((n, MAX_SEEN), dtype=np.int32), np.zeros((n, MAX_SEEN), dtype=np.float64)
+    if sums is None:
+        return rows, values, np.zeros(n, dtype=np.uint32)
+    lengths = np.asarray(sums[0], dtype=np.int64)
+    if len(lengths) and int(lengths.max()) > MAX_SEEN:
+        raise ValueError(f"a user's online sums hold at most {MAX_SEEN} items")
+    owner = np.repeat(np.arange(n), lengths)
+    place = np.arange(len(owner)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    rows[owner, place], values[owner, place] = sums[1], sums[2]
+    return rows, values, lengths.astype(np.uint32)
 
 
 def retire_file(path: pathlib.Path) -> None:
