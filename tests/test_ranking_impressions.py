@@ -10,6 +10,7 @@ import pathlib
 import shutil
 from collections.abc import Iterator
 
+import grpc
 import numpy as np
 import pytest
 
@@ -121,3 +122,34 @@ def test_an_item_shown_max_shown_times_without_a_click_sinks_on_every_worker(
     feedback(shown(user, x, ["s4", "s5", "s6"]), timeout=30)
     for items, _, _ in answers(sidecar, user):
         assert x not in items and len(items) == 10
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    (("max_shown = 3", "max_shown = 0"), "rules[0].impressions.max_shown"),
+    (("max_shown = 3", "max_shown = 2.5"), "rules[0].impressions.max_shown"),
+    ((f"factor = {FACTOR}", "factor = 1.5"), "rules[0].impressions.factor"),  # would lift, not sink
+    ((f"factor = {FACTOR}", f"factor = {FACTOR}\nafter = 3"), "rules[0].impressions.after"),
+])
+def test_a_bad_impressions_value_is_refused_naming_it_and_the_served_rule_stays(
+        sidecar: Sidecar, model: Model, tmp_path: pathlib.Path, change: tuple[str, str], field: str) -> None:
+    user = sorted(model.users.ids)[12]
+    x = reference(model, user, set())[0]
+    sidecar.stub().Feedback(shown(user, x, ["s1", "s2", "s3"]), timeout=30)
+    sunk = reference(model, user, {x})
+    for items, _, _ in answers(sidecar, user):
+        assert items == sunk
+    old, new = change
+    assert old in RULES
+    (tmp_path / "rules.toml").write_text(RULES.replace(old, new))
+    with pytest.raises(grpc.RpcError) as e:
+        sidecar.stub().ReloadRules(reco_pb2.RankingReloadRulesRequest(), timeout=30)
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert (e.value.details() or "").startswith(f"{field}:")
+    for items, _, _ in answers(sidecar, user):
+        assert items == sunk  # every worker still serves the old rule
+    # A good file with a higher threshold applies to the counts already kept: three shows
+    # are no longer enough, on every worker, once ReloadRules returns.
+    (tmp_path / "rules.toml").write_text(RULES.replace("max_shown = 3", "max_shown = 4"))
+    sidecar.stub().ReloadRules(reco_pb2.RankingReloadRulesRequest(), timeout=30)
+    for items, _, _ in answers(sidecar, user):
+        assert items == reference(model, user, set())
