@@ -6,14 +6,17 @@ events at or before the version's as_of do not count (docs/online.md, "as_of")."
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import shutil
+import signal
 from collections.abc import Iterator
 
 import grpc
 import numpy as np
 import pytest
 
+from harness.procs import wait_until
 from harness.sidecar import Sidecar, running_sidecar
 from reco_sidecar.artifact.loader import open_model
 from reco_sidecar.engine.model import Model
@@ -153,3 +156,41 @@ def test_a_bad_impressions_value_is_refused_naming_it_and_the_served_rule_stays(
     sidecar.stub().ReloadRules(reco_pb2.RankingReloadRulesRequest(), timeout=30)
     for items, _, _ in answers(sidecar, user):
         assert items == reference(model, user, set())
+
+
+def _learner_pid(sc: Sidecar) -> int:
+    """The one child of the supervisor that is not a serving worker (once both serve again)."""
+    def workers() -> set[int] | None:
+        try:
+            return {sc.stub(a).GetModelStatus(reco_pb2.GetModelStatusRequest(), timeout=10).worker.pid
+                    for a in sc.worker_addresses}
+        except grpc.RpcError:
+            return None
+    serving = wait_until(workers, 60, "both workers serving")
+    assert serving is not None
+    (pid,) = [p for p in sc.worker_pids() if p not in serving]
+    return pid
+
+
+def test_the_counts_outlive_a_killed_learner(sidecar: Sidecar, model: Model) -> None:
+    """They live in the learner's table, rebuilt from the journal when it restarts: an item
+    sunk before the kill is sunk on every worker once the new learner acknowledges an event."""
+    user = sorted(model.users.ids)[15]
+    plain = reference(model, user, set())
+    x, y = plain[0], plain[1]
+    sidecar.stub().Feedback(shown(user, x, ["s1", "s2", "s3"]), timeout=30)
+    killed = _learner_pid(sidecar)
+    os.kill(killed, signal.SIGKILL)
+
+    def fed() -> reco_pb2.FeedbackResponse | None:
+        try:
+            answer: reco_pb2.FeedbackResponse = sidecar.stub().Feedback(shown(user, y, ["t1"]), timeout=30)
+            return answer
+        except grpc.RpcError as e:  # the learner restarting: a client retries (event ids make it safe)
+            if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                return None
+            raise
+    assert wait_until(fed, 60, "Feedback accepted by the restarted learner") is not None
+    assert _learner_pid(sidecar) != killed
+    for items, _, _ in answers(sidecar, user):
+        assert items == reference(model, user, {x})  # y, shown once, stays
