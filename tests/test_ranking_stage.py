@@ -127,6 +127,23 @@ def test_a_creator_cap_of_two_holds_for_every_user_and_equals_the_whole_catalogu
             assert max(collections.Counter(creator[i] for i in ids(resp)).values()) <= 2
 
 
+def test_a_list_the_first_retrieval_cannot_make_exact_is_retrieved_deeper_through_recommend(
+        sidecar: Sidecar, reference: Reference, rules_path: pathlib.Path) -> None:
+    # One item per creator in any ten positions: the first retrieval (40 items for n = 10)
+    # holds too few creators for many users, so Recommend must ask retrieval again, deeper.
+    reload(sidecar, rules_path, CAPPED.replace("cap = 2", "cap = 1"))
+    users = reference.user_ids[::5]
+    expected = {u: reference.capped(u, 10, 1) for u in users}
+    order = {u: reference.order(u) for u in users}
+    past_first = [u for u in users if max(order[u].index(i) for i in expected[u]) >= 40]
+    assert len(past_first) > len(users) // 10  # the deeper path has work
+    stub = sidecar.stub()
+    # Concurrent callers, so deeper retrievals share the batcher with first ones.
+    calls = {u: stub.Recommend.future(reco_pb2.RecommendRequest(user_id=u, n=10), timeout=60) for u in users}
+    for user, call in calls.items():
+        assert ids(call.result()) == expected[user], user
+
+
 def test_mmr_with_lambda_zero_is_the_model_ranking_and_a_positive_lambda_diversifies(
         sidecar: Sidecar, reference: Reference, rules_path: pathlib.Path) -> None:
     reload(sidecar, rules_path, '[[rules]]\nmodel = "demo"\n[rules.diversity]\nmmr_lambda = 0.0\n')

@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,18 +79,33 @@ def _adjust(raw: np.ndarray, factor: np.ndarray) -> np.ndarray:
     return np.asarray(np.where(raw >= 0, raw * factor, raw / factor), dtype=np.float64)
 
 
-def rerank(model: Model, c: Compiled, query: RecQuery, retrieved: Ranked,
-           retrieve: Callable[[int], Ranked], now: float) -> Page:
-    """The page from `retrieved` (depth(c, query) items), going deeper through `retrieve` as
-    long as the list is not exact yet."""
+def steps(model: Model, c: Compiled, query: RecQuery, now: float) -> Generator[int, Ranked, Page]:
+    """The stage as an exchange with retrieval, whoever runs it: yields how many items it needs
+    (depth(c, query) first, then deeper while the list is not exact), is sent the retrieval's
+    top that many, and returns the page. Recommend sends each retrieval through the batcher,
+    so a deeper one shares a batch's product instead of being scored alone."""
     asked = depth(c, query)
     known = explicit(model, c, query)
     while True:
+        retrieved = yield asked
         page = attempt(c, query, retrieved, asked, known, now)
         if page is not None:
             return page
         asked = next_depth(c, asked)
-        retrieved = retrieve(asked)
+
+
+def rerank(model: Model, c: Compiled, query: RecQuery, retrieved: Ranked,
+           retrieve: Callable[[int], Ranked], now: float) -> Page:
+    """The page from `retrieved` (depth(c, query) items), going deeper through `retrieve` as
+    long as the list is not exact yet."""
+    exchange = steps(model, c, query, now)
+    next(exchange)  # depth(c, query): what `retrieved` holds
+    try:
+        while True:
+            retrieved = retrieve(exchange.send(retrieved))
+    except StopIteration as done:
+        page: Page = done.value
+        return page
 
 
 def attempt(c: Compiled, query: RecQuery, retrieved: Ranked, asked: int, known: Ranked | None,
