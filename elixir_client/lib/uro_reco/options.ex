@@ -17,6 +17,7 @@ defmodule UroReco.Options do
           | {:strings}
           | {:in, [term()]}
           | {:max, pos_integer()}
+          | {:schema, atom()}
           | :any
 
   @type schema :: [
@@ -31,7 +32,8 @@ defmodule UroReco.Options do
       addresses: {:optional, {:strings}},
       connect_opts: {:optional, :keyword},
       backoff: {:optional, :backoff},
-      feedback_buffer: {:optional, :keyword}
+      feedback_buffer: {:optional, :keyword},
+      jobs: {:optional, {:schema, :jobs}}
     ],
     channel_pool: [
       name: {:required, :name},
@@ -50,6 +52,21 @@ defmodule UroReco.Options do
       max_users_per_call: {:default, 5_000, :pos_integer},
       rows_per_statement: {:default, 1_000, {:max, div(65_535, 12)}},
       db_timeout: {:default, 60_000, :timeout}
+    ],
+    jobs: [
+      repo: {:required, :name},
+      channel_pool: {:optional, :name},
+      oban: {:default, Oban, :any},
+      batch: {:default, [], {:schema, :batch}},
+      training: {:optional, {:schema, :training}}
+    ],
+    training: [
+      model_root: {:required, :string},
+      model: {:required, :string},
+      python: {:default, "python3", :string},
+      workdir: {:optional, :string},
+      env: {:optional, :any},
+      extra_args: {:optional, {:strings}}
     ],
     upsert: [
       rows_per_statement: {:default, 1_000, {:max, div(65_535, 12)}},
@@ -91,6 +108,18 @@ defmodule UroReco.Options do
       {:ok, value} -> [{key, check!(schema_name, key, kind, value)}]
       :error -> []
     end
+  end
+
+  # A nested schema (the jobs' `:batch`, `:training`): its own options are
+  # checked and its defaults filled in, and errors name the inner option.
+  defp check!(schema_name, key, {:schema, inner}, value) do
+    unless Keyword.keyword?(value) do
+      raise ArgumentError,
+            "option #{inspect(key)} for #{schema_name} must be a keyword list, got: " <>
+              inspect(value, limit: 10)
+    end
+
+    validate!(inner, value)
   end
 
   defp check!(schema_name, key, kind, value) do

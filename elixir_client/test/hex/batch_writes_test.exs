@@ -88,17 +88,19 @@ defmodule UroReco.BatchWritesTest do
       # Users the model does not know get popular items: one row each all the same.
       users = for _ <- 1..6_000, do: Ecto.UUID.generate()
 
-      Application.put_env(:uro_reco, :batch,
-        n: 20,
-        timeout: 300_000,
-        max_users_per_call: 2_500,
-        rows_per_statement: 5_000,
-        db_timeout: 120_000
+      UroReco.Jobs.register(UroReco,
+        repo: TestRepo,
+        channel_pool: UroReco.Test.Channels,
+        batch: [
+          n: 20,
+          timeout: 300_000,
+          max_users_per_call: 2_500,
+          rows_per_statement: 5_000,
+          db_timeout: 120_000
+        ]
       )
 
-      on_exit(fn ->
-        Application.put_env(:uro_reco, :batch, n: 5, page_size: 100, timeout: 30_000)
-      end)
+      on_exit(fn -> UroReco.Jobs.unregister(UroReco) end)
 
       assert :ok = perform_job(BatchRecommend, %{"user_ids" => users})
       assert TestRepo.aggregate(UserRecommendation, :count) == 6_000

@@ -19,16 +19,25 @@ defmodule UroReco.WorkersTest do
     on_exit(fn -> File.rm_rf!(dir) end)
     ctx = ServedModel.start!(dir)
 
-    Application.put_env(:uro_reco, :training,
-      model_root: ctx.sidecar_opts[:model_root],
-      model: "demo",
-      python: ctx.sidecar_opts[:python],
-      env: ctx.sidecar_opts[:env],
-      workdir: dir
-    )
+    UroReco.Jobs.register(UroReco, jobs(ctx, dir))
+    on_exit(fn -> UroReco.Jobs.unregister(UroReco) end)
+    Map.put(ctx, :dir, dir)
+  end
 
-    on_exit(fn -> Application.delete_env(:uro_reco, :training) end)
-    ctx
+  # The settings the host gives, registered under the default instance.
+  defp jobs(ctx, dir, batch \\ []) do
+    [
+      repo: TestRepo,
+      channel_pool: ctx.pool,
+      batch: Keyword.merge([n: 5, page_size: 100, timeout: 30_000], batch),
+      training: [
+        model_root: ctx.sidecar_opts[:model_root],
+        model: "demo",
+        python: ctx.sidecar_opts[:python],
+        env: ctx.sidecar_opts[:env],
+        workdir: dir
+      ]
+    ]
   end
 
   test "Retrain trains the next version from a CSV and reloads it", %{pool: pool, csv: csv} do
@@ -82,7 +91,7 @@ defmodule UroReco.WorkersTest do
       end
     end
 
-    test "a sweep refreshes one page and enqueues the next" do
+    test "a sweep refreshes one page and enqueues the next", %{dir: dir} = ctx do
       now = DateTime.utc_now()
 
       users =
@@ -99,17 +108,32 @@ defmodule UroReco.WorkersTest do
           user
         end
 
-      Application.put_env(:uro_reco, :batch, n: 2, page_size: 2)
+      # Registered under a name of its own: the job names it, and so does the next page.
+      UroReco.Jobs.register(
+        UroReco.Test.Channels,
+        Keyword.delete(jobs(ctx, dir, n: 2, page_size: 2), :channel_pool)
+      )
 
-      on_exit(fn ->
-        Application.put_env(:uro_reco, :batch, n: 5, page_size: 100, timeout: 30_000)
-      end)
+      on_exit(fn -> UroReco.Jobs.unregister(UroReco.Test.Channels) end)
+      args = %{"after" => nil, "instance" => "UroReco.Test.Channels"}
 
-      assert :ok = perform_job(BatchRecommend, %{"after" => nil})
+      assert :ok = perform_job(BatchRecommend, args)
 
       [_first, second, _third] = Enum.sort(users)
       assert TestRepo.aggregate(UserRecommendation, :count) == 2
-      assert_enqueued worker: BatchRecommend, args: %{"after" => second}
+      assert_enqueued worker: BatchRecommend, args: %{args | "after" => second}
+    end
+
+    test "a job whose instance nobody registered fails naming it, and writes nothing",
+         %{dir: dir} = ctx do
+      args = %{"user_ids" => [Ecto.UUID.generate()], "instance" => "Uro.Elsewhere"}
+      assert {:error, message} = perform_job(BatchRecommend, args)
+      assert message =~ ~s("Uro.Elsewhere")
+      assert TestRepo.aggregate(UserRecommendation, :count) == 0
+
+      UroReco.Jobs.register(UroReco, Keyword.delete(jobs(ctx, dir), :training))
+      assert {:error, message} = perform_job(Retrain, %{})
+      assert message =~ "[:training]"
     end
 
     test "Retrain exports user_interactions for training", %{pool: pool} do

@@ -35,4 +35,22 @@ defmodule UroReco.OptionsTest do
   test "the row limit is PostgreSQL's 65,535 parameters over 12 columns" do
     assert Options.validate!(:upsert, rows_per_statement: 5_461)[:rows_per_statement] == 5_461
   end
+
+  test "the jobs' nested settings are checked, errors naming the inner option" do
+    jobs = Options.validate!(:jobs, repo: My.Repo, batch: [n: 3])
+    assert jobs[:oban] == Oban and jobs[:batch][:n] == 3 and jobs[:batch][:page_size] == 500
+    refute Keyword.has_key?(jobs, :training)
+
+    for {opts, message} <- [
+          {[batch: []], ~r/option :repo is required for jobs/},
+          {[repo: My.Repo, batch: [page_size: 0]], ~r/:page_size for batch .*, got: 0/},
+          {[repo: My.Repo, batch: :fast], ~r/:batch for jobs must be a keyword list/},
+          {[repo: My.Repo, training: [model: "posts"]], ~r/:model_root is required for training/},
+          {[repo: My.Repo, training: [model_root: "/m", model: "p", gpu: 1]],
+           ~r/unknown option :gpu for training/}
+        ] do
+      error = assert_raise ArgumentError, fn -> Options.validate!(:jobs, opts) end
+      assert error.message =~ message, error.message
+    end
+  end
 end
