@@ -83,3 +83,13 @@ def test_the_library_reads_no_application_env() -> None:
              if ENV_READ.search(line) and not line.lstrip().startswith("#")]
     assert reads == [], "application env read inside the library:\n" + "\n".join(reads)
 
+
+def test_migrations_use_no_arrays_of_jsonb() -> None:
+    """CockroachDB has JSONB but no JSONB[]: a map-valued column is one JSONB value."""
+    migrations = sorted((CLIENT / "priv" / "repo" / "migrations").glob("*.exs"))
+    columns = [(path.name, line.strip()) for path in migrations for line in path.read_text().splitlines()
+               if re.match(r"\s*(add|modify) :\w+,", line)]
+    assert any("reasons" in line and ":jsonb" in line for _, line in columns), columns
+    arrays_of_maps = [(name, line) for name, line in columns
+                      if re.search(r"\{:array, *(:map|:jsonb|\{:map)", line)]
+    assert arrays_of_maps == []

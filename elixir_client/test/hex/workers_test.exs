@@ -45,6 +45,12 @@ defmodule UroReco.WorkersTest do
     assert {:ok, %{version: 2}} = Client.status(pool)
   end
 
+  # A stable UUID for a demo user id.
+  defp uuid(user) do
+    {:ok, uuid} = Ecto.UUID.load(:crypto.hash(:md5, user))
+    uuid
+  end
+
   describe "with a database" do
     @describetag :db
 
@@ -134,6 +140,56 @@ defmodule UroReco.WorkersTest do
       UroReco.Jobs.register(UroReco, Keyword.delete(jobs(ctx, dir), :training))
       assert {:error, message} = perform_job(Retrain, %{})
       assert message =~ "[:training]"
+    end
+
+    test "with explain, each item's reasons are stored as Recommend gives them",
+         %{pool: pool, csv: csv, sidecar_opts: sidecar_opts, dir: dir} do
+      # The demo's user ids are not UUIDs (the table's user_id is): version 2 is
+      # the same data with each user renamed to a UUID, so the job's users are
+      # known to the model and get reasons.
+      renamed = Path.join(dir, "uuid_users.csv")
+      [header | lines] = csv |> File.read!() |> String.split("\n", trim: true)
+
+      File.write!(renamed, [
+        header,
+        "\n",
+        Enum.map(lines, fn line ->
+          [user | rest] = String.split(line, ",")
+          [Enum.join([uuid(user) | rest], ","), "\n"]
+        end)
+      ])
+
+      UroReco.Test.SidecarHelpers.cli!(
+        ~w(train --interactions #{renamed} --model-root #{sidecar_opts[:model_root]} --name demo)
+      )
+
+      assert {:ok, %{new_version: 2}} = Client.reload(pool, 2, timeout: 60_000)
+      users = lines |> Enum.map(&hd(String.split(&1, ","))) |> Enum.uniq() |> Enum.take(20)
+      users = Enum.map(users, &uuid/1)
+
+      assert :ok = perform_job(BatchRecommend, %{"user_ids" => users, "n" => 4, "explain" => 2})
+
+      rows = TestRepo.all(from r in UserRecommendation, order_by: r.user_id)
+      assert length(rows) == 20
+
+      for row <- rows do
+        {:ok, rec} = Client.recommend(pool, row.user_id, n: 4, explain: 2)
+        assert {row.source, row.version} == {"model", 2}
+        assert row.item_ids == Enum.map(rec.items, & &1.item_id)
+
+        assert row.reasons ==
+                 Enum.map(rec.items, fn item ->
+                   Enum.map(item.reasons, &Map.new(&1, fn {k, v} -> {Atom.to_string(k), v} end))
+                 end)
+
+        assert Enum.all?(row.reasons, &(length(&1) in 1..2))
+      end
+
+      # Refreshed without explain: the reasons of the old items go with them.
+      assert :ok = perform_job(BatchRecommend, %{"user_ids" => users, "n" => 4})
+
+      assert TestRepo.all(from r in UserRecommendation, select: r.reasons) ==
+               List.duplicate(nil, 20)
     end
 
     test "Retrain exports user_interactions for training", %{pool: pool} do

@@ -9,15 +9,20 @@ if Code.ensure_loaded?(Oban.Worker) and Code.ensure_loaded?(Ecto.Query) do
       * `%{"after" => nil | user_id}` - a sweep over every user with interactions:
         one page of `page_size` users after the cursor, then a job for the next page
 
-    Optional `"n"` overrides the configured count; `"instance"` names the client instance whose settings the job uses
+    Optional `"n"` and `"explain"` override the configured count and reasons per
+    item; `"instance"` names the client instance whose settings the job uses
     (`UroReco.Jobs`, default `"UroReco"`). Users the sidecar cannot answer
     are logged and skipped; a failed stream fails the job (Oban retries it, and
     the upsert makes a retry harmless).
 
+    With `explain` k > 0 (0..20) each item is stored with up to k reasons, the
+    user's history items that contributed most to its score, in the `reasons`
+    column (JSONB, parallel to `item_ids`; NULL when no item has one).
+
     The stream is chunked (`users_per_message` from the `:batch` settings, default
     100) and read one call of `max_users_per_call` users at a time (default
     5_000); answers are written `rows_per_statement` rows per statement (default
-    1_000, at most 5,461: PostgreSQL's 65,535 parameters over 12 columns), each
+    1_000, at most 5,041: PostgreSQL's 65,535 parameters over 13 columns), each
     statement allowed `db_timeout` ms (default 60_000). Each row records the experiment and arm that answered its user: the
     sidecar assigns arms by a hash of the user id, so the stored arm is the one
     `Recommend` gives that user, and the job passes nothing to keep it so.
@@ -82,6 +87,7 @@ if Code.ensure_loaded?(Oban.Worker) and Code.ensure_loaded?(Ecto.Query) do
       jobs[:channel_pool]
       |> Client.batch_recommend(user_ids,
         n: Map.get(args, "n", settings[:n]),
+        explain: Map.get(args, "explain", settings[:explain]),
         users_per_message: settings[:users_per_message],
         max_users_per_call: settings[:max_users_per_call],
         timeout: settings[:timeout]
