@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
 import sys
 import time
@@ -38,6 +39,7 @@ def _train(cmd: list[str], deadline: scaffold.Deadline) -> dict[str, Any]:
     import subprocess
 
     started = time.monotonic()
+    load_before = os.getloadavg()[0]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                             start_new_session=True, text=True)
     try:
@@ -46,11 +48,14 @@ def _train(cmd: list[str], deadline: scaffold.Deadline) -> dict[str, Any]:
     finally:
         procs.kill_group(proc.pid, grace=2.0)
     wall = time.monotonic() - started
+    # The machine's 1-minute load average around the run: wall time stretches with other work,
+    # CPU seconds (memory.summary()["cpu_s"]) hardly do.
+    load = {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)}
     if proc.returncode != 0:
-        return {"exit_code": proc.returncode, "stderr_tail": err[-2000:], "wall_s": round(wall, 1)}
+        return {"exit_code": proc.returncode, "stderr_tail": err[-2000:], "wall_s": round(wall, 1), "load_avg": load}
     version_dir = pathlib.Path(out.strip().splitlines()[-1])
     metrics = json.loads((version_dir / "manifest.json").read_text())["metrics"]
-    return {"exit_code": 0, "wall_s": round(wall, 1), "memory": memory.summary(),
+    return {"exit_code": 0, "wall_s": round(wall, 1), "load_avg": load, "memory": memory.summary(),
             "ndcg_at_10": metrics.get("ndcg_at_10"), "recall_at_10": metrics.get("recall_at_10"),
             "baseline_ndcg_at_10": metrics.get("baseline_ndcg_at_10")}
 

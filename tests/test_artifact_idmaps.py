@@ -54,6 +54,8 @@ def test_lookups_are_exactly_a_dicts(tmp_path_factory: pytest.TempPathFactory, i
     rows, unknown = index.rows_of([*probes, *ids[:10]])
     want_rows, want_unknown = plain.rows_of([*probes, *ids[:10]])
     assert rows.tolist() == want_rows.tolist() and unknown == want_unknown
+    asked = [*probes, *ids, *(i + "x" for i in ids[:20])]
+    assert index.rows_or_none(asked) == plain.rows_or_none(asked) == [plain.row(i) for i in asked]
     assert list(index.ids) == ids
 
 

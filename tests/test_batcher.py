@@ -19,6 +19,19 @@ def pool() -> Iterator[ThreadPoolExecutor]:
         yield p
 
 
+async def closed_loop(b: LoopBatcher[str, int, int], gate: dict[str, int], n: int) -> list[int]:
+    """One caller sending its next query when the last is answered, counted in flight by the
+    gate from before `submit` until after it (as the call gate counts a Recommend)."""
+    out = []
+    for i in range(n):
+        gate["in_flight"] += 1
+        try:
+            out.append(await b.submit("m", i))
+        finally:
+            gate["in_flight"] -= 1
+    return out
+
+
 def test_calls_arriving_while_a_batch_is_scored_are_scored_together_in_order(pool: ThreadPoolExecutor) -> None:
     sizes: list[int] = []
     gate = threading.Event()
@@ -97,24 +110,14 @@ def test_a_closed_loop_caller_is_never_made_to_wait(pool: ThreadPoolExecutor) ->
     gate = {"in_flight": 0}
     batches: list[tuple[int, bool]] = []
 
-    async def caller(b: LoopBatcher[str, int, int], n: int) -> list[int]:
-        out = []
-        for i in range(n):
-            gate["in_flight"] += 1
-            try:
-                out.append(await b.submit("m", i))
-            finally:
-                gate["in_flight"] -= 1
-        return out
-
     async def main() -> list[int]:
         b: LoopBatcher[str, int, int] = LoopBatcher(lambda k, qs: list(qs), executor=pool, max_delay=3600.0,
                                                     max_size=64, on_batch=lambda size, waited:
                                                     batches.append((size, waited)),
                                                     in_flight=lambda: gate["in_flight"], policy="in-flight")
-        one = await asyncio.wait_for(caller(b, 50), timeout=60)
+        one = await asyncio.wait_for(closed_loop(b, gate, 50), timeout=60)
         assert b.waits == 0 and batches == [(1, False)] * 50
-        four = await asyncio.wait_for(asyncio.gather(*(caller(b, 50) for _ in range(4))), timeout=60)
+        four = await asyncio.wait_for(asyncio.gather(*(closed_loop(b, gate, 50) for _ in range(4))), timeout=60)
         assert b.batches == len(batches)
         return one + [x for part in four for x in part]
 
@@ -330,3 +333,50 @@ def test_an_error_scoring_on_the_loop_reaches_that_batch_and_the_batcher_survive
         return [await b.submit("m", 5), *await asyncio.gather(*(b.submit("m", i) for i in range(3)))]
 
     assert asyncio.run(main()) == [5, 0, 1, 2]
+
+
+def test_a_call_alone_in_its_worker_is_scored_in_submit_without_a_drain(pool: ThreadPoolExecutor) -> None:
+    """Nothing queued, nothing being scored and no other call in flight: the call is scored
+    in `submit` itself, on the loop, with no drain task. Callers that overlap still queue and
+    share products."""
+    gate = {"in_flight": 0}
+    batches: list[tuple[int, bool]] = []
+    threads: set[str] = set()
+
+    def score(k: str, qs: Sequence[int]) -> list[int]:
+        threads.add(threading.current_thread().name)
+        return list(qs)
+
+    async def main() -> None:
+        b: LoopBatcher[str, int, int] = LoopBatcher(score, executor=pool, max_delay=0.003, max_size=64,
+                                                    inline_max=16, on_batch=lambda size, waited:
+                                                    batches.append((size, waited)),
+                                                    in_flight=lambda: gate["in_flight"])
+        assert await asyncio.wait_for(closed_loop(b, gate, 30), timeout=60) == list(range(30))
+        assert b._task is None  # never a drain: each call was scored in submit
+        assert batches == [(1, False)] * 30 and b.waits == 0
+        assert threads == {threading.current_thread().name}  # on the loop's thread
+        # eight callers at once: all but the first find company in flight and queue
+        gate["in_flight"] += 8
+        try:
+            got = await asyncio.wait_for(asyncio.gather(*(b.submit("m", i) for i in range(8))), timeout=60)
+        finally:
+            gate["in_flight"] -= 8
+        assert got == list(range(8))
+        assert b._task is not None and max(size for size, _ in batches[30:]) > 1
+
+    asyncio.run(main())
+
+
+def test_a_failure_scored_in_submit_reaches_its_caller_alone(pool: ThreadPoolExecutor) -> None:
+    def score(k: str, qs: Sequence[int]) -> list[int]:
+        raise ValueError("kernel failed")
+
+    async def main() -> None:
+        b: LoopBatcher[str, int, int] = LoopBatcher(score, executor=pool, max_delay=0.003, max_size=64,
+                                                    inline_max=16, in_flight=lambda: 1)
+        with pytest.raises(ValueError, match="kernel failed"):
+            await b.submit("m", 1)
+        assert b.batches == 0
+
+    asyncio.run(main())

@@ -22,6 +22,7 @@ from harness.procs import wait_until
 from harness.prometheus import Prometheus, prometheus_binary, running_prometheus
 from reco_sidecar.artifact import loader
 from reco_sidecar.gen.reco.v1 import reco_pb2
+from tests.support.models import accept_feedback
 from tests.support.requires import require
 from tests.support.server import running_sidecar
 from tests.support.versions import copy_version
@@ -62,9 +63,11 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory, demo_root: pathlib.Path
     root = tmp_path_factory.mktemp("dashboard")
     (root / "demo").mkdir()
     shutil.copytree(demo_root / "demo" / "1", root / "demo" / "1")
+    accept_feedback(root / "demo" / "1")  # online learning on: its series are on the dashboard
     v2 = copy_version(root / "demo", 1)
     model = loader.open_model(root / "demo" / "1")
-    with running_sidecar(root, "demo", workers=2, extra_args=["--metrics-port", "0", "--version", "1"]) as sc:
+    with running_sidecar(root, "demo", workers=2, extra_args=["--metrics-port", "0", "--version", "1",
+                                                              "--online-dir", str(root / "online")]) as sc:
         stub = sc.stub()
 
         def serving_pids() -> set[int]:
@@ -90,12 +93,16 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory, demo_root: pathlib.Path
                                                                     n=3)))
             with pytest.raises(grpc.RpcError):
                 stub.Recommend(reco_pb2.RecommendRequest(user_id="x", n=0))
+            events = [reco_pb2.FeedbackEvent(event_id=f"d-{k}", user_id=str(model.users.ids[k]),
+                                             item_id=str(model.items.ids[k]), type="click") for k in range(3)]
+            assert stub.Feedback(reco_pb2.FeedbackRequest(events=events), timeout=30).accepted == 3
+            assert stub.Feedback(reco_pb2.FeedbackRequest(events=events[:1]), timeout=30).duplicates == 1
             assert stub.Reload(reco_pb2.ReloadRequest(version=str(v2)), timeout=60).new_version == v2
             with pytest.raises(grpc.RpcError):
                 stub.Reload(reco_pb2.ReloadRequest(version="99"), timeout=60)
             # every call scraped, and two scrapes at least after it, so rate() has its samples
             wait_until(lambda: len(prom.query('count_over_time(reco_rpcs_total{job="reco",'
-                                              'method=~"Similar|BatchRecommend|Reload"}[1m]) >= 2')) == 4,
+                                              'method=~"Similar|BatchRecommend|Reload|Feedback"}[1m]) >= 2')) == 5,
                        60, "the calls in two scrapes")
             yield prom
 
@@ -131,6 +138,13 @@ def test_the_dashboard_shows_the_live_sidecars_calls_latency_and_models(promethe
     # the exit happened before the first scrape: the panel's increase() has its series, at 0
     assert by_title["Worker exits and heartbeat kills (alert: > 3 exits in 10 min)"]
     assert [float(r["value"][1]) for r in prometheus.query('reco_worker_exits_total{job="reco"}')] == [1.0]
+    feedback = by_title["Feedback: apply time p95 (alert: > 100 ms) and events per second"]
+    assert {r["metric"].get("outcome") for r in feedback} >= {"accepted", "duplicate"}
+    events = {r["metric"]["outcome"]: float(r["value"][1])
+              for r in prometheus.query('reco_feedback_events_total{job="reco"}')}
+    assert events == {"accepted": 3.0, "duplicate": 1.0}
+    counted = prometheus.query('reco_feedback_apply_seconds_count{job="reco"}')
+    assert [float(r["value"][1]) for r in counted] == [2.0]
 
 
 def test_every_alert_expression_runs_on_prometheus_and_names_exported_or_feature_metrics(

@@ -20,6 +20,7 @@ from reco_sidecar.runtime.learner import journal
 from tests.support.models import online_copy
 from tests.support.requires import require
 from tests.support.server import Sidecar, running_sidecar
+from tests.test_metrics import value, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -77,7 +78,7 @@ def test_two_replicas_learn_every_event_once(online_root: pathlib.Path, tmp_path
                                              redis_server: RedisServer, items: list[str]) -> None:
     a_dir, b_dir = tmp_path / "a", tmp_path / "b"
     with running_sidecar(online_root, "demo", extra_args=_args(a_dir, redis_server)) as a, \
-            running_sidecar(online_root, "demo", extra_args=_args(b_dir, redis_server)) as b:
+            running_sidecar(online_root, "demo", extra_args=[*_args(b_dir, redis_server), "--metrics-port", "0"]) as b:
         to_a, to_b = _events("a", items, 60), _events("b", items, 60)
         assert _send(a, to_a) == 60
         assert _send(b, to_b) == 60
@@ -100,6 +101,9 @@ def test_two_replicas_learn_every_event_once(online_root: pathlib.Path, tmp_path
                 wait_until(applied, 60, f"{user} answered from every event")
         retried = b.stub().Feedback(reco_pb2.FeedbackRequest(events=to_a[:25]), timeout=30)
         assert (retried.accepted, retried.duplicates) == (0, 25)
+        # b's learner, the stream's reader, reports how far behind it is: caught up now.
+        lag = wait_for(b, lambda s: ("reco_feedback_stream_lag_seconds", frozenset()) in s)
+        assert value(lag, "reco_feedback_stream_lag_seconds") == 0.0
 
 
 def test_a_replica_restarted_during_a_burst_catches_up(online_root: pathlib.Path, tmp_path: pathlib.Path,

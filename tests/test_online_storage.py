@@ -207,3 +207,111 @@ def test_many_users_solved_together_equal_each_solved_alone(online_root: pathlib
     for (rows, values), vector in zip(histories, together, strict=True):
         alone = foldin.solve(model.item_factors, model.yty, rows, values, model.info.objective)
         np.testing.assert_array_equal(vector, alone)
+
+
+def test_users_put_together_leave_the_table_as_put_one_at_a_time(tmp_path: pathlib.Path) -> None:
+    """A group's users are written by one put_many: the same slots, the same evictions (a
+    user evicted by a later user of the same group included), the same contents."""
+    rng = np.random.default_rng(7)
+    users = [f"user-{i}" for i in range(300)] + [f"user-{i}" for i in range(0, 300, 7)]
+    vectors = rng.standard_normal((len(users), 4)).astype(np.float32)
+    seen = [np.arange(i % 5) + i for i in range(len(users))]
+    known = [i % 3 == 0 for i in range(len(users))]
+    one = TableWriter(tmp_path / "one.table", 1, 4, max_users=3 * WAYS)
+    evicted_one = [e for i, u in enumerate(users) if (e := one.put(u, vectors[i], seen[i], known[i])) is not None]
+    many = TableWriter(tmp_path / "many.table", 1, 4, max_users=3 * WAYS)
+    evicted_many: list[str] = []
+    for start in range(0, len(users), 64):
+        part = slice(start, start + 64)
+        evicted_many += many.put_many(users[part], vectors[part], seen[part], known[part])
+    one.publish()
+    many.publish()
+    assert evicted_many == evicted_one and sorted(many.users()) == sorted(one.users())
+    assert len(many) == 3 * WAYS
+    a, b = TableReader(tmp_path / "one.table"), TableReader(tmp_path / "many.table")
+    for u in dict.fromkeys(users):
+        x, y = a.lookup(u), b.lookup(u)
+        assert (x is None) == (y is None)
+        if x is not None and y is not None:
+            assert x.vector.tolist() == y.vector.tolist() and x.seen_rows.tolist() == y.seen_rows.tolist()
+            assert x.known == y.known
+
+
+def test_a_reader_never_sees_half_of_a_group_write(tmp_path: pathlib.Path) -> None:
+    """As above, with every write a put_many of several users sharing the reader's user."""
+    path = tmp_path / "t.table"
+    users = [f"u{i}" for i in range(6)]
+    w = TableWriter(path, 1, 64, max_users=64)
+    w.put_many(users, np.zeros((6, 64), np.float32), [np.zeros(MAX_SEEN, np.int64)] * 6, [True] * 6)
+    w.publish()
+    r = TableReader(path)
+    stop = threading.Event()
+    torn: list[int] = []
+    reads = [0]
+
+    def read() -> None:
+        while not stop.is_set():
+            for u in users:
+                entry = r.lookup(u)
+                if entry is None:
+                    continue
+                reads[0] += 1
+                values = set(entry.vector.tolist()) | {float(v) for v in entry.seen_rows.tolist()}
+                if len(values) != 1:
+                    torn.append(len(values))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    for v in range(1, 2000):
+        w.put_many(users, np.full((6, 64), v, np.float32), [np.full(MAX_SEEN, v, np.int64)] * 6, [True] * 6)
+    stop.set()
+    reader.join()
+    assert reads[0] > 0
+    assert torn == []
+
+
+def test_a_spark_objective_solves_many_users_as_each_alone(online_root: pathlib.Path) -> None:
+    """Spark's regularization grows with each user's count of positive values: a batch of
+    users must still use each user's own."""
+    from reco_sidecar.artifact import loader
+    from reco_sidecar.engine import foldin
+    from reco_sidecar.engine.objective import SPARK, Objective
+
+    model = loader.open_model(online_root / "demo" / "1")
+    objective = Objective(form=SPARK, alpha=2.0, regularization=0.05)
+    rng = np.random.default_rng(5)
+    histories = []
+    for size in (3, 3, 12, 0, 40):
+        rows = rng.choice(len(model.items.ids), size=size, replace=False)
+        histories.append((np.sort(rows), rng.uniform(-1.0, 2.0, size=size)))
+    together = foldin.solve_many(model.item_factors, model.yty, histories, objective)
+    for (rows, values), vector in zip(histories, together, strict=True):
+        alone = foldin.solve(model.item_factors, model.yty, rows, values, objective)
+        np.testing.assert_array_equal(vector, alone)
+
+
+def test_a_users_vector_does_not_depend_on_the_group_it_was_solved_in(online_root: pathlib.Path,
+                                                                      tmp_path: pathlib.Path) -> None:
+    """The learner solves a group's users together; each one's vector is bit for bit the one
+    it gets solved alone."""
+    from reco_sidecar.artifact import loader
+    from reco_sidecar.runtime.learner.state import VersionState
+
+    model = loader.open_model(online_root / "demo" / "1")
+    types = sorted(model.info.event_types)
+    rng = np.random.default_rng(3)
+    events = [Event(str(i), model.users.ids[int(rng.integers(0, 40))] if i % 5 else f"new-{i % 3}",
+                    model.items.ids[int(rng.integers(0, 60))], types[i % len(types)], None, float(i))
+              for i in range(200)]
+    group = VersionState(model, TableWriter(tmp_path / "g.table", 1, model.factors, max_users=512))
+    group.publish(group.add(events))
+    group.table.publish()
+    read = TableReader(tmp_path / "g.table")
+    for n, user in enumerate(dict.fromkeys(e.user_id for e in events)):
+        alone = VersionState(model, TableWriter(tmp_path / f"{n}.table", 1, model.factors, max_users=8))
+        alone.publish(alone.add(e for e in events if e.user_id == user))
+        alone.table.publish()
+        x, y = read.lookup(user), TableReader(tmp_path / f"{n}.table").lookup(user)
+        assert (x is None) == (y is None)
+        if x is not None and y is not None:
+            assert x.vector.tobytes() == y.vector.tobytes() and x.seen_rows.tolist() == y.seen_rows.tolist()

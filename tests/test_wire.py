@@ -29,6 +29,7 @@ DECODERS: list[tuple[tuple[type[Any], ...], Callable[[bytes], Any]]] = [
     (typing.get_args(wire.FromFollower), wire.decode_from_follower),
     (typing.get_args(wire.ToLearner), wire.decode_to_learner),
     ((wire.FromLearner,), wire.decode_from_learner),
+    ((wire.LearnerToSupervisor,), wire.decode_learner_to_supervisor),
 ]
 
 
@@ -205,3 +206,20 @@ def test_every_channel_send_at_the_call_sites_sends_a_wire_message() -> None:
                                                  | ast.JoinedStr)):
                 found.append(f"{path.relative_to(RUNTIME)}:{node.lineno}")
     assert found == []
+
+
+def test_a_feeds_events_are_checked_like_every_other_field() -> None:
+    """A Feed's events take a faster path than other dataclasses: the same checks, the same
+    field named when one is wrong, an integer time or weight still read as a float."""
+    good = ["id", "u", "i", "click", None, 1.5]
+    decoded = wire.decode_to_learner(msgpack.packb(["feed", 3, [good, ["id2", "u", "i", "click", 2, 7]]]))
+    assert isinstance(decoded, wire.Feed)
+    assert decoded.events[1].weight == 2.0 and type(decoded.events[1].weight) is float
+    assert type(decoded.events[1].time) is float
+    for wrong, field in (([1, "u", "i", "click", None, 1.5], "expected str"),
+                         (["id", "u", "i", "click", "heavy", 1.5], "expected float"),
+                         (["id", "u", "i", "click", None, None], "expected float"),
+                         (["id", "u", "i", "click", None], "expected 6 fields"),
+                         ({"id": 1}, "expected 6 fields")):
+        with pytest.raises(ValueError, match=field):
+            wire.decode_to_learner(msgpack.packb(["feed", 3, [good, wrong]]))

@@ -32,6 +32,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     r.add_argument("--replay", type=pathlib.Path, metavar="CSV",
                    help="interactions user_id,item_id,weight,timestamp: train on those up to the split, replay "
                    "the rest in time order with and without online updates (replaces the options above)")
+    r.add_argument("--through", choices=replay.THROUGH, default="in-process",
+                   help="where the online arm comes from: the online code in this process, or a real sidecar "
+                   "started on the trained version, fed through the Feedback RPC and asked with Recommend")
     r.add_argument("--split-at", type=float, help="Unix time the training data ends (default: --train-share)")
     r.add_argument("--train-share", type=float, default=0.8,
                    help="split where this share of the interactions has happened")
@@ -72,7 +75,7 @@ def run_replay(args: argparse.Namespace) -> int:
                            alpha=args.alpha, seed=args.seed)
     spec = replay.ReplaySpec(args.replay, args.model_root, name=args.name, split_at=args.split_at,
                              train_share=args.train_share, weights=args.weights, params=params, k=args.k,
-                             rounds=args.bootstrap, seed=args.seed)
+                             rounds=args.bootstrap, seed=args.seed, through=args.through)
     report = replay.run(spec)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     if args.plot:

@@ -22,37 +22,56 @@ def solve(item_factors: np.ndarray, yty: np.ndarray, rows: np.ndarray, values: n
           objective: Objective) -> np.ndarray:
     """The vector of a user whose history is `values[k]` on item row `rows[k]` (rows unique)."""
     rows = np.asarray(rows, dtype=np.int64)
-    if not len(rows):
-        return np.zeros(yty.shape[0], dtype=np.float32)
-    t = objective.terms(values)
-    y = np.asarray(item_factors[rows], dtype=np.float64)
-    a = yty + t.regularization * np.eye(yty.shape[0]) + (y.T * t.gram) @ y
-    b = t.rhs @ y
-    return np.linalg.solve(a, b).astype(np.float32)
+    vectors = solve_flat(item_factors, yty, rows, np.asarray(values, dtype=np.float64),
+                         np.array([len(rows)], dtype=np.int64), objective)
+    vector: np.ndarray = vectors[0]
+    return vector
 
 
 def solve_many(item_factors: np.ndarray, yty: np.ndarray, histories: list[tuple[np.ndarray, np.ndarray]],
                objective: Objective) -> np.ndarray:
-    """`solve` for many users at once, one (rows, values) history each: the same equations,
-    solved by one batched LAPACK call (the online learner solves every user of a group of
-    events together). Row i is the vector of histories[i]."""
+    """`solve` for many users at once, one (rows, values) history each. Row i is the vector
+    of histories[i]."""
+    lengths = np.fromiter((len(r) for r, _ in histories), dtype=np.int64, count=len(histories))
+    if not len(histories):
+        return np.zeros((0, yty.shape[0]), dtype=np.float32)
+    rows = np.concatenate([np.asarray(r, dtype=np.int64) for r, _ in histories])
+    values = np.concatenate([np.asarray(v, dtype=np.float64) for _, v in histories])
+    return solve_flat(item_factors, yty, rows, values, lengths, objective)
+
+
+def solve_flat(item_factors: np.ndarray, yty: np.ndarray, rows: np.ndarray, values: np.ndarray,
+               lengths: np.ndarray, objective: Objective) -> np.ndarray:
+    """`solve` for many users whose histories are laid end to end: user i's is the next
+    `lengths[i]` entries of `rows` (int64) and `values` (float64). Row i is user i's vector.
+
+    Users with the same history length are stacked and their equations built by one matmul
+    (numpy runs the same BLAS call for each matrix of a stack as for a lone one) and solved
+    by one batched LAPACK call (one gesv per matrix). No history is padded, so every user's
+    arithmetic is the same as if it were solved alone: the vector does not depend on which
+    other users share the call (`solve` is this function for one user)."""
     k = yty.shape[0]
-    out = np.zeros((len(histories), k), dtype=np.float32)
-    at = [i for i, (rows, _) in enumerate(histories) if len(rows)]
-    if not at:
+    n = len(lengths)
+    out = np.zeros((n, k), dtype=np.float32)
+    if not n or not int(lengths.max()):
         return out
+    starts = np.cumsum(lengths) - lengths
+    terms = objective.terms(values)
+    regularization = objective.regularizations(values, lengths)
+    eye = np.eye(k)
+    at = np.flatnonzero(lengths)
     a = np.empty((len(at), k, k))
     b = np.empty((len(at), k, 1))
-    base = yty + objective.regularization * np.eye(k)
-    for j, i in enumerate(at):
-        rows, values = histories[i]
-        t = objective.terms(values)
-        y = np.asarray(item_factors[np.asarray(rows, dtype=np.int64)], dtype=np.float64)
-        a[j] = base + (y.T * t.gram) @ y
-        b[j, :, 0] = t.rhs @ y
+    for length in np.unique(lengths[at]):
+        members = np.flatnonzero(lengths[at] == length)  # their places in a and b
+        users = at[members]
+        take = starts[users][:, None] + np.arange(length)  # (m, length) into the flat arrays
+        y = np.asarray(item_factors[rows[take]], dtype=np.float64)  # (m, length, k)
+        weighted = y.transpose(0, 2, 1) * terms.gram[take][:, None, :]  # (m, k, length)
+        a[members] = (yty + regularization[users][:, None, None] * eye) + weighted @ y
+        b[members] = (terms.rhs[take][:, None, :] @ y).transpose(0, 2, 1)
     out[at] = np.linalg.solve(a, b)[:, :, 0].astype(np.float32)
     return out
-
 
 
 def solve_user(

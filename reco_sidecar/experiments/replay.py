@@ -14,6 +14,10 @@ when the model learns from the interactions before it?
      event, and the seen set grown by them;
    - `seen_only`: the stored vector with the grown seen set, which separates what the
      learning gains from what excluding consumed items gains.
+   With `--through sidecar` the `online` arm is what a real sidecar answers instead
+   (replay_sidecar.py): every event goes through the Feedback RPC in time order, and the
+   rank is the item's place in the user's Recommend answer. The solve is the same code, so
+   the two ways give the same ranks (tests/test_replay_evaluate.py compares them).
 4. recall@k (1 if the item is in the top k) and NDCG@k (1/log2(rank + 2)) are averaged over
    the scored interactions; the lift of `online` over `frozen` gets a percentile interval from a
    bootstrap that resamples users (a user's interactions are not independent of each other).
@@ -27,7 +31,7 @@ import math
 import pathlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -119,9 +123,24 @@ def _rank(model: Model, item_row: int, k: int, *, user_row: int | None, vector: 
     return int(hits[0]) if len(hits) else -1
 
 
-def replay(model: Model, rows: Sequence[Row], k: int) -> tuple[list[Scored], dict[str, int]]:
-    """Scores each later interaction as it arrives (see the module doc), then applies it."""
+class Served(Protocol):
+    """The `online` arm from outside: a sidecar learning from the replayed events."""
+
+    def learn(self, events: Sequence[Event]) -> None:
+        """Applies the events in order; returns once they are visible."""
+        ...
+
+    def rank(self, user_id: str, item_id: str, k: int) -> int:
+        """The item's 0-based rank in the user's top `k` as served, or -1."""
+        ...
+
+
+def replay(model: Model, rows: Sequence[Row], k: int, served: Served | None = None
+           ) -> tuple[list[Scored], dict[str, int]]:
+    """Scores each later interaction as it arrives (see the module doc), then applies it.
+    With `served`, the `online` arm is its answer, after every earlier event went to it."""
     types = model.info.event_types
+    unsent: list[Event] = []
     histories: dict[str, UserHistory] = {}
     consumed: dict[str, set[int]] = {}
     scored: list[Scored] = []
@@ -139,20 +158,26 @@ def replay(model: Model, rows: Sequence[Row], k: int) -> tuple[list[Scored], dic
         elif item_row in trained_seen or item_row in mine:
             counts["already_seen"] += 1
         else:
-            online = recalculate(model, history) if history.events else None
             grown = np.array(sorted(mine), dtype=np.int64)
-            excluded = grown if online is None else np.union1d(grown, online.excluded)
             ranks = {
                 "frozen": _rank(model, item_row, k, user_row=user_row, vector=None, extra_seen=None),
                 "seen_only": _rank(model, item_row, k, user_row=user_row, vector=None, extra_seen=grown),
-                "online": _rank(model, item_row, k, user_row=user_row,
-                                vector=None if online is None else online.vector, extra_seen=excluded),
             }
+            if served is None:
+                online = recalculate(model, history) if history.events else None
+                excluded = grown if online is None else np.union1d(grown, online.excluded)
+                ranks["online"] = _rank(model, item_row, k, user_row=user_row,
+                                        vector=None if online is None else online.vector, extra_seen=excluded)
+            else:
+                served.learn(unsent)  # every earlier event, in time order, before the question
+                unsent = []
+                ranks["online"] = served.rank(row.user_id, row.item_id, k)
             scored.append(Scored(n, row.user_id, row.time, ranks))
             counts["scored"] += 1
         if user_row is None and not history.events:
             counts["new_users"] += 1
         histories[row.user_id] = history.add([event])
+        unsent.append(event)
         if item_row is not None and row.weight > 0:
             mine.add(item_row)
     return scored, counts
@@ -202,6 +227,12 @@ class ReplaySpec:
     k: int = 10
     rounds: int = 1000
     seed: int = 0
+    # "in-process": the online arm from reco_sidecar.online directly; "sidecar": from a real
+    # sidecar through the Feedback and Recommend RPCs (replay_sidecar.py).
+    through: str = "in-process"
+
+
+THROUGH = ("in-process", "sidecar")
 
 
 def run(spec: ReplaySpec) -> dict[str, Any]:
@@ -223,7 +254,19 @@ def run(spec: ReplaySpec) -> dict[str, Any]:
                                            show_progress=False, event_types=types, as_of=t,
                                            training={"replay_split_at": t})
     model = loader.open_model(published.path)
-    scored, counts = replay(model, later, spec.k)
+    if spec.through == "sidecar":
+        from reco_sidecar.experiments.replay_sidecar import SidecarReplay
+
+        with SidecarReplay(spec.model_root, spec.name, published.version) as served:
+            scored, counts = replay(model, later, spec.k, served)
+        through = (f"sidecar: a real sidecar on loopback (1 worker, --online-dir); {served.feedback_calls} "
+                   f"Feedback calls in time order and {served.recommend_calls} Recommend calls for the online arm")
+    elif spec.through == "in-process":
+        scored, counts = replay(model, later, spec.k)
+        through = ("in-process: reco_sidecar.online (event validation, user histories, the exact re-solve); "
+                   "the same code a Feedback RPC applies")
+    else:
+        raise InvalidArgument(f"must be one of {', '.join(THROUGH)}, got {spec.through!r}", field="through")
     if not scored:
         raise InvalidArgument("no replayed interaction could be scored (every item unknown or seen)",
                               field="replay")
@@ -231,8 +274,7 @@ def run(spec: ReplaySpec) -> dict[str, Any]:
     per_arm = {arm: _metrics(np.array([s.ranks[arm] for s in scored])) for arm in ARMS}
     k = spec.k
     report: dict[str, Any] = {
-        "through": "in-process: reco_sidecar.online (event validation, user histories, the exact re-solve); "
-                   "the same code a Feedback RPC applies",
+        "through": through,
         "interactions": str(spec.interactions),
         "split_at": t,
         "split_at_iso": dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="seconds"),

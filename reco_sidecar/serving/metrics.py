@@ -10,6 +10,7 @@ Without --metrics-port every recording function is a no-op.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import dataclasses
 import errno
@@ -69,6 +70,26 @@ class _Metrics:
         self.worker_timeouts = Counter("reco_worker_timeouts",
                                        "Workers killed and replaced for missing their heartbeat deadline.",
                                        registry=none)
+        # Online learning (docs/online.md). Apply time is measured by the worker that took the
+        # call: from reading the message to the learner's answer, which comes only after the
+        # events are in the table every worker reads.
+        self.feedback_apply_seconds = Histogram(
+            "reco_feedback_apply_seconds", "Feedback messages, from the worker receiving one to its events being "
+            "journaled and visible in the online table (accepted messages only).",
+            buckets=LATENCY_BUCKETS, registry=none)
+        self.feedback_events = Counter("reco_feedback_events", "Feedback events answered, by outcome "
+                                       "(accepted, duplicate).", ["outcome"], registry=none)
+        # Written by the learner, the stream's one reader in this sidecar.
+        self.stream_lag_seconds = Gauge(
+            "reco_feedback_stream_lag_seconds", "With --online-stream: the age difference between the stream's "
+            "newest entry and the last one this sidecar's learner journaled (0: caught up).",
+            multiprocess_mode="livemax", registry=none)
+        self.learner_exits = Counter("reco_learner_exits",
+                                     "Online learner processes that exited (heartbeat timeouts included); "
+                                     "each is restarted.", registry=none)
+        self.learner_timeouts = Counter("reco_learner_timeouts",
+                                        "Online learners killed and replaced for missing their heartbeat deadline.",
+                                        registry=none)
         self.arm_responses = Counter("reco_arm_responses", "Recommend answers by experiment, arm and source.",
                                      ["experiment", "arm", "source"], registry=none)
         self.shadow_overlap = Histogram("reco_shadow_overlap",
@@ -120,6 +141,7 @@ def flush(tally: Tally) -> None:
     if m is None:
         return
     _flush_experiments(m)
+    _flush_feedback(m)
     if tally.empty():
         return
     for (method, code), s in tally.rpcs.items():
@@ -224,6 +246,54 @@ def _flush_experiments(m: _Metrics) -> None:
         m.shadow_dropped.labels(experiment, arm).inc(n)
 
 
+# Feedback's apply times and outcomes: counted in process, written by `flush` with the rest.
+@dataclasses.dataclass
+class _Feedback:
+    buckets: list[int] = dataclasses.field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
+    seconds: float = 0.0
+    accepted: int = 0
+    duplicates: int = 0
+
+
+_feedback_lock = threading.Lock()
+_feedback = _Feedback()
+
+
+def feedback_applied(seconds: float, accepted: int, duplicates: int) -> None:
+    """A Feedback message the learner answered OK, `seconds` after the worker read it."""
+    if _get() is None:
+        return
+    with _feedback_lock:
+        # Prometheus counts a value in the first bucket whose bound is >= it.
+        _feedback.buckets[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        _feedback.seconds += seconds
+        _feedback.accepted += accepted
+        _feedback.duplicates += duplicates
+
+
+def _flush_feedback(m: _Metrics) -> None:
+    global _feedback
+    with _feedback_lock:
+        taken, _feedback = _feedback, _Feedback()
+    if not any(taken.buckets):
+        return
+    m.feedback_apply_seconds._sum.inc(taken.seconds)
+    for i, n in enumerate(taken.buckets):
+        if n:
+            m.feedback_apply_seconds._buckets[i].inc(n)
+    m.feedback_events.labels("accepted").inc(taken.accepted)
+    m.feedback_events.labels("duplicate").inc(taken.duplicates)
+
+
+def stream_lag(seconds: float) -> None:
+    """The learner's stream reader, after each read; written only when it changed."""
+    m = _get()
+    if m is None or _store_shown.get("lag") == seconds:
+        return
+    _store_shown["lag"] = seconds
+    m.stream_lag_seconds.set(seconds)
+
+
 def experiments_reloaded(outcome: str) -> None:
     m = _get()
     if m is not None:
@@ -236,13 +306,30 @@ def worker_timeout() -> None:
         m.worker_timeouts.inc()
 
 
+def learner_timeout() -> None:
+    m = _get()
+    if m is not None:
+        m.learner_timeouts.inc()
+
+
+def learner_dead(pid: int) -> None:
+    """Drops the dead learner's live gauges (its stream lag) and counts its exit."""
+    m = _get()
+    if m is None:
+        return
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+    m.learner_exits.inc()
+
+
 def version_failed() -> None:
     m = _get()
     if m is not None:
         m.versions_failed.inc()
 
 
-_store_shown: dict[str, tuple[bool, bool]] = {}
+_store_shown: dict[str, object] = {}
 
 
 def store_state(running: bool, failing: bool) -> None:

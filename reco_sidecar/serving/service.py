@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -26,8 +27,8 @@ from reco_sidecar.gen.reco.v1 import reco_pb2
 from reco_sidecar.manager.manager import ModelManager
 from reco_sidecar.manager.registry import ModelRegistry
 from reco_sidecar.ranking.live import LiveRules
+from reco_sidecar.serving import metrics, status, tracing
 from reco_sidecar.serving import request_checks as rq
-from reco_sidecar.serving import status, tracing
 from reco_sidecar.serving.arms import Arms, Choice
 from reco_sidecar.serving.batch import BatchStream
 from reco_sidecar.serving.batch_arms import BatchArms
@@ -206,10 +207,12 @@ class RecommenderService:
         manager = self._models.get(request.model)
         if manager is not self._models.get(""):
             raise FailedPrecondition("online learning serves the default model only", field="model")
+        received = time.monotonic()
         with manager.lease() as model:
             events = online_events(request, model.info.event_types)
             facts.update(model=model.name, version=model.version)
         answer = await self._online.submit(events)
+        metrics.feedback_applied(time.monotonic() - received, answer.accepted, answer.duplicates)
         facts["events"] = facts.get("events", 0) + len(events)
         facts.update(accepted=facts.get("accepted", 0) + answer.accepted,
                      duplicates=facts.get("duplicates", 0) + answer.duplicates)

@@ -1,7 +1,9 @@
 """OpenTelemetry traces of the Recommender's calls, off unless an OTLP endpoint is given.
 
 Each call is a SERVER span, the child of the caller's span when its metadata carries W3C
-`traceparent` (and `tracestate`); inside it, child spans for the scoring (with the batch's
+`traceparent` (and `tracestate`), recorded as plain values and handed to the SDK's batch
+processor when it ends (serving/trace_spans.py), exported by the SDK's OTLP exporter with a
+cheaper encoding (serving/trace_export.py); inside it, child spans for the scoring (with the batch's
 size) and each BatchRecommend chunk, and events for the batcher's wait and the rendering.
 Events, not spans, for those two: a span costs a Recommend more CPU to make and to encode for
 export than an event (bench/tracing_cost.py), and the wait and the render are the gaps before
@@ -28,20 +30,18 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar, Token
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 
 from reco_sidecar.common import logs, trace_context
-from reco_sidecar.serving.names import SERVICE
+from reco_sidecar.serving.names import METHODS, SERVICE
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
-    from opentelemetry.trace import Span, Tracer
 
     from reco_sidecar.serving.batcher import LoopBatcher
+    from reco_sidecar.serving.trace_spans import OpenSpan, Recorder
     from reco_sidecar.settings import ServeSettings
 
 log = logs.get(__name__)
@@ -51,7 +51,6 @@ K = TypeVar("K")
 Q = TypeVar("Q")
 R = TypeVar("R")
 
-INSTRUMENTATION = "reco_sidecar.serving"
 DEFAULT_SERVICE_NAME = "reco-sidecar"
 # A live collector takes the last batch in far less; a dead one must not hold a worker's exit.
 SHUTDOWN_TIMEOUT_MS = 2000
@@ -85,33 +84,25 @@ def endpoint_configured(settings: ServeSettings) -> bool:
                 or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
 
 
-@dataclass(frozen=True)
-class _Active:
-    """The span that child spans of the current call (or chunk) are children of."""
-
-    tracer: Tracer
-    span: Span
-
-
-_active: ContextVar[_Active | None] = ContextVar("reco_span", default=None)
+_active: ContextVar[OpenSpan | None] = ContextVar("reco_span", default=None)
 
 
 class Tracing:
-    """One serving process's tracer, its batch processor and exporter."""
+    """One serving process's span recorder, its batch processor and exporter."""
 
-    def __init__(self, provider: TracerProvider, processor: BatchSpanProcessor, server_address: str,
-                 server_port: int) -> None:
+    def __init__(self, provider: TracerProvider, recorder: Recorder, server_address: str, server_port: int) -> None:
         from opentelemetry import propagate, trace
 
         self._provider = provider
-        self._processor = processor
-        self.tracer = provider.get_tracer(INSTRUMENTATION)
+        self.recorder = recorder
         self._extract = propagate.extract
-        self._context_with = trace.set_span_in_context
+        self._current_span = trace.get_current_span
         self._server_kind = trace.SpanKind.SERVER
+        # Built once: a call's attributes start as a copy of these.
         self._base: dict[str, Any] = {"rpc.system": "grpc", "rpc.service": SERVICE, "server.address": server_address}
         if server_port:
             self._base["server.port"] = server_port
+        self._names = {method: f"{SERVICE}/{method}" for method in METHODS}
 
     def start_call(self, method: str, context: grpc.aio.ServicerContext[Any, Any], facts: dict[str, Any]
                    ) -> CallSpan:
@@ -120,6 +111,7 @@ class Tracing:
         client cancelled is written from another task, where the current ids are not set."""
         carrier = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
         parent = self._extract(carrier)
+        parent_span = self._current_span(parent).get_span_context()
         attributes: dict[str, Any] = {**self._base, "rpc.method": method}
         peer_address, peer_port = _peer(context.peer())
         if peer_address:
@@ -129,14 +121,12 @@ class Tracing:
         request_id = carrier.get("x-request-id")
         if request_id:
             attributes["reco.request_id"] = request_id
-        span = self.tracer.start_span(f"{SERVICE}/{method}", context=parent, kind=self._server_kind,
-                                      attributes=attributes)
-        call = CallSpan(self.tracer, span)
-        ids = trace_context.current()
-        if ids is not None:
-            facts["trace_id"] = ids[0]
-            facts["span_id"] = ids[1]
-        return call
+        name = self._names.get(method) or f"{SERVICE}/{method}"
+        trace_id, span_id, span = self.recorder.root(name, self._server_kind, parent,
+                                                     parent_span if parent_span.is_valid else None, attributes)
+        # The ids are known even when the span is not sampled (the caller's trace): the log
+        # lines carry them, so a line is found from the trace id whatever was sampled.
+        return CallSpan(span, trace_id, span_id, facts)
 
     def shutdown(self) -> None:
         """Blocking, at most about SHUTDOWN_TIMEOUT_MS: the spans still queued are sent if the
@@ -151,31 +141,31 @@ class Tracing:
 class CallSpan:
     __slots__ = ("_active_token", "_log_token", "span")
 
-    def __init__(self, tracer: Tracer, span: Span) -> None:
+    def __init__(self, span: OpenSpan | None, trace_id: int, span_id: int, facts: dict[str, Any]) -> None:
         self.span = span
-        ctx = span.get_span_context()
-        # The ids are known even when the span is not sampled (the caller's trace): the log
-        # lines carry them, so a line is found from the trace id whatever was sampled.
-        self._log_token = trace_context.bind(ctx.trace_id, ctx.span_id)
-        self._active_token: Token[_Active | None] | None = (
-            _active.set(_Active(tracer, span)) if span.is_recording() else None)
+        self._log_token = trace_context.bind(trace_id, span_id)
+        ids = trace_context.current()
+        assert ids is not None
+        facts["trace_id"], facts["span_id"] = ids  # formatted once, by bind
+        self._active_token: Token[OpenSpan | None] | None = _active.set(span) if span is not None else None
 
     def finish(self, code: str, facts: dict[str, Any], message: str = "") -> None:
         """Ends the span with the call's status and facts. Called after the access log line is
         written (it carries the ids), possibly from another task when a stream is cancelled."""
         span = self.span
-        if span.is_recording():
-            attributes: dict[str, Any] = {"rpc.grpc.status_code": _CODE_NUMBER.get(code, 2)}
+        if span is not None:
+            attributes = span.attributes
+            attributes["rpc.grpc.status_code"] = _CODE_NUMBER.get(code, 2)
             for name, value in facts.items():
                 attribute = FACT_ATTRIBUTES.get(name)
                 if attribute is not None and isinstance(value, str | int | float | bool) and value != "":
                     attributes[attribute] = value
-            span.set_attributes(attributes)  # one lock, not one per attribute
             if code in SERVER_ERRORS:
                 from opentelemetry.trace import Status, StatusCode
 
-                span.set_status(Status(StatusCode.ERROR, message or code))
+                span.status = Status(StatusCode.ERROR, message or code)
             span.end()
+            self.span = None
         if self._active_token is not None:
             with contextlib.suppress(ValueError, RuntimeError):
                 _active.reset(self._active_token)
@@ -215,34 +205,28 @@ _NO_STEP = _NoStep()
 class _Step:
     """A child span made current for what runs inside the `with`."""
 
-    __slots__ = ("_active", "_attributes", "_name", "_span", "_token")
+    __slots__ = ("_attributes", "_name", "_parent", "_span", "_token")
 
-    def __init__(self, active: _Active, name: str, attributes: dict[str, Any]) -> None:
-        self._active = active
+    def __init__(self, parent: OpenSpan, name: str, attributes: dict[str, Any]) -> None:
+        self._parent = parent
         self._name = name
         self._attributes = attributes
-        self._span: Span | None = None
-        self._token: Token[_Active | None] | None = None
+        self._span: OpenSpan | None = None
+        self._token: Token[OpenSpan | None] | None = None
 
     def __enter__(self) -> _Step:
-        from opentelemetry import trace
-
-        parent = trace.set_span_in_context(self._active.span)
-        self._span = self._active.tracer.start_span(self._name, context=parent, attributes=self._attributes)
-        self._token = _active.set(_Active(self._active.tracer, self._span))
+        self._span = self._parent.child(self._name, dict(self._attributes))
+        self._token = _active.set(self._span)
         return self
 
     def set(self, name: str, value: Any) -> None:
         if self._span is not None:
-            self._span.set_attribute(name, value)
+            self._span.attributes[name] = value
 
     def __exit__(self, kind: Any, error: Any, _tb: Any) -> None:
         assert self._span is not None and self._token is not None
         if error is not None and not isinstance(error, GeneratorExit):
-            self._span.record_exception(error)
-            from opentelemetry.trace import Status, StatusCode
-
-            self._span.set_status(Status(StatusCode.ERROR, str(error)))
+            self._span.fail(error)
         self._span.end()
         with contextlib.suppress(ValueError, RuntimeError):
             _active.reset(self._token)
@@ -253,16 +237,17 @@ class _Event:
 
     __slots__ = ("_name", "_span", "_started")
 
-    def __init__(self, span: Span, name: str) -> None:
+    def __init__(self, span: OpenSpan, name: str) -> None:
         self._span = span
         self._name = name
         self._started = 0
 
     def __enter__(self) -> None:
-        self._started = time.perf_counter_ns()
+        self._started = time.time_ns()
 
     def __exit__(self, *_: Any) -> None:
-        self._span.add_event(self._name, {"reco.duration_ms": (time.perf_counter_ns() - self._started) / 1e6})
+        ended = time.time_ns()
+        self._span.add_event(self._name, {"reco.duration_ms": (ended - self._started) / 1e6}, ended)
 
 
 def event(name: str) -> _Event | _NoStep:
@@ -271,7 +256,7 @@ def event(name: str) -> _Event | _NoStep:
     active = _active.get()
     if active is None:
         return _NO_STEP
-    return _Event(active.span, name)
+    return _Event(active, name)
 
 
 def span(name: str, attributes: dict[str, Any] | None = None) -> _Step | _NoStep:
@@ -342,14 +327,9 @@ async def batched(batcher: LoopBatcher[K, Q, R], key: K, query: Q) -> R:
     finally:
         timing = _waiting.pop(id(query), None)
     if timing is not None:
-        from opentelemetry import trace
-
         started, ended, size, on_executor = timing
-        parent = trace.set_span_in_context(active.span)
-        active.span.add_event("batch.wait", {"reco.duration_ms": (started - submitted) / 1e6}, timestamp=started)
-        score = active.tracer.start_span("score", context=parent, start_time=started,
-                                         attributes={"reco.batch.size": size, "reco.batch.executor": on_executor})
-        score.end(end_time=ended)
+        active.add_event("batch.wait", {"reco.duration_ms": (started - submitted) / 1e6}, started)
+        active.child("score", {"reco.batch.size": size, "reco.batch.executor": on_executor}, started).end(ended)
     return result
 
 
@@ -372,11 +352,13 @@ def build(settings: ServeSettings) -> Tracing | None:
     """The process's Tracing, or None when tracing is off. Call after the fork."""
     if not endpoint_configured(settings):
         return None
-    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
     from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
+
+    from reco_sidecar.serving.trace_export import SpanExporter
+    from reco_sidecar.serving.trace_spans import Recorder
 
     otel_logger = logging.getLogger("opentelemetry")
     if not any(isinstance(h, _SdkLogBridge) for h in otel_logger.handlers):
@@ -390,9 +372,9 @@ def build(settings: ServeSettings) -> Tracing | None:
                                else ParentBased(TraceIdRatioBased(settings.trace_sample_ratio)))
     # shutdown_on_exit off: its atexit flush would wait up to 30 s on a dead collector.
     provider = TracerProvider(sampler=sampler, resource=Resource.create(attributes), shutdown_on_exit=False)
-    exporter = OTLPSpanExporter(endpoint=settings.otlp_endpoint or None)
+    exporter = SpanExporter(endpoint=settings.otlp_endpoint or None)
     processor = BatchSpanProcessor(exporter)  # OTEL_BSP_* honoured
-    provider.add_span_processor(processor)
+    provider.add_span_processor(processor)  # so that the provider's shutdown flushes it
     log.info("tracing_on", endpoint=settings.otlp_endpoint or "(from OTEL_* variables)",
              sample_ratio=settings.trace_sample_ratio)
-    return Tracing(provider, processor, settings.host, settings.port)
+    return Tracing(provider, Recorder(provider, processor), settings.host, settings.port)

@@ -28,13 +28,19 @@ ONLINE_TYPES = {"view": 0.1, "click": 0.3, "like": 0.7, "share": 1.0}
 def online_copy(src_root: pathlib.Path, dst_root: pathlib.Path, name: str = "demo") -> pathlib.Path:
     """A copy of a model root whose version 1 records the event types `train` records (so it
     accepts Feedback) and no `as_of` (every event counts)."""
-    import json
     import shutil
 
     shutil.copytree(src_root, dst_root)
-    path = dst_root / name / "1" / "manifest.json"
+    accept_feedback(dst_root / name / "1")
+    return dst_root
+
+
+def accept_feedback(version_dir: pathlib.Path) -> None:
+    """Records in a version's manifest the event types `train` records, and no `as_of`."""
+    import json
+
+    path = version_dir / "manifest.json"
     manifest = json.loads(path.read_text())
     manifest["event_types"] = {k: {"weight": w, "excludes": True} for k, w in ONLINE_TYPES.items()}
     manifest["as_of"] = None
     path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    return dst_root

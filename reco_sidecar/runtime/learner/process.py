@@ -19,6 +19,7 @@ from reco_sidecar.online.events import Event
 from reco_sidecar.runtime import wire as m
 from reco_sidecar.runtime.channel import Channel
 from reco_sidecar.runtime.learner.framing import frame, read_frame
+from reco_sidecar.runtime.learner.heartbeat import Beats
 from reco_sidecar.runtime.learner.learner import Learner
 from reco_sidecar.settings import ServeSettings
 
@@ -42,20 +43,26 @@ def run(settings: ServeSettings, listener: socket.socket, control: Channel, vers
         stream = EventStream(settings.online_stream, settings.online_stream_key or f"reco:feedback:"
                              f"{settings.default_model}", settings.online_stream_maxlen,
                              settings.online_path / "stream-cursor")
-    learner = Learner(model_root=settings.model_root, model=settings.default_model,
-                      directory=settings.online_path, max_users=settings.online_max_users,
-                      retention=settings.online_retention_events, fsync=settings.online_fsync == "always",
-                      publish=stream.publish if stream is not None else None)
+    held: list[Learner] = []
+    beats = Beats(control, settings.worker_timeout, lambda: len(held[0].ids) if held else 0)
     try:
-        learner.serve(version)
-        return asyncio.run(_serve(learner, listener, control, stream))
+        with beats.covered():  # the journal's replay and the first solve: work, not a hang
+            held.append(Learner(model_root=settings.model_root, model=settings.default_model,
+                                directory=settings.online_path, max_users=settings.online_max_users,
+                                retention=settings.online_retention_events,
+                                fsync=settings.online_fsync == "always",
+                                publish=stream.publish if stream is not None else None))
+            held[0].serve(version)
+        return asyncio.run(_serve(held[0], listener, control, stream, beats))
     finally:
-        learner.close()
+        if held:
+            held[0].close()
         if stream is not None:
             stream.close()
 
 
-async def _serve(learner: Learner, listener: socket.socket, control: Channel, stream: EventStream | None) -> int:
+async def _serve(learner: Learner, listener: socket.socket, control: Channel, stream: EventStream | None,
+                 beats: Beats) -> int:
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[m.Feed, asyncio.StreamWriter]] = asyncio.Queue()
     ended: asyncio.Future[None] = loop.create_future()
@@ -84,7 +91,8 @@ async def _serve(learner: Learner, listener: socket.socket, control: Channel, st
             return
         if isinstance(message, m.ServeVersion):
             try:
-                learner.serve(message.version, exclusive=message.exclusive)
+                with beats.covered():  # solving every user against a new version: work, not a hang
+                    learner.serve(message.version, exclusive=message.exclusive)
             except Exception as e:  # a version that cannot be opened: keep learning on the old one
                 log.error("online_version_failed", version=message.version, error=str(e))
 
@@ -107,6 +115,7 @@ async def _serve(learner: Learner, listener: socket.socket, control: Channel, st
     loop.add_reader(control.fileno(), controlled)
     server = await asyncio.start_unix_server(connection, sock=listener)
     committer = loop.create_task(commit())
+    beating = loop.create_task(beats.beat_forever())
     stop_reading = None
     if stream is not None:
         from reco_sidecar.runtime.learner.stream import start
@@ -136,5 +145,6 @@ async def _serve(learner: Learner, listener: socket.socket, control: Channel, st
     if stop_reading is not None:
         stop_reading.set()
     committer.cancel()
+    beating.cancel()
     server.close()
     return ExitCode.OK

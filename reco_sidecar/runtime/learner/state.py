@@ -10,6 +10,7 @@ in its training data) whose type the version knows. Which user is kept: the tabl
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -17,11 +18,13 @@ import numpy as np
 
 from reco_sidecar.engine import foldin
 from reco_sidecar.engine.model import Model
-from reco_sidecar.online.events import Event, value_of
-from reco_sidecar.online.solve import merge
+from reco_sidecar.online.events import Event
 from reco_sidecar.runtime.learner.table import MAX_SEEN, TableWriter
 
 _UNSET = -1
+# Events recorded, and users solved, per pass: a group's worth at a time, so that replaying a
+# long journal at start never builds one system per online user at once.
+CHUNK = 1024
 
 
 @dataclass
@@ -52,70 +55,121 @@ class VersionState:
         """Records the events; returns the users whose vectors must be solved again, the user
         of the newest event last (so that it is the last one any eviction could touch)."""
         touched: dict[str, None] = {}
-        for e in events:
-            if not self.counts(e):
-                continue
+        stream = iter(events)
+        while chunk := list(itertools.islice(stream, CHUNK)):
+            self._add(chunk, touched)
+        return list(touched)
+
+    def _add(self, events: list[Event], touched: dict[str, None]) -> None:
+        counted = [e for e in events if self.counts(e)]
+        # item rows of the items new to their user, found all at once
+        fresh = list(dict.fromkeys(e.item_id for e in counted
+                                   if (u := self._users.get(e.user_id)) is None or e.item_id not in u.items))
+        rows = dict(zip(fresh, self.model.items.rows_or_none(fresh), strict=True))
+        types = self._types
+        for e in counted:
             user = self._users.get(e.user_id)
             if user is None:
                 user = self._users[e.user_id] = _User()
-            valued = value_of(e, self._types)
+            kind = types[e.type]
+            # value_of's value, inline: the type's weight times the event's own (1 unset)
+            value = kind.weight * (1.0 if e.weight is None else e.weight)
             before = user.items.pop(e.item_id, None)
-            total, row = before if before is not None else (0.0, self.model.items.row(e.item_id))
-            user.items[e.item_id] = (total + valued.value, row)
-            if valued.excludes and row is not None:
+            if before is not None:
+                total, row = before
+            else:  # (an item trimmed from the user earlier in this chunk was not looked up)
+                total, row = 0.0, rows[e.item_id] if e.item_id in rows else self.model.items.row(e.item_id)
+            user.items[e.item_id] = (total + value, row)
+            if kind.excludes and row is not None:
                 user.seen[e.item_id] = row
             while len(user.items) > MAX_SEEN:
                 user.seen.pop(next(iter(user.items)), None)
                 del user.items[next(iter(user.items))]
             touched.pop(e.user_id, None)
             touched[e.user_id] = None
-        return list(touched)
 
     def publish(self, users: Iterable[str]) -> None:
         """Solves the users again and writes them to the table: each user's history as
-        online/solve.py builds it (trained values + the online sums per item), all users of
-        the group in one batched solve (engine/foldin.py)."""
+        online/solve.py's `merge` builds it (trained values + the online sums per item), for
+        all users of the group at once (engine/foldin.py's solve_flat), then one table write.
+
+        A known user with no online value on a known item keeps the version's stored vector
+        (nothing is written); a user left with no item at all has no vector."""
+        order = list(users)
+        for start in range(0, len(order), CHUNK):
+            self._publish(order[start : start + CHUNK])
+
+    def _publish(self, users: list[str]) -> None:
         m = self.model
-        solved: list[tuple[str, _User, bool]] = []
-        histories: list[tuple[np.ndarray, np.ndarray]] = []
+        unset = [u for u in users if (user := self._users.get(u)) is not None and user.row is _UNSET]
+        for user_id, row in zip(unset, m.users.rows_or_none(unset), strict=True):
+            self._users[user_id].row = row
+        picked: list[tuple[str, _User]] = []
+        trained: list[int] = []  # the user rows of the picked users known at training
+        trained_at: list[int] = []  # and their places in `picked`
+        owner: list[int] = []
+        rows: list[int] = []
+        values: list[float] = []
         for user_id in users:
             user = self._users.get(user_id)
             if user is None:
                 continue
-            history = self._history(user_id, user)
-            if history is None:
-                continue
-            rows, values, known = history
-            solved.append((user_id, user, known))
-            histories.append((rows, values))
-        if not solved:
+            before = len(rows)
+            for total, row in user.items.values():
+                if row is not None:
+                    rows.append(row)
+                    values.append(total)
+            if len(rows) == before and user.row is not None:
+                continue  # nothing new: the version's stored vector stands
+            at = len(picked)
+            owner.extend([at] * (len(rows) - before))
+            if user.row is not None:
+                trained.append(user.row)
+                trained_at.append(at)
+            picked.append((user_id, user))
+        if not picked:
             return
-        vectors = foldin.solve_many(m.item_factors, m.yty, histories, m.info.objective)
-        for (user_id, user, known), vector in zip(solved, vectors, strict=True):
-            rows = np.fromiter(user.seen.values(), dtype=np.int32, count=len(user.seen))
-            evicted = self.table.put(user_id, vector, rows, known)
-            if evicted is not None:
-                self._users.pop(evicted, None)
+        flat_rows, flat_values, lengths = self._merged(
+            np.asarray(trained, dtype=np.int64), np.asarray(trained_at, dtype=np.int64),
+            np.asarray(owner, dtype=np.int64), np.asarray(rows, dtype=np.int64), np.asarray(values, dtype=np.float64),
+            len(picked))
+        vectors = foldin.solve_flat(m.item_factors, m.yty, flat_rows, flat_values, lengths, m.info.objective)
+        solved = np.flatnonzero(lengths)  # a user left with no item at all has no vector
+        evicted = self.table.put_many(
+            [picked[i][0] for i in solved], vectors[solved],
+            [np.fromiter(picked[i][1].seen.values(), dtype=np.int32, count=len(picked[i][1].seen)) for i in solved],
+            [picked[i][1].row is not None for i in solved])
+        for user_id in evicted:
+            self._users.pop(user_id, None)
 
-    def _history(self, user_id: str, user: _User) -> tuple[np.ndarray, np.ndarray, bool] | None:
-        """(rows, values, known at training) of the user's whole history under this version,
-        as online/solve.py's from_totals builds it; None when it leaves nothing to solve."""
+    def _merged(self, trained: np.ndarray, trained_at: np.ndarray, owner: np.ndarray, rows: np.ndarray,
+                values: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every picked user's whole history, laid end to end in user order: unique item rows
+        ascending, each valued trained value + online sum (online/solve.py's `merge`, for many
+        users at once), and each user's length. `trained` are the known users' rows in the
+        version, `trained_at` their indices; (owner, rows, values) the online sums."""
         m = self.model
-        if user.row is _UNSET:
-            user.row = m.users.row(user_id)
-        pairs = sorted((row, total) for total, row in user.items.values() if row is not None)
-        rows = np.fromiter((r for r, _ in pairs), dtype=np.int64, count=len(pairs))
-        values = np.fromiter((v for _, v in pairs), dtype=np.float64, count=len(pairs))
-        if user.row is None:
-            trained_rows, trained_values = np.zeros(0, dtype=np.int64), np.zeros(0)
-        elif not len(rows):
-            return None  # nothing new: the version's stored vector stands
-        else:
-            trained_rows, trained_values = m.history(user.row)
-        merged_rows, merged_values = merge(trained_rows, trained_values, rows, values)
-        if not len(merged_rows):
-            return None
-        return merged_rows, merged_values, user.row is not None
+        starts = np.asarray(m.seen_indptr[trained], dtype=np.int64)
+        counts = np.asarray(m.seen_indptr[trained + 1], dtype=np.int64) - starts
+        # positions of every known user's trained entries in the CSR arrays, user after user
+        offsets = np.cumsum(counts) - counts
+        flat = np.repeat(starts - offsets, counts) + np.arange(int(counts.sum()), dtype=np.int64)
+        t_rows = np.asarray(m.seen_indices[flat], dtype=np.int64)
+        t_values = (np.ones(len(flat)) if m.seen_weights is None
+                    else np.asarray(m.seen_weights[flat], dtype=np.float64))
+        all_owner = np.concatenate([np.repeat(trained_at, counts), owner])
+        all_rows = np.concatenate([t_rows, rows])
+        all_values = np.concatenate([t_values, values])
+        # by user, then item row; the trained value before the online one (a stable sort on
+        # entries laid out trained first), so each sum is taken in merge's order
+        order = np.lexsort((all_rows, all_owner))
+        all_owner, all_rows, all_values = all_owner[order], all_rows[order], all_values[order]
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = (all_owner[1:] != all_owner[:-1]) | (all_rows[1:] != all_rows[:-1])
+        runs = np.flatnonzero(first)
+        summed = np.add.reduceat(all_values, runs) if len(runs) else all_values
+        merged_owner = all_owner[runs]
+        return all_rows[runs], summed, np.bincount(merged_owner, minlength=n).astype(np.int64)
 
     def __len__(self) -> int:
         return len(self._users)

@@ -25,6 +25,7 @@ from reco_sidecar.common import logs
 from reco_sidecar.common.ids import id_problem
 from reco_sidecar.online.events import MAX_EVENT_WEIGHT, MAX_TIME, Event
 from reco_sidecar.runtime.learner import journal
+from reco_sidecar.serving import metrics
 
 log = logs.get(__name__)
 READ_COUNT = 1000
@@ -104,6 +105,17 @@ class EventStream:
                     events.append(event)
                 cursor = _text(entries[-1][0])
                 deliver(events, cursor)
+            self._measure_lag(cursor)
+
+    def _measure_lag(self, cursor: str) -> None:
+        """How far this learner is behind the stream, in the entries' own times (an entry id
+        is its XADD time in ms): the newest entry's time less the last journaled one's."""
+        try:
+            newest = self._reader.xrevrange(self.key, count=1)
+        except (self._redis.RedisError, OSError):
+            return  # the next XREAD logs it
+        behind = _order(_text(newest[0][0]))[0] - _order(cursor)[0] if newest else 0
+        metrics.stream_lag(max(0, behind) / 1000)
 
     def _check_gap(self, cursor: str) -> None:
         """A replica away longer than the stream keeps has missed events: say so."""

@@ -1,6 +1,7 @@
 """The supervisor's handle on the learner process: the listening socket bound before any
 fork (workers connect to it whether or not the learner is up yet), fork, restart after an
-exit, and the served version sent on every change."""
+exit, the served version sent on every change, and the heartbeat deadline (a learner that
+stops beating for --worker-timeout is killed, and restarted like any that exits)."""
 
 from __future__ import annotations
 
@@ -46,6 +47,9 @@ class LearnerHandle:
         self.version = 0
         self.failures = 0
         self.restart_at: float | None = None
+        self.last_beat = 0.0
+        # Why the supervisor killed it, if it did (so its exit reads as a timeout, not a crash).
+        self.killed_for = ""
 
     def fds(self) -> list[int]:
         """What a forked worker closes: it reaches the learner by connecting, not through these."""
@@ -79,7 +83,8 @@ class LearnerHandle:
                 os._exit(code)
         child_end.close()
         self.pid, self.channel, self.restart_at = pid, Channel(parent_end), None
-        self._started = now
+        self._started = self.last_beat = now
+        self.killed_for = ""
         log.info("online_learner_start", learner_pid=pid, version=version)
 
     def preparing(self, version: int) -> None:
@@ -102,10 +107,39 @@ class LearnerHandle:
         self.pid, self.channel = 0, None
         # One that ran a while is restarted at once; one that keeps failing, ever more slowly.
         self.failures = 0 if now - self._started > 10.0 else self.failures + 1
-        log.warning("online_learner_exit", code=os.waitstatus_to_exitcode(status), failures=self.failures)
+        log.warning("online_learner_exit", code=os.waitstatus_to_exitcode(status), failures=self.failures,
+                    killed_for=self.killed_for or None)
         if restart:
             self.restart_at = now + min(MAX_BACKOFF, 0.1 * 2 ** self.failures) if self.failures else now
         return True
+
+    def readable(self, now: float) -> None:
+        """A message on the learner's channel: a heartbeat, or EOF (its exit is reaped on SIGCHLD)."""
+        if self.channel is None:
+            return
+        try:
+            message = self.channel.recv(m.decode_learner_to_supervisor)
+        except ValueError as e:
+            log.error("online_message_invalid", error=str(e))
+            self.kill(f"sent an invalid control message: {e}")
+            return
+        if message is None:
+            self.channel.close()
+            self.channel = None
+            return
+        self.last_beat = now
+
+    def overdue(self, now: float, timeout: float) -> bool:
+        return bool(self.pid) and not self.killed_for and now - self.last_beat > timeout
+
+    def forgive(self, now: float) -> None:
+        """The supervisor itself did not run: a late beat is waiting unread, not missing."""
+        self.last_beat = max(self.last_beat, now)
+
+    def kill(self, reason: str) -> None:
+        if self.pid and not self.killed_for:
+            self.killed_for = reason
+            self.signal(signal.SIGKILL)
 
     def due(self, now: float) -> bool:
         return self.pid == 0 and self.restart_at is not None and now >= self.restart_at

@@ -21,6 +21,7 @@ import hashlib
 import mmap
 import os
 import pathlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -107,6 +108,9 @@ class TableWriter:
         self.version, self.capacity = version, buckets * WAYS
         self._slot_of: dict[str, int] = {}
         self._owner: dict[int, str] = {}
+        # Each occupied slot's `updated` (the write count), mirrored here: the writer decides
+        # eviction without reading the mapped table back.
+        self._stamp: dict[int, int] = {}
         self._writes = 0
         # One view per field, made once: an element write through them is a fraction of the
         # cost of indexing the structured array by field name on every write.
@@ -126,37 +130,76 @@ class TableWriter:
         return list(self._slot_of)
 
     def put(self, user_id: str, vector: np.ndarray, seen_rows: np.ndarray, known: bool) -> str | None:
-        """Writes the user's slot; returns the user evicted to make room, if any. `updated` is
-        a count of writes, not a clock: the order of updates decides eviction, without ties."""
-        self._writes += 1
-        key0, key1 = key_of(user_id)
-        slot = self._slot_of.get(user_id)
-        evicted = None
-        if slot is None:
-            first = _bucket(key1, self._m.buckets) * WAYS
-            empty = np.flatnonzero(self._key0[first : first + WAYS] == 0)
-            if len(empty):
-                slot = first + int(empty[0])
-            else:
-                slot = first + int(np.argmin(self._updated[first : first + WAYS]))
-                evicted = self._owner.pop(slot)
-                del self._slot_of[evicted]
-            self._slot_of[user_id] = slot
-            self._owner[slot] = user_id
-        seen = seen_rows[-MAX_SEEN:]
-        self._seq[slot] += 1  # odd: being written
-        self._key0[slot], self._key1[slot], self._updated[slot] = key0, key1, self._writes
-        self._known[slot], self._n_seen[slot] = known, len(seen)
-        self._seen[slot, : len(seen)] = seen
-        self._vector[slot] = vector
-        self._seq[slot] += 1
+        """Writes the user's slot; returns the user evicted to make room, if any."""
+        evicted = self.put_many([user_id], np.asarray(vector)[None, :], [seen_rows], [known])
+        return evicted[0] if evicted else None
+
+    def put_many(self, user_ids: Sequence[str], vectors: np.ndarray, seen_rows: Sequence[np.ndarray],
+                 known: Sequence[bool]) -> list[str]:
+        """Writes each user's slot, in order (user i gets vectors[i]); returns the users evicted
+        to make room. `updated` is a count of writes, not a clock: the order of updates decides
+        eviction, without ties, exactly as if the users were put one at a time.
+
+        The slots are chosen first (from this writer's own record of them: it is the table's
+        only writer), then written together: every chosen slot's sequence number made odd,
+        all fields written, every sequence number made even again. A reader of any of these
+        slots in between sees an odd or changed number and reads again (the seqlock)."""
+        chosen: dict[int, int] = {}  # slot -> index into the arguments (the last user put there)
+        evicted: list[str] = []
+        stamps = np.empty(len(user_ids), dtype=np.float64)
+        keys = np.empty((len(user_ids), 2), dtype=np.uint64)
+        for i, user_id in enumerate(user_ids):
+            self._writes += 1
+            stamps[i] = self._writes
+            key0, key1 = key_of(user_id)
+            keys[i] = key0, key1
+            slot = self._slot_of.get(user_id)
+            if slot is None:
+                slot = self._free_or_oldest(_bucket(key1, self._m.buckets) * WAYS)
+                gone = self._owner.pop(slot, None)
+                if gone is not None:
+                    del self._slot_of[gone]
+                    evicted.append(gone)
+                self._slot_of[user_id] = slot
+                self._owner[slot] = user_id
+            self._stamp[slot] = self._writes
+            chosen.pop(slot, None)  # a user evicted within this call: only the last one is written
+            chosen[slot] = i
+        slots = np.fromiter(chosen.keys(), dtype=np.int64, count=len(chosen))
+        at = np.fromiter(chosen.values(), dtype=np.int64, count=len(chosen))
+        seen = np.zeros((len(at), MAX_SEEN), dtype=np.int32)
+        n_seen = np.empty(len(at), dtype=np.uint32)
+        for j, i in enumerate(at):
+            rows = seen_rows[i][-MAX_SEEN:]
+            n_seen[j] = len(rows)
+            seen[j, : len(rows)] = rows
+        self._seq[slots] += 1  # odd: being written
+        self._key0[slots], self._key1[slots] = keys[at, 0], keys[at, 1]
+        self._updated[slots] = stamps[at]
+        self._known[slots] = np.asarray(known, dtype=np.uint32)[at]
+        self._n_seen[slots] = n_seen
+        self._seen[slots] = seen
+        self._vector[slots] = vectors[at]
+        self._seq[slots] += 1
         return evicted
+
+    def _free_or_oldest(self, first: int) -> int:
+        """An empty slot of the bucket starting at `first`, else its least recently updated."""
+        stamp = self._stamp
+        oldest, oldest_stamp = first, None
+        for slot in range(first, first + WAYS):
+            if slot not in self._owner:
+                return slot
+            if oldest_stamp is None or stamp[slot] < oldest_stamp:
+                oldest, oldest_stamp = slot, stamp[slot]
+        return oldest
 
     def drop(self, user_id: str) -> None:
         slot = self._slot_of.pop(user_id, None)
         if slot is None:
             return
         del self._owner[slot]
+        self._stamp.pop(slot, None)
         self._seq[slot] += 1
         self._key0[slot], self._key1[slot], self._updated[slot] = 0, 0, 0.0
         self._seq[slot] += 1

@@ -122,6 +122,8 @@ class Supervisor:
                 log.info("supervisor_exit", code=int(self.exit_code))
                 return int(self.exit_code)
             fds: list[Any] = [self._wake_r, *(s.channel for s in self.pool.slots if s.channel is not None)]
+            learner = self.learner.channel if self.learner is not None else None
+            fds += [learner] if learner is not None else []
             fds += [v for v in self.router.verifiers.values() if v.running] + ([sys.stdin] if watch_stdin else [])
             store_fd = self.store.fileno() if self.store is not None else -1
             for r in select.select(fds + ([store_fd] if store_fd >= 0 else []), [], [], TICK)[0]:
@@ -135,6 +137,8 @@ class Supervisor:
                     self.router.verified(r)
                 elif self.store is not None and r == store_fd:
                     self.store.readable(self.router.store_handlers)
+                elif learner is not None and r is learner and self.learner is not None:
+                    self.learner.readable(time.monotonic())
                 else:
                     self._message(r)
             self._timers(time.monotonic())
@@ -160,6 +164,7 @@ class Supervisor:
                 continue
             if self.learner is not None and self.learner.exited(pid, status, time.monotonic(),
                                                                 restart=not self.stopping):
+                metrics.learner_dead(pid)
                 continue
             slot = self.pool.by_pid(pid)
             if slot is not None:
@@ -194,12 +199,19 @@ class Supervisor:
             # beats are waiting unread in their sockets, so a late beat is not theirs.
             log.warning("supervisor_stalled", seconds=round(now - self._last_timers, 3))
             self.pool.forgive(now)
+            if self.learner is not None:
+                self.learner.forgive(now)
         self._last_timers = now
         for slot in self.pool.overdue(now):
             reason = f"no heartbeat for {now - slot.last_beat:.1f} s (--worker-timeout {timeout:g})"
             log.error("worker_timeout", slot=slot.slot, worker_pid=slot.pid, ready=slot.ready, reason=reason)
             metrics.worker_timeout()
             self.pool.kill(slot, reason)
+        if self.learner is not None and self.learner.overdue(now, timeout):
+            reason = f"no heartbeat for {now - self.learner.last_beat:.1f} s (--worker-timeout {timeout:g})"
+            log.error("online_learner_timeout", learner_pid=self.learner.pid, reason=reason)
+            metrics.learner_timeout()
+            self.learner.kill(reason)
         self.router.tick(now)
         if self.settings.parent_pid is not None and not parent.alive(self.settings.parent_pid):
             self._stop("parent process gone", fast=True)
