@@ -200,9 +200,37 @@ class ExperimentsDone:
 
 
 @dataclass(frozen=True)
+class PrepareRules:
+    """Parse this ranking rules file (validated whole by the supervisor; up to 1 MiB, so it
+    crosses as a Payload) and stage it beside the rules that serve; answer RulesPrepared or
+    RulesPrepareFailed. `syntax` is "toml" or "json"."""
+
+    TAG: ClassVar[str] = "prepare_rules"
+    generation: int
+    payload: Payload
+    syntax: str
+
+
+@dataclass(frozen=True)
+class CommitRules:
+    """Serve what PrepareRules `generation` staged; answer RulesApplied."""
+
+    TAG: ClassVar[str] = "commit_rules"
+    generation: int
+
+
+@dataclass(frozen=True)
+class AbortRules:
+    """Drop what PrepareRules `generation` staged."""
+
+    TAG: ClassVar[str] = "abort_rules"
+    generation: int
+
+
+@dataclass(frozen=True)
 class SetRules:
-    """Serve this ranking rules file (validated whole by the supervisor; up to 1 MiB, so it
-    crosses as a Payload) from now on; answer RulesApplied. `syntax` is "toml" or "json"."""
+    """Prepare and commit in one step, for a worker that booted with older rules than the
+    pool serves; answer RulesApplied."""
 
     TAG: ClassVar[str] = "set_rules"
     generation: int
@@ -221,7 +249,8 @@ class RulesDone:
 
 ToWorker = (Prepare | Commit | Switch | Abort | Workers | Shutdown | ReloadDone | ReloadRefused | SetExperiments
             | PrepareExperiments | CommitExperiments | AbortExperiments
-            | ExperimentsDone | MarkFailed) | StoreStatus | SetRules | RulesDone
+            | ExperimentsDone | MarkFailed | StoreStatus | PrepareRules | CommitRules | AbortRules | SetRules
+            | RulesDone)
 
 # -- worker -> supervisor --------------------------------------------------------------------------
 
@@ -240,6 +269,7 @@ class Ready:
     address: str
     versions: tuple[ModelVersion, ...]
     experiments_generation: int = 0
+    rules_generation: int = 0
 
 
 @dataclass(frozen=True)
@@ -346,6 +376,23 @@ class ReloadRulesRequest:
 
 
 @dataclass(frozen=True)
+class RulesPrepared:
+    TAG: ClassVar[str] = "rules_prepared"
+    generation: int
+
+
+@dataclass(frozen=True)
+class RulesPrepareFailed:
+    """`field` names what the worker could not use (the supervisor validated the file, so
+    this is a worker that cannot read the payload, or a bug)."""
+
+    TAG: ClassVar[str] = "rules_prepare_failed"
+    generation: int
+    error: str
+    field: str
+
+
+@dataclass(frozen=True)
 class RulesApplied:
     """The worker serves rules generation `generation` now."""
 
@@ -406,7 +453,7 @@ LearnerToSupervisor = LearnerHeartbeat
 
 ToSupervisor = (Ready | BootFailed | Heartbeat | ReloadRequest | Prepared | PrepareFailed | Committed | CommitFailed
                 | ReloadExperimentsRequest | ExperimentsApplied | ExperimentsPrepared | ExperimentsPrepareFailed
-                | ReloadRulesRequest | RulesApplied)
+                | ReloadRulesRequest | RulesPrepared | RulesPrepareFailed | RulesApplied)
 
 # -- supervisor <-> verifier helper ----------------------------------------------------------------
 

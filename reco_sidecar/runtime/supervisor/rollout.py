@@ -1,7 +1,8 @@
 """Rolling out a file to every worker, all or nothing, as a pure state machine on the shared
 two-phase core (transaction.py): events in, actions out, no I/O. The kind of file (the
-experiments file today) supplies its messages (`Kind`); the supervisor reads and checks the
-file and hands over a `Candidate` (or the error that refused it).
+experiments file, experiments_rollout.py; the ranking rules, rules_rollout.py) supplies its
+messages (`Kind`); the supervisor reads and checks the file and hands over a `Candidate`
+(or the error that refused it).
 
 1. A file that failed its checks (syntax, fields, every arm's model served, every pinned
    version complete) is refused naming the field before any worker sees it.
@@ -50,7 +51,8 @@ class Kind(Protocol[F]):
         """Prepare and commit in one step, for a worker that booted with an older file."""
         ...
 
-    def done(self, request_id: int, generation: int, file: Candidate[F], workers: int) -> wire.ExperimentsDone: ...
+    def done(self, request_id: int, generation: int, file: Candidate[F], workers: int
+             ) -> wire.ExperimentsDone | wire.RulesDone: ...
 
 
 @dataclass(frozen=True)

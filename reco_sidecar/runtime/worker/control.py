@@ -23,12 +23,11 @@ from reco_sidecar.common.versions import VersionSpec
 from reco_sidecar.experiments.live import LiveExperiments
 from reco_sidecar.manager.manager import ModelManager
 from reco_sidecar.manager.registry import ModelRegistry
-from reco_sidecar.ranking import rules as rules_file
 from reco_sidecar.ranking.live import LiveRules
-from reco_sidecar.runtime import payload
 from reco_sidecar.runtime import wire as m
 from reco_sidecar.runtime.channel import Channel
 from reco_sidecar.runtime.worker.experiments import ExperimentsApplier
+from reco_sidecar.runtime.worker.rules import RulesApplier
 from reco_sidecar.runtime.worker.stop import StopReason
 from reco_sidecar.runtime.worker.topology import WorkerTopology
 from reco_sidecar.serving.contracts import ExperimentsOutcome, ReloadOutcome, RulesOutcome, WorkerAddress
@@ -43,7 +42,7 @@ class WorkerControl:
                  experiments: LiveExperiments | None = None, reload_timeout: float = 600.0,
                  rules: LiveRules | None = None) -> None:
         self._channel = channel
-        self._rules = rules
+        self._rules = RulesApplier(rules, channel.send) if rules is not None else None
         self._registry = registry
         self._experiments = (ExperimentsApplier(registry, experiments, channel.send)
                              if experiments is not None else None)
@@ -156,17 +155,13 @@ class WorkerControl:
             case m.AbortExperiments(generation):
                 if self._experiments is not None:
                     self._experiments.abort(generation)
-            case m.SetRules(generation, sent, syntax):
-                # Swapped here, on the receiving thread: a rule change waits for no model load.
+            case m.PrepareRules() | m.CommitRules() | m.AbortRules() | m.SetRules():
+                # On the receiving thread: a rule change waits for no model load.
                 if self._rules is not None:
-                    try:
-                        text = payload.read(sent).decode("utf-8")
-                        self._rules.replace(rules_file.parse(text, syntax), generation)
-                    except Exception:  # validated by the supervisor: a bug, never a dead control thread
-                        log.exception("rules_unusable", generation=generation)
-                        return
-                    log.info("rules_applied", generation=generation)
-                self.send(m.RulesApplied(generation))
+                    self._rules.apply(message)
+                elif not isinstance(message, m.AbortRules):  # a worker without rules has nothing to stage
+                    self.send(m.RulesPrepared(message.generation) if isinstance(message, m.PrepareRules)
+                              else m.RulesApplied(message.generation))
             case m.MarkFailed(version, reason, model):
                 self._manager(model).mark_failed(version, reason)
             case m.Workers(workers):
