@@ -76,6 +76,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
     yield Trained(root, implicit_dir, spark_dir, data)
 
 
+# The first test pays for the module's two trainings (its fixture's setup).
+@pytest.mark.timeout(2 * TRAIN_SECONDS)
 def test_a_spark_version_records_its_engine_objective_evaluation_and_as_of(trained: Trained) -> None:
     assert trained.spark_dir.name == "2"
     manifest = json.loads((trained.spark_dir / "manifest.json").read_text())
