@@ -26,6 +26,7 @@ from reco_sidecar.artifact import loader
 from reco_sidecar.gen.reco.v1 import reco_pb2
 from tests.support.requires import require
 from tests.support.server import Sidecar, running_sidecar
+from tests.support.versions import copy_version
 
 pytestmark = pytest.mark.slow
 
@@ -220,6 +221,53 @@ def test_reload_is_traced_with_its_rollout_and_the_log_line_carries_the_trace(
     assert _parent(rollout) == server["spanID"]
     line = _log_line(sidecar, rid)
     assert (line["trace_id"], line["span_id"]) == (trace_id, server["spanID"])
+
+
+def _pid_of(t: dict[str, Any], span: dict[str, Any]) -> int:
+    """The process.pid of the worker that exported `span` (its resource)."""
+    tags = {tag["key"]: tag["value"] for tag in t["processes"][span["processID"]]["tags"]}
+    return int(tags["process.pid"])
+
+
+def _end(span: dict[str, Any]) -> int:
+    return int(span["startTime"]) + int(span["duration"])
+
+
+def test_a_reload_is_one_trace_across_every_worker_each_preparing_then_committing_in_a_span_of_its_own(
+        jaeger: Jaeger, caller: Caller, demo_copy: pathlib.Path) -> None:
+    with running_sidecar(demo_copy, "demo", workers=2, env=TRACE_ENV,
+                         extra_args=["--otlp-endpoint", jaeger.otlp_endpoint, "--trace-sample-ratio", "1.0"]) as sc:
+        new_version = copy_version(demo_copy / "demo", 1)  # published once the sidecar serves version 1
+        stub = sc.stub()
+        pids = {w.pid for w in stub.GetModelStatus(reco_pb2.GetModelStatusRequest()).workers}
+        assert len(pids) == 2
+        trace_id, client_id, (_, resp) = caller.call("Reload", lambda md: stub.Reload(
+            reco_pb2.ReloadRequest(version=str(new_version)), metadata=md, timeout=120))
+        assert (resp.old_version, resp.new_version, resp.workers) == (1, new_version, 2)
+
+        def every_worker(t: dict[str, Any]) -> bool:
+            return all({_pid_of(t, s) for s in _by_name(t, name)} == pids
+                       for name in ("reload.prepare", "reload.commit"))
+
+        _trace_with(jaeger, trace_id, {f"{SERVICE}/Reload", "reload.rollout"})
+        t = _trace_when(jaeger, trace_id, every_worker, f"a prepare and a commit span from each of {sorted(pids)}")
+        server = _server_span(t, "Reload", client_id)
+        (rollout,) = _by_name(t, "reload.rollout")
+        assert _parent(rollout) == server["spanID"]
+        prepares, commits = _by_name(t, "reload.prepare"), _by_name(t, "reload.commit")
+        assert len(prepares) == len(commits) == 2  # one each per worker, exported by that worker
+        for span in prepares + commits:
+            assert _parent(span) == rollout["spanID"] and _service_of(t, span) == "reco-sidecar"
+            tags = _tags(span)
+            assert (tags["reco.model"], tags["reco.model.version"]) == ("demo", new_version)
+            assert "error" not in tags and "otel.status_code" not in tags
+            assert rollout["startTime"] <= span["startTime"] and _end(span) <= _end(rollout)
+        # all or nothing: no worker commits before every worker has prepared
+        assert max(_end(s) for s in prepares) <= min(s["startTime"] for s in commits)
+        # each worker's lines written while it loaded the version carry its prepare span
+        loaded = [e for e in sc.log_events() if e.get("event") == "model_loaded" and e.get("version") == new_version]
+        assert sorted((e["trace_id"], e["span_id"]) for e in loaded) == sorted((trace_id, s["spanID"])
+                                                                             for s in prepares)
 
 
 def test_a_refused_call_is_an_error_free_span_with_its_status_code_and_the_failure_line_carries_it(

@@ -58,6 +58,9 @@ class Prepare:
     version: int
     model: str = ""
     digests: tuple[FileDigest, ...] = ()
+    # The W3C traceparent of the Reload's span when the call is traced and sampled, else "":
+    # the worker records its part as a child span of it (serving/tracing.py, `remote_step`).
+    traceparent: str = ""
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,9 @@ class Commit:
     txn: int
     version: int
     model: str = ""
+    # The W3C traceparent of the Reload's span when the call is traced and sampled, else "":
+    # the worker records its part as a child span of it (serving/tracing.py, `remote_step`).
+    traceparent: str = ""
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,9 @@ class Switch:
     version: int
     model: str = ""
     digests: tuple[FileDigest, ...] = ()
+    # The W3C traceparent of the Reload's span when the call is traced and sampled, else "":
+    # the worker records its part as a child span of it (serving/tracing.py, `remote_step`).
+    traceparent: str = ""
 
 
 @dataclass(frozen=True)
@@ -268,6 +277,9 @@ class ReloadRequest:
     id: int
     version: VersionSpec
     model: str = ""
+    # The W3C traceparent of the worker's span for this Reload ("" when untraced): the
+    # supervisor hands it on with the transaction's Prepare, Commit and Switch messages.
+    traceparent: str = ""
 
 
 @dataclass(frozen=True)

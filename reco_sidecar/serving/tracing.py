@@ -154,6 +154,17 @@ class Tracing:
         found = self._current_span(parent).get_span_context()
         return parent, found if found.is_valid else None
 
+    def remote_step(self, name: str, traceparent: str, attributes: dict[str, Any]) -> RemoteStep | _NoStep:
+        """A span `name` for the `with` block, the child of the span `traceparent` names in
+        another process (a Reload's span, handed on by the supervisor with its transaction's
+        messages); nothing when `traceparent` is empty or invalid, or names an unsampled
+        span. The block's log lines carry its ids."""
+        parent, parent_span = self._parent(traceparent, None)
+        if parent_span is None:
+            return _NO_STEP
+        trace_id, span_id, span = self.recorder.root(name, self._internal_kind, parent, parent_span, attributes)
+        return RemoteStep(span, trace_id, span_id)
+
     def shutdown(self) -> None:
         """Blocking, at most about SHUTDOWN_TIMEOUT_MS: the spans still queued are sent if the
         collector takes them by then, else dropped."""
@@ -198,6 +209,52 @@ class CallSpan:
         trace_context.unbind(self._log_token)
 
 
+class RemoteStep:
+    """A span whose parent is in another process, ended when the `with` block ends: ERROR
+    when the block raised or `failed` was called."""
+
+    __slots__ = ("_log_token", "_span", "_span_id", "_trace_id")
+
+    def __init__(self, span: OpenSpan | None, trace_id: int, span_id: int) -> None:
+        self._span = span
+        self._trace_id, self._span_id = trace_id, span_id
+        self._log_token: Token[tuple[str, str] | None] | None = None
+
+    def __enter__(self) -> RemoteStep:
+        self._log_token = trace_context.bind(self._trace_id, self._span_id)
+        return self
+
+    def set(self, name: str, value: Any) -> None:
+        if self._span is not None:
+            self._span.attributes[name] = value
+
+    def failed(self, message: str) -> None:
+        if self._span is not None:
+            from opentelemetry.trace import Status, StatusCode
+
+            self._span.status = Status(StatusCode.ERROR, message)
+
+    def __exit__(self, kind: Any, error: Any, _tb: Any) -> None:
+        if self._span is not None:
+            if error is not None:
+                self._span.fail(error)
+            self._span.end()
+            self._span = None
+        if self._log_token is not None:
+            trace_context.unbind(self._log_token)
+
+
+def traceparent() -> str:
+    """The W3C traceparent of the current call's innermost sampled span, to hand to another
+    process whose work joins the trace; "" when the call is not traced (or not sampled)."""
+    active = _active.get()
+    if active is None:
+        return ""
+    from reco_sidecar.serving.trace_parent import format_context
+
+    return format_context(active.context)
+
+
 def _peer(peer: str | None) -> tuple[str, int]:
     """grpc's "ipv4:127.0.0.1:5000" / "ipv6:[::1]:5000" / "unix:/path" → (address, port)."""
     if not peer:
@@ -224,8 +281,13 @@ class _NoStep:
     def set(self, name: str, value: Any) -> None:
         return None
 
+    def failed(self, message: str) -> None:
+        return None
+
 
 _NO_STEP = _NoStep()
+NO_STEP = _NO_STEP
+Step = RemoteStep | _NoStep  # what `remote_step` gives
 
 
 class _Step:

@@ -31,13 +31,18 @@ from reco_sidecar.runtime.channel import Channel
 from reco_sidecar.runtime.worker.experiments import ExperimentsApplier
 from reco_sidecar.runtime.worker.stop import StopReason
 from reco_sidecar.runtime.worker.topology import WorkerTopology
+from reco_sidecar.serving import tracing
 from reco_sidecar.serving.contracts import ExperimentsOutcome, ReloadOutcome, RulesOutcome, WorkerAddress
 
 log = logs.get(__name__)
 _Answer = m.ReloadDone | m.ReloadRefused | m.ExperimentsDone | m.RulesDone
+# A worker's part in a reload, as a span in the Reload's trace.
+STEP_NAMES = {m.Prepare: "reload.prepare", m.Commit: "reload.commit", m.Switch: "reload.switch"}
 
 
 class WorkerControl:
+    # This process's tracing (set once serving is built, before `start`); None: off.
+    traces: tracing.Tracing | None = None
     def __init__(self, channel: Channel, registry: ModelRegistry, topology: WorkerTopology,
                  events: queue.SimpleQueue[StopReason], drain_timeout: float,
                  experiments: LiveExperiments | None = None, reload_timeout: float = 600.0,
@@ -72,7 +77,10 @@ class WorkerControl:
 
     # Reloader protocol, called from an RPC thread.
     def reload(self, model: str, version: VersionSpec) -> ReloadOutcome:
-        reply = self._ask(lambda request_id: m.ReloadRequest(request_id, version, model))
+        # Called in the Reload's context (asyncio.to_thread copies it): its span goes with the
+        # request, so that every worker's prepare and commit join the caller's trace.
+        parent = tracing.traceparent()
+        reply = self._ask(lambda request_id: m.ReloadRequest(request_id, version, model, parent))
         match reply:
             case m.ReloadDone(_, old, new, load_seconds, workers):
                 return ReloadOutcome(old, new, load_seconds, workers)
@@ -194,13 +202,30 @@ class WorkerControl:
                 self._apply(message)
 
     def _apply(self, message: m.Prepare | m.Commit | m.Switch) -> None:
+        with self._lock:
+            if (message.model, message.txn) in self._aborted:
+                return
+        traces = self.traces
+        if traces is None or not message.traceparent:
+            answer = self._applied(message, tracing.NO_STEP)
+        else:
+            step = traces.remote_step(STEP_NAMES[type(message)], message.traceparent, {
+                "reco.model": message.model or self._registry.default, "reco.model.version": message.version,
+                "reco.reload.txn": message.txn})
+            with step:
+                answer = self._applied(message, step)
+        # Sent once the span has ended: the supervisor commits only after every worker's
+        # Prepared, so each prepare span ends before any commit span starts.
+        if answer is not None:
+            self.send(answer)
+
+    def _applied(self, message: m.Prepare | m.Commit | m.Switch, step: tracing.Step
+                 ) -> m.ToSupervisor | None:
+        """Carries out `message`; the answer to send, None when there is none (aborted)."""
         started = time.perf_counter()
         txn, version = message.txn, message.version
         key = (message.model, txn)
         manager = self._manager(message.model)
-        with self._lock:
-            if key in self._aborted:
-                return
         if isinstance(message, m.Prepare | m.Switch):
             # The supervisor's verification hashed these very files (same identity): re-hashing
             # them here would take a core from the requests this worker serves meanwhile.
@@ -215,22 +240,23 @@ class WorkerControl:
                     if aborted:
                         # The abort overtook this prepare: drop what it loaded.
                         manager.abort(version)
-                        return
-                    self.send(m.Prepared(txn, version, time.perf_counter() - started, message.model))
+                        step.set("reco.reload.aborted", True)
+                        return None
+                    return m.Prepared(txn, version, time.perf_counter() - started, message.model)
                 case m.Commit():
                     manager.commit(version, drain_timeout=self._drain_timeout)
-                    self.send(m.Committed(txn, version, message.model))
+                    return m.Committed(txn, version, message.model)
                 case m.Switch():
                     manager.prepare(version)
                     manager.commit(version, drain_timeout=self._drain_timeout)
-                    self.send(m.Committed(txn, version, message.model))
+                    return m.Committed(txn, version, message.model)
                 case _:
                     assert_never(message)
         except Exception as e:  # a bug or an odd file must fail the reload, not the worker
             error = str(e) if isinstance(e, RecoError) else f"{type(e).__name__}: {e}"
             if not isinstance(e, RecoError):
                 log.exception("control_apply_failed", kind=message.TAG, version=version)
+            step.failed(error[:4000])
             if isinstance(message, m.Prepare):
-                self.send(m.PrepareFailed(txn, version, error[:4000], message.model))
-            else:
-                self.send(m.CommitFailed(txn, version, error[:4000], message.model))
+                return m.PrepareFailed(txn, version, error[:4000], message.model)
+            return m.CommitFailed(txn, version, error[:4000], message.model)
