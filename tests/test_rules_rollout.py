@@ -88,3 +88,21 @@ def test_without_a_rules_file_reload_is_refused(tmp_path: pathlib.Path) -> None:
     (outcome, answer) = r.asked((0, 1), 0.0)
     assert isinstance(answer, Answer) and isinstance(answer.message, m.ReloadRefused)
     assert answer.message.field == "rules" and not outcome.ok  # type: ignore[union-attr]
+
+
+def test_the_requesters_trace_goes_with_its_rollouts_messages_only(tmp_path: pathlib.Path) -> None:
+    """A traced ReloadRules: every SetRules of its rollout, a restarted worker's included,
+    carries the call's traceparent, so each worker's swap joins that trace; once it is done a
+    booting worker's SetRules carries none."""
+    traced = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    r = _rollout(tmp_path)
+    sent = [a.message for a in r.asked((0, 7), 0.0, traced) if isinstance(a, Send)]
+    r.died(1)
+    sent += [a.message for a in r.booted(1) if isinstance(a, Send)]
+    assert len(sent) == 3 and all(isinstance(x, m.SetRules) and x.traceparent == traced for x in sent)
+    r.applied(0, 1)
+    r.applied(1, 1)
+    assert not r.busy
+    r.died(1)
+    (later,) = [a.message for a in r.booted(1) if isinstance(a, Send)]
+    assert isinstance(later, m.SetRules) and later.traceparent == ""

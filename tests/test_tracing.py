@@ -270,6 +270,34 @@ def test_a_reload_is_one_trace_across_every_worker_each_preparing_then_committin
                                                                              for s in prepares)
 
 
+def test_a_rules_reload_is_one_trace_with_each_workers_swap_a_span_under_the_call(
+        jaeger: Jaeger, caller: Caller, demo_root: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[[rules]]\nmodel = "demo"\n[rules.diversity]\ncap_field = "creator"\ncap = 2\n')
+    with running_sidecar(demo_root, "demo", workers=2, env=TRACE_ENV,
+                         extra_args=["--otlp-endpoint", jaeger.otlp_endpoint, "--trace-sample-ratio", "1.0",
+                                     "--rules", str(rules)]) as sc:
+        stub = sc.stub()
+        pids = {w.pid for w in stub.GetModelStatus(reco_pb2.GetModelStatusRequest()).workers}
+        assert len(pids) == 2
+        rules.write_text('hide = ["nothing-here"]\n')
+        trace_id, client_id, (_, resp) = caller.call("ReloadRules", lambda md: stub.ReloadRules(
+            reco_pb2.RankingReloadRulesRequest(), metadata=md, timeout=60))
+        assert (resp.generation, resp.workers) == (2, 2)
+        t = _trace_when(jaeger, trace_id, lambda x: {_pid_of(x, s) for s in _by_name(x, "rules.apply")} == pids
+                        and CALLER in {_service_of(x, s) for s in x["spans"]},
+                        f"a rules.apply span from each of {sorted(pids)}")
+        server = _server_span(t, "ReloadRules", client_id)
+        applied = _by_name(t, "rules.apply")
+        assert len(applied) == 2
+        for span in applied:
+            assert _parent(span) == server["spanID"] and _tags(span)["reco.rules.generation"] == 2
+            assert server["startTime"] <= span["startTime"] and _end(span) <= _end(server)
+        lines = [e for e in sc.log_events() if e.get("event") == "rules_applied" and e.get("generation") == 2]
+        assert sorted((e["trace_id"], e["span_id"]) for e in lines) == sorted((trace_id, s["spanID"])
+                                                                            for s in applied)
+
+
 def test_a_refused_call_is_an_error_free_span_with_its_status_code_and_the_failure_line_carries_it(
         sidecar: Sidecar, jaeger: Jaeger, caller: Caller) -> None:
     stub = sidecar.stub()

@@ -217,6 +217,9 @@ class SetRules:
     generation: int
     payload: Payload
     syntax: str
+    # The W3C traceparent of the ReloadRules call that rolled it out, when that call is traced
+    # and sampled, else "": the worker's swap is then a span of that trace.
+    traceparent: str = ""
 
 
 @dataclass(frozen=True)
@@ -355,6 +358,7 @@ class ReloadRulesRequest:
 
     TAG: ClassVar[str] = "reload_rules"
     id: int
+    traceparent: str = ""  # the call's span, handed on with the SetRules of its rollout
 
 
 @dataclass(frozen=True)

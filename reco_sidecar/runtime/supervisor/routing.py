@@ -342,8 +342,8 @@ class Router:
                 self.rolled(self.rollout.prepare_failed(slot.slot, generation, error, field_name))
             case m.ExperimentsApplied(generation):
                 self.rolled(self.rollout.applied(slot.slot, generation))
-            case m.ReloadRulesRequest(request_id):
-                self.rules_rolled(self.rules.asked((slot.slot, request_id), time.monotonic()))
+            case m.ReloadRulesRequest(request_id, traceparent):
+                self.rules_rolled(self.rules.asked((slot.slot, request_id), time.monotonic(), traceparent))
             case m.RulesApplied(generation):
                 self.rules_rolled(self.rules.applied(slot.slot, generation))
             case _:

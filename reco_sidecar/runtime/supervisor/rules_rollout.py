@@ -39,6 +39,7 @@ class Proposal:
     requester: Requester | None
     started: float
     waiting: set[int]
+    traceparent: str = ""  # the requester's trace: each worker's swap joins it
 
 
 @dataclass
@@ -67,7 +68,7 @@ class RulesRollout:
             text = None
         return text != self.current.text and text != self.refused
 
-    def asked(self, requester: Requester | None, now: float) -> list[Action]:
+    def asked(self, requester: Requester | None, now: float, traceparent: str = "") -> list[Action]:
         if self.path is None:
             return self._refuse(requester, ErrorKind.FAILED_PRECONDITION,
                                 "this sidecar was started without --rules", "rules")
@@ -85,14 +86,15 @@ class RulesRollout:
                                 f"{e}; still serving the previous rules", e.field)
         self.refused = ""
         self.current, self.generation = loaded, self.generation + 1
-        self.proposal = Proposal(self.generation, requester, now, set(range(self.pool_size)))
+        self.proposal = Proposal(self.generation, requester, now, set(range(self.pool_size)), traceparent)
         message = self._message()
         self.payloads.keep_only([message.payload])
         return [Send(slot, message) for slot in sorted(self.ready)]
 
     def _message(self) -> m.SetRules:
+        traceparent = self.proposal.traceparent if self.proposal is not None else ""
         return m.SetRules(self.generation, self.payloads.write(self.current.text.encode("utf-8")),
-                          self.current.syntax)
+                          self.current.syntax, traceparent)
 
     def booted(self, slot: int) -> list[Action]:
         """A worker forked before the last rollout boots with older rules: send it the current."""

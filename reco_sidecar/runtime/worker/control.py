@@ -108,7 +108,8 @@ class WorkerControl:
     def reload_rules(self) -> RulesOutcome:
         """Asks the supervisor to read the rules file again; returns once every worker serves
         it, raises (naming the field) when the file is refused."""
-        reply = self._ask(m.ReloadRulesRequest)
+        parent = tracing.traceparent()  # the call's span: every worker's swap joins its trace
+        reply = self._ask(lambda request_id: m.ReloadRulesRequest(request_id, parent))
         match reply:
             case m.RulesDone(_, generation, rule_sets, workers):
                 return RulesOutcome(generation, rule_sets, workers)
@@ -164,16 +165,20 @@ class WorkerControl:
             case m.AbortExperiments(generation):
                 if self._experiments is not None:
                     self._experiments.abort(generation)
-            case m.SetRules(generation, sent, syntax):
+            case m.SetRules(generation, sent, syntax, traceparent):
                 # Swapped here, on the receiving thread: a rule change waits for no model load.
                 if self._rules is not None:
-                    try:
-                        text = payload.read(sent).decode("utf-8")
-                        self._rules.replace(rules_file.parse(text, syntax), generation)
-                    except Exception:  # validated by the supervisor: a bug, never a dead control thread
-                        log.exception("rules_unusable", generation=generation)
-                        return
-                    log.info("rules_applied", generation=generation)
+                    step = (self.traces.remote_step("rules.apply", traceparent, {"reco.rules.generation": generation})
+                            if self.traces is not None and traceparent else tracing.NO_STEP)
+                    with step:
+                        try:
+                            text = payload.read(sent).decode("utf-8")
+                            self._rules.replace(rules_file.parse(text, syntax), generation)
+                        except Exception as e:  # validated by the supervisor: a bug, never a dead control thread
+                            log.exception("rules_unusable", generation=generation)
+                            step.failed(f"{type(e).__name__}: {e}")
+                            return
+                        log.info("rules_applied", generation=generation)
                 self.send(m.RulesApplied(generation))
             case m.MarkFailed(version, reason, model):
                 self._manager(model).mark_failed(version, reason)
