@@ -53,11 +53,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--alpha", type=float, default=20.0)
     p.add_argument("--spark-master", default="local[2]")
     p.add_argument("--bootstrap", type=int, default=1000)
+    p.add_argument("--work", type=pathlib.Path, default=RESULTS / "work" / "engine_parity",
+                   help="data, models and report; versions already trained there are reused")
     args = p.parse_args(argv)
     command = ["python", "-m", "bench.engine_parity", *(argv if argv is not None else sys.argv[1:])]
     with scaffold.bounded_run(args.out, time_limit=3600, margin=30, command=command,
                               benchmark="engine_parity") as r:
-        work = RESULTS / "work" / "engine_parity"
+        work = args.work
         work.mkdir(parents=True, exist_ok=True)
         data_csv, _ = demo_data.write(demo_data.DemoSpec(), work / "all.csv")
         train_csv, held_csv = work / "train.csv", work / "held.csv"

@@ -112,7 +112,7 @@ def _manifest_with(version: pathlib.Path, path: str, value: object) -> dict[str,
 @pytest.mark.parametrize(("path", "value", "message"), [
     ("event_types", [1], "'event_types' must be an object, got array"),
     ("event_types/view/weight", "heavy", "'event_types[\"view\"].weight' must be a number, got string"),
-    ("event_types/view/weight", 0, "'event_types[\"view\"].weight' must not be 0"),
+    ("event_types/view/weight", 0, "'event_types[\"view\"].excludes' must be false for a shown type"),
     ("event_types/view/weight", 1e7, "'event_types[\"view\"].weight' must be a finite number between"),
     ("event_types/view/excludes", "yes", "'event_types[\"view\"].excludes' must be true or false, got string"),
     ("event_types/view", 0.1, "'event_types[\"view\"]' must be an object, got number"),

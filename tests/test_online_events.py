@@ -63,7 +63,9 @@ def test_a_version_that_records_no_types_accepts_no_events() -> None:
         validate([ev(0)], {})
 
 
-def test_types_from_training_weights_refuse_a_zero_or_non_finite_weight() -> None:
-    for bad in (0.0, math.nan, math.inf):
-        with pytest.raises(ValueError, match="finite non-zero"):
+def test_types_from_training_weights_refuse_a_non_finite_weight_and_read_zero_as_shown() -> None:
+    for bad in (math.nan, math.inf):
+        with pytest.raises(ValueError, match="finite number"):
             from_weights({"view": bad})
+    shown = from_weights({"shown": 0.0})["shown"]
+    assert shown.shown and not shown.excludes

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from reco_sidecar.runtime.learner import journal
-from reco_sidecar.runtime.learner.table import MAX_SEEN, WAYS, TableReader, TableWriter, retire_file
+from reco_sidecar.runtime.learner.table import MAX_SEEN, MAX_SHOWN, WAYS, Slot, TableReader, TableWriter, retire_file
 from reco_sidecar.serving.online import Event
 from tests.support.models import online_copy
 
@@ -19,6 +19,12 @@ from tests.support.models import online_copy
 def online_root(demo_root: pathlib.Path, tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     """demo, recording the event types `train` records: it accepts Feedback."""
     return online_copy(demo_root, tmp_path_factory.mktemp("online-models") / "root")
+
+
+def _slot(vector: np.ndarray | None, seen: np.ndarray, known: bool, sums: tuple[list[int], list[float]] = ([], []),
+          shown: tuple[list[int], list[int]] = ([], [])) -> Slot:
+    return Slot(vector, seen, known, np.array(sums[0], np.int64), np.array(sums[1], np.float64),
+                np.array(shown[0], np.int64), np.array(shown[1], np.int64))
 
 
 def _events(n: int, start: int = 0) -> list[Event]:
@@ -73,17 +79,26 @@ def test_compaction_keeps_the_newest_events(tmp_path: pathlib.Path) -> None:
 def test_a_reader_sees_what_the_writer_put(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "t.table"
     w = TableWriter(path, 3, 4, max_users=16)
-    w.put("alice", np.array([1, 2, 3, 4], np.float32), np.array([5, 6]), True)
+    w.put("alice", _slot(np.array([1, 2, 3, 4], np.float32), np.array([5, 6]), True, ([5, 9], [0.7, 1.25]),
+                         ([9, 11], [1, 3])))
     w.publish()
     r = TableReader(path)
     entry = r.lookup("alice")
-    assert entry is not None and entry.known
+    assert entry is not None and entry.known and entry.vector is not None
     assert entry.vector.tolist() == [1, 2, 3, 4] and entry.seen_rows.tolist() == [5, 6]
+    assert entry.sum_rows.tolist() == [5, 9] and entry.sum_values.tolist() == [0.7, 1.25]  # float64, exact
+    assert entry.shown_rows.tolist() == [9, 11] and entry.shown_counts.tolist() == [1, 3]
     assert r.lookup("bob") is None and r.version == 3
-    w.put("alice", np.zeros(4, np.float32), np.arange(MAX_SEEN + 10), False)
+    w.put("alice", _slot(np.zeros(4, np.float32), np.arange(MAX_SEEN + 10), False))
     entry = r.lookup("alice")
     assert entry is not None and not entry.known
     assert entry.seen_rows.tolist() == list(range(10, MAX_SEEN + 10))  # the newest MAX_SEEN
+    assert len(entry.shown_rows) == 0
+    # Impressions alone: no vector (the trained one stands), at most MAX_SHOWN items, the newest.
+    w.put("alice", _slot(None, np.zeros(0), True, shown=(list(range(MAX_SHOWN + 5)), [2] * (MAX_SHOWN + 5))))
+    entry = r.lookup("alice")
+    assert entry is not None and entry.vector is None
+    assert entry.shown_rows.tolist() == list(range(5, MAX_SHOWN + 5))
     assert not r.retired
     w.retire()
     assert r.retired
@@ -91,7 +106,7 @@ def test_a_reader_sees_what_the_writer_put(tmp_path: pathlib.Path) -> None:
 
 def test_the_table_never_holds_more_users_than_its_slots(tmp_path: pathlib.Path) -> None:
     w = TableWriter(tmp_path / "t.table", 1, 2, max_users=2 * WAYS)
-    evicted = [w.put(f"user-{i}", np.ones(2, np.float32), np.zeros(0), False) for i in range(500)]
+    evicted = [w.put(f"user-{i}", _slot(np.ones(2, np.float32), np.zeros(0), False)) for i in range(500)]
     w.publish()
     assert len(w) == 2 * WAYS
     assert sum(e is not None for e in evicted) == 500 - 2 * WAYS
@@ -106,7 +121,7 @@ def test_a_reader_never_sees_half_a_write(tmp_path: pathlib.Path) -> None:
     them all equal, whatever the interleaving."""
     path = tmp_path / "t.table"
     w = TableWriter(path, 1, 64, max_users=8)
-    w.put("u", np.zeros(64, np.float32), np.zeros(MAX_SEEN, np.int64), True)
+    w.put("u", _slot(np.zeros(64, np.float32), np.zeros(MAX_SEEN, np.int64), True))
     w.publish()
     r = TableReader(path)
     stop = threading.Event()
@@ -119,6 +134,7 @@ def test_a_reader_never_sees_half_a_write(tmp_path: pathlib.Path) -> None:
             if entry is None:
                 continue
             reads[0] += 1
+            assert entry.vector is not None
             values = set(entry.vector.tolist()) | {float(v) for v in entry.seen_rows.tolist()}
             if len(values) != 1:
                 torn.append((float(entry.vector[0]), len(values)))
@@ -126,7 +142,7 @@ def test_a_reader_never_sees_half_a_write(tmp_path: pathlib.Path) -> None:
     reader = threading.Thread(target=read)
     reader.start()
     for v in range(1, 3000):
-        w.put("u", np.full(64, v, np.float32), np.full(MAX_SEEN, v, np.int64), True)
+        w.put("u", _slot(np.full(64, v, np.float32), np.full(MAX_SEEN, v, np.int64), True))
     stop.set()
     reader.join()
     assert reads[0] > 0
@@ -163,7 +179,7 @@ def test_the_learner_solves_a_user_as_the_online_solve_does(online_root: pathlib
     expected = solve.recalculate(model, UserHistory(user).add(e for e in events if e.user_id == user))
     assert expected is not None
     entry = TableReader(tmp_path / "t.table").lookup(user)
-    assert entry is not None and entry.known
+    assert entry is not None and entry.known and entry.vector is not None
     np.testing.assert_allclose(entry.vector, expected.vector, rtol=1e-5, atol=1e-6)
     assert sorted(entry.seen_rows.tolist()) == sorted(expected.excluded.tolist())
 
@@ -209,6 +225,48 @@ def test_many_users_solved_together_equal_each_solved_alone(online_root: pathlib
         np.testing.assert_array_equal(vector, alone)
 
 
+def test_shown_events_count_per_item_reset_on_engagement_and_never_enter_the_solve(
+        online_root: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    """The learner's side of the impressions rule: counts per (user, item) in the table, at most
+    MAX_SHOWN items per user (the most recently shown), set back to 0 by an event of a positive
+    type, and no part of the vector."""
+    import dataclasses
+
+    from reco_sidecar.artifact import loader
+    from reco_sidecar.engine.eventtypes import EventType
+    from reco_sidecar.runtime.learner.state import VersionState
+
+    model = loader.open_model(online_root / "demo" / "1")
+    types = {**model.info.event_types, "shown": EventType(0.0, False)}
+    model = dataclasses.replace(model, info=dataclasses.replace(model.info, event_types=types))
+    table = TableWriter(tmp_path / "t.table", 1, model.factors, max_users=64)
+    state = VersionState(model, table)
+    user, ids = model.users.ids[3], model.items.ids
+    like = next(t for t, k in types.items() if k.weight > 0)
+
+    def send(*events: tuple[str, str]) -> None:
+        # (event ids are the journal's concern: the state counts what it is given)
+        state.publish(state.add([Event(f"e{i}", user, item, kind, None, 5.0) for i, (kind, item) in enumerate(events)]))
+
+    send(("shown", ids[1]), ("shown", ids[1]), ("shown", ids[2]))
+    table.publish()
+    entry = TableReader(tmp_path / "t.table").lookup(user)
+    assert entry is not None and entry.vector is None and entry.known  # nothing to solve: trained vector
+    assert dict(zip(entry.shown_rows.tolist(), entry.shown_counts.tolist(), strict=True)) == {1: 2, 2: 1}
+    send((like, ids[1]))
+    entry = TableReader(tmp_path / "t.table").lookup(user)
+    assert entry is not None and entry.vector is not None
+    assert dict(zip(entry.shown_rows.tolist(), entry.shown_counts.tolist(), strict=True)) == {2: 1}
+    assert entry.sum_rows.tolist() == [1]  # the shown events took no part in the solve
+    solved = entry.vector.tobytes()
+    send(*[("shown", ids[10 + i]) for i in range(MAX_SHOWN + 3)])
+    entry = TableReader(tmp_path / "t.table").lookup(user)
+    assert entry is not None
+    assert entry.shown_rows.tolist() == [10 + i for i in range(3, MAX_SHOWN + 3)]
+    # shown events alone keep the slot's vector and sums (no solve)
+    assert entry.vector is not None and entry.vector.tobytes() == solved and entry.sum_rows.tolist() == [1]
+
+
 def test_users_put_together_leave_the_table_as_put_one_at_a_time(tmp_path: pathlib.Path) -> None:
     """A group's users are written by one put_many: the same slots, the same evictions (a
     user evicted by a later user of the same group included), the same contents."""
@@ -218,7 +276,8 @@ def test_users_put_together_leave_the_table_as_put_one_at_a_time(tmp_path: pathl
     seen = [np.arange(i % 5) + i for i in range(len(users))]
     known = [i % 3 == 0 for i in range(len(users))]
     one = TableWriter(tmp_path / "one.table", 1, 4, max_users=3 * WAYS)
-    evicted_one = [e for i, u in enumerate(users) if (e := one.put(u, vectors[i], seen[i], known[i])) is not None]
+    evicted_one = [e for i, u in enumerate(users)
+                   if (e := one.put(u, _slot(vectors[i], seen[i], known[i]))) is not None]
     many = TableWriter(tmp_path / "many.table", 1, 4, max_users=3 * WAYS)
     evicted_many: list[str] = []
     for start in range(0, len(users), 64):
@@ -233,6 +292,7 @@ def test_users_put_together_leave_the_table_as_put_one_at_a_time(tmp_path: pathl
         x, y = a.lookup(u), b.lookup(u)
         assert (x is None) == (y is None)
         if x is not None and y is not None:
+            assert x.vector is not None and y.vector is not None
             assert x.vector.tolist() == y.vector.tolist() and x.seen_rows.tolist() == y.seen_rows.tolist()
             assert x.known == y.known
 
@@ -256,6 +316,7 @@ def test_a_reader_never_sees_half_of_a_group_write(tmp_path: pathlib.Path) -> No
                 if entry is None:
                     continue
                 reads[0] += 1
+                assert entry.vector is not None
                 values = set(entry.vector.tolist()) | {float(v) for v in entry.seen_rows.tolist()}
                 if len(values) != 1:
                     torn.append(len(values))
@@ -314,4 +375,8 @@ def test_a_users_vector_does_not_depend_on_the_group_it_was_solved_in(online_roo
         x, y = read.lookup(user), TableReader(tmp_path / f"{n}.table").lookup(user)
         assert (x is None) == (y is None)
         if x is not None and y is not None:
+            assert x.vector is not None and y.vector is not None
             assert x.vector.tobytes() == y.vector.tobytes() and x.seen_rows.tolist() == y.seen_rows.tolist()
+            # the online sums the vector was solved from, for its reasons
+            assert sorted(zip(x.sum_rows.tolist(), x.sum_values.tolist(), strict=True)) == sorted(
+                zip(y.sum_rows.tolist(), y.sum_values.tolist(), strict=True))

@@ -23,6 +23,9 @@ cap = 2
 [rules.freshness]
 max_age_days = 7
 boost = 1.5
+[rules.impressions]
+max_shown = 3
+factor = 0.25
 [[rules.pin]]
 item = "i0000042"
 position = 1
@@ -48,6 +51,7 @@ def test_a_good_file_parses_the_same_from_toml_and_json(tmp_path: pathlib.Path) 
     main, arm = a.rule_sets
     assert main.diversity == rules.Diversity(0.2, "creator", 2, 10)
     assert main.freshness == rules.Freshness(7 * 86_400.0, 1.5)
+    assert main.impressions == rules.Impressions(3, 0.25) and arm.impressions is None
     assert main.pins == (rules.Pin("i0000042", 1),) and main.boosts == (rules.Boost("i0000007", 0.5),)
     assert main.reorders and not arm.reorders  # the arm's set names no rule: the model's own order
     assert a.find("demo") is main and a.find("demo", "feed", "plain") is arm
@@ -75,6 +79,12 @@ def test_a_good_file_parses_the_same_from_toml_and_json(tmp_path: pathlib.Path) 
     (("factor = 0.5", "factor = 0.5\n[[rules.pin]]\nitem = \"i1\"\nposition = 1"),
      "rules[0].pin[1].position"),
     (("[rules.diversity]", "[rules.diversity\n"), "file"),
+    (("max_shown = 3", "max_shown = 0"), "rules[0].impressions.max_shown"),
+    (("max_shown = 3", "max_shown = 2.5"), "rules[0].impressions.max_shown"),
+    (("factor = 0.25", "factor = 1.0"), "rules[0].impressions.factor"),  # must sink
+    (("factor = 0.25", "factor = 0"), "rules[0].impressions.factor"),
+    (("max_shown = 3\n", ""), "rules[0].impressions.max_shown"),
+    (("max_shown = 3", "max_shown = 3\nafter = 2"), "rules[0].impressions.after"),
 ])
 def test_a_bad_value_is_refused_naming_its_field(change: tuple[str, str], field: str) -> None:
     old, new = change

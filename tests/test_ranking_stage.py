@@ -202,6 +202,43 @@ def test_a_hidden_item_leaves_every_worker_at_once_and_a_bad_file_keeps_the_rule
         assert hidden not in answer
 
 
+def test_a_worker_killed_mid_rollout_commits_nothing_until_its_restart_staged_the_file(
+        sidecar: Sidecar, reference: Reference, rules_path: pathlib.Path) -> None:
+    """Two-phase rules rollout: the live worker stages the file but serves the old rules while
+    the other cannot answer; once that one is killed, its restart is prepared and then every
+    worker swaps at once, and the waiting ReloadRules returns."""
+    user = reference.user_ids[7]
+    hidden = reference.capped(user, 10, 2)[0]
+    request = reco_pb2.RecommendRequest(user_id=user, n=10)
+    live, stopped_address = sidecar.worker_addresses
+    pids = [sidecar.stub(a).GetModelStatus(reco_pb2.GetModelStatusRequest(), timeout=10).worker.pid
+            for a in (live, stopped_address)]
+    os.kill(pids[1], signal.SIGSTOP)  # it cannot stage the file while stopped
+    rules_path.write_text(f'hide = ["{hidden}"]\n' + CAPPED)
+    answered: list[reco_pb2.RankingReloadRulesResponse] = []
+    # Asked on the live worker's own address: the shared port might hand the call to the stopped one.
+    caller = threading.Thread(target=lambda: answered.append(
+        sidecar.stub(live).ReloadRules(reco_pb2.RankingReloadRulesRequest(), timeout=60)))
+    try:
+        caller.start()
+
+        def staged_by_the_live_worker() -> bool:
+            return any(e.get("event") == "rules_prepared" and e.get("pid") == pids[0] for e in sidecar.log_events())
+
+        wait_until(staged_by_the_live_worker, 30, "the live worker staging the rules")
+        # Staged is not served: the pool commits only once every worker staged the file.
+        assert hidden in ids(sidecar.stub(live).Recommend(request, timeout=10))
+        assert not answered
+    finally:
+        os.kill(pids[1], signal.SIGKILL)
+    caller.join(timeout=60)
+    assert answered and answered[0].workers == 2
+    for address in (live, stopped_address):
+        assert hidden not in ids(sidecar.stub(address).Recommend(request, timeout=10))
+    restarted = sidecar.stub(stopped_address).GetModelStatus(reco_pb2.GetModelStatusRequest(), timeout=10).worker.pid
+    assert restarted != pids[1]
+
+
 def test_pins_land_at_their_positions(sidecar: Sidecar, reference: Reference, rules_path: pathlib.Path) -> None:
     user = reference.user_ids[11]
     far = [i for i in reference.order(user)][-3:]  # far down this user's ranking

@@ -14,6 +14,8 @@ import pytest
 from reco_sidecar import cli
 from reco_sidecar.artifact import loader
 from reco_sidecar.common import logs
+from reco_sidecar.common.errors import InvalidArgument
+from reco_sidecar.engine.eventtypes import from_weights
 from reco_sidecar.experiments import replay
 from reco_sidecar.training import demo_data
 
@@ -139,3 +141,13 @@ def test_evaluate_without_replay_still_needs_its_experiment(tmp_path: pathlib.Pa
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     code = cli.main(["evaluate", "--model-root", str(tmp_path), "--out", str(tmp_path / "r.json")])
     assert code != 0 and "--experiments is required" in capsys.readouterr().err
+
+
+def test_a_replayed_row_never_becomes_a_shown_event() -> None:
+    """A shown type (weight 0) is an impression: a row of either sign maps to an interaction
+    type, or is refused naming the weights when the version has none of its sign."""
+    types = from_weights({"view": 0.1, "like": 0.7, "shown": 0.0})
+    assert replay.as_event(0, replay.Row("u", "i", 1.4, 5.0), types).type == "like"
+    with pytest.raises(InvalidArgument, match="no event type of the sign") as e:
+        replay.as_event(1, replay.Row("u", "i", -0.3, 5.0), types)
+    assert e.value.field == "weights"

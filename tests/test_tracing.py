@@ -9,6 +9,7 @@ import pathlib
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -270,32 +271,82 @@ def test_a_reload_is_one_trace_across_every_worker_each_preparing_then_committin
                                                                              for s in prepares)
 
 
-def test_a_rules_reload_is_one_trace_with_each_workers_swap_a_span_under_the_call(
-        jaeger: Jaeger, caller: Caller, demo_root: pathlib.Path, tmp_path: pathlib.Path) -> None:
-    rules = tmp_path / "rules.toml"
-    rules.write_text('[[rules]]\nmodel = "demo"\n[rules.diversity]\ncap_field = "creator"\ncap = 2\n')
+EXPERIMENTS = """
+[[experiments]]
+name = "trial"
+salt = "{salt}"
+share = 1.0
+arms = [{{ name = "a", model = "demo", weight = 1 }}, {{ name = "b", model = "demo", weight = 1 }}]
+"""
+
+
+@dataclass(frozen=True)
+class FileRollout:
+    """A file the sidecar rolls out to every worker in two phases, and the call that asks."""
+
+    flag: str
+    first: str
+    second: str
+    method: str
+    call: Callable[[Any, Any], Any]
+    # each worker's spans, and the log line each writes inside the span (None: none)
+    lines: dict[str, str | None]
+
+
+FILE_ROLLOUTS = {
+    "rules": FileRollout(
+        "--rules", '[[rules]]\nmodel = "demo"\n[rules.diversity]\ncap_field = "creator"\ncap = 2\n',
+        'hide = ["nothing-here"]\n', "ReloadRules",
+        lambda stub, md: stub.ReloadRules(reco_pb2.RankingReloadRulesRequest(), metadata=md, timeout=60),
+        {"rules.prepare": "rules_prepared", "rules.commit": "rules_applied"}),
+    "experiments": FileRollout(
+        "--experiments", EXPERIMENTS.format(salt="one"), EXPERIMENTS.format(salt="two"), "ReloadExperiments",
+        lambda stub, md: stub.ReloadExperiments(reco_pb2.ReloadExperimentsRequest(), metadata=md, timeout=60),
+        {"experiments.prepare": None, "experiments.commit": "experiments_applied"}),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(FILE_ROLLOUTS))
+def test_a_file_rollout_is_one_trace_with_each_workers_prepare_and_commit_a_span_under_the_call(
+        kind: str, jaeger: Jaeger, caller: Caller, demo_root: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    rollout = FILE_ROLLOUTS[kind]
+    path = tmp_path / f"{kind}.toml"
+    path.write_text(rollout.first)
     with running_sidecar(demo_root, "demo", workers=2, env=TRACE_ENV,
                          extra_args=["--otlp-endpoint", jaeger.otlp_endpoint, "--trace-sample-ratio", "1.0",
-                                     "--rules", str(rules)]) as sc:
+                                     rollout.flag, str(path)]) as sc:
         stub = sc.stub()
         pids = {w.pid for w in stub.GetModelStatus(reco_pb2.GetModelStatusRequest()).workers}
         assert len(pids) == 2
-        rules.write_text('hide = ["nothing-here"]\n')
-        trace_id, client_id, (_, resp) = caller.call("ReloadRules", lambda md: stub.ReloadRules(
-            reco_pb2.RankingReloadRulesRequest(), metadata=md, timeout=60))
-        assert (resp.generation, resp.workers) == (2, 2)
-        t = _trace_when(jaeger, trace_id, lambda x: {_pid_of(x, s) for s in _by_name(x, "rules.apply")} == pids
-                        and CALLER in {_service_of(x, s) for s in x["spans"]},
-                        f"a rules.apply span from each of {sorted(pids)}")
-        server = _server_span(t, "ReloadRules", client_id)
-        applied = _by_name(t, "rules.apply")
-        assert len(applied) == 2
-        for span in applied:
-            assert _parent(span) == server["spanID"] and _tags(span)["reco.rules.generation"] == 2
-            assert server["startTime"] <= span["startTime"] and _end(span) <= _end(server)
-        lines = [e for e in sc.log_events() if e.get("event") == "rules_applied" and e.get("generation") == 2]
-        assert sorted((e["trace_id"], e["span_id"]) for e in lines) == sorted((trace_id, s["spanID"])
-                                                                            for s in applied)
+        path.write_text(rollout.second)
+        trace_id, client_id, (_, resp) = caller.call(rollout.method, lambda md: rollout.call(stub, md))
+        assert resp.workers == 2
+        prepare, commit = rollout.lines
+
+        def every_worker(t: dict[str, Any]) -> bool:
+            return CALLER in {_service_of(t, s) for s in t["spans"]} and all(
+                {_pid_of(t, s) for s in _by_name(t, name)} == pids for name in rollout.lines)
+
+        t = _trace_when(jaeger, trace_id, every_worker, f"{sorted(rollout.lines)} from each of {sorted(pids)}")
+        server = _server_span(t, rollout.method, client_id)
+        prepares, commits = _by_name(t, prepare), _by_name(t, commit)
+        assert len(prepares) == len(commits) == 2
+        for span in prepares + commits:
+            assert _parent(span) == server["spanID"]
+            assert _tags(span)[f"reco.{kind}.generation"] == resp.generation
+            # (each worker answers from inside its span: its end may follow the call's)
+            assert server["startTime"] <= span["startTime"]
+        for pid in pids:  # each worker staged the file before it served it
+            (prepared,) = [s for s in prepares if _pid_of(t, s) == pid]
+            (committed,) = [s for s in commits if _pid_of(t, s) == pid]
+            assert _end(prepared) <= committed["startTime"]
+        # each worker's lines carry the span they were written in
+        for name, event in rollout.lines.items():
+            if event is None:
+                continue
+            lines = [e for e in sc.log_events() if e.get("event") == event and e.get("generation") == resp.generation]
+            assert sorted((e["trace_id"], e["span_id"]) for e in lines) == sorted((trace_id, s["spanID"])
+                                                                                for s in _by_name(t, name))
 
 
 def test_a_refused_call_is_an_error_free_span_with_its_status_code_and_the_failure_line_carries_it(

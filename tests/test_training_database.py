@@ -139,6 +139,17 @@ def test_weights_decay_duplicates_and_unknown_types(conn: psycopg.Connection[Any
     assert data.item_ids == [str(q)] and data.matrix.toarray().tolist() == [[2.0]]
 
 
+def test_rows_of_a_shown_type_are_never_read(conn: psycopg.Connection[Any], table: str) -> None:
+    """A weight-0 type is impressions (docs/training.md): it gives no pair and no value."""
+    u, p, q = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    _insert(conn, table, [(u, p, "view", AS_OF - dt.timedelta(days=1)), (u, p, "shown", AS_OF),
+                          (u, q, "shown", AS_OF), (u, q, "shown", AS_OF)])
+    spec = database.ReadSpec(table=database.TableSpec(table=table), type_weights=weights.parse("view=0.1,shown=0"))
+    data, _ = database.read_interactions(DSN, spec)
+    assert data.user_ids == [str(u)]
+    assert data.item_ids == [str(p)] and data.matrix.toarray().tolist() == [[pytest.approx(0.1)]]
+
+
 def test_configurable_schema_table_and_columns(conn: psycopg.Connection[Any]) -> None:
     schema, name = f"s_{uuid.uuid4().hex[:8]}", "events"
     conn.execute(f"CREATE SCHEMA {schema}")

@@ -160,3 +160,23 @@ def test_from_s3_to_the_model_store_a_replica_serves_it_and_parquet_trains_the_s
         assert answer.items[0].item_id == b.items.ids[int(np.argmax(
             np.where(np.isin(np.arange(len(b.items)), b.seen_rows(0)), -np.inf,
                      b.item_factors @ b.user_factors[0])))]
+
+
+def test_spark_and_implicit_reach_the_same_ndcg_on_the_demo_data_within_the_stated_tolerance(
+        tmp_path: pathlib.Path) -> None:
+    """docs/training.md, "Parity of quality": both engines trained with the mapped parameters on
+    the demo split, both scored by `evaluate` over the same held-out users."""
+    require(_installed("pyspark"), "pyspark (the [spark] extra)")
+    out = tmp_path / "parity.json"
+    code, _, err, _ = run_bounded([sys.executable, "-m", "bench.engine_parity", "--work", str(tmp_path / "work"),
+                                   "--out", str(out), "--bootstrap", "200"], TRAIN_SECONDS)
+    assert code == 0, err[-4000:]
+    record = json.loads(out.read_text())
+    assert record["failures"] == []
+    arms = {arm["arm"]: arm for arm in record["report"]["arms"]}
+    assert arms["implicit"]["source"] == "demo@1" and arms["spark"]["source"] == "demo@2"
+    assert record["report"]["users"] > 1000
+    difference = arms["spark"]["ndcg@10_vs_implicit"]["difference"]
+    assert difference == pytest.approx(arms["spark"]["ndcg@10"] - arms["implicit"]["ndcg@10"])
+    assert record["tolerance_ndcg_at_10"] == 0.01  # the figure docs/training.md states
+    assert abs(difference) <= record["tolerance_ndcg_at_10"], difference

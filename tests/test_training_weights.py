@@ -12,9 +12,9 @@ def test_parse_reads_pairs_in_any_order_with_spaces() -> None:
     ("view", "is not type=weight"),
     ("=1", "is not type=weight"),
     ("view=abc", "not a number"),
-    ("view=0", "non-zero"),
-    ("view=nan", "non-zero"),
-    ("view=inf", "non-zero"),
+    ("view=0", "at least one must be an interaction"),
+    ("view=nan", "finite number"),
+    ("view=inf", "finite number"),
     ("view=2e6", "between -1e\\+06 and 1e\\+06"),
     ("x" * 65 + "=1", "at most 64 bytes"),
     ("view=1,view=2", "twice"),
@@ -23,6 +23,12 @@ def test_parse_reads_pairs_in_any_order_with_spaces() -> None:
 def test_parse_refuses_bad_input_saying_why(text: str, why: str) -> None:
     with pytest.raises(InvalidArgument, match=why):
         weights.parse(text)
+
+
+def test_a_zero_weight_makes_a_shown_type_training_never_reads() -> None:
+    parsed = weights.parse("view=0.1,shown=0")
+    assert parsed == {"view": 0.1, "shown": 0.0}
+    assert weights.trained(parsed) == {"view": 0.1}
 
 
 def test_a_negative_weight_makes_a_negative_type() -> None:

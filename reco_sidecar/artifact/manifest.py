@@ -271,9 +271,11 @@ def _event_types(f: _Fields) -> dict[str, EventType]:
             section.fail(label, f"needs a name of 1 to {eventtypes.MAX_NAME_BYTES} bytes")
         entry = _Fields(section.raw[name], label, f.where)
         weight = entry.number("weight", -MAX_TYPE_WEIGHT, MAX_TYPE_WEIGHT)
-        if weight == 0:
-            entry.fail(entry.name("weight"), "must not be 0 (a type that counts nothing is left out)")
-        out[name] = EventType(weight, entry.boolean("excludes", eventtypes.default_excludes(name, weight)))
+        excludes = entry.boolean("excludes", eventtypes.default_excludes(name, weight))
+        if weight == 0 and excludes:
+            # A shown type (an impression) is not a consumption: it never leaves the item out.
+            entry.fail(entry.name("excludes"), "must be false for a shown type (weight 0)")
+        out[name] = EventType(weight, excludes)
     return out
 
 

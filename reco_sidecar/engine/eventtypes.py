@@ -6,6 +6,11 @@ way, so the types and their weights are read from the version's manifest, never 
 twice. A negative weight (skip, hide) is a negative r: see engine/objective.py for how the
 solve reads it.
 
+A weight of 0 makes a "shown" type (an impression: the item was on a page the user saw):
+it is no interaction, so training reads none of its rows and no solve sees it; online, its
+events count how often an item was shown to a user without an engagement, for the ranking
+stage's impressions rule (docs/ranking.md). It never excludes.
+
 `excludes`: whether an event of the type puts the item in the user's seen set, so it is not
 recommended to them again. Positive types do (the item was consumed). `hide` does too: the
 user asked not to see it. Other negative types (`skip`) do not: a skipped item may come back
@@ -29,6 +34,10 @@ class EventType:
     weight: float
     excludes: bool
 
+    @property
+    def shown(self) -> bool:
+        return self.weight == 0
+
 
 def default_excludes(name: str, weight: float) -> bool:
     return weight > 0 or name in EXCLUDING_NEGATIVE
@@ -38,7 +47,7 @@ def from_weights(weights: Mapping[str, float]) -> dict[str, EventType]:
     """Types from training's `--weights`, with the default exclusion rule."""
     out: dict[str, EventType] = {}
     for name, w in weights.items():
-        if not math.isfinite(w) or w == 0:
-            raise ValueError(f"weight of {name!r} must be a finite non-zero number, got {w}")
+        if not math.isfinite(w):
+            raise ValueError(f"weight of {name!r} must be a finite number, got {w}")
         out[name] = EventType(float(w), default_excludes(name, float(w)))
     return out

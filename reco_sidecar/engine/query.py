@@ -76,6 +76,12 @@ class RecQuery:
     seen_rows: np.ndarray | None = None
     # What the answer says it came from; None: MODEL, or FOLD_IN for a given vector.
     source: Provenance | None = None
+    # An online user's (docs/online.md): the events' part of the history `vector` was solved
+    # from, (item rows, values summed per item); the trained row's values come on top.
+    online_sums: tuple[np.ndarray, np.ndarray] | None = None
+    # Items shown to the user, (item rows, times shown since the last engagement with each),
+    # for the ranking stage's impressions rule.
+    shown: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def k(self) -> int:

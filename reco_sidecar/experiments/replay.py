@@ -97,7 +97,9 @@ def as_event(n: int, row: Row, types: Mapping[str, EventType]) -> Event:
     for name, t in types.items():
         if t.weight == row.weight:
             return Event(f"replay-{n}", row.user_id, row.item_id, name, None, row.time)
-    same_sign = [(abs(t.weight), name) for name, t in types.items() if (t.weight > 0) == (row.weight > 0)]
+    # (a shown type, weight 0, is an impression: never the type of an interaction row)
+    same_sign = [(abs(t.weight), name) for name, t in types.items()
+                 if t.weight != 0 and (t.weight > 0) == (row.weight > 0)]
     if not same_sign:
         raise InvalidArgument(f"no event type of the sign of weight {row.weight}", field="weights")
     size, name = max(same_sign)

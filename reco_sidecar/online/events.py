@@ -45,13 +45,16 @@ class Valued:
     event: Event
     value: float
     excludes: bool
+    # Of a "shown" type (weight 0): an impression, counted for the impressions rule and never
+    # part of a solve (engine/eventtypes.py).
+    shown: bool = False
 
 
 def value_of(event: Event, types: Mapping[str, EventType]) -> Valued:
     """The event's value; the type must be one of `types` (validate first)."""
     kind = types[event.type]
     weight = 1.0 if event.weight is None else event.weight
-    return Valued(event, kind.weight * weight, kind.excludes)
+    return Valued(event, kind.weight * weight, kind.excludes, kind.weight == 0)
 
 
 def problem(event: Event, types: Mapping[str, EventType]) -> tuple[str, str] | None:

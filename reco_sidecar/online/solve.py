@@ -53,7 +53,8 @@ class Contributions:
 def contributions(model: Model, history: UserHistory) -> Contributions:
     types = model.info.event_types
     live = history.after(model.info.as_of).events
-    found = [(e, model.items.row(e.item_id)) for e in live if e.type in types]
+    # A shown type (weight 0) is an impression, not an interaction: it takes no part in a solve.
+    found = [(e, model.items.row(e.item_id)) for e in live if e.type in types and types[e.type].weight != 0]
     known = [(e, r) for e, r in found if r is not None]
     rows = np.fromiter((r for _, r in known), dtype=np.int64, count=len(known))
     valued = [value_of(e, types) for e, _ in known]

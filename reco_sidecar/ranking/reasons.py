@@ -1,7 +1,9 @@
 """Reasons for a user's recommended items, from the user's history (engine/explain.py).
 
-Whose history: a folded-in user's is the items the request supplied, each valued 1 (as
-fold-in solves); a stored user's is Model.history, the artifact's seen items with their
+Whose history: an online user's (docs/online.md) is the one the learner solved their vector
+from: the trained row's values plus the online values summed per item (online/solve.py's
+merge, on the sums the learner's table carries); a folded-in user's is the items the request
+supplied, each valued 1 (as fold-in solves); a stored user's is Model.history, the artifact's seen items with their
 interaction values when the artifact carries them (else 1 each, exact for models trained on
 unit values). Confidence and regularisation come from the version's objective, the one
 training and every serving-time solve use. For BPR and imported models the reasons explain
@@ -18,6 +20,7 @@ import numpy as np
 from reco_sidecar.engine.explain import explain
 from reco_sidecar.engine.model import Model
 from reco_sidecar.engine.query import RecQuery
+from reco_sidecar.online.solve import merge
 
 MAX_REASONS = 20
 
@@ -34,7 +37,11 @@ def history(model: Model, query: RecQuery) -> tuple[np.ndarray, np.ndarray]:
     objective (the one training and every serving-time solve use): each item weighs the matrix
     by its confidence c and explains c x p of the score; an item with preference p = 0 (a
     negative value) carries -c: it weighs the matrix and explains nothing, as in implicit."""
-    if query.vector is not None and query.seen_rows is not None:
+    if query.online_sums is not None:
+        trained_rows, trained_values = (model.history(query.user_row) if query.user_row is not None
+                                        else (np.zeros(0, np.int64), np.zeros(0)))
+        rows, values = merge(trained_rows, trained_values, query.online_sums[0], query.online_sums[1])
+    elif query.vector is not None and query.seen_rows is not None:
         rows = np.unique(np.asarray(query.seen_rows, dtype=np.int64))
         values = np.ones(len(rows))  # fold-in values each recent item 1
     elif query.user_row is None:

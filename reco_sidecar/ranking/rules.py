@@ -70,6 +70,15 @@ class Freshness:
 
 
 @dataclass(frozen=True)
+class Impressions:
+    """An item shown to the user `max_shown` times or more without an engagement since has its
+    score multiplied by `factor` (< 1): it sinks below what the user has not been shown."""
+
+    max_shown: int
+    factor: float
+
+
+@dataclass(frozen=True)
 class Pin:
     item: str
     position: int  # 1-based, in the whole list (offset included)
@@ -90,6 +99,7 @@ class RuleSet:
     freshness: Freshness | None = None
     pins: tuple[Pin, ...] = ()
     boosts: tuple[Boost, ...] = ()
+    impressions: Impressions | None = None
     # MMR's pool: each position is chosen among this many best remaining items.
     candidates: int = 50
     # How far retrieval may grow to make a capped or boosted list exact (docs/ranking.md).
@@ -166,7 +176,7 @@ def parse(text: str, syntax: str, *, source: str = "rules") -> RulesFile:
 def _rule_set(raw: Any, where: str) -> RuleSet:
     t = _table(raw, where)
     _keys(t, where, required={"model"}, optional={"experiment", "arm", "diversity", "freshness", "pin", "boost",
-                                                  "candidates", "max_candidates"})
+                                                  "impressions", "candidates", "max_candidates"})
     model = _name(t["model"], f"{where}.model")
     experiment = _name(t["experiment"], f"{where}.experiment") if "experiment" in t else ""
     arm = _name(t["arm"], f"{where}.arm") if "arm" in t else ""
@@ -186,8 +196,10 @@ def _rule_set(raw: Any, where: str) -> RuleSet:
     _unique([p.item for p in pins], f"{where}.pin", "item")
     boosts = tuple(_boost(b, f"{where}.boost[{i}]") for i, b in enumerate(_list(t.get("boost", []), f"{where}.boost")))
     _unique([b.item for b in boosts], f"{where}.boost", "item")
-    staged = any(key in t for key in ("diversity", "freshness", "pin", "boost"))
-    return RuleSet(model, experiment, arm, diversity, freshness, pins, boosts, candidates, max_candidates, staged)
+    impressions = _impressions(t["impressions"], f"{where}.impressions") if "impressions" in t else None
+    staged = any(key in t for key in ("diversity", "freshness", "pin", "boost", "impressions"))
+    return RuleSet(model, experiment, arm, diversity, freshness, pins, boosts, impressions, candidates,
+                   max_candidates, staged)
 
 
 def _diversity(raw: Any, where: str) -> Diversity:
@@ -215,6 +227,16 @@ def _freshness(raw: Any, where: str) -> Freshness:
         raise RulesFileError(f"must be positive, got {age}", field=f"{where}.max_age_days")
     boost = _factor(t["boost"], f"{where}.boost")
     return Freshness(age * 86_400.0, boost)
+
+
+def _impressions(raw: Any, where: str) -> Impressions:
+    t = _table(raw, where)
+    _keys(t, where, required={"max_shown", "factor"}, optional=set())
+    max_shown = _int(t["max_shown"], f"{where}.max_shown", 1, 1_000_000)
+    factor = _number(t["factor"], f"{where}.factor")
+    if not 1e-6 <= factor < 1.0:
+        raise RulesFileError(f"must be in [1e-6, 1) so that the item sinks, got {factor}", field=f"{where}.factor")
+    return Impressions(max_shown, factor)
 
 
 def _pin(raw: Any, where: str) -> Pin:

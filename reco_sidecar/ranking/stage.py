@@ -116,13 +116,18 @@ def _choose(model: Model, c: Compiled, query: RecQuery, retrieved: Ranked, asked
         keep = ~np.isin(pool_rows, np.fromiter(pins.values(), dtype=np.int64))
         pool_rows, pool_raw = pool_rows[keep], pool_raw[keep]
     f = rules.freshness
-    if c.factors or (f is not None and c.created_at is not None) or len(pool_rows) > len(retrieved.rows) or pins:
+    sunk = _sunk(c, query)
+    if (c.factors or (f is not None and c.created_at is not None) or len(pool_rows) > len(retrieved.rows) or pins
+            or len(sunk)):
         factor = np.ones(len(pool_rows))
         if c.factors:
             factor *= np.fromiter((c.factors.get(r, 1.0) for r in pool_rows.tolist()), dtype=np.float64,
                                   count=len(pool_rows))
         if f is not None and c.created_at is not None:
             factor[c.created_at[pool_rows] > now - f.max_age_seconds] *= f.boost
+        if len(sunk):
+            assert rules.impressions is not None
+            factor[np.isin(pool_rows, sunk)] *= rules.impressions.factor
         adjusted = _adjust(pool_raw, factor)
         order = np.lexsort((pool_rows, -adjusted))  # best first, ties to the lower row
         pool_rows, adjusted = pool_rows[order], adjusted[order]
@@ -133,6 +138,16 @@ def _choose(model: Model, c: Compiled, query: RecQuery, retrieved: Ranked, asked
     if d.mmr_lambda > 0:
         return _mmr(model, c, query.k, pool_rows, adjusted, codes, pins, bound, exhausted)
     return _greedy(c, query.k, pool_rows, adjusted, codes, pins, bound, exhausted)
+
+
+def _sunk(c: Compiled, query: RecQuery) -> np.ndarray:
+    """Rows the impressions rule sinks for this user: shown `max_shown` times or more since
+    their last engagement. A factor below 1 only lowers an item, so the exactness bound holds."""
+    rule = c.rules.impressions
+    if rule is None or query.shown is None:
+        return np.zeros(0, np.int64)
+    rows, counts = query.shown
+    return np.asarray(rows[counts >= rule.max_shown], dtype=np.int64)
 
 
 def _capped(c: Compiled, placed_codes: list[int], code: int) -> bool:

@@ -170,6 +170,9 @@ class PrepareExperiments:
     generation: int
     file: Payload
     syntax: str
+    # The W3C traceparent of the reload call whose rollout this is, when that call is traced
+    # and sampled, else "": the worker's part is then a span of that trace.
+    traceparent: str = ""
 
 
 @dataclass(frozen=True)
@@ -178,6 +181,9 @@ class CommitExperiments:
 
     TAG: ClassVar[str] = "commit_experiments"
     generation: int
+    # The W3C traceparent of the reload call whose rollout this is, when that call is traced
+    # and sampled, else "": the worker's part is then a span of that trace.
+    traceparent: str = ""
 
 
 @dataclass(frozen=True)
@@ -197,6 +203,9 @@ class SetExperiments:
     generation: int
     file: Payload
     syntax: str
+    # The W3C traceparent of the reload call whose rollout this is, when that call is traced
+    # and sampled, else "": the worker's part is then a span of that trace.
+    traceparent: str = ""
 
 
 @dataclass(frozen=True)
@@ -209,16 +218,50 @@ class ExperimentsDone:
 
 
 @dataclass(frozen=True)
+class PrepareRules:
+    """Parse this ranking rules file (validated whole by the supervisor; up to 1 MiB, so it
+    crosses as a Payload) and stage it beside the rules that serve; answer RulesPrepared or
+    RulesPrepareFailed. `syntax` is "toml" or "json"."""
+
+    TAG: ClassVar[str] = "prepare_rules"
+    generation: int
+    payload: Payload
+    syntax: str
+    # The W3C traceparent of the reload call whose rollout this is, when that call is traced
+    # and sampled, else "": the worker's part is then a span of that trace.
+    traceparent: str = ""
+
+
+@dataclass(frozen=True)
+class CommitRules:
+    """Serve what PrepareRules `generation` staged; answer RulesApplied."""
+
+    TAG: ClassVar[str] = "commit_rules"
+    generation: int
+    # The W3C traceparent of the reload call whose rollout this is, when that call is traced
+    # and sampled, else "": the worker's part is then a span of that trace.
+    traceparent: str = ""
+
+
+@dataclass(frozen=True)
+class AbortRules:
+    """Drop what PrepareRules `generation` staged."""
+
+    TAG: ClassVar[str] = "abort_rules"
+    generation: int
+
+
+@dataclass(frozen=True)
 class SetRules:
-    """Serve this ranking rules file (validated whole by the supervisor; up to 1 MiB, so it
-    crosses as a Payload) from now on; answer RulesApplied. `syntax` is "toml" or "json"."""
+    """Prepare and commit in one step, for a worker that booted with older rules than the
+    pool serves; answer RulesApplied."""
 
     TAG: ClassVar[str] = "set_rules"
     generation: int
     payload: Payload
     syntax: str
-    # The W3C traceparent of the ReloadRules call that rolled it out, when that call is traced
-    # and sampled, else "": the worker's swap is then a span of that trace.
+    # The W3C traceparent of the reload call whose rollout this is, when that call is traced
+    # and sampled, else "": the worker's part is then a span of that trace.
     traceparent: str = ""
 
 
@@ -233,7 +276,8 @@ class RulesDone:
 
 ToWorker = (Prepare | Commit | Switch | Abort | Workers | Shutdown | ReloadDone | ReloadRefused | SetExperiments
             | PrepareExperiments | CommitExperiments | AbortExperiments
-            | ExperimentsDone | MarkFailed) | StoreStatus | SetRules | RulesDone
+            | ExperimentsDone | MarkFailed | StoreStatus | PrepareRules | CommitRules | AbortRules | SetRules
+            | RulesDone)
 
 # -- worker -> supervisor --------------------------------------------------------------------------
 
@@ -252,6 +296,7 @@ class Ready:
     address: str
     versions: tuple[ModelVersion, ...]
     experiments_generation: int = 0
+    rules_generation: int = 0
 
 
 @dataclass(frozen=True)
@@ -291,6 +336,7 @@ class ReloadExperimentsRequest:
 
     TAG: ClassVar[str] = "reload_experiments"
     id: int
+    traceparent: str = ""  # the call's span, handed on with the messages of its rollout
 
 
 @dataclass(frozen=True)
@@ -358,7 +404,24 @@ class ReloadRulesRequest:
 
     TAG: ClassVar[str] = "reload_rules"
     id: int
-    traceparent: str = ""  # the call's span, handed on with the SetRules of its rollout
+    traceparent: str = ""  # the call's span, handed on with the messages of its rollout
+
+
+@dataclass(frozen=True)
+class RulesPrepared:
+    TAG: ClassVar[str] = "rules_prepared"
+    generation: int
+
+
+@dataclass(frozen=True)
+class RulesPrepareFailed:
+    """`field` names what the worker could not use (the supervisor validated the file, so
+    this is a worker that cannot read the payload, or a bug)."""
+
+    TAG: ClassVar[str] = "rules_prepare_failed"
+    generation: int
+    error: str
+    field: str
 
 
 @dataclass(frozen=True)
@@ -422,7 +485,7 @@ LearnerToSupervisor = LearnerHeartbeat
 
 ToSupervisor = (Ready | BootFailed | Heartbeat | ReloadRequest | Prepared | PrepareFailed | Committed | CommitFailed
                 | ReloadExperimentsRequest | ExperimentsApplied | ExperimentsPrepared | ExperimentsPrepareFailed
-                | ReloadRulesRequest | RulesApplied)
+                | ReloadRulesRequest | RulesPrepared | RulesPrepareFailed | RulesApplied)
 
 # -- supervisor <-> verifier helper ----------------------------------------------------------------
 

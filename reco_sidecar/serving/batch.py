@@ -183,10 +183,16 @@ class BatchStream:
         row = target.model.users.row(user_id)
         if self._online is not None and (choice is None or choice.arm is None or choice.arm.online):
             found = self._online.lookup(target.model, user_id)
-            if found is not None:
+            if found is not None and found.vector is not None:
                 return RecQuery(0, self.request.n, target.restriction, user_row=row, vector=found.vector,
                                 include_seen=self.request.filter.include_seen, seen_rows=found.seen_rows,
-                                source=Provenance.ONLINE if found.known else Provenance.ONLINE_NEW_USER)
+                                source=Provenance.ONLINE if found.known else Provenance.ONLINE_NEW_USER,
+                                online_sums=(found.sum_rows, found.sum_values),
+                                shown=(found.shown_rows, found.shown_counts))
+            if found is not None and row is not None:  # impressions alone: the trained vector stands
+                return RecQuery(0, self.request.n, target.restriction, user_row=row,
+                                include_seen=self.request.filter.include_seen,
+                                shown=(found.shown_rows, found.shown_counts))
         if row is None:
             return None
         return RecQuery(0, self.request.n, target.restriction, user_row=row,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -30,11 +30,19 @@ MAX_EVENTS_PER_MESSAGE = 1000
 class OnlineUser:
     """A user's vector as the learner last solved it against the version being served."""
 
-    vector: np.ndarray
+    # None: the user has impressions but nothing to solve; the trained vector stands.
+    vector: np.ndarray | None
     # Item rows of that version the user's events put in their seen set.
     seen_rows: np.ndarray
     # False: a user unknown at training, answered from their events alone.
     known: bool
+    # The events' part of the history the vector was solved from: item rows (ascending) and
+    # the online values summed per item; the trained values come on top (online/solve.py).
+    sum_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    sum_values: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    # Item rows shown to the user and how often since their last engagement with each.
+    shown_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    shown_counts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 @dataclass(frozen=True)

@@ -80,12 +80,15 @@ def recommend_query(
             return RecQuery(req.offset, req.n, r, user_row=user_row, vector=model.fold_in(np.unique(recent)),
                             include_seen=include_seen, seen_rows=recent)
     found = online(req.user_id) if online is not None else None
-    if found is not None:
+    if found is not None and found.vector is not None:
         return RecQuery(req.offset, req.n, r, user_row=user_row, vector=found.vector, include_seen=include_seen,
                         seen_rows=found.seen_rows,
-                        source=Provenance.ONLINE if found.known else Provenance.ONLINE_NEW_USER)
+                        source=Provenance.ONLINE if found.known else Provenance.ONLINE_NEW_USER,
+                        online_sums=(found.sum_rows, found.sum_values), shown=(found.shown_rows, found.shown_counts))
     if user_row is None:
         if req.disable_fallback:
             raise NotFound(f"unknown user {req.user_id!r}", field="user_id")
         return None
-    return RecQuery(req.offset, req.n, r, user_row=user_row, include_seen=include_seen)
+    # Impressions alone (no vector solved): the trained vector, with the user's shown counts.
+    shown = (found.shown_rows, found.shown_counts) if found is not None else None
+    return RecQuery(req.offset, req.n, r, user_row=user_row, include_seen=include_seen, shown=shown)

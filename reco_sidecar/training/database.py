@@ -20,7 +20,7 @@ from reco_sidecar.common import logs
 from reco_sidecar.common.errors import InvalidArgument, RecoError, Unavailable
 from reco_sidecar.training import progress
 from reco_sidecar.training.interactions import Builder, Interactions
-from reco_sidecar.training.weights import DEFAULT_TYPE_WEIGHTS
+from reco_sidecar.training.weights import DEFAULT_TYPE_WEIGHTS, trained
 
 log = logs.get(__name__)
 
@@ -66,7 +66,7 @@ def build_query(spec: ReadSpec, as_of: dt.datetime) -> sql.Composed:
     user, item, kind, when = (sql.Identifier(c) for c in columns)
     cases = sql.SQL(" ").join(
         sql.SQL("WHEN {} THEN {}").format(sql.Literal(name), sql.Literal(float(w)))
-        for name, w in sorted(spec.type_weights.items())
+        for name, w in sorted(trained(spec.type_weights).items())
     )
     weight = sql.SQL("(CASE {}::text {} END)::float8").format(kind, cases)
     if spec.half_life_days is not None:
@@ -76,7 +76,7 @@ def build_query(spec: ReadSpec, as_of: dt.datetime) -> sql.Composed:
         decay = sql.SQL("coalesce(power(0.5::float8, {} / {}::float8), 1.0::float8)").format(
             age, sql.Literal(spec.half_life_days * 86_400.0))
         weight = sql.SQL("{} * {}").format(weight, decay)
-    types = sql.SQL(", ").join(sql.Literal(name) for name in sorted(spec.type_weights))
+    types = sql.SQL(", ").join(sql.Literal(name) for name in sorted(trained(spec.type_weights)))
     return sql.SQL(
         "SELECT {user}::text, {item}::text, sum({weight})::float8 FROM {table}"
         " WHERE {kind}::text IN ({types}) AND {user} IS NOT NULL AND {item} IS NOT NULL"

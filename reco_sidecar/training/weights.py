@@ -4,6 +4,9 @@ A negative weight makes a negative type (skip, hide): its interactions lower the
 value, and a pair whose value ends below zero is read by ALS as "not liked, with confidence
 alpha x |value|" (engine/objective.py). The weights are recorded in the version's manifest
 as the event types the sidecar accepts online (engine/eventtypes.py).
+
+A weight of 0 makes a shown type (impressions): recorded in the manifest so that the sidecar
+accepts it online for the impressions rule (docs/ranking.md), and never read for training.
 """
 
 from __future__ import annotations
@@ -35,9 +38,9 @@ def parse(text: str) -> dict[str, float]:
             weight = float(value)
         except ValueError:
             raise InvalidArgument(f"weight of {name!r} is not a number: {value!r}", field="weights") from None
-        if not math.isfinite(weight) or weight == 0 or abs(weight) > MAX_WEIGHT:
-            raise InvalidArgument(f"weight of {name!r} must be a non-zero number between {-MAX_WEIGHT:g} "
-                                  f"and {MAX_WEIGHT:g}, got {value!r}", field="weights")
+        if not math.isfinite(weight) or abs(weight) > MAX_WEIGHT:
+            raise InvalidArgument(f"weight of {name!r} must be a finite number between {-MAX_WEIGHT:g} "
+                                  f"and {MAX_WEIGHT:g} (0: a shown type), got {value!r}", field="weights")
         if not name.isprintable() or len(name.encode("utf-8")) > MAX_NAME_BYTES:
             raise InvalidArgument(f"type {name!r} must be printable and at most {MAX_NAME_BYTES} bytes",
                                   field="weights")
@@ -46,7 +49,15 @@ def parse(text: str) -> dict[str, float]:
         out[name] = weight
     if not out:
         raise InvalidArgument("no type=weight pairs given", field="weights")
+    if not any(out.values()):
+        raise InvalidArgument("every type has weight 0: at least one must be an interaction to train on",
+                              field="weights")
     return out
+
+
+def trained(type_weights: dict[str, float]) -> dict[str, float]:
+    """The types training reads: shown types (weight 0) are impressions, not interactions."""
+    return {name: w for name, w in type_weights.items() if w != 0}
 
 
 def check_half_life(days: float | None) -> float | None:

@@ -64,7 +64,8 @@ class LearnerClient:
         entry = reader.lookup(user_id)
         if entry is None:
             return None
-        return OnlineUser(entry.vector, entry.seen_rows, entry.known)
+        return OnlineUser(entry.vector, entry.seen_rows, entry.known, entry.sum_rows, entry.sum_values,
+                          entry.shown_rows, entry.shown_counts)
 
     def _table(self, version: int) -> TableReader | None:
         """Called from the event loop and from BatchRecommend's scoring threads: a replaced

@@ -3,9 +3,13 @@ item with the version's own event types, solved by online/solve.py (exactly as i
 ALS recalculates a user, item factors fixed) and written to the shared table.
 
 Which events count: every event newer than the version's `as_of` (older ones are already
-in its training data) whose type the version knows. Which user is kept: the table decides
+in its training data) whose type the version knows. An event of a "shown" type (weight 0,
+engine/eventtypes.py) takes no part in the solve: it counts one impression of the item for
+the user, and an engagement (an event of positive value) on the item sets its count back
+to 0 (docs/ranking.md, "Impressions"). A user touched by shown events only is not solved
+again: only the slot's shown counts are rewritten. Which user is kept: the table decides
 (bucket LRU, table.py); a user it evicts is forgotten here too, so memory stays within
---online-max-users users of at most MAX_SEEN distinct items each.
+--online-max-users users of at most MAX_SEEN distinct items and MAX_SHOWN shown items each.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import numpy as np
 from reco_sidecar.engine import foldin
 from reco_sidecar.engine.model import Model
 from reco_sidecar.online.events import Event
-from reco_sidecar.runtime.learner.table import MAX_SEEN, TableWriter
+from reco_sidecar.runtime.learner.table import MAX_SEEN, MAX_SHOWN, TableWriter
 
 _UNSET = -1
 # Events recorded, and users solved, per pass: a group's worth at a time, so that replaying a
@@ -36,6 +40,12 @@ class _User:
     seen: dict[str, int] = field(default_factory=dict)
     # The user's row in this version (None: unknown at training); _UNSET until looked up.
     row: int | None = _UNSET
+    # Rows of this version's items shown to the user -> times shown since the last
+    # engagement with it, least recently shown first.
+    shown: dict[int, int] = field(default_factory=dict)
+    # Whether an interaction arrived since the user was last solved (shown events alone
+    # leave the vector as it is).
+    stale: bool = False
 
 
 class VersionState:
@@ -72,6 +82,18 @@ class VersionState:
             if user is None:
                 user = self._users[e.user_id] = _User()
             kind = types[e.type]
+            touched.pop(e.user_id, None)
+            touched[e.user_id] = None
+            if kind.weight == 0:  # shown: one impression, no interaction
+                known = user.items.get(e.item_id)
+                row = known[1] if known is not None else (
+                    rows[e.item_id] if e.item_id in rows else self.model.items.row(e.item_id))
+                if row is not None:  # an item this version cannot recommend needs no count
+                    user.shown[row] = user.shown.pop(row, 0) + 1
+                    if len(user.shown) > MAX_SHOWN:
+                        del user.shown[next(iter(user.shown))]
+                continue
+            user.stale = True
             # value_of's value, inline: the type's weight times the event's own (1 unset)
             value = kind.weight * (1.0 if e.weight is None else e.weight)
             before = user.items.pop(e.item_id, None)
@@ -82,11 +104,11 @@ class VersionState:
             user.items[e.item_id] = (total + value, row)
             if kind.excludes and row is not None:
                 user.seen[e.item_id] = row
+            if user.shown and value > 0 and row is not None:
+                user.shown.pop(row, None)  # engaged with: its impressions start again from 0
             while len(user.items) > MAX_SEEN:
                 user.seen.pop(next(iter(user.items)), None)
                 del user.items[next(iter(user.items))]
-            touched.pop(e.user_id, None)
-            touched[e.user_id] = None
 
     def publish(self, users: Iterable[str]) -> None:
         """Solves the users again and writes them to the table: each user's history as
@@ -94,7 +116,9 @@ class VersionState:
         all users of the group at once (engine/foldin.py's solve_flat), then one table write.
 
         A known user with no online value on a known item keeps the version's stored vector
-        (nothing is written); a user left with no item at all has no vector."""
+        (nothing is written unless it was shown items: then its slot says "no vector of its
+        own" and carries the counts); a user left with no item at all has no vector. A user
+        touched by shown events only keeps its slot's vector: just the counts are rewritten."""
         order = list(users)
         for start in range(0, len(order), CHUNK):
             self._publish(order[start : start + CHUNK])
@@ -104,41 +128,74 @@ class VersionState:
         unset = [u for u in users if (user := self._users.get(u)) is not None and user.row is _UNSET]
         for user_id, row in zip(unset, m.users.rows_or_none(unset), strict=True):
             self._users[user_id].row = row
+        # The users whose slots are written, in the group's order (the newest event's user
+        # last, so that no write of this group evicts it), and what each one's vector is:
+        # solved now, kept from its slot (shown events only), or none (impressions alone).
         picked: list[tuple[str, _User]] = []
-        trained: list[int] = []  # the user rows of the picked users known at training
-        trained_at: list[int] = []  # and their places in `picked`
-        owner: list[int] = []
+        to_solve: list[int] = []  # indices into picked
+        kept: dict[int, tuple[np.ndarray, bool]] = {}  # index -> (slot's vector, solved)
+        trained: list[int] = []  # the user rows of the users to solve known at training
+        trained_at: list[int] = []  # and their places in `to_solve`
+        owner: list[int] = []  # the online sums of every picked user, (index, row, value)
         rows: list[int] = []
         values: list[float] = []
         for user_id in users:
             user = self._users.get(user_id)
             if user is None:
                 continue
+            at = len(picked)
             before = len(rows)
             for total, row in user.items.values():
                 if row is not None:
                     rows.append(row)
                     values.append(total)
-            if len(rows) == before and user.row is not None:
-                continue  # nothing new: the version's stored vector stands
-            at = len(picked)
             owner.extend([at] * (len(rows) - before))
-            if user.row is not None:
-                trained.append(user.row)
-                trained_at.append(at)
+            if not user.stale:  # shown events only: the slot's vector stands, no solve
+                current = self.table.vector_of(user_id)
+                if current is not None:
+                    kept[at] = current
+                elif not user.shown:
+                    del owner[before:], rows[before:], values[before:]
+                    continue
+            elif len(rows) == before and user.row is not None and not user.shown:
+                del owner[before:], rows[before:], values[before:]
+                continue  # nothing new: the version's stored vector stands
+            elif len(rows) > before or user.row is None:
+                if user.row is not None:
+                    trained.append(user.row)
+                    trained_at.append(len(to_solve))
+                to_solve.append(at)
+            user.stale = False
             picked.append((user_id, user))
         if not picked:
             return
-        flat_rows, flat_values, lengths = self._merged(
-            np.asarray(trained, dtype=np.int64), np.asarray(trained_at, dtype=np.int64),
-            np.asarray(owner, dtype=np.int64), np.asarray(rows, dtype=np.int64), np.asarray(values, dtype=np.float64),
-            len(picked))
-        vectors = foldin.solve_flat(m.item_factors, m.yty, flat_rows, flat_values, lengths, m.info.objective)
-        solved = np.flatnonzero(lengths)  # a user left with no item at all has no vector
+        vectors = np.zeros((len(picked), m.factors), dtype=np.float32)
+        solved = np.zeros(len(picked), dtype=bool)
+        for at, (vector, was_solved) in kept.items():
+            vectors[at], solved[at] = vector, was_solved
+        sums_owner, sums_rows, sums_values = (np.asarray(owner, dtype=np.int64), np.asarray(rows, dtype=np.int64),
+                                              np.asarray(values, dtype=np.float64))
+        if to_solve:
+            index = np.asarray(to_solve, dtype=np.int64)
+            place = np.full(len(picked), -1, dtype=np.int64)
+            place[index] = np.arange(len(index))
+            mine = place[sums_owner] >= 0
+            flat_rows, flat_values, lengths = self._merged(
+                np.asarray(trained, dtype=np.int64), np.asarray(trained_at, dtype=np.int64),
+                place[sums_owner[mine]], sums_rows[mine], sums_values[mine], len(index))
+            solved_now = foldin.solve_flat(m.item_factors, m.yty, flat_rows, flat_values, lengths, m.info.objective)
+            vectors[index] = solved_now
+            solved[index] = lengths > 0
+        # a user left with no item and shown nothing has nothing to write
+        written = np.flatnonzero(solved | np.fromiter((bool(u.shown) for _, u in picked), dtype=bool,
+                                                      count=len(picked)))
+        keep = np.isin(sums_owner, written)
         evicted = self.table.put_many(
-            [picked[i][0] for i in solved], vectors[solved],
-            [np.fromiter(picked[i][1].seen.values(), dtype=np.int32, count=len(picked[i][1].seen)) for i in solved],
-            [picked[i][1].row is not None for i in solved])
+            [picked[i][0] for i in written], vectors[written],
+            [np.fromiter(picked[i][1].seen.values(), dtype=np.int32, count=len(picked[i][1].seen)) for i in written],
+            [picked[i][1].row is not None for i in written], solved=solved[written],
+            sums=(np.bincount(sums_owner[keep], minlength=len(picked))[written], sums_rows[keep], sums_values[keep]),
+            shown=[_shown(picked[i][1]) for i in written])
         for user_id in evicted:
             self._users.pop(user_id, None)
 
@@ -173,3 +230,10 @@ class VersionState:
 
     def __len__(self) -> int:
         return len(self._users)
+
+
+def _shown(user: _User) -> tuple[np.ndarray, np.ndarray]:
+    """The user's shown counts as (item rows, counts), least recently shown first."""
+    n = len(user.shown)
+    return (np.fromiter(user.shown.keys(), dtype=np.int64, count=n),
+            np.fromiter(user.shown.values(), dtype=np.int64, count=n))

@@ -12,6 +12,14 @@ relies on.
 When the learner replaces a table (a new version, or a learner restart that rebuilt it),
 it renames the new file into place and sets the old one's `retired` word: a reader seeing
 it opens the path again.
+
+A slot holds, besides the vector (valid when `solved`: a user with only impressions has
+none, and is answered from the trained vector):
+- the user's online sums per item (rows of this version, summed values), the part of the
+  solve's history the events contributed, so a worker explains the vector with the values
+  it was solved from (ranking/reasons.py);
+- how many times each item was shown to the user without an engagement since (the
+  impressions rule, docs/ranking.md), for the MAX_SHOWN items most recently shown.
 """
 
 from __future__ import annotations
@@ -26,9 +34,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MAGIC = b"RECOONL1"
+MAGIC = b"RECOONL2"
 WAYS = 8
 MAX_SEEN = 128
+MAX_SHOWN = 64
 HEADER_BYTES = 64
 _RETIRED_AT = 32
 _READ_ATTEMPTS = 1000
@@ -37,7 +46,9 @@ _READ_ATTEMPTS = 1000
 def slot_dtype(factors: int) -> np.dtype:
     return np.dtype([("seq", "<u8"), ("key0", "<u8"), ("key1", "<u8"), ("updated", "<f8"),
                      ("known", "<u4"), ("n_seen", "<u4"), ("seen", "<i4", (MAX_SEEN,)),
-                     ("vector", "<f4", (factors,))])
+                     ("solved", "<u4"), ("n_sums", "<u4"), ("sum_rows", "<i4", (MAX_SEEN,)),
+                     ("sum_values", "<f8", (MAX_SEEN,)), ("n_shown", "<u4"), ("shown_rows", "<i4", (MAX_SHOWN,)),
+                     ("shown_counts", "<u4", (MAX_SHOWN,)), ("vector", "<f4", (factors,))])
 
 
 def key_of(user_id: str) -> tuple[int, int]:
@@ -61,9 +72,26 @@ def table_path(directory: pathlib.Path, model: str, version: int) -> pathlib.Pat
 
 @dataclass(frozen=True)
 class Entry:
-    vector: np.ndarray
+    vector: np.ndarray | None  # None: nothing solved, the trained vector stands
     seen_rows: np.ndarray
     known: bool
+    sum_rows: np.ndarray
+    sum_values: np.ndarray
+    shown_rows: np.ndarray
+    shown_counts: np.ndarray
+
+
+@dataclass(frozen=True)
+class Slot:
+    """What the learner writes for one user."""
+
+    vector: np.ndarray | None
+    seen_rows: np.ndarray
+    known: bool
+    sum_rows: np.ndarray
+    sum_values: np.ndarray
+    shown_rows: np.ndarray
+    shown_counts: np.ndarray
 
 
 class _Mapped:
@@ -118,6 +146,10 @@ class TableWriter:
         self._seq, self._key0, self._key1 = slots["seq"], slots["key0"], slots["key1"]
         self._updated, self._known, self._n_seen = slots["updated"], slots["known"], slots["n_seen"]
         self._seen, self._vector = slots["seen"], slots["vector"]
+        self._solved, self._n_sums = slots["solved"], slots["n_sums"]
+        self._sum_rows, self._sum_values = slots["sum_rows"], slots["sum_values"]
+        self._n_shown, self._shown_rows = slots["n_shown"], slots["shown_rows"]
+        self._shown_counts = slots["shown_counts"]
 
     def publish(self) -> None:
         """Renames the table into place, where workers find it (after the initial fill)."""
@@ -129,16 +161,28 @@ class TableWriter:
     def users(self) -> list[str]:
         return list(self._slot_of)
 
-    def put(self, user_id: str, vector: np.ndarray, seen_rows: np.ndarray, known: bool) -> str | None:
-        """Writes the user's slot; returns the user evicted to make room, if any."""
-        evicted = self.put_many([user_id], np.asarray(vector)[None, :], [seen_rows], [known])
+    def put(self, user_id: str, entry: Slot) -> str | None:
+        """Writes one user's slot (put_many of one); returns the user evicted, if any."""
+        vector = np.zeros((1, self._m.factors), np.float32) if entry.vector is None else np.asarray(entry.vector)[None]
+        evicted = self.put_many([user_id], vector, [entry.seen_rows], [entry.known],
+                                solved=np.array([entry.vector is not None]),
+                                sums=(np.array([len(entry.sum_rows[-MAX_SEEN:])]), entry.sum_rows[-MAX_SEEN:],
+                                      entry.sum_values[-MAX_SEEN:]),
+                                shown=[(entry.shown_rows, entry.shown_counts)])
         return evicted[0] if evicted else None
 
     def put_many(self, user_ids: Sequence[str], vectors: np.ndarray, seen_rows: Sequence[np.ndarray],
-                 known: Sequence[bool]) -> list[str]:
+                 known: Sequence[bool], *, solved: np.ndarray | None = None,
+                 sums: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+                 shown: Sequence[tuple[np.ndarray, np.ndarray]] | None = None) -> list[str]:
         """Writes each user's slot, in order (user i gets vectors[i]); returns the users evicted
         to make room. `updated` is a count of writes, not a clock: the order of updates decides
         eviction, without ties, exactly as if the users were put one at a time.
+
+        `solved[i]` false: user i has no vector of its own (impressions only), the trained one
+        stands; default all solved. `sums`: (lengths, rows, values), the users' online sums
+        per item laid end to end in user order, at most MAX_SEEN each; default none. `shown`:
+        per user (item rows, counts), the last MAX_SHOWN kept; default none.
 
         The slots are chosen first (from this writer's own record of them: it is the table's
         only writer), then written together: every chosen slot's sequence number made odd,
@@ -149,20 +193,10 @@ class TableWriter:
         stamps = np.empty(len(user_ids), dtype=np.float64)
         keys = np.empty((len(user_ids), 2), dtype=np.uint64)
         for i, user_id in enumerate(user_ids):
-            self._writes += 1
+            key = key_of(user_id)
+            keys[i] = key
+            slot = self._claim(user_id, key[1], evicted)
             stamps[i] = self._writes
-            key0, key1 = key_of(user_id)
-            keys[i] = key0, key1
-            slot = self._slot_of.get(user_id)
-            if slot is None:
-                slot = self._free_or_oldest(_bucket(key1, self._m.buckets) * WAYS)
-                gone = self._owner.pop(slot, None)
-                if gone is not None:
-                    del self._slot_of[gone]
-                    evicted.append(gone)
-                self._slot_of[user_id] = slot
-                self._owner[slot] = user_id
-            self._stamp[slot] = self._writes
             chosen.pop(slot, None)  # a user evicted within this call: only the last one is written
             chosen[slot] = i
         slots = np.fromiter(chosen.keys(), dtype=np.int64, count=len(chosen))
@@ -173,15 +207,55 @@ class TableWriter:
             rows = seen_rows[i][-MAX_SEEN:]
             n_seen[j] = len(rows)
             seen[j, : len(rows)] = rows
+        sum_rows, sum_values, n_sums = _padded(sums, len(user_ids))
+        shown_rows = np.zeros((len(at), MAX_SHOWN), dtype=np.int32)
+        shown_counts = np.zeros((len(at), MAX_SHOWN), dtype=np.uint32)
+        n_shown = np.zeros(len(at), dtype=np.uint32)
+        if shown is not None:
+            for j, i in enumerate(at):
+                rows, counts = shown[i]
+                if len(rows):  # most users were shown nothing: skip them cheaply
+                    n = min(len(rows), MAX_SHOWN)
+                    n_shown[j] = n
+                    shown_rows[j, :n], shown_counts[j, :n] = rows[-MAX_SHOWN:], counts[-MAX_SHOWN:]
         self._seq[slots] += 1  # odd: being written
         self._key0[slots], self._key1[slots] = keys[at, 0], keys[at, 1]
         self._updated[slots] = stamps[at]
         self._known[slots] = np.asarray(known, dtype=np.uint32)[at]
         self._n_seen[slots] = n_seen
         self._seen[slots] = seen
+        self._solved[slots] = 1 if solved is None else np.asarray(solved, dtype=np.uint32)[at]
         self._vector[slots] = vectors[at]
+        self._n_sums[slots] = n_sums[at]
+        self._sum_rows[slots] = sum_rows[at]
+        self._sum_values[slots] = sum_values[at]
+        self._n_shown[slots] = n_shown
+        self._shown_rows[slots] = shown_rows
+        self._shown_counts[slots] = shown_counts
         self._seq[slots] += 1
         return evicted
+
+    def vector_of(self, user_id: str) -> tuple[np.ndarray, bool] | None:
+        """The user's slot's (vector, solved), None when it holds no slot: read back from the
+        writer's own mapping (it is the only writer), so shown events need no solve."""
+        slot = self._slot_of.get(user_id)
+        return None if slot is None else (self._vector[slot].copy(), bool(self._solved[slot]))
+
+    def _claim(self, user_id: str, key1: int, evicted: list[str]) -> int:
+        """The user's slot, taking an empty or the least recently updated one of its bucket
+        (whose user goes to `evicted`); counts one write."""
+        self._writes += 1
+        slot = self._slot_of.get(user_id)
+        if slot is None:
+            slot = self._free_or_oldest(_bucket(key1, self._m.buckets) * WAYS)
+            gone = self._owner.pop(slot, None)
+            if gone is not None:
+                del self._slot_of[gone]
+                evicted.append(gone)
+            self._slot_of[user_id] = slot
+            self._owner[slot] = user_id
+        self._stamp[slot] = self._writes
+        return slot
 
     def _free_or_oldest(self, first: int) -> int:
         """An empty slot of the bucket starting at `first`, else its least recently updated."""
@@ -209,7 +283,24 @@ class TableWriter:
 
     def close(self) -> None:
         del self._seq, self._key0, self._key1, self._updated, self._known, self._n_seen, self._seen, self._vector
+        del self._solved, self._n_sums, self._sum_rows, self._sum_values
+        del self._n_shown, self._shown_rows, self._shown_counts
         self._m.close()
+
+
+def _padded(sums: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+            n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, values, lengths) of n users' sums laid end to end, as (n, MAX_SEEN) arrays."""
+    rows, values = np.zeros((n, MAX_SEEN), dtype=np.int32), np.zeros((n, MAX_SEEN), dtype=np.float64)
+    if sums is None:
+        return rows, values, np.zeros(n, dtype=np.uint32)
+    lengths = np.asarray(sums[0], dtype=np.int64)
+    if len(lengths) and int(lengths.max()) > MAX_SEEN:
+        raise ValueError(f"a user's online sums hold at most {MAX_SEEN} items")
+    owner = np.repeat(np.arange(n), lengths)
+    place = np.arange(len(owner)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    rows[owner, place], values[owner, place] = sums[1], sums[2]
+    return rows, values, lengths.astype(np.uint32)
 
 
 def retire_file(path: pathlib.Path) -> None:
@@ -253,8 +344,10 @@ class TableReader:
                 continue
             if int(row["key0"]) != key0 or int(row["key1"]) != key1:
                 return None
-            n = int(row["n_seen"])
-            return Entry(row["vector"], row["seen"][:n].astype(np.int64), bool(row["known"]))
+            n, sums, shown = int(row["n_seen"]), int(row["n_sums"]), int(row["n_shown"])
+            return Entry(row["vector"] if row["solved"] else None, row["seen"][:n].astype(np.int64),
+                         bool(row["known"]), row["sum_rows"][:sums].astype(np.int64), row["sum_values"][:sums],
+                         row["shown_rows"][:shown].astype(np.int64), row["shown_counts"][:shown].astype(np.int64))
         return None  # the writer kept rewriting this slot: answer from the model this once
 
     def close(self) -> None:

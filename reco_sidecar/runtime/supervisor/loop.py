@@ -60,7 +60,6 @@ class Supervisor:
             if self.store is not None:
                 self.store.close()
             self.router.payloads.close()
-            self.router.rules.payloads.close()
 
     def _run(self) -> int:
         s = self.settings

@@ -22,9 +22,9 @@ from reco_sidecar.runtime.learner.supervised import LearnerHandle
 from reco_sidecar.runtime.payload import PayloadDir
 from reco_sidecar.runtime.supervisor import model_reload as co
 from reco_sidecar.runtime.supervisor import rollout as ro
-from reco_sidecar.runtime.supervisor import rules_rollout
 from reco_sidecar.runtime.supervisor.experiments_rollout import ExperimentsReader, experiments_rollout
 from reco_sidecar.runtime.supervisor.pool import Pool, WorkerSlot
+from reco_sidecar.runtime.supervisor.rules_rollout import RulesReader, rules_rollout
 from reco_sidecar.runtime.supervisor.store_bridge import Handlers, StoreBridge
 from reco_sidecar.runtime.supervisor.transaction import Reply, Requester, Send
 from reco_sidecar.runtime.supervisor.verifier import Verifier
@@ -54,10 +54,11 @@ class Router:
         self.experiments = ExperimentsReader(settings.experiments, self.payloads)
         self.booted_with = experiments or ExperimentsFile.empty()
         self.rollout = experiments_rollout(settings.workers, settings.reload_timeout)
-        # The ranking rules: validated whole here, then swapped in by every worker (docs/ranking.md).
-        self.rules = rules_rollout.RulesRollout(settings.rules, settings.workers, settings.reload_timeout)
-        if rules is not None:
-            self.rules.current, self.rules.generation = rules, 1
+        # The ranking rules: validated whole here, then staged by every worker and swapped in by
+        # all once all staged, on the same two-phase rollout as experiments (docs/ranking.md).
+        self.rules_file = RulesReader(settings.rules, self.payloads)
+        self.rules_booted_with = rules or RulesFile.empty()
+        self.rules = rules_rollout(settings.workers, settings.reload_timeout)
         self.watch = Watch(settings.model_root, settings.watch, folders=store is None)
         self._fds_for_children = fds_for_children
         # What a Reload sent to the follower asked for, and its trace.
@@ -79,10 +80,19 @@ class Router:
     def experiments_served(self) -> ExperimentsFile:
         return self.rollout.current.content if self.rollout.current is not None else self.booted_with
 
+    def rules_served(self) -> RulesFile:
+        return self.rules.current.content if self.rules.current is not None else self.rules_booted_with
+
+    def _payloads_in_use(self) -> list[m.Payload | None]:
+        """What the pool serves and what is being rolled out, of both kinds of file: they share
+        one payload directory, so neither rollout may prune the other's files."""
+        return [r.current.payload if r.current else None for r in (self.rollout, self.rules)] + [
+            r.proposal.file.payload if r.proposal else None for r in (self.rollout, self.rules)]
+
     def spawn(self, slot: WorkerSlot, now: float) -> None:
         failed = {name: reload.failed_versions() for name, reload in self.reloads.items()}
         self.pool.spawn(slot, self.serving(), now, self.experiments_served(), self.rollout.generation, failed,
-                        rules=self.rules.current, rules_generation=self.rules.generation)
+                        rules=self.rules_served(), rules_generation=self.rules.generation)
 
     @property
     def busy(self) -> bool:
@@ -160,7 +170,7 @@ class Router:
                     if file_refused:
                         self.experiments.workers_refused()
                     if ok:
-                        self.payloads.keep_only([self.rollout.current.payload if self.rollout.current else None])
+                        self.payloads.keep_only(self._payloads_in_use())
                         log.info("experiments_done", generation=generation,
                                  experiments=[e.name for e in self.experiments_served().experiments.experiments])
                     else:
@@ -169,7 +179,8 @@ class Router:
                 case _:
                     assert_never(action)
 
-    def send(self, slot: WorkerSlot, message: m.ToWorker, *, model: str | None = None, rollout: bool = False) -> bool:
+    def send(self, slot: WorkerSlot, message: m.ToWorker, *, model: str | None = None, rollout: bool = False,
+             rules: bool = False) -> bool:
         """False when the worker is gone. A message that cannot reach a live worker fails the
         transaction that sent it at once (not at its timeout)."""
         try:
@@ -180,6 +191,8 @@ class Router:
                 self.event(co.Undeliverable(slot.slot, str(e)), model)
             if rollout:
                 self.rolled(self.rollout.undeliverable(slot.slot, str(e)))
+            if rules:
+                self.rules_rolled(self.rules.undeliverable(slot.slot, str(e)))
             return False
 
     def _with_digests(self, message: m.ToWorker, model: str) -> m.ToWorker:
@@ -239,7 +252,7 @@ class Router:
         if not self.store.request(requester, spec):
             self.store_refused(requester, ErrorKind.UNAVAILABLE, "the model store follower is restarting; try again")
 
-    def reload_experiments(self, requester: Requester | None) -> None:
+    def reload_experiments(self, requester: Requester | None, traceparent: str = "") -> None:
         def versions_of(model: str) -> list[int]:
             try:
                 return version_dirs.list_versions(self.settings.model_root / model)
@@ -247,7 +260,7 @@ class Router:
                 return []
 
         checked = self.experiments.check(list(self.reloads), versions_of)
-        self.rolled(self.rollout.asked(requester, checked, time.monotonic()))
+        self.rolled(self.rollout.asked(requester, checked, time.monotonic(), traceparent))
 
     def wanted(self, requests: list[ReloadWanted]) -> None:
         for want in requests:
@@ -261,24 +274,33 @@ class Router:
         if not self.rollout.busy and self.experiments.changed(self.experiments_served()):
             log.info("watch_found_experiments", file=str(self.settings.experiments))
             self.reload_experiments(None)
-        if not self.rules.busy and self.rules.file_changed():
+        if not self.rules.busy and self.rules_file.changed(self.rules_served()):
             log.info("watch_found_rules", file=str(self.settings.rules))
-            self.rules_rolled(self.rules.asked(None, time.monotonic()))
+            self.reload_rules(None)
 
     # -- ranking rules ---------------------------------------------------------------------------
 
-    def rules_rolled(self, actions: list[rules_rollout.Action]) -> None:
+    def reload_rules(self, requester: Requester | None, traceparent: str = "") -> None:
+        self.rules_rolled(self.rules.asked(requester, self.rules_file.check(), time.monotonic(), traceparent))
+
+    def rules_rolled(self, actions: list[ro.Action]) -> None:
         """Carries out what the rules rollout returns."""
         for action in actions:
             match action:
-                case rules_rollout.Send(slot, message):
-                    self.send(self.pool.slots[slot], message)
-                case rules_rollout.Answer(requester, message):
+                case Send(slot, message):
+                    if isinstance(message, m.PrepareRules) and slot == min(self.rules.ready, default=-1):
+                        log.info("rules_rollout", generation=message.generation)
+                    self.send(self.pool.slots[slot], message, rules=True)
+                case Reply(requester, message):
                     self.send(self.pool.slots[requester[0]], message)
-                case rules_rollout.Outcome(ok, generation, message, field_name):
+                case ro.Outcome(ok, generation, message, field_name, file_refused):
+                    if file_refused:
+                        self.rules_file.workers_refused()
                     if ok:
-                        log.info("rules_done", generation=generation, rule_sets=len(self.rules.current.rule_sets),
-                                 hidden=len(self.rules.current.hide))
+                        self.payloads.keep_only(self._payloads_in_use())
+                        served = self.rules_served()
+                        log.info("rules_done", generation=generation, rule_sets=len(served.rule_sets),
+                                 hidden=len(served.hide))
                     else:
                         log.warning("rules_refused", generation=generation, error=message, field=field_name)
                 case _:
@@ -312,7 +334,7 @@ class Router:
         for served in ready.versions:
             self.event(co.WorkerBooted(slot.slot, served.version), served.model)
         self.rolled(self.rollout.booted(slot.slot, ready.experiments_generation))
-        self.rules_rolled(self.rules.booted(slot.slot))
+        self.rules_rolled(self.rules.booted(slot.slot, ready.rules_generation))
         if self.store is not None and self.store.last_status is not None:
             self.send(slot, self.store.last_status)
 
@@ -334,8 +356,8 @@ class Router:
                 self.reload_asked((slot.slot, request_id), spec, model, traceparent)
             case m.Prepared() | m.PrepareFailed() | m.Committed() | m.CommitFailed():
                 self.event(co.WorkerAnswered(slot.slot, message), message.model)
-            case m.ReloadExperimentsRequest(request_id):
-                self.reload_experiments((slot.slot, request_id))
+            case m.ReloadExperimentsRequest(request_id, traceparent):
+                self.reload_experiments((slot.slot, request_id), traceparent)
             case m.ExperimentsPrepared(generation):
                 self.rolled(self.rollout.prepared(slot.slot, generation))
             case m.ExperimentsPrepareFailed(generation, error, field_name):
@@ -343,7 +365,11 @@ class Router:
             case m.ExperimentsApplied(generation):
                 self.rolled(self.rollout.applied(slot.slot, generation))
             case m.ReloadRulesRequest(request_id, traceparent):
-                self.rules_rolled(self.rules.asked((slot.slot, request_id), time.monotonic(), traceparent))
+                self.reload_rules((slot.slot, request_id), traceparent)
+            case m.RulesPrepared(generation):
+                self.rules_rolled(self.rules.prepared(slot.slot, generation))
+            case m.RulesPrepareFailed(generation, error, field_name):
+                self.rules_rolled(self.rules.prepare_failed(slot.slot, generation, error, field_name))
             case m.RulesApplied(generation):
                 self.rules_rolled(self.rules.applied(slot.slot, generation))
             case _:

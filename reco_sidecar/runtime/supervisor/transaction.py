@@ -32,7 +32,7 @@ class Reply:
     """Answer a client's request, through the worker that forwarded it."""
 
     requester: Requester
-    message: wire.ReloadDone | wire.ReloadRefused | wire.ExperimentsDone
+    message: wire.ReloadDone | wire.ReloadRefused | wire.ExperimentsDone | wire.RulesDone
 
 
 @dataclass

@@ -23,12 +23,11 @@ from reco_sidecar.common.versions import VersionSpec
 from reco_sidecar.experiments.live import LiveExperiments
 from reco_sidecar.manager.manager import ModelManager
 from reco_sidecar.manager.registry import ModelRegistry
-from reco_sidecar.ranking import rules as rules_file
 from reco_sidecar.ranking.live import LiveRules
-from reco_sidecar.runtime import payload
 from reco_sidecar.runtime import wire as m
 from reco_sidecar.runtime.channel import Channel
 from reco_sidecar.runtime.worker.experiments import ExperimentsApplier
+from reco_sidecar.runtime.worker.rules import RulesApplier
 from reco_sidecar.runtime.worker.stop import StopReason
 from reco_sidecar.runtime.worker.topology import WorkerTopology
 from reco_sidecar.serving import tracing
@@ -48,7 +47,7 @@ class WorkerControl:
                  experiments: LiveExperiments | None = None, reload_timeout: float = 600.0,
                  rules: LiveRules | None = None) -> None:
         self._channel = channel
-        self._rules = rules
+        self._rules = RulesApplier(rules, channel.send) if rules is not None else None
         self._registry = registry
         self._experiments = (ExperimentsApplier(registry, experiments, channel.send)
                              if experiments is not None else None)
@@ -94,7 +93,8 @@ class WorkerControl:
     def reload_experiments(self) -> ExperimentsOutcome:
         """Asks the supervisor to read the experiments file again; returns once every worker
         serves it, raises (naming the field) when the file is refused."""
-        reply = self._ask(m.ReloadExperimentsRequest)
+        parent = tracing.traceparent()  # the call's span: every worker's part joins its trace
+        reply = self._ask(lambda request_id: m.ReloadExperimentsRequest(request_id, parent))
         match reply:
             case m.ExperimentsDone(_, generation, experiments, workers):
                 return ExperimentsOutcome(generation, experiments, workers)
@@ -108,7 +108,7 @@ class WorkerControl:
     def reload_rules(self) -> RulesOutcome:
         """Asks the supervisor to read the rules file again; returns once every worker serves
         it, raises (naming the field) when the file is refused."""
-        parent = tracing.traceparent()  # the call's span: every worker's swap joins its trace
+        parent = tracing.traceparent()  # the call's span: every worker's part joins its trace
         reply = self._ask(lambda request_id: m.ReloadRulesRequest(request_id, parent))
         match reply:
             case m.RulesDone(_, generation, rule_sets, workers):
@@ -165,21 +165,14 @@ class WorkerControl:
             case m.AbortExperiments(generation):
                 if self._experiments is not None:
                     self._experiments.abort(generation)
-            case m.SetRules(generation, sent, syntax, traceparent):
-                # Swapped here, on the receiving thread: a rule change waits for no model load.
+            case m.PrepareRules() | m.CommitRules() | m.AbortRules() | m.SetRules():
+                # On the receiving thread: a rule change waits for no model load.
                 if self._rules is not None:
-                    step = (self.traces.remote_step("rules.apply", traceparent, {"reco.rules.generation": generation})
-                            if self.traces is not None and traceparent else tracing.NO_STEP)
-                    with step:
-                        try:
-                            text = payload.read(sent).decode("utf-8")
-                            self._rules.replace(rules_file.parse(text, syntax), generation)
-                        except Exception as e:  # validated by the supervisor: a bug, never a dead control thread
-                            log.exception("rules_unusable", generation=generation)
-                            step.failed(f"{type(e).__name__}: {e}")
-                            return
-                        log.info("rules_applied", generation=generation)
-                self.send(m.RulesApplied(generation))
+                    with self._file_step(message, "rules", "reco.rules.generation"):
+                        self._rules.apply(message)
+                elif not isinstance(message, m.AbortRules):  # a worker without rules has nothing to stage
+                    self.send(m.RulesPrepared(message.generation) if isinstance(message, m.PrepareRules)
+                              else m.RulesApplied(message.generation))
             case m.MarkFailed(version, reason, model):
                 self._manager(model).mark_failed(version, reason)
             case m.Workers(workers):
@@ -202,9 +195,21 @@ class WorkerControl:
             message = self._work.get()
             if isinstance(message, m.PrepareExperiments | m.CommitExperiments | m.SetExperiments):
                 if self._experiments is not None:
-                    self._experiments.apply(message)
+                    with self._file_step(message, "experiments", "reco.experiments.generation"):
+                        self._experiments.apply(message)
             else:
                 self._apply(message)
+
+    def _file_step(self, message: m.PrepareRules | m.CommitRules | m.AbortRules | m.SetRules | m.PrepareExperiments
+                   | m.CommitExperiments | m.SetExperiments, kind: str, attribute: str) -> tracing.Step:
+        """This worker's part in a traced rules or experiments rollout, as a span of the
+        reload call's trace (`rules.prepare`, `rules.commit`, `rules.set`...); nothing when the
+        call was not traced, or for an abort."""
+        traceparent = getattr(message, "traceparent", "")
+        if self.traces is None or not traceparent:
+            return tracing.NO_STEP
+        step = type(message).__name__.removesuffix(kind.capitalize()).lower()  # PrepareRules -> prepare
+        return self.traces.remote_step(f"{kind}.{step}", traceparent, {attribute: message.generation})
 
     def _apply(self, message: m.Prepare | m.Commit | m.Switch) -> None:
         with self._lock:

@@ -180,7 +180,8 @@ async def _serve_async(settings: ServeSettings, spec: WorkerSpec, channel: Chann
         assert model is not None  # load() succeeded
         metrics.track_model(model)
         versions.append(m.ModelVersion(manager.name, model.version))
-    channel.send(m.Ready(spec.slot, os.getpid(), address, tuple(versions), experiments.generation))
+    channel.send(m.Ready(spec.slot, os.getpid(), address, tuple(versions), experiments.generation,
+                         rules.current[1]))
     log.info("worker_serving", slot=spec.slot, shared=settings.shared_address, address=address,
              versions={v.model: v.version for v in versions})
     beats = Heartbeat(channel, spec.slot, settings.worker_timeout, gate.counts)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from reco_sidecar.common.errors import InvalidArgument
 from reco_sidecar.training.database import ReadSpec
+from reco_sidecar.training.weights import trained
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -126,7 +127,7 @@ def _quoted(name: str) -> str:
 def _row_query(spec: ReadSpec, partition_column: str) -> str:
     t = spec.table
     user, item, kind, when = (_quoted(c) for c in (t.user_column, t.item_column, t.type_column, t.time_column))
-    types = ", ".join("'" + name.replace("'", "''") + "'" for name in sorted(spec.type_weights))
+    types = ", ".join("'" + name.replace("'", "''") + "'" for name in sorted(trained(spec.type_weights)))
     # Only the row filter and the casts run in the database; weighting and summing run in Spark,
     # so each partition's query is a plain range scan.
     return (f"(SELECT {user}::text AS user_id, {item}::text AS item_id, {kind}::text AS kind,"
@@ -140,7 +141,7 @@ def _weight(spec: ReadSpec, as_of: dt.datetime) -> Column:
 
     kind = F.col("kind")
     weight: Column | None = None
-    for name, w in sorted(spec.type_weights.items()):
+    for name, w in sorted(trained(spec.type_weights).items()):
         weight = F.when(kind == name, F.lit(float(w))) if weight is None else weight.when(kind == name,
                                                                                            F.lit(float(w)))
     if weight is None:
