@@ -263,6 +263,7 @@ def test_a_reload_is_one_trace_across_every_worker_each_preparing_then_committin
             assert (tags["reco.model"], tags["reco.model.version"]) == ("demo", new_version)
             assert "error" not in tags and "otel.status_code" not in tags
             assert rollout["startTime"] <= span["startTime"] and _end(span) <= _end(rollout)
+        assert len({_tags(s)["reco.reload.txn"] for s in prepares + commits}) == 1  # one transaction
         # all or nothing: no worker commits before every worker has prepared
         assert max(_end(s) for s in prepares) <= min(s["startTime"] for s in commits)
         # each worker's lines written while it loaded the version carry its prepare span
