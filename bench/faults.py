@@ -336,7 +336,7 @@ def dripping_store(run: Run) -> dict[str, Any]:
     cache, how long CURRENT pointed back at a cached version took to be followed, and a
     Reload of a cached version, all while the download trickles."""
     from harness import seaweedfs
-    from harness.driplink import drip_link
+    from harness.relay import relay
     from reco_sidecar.store import location
     from reco_sidecar.store.publish import publish
     from reco_sidecar.store.remote import RemoteModel
@@ -361,9 +361,9 @@ def dripping_store(run: Run) -> dict[str, Any]:
         cache = work / "cache"
         for v in (1, 2):  # what the replica had before its restart
             shutil.copytree(local / str(v), cache / name / str(v))
-        with drip_link(s3.ports["s3"]) as relay:
-            relay.drip(f"/{name}/3/", every=5.0, per_drip=1)
-            env = {**s3.env(), "RECO_S3_ENDPOINT_URL": relay.endpoint}
+        with relay(s3.ports["s3"]) as link:
+            link.drip(f"/{name}/3/", every=5.0, per_drip=1)
+            env = {**s3.env(), "RECO_S3_ENDPOINT_URL": link.endpoint}
             with running_sidecar(cache, name, workers=2, env=env, log_path=work / "sidecar.log", tied=True,
                                  extra_args=["--model-store", store, "--watch", "0.5"]) as sc:
                 run.fill_baseline(sc)  # every version here is a byte copy of the benchmark version

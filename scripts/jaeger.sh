@@ -12,37 +12,19 @@
 # Environment: RECO_JAEGER_CACHE (default ~/.cache/reco-sidecar/jaeger) - where the binary is
 # kept; the version is part of the file name, so changing it rebuilds.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib/go_build_cache.sh"
 
 JAEGER_VERSION="v1.75.0"
-cache_dir="${RECO_JAEGER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/reco-sidecar/jaeger}"
-binary="$cache_dir/jaeger-$JAEGER_VERSION"
 
-if [ -x "$binary" ]; then
-  echo "$binary"
-  exit 0
-fi
-if [ "${1:-}" = "--cached-only" ]; then
-  exit 1
-fi
-command -v go >/dev/null || { echo "jaeger.sh: go is not installed" >&2; exit 1; }
-
-mkdir -p "$cache_dir"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-
-cat > "$work/go.mod" <<GOMOD
+build_jaeger() {  # WORKDIR OUTPUT
+  cat > "$1/go.mod" <<GOMOD
 module reco-sidecar/jaeger-build
 
 go 1.24
 GOMOD
+  go get -tool "github.com/jaegertracing/jaeger/cmd/jaeger@$JAEGER_VERSION"
+  go build -o "$2" github.com/jaegertracing/jaeger/cmd/jaeger
+}
 
-echo "jaeger.sh: building jaeger $JAEGER_VERSION (several minutes)" >&2
-(
-  cd "$work"
-  go get -tool "github.com/jaegertracing/jaeger/cmd/jaeger@$JAEGER_VERSION" >&2
-  go build -o "$work/jaeger" github.com/jaegertracing/jaeger/cmd/jaeger >&2
-)
-# Rename into place last: a concurrent run never sees a half-written binary.
-mv "$work/jaeger" "$binary.tmp.$$"
-mv "$binary.tmp.$$" "$binary"
-echo "$binary"
+go_build_cached jaeger "$JAEGER_VERSION" \
+  "${RECO_JAEGER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/reco-sidecar/jaeger}" build_jaeger "${1:-}"

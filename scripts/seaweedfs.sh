@@ -12,25 +12,12 @@
 # Environment: RECO_WEED_CACHE (default ~/.cache/reco-sidecar/seaweedfs) - where the binary
 # is kept; the version is part of the file name, so changing it rebuilds.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib/go_build_cache.sh"
 
 SEAWEEDFS_VERSION="v0.0.0-20261109003541-7506e5f91cd6"
-cache_dir="${RECO_WEED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/reco-sidecar/seaweedfs}"
-binary="$cache_dir/weed-$SEAWEEDFS_VERSION"
 
-if [ -x "$binary" ]; then
-  echo "$binary"
-  exit 0
-fi
-if [ "${1:-}" = "--cached-only" ]; then
-  exit 1
-fi
-command -v go >/dev/null || { echo "seaweedfs.sh: go is not installed" >&2; exit 1; }
-
-mkdir -p "$cache_dir"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-
-cat > "$work/go.mod" <<GOMOD
+build_weed() {  # WORKDIR OUTPUT
+  cat > "$1/go.mod" <<GOMOD
 module reco-sidecar/weed-build
 
 go 1.24
@@ -39,22 +26,17 @@ require github.com/seaweedfs/seaweedfs $SEAWEEDFS_VERSION
 
 replace github.com/tyler-smith/go-bip39 => github.com/cosmos/go-bip39 v1.0.0
 GOMOD
-# The second file: a blank import so `go mod tidy` keeps SeaweedFS's whole dependency graph.
-cat > "$work/tools.go" <<'GOSRC'
+  # The second file: a blank import so `go mod tidy` keeps SeaweedFS's whole dependency graph.
+  cat > "$1/tools.go" <<'GOSRC'
 //go:build tools
 
 package tools
 
 import _ "github.com/seaweedfs/seaweedfs/weed"
 GOSRC
+  go mod tidy
+  go build -o "$2" github.com/seaweedfs/seaweedfs/weed
+}
 
-echo "seaweedfs.sh: building weed $SEAWEEDFS_VERSION (several minutes)" >&2
-(
-  cd "$work"
-  go mod tidy >&2
-  go build -o "$work/weed" github.com/seaweedfs/seaweedfs/weed >&2
-)
-# Rename into place last: a concurrent run never sees a half-written binary.
-mv "$work/weed" "$binary.tmp.$$"
-mv "$binary.tmp.$$" "$binary"
-echo "$binary"
+go_build_cached weed "$SEAWEEDFS_VERSION" \
+  "${RECO_WEED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/reco-sidecar/seaweedfs}" build_weed "${1:-}"

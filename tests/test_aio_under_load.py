@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 import signal
 import threading
 import time
@@ -23,10 +24,16 @@ from tests.support.server import Sidecar, running_sidecar
 
 pytestmark = pytest.mark.slow
 WAIT = 60.0
+THREADS = 6
+RACING = {"CANCELLED", "DEADLINE_EXCEEDED"}
 
 
 def _load(sc: Sidecar) -> Load:
+    """THREADS client threads; thread t always calls stubs[t % len(stubs)] (call i runs on thread
+    i % THREADS, and THREADS is a multiple of len(stubs)): each worker's own address, then the
+    shared one."""
     stubs = [sc.stub(a) for a in sc.worker_addresses] + [sc.stub()]
+    assert THREADS % len(stubs) == 0
 
     def call(i: int) -> tuple[float, int]:
         stub = stubs[i % len(stubs)]
@@ -37,7 +44,7 @@ def _load(sc: Sidecar) -> Load:
             resp = stub.Recommend(reco_pb2.RecommendRequest(user_id=f"u{i % 500:07d}", n=10), timeout=10)
         return started, resp.version
 
-    return Load(call, threads=6)
+    return Load(call, threads=THREADS)
 
 
 def _read(stream: Any, into: list[reco_pb2.BatchRecommendResponse], errors: list[grpc.RpcError]) -> None:
@@ -93,12 +100,24 @@ def test_stream_reload_and_drain_under_load(demo_copy: pathlib.Path, tmp_path: p
             assert errors == [] and stream.code() == grpc.StatusCode.OK
             assert _users(messages) == list(range(len(users))) and {m.version for m in messages} == {2}
             assert sc.proc.wait(WAIT) == 0
+            # every thread goes on to a call the stopped sidecar cannot answer
+            wait_until(lambda: all((load.result.by_thread.get(t) or ["OK"])[-1] != "OK" for t in range(THREADS)),
+                       WAIT, "a failed call on every client thread after the exit")
         assert answered_before > 0
-        # refused UNAVAILABLE; a few calls racing the shutdown end CANCELLED, or DEADLINE_EXCEEDED
-        # (their 10 s deadline is shorter than this drain): at most a couple per client thread
-        assert set(load.result.failed) <= {"UNAVAILABLE", "CANCELLED", "DEADLINE_EXCEEDED"}, load.result.errors[:5]
-        caught = load.result.failed["CANCELLED"] + load.result.failed["DEADLINE_EXCEEDED"]
-        assert caught <= 12, load.result.errors[:10]
+        # Refused UNAVAILABLE; a call racing the shutdown ends CANCELLED, or DEADLINE_EXCEEDED
+        # (its 10 s deadline is shorter than this drain). How many calls race depends on the
+        # machine's speed, so no count is asserted; what the design fixes is when: a draining
+        # worker answers no call that reaches it after the drain began, and it never listens
+        # again. A thread runs one call at a time, so on a worker's own address it sees answers,
+        # then never an answer again; on the shared address, its answers stop once per worker.
+        assert set(load.result.failed) <= {"UNAVAILABLE", *RACING}, load.result.errors[:5]
+        workers = len(sc.worker_addresses)
+        for thread, outcomes in sorted(load.result.by_thread.items()):
+            seen = "".join("+" if o == "OK" else "x" for o in outcomes)
+            if thread % (workers + 1) < workers:  # a worker's own address
+                assert re.fullmatch(r"\+*x*", seen), (thread, outcomes)
+            else:
+                assert len(re.findall(r"\++", seen)) <= workers, (thread, outcomes)
 
 
 def test_sigterm_lets_a_slow_reader_take_a_whole_stream(demo_copy: pathlib.Path) -> None:

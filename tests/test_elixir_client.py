@@ -64,3 +64,32 @@ def test_formatter_imports_the_dsls_of_grpc_core_and_oban() -> None:
     imported = {name.strip() for name in deps.group(1).split(",")}
     assert {":grpc_core", ":oban", ":protobuf", ":ecto", ":ecto_sql"} <= imported
     assert ":grpc" not in imported
+
+
+ENV_READ = re.compile(r"\bApplication\s*\.\s*(?:get_env|fetch_env!?|get_all_env|compile_env!?)\b|\bConfig\.Reader\b")
+
+
+def test_the_library_reads_no_application_env() -> None:
+    """Settings come from the host as options (UroReco.Options, UroReco.Jobs), never from app env.
+
+    A library reading app env has one configuration per node, hidden from the caller; the jobs'
+    settings are registered per instance instead.
+    """
+    sources = sorted((CLIENT / "lib").rglob("*.ex"))
+    assert len(sources) > 20, "the client's sources moved"
+    reads = [f"{path.relative_to(CLIENT)}:{number}: {line.strip()}"
+             for path in sources
+             for number, line in enumerate(path.read_text().splitlines(), 1)
+             if ENV_READ.search(line) and not line.lstrip().startswith("#")]
+    assert reads == [], "application env read inside the library:\n" + "\n".join(reads)
+
+
+def test_migrations_use_no_arrays_of_jsonb() -> None:
+    """CockroachDB has JSONB but no JSONB[]: a map-valued column is one JSONB value."""
+    migrations = sorted((CLIENT / "priv" / "repo" / "migrations").glob("*.exs"))
+    columns = [(path.name, line.strip()) for path in migrations for line in path.read_text().splitlines()
+               if re.match(r"\s*(add|modify) :\w+,", line)]
+    assert any("reasons" in line and ":jsonb" in line for _, line in columns), columns
+    arrays_of_maps = [(name, line) for name, line in columns
+                      if re.search(r"\{:array, *(:map|:jsonb|\{:map)", line)]
+    assert arrays_of_maps == []

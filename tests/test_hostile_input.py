@@ -175,10 +175,12 @@ def test_hostile_batch_recommend(sidecar: InProcess, demo_ids: tuple[list[str], 
             # a refused id is never echoed back
             assert [r.user_id for r in result] == ["" if bad else u for u, bad in zip(batch, refused, strict=True)]
             for r, bad in zip(result, refused, strict=True):
+                # Which code each gets is test_service.py's; here: refused ids, and only those
+                # (or unknown users without a fallback), get an error and no items.
                 if bad:
-                    assert r.error.code == "INVALID_ARGUMENT" and not r.items
+                    assert r.error.code and not r.items
                 elif r.HasField("error"):
-                    assert no_fallback and r.error.code == "NOT_FOUND" and not r.items
+                    assert no_fallback and r.error.code and not r.items
                 else:
                     check_page(r.items, n, 0)
                     assert bool(r.jsonld) == jsonld

@@ -13,6 +13,7 @@ import pytest
 
 from harness import seaweedfs
 from harness.procs import wait_until
+from harness.relay import relay
 from harness.seaweedfs import S3Server
 from reco_sidecar.artifact import layout
 from reco_sidecar.gen.reco.v1 import reco_pb2
@@ -21,7 +22,6 @@ from tests.support.load import Load
 from tests.support.models import train_demo
 from tests.support.requires import require
 from tests.support.server import Sidecar
-from tests.support.slowlink import slow_link
 from tests.support.store import (
     new_bucket,
     object_key,
@@ -164,7 +164,7 @@ def test_killing_the_store_mid_download_leaves_every_replica_on_its_last_good_ve
     bucket = new_bucket(private_s3)
     publish_version(private_s3, bucket, two_versions / "demo" / "1")
     # The replicas reach the store through a slow link, so a download lasts seconds.
-    with slow_link(private_s3.ports["s3"], bytes_per_second=96 * 1024) as link, \
+    with relay(private_s3.ports["s3"], bytes_per_second=96 * 1024) as link, \
             replicas(private_s3, bucket, caches(tmp_path), endpoint=link.endpoint) as sidecars:
         with Callers(sidecars) as load:
             publish_version(private_s3, bucket, two_versions / "demo" / "2")

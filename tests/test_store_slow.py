@@ -17,8 +17,8 @@ import shutil
 import grpc
 import pytest
 
-from harness.driplink import drip_link
 from harness.procs import wait_until
+from harness.relay import relay
 from harness.seaweedfs import S3Server
 from reco_sidecar.gen.reco.v1 import reco_pb2
 from tests.support.server import Sidecar, running_sidecar
@@ -46,11 +46,11 @@ def test_a_trickling_store_never_holds_back_what_the_cache_has(
     cache = tmp_path / "cache"
     for v in (1, 2):  # what this replica downloaded before its restart
         shutil.copytree(local / "demo" / str(v), cache / "demo" / str(v))
-    with drip_link(s3_server.ports["s3"]) as relay:
+    with relay(s3_server.ports["s3"]) as link:
         # Version 3 comes at 8 KiB/s: slow (over a minute) but never stalled. Version 4 stalls.
-        relay.drip("/demo/3/", every=1.0, per_drip=8192)
-        relay.drip("/demo/4/", every=5.0, per_drip=1)
-        env = {**s3_server.env(), "RECO_S3_ENDPOINT_URL": relay.endpoint}
+        link.drip("/demo/3/", every=1.0, per_drip=8192)
+        link.drip("/demo/4/", every=5.0, per_drip=1)
+        env = {**s3_server.env(), "RECO_S3_ENDPOINT_URL": link.endpoint}
         with running_sidecar(cache, "demo", env=env,
                              extra_args=["--model-store", store_uri(bucket), "--watch", "0.5"]) as sc:
             assert sc.ready["version"] == 2  # the cache, at once
@@ -67,4 +67,4 @@ def test_a_trickling_store_never_holds_back_what_the_cache_has(
             assert e.value.code() == grpc.StatusCode.UNAVAILABLE, e.value.details()
             assert "too slow" in (e.value.details() or ""), e.value.details()
             assert status(sc).version == 2
-        assert relay.dripped_requests >= 2
+        assert link.dripped_requests >= 2

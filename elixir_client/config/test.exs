@@ -6,11 +6,9 @@ config :uro_reco, UroReco.TestRepo,
   migration_lock: false,
   priv: "priv/repo"
 
-config :uro_reco,
-  ecto_repos: [UroReco.TestRepo],
-  repo: UroReco.TestRepo,
-  channel_pool: UroReco.Test.Channels,
-  batch: [n: 5, page_size: 100, timeout: 30_000]
+# Ecto's own setting for `mix ecto.create`; the library reads no application env
+# (the jobs' settings are registered with UroReco.Jobs in the tests).
+config :uro_reco, ecto_repos: [UroReco.TestRepo]
 
 config :logger, level: :warning
 

@@ -22,7 +22,8 @@ defmodule UroReco do
   sidecar across OS-process restarts, and must start again if the sidecar's
   server does. `:connect_opts` and `:backoff` go to the pool. A
   `UroReco.Feedback.Buffer` (options in `:feedback_buffer`) serves
-  `feedback_async/2`.
+  `feedback_async/2`. `:jobs` are the settings of the Oban jobs
+  (`UroReco.Jobs`), registered under `name` before anything starts.
 
   Options are checked by `UroReco.Options` before anything starts.
   """
@@ -56,6 +57,7 @@ defmodule UroReco do
                 inspect(given)
     end
 
+    if jobs = opts[:jobs], do: UroReco.Jobs.register(name, jobs)
     Supervisor.start_link(__MODULE__, opts, name: Module.concat(name, Supervisor))
   end
 

@@ -16,6 +16,7 @@ elixirc --warnings-as-errors -o "$build" \
   lib/uro_reco/backoff.ex \
   lib/uro_reco/error.ex \
   lib/uro_reco/options.ex \
+  lib/uro_reco/jobs.ex \
   lib/uro_reco/sidecar.ex \
   lib/uro_reco/sidecar_pool.ex \
   lib/uro_reco/training.ex \

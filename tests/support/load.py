@@ -22,6 +22,9 @@ class LoadResult:
     errors: list[str] = field(default_factory=list)
     # Every failed call as (started, ended, code name), times from time.monotonic().
     failed_calls: list[tuple[float, float, str]] = field(default_factory=list)
+    # Each thread's outcomes in order, "OK" or the code's name: a thread runs one call at a time,
+    # so the order says what a client saw on its channel (the drain tests read it).
+    by_thread: dict[int, list[str]] = field(default_factory=dict)
 
     @property
     def failures(self) -> int:
@@ -49,11 +52,13 @@ class Load:
                     self.result.failed[e.code().name] += 1
                     self.result.errors.append(f"{e.code().name}: {e.details()}")
                     self.result.failed_calls.append((started, time.monotonic(), e.code().name))
+                    self.result.by_thread.setdefault(t, []).append(e.code().name)
             else:
                 with self._lock:
                     self.result.ok += 1
                     self.result.seen[value] += 1
                     self.result.values.append(value)
+                    self.result.by_thread.setdefault(t, []).append("OK")
             i += len(self._threads)
 
     def __enter__(self) -> Self:

@@ -17,6 +17,8 @@ defmodule UroReco.Options do
           | {:strings}
           | {:in, [term()]}
           | {:max, pos_integer()}
+          | {:between, integer(), integer()}
+          | {:schema, atom()}
           | :any
 
   @type schema :: [
@@ -31,7 +33,8 @@ defmodule UroReco.Options do
       addresses: {:optional, {:strings}},
       connect_opts: {:optional, :keyword},
       backoff: {:optional, :backoff},
-      feedback_buffer: {:optional, :keyword}
+      feedback_buffer: {:optional, :keyword},
+      jobs: {:optional, {:schema, :jobs}}
     ],
     channel_pool: [
       name: {:required, :name},
@@ -48,11 +51,27 @@ defmodule UroReco.Options do
       timeout: {:default, 120_000, :timeout},
       users_per_message: {:default, 100, :pos_integer},
       max_users_per_call: {:default, 5_000, :pos_integer},
-      rows_per_statement: {:default, 1_000, {:max, div(65_535, 12)}},
-      db_timeout: {:default, 60_000, :timeout}
+      rows_per_statement: {:default, 1_000, {:max, div(65_535, 13)}},
+      db_timeout: {:default, 60_000, :timeout},
+      explain: {:default, 0, {:between, 0, 20}}
+    ],
+    jobs: [
+      repo: {:required, :name},
+      channel_pool: {:optional, :name},
+      oban: {:default, Oban, :any},
+      batch: {:default, [], {:schema, :batch}},
+      training: {:optional, {:schema, :training}}
+    ],
+    training: [
+      model_root: {:required, :string},
+      model: {:required, :string},
+      python: {:default, "python3", :string},
+      workdir: {:optional, :string},
+      env: {:optional, :any},
+      extra_args: {:optional, {:strings}}
     ],
     upsert: [
-      rows_per_statement: {:default, 1_000, {:max, div(65_535, 12)}},
+      rows_per_statement: {:default, 1_000, {:max, div(65_535, 13)}},
       timeout: {:default, 60_000, :timeout}
     ]
   }
@@ -93,6 +112,18 @@ defmodule UroReco.Options do
     end
   end
 
+  # A nested schema (the jobs' `:batch`, `:training`): its own options are
+  # checked and its defaults filled in, and errors name the inner option.
+  defp check!(schema_name, key, {:schema, inner}, value) do
+    unless Keyword.keyword?(value) do
+      raise ArgumentError,
+            "option #{inspect(key)} for #{schema_name} must be a keyword list, got: " <>
+              inspect(value, limit: 10)
+    end
+
+    validate!(inner, value)
+  end
+
   defp check!(schema_name, key, kind, value) do
     if valid?(kind, value) do
       value
@@ -114,6 +145,7 @@ defmodule UroReco.Options do
   defp valid?({:strings}, value), do: is_list(value) and Enum.all?(value, &is_binary/1)
   defp valid?({:in, values}, value), do: value in values
   defp valid?({:max, max}, value), do: is_integer(value) and value in 1..max
+  defp valid?({:between, min, max}, value), do: is_integer(value) and value in min..max
 
   defp valid?(:backoff, {min, max}),
     do: is_integer(min) and is_integer(max) and min > 0 and min <= max
@@ -131,5 +163,6 @@ defmodule UroReco.Options do
   defp describe({:strings}), do: "a list of strings"
   defp describe({:in, values}), do: "one of #{inspect(values)}"
   defp describe({:max, max}), do: "an integer in 1..#{max}"
+  defp describe({:between, min, max}), do: "an integer in #{min}..#{max}"
   defp describe(:backoff), do: "{min_ms, max_ms} with 0 < min_ms <= max_ms"
 end

@@ -17,6 +17,7 @@ if Code.ensure_loaded?(Ecto.Query) do
       :version,
       :experiment,
       :arm,
+      :reasons,
       :expires_at,
       :updated_at
     ]
@@ -74,7 +75,7 @@ if Code.ensure_loaded?(Ecto.Query) do
 
       * `:rows_per_statement` - rows per `INSERT ... ON CONFLICT` (default 1_000;
         never more than `max_rows_per_statement/0`, PostgreSQL's 65,535
-        parameters over the table's columns: 5,461 for 12)
+        parameters over the table's columns: 5,041 for 13)
       * `:timeout` - ms each statement may take (default 60_000; Ecto's own
         default is 15 s)
 
@@ -121,10 +122,27 @@ if Code.ensure_loaded?(Ecto.Query) do
         version: rec.version,
         experiment: rec.experiment,
         arm: rec.arm,
+        reasons: reasons(rec.items),
         expires_at: expires_at,
         inserted_at: now,
         updated_at: now
       }
+    end
+
+    # NULL unless some item has a reason: a job without `explain` (or answered
+    # by a baseline, which gives none) also clears the reasons of older items.
+    defp reasons(items) do
+      if Enum.any?(items, &(Map.get(&1, :reasons, []) != [])) do
+        Enum.map(items, fn item ->
+          Enum.map(Map.get(item, :reasons, []), fn reason ->
+            %{
+              "item_id" => reason.item_id,
+              "contribution" => reason.contribution,
+              "share" => reason.share
+            }
+          end)
+        end)
+      end
     end
 
     @doc """

@@ -217,11 +217,14 @@ defmodule UroReco.ExperimentsTest do
       )
 
       on_exit(fn -> :telemetry.detach(id) end)
-      Application.put_env(:uro_reco, :batch, n: 3, users_per_message: 8)
 
-      on_exit(fn ->
-        Application.put_env(:uro_reco, :batch, n: 5, page_size: 100, timeout: 30_000)
-      end)
+      UroReco.Jobs.register(UroReco,
+        repo: TestRepo,
+        channel_pool: pool,
+        batch: [n: 3, users_per_message: 8, timeout: 30_000]
+      )
+
+      on_exit(fn -> UroReco.Jobs.unregister(UroReco) end)
 
       assert :ok = perform_job(BatchRecommend, %{"user_ids" => users})
 

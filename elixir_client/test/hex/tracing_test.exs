@@ -113,11 +113,14 @@ defmodule UroReco.TracingTest do
   describe "with a database" do
     @describetag :db
 
-    setup do
+    setup %{pool: pool} do
       start_supervised!(TestRepo)
       migrations = Ecto.Migrator.migrations_path(TestRepo)
       Ecto.Migrator.run(TestRepo, migrations, :up, all: true, log: false)
       start_supervised!({Oban, repo: TestRepo, testing: :manual})
+      # The job's settings, as the host gives them (the library reads no application env).
+      UroReco.Jobs.register(UroReco, repo: TestRepo, channel_pool: pool)
+      on_exit(fn -> UroReco.Jobs.unregister(UroReco) end)
       :ok
     end
 

@@ -19,21 +19,36 @@ defmodule UroReco.WorkersTest do
     on_exit(fn -> File.rm_rf!(dir) end)
     ctx = ServedModel.start!(dir)
 
-    Application.put_env(:uro_reco, :training,
-      model_root: ctx.sidecar_opts[:model_root],
-      model: "demo",
-      python: ctx.sidecar_opts[:python],
-      env: ctx.sidecar_opts[:env],
-      workdir: dir
-    )
+    UroReco.Jobs.register(UroReco, jobs(ctx, dir))
+    on_exit(fn -> UroReco.Jobs.unregister(UroReco) end)
+    Map.put(ctx, :dir, dir)
+  end
 
-    on_exit(fn -> Application.delete_env(:uro_reco, :training) end)
-    ctx
+  # The settings the host gives, registered under the default instance.
+  defp jobs(ctx, dir, batch \\ []) do
+    [
+      repo: TestRepo,
+      channel_pool: ctx.pool,
+      batch: Keyword.merge([n: 5, page_size: 100, timeout: 30_000], batch),
+      training: [
+        model_root: ctx.sidecar_opts[:model_root],
+        model: "demo",
+        python: ctx.sidecar_opts[:python],
+        env: ctx.sidecar_opts[:env],
+        workdir: dir
+      ]
+    ]
   end
 
   test "Retrain trains the next version from a CSV and reloads it", %{pool: pool, csv: csv} do
     assert :ok = perform_job(Retrain, %{"interactions" => csv})
     assert {:ok, %{version: 2}} = Client.status(pool)
+  end
+
+  # A stable UUID for a demo user id.
+  defp uuid(user) do
+    {:ok, uuid} = Ecto.UUID.load(:crypto.hash(:md5, user))
+    uuid
   end
 
   describe "with a database" do
@@ -82,7 +97,7 @@ defmodule UroReco.WorkersTest do
       end
     end
 
-    test "a sweep refreshes one page and enqueues the next" do
+    test "a sweep refreshes one page and enqueues the next", %{dir: dir} = ctx do
       now = DateTime.utc_now()
 
       users =
@@ -99,17 +114,82 @@ defmodule UroReco.WorkersTest do
           user
         end
 
-      Application.put_env(:uro_reco, :batch, n: 2, page_size: 2)
+      # Registered under a name of its own: the job names it, and so does the next page.
+      UroReco.Jobs.register(
+        UroReco.Test.Channels,
+        Keyword.delete(jobs(ctx, dir, n: 2, page_size: 2), :channel_pool)
+      )
 
-      on_exit(fn ->
-        Application.put_env(:uro_reco, :batch, n: 5, page_size: 100, timeout: 30_000)
-      end)
+      on_exit(fn -> UroReco.Jobs.unregister(UroReco.Test.Channels) end)
+      args = %{"after" => nil, "instance" => "UroReco.Test.Channels"}
 
-      assert :ok = perform_job(BatchRecommend, %{"after" => nil})
+      assert :ok = perform_job(BatchRecommend, args)
 
       [_first, second, _third] = Enum.sort(users)
       assert TestRepo.aggregate(UserRecommendation, :count) == 2
-      assert_enqueued worker: BatchRecommend, args: %{"after" => second}
+      assert_enqueued worker: BatchRecommend, args: %{args | "after" => second}
+    end
+
+    test "a job whose instance nobody registered fails naming it, and writes nothing",
+         %{dir: dir} = ctx do
+      args = %{"user_ids" => [Ecto.UUID.generate()], "instance" => "Uro.Elsewhere"}
+      assert {:error, message} = perform_job(BatchRecommend, args)
+      assert message =~ ~s("Uro.Elsewhere")
+      assert TestRepo.aggregate(UserRecommendation, :count) == 0
+
+      UroReco.Jobs.register(UroReco, Keyword.delete(jobs(ctx, dir), :training))
+      assert {:error, message} = perform_job(Retrain, %{})
+      assert message =~ "[:training]"
+    end
+
+    test "with explain, each item's reasons are stored as Recommend gives them",
+         %{pool: pool, csv: csv, sidecar_opts: sidecar_opts, dir: dir} do
+      # The demo's user ids are not UUIDs (the table's user_id is): version 2 is
+      # the same data with each user renamed to a UUID, so the job's users are
+      # known to the model and get reasons.
+      renamed = Path.join(dir, "uuid_users.csv")
+      [header | lines] = csv |> File.read!() |> String.split("\n", trim: true)
+
+      File.write!(renamed, [
+        header,
+        "\n",
+        Enum.map(lines, fn line ->
+          [user | rest] = String.split(line, ",")
+          [Enum.join([uuid(user) | rest], ","), "\n"]
+        end)
+      ])
+
+      UroReco.Test.SidecarHelpers.cli!(
+        ~w(train --interactions #{renamed} --model-root #{sidecar_opts[:model_root]} --name demo)
+      )
+
+      assert {:ok, %{new_version: 2}} = Client.reload(pool, 2, timeout: 60_000)
+      users = lines |> Enum.map(&hd(String.split(&1, ","))) |> Enum.uniq() |> Enum.take(20)
+      users = Enum.map(users, &uuid/1)
+
+      assert :ok = perform_job(BatchRecommend, %{"user_ids" => users, "n" => 4, "explain" => 2})
+
+      rows = TestRepo.all(from r in UserRecommendation, order_by: r.user_id)
+      assert length(rows) == 20
+
+      for row <- rows do
+        {:ok, rec} = Client.recommend(pool, row.user_id, n: 4, explain: 2)
+        assert {row.source, row.version} == {"model", 2}
+        assert row.item_ids == Enum.map(rec.items, & &1.item_id)
+
+        assert row.reasons ==
+                 Enum.map(rec.items, fn item ->
+                   Enum.map(item.reasons, &Map.new(&1, fn {k, v} -> {Atom.to_string(k), v} end))
+                 end)
+
+        assert Enum.all?(row.reasons, &(length(&1) in 1..2))
+      end
+
+      # Refreshed without explain: the reasons of the old items go with them.
+      assert :ok = perform_job(BatchRecommend, %{"user_ids" => users, "n" => 4})
+
+      assert TestRepo.all(from r in UserRecommendation, select: r.reasons) ==
+               List.duplicate(nil, 20)
     end
 
     test "Retrain exports user_interactions for training", %{pool: pool} do

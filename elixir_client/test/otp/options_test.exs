@@ -16,7 +16,7 @@ defmodule UroReco.OptionsTest do
 
   test "each bad value is refused naming the option and what it accepts" do
     for {schema, opts, message} <- [
-          {:upsert, [rows_per_statement: 5_462], ~r/:rows_per_statement .* 1\.\.5461/},
+          {:upsert, [rows_per_statement: 5_042], ~r/:rows_per_statement .* 1\.\.5041/},
           {:upsert, [rows_per_statement: 0], ~r/:rows_per_statement/},
           {:upsert, [timeout: -1], ~r/:timeout .* :infinity/},
           {:batch, [n: "50"], ~r/:n for batch must be a positive integer, got: "50"/},
@@ -32,7 +32,25 @@ defmodule UroReco.OptionsTest do
     end
   end
 
-  test "the row limit is PostgreSQL's 65,535 parameters over 12 columns" do
-    assert Options.validate!(:upsert, rows_per_statement: 5_461)[:rows_per_statement] == 5_461
+  test "the row limit is PostgreSQL's 65,535 parameters over 13 columns" do
+    assert Options.validate!(:upsert, rows_per_statement: 5_041)[:rows_per_statement] == 5_041
+  end
+
+  test "the jobs' nested settings are checked, errors naming the inner option" do
+    jobs = Options.validate!(:jobs, repo: My.Repo, batch: [explain: 3])
+    assert jobs[:oban] == Oban and jobs[:batch][:explain] == 3 and jobs[:batch][:n] == 50
+    refute Keyword.has_key?(jobs, :training)
+
+    for {opts, message} <- [
+          {[batch: []], ~r/option :repo is required for jobs/},
+          {[repo: My.Repo, batch: [explain: 21]], ~r/:explain for batch .* 0\.\.20, got: 21/},
+          {[repo: My.Repo, batch: :fast], ~r/:batch for jobs must be a keyword list/},
+          {[repo: My.Repo, training: [model: "posts"]], ~r/:model_root is required for training/},
+          {[repo: My.Repo, training: [model_root: "/m", model: "p", gpu: 1]],
+           ~r/unknown option :gpu for training/}
+        ] do
+      error = assert_raise ArgumentError, fn -> Options.validate!(:jobs, opts) end
+      assert error.message =~ message, error.message
+    end
   end
 end

@@ -212,7 +212,10 @@ defmodule UroReco.Client.Response do
       rank: i.rank,
       pinned: i.pinned,
       reasons:
-        Enum.map(i.reasons, &%{item_id: &1.item_id, contribution: &1.contribution, share: &1.share})
+        Enum.map(
+          i.reasons,
+          &%{item_id: &1.item_id, contribution: &1.contribution, share: &1.share}
+        )
     }
   end
 

@@ -7,6 +7,10 @@ if Code.ensure_loaded?(Ecto.Schema) do
     `item_ids` and `scores` are parallel arrays in rank order (CockroachDB has no
     arrays of JSONB). `experiment` and `arm` name the experiment arm that answered
     the user (`nil` outside experiments); `model`/`version` are that arm's.
+    `reasons`, when the job asked for them (`explain`), is parallel to `item_ids`:
+    each item's reasons as maps with `"item_id"`, `"contribution"` and `"share"`,
+    largest first; `nil` when no item has one. It is one JSONB value (a JSON
+    array), which CockroachDB stores as PostgreSQL does.
     """
 
     use Ecto.Schema
@@ -24,6 +28,7 @@ if Code.ensure_loaded?(Ecto.Schema) do
       field :version, :integer
       field :experiment, :string
       field :arm, :string
+      field :reasons, {:array, {:array, :map}}
       field :expires_at, :utc_datetime_usec
 
       timestamps(type: :utc_datetime_usec)

@@ -9,14 +9,20 @@ if Code.ensure_loaded?(Oban.Worker) and Code.ensure_loaded?(Ecto.Query) do
       * `%{"after" => nil | user_id}` - a sweep over every user with interactions:
         one page of `page_size` users after the cursor, then a job for the next page
 
-    Optional `"n"` overrides the configured count. Users the sidecar cannot answer
+    Optional `"n"` and `"explain"` override the configured count and reasons per
+    item; `"instance"` names the client instance whose settings the job uses
+    (`UroReco.Jobs`, default `"UroReco"`). Users the sidecar cannot answer
     are logged and skipped; a failed stream fails the job (Oban retries it, and
     the upsert makes a retry harmless).
 
-    The stream is chunked (`users_per_message` from the `:batch` config, default
+    With `explain` k > 0 (0..20) each item is stored with up to k reasons, the
+    user's history items that contributed most to its score, in the `reasons`
+    column (JSONB, parallel to `item_ids`; NULL when no item has one).
+
+    The stream is chunked (`users_per_message` from the `:batch` settings, default
     100) and read one call of `max_users_per_call` users at a time (default
     5_000); answers are written `rows_per_statement` rows per statement (default
-    1_000, at most 5,461: PostgreSQL's 65,535 parameters over 12 columns), each
+    1_000, at most 5,041: PostgreSQL's 65,535 parameters over 13 columns), each
     statement allowed `db_timeout` ms (default 60_000). Each row records the experiment and arm that answered its user: the
     sidecar assigns arms by a hash of the user id, so the stored arm is the one
     `Recommend` gives that user, and the job passes nothing to keep it so.
@@ -37,49 +43,58 @@ if Code.ensure_loaded?(Oban.Worker) and Code.ensure_loaded?(Ecto.Query) do
 
     require Logger
 
-    alias UroReco.{Client, Config, Recommendations}
+    alias UroReco.{Client, Jobs, Recommendations}
 
     @impl Oban.Worker
-    def perform(%Oban.Job{} = job), do: UroReco.Tracing.job_span(job, fn -> run(job) end)
-
-    defp run(%Oban.Job{args: %{"user_ids" => user_ids} = args}) do
-      with {:ok, _count} <- refresh(user_ids, args), do: :ok
+    def perform(%Oban.Job{args: args} = job) do
+      with {:ok, jobs} <- Jobs.fetch(args) do
+        UroReco.Tracing.job_span(job, fn -> run(job, jobs) end)
+      end
     end
 
-    defp run(%Oban.Job{args: %{"after" => cursor} = args}) do
-      limit = Config.batch()[:page_size]
+    defp run(%Oban.Job{args: %{"user_ids" => user_ids} = args}, jobs) do
+      with {:ok, _count} <- refresh(user_ids, args, jobs), do: :ok
+    end
 
-      case Recommendations.user_page(Config.repo(), cursor, limit) do
+    defp run(%Oban.Job{args: %{"after" => cursor} = args}, jobs) do
+      limit = jobs[:batch][:page_size]
+
+      case Recommendations.user_page(jobs[:repo], cursor, limit) do
         [] ->
           :ok
 
         user_ids ->
-          with {:ok, _count} <- refresh(user_ids, args) do
-            if length(user_ids) == limit, do: next_page(args, List.last(user_ids))
+          with {:ok, _count} <- refresh(user_ids, args, jobs) do
+            if length(user_ids) == limit, do: next_page(args, List.last(user_ids), jobs)
             :ok
           end
       end
     end
 
-    @doc "Fetches and stores recommendations for `user_ids`; returns the rows written."
-    @spec refresh([String.t()], map()) :: {:ok, non_neg_integer()} | {:error, UroReco.Error.t()}
-    def refresh(user_ids, args \\ %{}) do
-      settings = Config.batch()
+    @doc """
+    Fetches and stores recommendations for `user_ids` with the job settings
+    `jobs` (`UroReco.Jobs.fetch/2`); returns the rows written.
+    """
+    @spec refresh([String.t()], map(), keyword()) ::
+            {:ok, non_neg_integer()} | {:error, UroReco.Error.t()}
+    def refresh(user_ids, args, jobs) do
+      settings = jobs[:batch]
       rows = settings[:rows_per_statement]
 
       # Answers are written as they arrive, one statement of `rows_per_statement`
       # users at a time: neither the answers nor one INSERT grow with the job,
       # and the client opens its next call only when these are written.
-      Config.channel_pool()
+      jobs[:channel_pool]
       |> Client.batch_recommend(user_ids,
         n: Map.get(args, "n", settings[:n]),
+        explain: Map.get(args, "explain", settings[:explain]),
         users_per_message: settings[:users_per_message],
         max_users_per_call: settings[:max_users_per_call],
         timeout: settings[:timeout]
       )
       |> Stream.chunk_every(rows)
       |> Enum.reduce_while({:ok, 0}, fn results, {:ok, written} ->
-        case store(results, settings) do
+        case store(results, jobs) do
           {:ok, count} -> {:cont, {:ok, written + count}}
           {:error, error} -> {:halt, {:error, error}}
         end
@@ -88,14 +103,16 @@ if Code.ensure_loaded?(Oban.Worker) and Code.ensure_loaded?(Ecto.Query) do
 
     # A failed stream ends with its error: what came before it is still stored
     # (a retry rewrites it harmlessly), then the job fails.
-    defp store(results, settings) do
+    defp store(results, jobs) do
+      settings = jobs[:batch]
+
       for {:error, {user_id, error}} <- results,
           do: Logger.warning("no recommendations for #{user_id}: #{Exception.message(error)}")
 
       recommendations = for {:ok, rec} <- results, do: rec
 
       count =
-        Recommendations.upsert(Config.repo(), recommendations, settings[:ttl_seconds],
+        Recommendations.upsert(jobs[:repo], recommendations, settings[:ttl_seconds],
           rows_per_statement: settings[:rows_per_statement],
           timeout: settings[:db_timeout]
         )
@@ -116,11 +133,12 @@ if Code.ensure_loaded?(Oban.Worker) and Code.ensure_loaded?(Ecto.Query) do
       end)
     end
 
-    defp next_page(args, last_user_id) do
+    # The next page's args keep this one's, "instance" among them.
+    defp next_page(args, last_user_id, jobs) do
       # The next page's span links to this one, as the first page's links to
       # whoever enqueued the sweep.
       job = new(Map.put(args, "after", last_user_id), meta: UroReco.Tracing.job_meta())
-      {:ok, _job} = Oban.insert(Config.oban(), job)
+      {:ok, _job} = Oban.insert(jobs[:oban], job)
     end
   end
 end

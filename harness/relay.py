@@ -1,9 +1,15 @@
-"""A relay in front of a real S3 server that drips chosen responses: the answer to a request
-whose bytes contain a marked pattern (say a version's key prefix) comes `per_drip` bytes
-every `every` seconds; everything else goes at full speed (a connection keeps the pace of
-the first request that matched). A store (or a proxy in front
-of it) that trickles a download is what makes a follower without deadlines sit in one read
-forever, while reading the pointer and the markers still works."""
+"""A loopback TCP relay in front of a real server that slows the server's answers, as a slow
+network or a trickling proxy would:
+
+- `bytes_per_second`: every answer comes at that rate, so a download lasts long enough to break
+  the server mid-way;
+- `drip(pattern, ...)`: the answer to a request whose bytes contain `pattern` (say a version's
+  key prefix) comes `per_drip` bytes every `every` seconds, everything else at full speed (a
+  connection keeps the pace of the first request that matched). A store that trickles one
+  download is what makes a follower without deadlines sit in one read forever, while reading
+  the pointer and the markers still works.
+
+When the server dies the relay closes the client's side, as the network would."""
 
 from __future__ import annotations
 
@@ -13,13 +19,18 @@ import threading
 from collections.abc import Iterator
 
 CHUNK = 65536
+# A connection at `bytes_per_second` sends this many bytes at a time, each after its share of a second.
+RATE_STEP = 4096
+
+Pace = tuple[float, int]  # (every seconds, per_drip bytes)
 
 
-class DripLink:
-    def __init__(self, upstream_port: int) -> None:
+class Relay:
+    def __init__(self, upstream_port: int, bytes_per_second: int | None = None) -> None:
         self.upstream_port = upstream_port
+        self._rate: Pace | None = (RATE_STEP / bytes_per_second, RATE_STEP) if bytes_per_second else None
         # a request holding one of these is answered `per_drip` bytes every `every` seconds
-        self.patterns: dict[bytes, tuple[float, int]] = {}
+        self.patterns: dict[bytes, Pace] = {}
         self.dripped_requests = 0
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
@@ -48,13 +59,14 @@ class DripLink:
                 client.close()
                 continue
             upstream.settimeout(None)
-            dripping: list[tuple[float, int]] = []  # the pace, once a request on this connection matched
+            # the connection's pace: the link's rate from the start, or a pattern's once a request matched
+            dripping: list[Pace] = [self._rate] if self._rate else []
             with self._lock:
                 self._sockets += [client, upstream]
             threading.Thread(target=self._requests, args=(client, upstream, dripping), daemon=True).start()
             threading.Thread(target=self._responses, args=(upstream, client, dripping), daemon=True).start()
 
-    def _requests(self, src: socket.socket, dst: socket.socket, dripping: list[tuple[float, int]]) -> None:
+    def _requests(self, src: socket.socket, dst: socket.socket, dripping: list[Pace]) -> None:
         try:
             while data := src.recv(CHUNK):
                 with self._lock:
@@ -68,7 +80,7 @@ class DripLink:
         finally:
             self._close(src, dst)
 
-    def _responses(self, src: socket.socket, dst: socket.socket, dripping: list[tuple[float, int]]) -> None:
+    def _responses(self, src: socket.socket, dst: socket.socket, dripping: list[Pace]) -> None:
         try:
             while data := src.recv(CHUNK):
                 if not dripping:
@@ -101,8 +113,8 @@ class DripLink:
 
 
 @contextlib.contextmanager
-def drip_link(upstream_port: int) -> Iterator[DripLink]:
-    link = DripLink(upstream_port)
+def relay(upstream_port: int, *, bytes_per_second: int | None = None) -> Iterator[Relay]:
+    link = Relay(upstream_port, bytes_per_second)
     try:
         yield link
     finally:
