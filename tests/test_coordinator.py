@@ -494,3 +494,28 @@ def test_a_message_that_cannot_reach_a_worker_fails_the_reload_at_once() -> None
     assert isinstance(h.last(0, m.Abort), m.Abort) and h.c.txn is None and h.c.serving == 1
     # Not the version's fault: it is not marked bad, a later reload may try it again.
     assert 2 not in h.c.failed
+
+
+def test_the_requesters_trace_goes_with_every_message_of_its_transaction_and_no_other() -> None:
+    """Each worker's part in a traced Reload joins the Reload's trace: the traceparent the
+    requesting worker sent is on every Prepare, Commit and Switch of that transaction; the
+    next reload, asked without one, carries none."""
+    traced = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    h = Harness()
+    h.feed(co.ReloadAsked((0, 1), 2, traceparent=traced))
+    h.feed(co.ReloadAsked(None, 3))  # queued behind it: the watch's, untraced
+    h.verified(2)
+    h.prepared(0)
+    h.die(1)
+    h.boot(1, 1)  # prepared again once it is back
+    h.prepared(1)
+    h.committed(0)
+    h.die(1)
+    h.boot(1, 1)  # booted the old version during the commit: switched
+    h.committed(1, m.Switch)
+    assert h.reply() == m.ReloadDone(1, 1, 2, 0.5, 2)
+    sent = [x for w in h.workers.values() for x in w.inbox if isinstance(x, m.Prepare | m.Commit | m.Switch)]
+    assert {type(x) for x in sent} == {m.Prepare, m.Commit, m.Switch}
+    assert all(x.traceparent == traced for x in sent)
+    h.verified(3)
+    assert h.last(0, m.Prepare).version == 3 and h.last(0, m.Prepare).traceparent == ""

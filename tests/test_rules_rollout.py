@@ -182,3 +182,24 @@ def _drive(order: tuple[str, ...], tmp_path: pathlib.Path, payload_dir: payloads
 def test_every_death_and_boot_order_ends_with_every_worker_on_the_new_file(
         order: tuple[str, ...], tmp_path: pathlib.Path, payload_dir: payloads.PayloadDir) -> None:
     _drive(order, tmp_path, payload_dir)
+
+
+def test_the_requesters_trace_goes_with_every_message_of_its_rollout_and_no_other(
+        tmp_path: pathlib.Path, payload_dir: payloads.PayloadDir) -> None:
+    """A traced ReloadRules: its prepares, its commits and the replace of a worker that booted
+    with the older file meanwhile all carry the call's traceparent, so every worker's part is
+    a span of that trace; the next rollout, asked without one, carries none."""
+    traced = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    r, src = make(tmp_path, payload_dir)
+    sent = messages(r.asked((0, 1), src.check(), 0.0, traced))
+    r.prepared(0, 1)
+    sent += messages(r.prepared(1, 1))
+    r.died(1)
+    sent += messages(r.booted(1, 0))  # forked before the commit reached it: the file replaced
+    assert [type(x) for x in sent] == [m.PrepareRules] * 2 + [m.CommitRules] * 2 + [m.SetRules]
+    assert all(isinstance(x, m.PrepareRules | m.CommitRules | m.SetRules) and x.traceparent == traced for x in sent)
+    r.applied(0, 1)
+    r.applied(1, 1)
+    assert not r.busy
+    later = messages(ask(r, src))
+    assert later and all(isinstance(x, m.PrepareRules) and x.traceparent == "" for x in later)

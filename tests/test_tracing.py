@@ -9,6 +9,7 @@ import pathlib
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -26,6 +27,7 @@ from reco_sidecar.artifact import loader
 from reco_sidecar.gen.reco.v1 import reco_pb2
 from tests.support.requires import require
 from tests.support.server import Sidecar, running_sidecar
+from tests.support.versions import copy_version
 
 pytestmark = pytest.mark.slow
 
@@ -220,6 +222,132 @@ def test_reload_is_traced_with_its_rollout_and_the_log_line_carries_the_trace(
     assert _parent(rollout) == server["spanID"]
     line = _log_line(sidecar, rid)
     assert (line["trace_id"], line["span_id"]) == (trace_id, server["spanID"])
+
+
+def _pid_of(t: dict[str, Any], span: dict[str, Any]) -> int:
+    """The process.pid of the worker that exported `span` (its resource)."""
+    tags = {tag["key"]: tag["value"] for tag in t["processes"][span["processID"]]["tags"]}
+    return int(tags["process.pid"])
+
+
+def _end(span: dict[str, Any]) -> int:
+    return int(span["startTime"]) + int(span["duration"])
+
+
+def test_a_reload_is_one_trace_across_every_worker_each_preparing_then_committing_in_a_span_of_its_own(
+        jaeger: Jaeger, caller: Caller, demo_copy: pathlib.Path) -> None:
+    with running_sidecar(demo_copy, "demo", workers=2, env=TRACE_ENV,
+                         extra_args=["--otlp-endpoint", jaeger.otlp_endpoint, "--trace-sample-ratio", "1.0"]) as sc:
+        new_version = copy_version(demo_copy / "demo", 1)  # published once the sidecar serves version 1
+        stub = sc.stub()
+        pids = {w.pid for w in stub.GetModelStatus(reco_pb2.GetModelStatusRequest()).workers}
+        assert len(pids) == 2
+        trace_id, client_id, (_, resp) = caller.call("Reload", lambda md: stub.Reload(
+            reco_pb2.ReloadRequest(version=str(new_version)), metadata=md, timeout=120))
+        assert (resp.old_version, resp.new_version, resp.workers) == (1, new_version, 2)
+
+        def every_worker(t: dict[str, Any]) -> bool:
+            return all({_pid_of(t, s) for s in _by_name(t, name)} == pids
+                       for name in ("reload.prepare", "reload.commit"))
+
+        _trace_with(jaeger, trace_id, {f"{SERVICE}/Reload", "reload.rollout"})
+        t = _trace_when(jaeger, trace_id, every_worker, f"a prepare and a commit span from each of {sorted(pids)}")
+        server = _server_span(t, "Reload", client_id)
+        (rollout,) = _by_name(t, "reload.rollout")
+        assert _parent(rollout) == server["spanID"]
+        prepares, commits = _by_name(t, "reload.prepare"), _by_name(t, "reload.commit")
+        assert len(prepares) == len(commits) == 2  # one each per worker, exported by that worker
+        for span in prepares + commits:
+            assert _parent(span) == rollout["spanID"] and _service_of(t, span) == "reco-sidecar"
+            tags = _tags(span)
+            assert (tags["reco.model"], tags["reco.model.version"]) == ("demo", new_version)
+            assert "error" not in tags and "otel.status_code" not in tags
+            assert rollout["startTime"] <= span["startTime"] and _end(span) <= _end(rollout)
+        assert len({_tags(s)["reco.reload.txn"] for s in prepares + commits}) == 1  # one transaction
+        # all or nothing: no worker commits before every worker has prepared
+        assert max(_end(s) for s in prepares) <= min(s["startTime"] for s in commits)
+        # each worker's lines written while it loaded the version carry its prepare span
+        loaded = [e for e in sc.log_events() if e.get("event") == "model_loaded" and e.get("version") == new_version]
+        assert sorted((e["trace_id"], e["span_id"]) for e in loaded) == sorted((trace_id, s["spanID"])
+                                                                             for s in prepares)
+
+
+EXPERIMENTS = """
+[[experiments]]
+name = "trial"
+salt = "{salt}"
+share = 1.0
+arms = [{{ name = "a", model = "demo", weight = 1 }}, {{ name = "b", model = "demo", weight = 1 }}]
+"""
+
+
+@dataclass(frozen=True)
+class FileRollout:
+    """A file the sidecar rolls out to every worker in two phases, and the call that asks."""
+
+    flag: str
+    first: str
+    second: str
+    method: str
+    call: Callable[[Any, Any], Any]
+    # each worker's spans, and the log line each writes inside the span (None: none)
+    lines: dict[str, str | None]
+
+
+FILE_ROLLOUTS = {
+    "rules": FileRollout(
+        "--rules", '[[rules]]\nmodel = "demo"\n[rules.diversity]\ncap_field = "creator"\ncap = 2\n',
+        'hide = ["nothing-here"]\n', "ReloadRules",
+        lambda stub, md: stub.ReloadRules(reco_pb2.RankingReloadRulesRequest(), metadata=md, timeout=60),
+        {"rules.prepare": "rules_prepared", "rules.commit": "rules_applied"}),
+    "experiments": FileRollout(
+        "--experiments", EXPERIMENTS.format(salt="one"), EXPERIMENTS.format(salt="two"), "ReloadExperiments",
+        lambda stub, md: stub.ReloadExperiments(reco_pb2.ReloadExperimentsRequest(), metadata=md, timeout=60),
+        {"experiments.prepare": None, "experiments.commit": "experiments_applied"}),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(FILE_ROLLOUTS))
+def test_a_file_rollout_is_one_trace_with_each_workers_prepare_and_commit_a_span_under_the_call(
+        kind: str, jaeger: Jaeger, caller: Caller, demo_root: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    rollout = FILE_ROLLOUTS[kind]
+    path = tmp_path / f"{kind}.toml"
+    path.write_text(rollout.first)
+    with running_sidecar(demo_root, "demo", workers=2, env=TRACE_ENV,
+                         extra_args=["--otlp-endpoint", jaeger.otlp_endpoint, "--trace-sample-ratio", "1.0",
+                                     rollout.flag, str(path)]) as sc:
+        stub = sc.stub()
+        pids = {w.pid for w in stub.GetModelStatus(reco_pb2.GetModelStatusRequest()).workers}
+        assert len(pids) == 2
+        path.write_text(rollout.second)
+        trace_id, client_id, (_, resp) = caller.call(rollout.method, lambda md: rollout.call(stub, md))
+        assert resp.workers == 2
+        prepare, commit = rollout.lines
+
+        def every_worker(t: dict[str, Any]) -> bool:
+            return CALLER in {_service_of(t, s) for s in t["spans"]} and all(
+                {_pid_of(t, s) for s in _by_name(t, name)} == pids for name in rollout.lines)
+
+        t = _trace_when(jaeger, trace_id, every_worker, f"{sorted(rollout.lines)} from each of {sorted(pids)}")
+        server = _server_span(t, rollout.method, client_id)
+        prepares, commits = _by_name(t, prepare), _by_name(t, commit)
+        assert len(prepares) == len(commits) == 2
+        for span in prepares + commits:
+            assert _parent(span) == server["spanID"]
+            assert _tags(span)[f"reco.{kind}.generation"] == resp.generation
+            # (each worker answers from inside its span: its end may follow the call's)
+            assert server["startTime"] <= span["startTime"]
+        for pid in pids:  # each worker staged the file before it served it
+            (prepared,) = [s for s in prepares if _pid_of(t, s) == pid]
+            (committed,) = [s for s in commits if _pid_of(t, s) == pid]
+            assert _end(prepared) <= committed["startTime"]
+        # each worker's lines carry the span they were written in
+        for name, event in rollout.lines.items():
+            if event is None:
+                continue
+            lines = [e for e in sc.log_events() if e.get("event") == event and e.get("generation") == resp.generation]
+            assert sorted((e["trace_id"], e["span_id"]) for e in lines) == sorted((trace_id, s["spanID"])
+                                                                                for s in _by_name(t, name))
 
 
 def test_a_refused_call_is_an_error_free_span_with_its_status_code_and_the_failure_line_carries_it(

@@ -58,6 +58,9 @@ class Prepare:
     version: int
     model: str = ""
     digests: tuple[FileDigest, ...] = ()
+    # The W3C traceparent of the Reload's span when the call is traced and sampled, else "":
+    # the worker records its part as a child span of it (serving/tracing.py, `remote_step`).
+    traceparent: str = ""
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,9 @@ class Commit:
     txn: int
     version: int
     model: str = ""
+    # The W3C traceparent of the Reload's span when the call is traced and sampled, else "":
+    # the worker records its part as a child span of it (serving/tracing.py, `remote_step`).
+    traceparent: str = ""
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,9 @@ class Switch:
     version: int
     model: str = ""
     digests: tuple[FileDigest, ...] = ()
+    # The W3C traceparent of the Reload's span when the call is traced and sampled, else "":
+    # the worker records its part as a child span of it (serving/tracing.py, `remote_step`).
+    traceparent: str = ""
 
 
 @dataclass(frozen=True)
@@ -161,6 +170,9 @@ class PrepareExperiments:
     generation: int
     file: Payload
     syntax: str
+    # The W3C traceparent of the reload call whose rollout this is, when that call is traced
+    # and sampled, else "": the worker's part is then a span of that trace.
+    traceparent: str = ""
 
 
 @dataclass(frozen=True)
@@ -169,6 +181,9 @@ class CommitExperiments:
 
     TAG: ClassVar[str] = "commit_experiments"
     generation: int
+    # The W3C traceparent of the reload call whose rollout this is, when that call is traced
+    # and sampled, else "": the worker's part is then a span of that trace.
+    traceparent: str = ""
 
 
 @dataclass(frozen=True)
@@ -188,6 +203,9 @@ class SetExperiments:
     generation: int
     file: Payload
     syntax: str
+    # The W3C traceparent of the reload call whose rollout this is, when that call is traced
+    # and sampled, else "": the worker's part is then a span of that trace.
+    traceparent: str = ""
 
 
 @dataclass(frozen=True)
@@ -209,6 +227,9 @@ class PrepareRules:
     generation: int
     payload: Payload
     syntax: str
+    # The W3C traceparent of the reload call whose rollout this is, when that call is traced
+    # and sampled, else "": the worker's part is then a span of that trace.
+    traceparent: str = ""
 
 
 @dataclass(frozen=True)
@@ -217,6 +238,9 @@ class CommitRules:
 
     TAG: ClassVar[str] = "commit_rules"
     generation: int
+    # The W3C traceparent of the reload call whose rollout this is, when that call is traced
+    # and sampled, else "": the worker's part is then a span of that trace.
+    traceparent: str = ""
 
 
 @dataclass(frozen=True)
@@ -236,6 +260,9 @@ class SetRules:
     generation: int
     payload: Payload
     syntax: str
+    # The W3C traceparent of the reload call whose rollout this is, when that call is traced
+    # and sampled, else "": the worker's part is then a span of that trace.
+    traceparent: str = ""
 
 
 @dataclass(frozen=True)
@@ -298,6 +325,9 @@ class ReloadRequest:
     id: int
     version: VersionSpec
     model: str = ""
+    # The W3C traceparent of the worker's span for this Reload ("" when untraced): the
+    # supervisor hands it on with the transaction's Prepare, Commit and Switch messages.
+    traceparent: str = ""
 
 
 @dataclass(frozen=True)
@@ -306,6 +336,7 @@ class ReloadExperimentsRequest:
 
     TAG: ClassVar[str] = "reload_experiments"
     id: int
+    traceparent: str = ""  # the call's span, handed on with the messages of its rollout
 
 
 @dataclass(frozen=True)
@@ -373,6 +404,7 @@ class ReloadRulesRequest:
 
     TAG: ClassVar[str] = "reload_rules"
     id: int
+    traceparent: str = ""  # the call's span, handed on with the messages of its rollout
 
 
 @dataclass(frozen=True)

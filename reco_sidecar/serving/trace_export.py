@@ -16,7 +16,7 @@ array or map attributes) is encoded by the SDK's own functions.
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.exporter.otlp.proto.common._internal import (
@@ -27,6 +27,7 @@ from opentelemetry.exporter.otlp.proto.common._internal import (
 from opentelemetry.exporter.otlp.proto.common._internal.trace_encoder import _SPAN_KIND_MAP, _encode_links
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.trace import StatusCode
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
@@ -58,6 +59,11 @@ _STATUS_MESSAGE, _STATUS_CODE = b"\x12", b"\x18"
 # KeyValue{key, value: AnyValue{double_value}}, the AnyValue being 9 bytes
 _KEY, _DOUBLE_VALUE = b"\x0a", b"\x12\x09\x21"
 
+# An unset status without a message, and the span flags: the same bytes for nearly every span
+_STATUS_UNSET = _STATUS + b"\x00"
+_FLAGS_LOCAL = _FLAGS + _FIXED32(HAS_IS_REMOTE)
+_FLAGS_REMOTE = _FLAGS + _FIXED32(HAS_IS_REMOTE | IS_REMOTE)
+
 _KIND = {kind: b"\x30" + bytes((int(value),)) for kind, value in _SPAN_KIND_MAP.items()}
 
 
@@ -82,8 +88,9 @@ class SpanEncoder:
     used by the exporter's thread alone."""
 
     def __init__(self) -> None:
-        self._attributes: dict[tuple[str, type, Any], bytes] = {}
-        self._keys: dict[str, bytes] = {}
+        self._attributes: dict[tuple[bytes, str, type, Any], bytes] = {}
+        self._double_heads: dict[tuple[bytes, str], bytes] = {}
+        self._names: dict[str, bytes] = {}
         # id(object) -> (the object, kept alive so its id is not reused; its encoding)
         self._resources: dict[int, tuple[Any, bytes]] = {}
         self._scopes: dict[int, tuple[Any, bytes]] = {}
@@ -123,54 +130,70 @@ class SpanEncoder:
             parts.append(_field(_TRACE_STATE, state.encode()))
         if parent is not None:
             parts += (_PARENT_ID, parent.span_id.to_bytes(8, "big"))
-        parts += (_field(_NAME, span.name.encode()), _KIND[span.kind], _START, _FIXED64(span.start_time or 0),
+        parts += (self._name(span.name), _KIND[span.kind], _START, _FIXED64(span.start_time or 0),
                   _END, _FIXED64(span.end_time or 0))
-        if span.attributes:
-            parts.append(self._attribute_fields(_ATTRIBUTE, span.attributes))
+        attributes = span.attributes
+        if attributes:
+            field = self._attribute
+            parts += [field(_ATTRIBUTE, k, v) for k, v in attributes.items()]
         if span.dropped_attributes:
             parts.append(_DROPPED_ATTRIBUTES + _varint(span.dropped_attributes))
         for event in span.events:
             body = _EVENT_TIME + _FIXED64(event.timestamp) + _field(_EVENT_NAME, event.name.encode())
             if event.attributes:
-                body += self._attribute_fields(_EVENT_ATTRIBUTE, event.attributes)
+                field = self._attribute
+                body += b"".join([field(_EVENT_ATTRIBUTE, k, v) for k, v in event.attributes.items()])
             if event.dropped_attributes:
                 body += _EVENT_DROPPED + _varint(event.dropped_attributes)
             parts.append(_field(_EVENT, body))
         if span.dropped_events:
             parts.append(_DROPPED_EVENTS + _varint(span.dropped_events))
-        for link in _encode_links(span.links) or ():
-            parts.append(_field(_LINK, link.SerializeToString()))
+        if span.links:
+            for link in _encode_links(span.links) or ():
+                parts.append(_field(_LINK, link.SerializeToString()))
         if span.dropped_links:
             parts.append(_DROPPED_LINKS + _varint(span.dropped_links))
         status = span.status
-        body = b""
-        if status.description:
-            body += _field(_STATUS_MESSAGE, status.description.encode())
-        if status.status_code.value:
-            body += _STATUS_CODE + _varint(status.status_code.value)
-        parts.append(_field(_STATUS, body))
-        flags = HAS_IS_REMOTE | (IS_REMOTE if parent is not None and parent.is_remote else 0)
-        parts += (_FLAGS, _FIXED32(flags))
+        if status.status_code is StatusCode.UNSET and not status.description:
+            parts.append(_STATUS_UNSET)
+        else:
+            body = b""
+            if status.description:
+                body += _field(_STATUS_MESSAGE, status.description.encode())
+            if status.status_code.value:
+                body += _STATUS_CODE + _varint(status.status_code.value)
+            parts.append(_field(_STATUS, body))
+        parts.append(_FLAGS_REMOTE if parent is not None and parent.is_remote else _FLAGS_LOCAL)
         return b"".join(parts)
 
-    def _attribute_fields(self, tag: bytes, attributes: Mapping[str, Any]) -> bytes:
-        return b"".join([_field(tag, self._key_value(k, v)) for k, v in attributes.items()])
+    def _name(self, name: str) -> bytes:
+        """A span name's field: a handful of names, each encoded once."""
+        encoded = self._names.get(name)
+        if encoded is None:
+            if len(self._names) >= ATTRIBUTE_CACHE_MAX:
+                self._names.clear()
+            encoded = self._names[name] = _field(_NAME, name.encode())
+        return encoded
 
-    def _key_value(self, key: str, value: Any) -> bytes:
+    def _attribute(self, tag: bytes, key: str, value: Any) -> bytes:
+        """One attribute as a whole field (`tag`, length, KeyValue): kept for the next span with
+        the same attribute, so a repeated one costs a dict lookup."""
         kind = type(value)
-        if kind is float:  # durations: never the same twice, so not kept
-            name = self._keys.get(key)
-            if name is None:
-                name = self._keys[key] = _field(_KEY, key.encode())
-            return name + _DOUBLE_VALUE + _DOUBLE(value)
+        if kind is float:  # durations: never the same twice, so not kept; the field's head is
+            head = self._double_heads.get((tag, key))
+            if head is None:
+                name = _field(_KEY, key.encode())
+                head = self._double_heads[(tag, key)] = tag + _varint(len(name) + 11) + name + _DOUBLE_VALUE
+            return head + _DOUBLE(value)
         if kind is not str and kind is not int and kind is not bool:
-            return bytes(_encode_key_value(key, value).SerializeToString())
-        cache_key = (key, kind, value)
+            return _field(tag, bytes(_encode_key_value(key, value).SerializeToString()))
+        cache_key = (tag, key, kind, value)
         encoded = self._attributes.get(cache_key)
         if encoded is None:
             if len(self._attributes) >= ATTRIBUTE_CACHE_MAX:
                 self._attributes.clear()
-            encoded = self._attributes[cache_key] = bytes(_encode_key_value(key, value).SerializeToString())
+            encoded = self._attributes[cache_key] = _field(
+                tag, bytes(_encode_key_value(key, value).SerializeToString()))
         return encoded
 
     def _resource(self, resource: Any) -> bytes:

@@ -38,7 +38,9 @@ from reco_sidecar.common import logs, trace_context
 from reco_sidecar.serving.names import METHODS, SERVICE
 
 if TYPE_CHECKING:
+    from opentelemetry.context import Context
     from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.trace import SpanContext
 
     from reco_sidecar.serving.batcher import LoopBatcher
     from reco_sidecar.serving.trace_spans import OpenSpan, Recorder
@@ -66,6 +68,8 @@ FACT_ATTRIBUTES = {
     "responses": "reco.responses",
     "generation": "reco.experiments.generation",
 }
+_FACT_ITEMS = tuple(FACT_ATTRIBUTES.items())
+_SCALARS = (str, int, float, bool)  # a tuple: isinstance checks it faster than a union
 # Server spans whose status is an error, per OpenTelemetry's gRPC conventions: the server's
 # own failures. A client's mistake (INVALID_ARGUMENT, NOT_FOUND...) leaves the status unset.
 SERVER_ERRORS = frozenset({"UNKNOWN", "DEADLINE_EXCEEDED", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE",
@@ -91,13 +95,22 @@ class Tracing:
     """One serving process's span recorder, its batch processor and exporter."""
 
     def __init__(self, provider: TracerProvider, recorder: Recorder, server_address: str, server_port: int) -> None:
-        from opentelemetry import propagate, trace
+        from opentelemetry import context, propagate, trace
 
+        from reco_sidecar.serving import trace_parent
+
+        self._parse = trace_parent.parse
         self._provider = provider
         self.recorder = recorder
         self._extract = propagate.extract
         self._current_span = trace.get_current_span
+        self._in_context = trace.set_span_in_context
+        self._non_recording = trace.NonRecordingSpan
+        self._no_parent = context.Context()
+        # Read once: the propagators are configured at import (OTEL_PROPAGATORS).
+        self._w3c = trace_parent.w3c_propagation()
         self._server_kind = trace.SpanKind.SERVER
+        self._internal_kind = trace.SpanKind.INTERNAL
         # Built once: a call's attributes start as a copy of these.
         self._base: dict[str, Any] = {"rpc.system": "grpc", "rpc.service": SERVICE, "server.address": server_address}
         if server_port:
@@ -110,8 +123,7 @@ class Tracing:
         until `CallSpan.finish`. Its ids go into `facts` too: the access line of a stream the
         client cancelled is written from another task, where the current ids are not set."""
         carrier = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
-        parent = self._extract(carrier)
-        parent_span = self._current_span(parent).get_span_context()
+        parent, parent_span = self._parent(carrier.get("traceparent"), carrier.get("tracestate"), carrier)
         attributes: dict[str, Any] = {**self._base, "rpc.method": method}
         peer_address, peer_port = _peer(context.peer())
         if peer_address:
@@ -122,11 +134,36 @@ class Tracing:
         if request_id:
             attributes["reco.request_id"] = request_id
         name = self._names.get(method) or f"{SERVICE}/{method}"
-        trace_id, span_id, span = self.recorder.root(name, self._server_kind, parent,
-                                                     parent_span if parent_span.is_valid else None, attributes)
+        trace_id, span_id, span = self.recorder.root(name, self._server_kind, parent, parent_span, attributes)
         # The ids are known even when the span is not sampled (the caller's trace): the log
         # lines carry them, so a line is found from the trace id whatever was sampled.
         return CallSpan(span, trace_id, span_id, facts)
+
+    def _parent(self, traceparent: str | None, tracestate: str | None, carrier: dict[str, str] | None = None
+                ) -> tuple[Context, SpanContext | None]:
+        """The parent context for the sampler and the caller's span context (None: a trace of
+        its own), read from W3C headers directly when those are the propagation in use (what
+        `propagate.extract` would give, at a fraction of its cost: trace_parent.py), else
+        through the configured propagators."""
+        if self._w3c or carrier is None:
+            remote = self._parse(traceparent, tracestate)
+            if remote is None:
+                return self._no_parent, None
+            return self._in_context(self._non_recording(remote)), remote
+        parent = self._extract(carrier)
+        found = self._current_span(parent).get_span_context()
+        return parent, found if found.is_valid else None
+
+    def remote_step(self, name: str, traceparent: str, attributes: dict[str, Any]) -> RemoteStep | _NoStep:
+        """A span `name` for the `with` block, the child of the span `traceparent` names in
+        another process (a Reload's span, handed on by the supervisor with its transaction's
+        messages); nothing when `traceparent` is empty or invalid, or names an unsampled
+        span. The block's log lines carry its ids."""
+        parent, parent_span = self._parent(traceparent, None)
+        if parent_span is None:
+            return _NO_STEP
+        trace_id, span_id, span = self.recorder.root(name, self._internal_kind, parent, parent_span, attributes)
+        return RemoteStep(span, trace_id, span_id)
 
     def shutdown(self) -> None:
         """Blocking, at most about SHUTDOWN_TIMEOUT_MS: the spans still queued are sent if the
@@ -156,9 +193,9 @@ class CallSpan:
         if span is not None:
             attributes = span.attributes
             attributes["rpc.grpc.status_code"] = _CODE_NUMBER.get(code, 2)
-            for name, value in facts.items():
-                attribute = FACT_ATTRIBUTES.get(name)
-                if attribute is not None and isinstance(value, str | int | float | bool) and value != "":
+            for name, attribute in _FACT_ITEMS:
+                value = facts.get(name)
+                if value is not None and isinstance(value, _SCALARS) and value != "":
                     attributes[attribute] = value
             if code in SERVER_ERRORS:
                 from opentelemetry.trace import Status, StatusCode
@@ -170,6 +207,52 @@ class CallSpan:
             with contextlib.suppress(ValueError, RuntimeError):
                 _active.reset(self._active_token)
         trace_context.unbind(self._log_token)
+
+
+class RemoteStep:
+    """A span whose parent is in another process, ended when the `with` block ends: ERROR
+    when the block raised or `failed` was called."""
+
+    __slots__ = ("_log_token", "_span", "_span_id", "_trace_id")
+
+    def __init__(self, span: OpenSpan | None, trace_id: int, span_id: int) -> None:
+        self._span = span
+        self._trace_id, self._span_id = trace_id, span_id
+        self._log_token: Token[tuple[str, str] | None] | None = None
+
+    def __enter__(self) -> RemoteStep:
+        self._log_token = trace_context.bind(self._trace_id, self._span_id)
+        return self
+
+    def set(self, name: str, value: Any) -> None:
+        if self._span is not None:
+            self._span.attributes[name] = value
+
+    def failed(self, message: str) -> None:
+        if self._span is not None:
+            from opentelemetry.trace import Status, StatusCode
+
+            self._span.status = Status(StatusCode.ERROR, message)
+
+    def __exit__(self, kind: Any, error: Any, _tb: Any) -> None:
+        if self._span is not None:
+            if error is not None:
+                self._span.fail(error)
+            self._span.end()
+            self._span = None
+        if self._log_token is not None:
+            trace_context.unbind(self._log_token)
+
+
+def traceparent() -> str:
+    """The W3C traceparent of the current call's innermost sampled span, to hand to another
+    process whose work joins the trace; "" when the call is not traced (or not sampled)."""
+    active = _active.get()
+    if active is None:
+        return ""
+    from reco_sidecar.serving.trace_parent import format_context
+
+    return format_context(active.context)
 
 
 def _peer(peer: str | None) -> tuple[str, int]:
@@ -198,8 +281,13 @@ class _NoStep:
     def set(self, name: str, value: Any) -> None:
         return None
 
+    def failed(self, message: str) -> None:
+        return None
+
 
 _NO_STEP = _NoStep()
+NO_STEP = _NO_STEP
+Step = RemoteStep | _NoStep  # what `remote_step` gives
 
 
 class _Step:

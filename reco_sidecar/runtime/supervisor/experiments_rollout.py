@@ -21,17 +21,17 @@ ExperimentsCandidate = Candidate[checks.ExperimentsFile]
 class ExperimentsKind:
     name: str = "experiments"
 
-    def prepare(self, generation: int, file: ExperimentsCandidate) -> wire.ToWorker:
-        return wire.PrepareExperiments(generation, file.payload, file.content.syntax)
+    def prepare(self, generation: int, file: ExperimentsCandidate, traceparent: str) -> wire.ToWorker:
+        return wire.PrepareExperiments(generation, file.payload, file.content.syntax, traceparent)
 
-    def commit(self, generation: int) -> wire.ToWorker:
-        return wire.CommitExperiments(generation)
+    def commit(self, generation: int, traceparent: str) -> wire.ToWorker:
+        return wire.CommitExperiments(generation, traceparent)
 
     def abort(self, generation: int) -> wire.ToWorker:
         return wire.AbortExperiments(generation)
 
-    def replace(self, generation: int, file: ExperimentsCandidate) -> wire.ToWorker:
-        return wire.SetExperiments(generation, file.payload, file.content.syntax)
+    def replace(self, generation: int, file: ExperimentsCandidate, traceparent: str) -> wire.ToWorker:
+        return wire.SetExperiments(generation, file.payload, file.content.syntax, traceparent)
 
     def done(self, request_id: int, generation: int, file: ExperimentsCandidate, workers: int
              ) -> wire.ExperimentsDone:

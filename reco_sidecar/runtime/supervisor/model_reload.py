@@ -53,6 +53,9 @@ class ReloadAsked:
     # Whether its success pins the version (see Coordinator._done); None: when `spec` is a
     # number. A reload a model store asks for by number on its own is not an operator's choice.
     pin: bool | None = None
+    # The requester's trace (W3C traceparent, "" when untraced), handed to every worker with
+    # the transaction's messages so that each worker's prepare and commit join that trace.
+    traceparent: str = ""
 
 
 @dataclass(frozen=True)
@@ -176,6 +179,7 @@ class Txn:
     pin: bool  # a success pins the version
     exits: collections.Counter[int] = field(default_factory=collections.Counter)
     load_seconds: float = 0.0
+    traceparent: str = ""
 
     @property
     def id(self) -> int:
@@ -193,6 +197,7 @@ class Verifying:
     asked_at: float
     started: float
     pin: bool
+    traceparent: str = ""
 
 
 class Coordinator:
@@ -267,7 +272,7 @@ class Coordinator:
         event, asked_at = self.queue.popleft()
         self._tickets += 1
         pin = event.spec is not LATEST if event.pin is None else event.pin
-        self.verifying = Verifying(self._tickets, event.requester, asked_at, self.now, pin)
+        self.verifying = Verifying(self._tickets, event.requester, asked_at, self.now, pin, event.traceparent)
         out.append(StartVerify(self._tickets, event.spec, frozenset(self.failed)))
 
     def _verified(self, ticket: int, verdict: Verdict, out: list[Action]) -> None:
@@ -299,14 +304,14 @@ class Coordinator:
         self._ids += 1
         # One deadline (--reload-timeout) for the whole reload, from the start of its verification.
         txn = Txn(TwoPhase.begin(self._ids, self.pool_size, job.requester, job.started), version, self.serving,
-                  job.asked_at, job.pin)
+                  job.asked_at, job.pin, traceparent=job.traceparent)
         self.txn = txn
         out.append(Began(txn.id, version, txn.old_version))
         for slot in sorted(self.ready):
             self._send_prepare(txn, slot, out)
 
     def _send_prepare(self, txn: Txn, slot: int, out: list[Action]) -> None:
-        out.append(Send(slot, m.Prepare(txn.id, txn.version, self.model)))
+        out.append(Send(slot, m.Prepare(txn.id, txn.version, self.model, traceparent=txn.traceparent)))
 
     def _booted(self, slot: int, version: int, out: list[Action]) -> None:
         self.ready[slot] = version
@@ -325,7 +330,7 @@ class Coordinator:
             self._confirm(txn, slot, out)
         else:
             # It was started before the commit began and booted the old version.
-            out.append(Send(slot, m.Switch(txn.id, txn.version, self.model)))
+            out.append(Send(slot, m.Switch(txn.id, txn.version, self.model, traceparent=txn.traceparent)))
 
     def _died(self, slot: int, cause: Death, detail: str, out: list[Action]) -> None:
         self.ready.pop(slot, None)
@@ -379,7 +384,7 @@ class Coordinator:
         txn.steps.commit(self.pool_size)
         # From here on, a worker started by the pool boots the new version.
         self.serving = txn.version
-        out += to_each(self.ready, m.Commit(txn.id, txn.version, self.model))
+        out += to_each(self.ready, m.Commit(txn.id, txn.version, self.model, traceparent=txn.traceparent))
 
     def _confirm(self, txn: Txn, slot: int, out: list[Action]) -> None:
         if not txn.steps.confirm(slot):

@@ -41,13 +41,15 @@ class Kind(Protocol[F]):
     @property
     def name(self) -> str: ...
 
-    def prepare(self, generation: int, file: Candidate[F]) -> wire.ToWorker: ...
+    # `traceparent`: the requester's trace ("" when untraced), so that each worker's part in
+    # the rollout is a span of it.
+    def prepare(self, generation: int, file: Candidate[F], traceparent: str) -> wire.ToWorker: ...
 
-    def commit(self, generation: int) -> wire.ToWorker: ...
+    def commit(self, generation: int, traceparent: str) -> wire.ToWorker: ...
 
     def abort(self, generation: int) -> wire.ToWorker: ...
 
-    def replace(self, generation: int, file: Candidate[F]) -> wire.ToWorker:
+    def replace(self, generation: int, file: Candidate[F], traceparent: str) -> wire.ToWorker:
         """Prepare and commit in one step, for a worker that booted with an older file."""
         ...
 
@@ -75,6 +77,7 @@ Action = Send | Reply | Outcome
 class Proposal(Generic[F]):
     steps: TwoPhase
     file: Candidate[F]
+    traceparent: str = ""  # the requester's trace: every message of this rollout carries it
 
     @property
     def generation(self) -> int:
@@ -99,7 +102,8 @@ class Rollout(Generic[F]):
 
     # -- events ----------------------------------------------------------------------------------
 
-    def asked(self, requester: Requester | None, checked: Candidate[F] | RecoError, now: float) -> list[Action]:
+    def asked(self, requester: Requester | None, checked: Candidate[F] | RecoError, now: float,
+              traceparent: str = "") -> list[Action]:
         """A request to roll out the file as the supervisor found it (read and checked)."""
         if self.proposal is not None:
             return self._refuse(requester, ErrorKind.UNAVAILABLE,
@@ -109,19 +113,21 @@ class Rollout(Generic[F]):
             return self._refuse(requester, ErrorKind.FAILED_PRECONDITION,
                                 f"{checked.message}; still serving the previous {self.kind.name}", checked.field)
         self.proposals = max(self.proposals, self.generation) + 1
-        proposal = Proposal(TwoPhase.begin(self.proposals, self.pool_size, requester, now), checked)
+        proposal = Proposal(TwoPhase.begin(self.proposals, self.pool_size, requester, now), checked, traceparent)
         self.proposal = proposal
-        return list(to_each(self.ready, self.kind.prepare(proposal.generation, checked)))
+        return list(to_each(self.ready, self.kind.prepare(proposal.generation, checked, traceparent)))
 
     def booted(self, slot: int, generation: int) -> list[Action]:
         self.ready[slot] = generation
         out: list[Action] = []
         p = self.proposal
         if p is not None and p.steps.phase is Phase.PREPARE and slot in p.steps.waiting:
-            out.append(Send(slot, self.kind.prepare(p.generation, p.file)))
+            out.append(Send(slot, self.kind.prepare(p.generation, p.file, p.traceparent)))
         if generation < self.generation and self.current is not None:
             # Forked before the last commit reached it: bring it to the file the pool serves.
-            out.append(Send(slot, self.kind.replace(self.generation, self.current)))
+            # Part of the rollout in progress when that one is committed: in its trace.
+            traceparent = p.traceparent if p is not None and p.generation == self.generation else ""
+            out.append(Send(slot, self.kind.replace(self.generation, self.current, traceparent)))
         return out + self._maybe_done()
 
     def died(self, slot: int) -> list[Action]:
@@ -140,7 +146,7 @@ class Rollout(Generic[F]):
             return []
         p.steps.commit(self.pool_size)
         self.current, self.generation = p.file, p.generation
-        out: list[Action] = list(to_each(self.ready, self.kind.commit(p.generation)))
+        out: list[Action] = list(to_each(self.ready, self.kind.commit(p.generation, p.traceparent)))
         return out + self._maybe_done()
 
     def prepare_failed(self, slot: int, generation: int, error: str, field_name: str) -> list[Action]:

@@ -61,7 +61,8 @@ class Router:
         self.rules = rules_rollout(settings.workers, settings.reload_timeout)
         self.watch = Watch(settings.model_root, settings.watch, folders=store is None)
         self._fds_for_children = fds_for_children
-        self._store_specs: dict[Requester, VersionSpec] = {}  # what a Reload sent to the follower asked for
+        # What a Reload sent to the follower asked for, and its trace.
+        self._store_specs: dict[Requester, tuple[VersionSpec, str]] = {}
         self.store_handlers = Handlers(self.store_available, self.store_refused, self.store_status)
 
     def start(self, now: float) -> None:
@@ -233,23 +234,25 @@ class Router:
 
     # -- requests --------------------------------------------------------------------------------
 
-    def reload_asked(self, requester: Requester | None, spec: VersionSpec, model: str = "") -> None:
+    def reload_asked(self, requester: Requester | None, spec: VersionSpec, model: str = "", traceparent: str = ""
+                     ) -> None:
         """A Reload or SIGHUP. With a store, the follower first brings the version into the cache
-        (off the loop); its answer comes back through store_available / store_refused."""
+        (off the loop); its answer comes back through store_available / store_refused.
+        `traceparent`: the Reload's trace, carried to every worker's part in it."""
         if (model or self.settings.default_model) not in self.reloads:
             if requester is not None:
                 self.send(self.pool.slots[requester[0]], m.ReloadRefused(
                     requester[1], ErrorKind.NOT_FOUND, f"this sidecar serves no model {model!r}", "model"))
             return
         if self.store is None:
-            self.event(co.ReloadAsked(requester, spec), model)
+            self.event(co.ReloadAsked(requester, spec, traceparent=traceparent), model)
             return
         if requester is not None:
-            self._store_specs[requester] = spec
+            self._store_specs[requester] = (spec, traceparent)
         if not self.store.request(requester, spec):
             self.store_refused(requester, ErrorKind.UNAVAILABLE, "the model store follower is restarting; try again")
 
-    def reload_experiments(self, requester: Requester | None) -> None:
+    def reload_experiments(self, requester: Requester | None, traceparent: str = "") -> None:
         def versions_of(model: str) -> list[int]:
             try:
                 return version_dirs.list_versions(self.settings.model_root / model)
@@ -257,7 +260,7 @@ class Router:
                 return []
 
         checked = self.experiments.check(list(self.reloads), versions_of)
-        self.rolled(self.rollout.asked(requester, checked, time.monotonic()))
+        self.rolled(self.rollout.asked(requester, checked, time.monotonic(), traceparent))
 
     def wanted(self, requests: list[ReloadWanted]) -> None:
         for want in requests:
@@ -277,8 +280,8 @@ class Router:
 
     # -- ranking rules ---------------------------------------------------------------------------
 
-    def reload_rules(self, requester: Requester | None) -> None:
-        self.rules_rolled(self.rules.asked(requester, self.rules_file.check(), time.monotonic()))
+    def reload_rules(self, requester: Requester | None, traceparent: str = "") -> None:
+        self.rules_rolled(self.rules.asked(requester, self.rules_file.check(), time.monotonic(), traceparent))
 
     def rules_rolled(self, actions: list[ro.Action]) -> None:
         """Carries out what the rules rollout returns."""
@@ -310,8 +313,8 @@ class Router:
         if requester is None:
             self.wanted(self.watch.offered(model, self.reloads[model], version))
             return
-        spec = self._store_specs.pop(requester, LATEST)
-        self.event(co.ReloadAsked(requester, version, pin=spec is not LATEST), model)
+        spec, traceparent = self._store_specs.pop(requester, (LATEST, ""))
+        self.event(co.ReloadAsked(requester, version, pin=spec is not LATEST, traceparent=traceparent), model)
 
     def store_refused(self, requester: Requester | None, kind: ErrorKind, message: str) -> None:
         if requester is not None:
@@ -349,20 +352,20 @@ class Router:
     def answered(self, slot: WorkerSlot, message: m.ToSupervisor) -> bool:
         """A worker's part in a reload or a rollout; False: not one."""
         match message:
-            case m.ReloadRequest(request_id, spec, model):
-                self.reload_asked((slot.slot, request_id), spec, model)
+            case m.ReloadRequest(request_id, spec, model, traceparent):
+                self.reload_asked((slot.slot, request_id), spec, model, traceparent)
             case m.Prepared() | m.PrepareFailed() | m.Committed() | m.CommitFailed():
                 self.event(co.WorkerAnswered(slot.slot, message), message.model)
-            case m.ReloadExperimentsRequest(request_id):
-                self.reload_experiments((slot.slot, request_id))
+            case m.ReloadExperimentsRequest(request_id, traceparent):
+                self.reload_experiments((slot.slot, request_id), traceparent)
             case m.ExperimentsPrepared(generation):
                 self.rolled(self.rollout.prepared(slot.slot, generation))
             case m.ExperimentsPrepareFailed(generation, error, field_name):
                 self.rolled(self.rollout.prepare_failed(slot.slot, generation, error, field_name))
             case m.ExperimentsApplied(generation):
                 self.rolled(self.rollout.applied(slot.slot, generation))
-            case m.ReloadRulesRequest(request_id):
-                self.reload_rules((slot.slot, request_id))
+            case m.ReloadRulesRequest(request_id, traceparent):
+                self.reload_rules((slot.slot, request_id), traceparent)
             case m.RulesPrepared(generation):
                 self.rules_rolled(self.rules.prepared(slot.slot, generation))
             case m.RulesPrepareFailed(generation, error, field_name):

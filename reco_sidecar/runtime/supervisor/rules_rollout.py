@@ -25,17 +25,17 @@ RulesCandidate = Candidate[rules_file.RulesFile]
 class RulesKind:
     name: str = "rules"
 
-    def prepare(self, generation: int, file: RulesCandidate) -> wire.ToWorker:
-        return wire.PrepareRules(generation, file.payload, file.content.syntax)
+    def prepare(self, generation: int, file: RulesCandidate, traceparent: str) -> wire.ToWorker:
+        return wire.PrepareRules(generation, file.payload, file.content.syntax, traceparent)
 
-    def commit(self, generation: int) -> wire.ToWorker:
-        return wire.CommitRules(generation)
+    def commit(self, generation: int, traceparent: str) -> wire.ToWorker:
+        return wire.CommitRules(generation, traceparent)
 
     def abort(self, generation: int) -> wire.ToWorker:
         return wire.AbortRules(generation)
 
-    def replace(self, generation: int, file: RulesCandidate) -> wire.ToWorker:
-        return wire.SetRules(generation, file.payload, file.content.syntax)
+    def replace(self, generation: int, file: RulesCandidate, traceparent: str) -> wire.ToWorker:
+        return wire.SetRules(generation, file.payload, file.content.syntax, traceparent)
 
     def done(self, request_id: int, generation: int, file: RulesCandidate, workers: int) -> wire.RulesDone:
         return wire.RulesDone(request_id, generation, len(file.content.rule_sets), workers)

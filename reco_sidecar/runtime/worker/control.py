@@ -30,13 +30,18 @@ from reco_sidecar.runtime.worker.experiments import ExperimentsApplier
 from reco_sidecar.runtime.worker.rules import RulesApplier
 from reco_sidecar.runtime.worker.stop import StopReason
 from reco_sidecar.runtime.worker.topology import WorkerTopology
+from reco_sidecar.serving import tracing
 from reco_sidecar.serving.contracts import ExperimentsOutcome, ReloadOutcome, RulesOutcome, WorkerAddress
 
 log = logs.get(__name__)
 _Answer = m.ReloadDone | m.ReloadRefused | m.ExperimentsDone | m.RulesDone
+# A worker's part in a reload, as a span in the Reload's trace.
+STEP_NAMES = {m.Prepare: "reload.prepare", m.Commit: "reload.commit", m.Switch: "reload.switch"}
 
 
 class WorkerControl:
+    # This process's tracing (set once serving is built, before `start`); None: off.
+    traces: tracing.Tracing | None = None
     def __init__(self, channel: Channel, registry: ModelRegistry, topology: WorkerTopology,
                  events: queue.SimpleQueue[StopReason], drain_timeout: float,
                  experiments: LiveExperiments | None = None, reload_timeout: float = 600.0,
@@ -71,7 +76,10 @@ class WorkerControl:
 
     # Reloader protocol, called from an RPC thread.
     def reload(self, model: str, version: VersionSpec) -> ReloadOutcome:
-        reply = self._ask(lambda request_id: m.ReloadRequest(request_id, version, model))
+        # Called in the Reload's context (asyncio.to_thread copies it): its span goes with the
+        # request, so that every worker's prepare and commit join the caller's trace.
+        parent = tracing.traceparent()
+        reply = self._ask(lambda request_id: m.ReloadRequest(request_id, version, model, parent))
         match reply:
             case m.ReloadDone(_, old, new, load_seconds, workers):
                 return ReloadOutcome(old, new, load_seconds, workers)
@@ -85,7 +93,8 @@ class WorkerControl:
     def reload_experiments(self) -> ExperimentsOutcome:
         """Asks the supervisor to read the experiments file again; returns once every worker
         serves it, raises (naming the field) when the file is refused."""
-        reply = self._ask(m.ReloadExperimentsRequest)
+        parent = tracing.traceparent()  # the call's span: every worker's part joins its trace
+        reply = self._ask(lambda request_id: m.ReloadExperimentsRequest(request_id, parent))
         match reply:
             case m.ExperimentsDone(_, generation, experiments, workers):
                 return ExperimentsOutcome(generation, experiments, workers)
@@ -99,7 +108,8 @@ class WorkerControl:
     def reload_rules(self) -> RulesOutcome:
         """Asks the supervisor to read the rules file again; returns once every worker serves
         it, raises (naming the field) when the file is refused."""
-        reply = self._ask(m.ReloadRulesRequest)
+        parent = tracing.traceparent()  # the call's span: every worker's part joins its trace
+        reply = self._ask(lambda request_id: m.ReloadRulesRequest(request_id, parent))
         match reply:
             case m.RulesDone(_, generation, rule_sets, workers):
                 return RulesOutcome(generation, rule_sets, workers)
@@ -158,7 +168,8 @@ class WorkerControl:
             case m.PrepareRules() | m.CommitRules() | m.AbortRules() | m.SetRules():
                 # On the receiving thread: a rule change waits for no model load.
                 if self._rules is not None:
-                    self._rules.apply(message)
+                    with self._file_step(message, "rules", "reco.rules.generation"):
+                        self._rules.apply(message)
                 elif not isinstance(message, m.AbortRules):  # a worker without rules has nothing to stage
                     self.send(m.RulesPrepared(message.generation) if isinstance(message, m.PrepareRules)
                               else m.RulesApplied(message.generation))
@@ -184,18 +195,47 @@ class WorkerControl:
             message = self._work.get()
             if isinstance(message, m.PrepareExperiments | m.CommitExperiments | m.SetExperiments):
                 if self._experiments is not None:
-                    self._experiments.apply(message)
+                    with self._file_step(message, "experiments", "reco.experiments.generation"):
+                        self._experiments.apply(message)
             else:
                 self._apply(message)
 
+    def _file_step(self, message: m.PrepareRules | m.CommitRules | m.AbortRules | m.SetRules | m.PrepareExperiments
+                   | m.CommitExperiments | m.SetExperiments, kind: str, attribute: str) -> tracing.Step:
+        """This worker's part in a traced rules or experiments rollout, as a span of the
+        reload call's trace (`rules.prepare`, `rules.commit`, `rules.set`...); nothing when the
+        call was not traced, or for an abort."""
+        traceparent = getattr(message, "traceparent", "")
+        if self.traces is None or not traceparent:
+            return tracing.NO_STEP
+        step = type(message).__name__.removesuffix(kind.capitalize()).lower()  # PrepareRules -> prepare
+        return self.traces.remote_step(f"{kind}.{step}", traceparent, {attribute: message.generation})
+
     def _apply(self, message: m.Prepare | m.Commit | m.Switch) -> None:
+        with self._lock:
+            if (message.model, message.txn) in self._aborted:
+                return
+        traces = self.traces
+        if traces is None or not message.traceparent:
+            answer = self._applied(message, tracing.NO_STEP)
+        else:
+            step = traces.remote_step(STEP_NAMES[type(message)], message.traceparent, {
+                "reco.model": message.model or self._registry.default, "reco.model.version": message.version,
+                "reco.reload.txn": message.txn})
+            with step:
+                answer = self._applied(message, step)
+        # Sent once the span has ended: the supervisor commits only after every worker's
+        # Prepared, so each prepare span ends before any commit span starts.
+        if answer is not None:
+            self.send(answer)
+
+    def _applied(self, message: m.Prepare | m.Commit | m.Switch, step: tracing.Step
+                 ) -> m.ToSupervisor | None:
+        """Carries out `message`; the answer to send, None when there is none (aborted)."""
         started = time.perf_counter()
         txn, version = message.txn, message.version
         key = (message.model, txn)
         manager = self._manager(message.model)
-        with self._lock:
-            if key in self._aborted:
-                return
         if isinstance(message, m.Prepare | m.Switch):
             # The supervisor's verification hashed these very files (same identity): re-hashing
             # them here would take a core from the requests this worker serves meanwhile.
@@ -210,22 +250,23 @@ class WorkerControl:
                     if aborted:
                         # The abort overtook this prepare: drop what it loaded.
                         manager.abort(version)
-                        return
-                    self.send(m.Prepared(txn, version, time.perf_counter() - started, message.model))
+                        step.set("reco.reload.aborted", True)
+                        return None
+                    return m.Prepared(txn, version, time.perf_counter() - started, message.model)
                 case m.Commit():
                     manager.commit(version, drain_timeout=self._drain_timeout)
-                    self.send(m.Committed(txn, version, message.model))
+                    return m.Committed(txn, version, message.model)
                 case m.Switch():
                     manager.prepare(version)
                     manager.commit(version, drain_timeout=self._drain_timeout)
-                    self.send(m.Committed(txn, version, message.model))
+                    return m.Committed(txn, version, message.model)
                 case _:
                     assert_never(message)
         except Exception as e:  # a bug or an odd file must fail the reload, not the worker
             error = str(e) if isinstance(e, RecoError) else f"{type(e).__name__}: {e}"
             if not isinstance(e, RecoError):
                 log.exception("control_apply_failed", kind=message.TAG, version=version)
+            step.failed(error[:4000])
             if isinstance(message, m.Prepare):
-                self.send(m.PrepareFailed(txn, version, error[:4000], message.model))
-            else:
-                self.send(m.CommitFailed(txn, version, error[:4000], message.model))
+                return m.PrepareFailed(txn, version, error[:4000], message.model)
+            return m.CommitFailed(txn, version, error[:4000], message.model)

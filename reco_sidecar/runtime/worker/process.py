@@ -164,6 +164,7 @@ async def _serve_async(settings: ServeSettings, spec: WorkerSpec, channel: Chann
                                    store_status=topology.store_status, online=online, rules=rules,
                                    reload_rules=control.reload_rules)
     service, gate, tally = serving.service, serving.gate, serving.tally
+    control.traces = serving.tracing  # its part in a traced Reload is a span of this process
     for target in (settings.shared_address, address):
         if serving.bind(target) == 0:
             log.error("worker_bind_failed", address=target)
