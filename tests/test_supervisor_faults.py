@@ -194,3 +194,26 @@ def _serves(address: str, version: int) -> bool:
         return worker_version(address, timeout=1) == version
     except grpc.RpcError:
         return False
+
+
+RULES = 'hide = ["i0000013"]\n'
+
+
+def test_a_fifo_in_place_of_the_rules_file_is_refused_without_blocking(
+        demo_copy: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    """The rules file is read by the supervisor's loop, like the experiments file: a FIFO in its
+    place (an open for reading would wait for a writer forever) is refused, never waited on."""
+    rules_file = tmp_path / "rules.toml"
+    rules_file.write_text(RULES)
+    with running_sidecar(demo_copy, "demo", workers=2,
+                         extra_args=["--rules", str(rules_file), "--watch", "0.2", "--grace", "5"]) as sc:
+        rules_file.unlink()
+        os.mkfifo(rules_file)
+        wait_until(lambda: _events(sc, "rules_refused"), 30, "the FIFO refused")
+        refused = _events(sc, "rules_refused")
+        assert refused[0]["field"] == "file" and "not a regular file" in str(refused[0]["error"])
+        with pytest.raises(grpc.RpcError) as e:
+            sc.stub().ReloadRules(reco_pb2.RankingReloadRulesRequest(), timeout=30)
+        assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "not a regular file" in (
+            e.value.details() or "")
+        _replaced_and_stopped(sc)

@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import pathlib
 import re
-import stat
 import tomllib
 from dataclasses import dataclass
 from typing import Any
 
+from reco_sidecar.common import bounded_file
 from reco_sidecar.common.errors import InvalidArgument
 
 BASELINES = ("popular", "random")
@@ -94,35 +93,13 @@ def load(path: pathlib.Path) -> ExperimentSet:
     return parse(read_text(path), syntax_of(path), source=str(path))
 
 
-# O_NONBLOCK: a FIFO (or a device) in the file's place must not block the open; the
-# supervisor's loop reads this file at every watch poll.
-_OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
-
-
 def read_text(path: pathlib.Path) -> str:
     """The file's text, bounded in size before any byte is read; anything but a regular file
-    is refused without blocking."""
+    is refused without blocking (the supervisor's loop reads this file at every watch poll)."""
     try:
-        fd = os.open(path, _OPEN_FLAGS)
-    except OSError as e:
-        raise ExperimentFileError(f"{path}: cannot read: {e}", field="file") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise ExperimentFileError(f"{path}: not a regular file", field="file")
-        if info.st_size > MAX_FILE_BYTES:
-            raise ExperimentFileError(f"{path}: larger than {MAX_FILE_BYTES} bytes", field="file")
-        chunks, left = [], MAX_FILE_BYTES + 1  # a file that grew since fstat is still bounded
-        while left > 0 and (chunk := os.read(fd, left)):
-            chunks.append(chunk)
-            left -= len(chunk)
-        if left <= 0:
-            raise ExperimentFileError(f"{path}: larger than {MAX_FILE_BYTES} bytes", field="file")
-        return b"".join(chunks).decode("utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ExperimentFileError(f"{path}: cannot read: {e}", field="file") from None
-    finally:
-        os.close(fd)
+        return bounded_file.read_text(path, MAX_FILE_BYTES)
+    except bounded_file.Unreadable as e:
+        raise ExperimentFileError(str(e), field="file") from None
 
 
 def syntax_of(path: pathlib.Path) -> str:

@@ -41,6 +41,7 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
+from reco_sidecar.common import bounded_file
 from reco_sidecar.common.errors import InvalidArgument
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -140,13 +141,17 @@ class RulesFile:
 def load(path: pathlib.Path) -> RulesFile:
     """Reads and validates a rules file. Raises RulesFileError naming the field."""
     path = pathlib.Path(path)
-    try:
-        if path.stat().st_size > MAX_FILE_BYTES:  # bounded before any byte is read
-            raise RulesFileError(f"{path}: larger than {MAX_FILE_BYTES} bytes", field="file")
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise RulesFileError(f"{path}: cannot read: {e}", field="file") from None
+    text = read_text(path)
     return parse(text, "json" if path.suffix.lower() == ".json" else "toml", source=str(path))
+
+
+def read_text(path: pathlib.Path) -> str:
+    """The file's text, bounded before any byte is read; a FIFO or device in its place is
+    refused without blocking (the supervisor's loop reads it at every watch poll)."""
+    try:
+        return bounded_file.read_text(path, MAX_FILE_BYTES)
+    except bounded_file.Unreadable as e:
+        raise RulesFileError(str(e), field="file") from None
 
 
 def parse(text: str, syntax: str, *, source: str = "rules") -> RulesFile:

@@ -81,6 +81,6 @@ class RulesReader:
     def _text(self) -> str | None:
         assert self.path is not None
         try:
-            return self.path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
+            return rules_file.read_text(self.path)  # bounded, and never blocks on a FIFO
+        except RecoError:
             return None
