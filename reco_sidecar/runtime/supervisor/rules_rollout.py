@@ -16,6 +16,7 @@ from reco_sidecar.common.errors import FailedPrecondition, RecoError
 from reco_sidecar.ranking import rules as rules_file
 from reco_sidecar.runtime import wire
 from reco_sidecar.runtime.payload import PayloadDir
+from reco_sidecar.runtime.supervisor.file_reader import FileReader
 from reco_sidecar.runtime.supervisor.rollout import Candidate, Rollout
 
 RulesCandidate = Candidate[rules_file.RulesFile]
@@ -45,42 +46,13 @@ def rules_rollout(pool_size: int, timeout: float) -> Rollout[rules_file.RulesFil
     return Rollout(RulesKind(), pool_size, timeout)
 
 
-class RulesReader:
+class RulesReader(FileReader[rules_file.RulesFile]):
     """The rules file on disk, as `--rules` names it (None: not given)."""
 
     def __init__(self, path: pathlib.Path | None, payloads: PayloadDir) -> None:
-        self.path = path
-        self.payloads = payloads
-        # The text of the last file refused ("" for none; None: it could not be read), so that
-        # the watch reports a bad file once instead of at every poll.
-        self.refused: str | None = ""
-        self._offered = ""
-
-    def workers_refused(self) -> None:
-        """A worker could not stage the file last offered: reported once, retried when it changes."""
-        self.refused = self._offered
+        super().__init__(path, payloads, rules_file.read_text)
 
     def check(self) -> RulesCandidate | RecoError:
         if self.path is None:
             return FailedPrecondition("this sidecar was started without --rules", "rules")
-        try:
-            loaded = rules_file.load(self.path)
-        except RecoError as e:
-            self.refused = self._text()
-            return e
-        self.refused, self._offered = "", loaded.text
-        return Candidate(loaded, self.payloads.write(loaded.text.encode("utf-8")))
-
-    def changed(self, serving: rules_file.RulesFile) -> bool:
-        """Whether the file differs from what serves and from what was last refused."""
-        if self.path is None:
-            return False
-        text = self._text()
-        return text != serving.text and text != self.refused
-
-    def _text(self) -> str | None:
-        assert self.path is not None
-        try:
-            return rules_file.read_text(self.path)  # bounded, and never blocks on a FIFO
-        except RecoError:
-            return None
+        return self._checked(rules_file.load)
