@@ -10,6 +10,7 @@ import functools
 import os
 import pathlib
 import signal
+from collections.abc import Callable
 
 import grpc
 import pytest
@@ -17,7 +18,7 @@ import pytest
 from harness.faults import huge_file_version, verdict_waiting, verifier_pid, worker_pid, worker_version
 from harness.procs import wait_until
 from harness.versions import copy_version
-from reco_sidecar.gen.reco.v1 import reco_pb2
+from reco_sidecar.gen.reco.v1 import reco_pb2, reco_pb2_grpc
 from tests.support.server import Sidecar, running_sidecar
 from tests.support.versions import poison_factors
 
@@ -125,25 +126,6 @@ def test_an_oversized_experiments_file_is_refused_unread(demo_copy: pathlib.Path
         _replaced_and_stopped(sc)
 
 
-def test_a_fifo_in_place_of_the_experiments_file_is_refused_without_blocking(
-        demo_copy: pathlib.Path, tmp_path: pathlib.Path) -> None:
-    exp_file = tmp_path / "experiments.toml"
-    exp_file.write_text(EXPERIMENTS)
-    with running_sidecar(demo_copy, "demo", workers=2,
-                         extra_args=["--experiments", str(exp_file), "--watch", "0.2", "--grace", "5"]) as sc:
-        exp_file.unlink()
-        os.mkfifo(exp_file)
-        wait_until(lambda: _events(sc, "experiments_refused"), 30, "the FIFO refused")
-        refused = _events(sc, "experiments_refused")
-        assert refused[0]["field"] == "file" and "not a regular file" in str(refused[0]["error"])
-        # An explicit ReloadExperiments is refused the same way, at once.
-        with pytest.raises(grpc.RpcError) as e:
-            sc.stub().ReloadExperiments(reco_pb2.ReloadExperimentsRequest(), timeout=30)
-        assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "not a regular file" in (
-            e.value.details() or "")
-        _replaced_and_stopped(sc)
-
-
 def test_a_file_refused_in_prepare_is_reported_once_and_retried_when_it_changes(
         demo_copy: pathlib.Path, tmp_path: pathlib.Path) -> None:
     """Version 1's factors hold NaN under a manifest that vouches for them: only the workers'
@@ -197,23 +179,34 @@ def _serves(address: str, version: int) -> bool:
 
 
 RULES = 'hide = ["i0000013"]\n'
+# (flag, file name, text, the watch's refusal event, the RPC that reloads it)
+READ_BY_THE_LOOP = [
+    ("--experiments", "experiments.toml", EXPERIMENTS, "experiments_refused",
+     lambda stub: stub.ReloadExperiments(reco_pb2.ReloadExperimentsRequest(), timeout=30)),
+    ("--rules", "rules.toml", RULES, "rules_refused",
+     lambda stub: stub.ReloadRules(reco_pb2.RankingReloadRulesRequest(), timeout=30)),
+]
 
 
-def test_a_fifo_in_place_of_the_rules_file_is_refused_without_blocking(
-        demo_copy: pathlib.Path, tmp_path: pathlib.Path) -> None:
-    """The rules file is read by the supervisor's loop, like the experiments file: a FIFO in its
-    place (an open for reading would wait for a writer forever) is refused, never waited on."""
-    rules_file = tmp_path / "rules.toml"
-    rules_file.write_text(RULES)
+@pytest.mark.parametrize(("flag", "name", "text", "refused_event", "reload"), READ_BY_THE_LOOP,
+                         ids=["experiments", "rules"])
+def test_a_fifo_in_place_of_a_file_the_loop_reads_is_refused_without_blocking(
+        demo_copy: pathlib.Path, tmp_path: pathlib.Path, flag: str, name: str, text: str, refused_event: str,
+        reload: Callable[[reco_pb2_grpc.RecommenderStub], object]) -> None:
+    """The supervisor's loop reads these files at every watch poll: a FIFO in a file's place
+    (an open for reading would wait for a writer forever) is refused, never waited on."""
+    path = tmp_path / name
+    path.write_text(text)
     with running_sidecar(demo_copy, "demo", workers=2,
-                         extra_args=["--rules", str(rules_file), "--watch", "0.2", "--grace", "5"]) as sc:
-        rules_file.unlink()
-        os.mkfifo(rules_file)
-        wait_until(lambda: _events(sc, "rules_refused"), 30, "the FIFO refused")
-        refused = _events(sc, "rules_refused")
+                         extra_args=[flag, str(path), "--watch", "0.2", "--grace", "5"]) as sc:
+        path.unlink()
+        os.mkfifo(path)
+        wait_until(lambda: _events(sc, refused_event), 30, "the FIFO refused")
+        refused = _events(sc, refused_event)
         assert refused[0]["field"] == "file" and "not a regular file" in str(refused[0]["error"])
+        # An explicit reload is refused the same way, at once.
         with pytest.raises(grpc.RpcError) as e:
-            sc.stub().ReloadRules(reco_pb2.RankingReloadRulesRequest(), timeout=30)
+            reload(sc.stub())
         assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "not a regular file" in (
             e.value.details() or "")
         _replaced_and_stopped(sc)
