@@ -71,19 +71,9 @@ def table_path(directory: pathlib.Path, model: str, version: int) -> pathlib.Pat
 
 
 @dataclass(frozen=True)
-class Entry:
-    vector: np.ndarray | None  # None: nothing solved, the trained vector stands
-    seen_rows: np.ndarray
-    known: bool
-    sum_rows: np.ndarray
-    sum_values: np.ndarray
-    shown_rows: np.ndarray
-    shown_counts: np.ndarray
-
-
-@dataclass(frozen=True)
 class Slot:
-    """What the learner writes for one user."""
+    """One user's row: what the learner writes, and what a worker's lookup reads back
+    (`vector` None: nothing solved, the trained vector stands)."""
 
     vector: np.ndarray | None
     seen_rows: np.ndarray
@@ -327,7 +317,7 @@ class TableReader:
     def retired(self) -> bool:
         return bool(self._m.retired_word[0])
 
-    def lookup(self, user_id: str) -> Entry | None:
+    def lookup(self, user_id: str) -> Slot | None:
         key0, key1 = key_of(user_id)
         slots = self._m.slots
         first = _bucket(key1, self._m.buckets) * WAYS
@@ -345,7 +335,7 @@ class TableReader:
             if int(row["key0"]) != key0 or int(row["key1"]) != key1:
                 return None
             n, sums, shown = int(row["n_seen"]), int(row["n_sums"]), int(row["n_shown"])
-            return Entry(row["vector"] if row["solved"] else None, row["seen"][:n].astype(np.int64),
+            return Slot(row["vector"] if row["solved"] else None, row["seen"][:n].astype(np.int64),
                          bool(row["known"]), row["sum_rows"][:sums].astype(np.int64), row["sum_values"][:sums],
                          row["shown_rows"][:shown].astype(np.int64), row["shown_counts"][:shown].astype(np.int64))
         return None  # the writer kept rewriting this slot: answer from the model this once
