@@ -15,6 +15,7 @@ import pytest
 from harness.procs import wait_until
 from reco_sidecar.gen.reco.v1 import reco_pb2, reco_pb2_grpc
 from reco_sidecar.runtime.learner import journal
+from tests.support.learner import learner_pid
 from tests.support.models import online_copy
 from tests.support.server import Sidecar, running_sidecar
 
@@ -111,18 +112,6 @@ def _once_online(stub: reco_pb2_grpc.RecommenderStub, user: str, n: int) -> tupl
     return found
 
 
-def _learner_pid(sc: Sidecar) -> int:
-    """The one child of the supervisor that is not a serving worker (once both serve again)."""
-    def workers() -> set[int] | None:
-        try:
-            return {sc.stub(a).GetModelStatus(reco_pb2.GetModelStatusRequest(), timeout=10).worker.pid
-                    for a in sc.worker_addresses}
-        except grpc.RpcError:
-            return None
-    serving = wait_until(workers, 60, "both workers serving")
-    assert serving is not None
-    (pid,) = [p for p in sc.worker_pids() if p not in serving]
-    return pid
 
 
 def _feed_until_accepted(stub: reco_pb2_grpc.RecommenderStub, events: list[reco_pb2.FeedbackEvent]
@@ -166,7 +155,7 @@ def test_nothing_is_lost_or_doubled_across_worker_and_learner_kills_and_a_restar
                 os.kill(int(stubs[0].GetModelStatus(reco_pb2.GetModelStatusRequest(), timeout=10).worker.pid),
                         signal.SIGKILL)
             if i == 35:
-                os.kill(_learner_pid(sc), signal.SIGKILL)
+                os.kill(learner_pid(sc), signal.SIGKILL)
             answer = _feed_until_accepted(sc.stub(), batch + batch[:2])  # two retried inside the batch
             for e in batch:
                 accepted[e.event_id] = accepted.get(e.event_id, 0) + 1

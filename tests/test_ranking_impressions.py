@@ -21,6 +21,7 @@ from harness.sidecar import Sidecar, running_sidecar
 from reco_sidecar.artifact.loader import open_model
 from reco_sidecar.engine.model import Model
 from reco_sidecar.gen.reco.v1 import reco_pb2, reco_pb2_grpc
+from tests.support.learner import learner_pid
 
 pytestmark = pytest.mark.slow
 
@@ -158,18 +159,6 @@ def test_a_bad_impressions_value_is_refused_naming_it_and_the_served_rule_stays(
         assert items == reference(model, user, set())
 
 
-def _learner_pid(sc: Sidecar) -> int:
-    """The one child of the supervisor that is not a serving worker (once both serve again)."""
-    def workers() -> set[int] | None:
-        try:
-            return {sc.stub(a).GetModelStatus(reco_pb2.GetModelStatusRequest(), timeout=10).worker.pid
-                    for a in sc.worker_addresses}
-        except grpc.RpcError:
-            return None
-    serving = wait_until(workers, 60, "both workers serving")
-    assert serving is not None
-    (pid,) = [p for p in sc.worker_pids() if p not in serving]
-    return pid
 
 
 def test_the_counts_outlive_a_killed_learner(sidecar: Sidecar, model: Model) -> None:
@@ -179,7 +168,7 @@ def test_the_counts_outlive_a_killed_learner(sidecar: Sidecar, model: Model) -> 
     plain = reference(model, user, set())
     x, y = plain[0], plain[1]
     sidecar.stub().Feedback(shown(user, x, ["s1", "s2", "s3"]), timeout=30)
-    killed = _learner_pid(sidecar)
+    killed = learner_pid(sidecar)
     os.kill(killed, signal.SIGKILL)
 
     def fed() -> reco_pb2.FeedbackResponse | None:
@@ -191,6 +180,6 @@ def test_the_counts_outlive_a_killed_learner(sidecar: Sidecar, model: Model) -> 
                 return None
             raise
     assert wait_until(fed, 60, "Feedback accepted by the restarted learner") is not None
-    assert _learner_pid(sidecar) != killed
+    assert learner_pid(sidecar) != killed
     for items, _, _ in answers(sidecar, user):
         assert items == reference(model, user, {x})  # y, shown once, stays
