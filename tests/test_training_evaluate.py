@@ -3,7 +3,7 @@ import pytest
 import scipy.sparse as sp
 
 from reco_sidecar.training import als, bpr, demo_data
-from reco_sidecar.training.evaluate import evaluate, popularity_scorer, rank
+from reco_sidecar.training.evaluate import evaluate, factor_scorer, popularity_scorer, rank, sample_users
 from reco_sidecar.training.interactions import Builder
 from reco_sidecar.training.split import Split, holdout
 
@@ -52,3 +52,23 @@ def test_random_factors_do_not_beat_popularity(split: Split) -> None:
     items = rng.normal(size=(split.train.shape[1], 8)).astype(np.float32)
     m = evaluate(split, users, items, k=10)
     assert m["ndcg_at_10"] < m["baseline_ndcg_at_10"]
+
+
+def test_a_user_sample_is_seeded_scored_like_the_whole_and_counts_its_own_held_out_items(split: Split) -> None:
+    """Past `max_users` held-out users, a seeded sample is scored: the same sample for the same
+    seed, each sampled user ranked exactly as in the full evaluation, and the counts its own."""
+    users, items = als.train(split.train, als.AlsParams(factors=16, iterations=6))
+    everyone = evaluate(split, users, items, k=10)
+    assert evaluate(split, users, items, k=10, max_users=len(split.test_users)) == everyone
+    half = len(split.test_users) // 2
+    sampled = evaluate(split, users, items, k=10, max_users=half, seed=3)
+    assert sampled == evaluate(split, users, items, k=10, max_users=half, seed=3)
+    assert sampled != evaluate(split, users, items, k=10, max_users=half, seed=4)
+    assert sampled["eval_users"] == half and sampled["eval_users_held_out"] == len(split.test_users)
+    chosen = sample_users(split.test_users, half, 3)
+    assert sampled["eval_held_out_items"] == np.diff(split.test.indptr)[chosen].sum() < split.test.nnz
+    # Each sampled user's list is the one the full evaluation gives that user.
+    score = factor_scorer(users, items)
+    full = rank(score, split.train, split.test_users, 10)
+    part = rank(score, split.train, chosen, 10)
+    assert (part == full[np.searchsorted(split.test_users, chosen)]).all()

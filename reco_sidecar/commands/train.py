@@ -60,6 +60,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                     help="cut-off of precision@k, recall@k, NDCG@k, coverage@k")
     ev.add_argument("--min-user-items", type=int, default=eval_d.min_user_items,
                     help="users with fewer items keep them all in train")
+    ev.add_argument("--eval-max-users", type=int, default=eval_d.max_users,
+                    help="held-out users scored: a seeded sample when there are more (0: all)")
     p.add_argument("--ann-trees", type=int, default=50)
     p.add_argument("--exact-neighbours", type=int, default=50,
                    help="width of the exact similar-items table built beside the ANN index (0: none)")
@@ -139,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
     meta = None
     if args.items:
         meta = items.read(args.items, data.item_ids)
-    evaluation = pipeline.Evaluation(args.holdout, args.k, args.seed, args.min_user_items)
+    evaluation = pipeline.Evaluation(args.holdout, args.k, args.seed, args.min_user_items, args.eval_max_users)
     published = pipeline.train_and_publish(
         data, args.model_root, args.name, _params(args),
         evaluation=evaluation if args.holdout > 0 else None,

@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     settings = session.SparkSettings(
         master=args.spark_master, driver_memory=args.spark_driver_memory,
         conf=session.parse_conf(args.spark_conf), packages=packages, s3_endpoint_url=args.s3_endpoint_url)
-    evaluation = pipeline.Evaluation(args.holdout, args.k, args.seed, args.min_user_items)
+    evaluation = pipeline.Evaluation(args.holdout, args.k, args.seed, args.min_user_items, args.eval_max_users)
     with session.session(settings) as spark:
         read: dict[str, Any]
         if args.interactions is not None:

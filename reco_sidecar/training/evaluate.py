@@ -41,6 +41,13 @@ def rank(score: Scorer, train: sp.csr_matrix, users: np.ndarray, k: int, *,
     return out
 
 
+def sample_users(users: np.ndarray, max_users: int, seed: int) -> np.ndarray:
+    """`users` when max_users is 0 or not fewer; else a seeded sample of them, in row order."""
+    if max_users <= 0 or len(users) <= max_users:
+        return users
+    return np.sort(np.random.default_rng(seed).choice(users, size=max_users, replace=False))
+
+
 def factor_scorer(user_factors: np.ndarray, item_factors: np.ndarray) -> Scorer:
     return lambda users: np.asarray(user_factors[users] @ item_factors.T)
 
@@ -51,9 +58,10 @@ def popularity_scorer(train: sp.csr_matrix) -> Scorer:
 
 
 def evaluate(split: Split, user_factors: np.ndarray, item_factors: np.ndarray, k: int = 10, *,
-             show_progress: bool | None = None) -> dict[str, float]:
-    """Flat metrics: `<metric>_at_<k>` for the model, `baseline_<metric>_at_<k>` for popularity."""
-    users = split.test_users
+             show_progress: bool | None = None, max_users: int = 0, seed: int = 7) -> dict[str, float]:
+    """Flat metrics: `<metric>_at_<k>` for the model, `baseline_<metric>_at_<k>` for popularity,
+    over the held-out users, or a seeded sample of `max_users` of them when there are more."""
+    users = sample_users(split.test_users, max_users, seed)
     model_top = rank(factor_scorer(user_factors, item_factors), split.train, users, k,
                      show_progress=show_progress, desc="evaluating model")
     baseline_top = rank(popularity_scorer(split.train), split.train, users, k,
@@ -63,6 +71,7 @@ def evaluate(split: Split, user_factors: np.ndarray, item_factors: np.ndarray, k
     out = {f"{name}_at_{k}": value for name, value in model.items()}
     out.update({f"baseline_{name}_at_{k}": value for name, value in baseline.items()})
     out["eval_users"] = float(len(users))
-    out["eval_held_out_items"] = float(split.test.nnz)
+    out["eval_held_out_items"] = float(np.diff(split.test.indptr)[users].sum())
+    out["eval_users_held_out"] = float(len(split.test_users))
     log.info("evaluated", k=k, **{name: round(v, 4) for name, v in out.items()})
     return out

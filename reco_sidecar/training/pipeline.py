@@ -71,10 +71,14 @@ class Evaluation:
     seed: int = 7
     # Users with fewer items keep them all in train.
     min_user_items: int = 5
+    # Held-out users scored, a seeded sample when there are more (0: all). Scoring is one
+    # product against every item per user: O(users x items), the step that outgrows training
+    # itself first as the data grows (docs/performance.md, "Training engines").
+    max_users: int = 50_000
 
     def as_dict(self) -> dict[str, float | int]:
         return {"holdout": self.holdout, "k": self.k, "seed": self.seed,
-                "min_user_items": self.min_user_items}
+                "min_user_items": self.min_user_items, "max_users": self.max_users}
 
 
 @dataclass(frozen=True)
@@ -114,7 +118,8 @@ def train_and_publish(
         log.info("training", algorithm=algorithm, data="train split", nnz=split.train.nnz,
                  held_out=split.test.nnz)
         users, items = algorithms.fit(split.train, params, progress=show)
-        metrics = evaluate(split, users, items, evaluation.k, show_progress=show_progress)
+        metrics = evaluate(split, users, items, evaluation.k, show_progress=show_progress,
+                           max_users=evaluation.max_users, seed=evaluation.seed)
     log.info("training", algorithm=algorithm, data="all", users=len(data.user_ids), items=len(data.item_ids),
              nnz=data.matrix.nnz)
     users, items = algorithms.fit(data.matrix, params, progress=show)

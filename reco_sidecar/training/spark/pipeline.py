@@ -85,7 +85,8 @@ def train_and_publish(
         held = fit(train_part, params, n_users, n_items)
         train_m, test_m = collect.matrix(flagged, n_users, n_items, flag="test")
         assert test_m is not None
-        metrics = evaluate(Split(train_m, test_m), held.users, held.items, evaluation.k)
+        metrics = evaluate(Split(train_m, test_m), held.users, held.items, evaluation.k,
+                           max_users=evaluation.max_users, seed=evaluation.seed)
         flagged.unpersist()
     log.info("training", engine="spark", data="all", users=n_users, items=n_items)
     factors = fit(data.ratings, params, n_users, n_items)
