@@ -248,6 +248,12 @@ class Supervisor:
                 self._ready(slot, message)
             case m.BootFailed(_, error):
                 log.error("worker_failed", slot=slot.slot, error=error)
+                if not self.announced:
+                    # The private port was free when probed, but the kernel may have handed it
+                    # to another socket since (an outgoing connection's ephemeral port, held
+                    # for as long as that connection lives). Until the ready line names the
+                    # workers' addresses, the next try takes a freshly probed port.
+                    self.pool.move(slot, ports.probe(self.settings.host, 0))
             case _:
                 if isinstance(message, m.ReloadRequest | m.ReloadExperimentsRequest):
                     self.last_activity = now

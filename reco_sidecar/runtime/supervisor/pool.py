@@ -100,6 +100,10 @@ class Pool:
         """The worker serves: its boot succeeded, so the boot-failure count starts again."""
         slot.ready, slot.address, slot.boot_failures, slot.last_beat = True, address, 0, now
 
+    def move(self, slot: WorkerSlot, private_port: int) -> None:
+        """The slot's next worker listens on `private_port` (before any client was told the old one)."""
+        slot.private_port = private_port
+
     def closed(self, slot: WorkerSlot) -> None:
         """The worker closed its channel; reaping it happens on SIGCHLD."""
         if slot.channel is not None:
