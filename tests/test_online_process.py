@@ -15,6 +15,7 @@ import pytest
 from harness.procs import wait_until
 from reco_sidecar.gen.reco.v1 import reco_pb2, reco_pb2_grpc
 from reco_sidecar.runtime.learner import journal
+from reco_sidecar.runtime.learner.process import NICENESS
 from tests.support.learner import learner_pid
 from tests.support.models import online_copy
 from tests.support.server import Sidecar, running_sidecar
@@ -83,6 +84,10 @@ def test_an_event_changes_the_next_recommend_on_every_worker(
             assert [i.item_id for i in batch.items] == items
         again = stubs[1].Feedback(reco_pb2.FeedbackRequest(events=[_event("e1", user, liked)]), timeout=30)
         assert (again.accepted, again.duplicates) == (0, 1)
+        # the learner runs below the workers' priority (runtime/learner/process.py)
+        workers = {s.GetModelStatus(reco_pb2.GetModelStatusRequest(), timeout=10).worker.pid for s in stubs}
+        nice = {pid: os.getpriority(os.PRIO_PROCESS, pid) for pid in workers}
+        assert os.getpriority(os.PRIO_PROCESS, learner_pid(sc)) == max(nice.values()) + NICENESS
 
 
 def test_a_user_unknown_at_training_is_answered_from_their_events(
