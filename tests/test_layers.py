@@ -216,3 +216,10 @@ def test_a_reversed_harness_import_is_caught(tmp_path: pathlib.Path) -> None:
     assert [f.split(": ", 1)[1] for f in found] == [
         "reco_sidecar imports harness (harness.procs)", "harness imports tests (tests.support)",
         "bench imports loadtest (loadtest)"], found
+
+
+def test_the_supervisors_loop_stays_thin() -> None:
+    """docs/architecture.md promises the pre-fork master's loop in at most 250 lines: what it
+    hands work to (the pool, the router, the learner's handle, start-up) grows instead."""
+    lines = (PACKAGE / "runtime" / "supervisor" / "loop.py").read_text().count("\n")
+    assert lines <= 250, f"runtime/supervisor/loop.py has {lines} lines"

@@ -11,12 +11,14 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Callable
 
 from reco_sidecar.common import logs
 from reco_sidecar.common.exit_codes import ExitCode
 from reco_sidecar.runtime import wire as m
 from reco_sidecar.runtime.channel import Channel, pair
 from reco_sidecar.runtime.learner.framing import address
+from reco_sidecar.serving import metrics
 from reco_sidecar.settings import ServeSettings
 
 log = logs.get(__name__)
@@ -128,6 +130,18 @@ class LearnerHandle:
             self.channel = None
             return
         self.last_beat = now
+
+    def tick(self, now: float, timeout: float, version: Callable[[], int],
+             close_in_child: Callable[[], list[int]]) -> None:
+        """The supervisor's clock: a restart that is due, or a learner whose heartbeat is later
+        than `timeout`, killed (and restarted like any that exits)."""
+        if self.due(now):
+            self.spawn(version(), close_in_child(), now)
+        elif self.overdue(now, timeout):
+            reason = f"no heartbeat for {now - self.last_beat:.1f} s (--worker-timeout {timeout:g})"
+            log.error("online_learner_timeout", learner_pid=self.pid, reason=reason)
+            metrics.learner_timeout()
+            self.kill(reason)
 
     def overdue(self, now: float, timeout: float) -> bool:
         return bool(self.pid) and not self.killed_for and now - self.last_beat > timeout

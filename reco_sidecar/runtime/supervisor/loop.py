@@ -16,15 +16,13 @@ import time
 from typing import Any
 
 from reco_sidecar.common import logs
-from reco_sidecar.common.errors import PortInUse
 from reco_sidecar.common.exit_codes import ExitCode
 from reco_sidecar.common.versions import LATEST
 from reco_sidecar.experiments.checks import ExperimentsFile
 from reco_sidecar.ranking.rules import RulesFile
 from reco_sidecar.runtime import wire as m
-from reco_sidecar.runtime.learner.supervised import LearnerHandle, OnlineDirBusy
-from reco_sidecar.runtime.supervisor import model_reload as co
-from reco_sidecar.runtime.supervisor import parent, ports, ready_line
+from reco_sidecar.runtime.learner.supervised import LearnerHandle
+from reco_sidecar.runtime.supervisor import parent, ready_line, startup
 from reco_sidecar.runtime.supervisor.pool import Pool, WorkerSlot, signal_pid
 from reco_sidecar.runtime.supervisor.routing import Router
 from reco_sidecar.runtime.supervisor.store_bridge import StoreBridge
@@ -53,6 +51,7 @@ class Supervisor:
     @property
     def pool(self) -> Pool:
         return self.router.pool
+
     def run(self) -> int:
         try:
             return self._run()
@@ -62,30 +61,14 @@ class Supervisor:
             self.router.payloads.close()
 
     def _run(self) -> int:
-        s = self.settings
-        try:
-            port = ports.probe(s.host, s.port)
-            privates = [ports.probe(s.host, 0) for _ in range(s.workers)]
-            exporter = metrics.Exporter.start(s.host, s.metrics_port)  # before the first fork: workers inherit it
-        except PortInUse as e:
-            log.error("port_in_use", error=str(e))
-            print(f"reco-sidecar serve: {e}", file=sys.stderr)
-            return ExitCode.PORT_IN_USE
-        try:
-            self.learner = self.router.learner = LearnerHandle(s) if s.online else None
-        except (OnlineDirBusy, OSError) as e:
-            exporter.close()
-            log.error("online_dir_unusable", error=str(e))
-            print(f"reco-sidecar serve: {e}", file=sys.stderr)
-            return ExitCode.CONFIG
-        self.settings = self.router.settings = s = dataclasses.replace(s, port=port)
+        opened = startup.open_all(self.settings)
+        if isinstance(opened, int):
+            return opened
+        port, privates, exporter, self.learner = opened
+        self.router.learner = self.learner
+        self.settings = self.router.settings = s = dataclasses.replace(self.settings, port=port)
         self.router.pool = Pool(s, privates, self._fds_for_children)
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
-        signal.set_wakeup_fd(self._wake_w)
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGHUP):
-            signal.signal(sig, lambda *_: None)  # the wakeup fd carries the signal number
+        self._wake_r, self._wake_w = startup.signals_to_pipe()
         log.info("supervisor_start", port=port, workers=s.workers, models=list(self.router.reloads),
                  default_model=s.default_model, versions=self.router.serving(),
                  experiments=len(self.router.experiments_served().experiments.experiments),
@@ -166,30 +149,14 @@ class Supervisor:
                 metrics.learner_dead(pid)
                 continue
             slot = self.pool.by_pid(pid)
-            if slot is not None:
-                self._worker_exited(slot, status)
+            if slot is not None and self.router.worker_exited(slot, status, time.monotonic(), stopping=self.stopping):
+                self.exit_code = ExitCode.WORKERS_FAILED
+                self._stop("a worker cannot boot", fast=True)
             metrics.process_dead(pid)
-
-    def _worker_exited(self, slot: WorkerSlot, status: int) -> None:
-        done = self.pool.exited(slot, status, time.monotonic(), restart=not self.stopping)
-        if self.stopping:
-            return
-        log.warning("worker_exit", slot=slot.slot, code=done.code, was_ready=done.was_ready,
-                    killed_for=done.killed_for or None)
-        cause = co.Death.TIMED_OUT if done.killed_for else co.Death.EXITED
-        self.router.died(slot.slot, cause, done.killed_for or f"exit code {done.code}")
-        if done.gave_up:
-            log.error("worker_cannot_boot", slot=slot.slot, failures=slot.boot_failures)
-            self.exit_code = ExitCode.WORKERS_FAILED
-            self._stop("a worker cannot boot", fast=True)
-            return
-        self.router.topology()
 
     def _timers(self, now: float) -> None:
         if self.stopping:
             return
-        if self.learner is not None and self.learner.due(now):
-            self.learner.spawn(self.router.serving()[self.settings.default_model], self._fds_for_children(), now)
         for slot in self.pool.due_restarts(now):
             self.router.spawn(slot, now)
         timeout = self.settings.worker_timeout
@@ -201,16 +168,10 @@ class Supervisor:
             if self.learner is not None:
                 self.learner.forgive(now)
         self._last_timers = now
-        for slot in self.pool.overdue(now):
-            reason = f"no heartbeat for {now - slot.last_beat:.1f} s (--worker-timeout {timeout:g})"
-            log.error("worker_timeout", slot=slot.slot, worker_pid=slot.pid, ready=slot.ready, reason=reason)
-            metrics.worker_timeout()
-            self.pool.kill(slot, reason)
-        if self.learner is not None and self.learner.overdue(now, timeout):
-            reason = f"no heartbeat for {now - self.learner.last_beat:.1f} s (--worker-timeout {timeout:g})"
-            log.error("online_learner_timeout", learner_pid=self.learner.pid, reason=reason)
-            metrics.learner_timeout()
-            self.learner.kill(reason)
+        self.pool.kill_overdue(now)
+        if self.learner is not None:
+            self.learner.tick(now, timeout, lambda: self.router.serving()[self.settings.default_model],
+                              self._fds_for_children)
         self.router.tick(now)
         if self.settings.parent_pid is not None and not parent.alive(self.settings.parent_pid):
             self._stop("parent process gone", fast=True)
@@ -248,12 +209,7 @@ class Supervisor:
                 self._ready(slot, message)
             case m.BootFailed(_, error):
                 log.error("worker_failed", slot=slot.slot, error=error)
-                if not self.announced:
-                    # The private port was free when probed, but the kernel may have handed it
-                    # to another socket since (an outgoing connection's ephemeral port, held
-                    # for as long as that connection lives). Until the ready line names the
-                    # workers' addresses, the next try takes a freshly probed port.
-                    self.pool.move(slot, ports.probe(self.settings.host, 0))
+                self.pool.boot_failed(slot, self.announced)
             case _:
                 if isinstance(message, m.ReloadRequest | m.ReloadExperimentsRequest):
                     self.last_activity = now
@@ -266,9 +222,7 @@ class Supervisor:
         if self.announced or not self.pool.all_ready():
             return
         self.announced, self.last_activity = True, time.monotonic()
-        s = self.settings
-        if not ready_line.announce(s.port, [w.address for w in self.pool.slots], s.default_model,
-                                   self.router.serving()[s.default_model], self.router.serving(), s.shared_address):
+        if not ready_line.announce_pool(self.settings, self.pool, self.router.serving()):
             self._stop("stdout closed before ready", fast=True)  # whoever started us stopped listening
 
     # -- stop ------------------------------------------------------------------------------------

@@ -18,7 +18,9 @@ from reco_sidecar.experiments.checks import ExperimentsFile
 from reco_sidecar.experiments.counters import SharedCounters
 from reco_sidecar.ranking.rules import RulesFile
 from reco_sidecar.runtime.channel import Channel, pair
+from reco_sidecar.runtime.supervisor import ports
 from reco_sidecar.runtime.worker import process as worker
+from reco_sidecar.serving import metrics
 from reco_sidecar.settings import ServeSettings
 
 log = logs.get(__name__)
@@ -104,6 +106,14 @@ class Pool:
         """The slot's next worker listens on `private_port` (before any client was told the old one)."""
         slot.private_port = private_port
 
+    def boot_failed(self, slot: WorkerSlot, announced: bool) -> None:
+        """A worker could not boot. The private port was free when probed, but the kernel may
+        have handed it to another socket since (an outgoing connection's ephemeral port, held
+        for as long as that connection lives). Until the ready line names the workers'
+        addresses (`announced`), the next try takes a freshly probed port."""
+        if not announced:
+            self.move(slot, ports.probe(self.settings.host, 0))
+
     def closed(self, slot: WorkerSlot) -> None:
         """The worker closed its channel; reaping it happens on SIGCHLD."""
         if slot.channel is not None:
@@ -166,6 +176,15 @@ class Pool:
         """Live workers whose heartbeat is later than --worker-timeout and not yet killed."""
         timeout = self.settings.worker_timeout
         return [s for s in self.slots if s.pid and not s.killed_for and now - s.last_beat > timeout]
+
+    def kill_overdue(self, now: float) -> None:
+        """Kills each live worker whose heartbeat is later than --worker-timeout."""
+        timeout = self.settings.worker_timeout
+        for slot in self.overdue(now):
+            reason = f"no heartbeat for {now - slot.last_beat:.1f} s (--worker-timeout {timeout:g})"
+            log.error("worker_timeout", slot=slot.slot, worker_pid=slot.pid, ready=slot.ready, reason=reason)
+            metrics.worker_timeout()
+            self.kill(slot, reason)
 
     def forgive(self, now: float) -> None:
         """Restarts every heartbeat deadline from `now`."""

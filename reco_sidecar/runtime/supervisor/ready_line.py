@@ -6,11 +6,21 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reco_sidecar.common import logs
+from reco_sidecar.settings import ServeSettings
+
+if TYPE_CHECKING:
+    from reco_sidecar.runtime.supervisor.pool import Pool
 
 log = logs.get(__name__)
+
+
+def announce_pool(s: ServeSettings, pool: Pool, serving: dict[str, int]) -> bool:
+    """`announce` for a pool whose workers are all ready, serving `serving` (model -> version)."""
+    return announce(s.port, [w.address for w in pool.slots], s.default_model, serving[s.default_model], serving,
+                    s.shared_address)
 
 
 def announce(port: int, workers: list[str], model: str, version: int, models: dict[str, int],

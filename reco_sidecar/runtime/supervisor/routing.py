@@ -344,6 +344,23 @@ class Router:
         for slot in self.pool.up():
             self.send(slot, workers)
 
+    def worker_exited(self, slot: WorkerSlot, status: int, now: float, *, stopping: bool) -> bool:
+        """A worker's exit, reaped: its slot restarts it (unless stopping) and every transaction
+        it took part in hears of its death. True when the slot gave up: its workers keep
+        failing to boot."""
+        done = self.pool.exited(slot, status, now, restart=not stopping)
+        if stopping:
+            return False
+        log.warning("worker_exit", slot=slot.slot, code=done.code, was_ready=done.was_ready,
+                    killed_for=done.killed_for or None)
+        cause = co.Death.TIMED_OUT if done.killed_for else co.Death.EXITED
+        self.died(slot.slot, cause, done.killed_for or f"exit code {done.code}")
+        if done.gave_up:
+            log.error("worker_cannot_boot", slot=slot.slot, failures=slot.boot_failures)
+            return True
+        self.topology()
+        return False
+
     def died(self, slot: int, cause: co.Death, detail: str) -> None:
         self.event(co.WorkerDied(slot, cause, detail))
         self.rolled(self.rollout.died(slot))
