@@ -216,3 +216,20 @@ def test_per_item_totals_solve_as_the_events_do(trained: Trained) -> None:
     assert by_totals.rows.tolist() == by_events.rows.tolist()
     np.testing.assert_allclose(by_totals.vector, by_events.vector, rtol=1e-6)
     assert from_totals(model, "nobody", {"gone": 1.0}) is None
+
+
+def test_a_history_is_padded_by_its_own_length_alone_and_not_by_much() -> None:
+    """engine/foldin.py pads each history with zero-weight entries to a size that depends on
+    its length only (what keeps a user's vector independent of its group), at most 7 entries
+    up to 64 and a quarter beyond, with few distinct sizes."""
+    from reco_sidecar.engine.foldin import padded_length
+
+    lengths = np.arange(1, 5000)
+    padded = padded_length(lengths)
+    assert (padded >= lengths).all()
+    assert (padded[lengths <= 64] - lengths[lengths <= 64] <= 7).all()
+    assert (padded[lengths > 64] <= 1.25 * lengths[lengths > 64]).all()
+    # alone or among others, the same size
+    assert [int(padded_length(np.array([n]))[0]) for n in (1, 9, 65, 129, 4999)] == [
+        int(padded[n - 1]) for n in (1, 9, 65, 129, 4999)]
+    assert len(np.unique(padded_length(np.arange(5, 60)))) == 8
