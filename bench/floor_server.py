@@ -40,6 +40,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+# A worker's ready message: its own port, as 5 ASCII digits (one write, so never interleaved).
+_READY_BYTES = 5
+
+
 def _free_port(host: str) -> int:
     with socket.socket() as s:
         s.bind((host, 0))
@@ -63,13 +67,14 @@ def main(argv: list[str] | None = None) -> int:
         pids.append(pid)
     os.close(ready_w)
     with os.fdopen(ready_r, "rb") as ready:
-        got = ready.read(args.workers)
-    if len(got) != args.workers:
+        got = ready.read(args.workers * _READY_BYTES)
+    if len(got) != args.workers * _READY_BYTES:
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
         print("a worker failed to start", file=sys.stderr)
         return 1
-    print(json.dumps({"port": port, "pids": pids}), flush=True)
+    own = [int(got[i:i + _READY_BYTES]) for i in range(0, len(got), _READY_BYTES)]
+    print(json.dumps({"port": port, "pids": pids, "worker_ports": own}), flush=True)
 
     def stop(_signum: int, _frame: Any) -> None:
         for pid in pids:
@@ -173,8 +178,10 @@ async def _serve(args: argparse.Namespace, port: int, ready_fd: int) -> None:
     server = grpc.aio.server(options=[("grpc.so_reuseport", 1)])
     reco_pb2_grpc.add_RecommenderServicer_to_server(Floor(), server)  # type: ignore[no-untyped-call]
     server.add_insecure_port(f"{args.host}:{port}")
+    # and a port of its own, as the sidecar's workers have: clients can spread calls over them
+    own = server.add_insecure_port(f"{args.host}:0")
     await server.start()
-    os.write(ready_fd, b"r")
+    os.write(ready_fd, f"{own:05d}".encode())
     os.close(ready_fd)
     await server.wait_for_termination()
 

@@ -7,7 +7,10 @@ reverse order, so no server always runs first). Each turn drives the server with
 loopback (short runs, `--seconds` each):
 
 - Recommend, closed loop at 1, 4 and 8 callers: RPS and p50 (where a batcher that waits for
-  company that cannot come loses against the inline floor);
+  company that cannot come loses against the inline floor). The callers are spread evenly
+  over every worker's own address, one ghz per worker (every server has them: the sidecar's
+  workers and the floors' each bind one): on the shared port the kernel would place these
+  few connections by a hash, 4 of them all on one worker 1 time in 8;
 - Recommend, closed loop at 32 concurrent: RPS and server CPU ms per request;
 - Recommend offered at 500 and 1,000 RPS: p99 and CPU ms per request;
 - Similar, closed loop at 32 and offered at 500 and 1,000 RPS;
@@ -70,7 +73,8 @@ def floor(model: BenchModel, batch_wait_ms: float | None, log_path: pathlib.Path
         if not line:
             raise RuntimeError(f"floor server did not start: {log_path.read_text()[-1500:]}")
         ready = json.loads(line)
-        yield {"address": f"127.0.0.1:{ready['port']}", "pgid": proc.pid, "pids": ready["pids"]}
+        yield {"address": f"127.0.0.1:{ready['port']}", "pgid": proc.pid, "pids": ready["pids"],
+               "worker_addresses": [f"127.0.0.1:{p}" for p in ready["worker_ports"]]}
     finally:
         procs.kill_group(proc.pid, grace=2.0)
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -86,7 +90,8 @@ def sidecar(model: BenchModel, log_path: pathlib.Path, policy: str | None = None
              ["--batch-wait-policy", policy])
     with bench_model.serve(model, workers=2, log_path=log_path, extra=[*extra, "--metrics-port", "0"]) as sc:
         port = next(e["port"] for e in sc.log_events() if e.get("event") == "metrics_serving")
-        yield {"address": sc.address, "pgid": sc.pgid, "pids": sc.worker_pids(), "metrics_port": port}
+        yield {"address": sc.address, "pgid": sc.pgid, "pids": sc.worker_pids(), "metrics_port": port,
+               "worker_addresses": sc.worker_addresses}
 
 
 BATCH_SERIES = ("reco_batch_size_sum", "reco_batch_size_count", "reco_batch_waits_total")
@@ -121,7 +126,11 @@ def drive(ghz: str, flags: list[str], server: dict[str, Any], run: GhzRun, out: 
           deadline: Deadline) -> dict[str, Any]:
     before = batch_counts(server)
     with accounting.CpuMeter(server["pgid"]) as cpu:
-        s = ghz_run.run_ghz(ghz, flags, server["address"], run, out / f"ghz-{run.label}.json", deadline)
+        if run.spread:
+            s = ghz_run.run_ghz_spread(ghz, flags, server["worker_addresses"], run, out / f"ghz-{run.label}.json",
+                                       deadline)
+        else:
+            s = ghz_run.run_ghz(ghz, flags, server["address"], run, out / f"ghz-{run.label}.json", deadline)
     s["cpu"] = cpu.summary(s["client_cpu_s"])
     s["cpu_ms_per_request"] = round(s["cpu"]["sidecar_cpu_s"] * 1e3 / s["count"], 3) if s["count"] else None
     # workers flush their counts to /metrics about once a second
@@ -201,8 +210,9 @@ def main(argv: list[str] | None = None) -> int:
         batch_users = [users_all[(i * 7919) % len(users_all)] for i in range(args.batch_users)]
         secs = args.seconds
         runs = [
+            # a few callers spread over every worker's own address (GhzRun.spread)
             *(GhzRun(f"recommend-c{c}", "Recommend", data["Recommend"], concurrency=c, connections=c,
-                     duration_s=secs) for c in CLOSED_LOOP_CALLERS),
+                     duration_s=secs, spread=True) for c in CLOSED_LOOP_CALLERS),
             GhzRun("recommend-c32", "Recommend", data["Recommend"], concurrency=32, connections=8, duration_s=secs),
             GhzRun("recommend-500rps", "Recommend", data["Recommend"], rps=500, concurrency=32, connections=8,
                    duration_s=secs),

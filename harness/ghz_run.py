@@ -8,6 +8,7 @@ import json
 import pathlib
 import sys
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +57,11 @@ class GhzRun:
     call_timeout_s: float = 10.0
     # Status codes that the data make expected (e.g. NOT_FOUND for unknown item ids in Similar).
     expected_codes: tuple[str, ...] = ()
+    # Closed-loop callers spread evenly over every worker's own address (run_ghz_spread), as a
+    # client spreads its calls: on a shared SO_REUSEPORT port the kernel places connections by
+    # a hash, so 4 connections land all on one of 2 workers 1 time in 8 and 3 to 1 half the
+    # time, and a few callers measure the placement more than the server.
+    spread: bool = False
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:
@@ -92,6 +98,61 @@ def run_ghz(ghz: str, descriptor_flags: Sequence[str], target: str, run: GhzRun,
     """One ghz run, bounded by duration + call timeout + 30 s (and what is left of `deadline`)."""
     # ghz refuses more connections than concurrent workers.
     run = dataclasses.replace(run, connections=min(run.connections, run.concurrency))
+    code, cpu = _ghz(ghz, descriptor_flags, target, run, out_json, deadline)
+    return _summary(json.loads(out_json.read_text()), run, code, cpu)
+
+
+def run_ghz_spread(ghz: str, descriptor_flags: Sequence[str], targets: Sequence[str], run: GhzRun,
+                   out_json: pathlib.Path, deadline: Deadline) -> dict[str, Any]:
+    """`run` split evenly over `targets` (each worker's own address): one ghz per target, all at
+    once, each with its share of the callers and connections; their reports are merged (every
+    request's latency, counts and codes summed) into one summary of the whole run. With fewer
+    callers than targets, the first targets get one each. Closed loop only: an offered rate
+    would be offered once per target."""
+    if run.rps:
+        raise ValueError("a spread run is closed-loop (rps 0)")
+    share = [run.concurrency // len(targets) + (i < run.concurrency % len(targets)) for i in range(len(targets))]
+    parts = [(t, dataclasses.replace(run, concurrency=c, connections=max(1, min(c, run.connections // len(targets)))))
+             for t, c in zip(targets, share, strict=True) if c]
+    outs = [out_json.with_name(f"{out_json.stem}.{i}{out_json.suffix}") for i in range(len(parts))]
+    with ThreadPoolExecutor(len(parts)) as pool:
+        done = list(pool.map(lambda a: _ghz(ghz, descriptor_flags, a[0][0], a[0][1], a[1], deadline),
+                             zip(parts, outs, strict=True)))
+    reports = [json.loads(o.read_text()) for o in outs]
+    merged = {
+        "details": [d for r in reports for d in (r.get("details") or [])],
+        "count": sum(int(r.get("count", 0)) for r in reports),
+        "rps": sum(float(r.get("rps", 0.0)) for r in reports),
+        "statusCodeDistribution": _summed(r.get("statusCodeDistribution") for r in reports),
+        "errorDistribution": _summed(r.get("errorDistribution") for r in reports),
+        "endReason": reports[0].get("endReason"),
+    }
+    out_json.write_text(json.dumps(merged))
+    summary = _summary(merged, run, max(code for code, _ in done), sum(cpu for _, cpu in done))
+    summary["targets"] = [t for t, _ in parts]
+    return summary
+
+
+def _summed(maps: Any) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for m in maps:
+        for k, v in (m or {}).items():
+            total[k] = total.get(k, 0) + int(v)
+    return total
+
+
+def _summary(report: dict[str, Any], run: GhzRun, code: int, cpu: float) -> dict[str, Any]:
+    summary = summarize(report, run)
+    summary["ghz_exit"] = code
+    summary["client_cpu_s"] = round(cpu, 2)
+    log("ghz_done", label=run.label, rps=summary["rps"], p99_ms=summary["latency_ms"]["p99"],
+        errors=summary["errors"], codes=summary["status_codes"])
+    return summary
+
+
+def _ghz(ghz: str, descriptor_flags: Sequence[str], target: str, run: GhzRun, out_json: pathlib.Path,
+         deadline: Deadline) -> tuple[int, float]:
+    """Runs ghz once; (exit code, its CPU seconds). Raises when it wrote no report."""
     cmd = [ghz, "--insecure", *descriptor_flags, "--call", f"{SERVICE}.{run.call}", "-D", str(run.data_file),
            "--connections", str(run.connections), "-c", str(run.concurrency), "-z", f"{run.duration_s:g}s",
            "--duration-stop", "wait", "-t", f"{run.call_timeout_s:g}s", "-O", "json", "-o", str(out_json)]
@@ -104,9 +165,4 @@ def run_ghz(ghz: str, descriptor_flags: Sequence[str], target: str, run: GhzRun,
     code, _, err, cpu = run_bounded(cmd, limit)
     if not out_json.is_file() or out_json.stat().st_size == 0:
         raise RuntimeError(f"ghz wrote no report for {run.label} (exit {code}): {err[-1500:]}")
-    summary = summarize(json.loads(out_json.read_text()), run)
-    summary["ghz_exit"] = code
-    summary["client_cpu_s"] = round(cpu, 2)
-    log("ghz_done", label=run.label, rps=summary["rps"], p99_ms=summary["latency_ms"]["p99"],
-        errors=summary["errors"], codes=summary["status_codes"])
-    return summary
+    return code, cpu
