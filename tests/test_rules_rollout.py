@@ -123,8 +123,13 @@ def test_without_a_rules_file_reload_is_refused(payload_dir: payloads.PayloadDir
 
 # Events a worker of slot 1 can go through while a rollout runs: its death, its restart
 # (booting the file the pool serves at that moment), and its answers.
-def _drive(order: tuple[str, ...], tmp_path: pathlib.Path, payload_dir: payloads.PayloadDir) -> None:
+def _drive(order: tuple[str, ...], tmp_path: pathlib.Path, payload_dir: payloads.PayloadDir
+           ) -> tuple[Rollout, dict[int, int], list[dict[int, int]]]:
+    """Runs the rollout through `order`, then lets every worker work; returns the rollout,
+    which file generation each worker serves at the end, and what they served after each
+    step taken before the rollout committed."""
     r, src = make(tmp_path, payload_dir)
+    before_commit: list[dict[int, int]] = []
     inbox: dict[int, list[m.ToWorker]] = {0: [], 1: []}
     up = {0: True, 1: True}
     serving = {0: 0, 1: 0}
@@ -165,23 +170,26 @@ def _drive(order: tuple[str, ...], tmp_path: pathlib.Path, payload_dir: payloads
             work(0)
         elif step == "work1":
             work(1)
-        # Until every live slot staged it, no worker serves the new file.
         if r.current is None:
-            assert serving == {0: 0, 1: 0}
+            before_commit.append(dict(serving))
     if not up[1]:  # the pool restarts a dead worker in the end
         up[1], serving[1] = True, r.generation
         deliver(r.booted(1, serving[1]))
     for _ in range(3):
         work(0)
         work(1)
-    assert not r.busy and r.generation == 1
-    assert serving == {0: 1, 1: 1}
+    return r, serving, before_commit
 
 
 @pytest.mark.parametrize("order", sorted(set(itertools.permutations(["die", "boot", "work0", "work1", "die"], 5))))
 def test_every_death_and_boot_order_ends_with_every_worker_on_the_new_file(
         order: tuple[str, ...], tmp_path: pathlib.Path, payload_dir: payloads.PayloadDir) -> None:
-    _drive(order, tmp_path, payload_dir)
+    r, serving, before_commit = _drive(order, tmp_path, payload_dir)
+    # until every live slot staged it, no worker serves the new file
+    assert all(s == {0: 0, 1: 0} for s in before_commit)
+    # and in the end every worker serves it, and the rollout is done
+    assert not r.busy and r.generation == 1
+    assert serving == {0: 1, 1: 1}
 
 
 def test_the_requesters_trace_goes_with_every_message_of_its_rollout_and_no_other(

@@ -95,6 +95,11 @@ class SpanEncoder:
         self._resources: dict[int, tuple[Any, bytes]] = {}
         self._scopes: dict[int, tuple[Any, bytes]] = {}
 
+    @property
+    def attributes_kept(self) -> int:
+        """How many encoded attributes are kept for reuse: at most ATTRIBUTE_CACHE_MAX."""
+        return len(self._attributes)
+
     def request(self, spans: Sequence[ReadableSpan]) -> bytes:
         # resource -> scope -> spans, each by identity (one provider's spans share both objects)
         groups: dict[int, tuple[Any, dict[int, tuple[Any, list[bytes]]]]] = {}
