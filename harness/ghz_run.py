@@ -7,7 +7,7 @@ import dataclasses
 import json
 import pathlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -133,7 +133,7 @@ def run_ghz_spread(ghz: str, descriptor_flags: Sequence[str], targets: Sequence[
     return summary
 
 
-def _summed(maps: Any) -> dict[str, int]:
+def _summed(maps: Iterable[dict[str, int] | None]) -> dict[str, int]:
     total: dict[str, int] = {}
     for m in maps:
         for k, v in (m or {}).items():

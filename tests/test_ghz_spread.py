@@ -36,7 +36,9 @@ def test_a_spread_run_reaches_every_worker_and_counts_every_call(demo_root: path
                                          Deadline(120))
         assert summary["targets"] == sc.worker_addresses
     parts = [json.loads((tmp_path / f"merged.{i}.json").read_text()) for i in range(2)]
-    # each worker's address took its share of the callers and answered them
+    # each worker's address took an even share of the callers, and answered them
+    assert [p["options"]["host"] for p in parts] == summary["targets"]
+    assert [(p["options"]["concurrency"], p["options"]["connections"]) for p in parts] == [(2, 2), (2, 2)]
     assert all(p["count"] > 0 and p["statusCodeDistribution"] == {"OK": p["count"]} for p in parts)
     assert summary["count"] == sum(p["count"] for p in parts) == len(json.loads((tmp_path / "merged.json")
                                                                              .read_text())["details"])
