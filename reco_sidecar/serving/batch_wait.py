@@ -23,7 +23,10 @@ batches when the worker is saturated (mean 3-4 queries at c32 and 1,000 RPS offe
   decrease): added to when a wait gathered company or a batch found several queries queued
   without waiting, halved when a wait gathered none. It starts at zero and grows only on
   evidence of concurrency, so a lone caller never waits; a few waits that gather nobody
-  bring it back to zero.
+  bring it back to zero. A wait also ends as soon as the queue holds as many queries as the
+  largest batch of the last second (`Peak`): with a few closed-loop callers that is every
+  caller, and nobody else can come until they are answered. An open stream or a saturated
+  worker keeps waiting out its budget, since its largest batch is larger than most queues.
 - `budget`: wait at most one single-query kernel run, and only while the arrival rate
   promises a query within it (mean gap shorter than the kernel's cost).
 """
@@ -31,6 +34,7 @@ batches when the worker is saturated (mean 3-4 queries at c32 and 1,000 RPS offe
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -50,6 +54,11 @@ QUIET_GAPS = 4.0
 _AIMD_STEP = 0.1
 
 
+# `aimd`: how long the largest recent batch is remembered: a second holds hundreds of batches
+# at any load where waiting pays, and lets a burst's large batches stop counting soon after.
+PEAK_SECONDS = 1.0
+
+
 class WaitPolicy(Protocol):
     # True when the drain must re-decide on every arrival (not only when the batch is full)
     wake_on_arrival: bool
@@ -62,6 +71,9 @@ class WaitPolicy(Protocol):
         """When the drain stops waiting for company; None (or a time already past): score now."""
 
     def scored(self, size: int, queued_at_start: int, waited: bool, seconds: float) -> None: ...
+
+    def enough(self, queued: int) -> bool:
+        """True when a wait should end now that `queued` queries are queued (the drain is woken)."""
 
 
 class InFlight:
@@ -86,6 +98,9 @@ class InFlight:
 
     def scored(self, size: int, queued_at_start: int, waited: bool, seconds: float) -> None:
         pass
+
+    def enough(self, queued: int) -> bool:
+        return False
 
 
 class _Gaps:
@@ -120,23 +135,57 @@ class Timer:
     def scored(self, size: int, queued_at_start: int, waited: bool, seconds: float) -> None:
         pass
 
+    def enough(self, queued: int) -> bool:
+        return False
+
+
+class Peak:
+    """The largest batch scored in the last PEAK_SECONDS or so: the larger of this window's
+    and the last one's, so it never forgets a batch sooner than one window after it."""
+
+    def __init__(self, seconds: float = PEAK_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
+        self._seconds = seconds
+        self._clock = clock
+        self._window = -1
+        self._this = 0
+        self._last = 0
+
+    def add(self, size: int) -> None:
+        window = int(self._clock() / self._seconds)
+        if window != self._window:
+            self._last = self._this if window == self._window + 1 else 0
+            self._this, self._window = 0, window
+        self._this = max(self._this, size)
+
+    @property
+    def value(self) -> int:
+        window = int(self._clock() / self._seconds)
+        if window == self._window:
+            return max(self._this, self._last)
+        return self._this if window == self._window + 1 else 0
+
 
 class Aimd:
     wake_on_arrival = False
     follows_arrivals = False
 
-    def __init__(self, max_delay: float) -> None:
+    def __init__(self, max_delay: float, peak: Peak | None = None) -> None:
         self._max_delay = max_delay
         self._step = _AIMD_STEP * max_delay
         self.budget = 0.0
+        self.peak = peak if peak is not None else Peak()
 
     def arrived(self, now: float) -> None:
         pass
 
     def deadline(self, now: float, first_at: float, queued: int) -> float | None:
-        return first_at + self.budget if self.budget > 0 else None
+        return first_at + self.budget if self.budget > 0 and not self.enough(queued) else None
+
+    def enough(self, queued: int) -> bool:
+        return queued >= self.peak.value
 
     def scored(self, size: int, queued_at_start: int, waited: bool, seconds: float) -> None:
+        self.peak.add(size)
         if (waited and size > queued_at_start) or (not waited and queued_at_start > 1):
             self.budget = min(self._max_delay, self.budget + self._step)
         elif waited:
@@ -166,6 +215,9 @@ class Budget:
     def scored(self, size: int, queued_at_start: int, waited: bool, seconds: float) -> None:
         if size == 1:
             self._kernel = seconds if not self._kernel else (1 - _WEIGHT) * self._kernel + _WEIGHT * seconds
+
+    def enough(self, queued: int) -> bool:
+        return False
 
 
 def policy(name: str, max_delay: float, arriving: Callable[[], int]) -> WaitPolicy:

@@ -98,7 +98,8 @@ class LoopBatcher(Generic[K, Q, R]):
         if not self._draining:
             self._draining = True
             self._task = loop.create_task(self._drain())
-        elif ((self._policy.wake_on_arrival or len(self._queue) >= self._max_size)
+        elif ((self._policy.wake_on_arrival or len(self._queue) >= self._max_size
+               or self._policy.enough(len(self._queue)))
               and self._wake is not None and not self._wake.done()):
             self._wake.set_result(None)
         self.submitted += 1
