@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from reco_sidecar.serving.batch_wait import POLICIES, Aimd, Budget
+from reco_sidecar.serving.batch_wait import POLICIES, Aimd, Budget, Peak
 from reco_sidecar.serving.batcher import LoopBatcher
 
 
@@ -19,11 +19,14 @@ def pool() -> Iterator[ThreadPoolExecutor]:
         yield p
 
 
-async def closed_loop(b: LoopBatcher[str, int, int], gate: dict[str, int], n: int) -> list[int]:
+async def closed_loop(b: LoopBatcher[str, int, int], gate: dict[str, int], n: int, think: int = 0) -> list[int]:
     """One caller sending its next query when the last is answered, counted in flight by the
-    gate from before `submit` until after it (as the call gate counts a Recommend)."""
+    gate from before `submit` until after it (as the call gate counts a Recommend); `think`
+    loop turns pass before each query (the answer's way back and the next query's way in)."""
     out = []
     for i in range(n):
+        for _ in range(think):
+            await asyncio.sleep(0)
         gate["in_flight"] += 1
         try:
             out.append(await b.submit("m", i))
@@ -223,6 +226,70 @@ def test_aimd_budget_grows_while_waits_gather_company_and_halves_when_they_do_no
     for _ in range(3):
         p.scored(1, 1, True, 0.001)
     assert p.budget == 0.0
+
+
+def test_a_peak_remembers_the_largest_batch_for_one_to_two_windows() -> None:
+    now = [10.2]
+    peak = Peak(1.0, clock=lambda: now[0])
+    assert peak.value == 0
+    peak.add(5)
+    peak.add(2)
+    assert peak.value == 5
+    now[0] = 11.9  # the next window: the last one's largest still counts
+    peak.add(3)
+    assert peak.value == 5
+    now[0] = 12.1  # two windows on: only the one before (3)
+    assert peak.value == 3
+    peak.add(1)
+    assert peak.value == 3
+    now[0] = 15.0  # windows with no batch at all: nothing is remembered
+    assert peak.value == 0
+    peak.add(2)
+    assert peak.value == 2
+
+
+def test_aimd_ends_a_wait_once_as_many_are_queued_as_the_largest_recent_batch() -> None:
+    now = [0.0]
+    p = Aimd(0.003, Peak(1.0, clock=lambda: now[0]))
+    p.scored(2, 2, False, 0.001)  # two queued without a wait: a budget, and a peak of two
+    assert p.deadline(0.0, 0.0, 1) == pytest.approx(0.0003)  # one queued: the other may come
+    assert p.enough(2) and p.deadline(0.0, 0.0, 2) is None  # both here: score at once
+    p.scored(6, 2, True, 0.001)  # a larger batch later: two queued is no longer everyone
+    assert not p.enough(2) and p.deadline(0.0, 0.0, 2) is not None
+    now[0] = 2.5  # two windows later the large batch is forgotten
+    assert p.enough(1) and p.deadline(2.5, 2.5, 1) is None
+
+
+def test_two_closed_loop_callers_are_not_made_to_wait_for_a_third(pool: ThreadPoolExecutor) -> None:
+    """Two callers, each sending its next query when the last is answered (the second a few
+    loop turns later than the first), with waits of up to an hour allowed: once both are
+    queued nobody else can come, so each wait ends when the second arrives. Under the budget
+    alone each shared batch waited out its budget (steps of six minutes here), so 200 queries
+    would not be answered within the minute; here they are, and every wait ended with both
+    queued. The callers are stopped once they are counted: whichever is left alone after the
+    other stops waits out the budget once, by design (docs/operations.md, Batching)."""
+    gate = {"in_flight": 0}
+    batches: list[tuple[int, bool]] = []
+
+    async def main() -> None:
+        b: LoopBatcher[str, int, int] = LoopBatcher(lambda k, qs: list(qs), executor=pool, max_delay=3600.0,
+                                                    max_size=64, inline_max=16, on_batch=lambda size, waited:
+                                                    batches.append((size, waited)),
+                                                    in_flight=lambda: gate["in_flight"])
+        callers = [asyncio.create_task(closed_loop(b, gate, 10**6, think)) for think in (0, 3)]
+        try:
+            async with asyncio.timeout(60):
+                while sum(size for size, _ in batches) < 200:
+                    await asyncio.sleep(0.01)
+        finally:
+            for c in callers:
+                c.cancel()
+            await asyncio.gather(*callers, return_exceptions=True)
+
+    asyncio.run(main())
+    waited = [size for size, w in batches if w]
+    assert len(waited) > 50, f"the two callers rarely shared a waited batch: {batches[:20]}"
+    assert all(size == 2 for size in waited)
 
 
 def test_budget_waits_one_kernel_run_only_when_arrivals_come_faster() -> None:
