@@ -18,8 +18,8 @@ loopback (short runs, `--seconds` each):
 and, for the sidecar, one BatchRecommend call (users/s, n=10, `users_per_message` 0 and
 256), beside the in-process kernel on the same users (Model.recommend in chunks, the floor
 of that figure). Every sidecar figure is reported as a ratio to the floor's of the same
-round. With `--profile`, a py-spy `--native` profile of one sidecar worker during the c32
-Recommend run.
+round. With `--profile`, a py-spy `--native` profile of one sidecar worker during one run (`--profile-run`, c32 by default)
+of Recommend.
 
 The sidecar runs with `--metrics-port 0`: around each run its batching counters are read
 (`batching`: calls scored, batches, mean batch size, share of batches that waited), counts
@@ -188,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--batch-wait-ms", type=float, default=2.0, help="the batched floor's wait")
     p.add_argument("--batch-users", type=int, default=20_000)
-    p.add_argument("--profile", action="store_true", help="py-spy --native of a sidecar worker at c32")
+    p.add_argument("--profile", action="store_true", help="py-spy --native of a sidecar worker (its first)")
+    p.add_argument("--profile-run", default="recommend-c32", help="the run label --profile records")
     p.add_argument("--only", default="", help="comma-separated turns to run (floor-inline,floor-batched,sidecar)")
     p.add_argument("--policies", default="",
                    help="comma-separated batch wait policies to run as more sidecar turns (sidecar-<policy>; "
@@ -253,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
                     for run in runs:
                         spy_proc = None
                         raw = out / f"profile-{turn}-{run.label}.txt"
-                        if turn == "sidecar" and run.label == "recommend-c32":
+                        if turn == "sidecar" and run.label == args.profile_run:
                             spy_proc = start_profile(spy, server["pids"][0], secs, raw)
                         try:
                             figures[run.label] = drive(ghz, flags, server, run, out, deadline)
