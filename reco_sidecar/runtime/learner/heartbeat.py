@@ -3,10 +3,11 @@ proof that the learner's event loop still runs. The supervisor kills a learner w
 beat is older than --worker-timeout and forks a replacement, which replays the journal.
 
 Beats come from the loop itself (`beat_forever`), so a stopped (SIGSTOP) or wedged learner
-stops beating. Long synchronous steps that are the learner's work, not a hang (replaying
-the journal at start, solving every user against a version a reload brings), run under
-`covered`, which beats from a thread meanwhile: on the benchmark model they take longer than
-any sane timeout. A learner stopped during one is still noticed, since every thread stops.
+stops beating. The long synchronous step that is the learner's work, not a hang (replaying
+the journal and the first solve at start, before the loop runs), runs under `covered`,
+which beats from a thread meanwhile: on the benchmark model it takes longer than any sane
+timeout. A learner stopped during it is still noticed, since every thread stops. (A
+version a reload brings is solved on a thread of its own while the loop beats.)
 """
 
 from __future__ import annotations

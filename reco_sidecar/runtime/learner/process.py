@@ -21,6 +21,7 @@ from reco_sidecar.runtime.channel import Channel
 from reco_sidecar.runtime.learner.framing import frame, read_frame
 from reco_sidecar.runtime.learner.heartbeat import Beats
 from reco_sidecar.runtime.learner.learner import Learner
+from reco_sidecar.runtime.learner.off_loop import off_loop
 from reco_sidecar.settings import ServeSettings
 
 if TYPE_CHECKING:
@@ -75,6 +76,7 @@ async def _serve(learner: Learner, listener: socket.socket, control: Channel, st
                  beats: Beats) -> int:
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[m.Feed, asyncio.StreamWriter]] = asyncio.Queue()
+    versions: asyncio.Queue[m.ServeVersion] = asyncio.Queue()
     ended: asyncio.Future[None] = loop.create_future()
 
     async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -100,9 +102,23 @@ async def _serve(learner: Learner, listener: socket.socket, control: Channel, st
             stop()  # the supervisor is gone
             return
         if isinstance(message, m.ServeVersion):
+            versions.put_nowait(message)
+
+    async def follow_versions() -> None:
+        """One version message at a time, in order (a reload's end waits for its start's
+        solve). The solve runs on a thread of its own, so Feedback is answered meanwhile."""
+        while True:
+            message = await versions.get()
             try:
-                with beats.covered():  # solving every user against a new version: work, not a hang
-                    learner.serve(message.version, exclusive=message.exclusive)
+                cut = learner.begin(message.version)
+                if cut is not None:
+                    try:
+                        solved = await off_loop(learner.solve, message.version, cut)
+                    except BaseException:
+                        learner.abandon(message.version)
+                        raise
+                    learner.finish(message.version, solved)
+                learner.settle(message.version, exclusive=message.exclusive)
             except Exception as e:  # a version that cannot be opened: keep learning on the old one
                 log.error("online_version_failed", version=message.version, error=str(e))
 
@@ -125,6 +141,7 @@ async def _serve(learner: Learner, listener: socket.socket, control: Channel, st
     loop.add_reader(control.fileno(), controlled)
     server = await asyncio.start_unix_server(connection, sock=listener)
     committer = loop.create_task(commit())
+    follower = loop.create_task(follow_versions())
     beating = loop.create_task(beats.beat_forever())
     stop_reading = None
     if stream is not None:
@@ -155,6 +172,7 @@ async def _serve(learner: Learner, listener: socket.socket, control: Channel, st
     if stop_reading is not None:
         stop_reading.set()
     committer.cancel()
+    follower.cancel()
     beating.cancel()
     server.close()
     return ExitCode.OK
