@@ -210,6 +210,38 @@ def test_batch_recommend_has_a_span_per_chunk_each_holding_its_scoring(
     assert (line["trace_id"], line["span_id"]) == (trace_id, server["spanID"])
 
 
+def test_the_ranking_stage_is_an_event_between_scoring_and_rendering(
+        jaeger: Jaeger, caller: Caller, demo_root: pathlib.Path, tmp_path: pathlib.Path, user_id: str) -> None:
+    """With a rule set for the model, a Recommend's server span carries a `rerank` event (the
+    stage's own time, how many retrievals it asked for and how deep the last was), after its
+    scoring and before its rendering; a BatchRecommend chunk carries one for its users."""
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[[rules]]\nmodel = "demo"\n[rules.diversity]\ncap_field = "creator"\ncap = 2\n')
+    known = loader.open_model(demo_root / "demo" / "1").users.ids
+    with running_sidecar(demo_root, "demo", workers=1, env=TRACE_ENV,
+                         extra_args=["--otlp-endpoint", jaeger.otlp_endpoint, "--trace-sample-ratio", "1.0",
+                                     "--rules", str(rules)]) as sc:
+        stub = sc.stub()
+        trace_id, client_id, _ = caller.call(
+            "Recommend", lambda md: stub.Recommend(reco_pb2.RecommendRequest(user_id=user_id, n=5), metadata=md))
+        t = _trace_with(jaeger, trace_id, {f"{SERVICE}/Recommend", "score"})
+        server = _server_span(t, "Recommend", client_id)
+        events = _events(server)
+        rerank = events["rerank"]
+        assert rerank["reco.rank.retrievals"] >= 1 and rerank["reco.rank.candidates"] >= 5
+        assert rerank["reco.duration_ms"] >= 0
+        last_score = max(s["startTime"] + s["duration"] for s in _by_name(t, "score"))
+        assert last_score <= rerank["timestamp"] <= events["render"]["timestamp"]
+        users = [str(known[i % len(known)]) for i in range(600)]  # two chunks of --batch-chunk 512
+        trace_id, client_id, (_, got) = caller.call(
+            "BatchRecommend",
+            lambda md: list(stub.BatchRecommend(reco_pb2.BatchRecommendRequest(user_ids=users, n=3), metadata=md)))
+        assert len(got) == len(users)
+        t = _trace_when(jaeger, trace_id, lambda x: len(_by_name(x, "chunk")) == 2, "two chunks")
+        reranked = sorted(_events(c)["rerank"]["reco.rank.users"] for c in _by_name(t, "chunk"))
+        assert reranked == [600 - 512, 512]
+
+
 def test_reload_is_traced_with_its_rollout_and_the_log_line_carries_the_trace(
         sidecar: Sidecar, jaeger: Jaeger, caller: Caller) -> None:
     stub = sidecar.stub()

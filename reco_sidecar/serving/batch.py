@@ -118,10 +118,13 @@ class BatchStream:
             for i, user_id in enumerate(ids):
                 if i not in refused:
                     choices[i] = self.arms.choose(user_id)
+        reranking = [0, 0.0]  # users re-ranked, and the stage's seconds for them
         with tracing.span("score", {"reco.batch.size": len(ids) - len(refused)}):
             # The ranking stage runs inside retrieval, per user with a rule set: it needs the
             # deeper retrieval its rule set asks for.
-            targets, ranked, staged = self._retrieve(ids, refused, choices)
+            targets, ranked, staged = self._retrieve(ids, refused, choices, reranking)
+        if reranking[0]:
+            tracing.note("rerank", {"reco.duration_ms": reranking[1] * 1e3, "reco.rank.users": reranking[0]})
         results = []
         with tracing.event("render"):
             for i, user_id in enumerate(ids):
@@ -134,8 +137,8 @@ class BatchStream:
                 results.append(self._render(index, user_id, choices[i], targets[i], ranked[i], staged.get(i)))
         return self._messages(results)
 
-    def _retrieve(self, ids: list[str], refused: dict[int, str], choices: list[Choice | None]
-                  ) -> tuple[list[Target], list[Ranked | None], dict[int, _Staged]]:
+    def _retrieve(self, ids: list[str], refused: dict[int, str], choices: list[Choice | None],
+                  reranking: list[Any]) -> tuple[list[Target], list[Ranked | None], dict[int, _Staged]]:
         """Each user's model and ranking: one rank_for_arm per (model, arm). Users the
         requested model's product answers (no arm, or an arm of that model) share one product.
         None: a user the model does not know (fallback decided when rendering)."""
@@ -171,7 +174,10 @@ class BatchStream:
             for i, result in zip(members, out, strict=True):
                 c, q = sets[i], queries[i]
                 if c is not None and q is not None and result is not None:
+                    started = time.perf_counter()
                     page = stage.rerank(target.model, c, q, result, stage.deeper(target.model, q), now)
+                    reranking[0] += 1
+                    reranking[1] += time.perf_counter() - started
                     result = page.ranked
                     staged[i] = _Staged(q, page.pinned)
                 elif q is not None:

@@ -21,6 +21,7 @@ from reco_sidecar.ranking import reasons as why
 from reco_sidecar.ranking import stage
 from reco_sidecar.ranking.compiled import Compiled, CompiledRules, ForModel
 from reco_sidecar.ranking.live import LiveRules
+from reco_sidecar.serving import tracing
 
 
 def check_explain(k: int) -> int:
@@ -61,12 +62,23 @@ class RankingStep:
         costs a fraction in a batch of what it costs scored alone. Scores do not depend on
         the batch (engine/exactdot.py), so the page is the same either way."""
         exchange = stage.steps(model, c, query, time.time())
+        started = time.perf_counter()
         asked = next(exchange)
+        own = time.perf_counter() - started  # the stage's own work, the retrievals left out
+        retrievals = candidates = 0
         try:
             while True:
-                asked = exchange.send(await submit(model, stage.retrieval_query(query, asked)))
+                ranked = await submit(model, stage.retrieval_query(query, asked))
+                retrievals, candidates = retrievals + 1, len(ranked.rows)
+                started = time.perf_counter()
+                try:
+                    asked = exchange.send(ranked)
+                finally:
+                    own += time.perf_counter() - started
         except StopIteration as done:
             page: stage.Page = done.value
+            tracing.note("rerank", {"reco.duration_ms": own * 1e3, "reco.rank.retrievals": retrievals,
+                                    "reco.rank.candidates": candidates})
             return page
 
     @staticmethod

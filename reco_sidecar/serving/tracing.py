@@ -347,6 +347,13 @@ def event(name: str) -> _Event | _NoStep:
     return _Event(active, name)
 
 
+def note(name: str, attributes: dict[str, Any]) -> None:
+    """An event `name` on the current span now, with `attributes`; nothing when untraced."""
+    active = _active.get()
+    if active is not None:
+        active.add_event(name, attributes, time.time_ns())
+
+
 def span(name: str, attributes: dict[str, Any] | None = None) -> _Step | _NoStep:
     """A child span of the current call's span for the `with` block; nothing when untraced."""
     active = _active.get()
