@@ -117,7 +117,8 @@ async def _serve(learner: Learner, listener: socket.socket, control: Channel, st
                     except BaseException:
                         learner.abandon(message.version)
                         raise
-                    learner.finish(message.version, solved)
+                    with beats.covered():  # the events kept meanwhile, applied on the loop
+                        learner.finish(message.version, solved)
                 learner.settle(message.version, exclusive=message.exclusive)
             except Exception as e:  # a version that cannot be opened: keep learning on the old one
                 log.error("online_version_failed", version=message.version, error=str(e))
