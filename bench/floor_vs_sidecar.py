@@ -18,8 +18,8 @@ loopback (short runs, `--seconds` each):
 and, for the sidecar, one BatchRecommend call (users/s, n=10, `users_per_message` 0 and
 256), beside the in-process kernel on the same users (Model.recommend in chunks, the floor
 of that figure). Every sidecar figure is reported as a ratio to the floor's of the same
-round. With `--profile`, a py-spy `--native` profile of one sidecar worker during one run (`--profile-run`, c32 by default)
-of Recommend.
+round. With `--profile`, a py-spy `--native` profile of one sidecar worker during one run
+(`--profile-run`, the c32 Recommend run by default).
 
 The sidecar runs with `--metrics-port 0`: around each run its batching counters are read
 (`batching`: calls scored, batches, mean batch size, share of batches that waited), counts

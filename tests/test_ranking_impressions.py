@@ -183,3 +183,42 @@ def test_the_counts_outlive_a_killed_learner(sidecar: Sidecar, model: Model) -> 
     assert learner_pid(sidecar) != killed
     for items, _, _ in answers(sidecar, user):
         assert items == reference(model, user, {x})  # y, shown once, stays
+
+
+def popular_reference(model: Model, sunk: set[str], n: int = 10) -> list[str]:
+    """The fallback's order over the whole catalogue (popularity, ties in its own order), the
+    sunk items' popularity times FACTOR."""
+    order = np.asarray(model.popular_rows)
+    s = np.asarray(model.popularity, np.float64)[order].copy()
+    for i, r in enumerate(order.tolist()):
+        if model.items.ids[r] in sunk:
+            s[i] = s[i] * FACTOR if s[i] >= 0 else s[i] / FACTOR
+    return [model.items.ids[order[i]] for i in np.lexsort((np.arange(len(s)), -s))[:n]]
+
+
+def test_a_new_user_whose_only_events_are_impressions_sees_them_sink_in_the_popular_fallback(
+        sidecar: Sidecar, model: Model) -> None:
+    """A user unknown at training with only shown events has no vector: the popular fallback
+    answers them. The items shown to them max_shown times sink there too, on every worker, in
+    Recommend and BatchRecommend, to the place a full sort of the adjusted popularity gives.
+    Another new user's fallback, and a call that disables the fallback, are as before."""
+    user = "new-user-who-only-scrolls"
+    assert model.users.row(user) is None
+    plain = popular_reference(model, set())
+    x, y = plain[0], plain[3]
+    feedback = sidecar.stub().Feedback
+    for items, _, source in answers(sidecar, user):
+        assert items == plain and source == reco_pb2.SOURCE_POPULAR
+    assert feedback(shown(user, x, ["p1", "p2", "p3"]), timeout=30).accepted == 3
+    assert feedback(shown(user, y, ["q1", "q2"]), timeout=30).accepted == 2  # below max_shown
+    expected = popular_reference(model, {x})
+    assert x not in expected and y in expected
+    for items, scores, source in answers(sidecar, user):
+        assert items == expected and source == reco_pb2.SOURCE_POPULAR
+        assert scores == sorted(scores, reverse=True)  # the adjusted popularity, in order
+    # someone else, and a user who disabled the fallback, are not touched
+    for items, _, _ in answers(sidecar, "another-new-user"):
+        assert items == plain
+    with pytest.raises(grpc.RpcError) as e:
+        sidecar.stub().Recommend(reco_pb2.RecommendRequest(user_id=user, n=10, disable_fallback=True), timeout=10)
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND

@@ -74,7 +74,7 @@ def explicit(model: Model, c: Compiled, query: RecQuery) -> Ranked | None:
     return model.recommend([q])[0]
 
 
-def _adjust(raw: np.ndarray, factor: np.ndarray) -> np.ndarray:
+def adjust(raw: np.ndarray, factor: np.ndarray) -> np.ndarray:
     # A factor scales a positive score up and a negative one towards zero alike: order-preserving.
     return np.asarray(np.where(raw >= 0, raw * factor, raw / factor), dtype=np.float64)
 
@@ -164,7 +164,7 @@ def _choose(c: Compiled, query: RecQuery, retrieved: Ranked, asked: int, explici
         if len(sunk):
             assert rules.impressions is not None
             factor[np.isin(pool_rows, sunk)] *= rules.impressions.factor
-        adjusted = _adjust(pool_raw, factor)
+        adjusted = adjust(pool_raw, factor)
         order = np.lexsort((pool_rows, -adjusted))  # best first, ties to the lower row
         pool_rows, adjusted, pool_raw = pool_rows[order], adjusted[order], pool_raw[order]
     else:
@@ -187,12 +187,18 @@ def _choose(c: Compiled, query: RecQuery, retrieved: Ranked, asked: int, explici
 
 
 def _sunk(c: Compiled, query: RecQuery) -> np.ndarray:
-    """Rows the impressions rule sinks for this user: shown `max_shown` times or more since
-    their last engagement. A factor below 1 only lowers an item, so the exactness bound holds."""
-    rule = c.rules.impressions
-    if rule is None or query.shown is None:
+    """Rows the impressions rule sinks for this user. A factor below 1 only lowers an item,
+    so the exactness bound holds."""
+    return sunk_rows(c, query.shown)
+
+
+def sunk_rows(c: Compiled | None, shown: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+    """Rows shown `max_shown` times or more since their last engagement, under `c`'s
+    impressions rule (none without the rule or the counts)."""
+    rule = None if c is None else c.rules.impressions
+    if rule is None or shown is None:
         return np.zeros(0, np.int64)
-    rows, counts = query.shown
+    rows, counts = shown
     return np.asarray(rows[counts >= rule.max_shown], dtype=np.int64)
 
 

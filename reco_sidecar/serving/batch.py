@@ -20,7 +20,7 @@ from reco_sidecar.engine.model import Model
 from reco_sidecar.engine.query import Provenance, Ranked, RecQuery, Restriction
 from reco_sidecar.gen.reco.v1 import reco_pb2
 from reco_sidecar.ranking import stage
-from reco_sidecar.ranking.compiled import Compiled
+from reco_sidecar.ranking.compiled import Compiled, ForModel
 from reco_sidecar.serving import request_checks as rq
 from reco_sidecar.serving import tracing
 from reco_sidecar.serving.arms import Choice
@@ -182,8 +182,23 @@ class BatchStream:
                     staged[i] = _Staged(q, page.pinned)
                 elif q is not None:
                     staged[i] = _Staged(q, None)
+                elif not baseline and not request.disable_fallback:  # the popular fallback
+                    result = self._sunk_popular(target, ids[i], choices[i], rules) or result
                 ranked[i] = result
         return targets, ranked, staged
+
+    def _sunk_popular(self, target: Target, user_id: str, choice: Choice | None, rules: ForModel | None
+                      ) -> Ranked | None:
+        """The fallback for a user unknown at training whose only events are impressions,
+        with the impressions rule of their rule set (as Recommend's)."""
+        if self._online is None or not (choice is None or choice.arm is None or choice.arm.online):
+            return None
+        c = RankingStep.find(rules, *_labels(choice))
+        if c is None or c.rules.impressions is None:
+            return None
+        found = self._online.lookup(target.model, user_id)
+        shown = None if found is None else (found.shown_rows, found.shown_counts)
+        return RankingStep.popular(target.model, c, shown, 0, self.request.n, target.restriction)
 
     def _query(self, target: Target, user_id: str, choice: Choice | None) -> RecQuery | None:
         row = target.model.users.row(user_id)

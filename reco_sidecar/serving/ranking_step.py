@@ -17,8 +17,8 @@ from reco_sidecar.common.errors import InvalidArgument
 from reco_sidecar.engine.model import Model
 from reco_sidecar.engine.query import Ranked, RecQuery, Restriction
 from reco_sidecar.gen.reco.v1 import reco_pb2
+from reco_sidecar.ranking import popular, stage
 from reco_sidecar.ranking import reasons as why
-from reco_sidecar.ranking import stage
 from reco_sidecar.ranking.compiled import Compiled, CompiledRules, ForModel
 from reco_sidecar.ranking.live import LiveRules
 from reco_sidecar.serving import tracing
@@ -80,6 +80,16 @@ class RankingStep:
             tracing.note("rerank", {"reco.duration_ms": own * 1e3, "reco.rank.retrievals": retrievals,
                                     "reco.rank.candidates": candidates})
             return page
+
+    @staticmethod
+    def popular(model: Model, c: Compiled | None, shown: tuple[np.ndarray, np.ndarray] | None,
+                offset: int, n: int, restriction: Restriction) -> Ranked | None:
+        """The popular fallback with the impressions rule applied for a user the model does
+        not know, or None when nothing of theirs sinks (the shared fallback serves them)."""
+        sinking = stage.sunk_rows(c, shown)
+        if c is None or not len(sinking):
+            return None
+        return popular.page(model, c, sinking, offset, n, restriction)
 
     @staticmethod
     def decorate(model: Model, items: Sequence[reco_pb2.ScoredItem], query: RecQuery | None, ranked: Ranked,
