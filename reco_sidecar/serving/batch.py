@@ -20,12 +20,12 @@ from reco_sidecar.engine.model import Model
 from reco_sidecar.engine.query import Provenance, Ranked, RecQuery, Restriction
 from reco_sidecar.gen.reco.v1 import reco_pb2
 from reco_sidecar.ranking import stage
-from reco_sidecar.ranking.compiled import Compiled, ForModel
+from reco_sidecar.ranking.compiled import Compiled
 from reco_sidecar.serving import request_checks as rq
 from reco_sidecar.serving import tracing
 from reco_sidecar.serving.arms import Choice
 from reco_sidecar.serving.batch_arms import BatchArms, Target
-from reco_sidecar.serving.online import Online
+from reco_sidecar.serving.online import Online, OnlineUser
 from reco_sidecar.serving.ranking_step import RankingStep
 from reco_sidecar.serving.render import SOURCE_NAME, SOURCE_OF, SOURCE_PB, Pages, PopularPage
 from reco_sidecar.serving.retrieval import Ask, rank_for_arm
@@ -183,27 +183,24 @@ class BatchStream:
                 elif q is not None:
                     staged[i] = _Staged(q, None)
                 elif not baseline and not request.disable_fallback:  # the popular fallback
-                    result = self._sunk_popular(target, ids[i], choices[i], rules) or result
+                    result = RankingStep.popular(target.model, RankingStep.find(rules, *_labels(choices[i])),
+                                                 self._lookup(target, choices[i]), ids[i], 0, request.n,
+                                                 target.restriction) or result
                 ranked[i] = result
         return targets, ranked, staged
 
-    def _sunk_popular(self, target: Target, user_id: str, choice: Choice | None, rules: ForModel | None
-                      ) -> Ranked | None:
-        """The fallback for a user unknown at training whose only events are impressions,
-        with the impressions rule of their rule set (as Recommend's)."""
-        if self._online is None or not (choice is None or choice.arm is None or choice.arm.online):
+    def _lookup(self, target: Target, choice: Choice | None) -> Callable[[str], OnlineUser | None] | None:
+        """How to find a user's online state for this arm; None when online learning is off for it."""
+        online = self._online
+        if online is None or not (choice is None or choice.arm is None or choice.arm.online):
             return None
-        c = RankingStep.find(rules, *_labels(choice))
-        if c is None or c.rules.impressions is None:
-            return None
-        found = self._online.lookup(target.model, user_id)
-        shown = None if found is None else (found.shown_rows, found.shown_counts)
-        return RankingStep.popular(target.model, c, shown, 0, self.request.n, target.restriction)
+        return lambda user_id: online.lookup(target.model, user_id)
 
     def _query(self, target: Target, user_id: str, choice: Choice | None) -> RecQuery | None:
         row = target.model.users.row(user_id)
-        if self._online is not None and (choice is None or choice.arm is None or choice.arm.online):
-            found = self._online.lookup(target.model, user_id)
+        lookup = self._lookup(target, choice)
+        if lookup is not None:
+            found = lookup(user_id)
             if found is not None and found.vector is not None:
                 return RecQuery(0, self.request.n, target.restriction, user_row=row, vector=found.vector,
                                 include_seen=self.request.filter.include_seen, seen_rows=found.seen_rows,

@@ -22,6 +22,7 @@ from reco_sidecar.ranking import reasons as why
 from reco_sidecar.ranking.compiled import Compiled, CompiledRules, ForModel
 from reco_sidecar.ranking.live import LiveRules
 from reco_sidecar.serving import tracing
+from reco_sidecar.serving.online import OnlineUser
 
 
 def check_explain(k: int) -> int:
@@ -82,12 +83,17 @@ class RankingStep:
             return page
 
     @staticmethod
-    def popular(model: Model, c: Compiled | None, shown: tuple[np.ndarray, np.ndarray] | None,
-                offset: int, n: int, restriction: Restriction) -> Ranked | None:
-        """The popular fallback with the impressions rule applied for a user the model does
-        not know, or None when nothing of theirs sinks (the shared fallback serves them)."""
-        sinking = stage.sunk_rows(c, shown)
-        if c is None or not len(sinking):
+    def popular(model: Model, c: Compiled | None, lookup: Callable[[str], OnlineUser | None] | None,
+                user_id: str, offset: int, n: int, restriction: Restriction) -> Ranked | None:
+        """The popular fallback of a user the model does not know, whose only events are
+        impressions, with the impressions rule of their rule set `c` applied (`lookup`: their
+        online state, None when online learning is off for the call). None when nothing of
+        theirs sinks: the shared fallback serves them, and no lookup is made without the rule."""
+        if c is None or c.rules.impressions is None or lookup is None:
+            return None
+        found = lookup(user_id)
+        sinking = stage.sunk_rows(c, None if found is None else (found.shown_rows, found.shown_counts))
+        if not len(sinking):
             return None
         return popular.page(model, c, sinking, offset, n, restriction)
 

@@ -161,27 +161,16 @@ class RecommenderService:
             assert baseline is not None  # a baseline ranks every user
             return baseline
         if query is None:
-            sunk = self._sunk_popular(model, choice, request, restriction)
-            if sunk is not None:
-                return sunk
+            lookup = self._online_of(model, choice)  # None without online learning: no rule lookup either
+            if lookup is not None:
+                sunk = self._ranking.popular(model, self._ranking.find(self._ranking.for_model(model), *choice.labels),
+                                             lookup, request.user_id, request.offset, request.n, restriction)
+                if sunk is not None:
+                    return sunk
             if choice.arm is None:
                 return self._pages.popular(model, request.offset, request.n, restriction)
             return model.popular(request.offset, request.n, restriction)
         return await self._submit(model, query)
-
-    def _sunk_popular(self, model: Model, choice: Choice, request: reco_pb2.RecommendRequest,
-                      restriction: Restriction) -> Ranked | None:
-        """The fallback for a user unknown at training whose only events are impressions,
-        with the impressions rule of their rule set (docs/ranking.md, Impressions)."""
-        online = self._online_of(model, choice)
-        if online is None:
-            return None
-        c = self._ranking.find(self._ranking.for_model(model), *choice.labels)
-        if c is None or c.rules.impressions is None:
-            return None
-        found = online(request.user_id)
-        shown = None if found is None else (found.shown_rows, found.shown_counts)
-        return self._ranking.popular(model, c, shown, request.offset, request.n, restriction)
 
     async def _submit(self, model: Model, query: RecQuery) -> Ranked:
         if self._batcher is not None:
