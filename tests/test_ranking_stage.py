@@ -71,6 +71,48 @@ class Reference:
             out.append(next(i for i in order if i not in out and recent.count(self.creator[i]) < cap))
         return out
 
+    def mmr_problems(self, user: str, got: list[str], lam: float, pool: int, cap: int = 0,
+                     window: int = 10) -> tuple[list[str], int]:
+        """Checks `got` as the MMR list of the whole catalogue, position by position: the item
+        must be among the `pool` best remaining items by score that the cap allows, with the
+        largest (1 - lam) * score - lam * max cosine to the last `window` items there. Cosines
+        are float64 here and float32 in the stage, so "largest" is to within 1e-6 and the check
+        goes on from the item the stage chose. Returns the problems and how many positions the
+        pool's limit decided (the best value over all remaining items lay outside the pool)."""
+        s = self.scores(user)
+        unit = self.items / np.linalg.norm(self.items, axis=1, keepdims=True)
+        row = {item: r for r, item in enumerate(self.item_ids)}
+        order = self.order(user)
+        placed: list[str] = []
+        problems: list[str] = []
+        limited = 0
+
+        def values(items: list[str]) -> np.ndarray:
+            rows = [row[i] for i in items]
+            relevance = (1.0 - lam) * s[rows]
+            if not placed:
+                return relevance
+            last = unit[[row[p] for p in placed[-window:]]]
+            return relevance - lam * (unit[rows] @ last.T).max(axis=1)
+
+        for position, item in enumerate(got, start=1):
+            recent = [self.creator[i] for i in placed[-(window - 1):]] if window > 1 else []
+            taken = set(placed)
+            remaining = [i for i in order if i not in taken]
+            allowed = [i for i in remaining if not cap or recent.count(self.creator[i]) < cap]
+            candidates = allowed[:pool]
+            if item not in candidates:
+                problems.append(f"{user} position {position}: {item} is not in the pool")
+                break
+            value = values(candidates)
+            mine = float(value[candidates.index(item)])
+            if mine < float(value.max()) - 1e-6:
+                problems.append(f"{user} position {position}: {item} has {mine}, the pool's best {value.max()}")
+            if float(values(remaining).max()) > float(value.max()) + 1e-6:
+                limited += 1
+            placed.append(item)
+        return problems, limited
+
 
 @pytest.fixture(scope="module")
 def reference(demo_root: pathlib.Path) -> Reference:
@@ -167,6 +209,40 @@ def test_mmr_with_lambda_zero_is_the_model_ranking_and_a_positive_lambda_diversi
                for u in sample]
     plain = [mean_similarity(reference.plain(u, 10)) for u in sample]
     assert np.mean(diverse) < np.mean(plain)
+
+
+@pytest.mark.parametrize("lam,pool,cap", [(0.3, 50, 2), (0.7, 12, 0)])
+def test_mmr_is_the_whole_catalogues_mmr_on_every_worker_and_page(
+        sidecar: Sidecar, reference: Reference, rules_path: pathlib.Path, lam: float, pool: int, cap: int) -> None:
+    # The benchmark's rules (a creator cap and MMR over a pool of 50), and a strong lambda over
+    # a small pool without a cap, where the pool's limit decides positions.
+    text = f'[[rules]]\nmodel = "demo"\ncandidates = {pool}\n[rules.diversity]\nmmr_lambda = {lam}\n'
+    reload(sidecar, rules_path, text + (f'cap_field = "creator"\ncap = {cap}\n' if cap else ""))
+    users = reference.user_ids[::4]
+    stub = sidecar.stub()
+    stream = stub.BatchRecommend(reco_pb2.BatchRecommendRequest(user_ids=users, n=15, users_per_message=100),
+                                 timeout=120)
+    lists = {u.user_id: ids(u) for message in stream for u in message.users}
+    assert sorted(lists) == sorted(users)
+    problems: list[str] = []
+    limited = changed = 0
+    for user in users:
+        found, by_pool = reference.mmr_problems(user, lists[user], lam, pool, cap)
+        problems += found
+        limited += by_pool
+        changed += lists[user] != (reference.capped(user, 15, cap) if cap else reference.plain(user, 15))
+    assert problems == []
+    assert changed > len(users) // 2  # MMR reorders most lists: the check has work
+    if pool < 50:
+        assert limited > len(users)  # and the pool's limit decided many positions
+    # Each worker, called concurrently, gives the same list's tail as a page further down.
+    for address in sidecar.worker_addresses:
+        worker = sidecar.stub(address)
+        sample = users[::9]
+        calls = {u: worker.Recommend.future(reco_pb2.RecommendRequest(user_id=u, n=10, offset=5), timeout=30)
+                 for u in sample}
+        for user, call in calls.items():
+            assert ids(call.result()) == lists[user][5:], user
 
 
 def test_a_hidden_item_leaves_every_worker_at_once_and_a_bad_file_keeps_the_rules(
