@@ -89,11 +89,11 @@ class Reference:
 
         def values(items: list[str]) -> np.ndarray:
             rows = [row[i] for i in items]
-            relevance = (1.0 - lam) * s[rows]
+            relevance = np.asarray((1.0 - lam) * s[rows], dtype=np.float64)
             if not placed:
                 return relevance
             last = unit[[row[p] for p in placed[-window:]]]
-            return relevance - lam * (unit[rows] @ last.T).max(axis=1)
+            return np.asarray(relevance - lam * (unit[rows] @ last.T).max(axis=1), dtype=np.float64)
 
         for position, item in enumerate(got, start=1):
             recent = [self.creator[i] for i in placed[-(window - 1):]] if window > 1 else []
