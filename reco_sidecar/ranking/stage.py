@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections import deque
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
@@ -29,6 +28,7 @@ import numpy as np
 
 from reco_sidecar.engine.model import Model
 from reco_sidecar.engine.query import Ranked, RecQuery, Restriction
+from reco_sidecar.ranking import mmr
 from reco_sidecar.ranking.compiled import Compiled
 
 
@@ -172,7 +172,7 @@ def _choose(c: Compiled, query: RecQuery, retrieved: Ranked, asked: int, explici
     codes = c.cap_codes[pool_rows] if c.cap_codes is not None else None
     d = rules.diversity
     if d.mmr_lambda > 0:
-        out, pinned, exact = _mmr(c, query.k, pool_rows, adjusted, codes, pins, bound, exhausted)
+        out, pinned, exact = mmr.pick(c, query.k, pool_rows, adjusted, codes, pins, bound, exhausted)
     else:
         out, pinned, exact = _greedy(c, query.k, pool_rows, adjusted, codes, pins, bound, exhausted)
     # `out` holds a pin's row, or an organic item's place in the pool: its row and raw score.
@@ -250,90 +250,3 @@ def _greedy(c: Compiled, want: int, rows: np.ndarray, adjusted: np.ndarray, code
         pinned.append(False)
         placed.append(code_list[pick] if code_list is not None else -1)
     return out, pinned, exact or exhausted
-
-
-def _mmr(c: Compiled, want: int, rows: np.ndarray, adjusted: np.ndarray, codes: np.ndarray | None,
-         pins: dict[int, int], bound: float, exhausted: bool) -> tuple[list[int], list[bool], bool]:
-    """At each position MMR picks among the `candidates` best remaining items the cap allows
-    there: a pool that slides down the list, so the list never depends on the page asked for.
-
-    Every candidate's MMR value is kept up to date as items are placed (one product with the
-    placed item's unit vector), so a pick costs a handful of whole-array steps. The unit
-    vectors are the version's (compiled once); the cap's window is counted as items enter
-    and leave it, and the eligible mask is rebuilt only when a value becomes capped or free."""
-    d = c.rules.diversity
-    lam = d.mmr_lambda
-    pool_size = c.rules.candidates
-    units = c.units
-    assert units is not None  # compiled with MMR
-    unit = units[rows]  # float32: the cosines only order candidates
-    relevance = (1.0 - lam) * adjusted
-    value = relevance.copy()  # (1 - lambda) * adjusted - lambda * (largest cosine to the window)
-    placed_sims: list[np.ndarray] = []  # each placed item's cosine to every candidate, in order
-    # float32 like the cosines, so the running maximum is a same-type step; the value is still
-    # computed in float64 (dtype= below), exactly as from a float64 copy of it.
-    maxsim = np.full(len(rows), -np.inf, dtype=np.float32)
-    out: list[int] = []
-    pinned: list[bool] = []
-    all_codes = c.cap_codes
-    capping = codes is not None and all_codes is not None and d.cap > 0 and d.window > 1
-    available = np.ones(len(rows), dtype=bool)
-    # Without a cap every available item is eligible: one mask serves both.
-    eligible = available.copy() if capping else available
-    # The cap's window: the codes of the last window - 1 placed items, and their counts.
-    window: deque[int] = deque(maxlen=max(d.window - 1, 0))
-    counts: dict[int, int] = {}
-    is_blocked = np.zeros(c.cap_values if capping else 1, dtype=bool)
-    exact = True
-    for position in range(1, want + 1):
-        pin = pins.get(position)
-        if pin is not None:
-            sims = unit.dot(units[pin])
-            out.append(pin)
-            pinned.append(True)
-            placed = int(all_codes[pin]) if capping and all_codes is not None else -1
-        else:
-            pool = eligible.nonzero()[0][:pool_size]
-            if len(pool) < pool_size or adjusted[pool[-1]] <= bound:
-                if not exhausted:
-                    return out, pinned, False  # the pool reaches past what was retrieved
-                if not len(pool):  # the whole catalogue is capped out: the cap gives way
-                    exact = False
-                    pool = available.nonzero()[0][:pool_size]
-                    if not len(pool):
-                        break
-            pick = int(pool[value[pool].argmax()])  # ties to the first, the better by adjusted score
-            available[pick] = False
-            eligible[pick] = False
-            sims = unit.dot(unit[pick])
-            out.append(pick)
-            pinned.append(False)
-            placed = int(codes[pick]) if capping and codes is not None else -1
-        if position == want:
-            break  # nothing left to choose: the values and the window are not needed again
-        placed_sims.append(sims)
-        if len(placed_sims) > d.window:  # the oldest leaves the window: recompute from the rest
-            placed_sims.pop(0)
-            maxsim = np.max(placed_sims, axis=0)
-        else:
-            np.maximum(maxsim, sims, out=maxsim)
-        np.multiply(maxsim, -lam, out=value, dtype=np.float64)
-        value += relevance
-        if capping and codes is not None:
-            changed = False
-            if len(window) == window.maxlen:
-                left = window[0]
-                if left >= 0:
-                    counts[left] -= 1
-                    if counts[left] == d.cap - 1:
-                        is_blocked[left] = False
-                        changed = True
-            window.append(placed)
-            if placed >= 0:
-                counts[placed] = counts.get(placed, 0) + 1
-                if counts[placed] == d.cap:
-                    is_blocked[placed] = True
-                    changed = True
-            if changed:
-                eligible = available & ~is_blocked[codes]
-    return out, pinned, exact
