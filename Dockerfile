@@ -1,6 +1,7 @@
 # reco-sidecar: gRPC recommendation sidecar. Two stages: the builder compiles what has no
-# wheel (annoy), regenerates the gRPC stubs from protos/ and installs the package into a
-# virtual environment; the runtime image gets only that environment and runs as non-root.
+# wheel (annoy, and the ranking stage's MMR loop, reco_sidecar/ranking/_mmr.c), regenerates
+# the gRPC stubs from protos/ and installs the package into a virtual environment; the
+# runtime image gets only that environment and runs as non-root.
 #
 #   docker build -t reco-sidecar .
 #   docker run -v "$PWD/models:/models:ro" -p 50051:50051 -p 9464:9464 reco-sidecar
@@ -21,7 +22,7 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends g++ \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY protos ./protos
 COPY reco_sidecar ./reco_sidecar
 # The same install as the README's `pip install .`, into a venv the runtime stage copies, with
@@ -32,7 +33,7 @@ RUN python -m venv /opt/venv \
     && /opt/venv/bin/python -m reco_sidecar.serving.protogen \
     && /opt/venv/bin/pip install --no-cache-dir ".[tracing]" \
     && /opt/venv/bin/pip uninstall -y grpcio-tools \
-    && /opt/venv/bin/python -c "import reco_sidecar.gen.reco.v1.reco_pb2_grpc, annoy, implicit, opentelemetry.sdk"
+    && /opt/venv/bin/python -c "import reco_sidecar.gen.reco.v1.reco_pb2_grpc, reco_sidecar.ranking._mmr, annoy, implicit, opentelemetry.sdk"
 
 FROM ${PYTHON_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="reco-sidecar" \

@@ -34,6 +34,11 @@ trap cleanup EXIT
 trap 'exit 143' TERM INT HUP  # exit runs the EXIT trap: results are copied back, the export removed
 git archive "$commit" | tar -x -C "$tmp"
 echo "at_commit: $commit in $tmp" >&2
+# A commit with compiled parts (setup.py's extensions) runs with them built, as an install would.
+if [[ -f "$tmp/setup.py" ]]; then
+  (cd "$tmp" && python3 setup.py -q build_ext --inplace >/dev/null 2>&1) \
+    || echo "at_commit: the extensions did not build; their pure-Python forms run" >&2
+fi
 export RECO_BENCH_COMMIT="$commit"
 RECO_BENCH_SUBJECT="$(git log -1 --format=%s "$commit")"
 export RECO_BENCH_SUBJECT
