@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import random
+from typing import Any
 
 import numpy as np
 import pytest
@@ -65,18 +66,22 @@ def test_the_compiled_loop_picks_what_the_numpy_loop_picks() -> None:
 def test_the_compiled_loop_refuses_bad_arrays_naming_them() -> None:
     if mmr.KERNEL is None:
         pytest.skip("built without a C compiler")
-    units = np.ones((4, 2), np.float32)
-    good = dict(units=units, rows=np.arange(3, dtype=np.int64), adjusted=np.zeros(3), codes=None,
-                pin_rows=np.full(2, -1, np.int64), pin_codes=np.full(2, -1, np.int32), cap_values=0, lam=0.3,
-                pool_size=2, want=2, window=10, cap=0, bound=-1.0, exhausted=True)
     from reco_sidecar.ranking import _mmr
-    assert _mmr.pick(**good)[0] == [0, 1]
+    units = np.ones((4, 2), np.float32)
+    good: dict[str, Any] = dict(units=units, rows=np.arange(3, dtype=np.int64), adjusted=np.zeros(3), codes=None,
+                                pin_rows=np.full(2, -1, np.int64), pin_codes=np.full(2, -1, np.int32), cap_values=0,
+                                lam=0.3, pool_size=2, want=2, window=10, cap=0, bound=-1.0, exhausted=True)
+
+    def pick(**change: Any) -> Any:
+        return _mmr.pick(**{**good, **change})
+
+    assert pick()[0] == [0, 1]
     with pytest.raises(TypeError, match="units"):
-        _mmr.pick(**{**good, "units": units.astype(np.float64)})
+        pick(units=units.astype(np.float64))
     with pytest.raises(IndexError, match="candidate row"):
-        _mmr.pick(**{**good, "rows": np.asarray([0, 1, 9], np.int64)})
+        pick(rows=np.asarray([0, 1, 9], np.int64))
     with pytest.raises(ValueError, match="as long"):
-        _mmr.pick(**{**good, "adjusted": np.zeros(2)})
+        pick(adjusted=np.zeros(2))
 
 
 @pytest.mark.skipif(not os.environ.get("CI"), reason="a developer's install may lack a C compiler")
