@@ -134,7 +134,8 @@ class RecommenderService:
                 # The ranking stage: a deeper exact retrieval (through the batcher), re-ranked.
                 staged = await self._ranking.rank(model, compiled, query, self._submit)
                 candidates: Candidates = staged.ranked
-                pinned = staged.pinned
+                # the usual page has no pin: then nothing is left to decorate
+                pinned = staged.pinned if staged.pinned.any() else None
             else:
                 candidates = await self._retrieve(choice, model, request, restriction, query)
             ranked = candidates.ranked if isinstance(candidates, PopularPage) else candidates
