@@ -4,9 +4,10 @@ fixed: exactly the system implicit 0.7's ALS solves when it recalculates a user
 objective (engine/objective.py; the one solver is engine/foldin.py).
 
 The user's values are summed per item, as training sums an interaction log into its matrix:
-trained value (the version's seen weights) + each new event's value, in the history's
-(time, event_id) order. So the item rows and values handed to the solve are the row of the
-matrix the next training would see, and the vector is what implicit would give that row.
+trained value (the version's seen weights) + the exact sum of the new events' values
+(online/sums.py), so the total does not depend on the order the events arrived in. So the
+item rows and values handed to the solve are the row of the matrix the next training would
+see, and the vector is what implicit would give that row.
 
 - A user the version does not know gets a vector from their events alone (`new_user`).
 - Events on items the version does not know are kept in the history (a later version may
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from reco_sidecar.engine.model import Model
+from reco_sidecar.online import sums
 from reco_sidecar.online.events import value_of
 from reco_sidecar.online.history import UserHistory
 
@@ -65,13 +67,20 @@ def contributions(model: Model, history: UserHistory) -> Contributions:
 
 def merge(trained_rows: np.ndarray, trained_values: np.ndarray, event_rows: np.ndarray,
           event_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Unique item rows (ascending) with trained value + event values, summed in the given
-    order (np.add.at is sequential, so the result does not depend on anything else)."""
+    """Unique item rows (ascending), each valued trained value + the exact sum of its event
+    values (online/sums.py: the same whatever order the events came in), as the learner
+    values them (runtime/learner/state.py)."""
     rows = np.unique(np.concatenate([np.asarray(trained_rows, dtype=np.int64),
                                      np.asarray(event_rows, dtype=np.int64)]))
     values = np.zeros(len(rows), dtype=np.float64)
     np.add.at(values, np.searchsorted(rows, trained_rows), np.asarray(trained_values, dtype=np.float64))
-    np.add.at(values, np.searchsorted(rows, event_rows), np.asarray(event_values, dtype=np.float64))
+    by_row: dict[int, list[float]] = {}
+    for row, value in zip(np.asarray(event_rows).tolist(), np.asarray(event_values, dtype=np.float64).tolist(),
+                          strict=True):
+        by_row.setdefault(row, []).append(value)
+    if by_row:
+        at = np.searchsorted(rows, np.fromiter(by_row, dtype=np.int64, count=len(by_row)))
+        values[at] += np.fromiter((sums.exact(v) for v in by_row.values()), dtype=np.float64, count=len(by_row))
     return rows, values
 
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from reco_sidecar.engine import foldin
 from reco_sidecar.engine.model import Model
+from reco_sidecar.online import sums
 from reco_sidecar.online.events import Event
 from reco_sidecar.runtime.learner.table import MAX_SEEN, MAX_SHOWN, TableWriter
 
@@ -33,9 +34,9 @@ CHUNK = 1024
 
 @dataclass
 class _User:
-    # item id -> (summed value, the item's row in this version or None), least recently
-    # touched first
-    items: dict[str, tuple[float, int | None]] = field(default_factory=dict)
+    # item id -> (the values summed so far, exactly (online/sums.py), the item's row in this
+    # version or None), least recently touched first
+    items: dict[str, tuple[sums.Partials, int | None]] = field(default_factory=dict)
     # Rows of this version's items an excluding event put in the seen set.
     seen: dict[str, int] = field(default_factory=dict)
     # The user's row in this version (None: unknown at training); _UNSET until looked up.
@@ -98,10 +99,11 @@ class VersionState:
             value = kind.weight * (1.0 if e.weight is None else e.weight)
             before = user.items.pop(e.item_id, None)
             if before is not None:
-                total, row = before
+                summed, row = before
             else:  # (an item trimmed from the user earlier in this chunk was not looked up)
-                total, row = 0.0, rows[e.item_id] if e.item_id in rows else self.model.items.row(e.item_id)
-            user.items[e.item_id] = (total + value, row)
+                summed, row = sums.ZERO, rows[e.item_id] if e.item_id in rows else self.model.items.row(e.item_id)
+            # exact: the same total whatever order this process received the events in
+            user.items[e.item_id] = (sums.add(summed, value), row)
             if kind.excludes and row is not None:
                 user.seen[e.item_id] = row
             if user.shown and value > 0 and row is not None:
@@ -145,10 +147,10 @@ class VersionState:
                 continue
             at = len(picked)
             before = len(rows)
-            for total, row in user.items.values():
+            for summed, row in user.items.values():
                 if row is not None:
                     rows.append(row)
-                    values.append(total)
+                    values.append(sums.total(summed))
             owner.extend([at] * (len(rows) - before))
             if not user.stale:  # shown events only: the slot's vector stands, no solve
                 current = self.table.vector_of(user_id)
