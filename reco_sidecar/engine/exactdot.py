@@ -10,14 +10,34 @@ BatchRecommend. Here a score is a function of the two vectors alone:
   width padded with zeros to a power of two), written out as elementwise adds so that
   neither numpy's reduction strategy nor the number of pairs changes the order;
 - the float64 sum is rounded once to float32, the type the API returns.
+
+Two forms of the same arithmetic: compiled (`_exactdot.c`, built at install when a C
+compiler is there; a pair's products and halvings in a buffer of its own) for float32
+inputs, and numpy (`numpy_scores`: each step a pass over float64 temporaries), the fallback
+and the reference the compiled form is tested against bit for bit (tests/test_exactdot.py).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 
 # Pairs per chunk: bounds the float64 temporary (pairs x width x 8 bytes).
 CHUNK = 1 << 14
+
+Kernel = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray], None]
+
+
+def _kernel() -> Kernel | None:
+    try:
+        from reco_sidecar.engine import _exactdot
+    except ImportError:  # built without a C compiler: the numpy form serves
+        return None
+    return _exactdot.scores
+
+
+KERNEL = _kernel()
 
 
 def error_bound(d: int) -> float:
@@ -28,8 +48,21 @@ def error_bound(d: int) -> float:
     return depth * 2.0**-53 / (1.0 - depth * 2.0**-53)
 
 
-def scores(vectors: np.ndarray, items: np.ndarray, pair_vector: np.ndarray, pair_item: np.ndarray) -> np.ndarray:
+def scores(vectors: np.ndarray, items: np.ndarray, pair_vector: np.ndarray, pair_item: np.ndarray, *,
+           compiled: bool = True) -> np.ndarray:
     """float32 score of each (vectors[pair_vector[i]], items[pair_item[i]]) pair."""
+    if (compiled and KERNEL is not None and vectors.dtype == np.float32 and items.dtype == np.float32
+            and vectors.ndim == 2 and items.ndim == 2 and vectors.flags.c_contiguous and items.flags.c_contiguous):
+        out = np.empty(len(pair_vector), dtype=np.float32)
+        KERNEL(vectors, items, np.ascontiguousarray(pair_vector, dtype=np.int64),
+               np.ascontiguousarray(pair_item, dtype=np.int64), out)
+        return out
+    return numpy_scores(vectors, items, pair_vector, pair_item)
+
+
+def numpy_scores(vectors: np.ndarray, items: np.ndarray, pair_vector: np.ndarray, pair_item: np.ndarray
+                 ) -> np.ndarray:
+    """scores() in whole-array steps."""
     m = len(pair_vector)
     out = np.empty(m, dtype=np.float32)
     for s in range(0, m, CHUNK):
