@@ -8,11 +8,14 @@ from setuptools import Extension, setup
 # No fused multiply-adds: every value must round as numpy's separate steps do.
 FLAGS = ["-O2", "-ffp-contract=off", "-std=c11"]
 
+# Both read their arrays through this one header.
+HEADERS = ["reco_sidecar/common/pybuffer.h"]
+
 setup(
     ext_modules=[
-        Extension("reco_sidecar.engine._exactdot", ["reco_sidecar/engine/_exactdot.c"], extra_compile_args=FLAGS,
-                  optional=True),
-        Extension("reco_sidecar.ranking._mmr", ["reco_sidecar/ranking/_mmr.c"], extra_compile_args=FLAGS,
-                  optional=True),
+        Extension("reco_sidecar.engine._exactdot", ["reco_sidecar/engine/_exactdot.c"], depends=HEADERS,
+                  extra_compile_args=FLAGS, optional=True),
+        Extension("reco_sidecar.ranking._mmr", ["reco_sidecar/ranking/_mmr.c"], depends=HEADERS,
+                  extra_compile_args=FLAGS, optional=True),
     ]
 )

@@ -23,21 +23,16 @@ from collections.abc import Callable
 
 import numpy as np
 
+from reco_sidecar.common import native
+
 # Pairs per chunk: bounds the float64 temporary (pairs x width x 8 bytes).
 CHUNK = 1 << 14
 
 Kernel = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray], None]
 
 
-def _kernel() -> Kernel | None:
-    try:
-        from reco_sidecar.engine import _exactdot
-    except ImportError:  # built without a C compiler: the numpy form serves
-        return None
-    return _exactdot.scores
-
-
-KERNEL = _kernel()
+# None when the install had no C compiler: the numpy form serves.
+KERNEL: Kernel | None = native.kernel("reco_sidecar.engine._exactdot", "scores")
 
 
 def error_bound(d: int) -> float:

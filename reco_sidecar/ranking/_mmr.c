@@ -16,29 +16,10 @@
  *
  * No Python object is touched between Py_BEGIN_ALLOW_THREADS and its end.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "../common/pybuffer.h"
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
-
-static int
-get_buffer(PyObject *obj, Py_buffer *view, int ndim, Py_ssize_t itemsize, const char *kinds, const char *name)
-{
-    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
-        return -1;
-    const char *format = view->format ? view->format : "B";
-    if (format[0] == '<' || format[0] == '=' || format[0] == '@')
-        format++;
-    if (view->ndim != ndim || view->itemsize != itemsize || format[0] == '\0' || format[1] != '\0'
-        || strchr(kinds, format[0]) == NULL) {
-        PyErr_Format(PyExc_TypeError, "%s: a C-contiguous %d-d array of %zd-byte items (%s) is needed",
-                     name, ndim, itemsize, kinds);
-        PyBuffer_Release(view);
-        return -1;
-    }
-    return 0;
-}
 
 static double
 cosine(const float *a, const float *b, Py_ssize_t dims)
@@ -228,17 +209,17 @@ mmr_pick(PyObject *self, PyObject *args, PyObject *kwargs)
     Py_buffer units = {0}, rows = {0}, adjusted = {0}, codes = {0}, pin_rows = {0}, pin_codes = {0};
     PyObject *result = NULL;
     int has_codes = codes_o != Py_None;
-    if (get_buffer(units_o, &units, 2, 4, "f", "units") < 0)
+    if (get_buffer(units_o, &units, 2, 4, "f", "units", 0) < 0)
         return NULL;
-    if (get_buffer(rows_o, &rows, 1, 8, "lq", "rows") < 0)
+    if (get_buffer(rows_o, &rows, 1, 8, "lq", "rows", 0) < 0)
         goto release;
-    if (get_buffer(adjusted_o, &adjusted, 1, 8, "d", "adjusted") < 0)
+    if (get_buffer(adjusted_o, &adjusted, 1, 8, "d", "adjusted", 0) < 0)
         goto release;
-    if (has_codes && get_buffer(codes_o, &codes, 1, 4, "i", "codes") < 0)
+    if (has_codes && get_buffer(codes_o, &codes, 1, 4, "i", "codes", 0) < 0)
         goto release;
-    if (get_buffer(pin_rows_o, &pin_rows, 1, 8, "lq", "pin_rows") < 0)
+    if (get_buffer(pin_rows_o, &pin_rows, 1, 8, "lq", "pin_rows", 0) < 0)
         goto release;
-    if (get_buffer(pin_codes_o, &pin_codes, 1, 4, "i", "pin_codes") < 0)
+    if (get_buffer(pin_codes_o, &pin_codes, 1, 4, "i", "pin_codes", 0) < 0)
         goto release;
     Py_ssize_t n = rows.shape[0], items = units.shape[0];
     if (adjusted.shape[0] != n || (has_codes && codes.shape[0] != n) || pin_rows.shape[0] < want

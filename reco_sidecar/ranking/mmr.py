@@ -24,6 +24,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from reco_sidecar.common import native
 from reco_sidecar.ranking.compiled import Compiled
 
 Picked = tuple[list[int], list[bool], bool]
@@ -31,15 +32,8 @@ Kernel = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.nda
                    int, int, int, float, bool], Picked]
 
 
-def _kernel() -> Kernel | None:
-    try:
-        from reco_sidecar.ranking import _mmr
-    except ImportError:  # built without a C compiler: the numpy form serves
-        return None
-    return _mmr.pick
-
-
-KERNEL = _kernel()
+# None when the install had no C compiler: the numpy form serves.
+KERNEL: Kernel | None = native.kernel("reco_sidecar.ranking._mmr", "pick")
 
 
 def pick(c: Compiled, want: int, rows: np.ndarray, adjusted: np.ndarray, codes: np.ndarray | None,
