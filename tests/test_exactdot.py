@@ -1,21 +1,19 @@
 """The exact score kernel's two forms (engine/exactdot.py): the compiled one gives the numpy
 one's bits for every pair, over widths that are and are not powers of two, signs, zeros,
-tiny and huge values; it refuses arrays it cannot read, naming them; and it is the one
-installed here."""
+tiny and huge values; it refuses arrays it cannot read, naming them; and CI fails, rather
+than skips, when the install did not build it."""
 
 from __future__ import annotations
-
-import os
 
 import numpy as np
 import pytest
 
 from reco_sidecar.engine import exactdot
+from tests.support.requires import require
 
 
 def test_the_compiled_kernel_gives_the_numpy_kernels_bits() -> None:
-    if exactdot.KERNEL is None:
-        pytest.skip("built without a C compiler")
+    require(exactdot.KERNEL is not None, "the compiled exact score kernel (a C compiler at install)")
     rng = np.random.default_rng(5)
     for d in (0, 1, 2, 3, 5, 8, 31, 32, 33, 64, 100, 128):
         vectors = rng.standard_normal((7, d)).astype(np.float32)
@@ -29,7 +27,7 @@ def test_the_compiled_kernel_gives_the_numpy_kernels_bits() -> None:
         pv = rng.integers(0, len(vectors), 5000)
         pi = rng.integers(0, len(items), 5000)
         compiled = exactdot.scores(vectors, items, pv, pi)
-        reference = exactdot.scores(vectors, items, pv, pi, compiled=False)
+        reference = exactdot.numpy_scores(vectors, items, pv, pi)
         assert compiled.dtype == reference.dtype == np.float32
         assert compiled.tobytes() == reference.tobytes(), d
     # the differences the kernel is there to avoid: a float32 product rounds otherwise
@@ -41,8 +39,7 @@ def test_the_compiled_kernel_gives_the_numpy_kernels_bits() -> None:
 
 
 def test_the_compiled_kernel_refuses_what_it_cannot_read() -> None:
-    if exactdot.KERNEL is None:
-        pytest.skip("built without a C compiler")
+    require(exactdot.KERNEL is not None, "the compiled exact score kernel (a C compiler at install)")
     from reco_sidecar.engine import _exactdot
 
     v, i = np.ones((2, 4), np.float32), np.ones((3, 4), np.float32)
@@ -60,7 +57,3 @@ def test_the_compiled_kernel_refuses_what_it_cannot_read() -> None:
     # other dtypes take the numpy form, with the same contract
     assert exactdot.scores(v.astype(np.float64), i, pairs, pairs).tolist() == [4.0, 4.0]
 
-
-@pytest.mark.skipif(not os.environ.get("CI"), reason="a developer's install may lack a C compiler")
-def test_the_install_built_the_compiled_kernel() -> None:
-    assert exactdot.KERNEL is not None

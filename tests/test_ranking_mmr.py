@@ -1,10 +1,9 @@
 """MMR's two forms (ranking/mmr.py): the compiled loop picks what the numpy loop picks, over
 random candidate sets with caps, windows shorter than the list, small pools, pins and
-exactness bounds; and the compiled form is the one installed here."""
+exactness bounds; and CI fails, rather than skips, when the install did not build it."""
 
 from __future__ import annotations
 
-import os
 import random
 from typing import Any
 
@@ -13,6 +12,7 @@ import pytest
 
 from reco_sidecar.ranking import mmr, rules
 from reco_sidecar.ranking.compiled import Compiled
+from tests.support.requires import require
 
 
 def compiled_rules(rng: random.Random, items: int, dims: int) -> Compiled:
@@ -34,8 +34,7 @@ def compiled_rules(rng: random.Random, items: int, dims: int) -> Compiled:
 
 
 def test_the_compiled_loop_picks_what_the_numpy_loop_picks() -> None:
-    if mmr.KERNEL is None:
-        pytest.skip("built without a C compiler")
+    require(mmr.KERNEL is not None, "the compiled MMR loop (a C compiler at install)")
     rng = random.Random(7)
     checked = partial = 0
     for _ in range(1500):
@@ -55,8 +54,8 @@ def test_the_compiled_loop_picks_what_the_numpy_loop_picks() -> None:
         codes = c.cap_codes[rows] if c.cap_codes is not None else None
         bound = float(adjusted[rng.randrange(n)]) if n and rng.random() < 0.5 else -np.inf
         exhausted = rng.random() < 0.5
-        a = mmr.pick(c, want, rows, adjusted, codes, pins, bound, exhausted, compiled=True)
-        b = mmr.pick(c, want, rows, adjusted, codes, pins, bound, exhausted, compiled=False)
+        a = mmr.pick(c, want, rows, adjusted, codes, pins, bound, exhausted)
+        b = mmr.numpy_pick(c, want, rows, adjusted, codes, pins, bound, exhausted)
         assert a == b, (c.rules, want, pins, bound, exhausted)
         checked += 1
         partial += not a[2]
@@ -64,8 +63,7 @@ def test_the_compiled_loop_picks_what_the_numpy_loop_picks() -> None:
 
 
 def test_the_compiled_loop_refuses_bad_arrays_naming_them() -> None:
-    if mmr.KERNEL is None:
-        pytest.skip("built without a C compiler")
+    require(mmr.KERNEL is not None, "the compiled MMR loop (a C compiler at install)")
     from reco_sidecar.ranking import _mmr
     units = np.ones((4, 2), np.float32)
     good: dict[str, Any] = dict(units=units, rows=np.arange(3, dtype=np.int64), adjusted=np.zeros(3), codes=None,
@@ -83,7 +81,3 @@ def test_the_compiled_loop_refuses_bad_arrays_naming_them() -> None:
     with pytest.raises(ValueError, match="as long"):
         pick(adjusted=np.zeros(2))
 
-
-@pytest.mark.skipif(not os.environ.get("CI"), reason="a developer's install may lack a C compiler")
-def test_the_install_built_the_compiled_loop() -> None:
-    assert mmr.KERNEL is not None

@@ -43,10 +43,9 @@ def error_bound(d: int) -> float:
     return depth * 2.0**-53 / (1.0 - depth * 2.0**-53)
 
 
-def scores(vectors: np.ndarray, items: np.ndarray, pair_vector: np.ndarray, pair_item: np.ndarray, *,
-           compiled: bool = True) -> np.ndarray:
+def scores(vectors: np.ndarray, items: np.ndarray, pair_vector: np.ndarray, pair_item: np.ndarray) -> np.ndarray:
     """float32 score of each (vectors[pair_vector[i]], items[pair_item[i]]) pair."""
-    if (compiled and KERNEL is not None and vectors.dtype == np.float32 and items.dtype == np.float32
+    if (KERNEL is not None and vectors.dtype == np.float32 and items.dtype == np.float32
             and vectors.ndim == 2 and items.ndim == 2 and vectors.flags.c_contiguous and items.flags.c_contiguous):
         out = np.empty(len(pair_vector), dtype=np.float32)
         KERNEL(vectors, items, np.ascontiguousarray(pair_vector, dtype=np.int64),

@@ -37,12 +37,12 @@ KERNEL: Kernel | None = native.kernel("reco_sidecar.ranking._mmr", "pick")
 
 
 def pick(c: Compiled, want: int, rows: np.ndarray, adjusted: np.ndarray, codes: np.ndarray | None,
-         pins: dict[int, int], bound: float, exhausted: bool, *, compiled: bool = True) -> Picked:
+         pins: dict[int, int], bound: float, exhausted: bool) -> Picked:
     """The list's first `want` positions: per position a pin's item row or an organic item's
     place in `rows` (sorted best adjusted score first), whether it is a pin, and whether the
     list is exact (False with fewer positions: the pool reached past what was retrieved and
     retrieval must go deeper). `codes` are the cap field's codes of `rows`."""
-    if compiled and KERNEL is not None:
+    if KERNEL is not None:
         return compiled_pick(KERNEL, c, want, rows, adjusted, codes, pins, bound, exhausted)
     return numpy_pick(c, want, rows, adjusted, codes, pins, bound, exhausted)
 
