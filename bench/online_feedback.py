@@ -5,9 +5,12 @@
    20 ms and asks every worker (one channel per worker address) until each answers that user
    from its events: the time from the Feedback's return to the last worker's answer.
 2. Recommend's p99 at a fixed rate (ghz, open loop) with Feedback at a fixed event rate
-   beside it, as a ratio to the same Recommend load alone, in the same run: `--rounds` runs
-   with feedback, each between two runs alone, each compared with the mean of its two
-   neighbours; the figure is the median ratio (one pair moved 2x between minutes here).
+   beside it, as a ratio to the same Recommend load alone, in the same run: one ghz run,
+   Feedback switched on and off every `--slice-seconds` through it (`--rounds` slices on,
+   each between two off), the calls made in the on slices against those made in the off
+   ones (bench/interleaved.py); the figure is the pooled p99's ratio with a bootstrap
+   interval. Runs taking turns compared different minutes, and a run alone moved 3x from
+   one minute to the next here.
 
     python -m bench.online_feedback          # writes bench/results/online_feedback.json
 """
@@ -15,8 +18,9 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import random
-import statistics
 import tempfile
 import threading
 import time
@@ -24,10 +28,11 @@ from typing import Any
 
 import grpc
 
-from bench import common
-from harness import bench_model, ghz_run, scaffold
+from bench import common, interleaved
+from harness import accounting, bench_model, ghz_run, scaffold
 from harness.ghz_run import GhzRun, percentile
 from harness.gotools import find as find_ghz
+from harness.procs import stat_fields
 from harness.versions import copy_version
 from reco_sidecar.gen.reco.v1 import reco_pb2, reco_pb2_grpc
 
@@ -41,23 +46,36 @@ class _Sender(threading.Thread):
     """Sends batches until `stop`; at `rate` events/s when given, else as fast as answered."""
 
     def __init__(self, address: str, users: list[str], items: list[str], batch: int, stop: threading.Event,
-                 tag: str, rate: float = 0.0) -> None:
+                 tag: str, rate: float = 0.0, gate: threading.Event | None = None) -> None:
         super().__init__(daemon=True)
         self.address, self.users, self.items, self.batch = address, users, items, batch
-        self.stop, self.tag, self.rate = stop, tag, rate
+        self.stop, self.tag, self.rate, self.gate = stop, tag, rate, gate
         self.accepted = self.calls = self.errors = 0
         self.latencies: list[float] = []
+
+    def _paused(self) -> bool:
+        """Waits while the gate is shut; True when it waited (the pace starts again)."""
+        if self.gate is None or self.gate.is_set():
+            return False
+        while not self.gate.wait(0.01):
+            if self.stop.is_set():
+                break
+        return True
 
     def run(self) -> None:
         channel, stub = _stub(self.address)
         rng = random.Random(self.tag)
-        k = 0
+        k = paced = 0
         started = time.perf_counter()
         try:
             while not self.stop.is_set():
+                if self._paused():
+                    started, paced = time.perf_counter(), 0
+                    continue
                 events = []
                 for _ in range(self.batch):
                     k += 1
+                    paced += 1
                     events.append(reco_pb2.FeedbackEvent(event_id=f"{self.tag}-{k}", user_id=rng.choice(self.users),
                                                          item_id=rng.choice(self.items), type="click"))
                 t0 = time.perf_counter()
@@ -69,7 +87,7 @@ class _Sender(threading.Thread):
                 self.latencies.append(time.perf_counter() - t0)
                 self.calls += 1
                 if self.rate:
-                    due = started + k / self.rate
+                    due = started + paced / self.rate
                     pause = due - time.perf_counter()
                     if pause > 0:
                         self.stop.wait(pause)
@@ -138,6 +156,19 @@ def _online_model(model: bench_model.BenchModel) -> bench_model.BenchModel:
     return dataclasses.replace(model, version=ONLINE_VERSION)
 
 
+def _cpu_by_role(root: int, tree: list[int]) -> dict[str, float]:
+    """CPU seconds so far of the sidecar's processes by role (the learner runs niced), and of
+    this process (the Feedback senders)."""
+    out = {"bench": accounting.cpu_seconds(os.getpid())}
+    for pid in tree:
+        fields = stat_fields(pid)
+        if fields is None:
+            continue
+        role = "supervisor" if pid == root else "learner" if int(fields[16]) > 0 else "workers"
+        out[role] = out.get(role, 0.0) + accounting.cpu_seconds(pid)
+    return out
+
+
 def _ms(values: list[float]) -> dict[str, float]:
     s = sorted(values)
     return {f"p{q}": round(percentile(s, q), 3) for q in (50, 95, 99)} | {"max": round(s[-1], 3) if s else 0.0}
@@ -151,8 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=100, help="events per Feedback call")
     p.add_argument("--rec-rps", type=int, default=500)
     p.add_argument("--events-per-s", type=float, default=2000.0)
-    p.add_argument("--rec-seconds", type=float, default=10.0)
-    p.add_argument("--rounds", type=int, default=3, help="runs with feedback, each between two alone")
+    p.add_argument("--slice-seconds", type=float, default=2.0, help="feedback on, or off, this long at a time")
+    p.add_argument("--rounds", type=int, default=15, help="slices with feedback, each between two without")
     p.add_argument("--fsync", choices=("always", "never"), default="always")
     args = p.parse_args(argv)
 
@@ -198,36 +229,57 @@ def main(argv: list[str] | None = None) -> int:
             warm = GhzRun("warmup", "Recommend", data["Recommend"], rps=args.rec_rps, concurrency=16,
                           connections=4, duration_s=3)
             ghz_run.run_ghz(ghz, flags, sc.address, warm, out / "warmup.json", deadline)
-            # Alternating: alone, with, alone, with, ..., alone. Each run with feedback is
-            # compared with the mean p99 of the two alone runs beside it, so a slow minute of
-            # a shared machine moves both sides of a ratio; the figure is the median ratio.
-            runs: list[dict[str, Any]] = []
-            labels = ["alone"] + ["with_feedback", "alone"] * args.rounds
-            for i, label in enumerate(labels):
-                stop = threading.Event()
-                beside = [_Sender(sc.address, users, items, args.batch, stop, f"{label}{i}-{k}",
-                                  rate=args.events_per_s / 4) for k in range(4)] if label == "with_feedback" else []
-                for t in beside:
-                    t.start()
-                run = GhzRun(f"{label}-{i}", "Recommend", data["Recommend"], rps=args.rec_rps, concurrency=32,
-                             connections=4, duration_s=args.rec_seconds)
-                summary = ghz_run.run_ghz(ghz, flags, sc.address, run, out / f"ghz-{label}-{i}.json", deadline)
-                stop.set()
-                for t in beside:
-                    t.join(60)
-                summary["label"] = label
-                if beside:
-                    summary["feedback_events_per_s"] = round(sum(s.accepted for s in beside) / args.rec_seconds, 1)
-                    summary["feedback_errors"] = sum(s.errors for s in beside)
-                runs.append(summary)
-            result["recommend"] = runs
-            ratios = [round(runs[i]["latency_ms"]["p99"]
-                            / ((runs[i - 1]["latency_ms"]["p99"] + runs[i + 1]["latency_ms"]["p99"]) / 2), 3)
-                      for i in range(1, len(runs) - 1, 2)]
-            result["p99_ratios_with_feedback"] = ratios
-            result["p99_ratio_with_feedback"] = round(statistics.median(ratios), 3)
-            result["note"] = ("machine shared with other work (noisy); each run with feedback against the mean "
-                              "p99 of the alone runs just before and after it; the figure is the median ratio")
+            # One run, feedback on and off in slices through it (bench/interleaved.py).
+            gate, stop = threading.Event(), threading.Event()
+            beside = [_Sender(sc.address, users, items, args.batch, stop, f"beside-{k}",
+                              rate=args.events_per_s / 4, gate=gate) for k in range(4)]
+            for t in beside:
+                t.start()
+            count = 2 * args.rounds + 1
+            run = GhzRun("interleaved", "Recommend", data["Recommend"], rps=args.rec_rps, concurrency=32,
+                         connections=4, duration_s=count * args.slice_seconds + 1.0)
+            report = out / "ghz-interleaved.json"
+            ghz_thread = threading.Thread(
+                target=lambda: ghz_run.run_ghz(ghz, flags, sc.address, run, report, deadline), daemon=True)
+            ghz_thread.start()
+            time.sleep(0.5)  # ghz's connections made before the first slice
+            slices: list[interleaved.Slice] = []
+            accepted_on = 0
+            cpu: dict[bool, dict[str, float]] = {True: {}, False: {}}
+            for i in range(count):
+                on = i % 2 == 1
+                before = sum(s.accepted for s in beside)
+                (gate.set if on else gate.clear)()
+                begun, used = time.time(), _cpu_by_role(sc.proc.pid, sc.tree_pids())
+                time.sleep(args.slice_seconds)
+                slices.append(interleaved.Slice(begun, time.time(), on))
+                for role, seconds in _cpu_by_role(sc.proc.pid, sc.tree_pids()).items():
+                    cpu[on][role] = cpu[on].get(role, 0.0) + seconds - used.get(role, seconds)
+                if on:
+                    gate.clear()
+                    accepted_on += sum(s.accepted for s in beside) - before
+            stop.set()
+            ghz_thread.join(run.duration_s + 120)
+            for t in beside:
+                t.join(60)
+            calls = interleaved.call_starts(json.loads(report.read_text()).get("details") or [])
+            latencies = interleaved.by_slice(calls, slices, guard=args.slice_seconds / 4)
+            on_seconds = sum(s.end - s.start for s in slices if s.on)
+            off_seconds = sum(s.end - s.start for s in slices if not s.on)
+            result["recommend"] = {
+                "slices": count, "slice_seconds": args.slice_seconds, "guard_seconds": args.slice_seconds / 4,
+                "rps_offered": args.rec_rps, "calls": len(calls),
+                "feedback_events_per_s_while_on": round(accepted_on / on_seconds, 1),
+                "feedback_errors": sum(s.errors for s in beside),
+                # cores used, per process role, while feedback was on and while it was off
+                "cpu_cores_on": {k: round(v / on_seconds, 3) for k, v in sorted(cpu[True].items())},
+                "cpu_cores_off": {k: round(v / off_seconds, 3) for k, v in sorted(cpu[False].items())},
+                "p99": interleaved.compare(slices, latencies, 99.0),
+                "p50": interleaved.compare(slices, latencies, 50.0),
+            }
+            result["p99_ratio_with_feedback"] = result["recommend"]["p99"]["ratio"]
+            result["note"] = ("machine shared with other work (noisy); feedback switched on and off in slices "
+                              "through one Recommend run, calls grouped by the slice they started in")
 
     return common.run("online_feedback", args, body)
 
