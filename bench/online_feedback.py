@@ -142,6 +142,7 @@ class _Probe(threading.Thread):
 # A version number for the benchmark model's copy that records event types (the cached model
 # may predate manifests recording them; `train` records these defaults).
 ONLINE_VERSION = 90
+BESIDE_SENDERS = 8
 TYPES = {"view": 0.1, "click": 0.3, "like": 0.7, "share": 1.0}
 
 
@@ -231,8 +232,10 @@ def main(argv: list[str] | None = None) -> int:
             ghz_run.run_ghz(ghz, flags, sc.address, warm, out / "warmup.json", deadline)
             # One run, feedback on and off in slices through it (bench/interleaved.py).
             gate, stop = threading.Event(), threading.Event()
+            # Eight paced senders: each waits for its answer, so with four a slow minute left
+            # the offered rate 10-40 % short of --events-per-s.
             beside = [_Sender(sc.address, users, items, args.batch, stop, f"beside-{k}",
-                              rate=args.events_per_s / 4, gate=gate) for k in range(4)]
+                              rate=args.events_per_s / BESIDE_SENDERS, gate=gate) for k in range(BESIDE_SENDERS)]
             for t in beside:
                 t.start()
             count = 2 * args.rounds + 1
