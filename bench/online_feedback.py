@@ -274,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
                 "rps_offered": args.rec_rps, "calls": len(calls),
                 "feedback_events_per_s_while_on": round(accepted_on / on_seconds, 1),
                 "feedback_errors": sum(s.errors for s in beside),
+                "feedback_call_ms": _ms([x * 1000 for s in beside for x in s.latencies]),
                 # cores used, per process role, while feedback was on and while it was off
                 "cpu_cores_on": {k: round(v / on_seconds, 3) for k, v in sorted(cpu[True].items())},
                 "cpu_cores_off": {k: round(v / off_seconds, 3) for k, v in sorted(cpu[False].items())},
