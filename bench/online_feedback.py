@@ -8,7 +8,7 @@
    beside it, as a ratio to the same Recommend load alone, in the same run: one ghz run,
    Feedback switched on and off every `--slice-seconds` through it (`--rounds` slices on,
    each between two off), the calls made in the on slices against those made in the off
-   ones (bench/interleaved.py); the figure is the pooled p99's ratio with a bootstrap
+   ones (harness/interleaved.py); the figure is the pooled p99's ratio with a bootstrap
    interval. Runs taking turns compared different minutes, and a run alone moved 3x from
    one minute to the next here.
 
@@ -28,8 +28,8 @@ from typing import Any
 
 import grpc
 
-from bench import common, interleaved
-from harness import accounting, bench_model, ghz_run, scaffold
+from bench import common
+from harness import accounting, bench_model, ghz_run, interleaved, scaffold
 from harness.ghz_run import GhzRun, percentile
 from harness.gotools import find as find_ghz
 from harness.procs import stat_fields
@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
             warm = GhzRun("warmup", "Recommend", data["Recommend"], rps=args.rec_rps, concurrency=16,
                           connections=4, duration_s=3)
             ghz_run.run_ghz(ghz, flags, sc.address, warm, out / "warmup.json", deadline)
-            # One run, feedback on and off in slices through it (bench/interleaved.py).
+            # One run, feedback on and off in slices through it (harness/interleaved.py).
             gate, stop = threading.Event(), threading.Event()
             # Eight paced senders: each waits for its answer, so with four a slow minute left
             # the offered rate 10-40 % short of --events-per-s.

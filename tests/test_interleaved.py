@@ -1,5 +1,5 @@
-"""The on/off slicing that bench/online_feedback.py measures Recommend beside Feedback with:
-each call lands in the slice it started in, a slice's first seconds are left out, and the
+"""The on/off slicing (harness/interleaved.py) that bench/online_feedback.py measures Recommend
+beside Feedback with: each call lands in the slice it started in, a slice's first seconds are left out, and the
 ratio compares the pooled percentiles of the two sides."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import datetime
 
 import pytest
 
-from bench import interleaved
-from bench.interleaved import Slice
+from harness import interleaved
+from harness.interleaved import Slice
 
 
 def _detail(end: float, latency_ms: float, error: str = "") -> dict[str, object]:
