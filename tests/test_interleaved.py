@@ -1,6 +1,6 @@
 """The on/off slicing (harness/interleaved.py) that bench/online_feedback.py measures Recommend
-beside Feedback with: each call lands in the slice it started in, a slice's first seconds are left out, and the
-ratio compares the pooled percentiles of the two sides."""
+beside Feedback with: each call lands in the slice it started in, a slice's first seconds are
+left out, and the ratio compares the pooled percentiles of the two sides."""
 
 from __future__ import annotations
 
