@@ -33,7 +33,7 @@ RUN python -m venv /opt/venv \
     && /opt/venv/bin/python -m reco_sidecar.serving.protogen \
     && /opt/venv/bin/pip install --no-cache-dir ".[tracing]" \
     && /opt/venv/bin/pip uninstall -y grpcio-tools \
-    && /opt/venv/bin/python -c "import reco_sidecar.gen.reco.v1.reco_pb2_grpc, reco_sidecar.engine._exactdot, reco_sidecar.ranking._mmr, annoy, implicit, opentelemetry.sdk"
+    && /opt/venv/bin/python -c "import reco_sidecar.gen.reco.v1.reco_pb2_grpc, reco_sidecar.engine._exactdot, reco_sidecar.engine._foldin, reco_sidecar.ranking._mmr, annoy, implicit, opentelemetry.sdk"
 
 FROM ${PYTHON_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="reco-sidecar" \

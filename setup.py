@@ -1,14 +1,19 @@
-"""The compiled parts: the exact score kernel (reco_sidecar/engine/_exactdot.c) and MMR's
-per-position loop (reco_sidecar/ranking/_mmr.c). Everything else is in pyproject.toml. Both
-extensions are optional: where no C compiler is found the install goes on and the same
-arithmetic runs in numpy (engine/exactdot.py, ranking/mmr.py)."""
+"""The compiled parts: the exact score kernel (reco_sidecar/engine/_exactdot.c), MMR's
+per-position loop (reco_sidecar/ranking/_mmr.c) and the user solve of fold-in and online
+learning (reco_sidecar/engine/_foldin.c). Everything else is in pyproject.toml. The
+extensions are optional: where no C compiler is found the install goes on and numpy forms
+run (engine/exactdot.py, ranking/mmr.py, engine/foldin.py)."""
 
 from setuptools import Extension, setup
 
 # No fused multiply-adds: every value must round as numpy's separate steps do.
 FLAGS = ["-O2", "-ffp-contract=off", "-std=c11"]
 
-# Both read their arrays through this one header.
+# The solve's inner loops are row updates, element by element: -O3 vectorises them, which
+# reorders no sum, so it rounds as -O2 does (2.5 x faster than numpy's form against 1.5 x).
+VECTORISED = ["-O3", "-ffp-contract=off", "-std=c11"]
+
+# All read their arrays through this one header.
 HEADERS = ["reco_sidecar/common/pybuffer.h"]
 
 setup(
@@ -17,5 +22,7 @@ setup(
                   extra_compile_args=FLAGS, optional=True),
         Extension("reco_sidecar.ranking._mmr", ["reco_sidecar/ranking/_mmr.c"], depends=HEADERS,
                   extra_compile_args=FLAGS, optional=True),
+        Extension("reco_sidecar.engine._foldin", ["reco_sidecar/engine/_foldin.c"], depends=HEADERS,
+                  extra_compile_args=VECTORISED, libraries=["m"], optional=True),
     ]
 )
