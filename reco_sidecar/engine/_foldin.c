@@ -23,7 +23,16 @@
 #include <string.h>
 
 /* One user; the matrix's upper triangle in `a` (k x k), the right side then the solution in
- * `b`, a factor row in `y`. Returns 0, or 1 when the matrix is not positive definite. */
+ * `b`, a factor row in `y`. Returns 0, or 1 when the matrix is not positive definite.
+ *
+ * Compiled twice where the compiler can (GCC's target clones; elsewhere the one baseline
+ * form): for AVX2 and for the baseline, the CPU choosing at load. numpy's form runs on
+ * OpenBLAS, which picks AVX2 kernels at run time; with the baseline's two-wide vectors alone
+ * this was 1.5 x faster than numpy, with AVX2 2-2.5 x. Element-wise updates round alike at
+ * any width. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+__attribute__((target_clones("avx2", "default")))
+#endif
 static int
 one(const float *items, Py_ssize_t k, const double *yty, const int64_t *rows, const double *gram,
     const double *rhs, int64_t len, double reg, double *restrict a, double *restrict b, double *restrict y,

@@ -6,7 +6,7 @@ solves in the factors' float32: the two agree to float32 precision). A user with
 gets the zero vector, as implicit gives them.
 
 Two forms: compiled (`_foldin.c`, built at install when a C compiler is there: each user's
-system built and solved by Cholesky in a buffer of its own, about 2.5 x faster for the
+system built and solved by Cholesky in a buffer of its own, about 2 x faster for the
 learner's groups) and numpy (`numpy_solve_flat`: stacked matmuls and one LU per matrix), the
 fallback, the form for a user whose matrix the compiled one finds not positive definite,
 and the reference it is tested against (tests/test_foldin_kernel.py: equal to float32
