@@ -77,7 +77,9 @@ def solve_flat(item_factors: np.ndarray, yty: np.ndarray, rows: np.ndarray, valu
            np.ascontiguousarray(terms.gram, dtype=np.float64), np.ascontiguousarray(terms.rhs, dtype=np.float64),
            lengths, np.ascontiguousarray(objective.regularizations(values, lengths), dtype=np.float64), out, failed)
     if failed.any():
-        # not positive definite (negative terms outweighing YtY + reg I): LU, user by user
+        # not positive definite: with unique rows and reg > 0 the matrix always is, so this is
+        # reg = 0 (Spark's objective for a user with no positive value) or a value no solve takes
+        # (NaN); numpy's LU answers such a user as it did before the kernel, user by user
         starts = np.cumsum(lengths) - lengths
         for u in np.flatnonzero(failed).tolist():
             part = slice(int(starts[u]), int(starts[u] + lengths[u]))
